@@ -1,0 +1,110 @@
+/**
+ * Builds the commander tree, and is the ONLY place that turns errors into exit codes. Heavy
+ * modules (pg, inquirer, execa) are imported inside the actions that need them, so `--help` and
+ * `--version` stay fast.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { checkCommand } from './commands/check.js';
+import type { CommandContext } from './commands/context.js';
+import { redactSecrets } from './core/conninfo.js';
+import { DbdoctorError, InterruptedError } from './core/errors.js';
+import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
+import { envelope, renderJson } from './render/json.js';
+import { oneLine } from './render/sanitize.js';
+import { type Output, processOutput } from './ui/output.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function exitCodeHelp(): string {
+  const rows = EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`);
+  return `\nExit codes:\n${rows.join('\n')}\n`;
+}
+
+const EXAMPLES = `
+Examples:
+  dbdoctor check -h db1 -U postgres          can I connect, and what can my role do?
+  dbdoctor diagnose -d postgres://user@db1/app   what is wrong, and what to run next
+  dbdoctor diagnose --json | jq .report.verdict
+`;
+
+export function buildProgram(ctx: CommandContext): Command {
+  const program = new Command()
+    .name('dbdoctor')
+    .description('Incident response for PostgreSQL connection trouble: pool exhaustion, leaks, idle in transaction, blocking locks, long queries.')
+    .version(pkg.version, '-V, --version', 'print the version')
+    .helpOption('--help', 'show help (-h is the host, as in psql)')
+    .addOption(new Option('--debug', 'print stack traces of internal errors'))
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: (s) => ctx.output.out(s.replace(/\n$/, '')),
+      writeErr: (s) => ctx.output.err(s.replace(/\n$/, '')),
+      outputError: (s, write) => write(`dbdoctor: ${s.replace(/^error: /, '').trim()}\nhint: see dbdoctor --help\n`),
+    })
+    .exitOverride()
+    .addHelpText('after', EXAMPLES + exitCodeHelp());
+
+  checkCommand(program, ctx);
+
+  for (const sub of program.commands) {
+    sub.helpOption('--help', 'show help');
+    sub.exitOverride();
+    sub.addHelpText('after', exitCodeHelp());
+  }
+  return program;
+}
+
+function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCodeValue {
+  const { output } = ctx;
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
+    return ExitCode.USAGE;
+  }
+  if (err instanceof DbdoctorError) {
+    if (ctx.json && !(err instanceof InterruptedError)) {
+      output.out(
+        renderJson(
+          envelope('error', { status: err.exitCode === ExitCode.CRITICAL ? 'critical' : err.exitCode === ExitCode.USAGE ? 'usage' : 'unknown', cause: err.cause_id, message: redactSecrets(err.message), hint: err.hint ?? null, exit_code: err.exitCode }, pkg.version),
+        ),
+      );
+    }
+    output.err(`dbdoctor: ${oneLine(redactSecrets(err.message))}`);
+    if (err.hint) output.err(`hint: ${oneLine(redactSecrets(err.hint))}`);
+    return err.exitCode;
+  }
+  output.err(`dbdoctor: internal error: ${oneLine(redactSecrets(err instanceof Error ? err.message : String(err)))}`);
+  output.err(debug && err instanceof Error && err.stack ? redactSecrets(err.stack) : 'hint: this is a bug; run again with --debug for the stack trace and report it');
+  return ExitCode.INTERNAL;
+}
+
+/** The entry point: parses argv, runs the command, and sets the exit status. */
+export async function main(argv: string[], output: Output = processOutput()): Promise<ExitCodeValue> {
+  const controller = new AbortController();
+  const ctx: CommandContext = { output, env: process.env, signal: controller.signal, version: pkg.version, exitCode: ExitCode.OK, json: false };
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    controller.abort();
+    if (interrupts > 1) process.exit(ExitCode.INTERRUPTED);
+  };
+  process.on('SIGINT', onSigint);
+  const debug = argv.includes('--debug');
+  let code: ExitCodeValue;
+  try {
+    const program = buildProgram(ctx);
+    if (argv.length <= 2) {
+      // No subcommand: the guided walk needs a terminal; without one, help and the usage code.
+      program.outputHelp({ error: true });
+      code = ExitCode.USAGE;
+    } else {
+      await program.parseAsync(argv);
+      code = controller.signal.aborted ? ExitCode.INTERRUPTED : ctx.exitCode;
+    }
+  } catch (err) {
+    code = controller.signal.aborted ? reportError(new InterruptedError(), ctx, debug) : reportError(err, ctx, debug);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  process.exitCode = code;
+  return code;
+}

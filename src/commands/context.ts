@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { parseDuration } from '../core/duration.js';
+import { UsageError } from '../core/errors.js';
+import type { ExitCodeValue } from '../core/exit-codes.js';
+import type { ConnectionFlags, Target } from '../core/target.js';
+import { resolveConnectionTarget } from '../db/target.js';
+import type { SessionOptions } from '../db/session.js';
+import type { Output } from '../ui/output.js';
+
+/** What every command gets from cli.ts: where to write, the environment, Ctrl-C, and its exit code. */
+export interface CommandContext {
+  output: Output;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  version: string;
+  /** Set by the command; cli.ts turns it into the process exit status. */
+  exitCode: ExitCodeValue;
+  /** Set by commands that print JSON, so a failure is reported as a JSON document too. */
+  json: boolean;
+}
+
+export interface ConnectionCliOptions extends ConnectionFlags {
+  statementTimeout?: string;
+  json?: boolean;
+}
+
+/** psql's connection options. `--help` is the help flag, so `-h` is the host, as in psql. */
+export function addConnectionOptions(cmd: Command): Command {
+  return cmd
+    .option('-h, --host <host>', 'server host name, IP address, or socket directory (PGHOST)')
+    .option('-p, --port <port>', 'server port (PGPORT, default 5432)')
+    .option('-U, --username <user>', 'role to connect as (PGUSER)')
+    .option('-d, --dbname <dbname>', 'database name, postgres:// URL, or conninfo string "host=... dbname=..." (PGDATABASE)')
+    .option('--service <name>', 'service from pg_service.conf (PGSERVICE)')
+    .option('--connect-timeout <duration>', 'give up connecting after this long (PGCONNECT_TIMEOUT; default 5s)')
+    .option('--statement-timeout <duration>', "server-side statement_timeout for dbdoctor's own queries (default 15s)");
+}
+
+export function targetFrom(opts: ConnectionCliOptions, ctx: CommandContext): Target {
+  return resolveConnectionTarget(
+    {
+      host: opts.host,
+      port: opts.port,
+      username: opts.username,
+      dbname: opts.dbname,
+      service: opts.service,
+      connectTimeout: opts.connectTimeout,
+    },
+    ctx.env,
+  );
+}
+
+export function sessionOptions(opts: ConnectionCliOptions, ctx: CommandContext): SessionOptions {
+  const out: SessionOptions = { signal: ctx.signal };
+  if (opts.statementTimeout !== undefined) {
+    const ms = parseDuration(opts.statementTimeout, '--statement-timeout');
+    if (ms < 100) throw new UsageError('--statement-timeout must be at least 100ms', 'for example --statement-timeout 15s');
+    out.statementTimeoutMs = ms;
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { redactSecrets } from './conninfo.js';
+import { connectNode } from './runbooks.js';
+
+/** The steps of getting a working session, in the order `check` walks them. */
+export type ConnectStep = 'target' | 'dns' | 'tcp' | 'tls' | 'auth' | 'database' | 'slots' | 'startup' | 'protocol' | 'query';
+
+export interface ConnectFailure {
+  step: ConnectStep;
+  /** Stable id of the cause, e.g. "dns_not_found", "refused", "timeout", "auth_failed". */
+  cause: string;
+  message: string;
+  hint: string;
+  exit_code: ExitCodeValue;
+  /** SQLSTATE or Node error code, when there was one. */
+  code: string | undefined;
+  /** The runbook node (an anchor in runbooks/) that explains this branch. */
+  runbook: string;
+}
+
+export interface FailureContext {
+  host: string;
+  port: number;
+  user: string;
+  dbname: string;
+  connectTimeoutMs: number;
+  sslmode: string;
+  /** Server major version when known (for the reserved-connections hint). */
+  serverMajor?: number;
+}
+
+/** The shape of what node-postgres and Node's net/tls/dns modules throw; read defensively. */
+export interface RawError {
+  code?: unknown;
+  message?: unknown;
+  errors?: unknown;
+  detail?: unknown;
+}
+
+function codeOf(e: RawError): string | undefined {
+  if (typeof e.code === 'string' && e.code) return e.code;
+  if (Array.isArray(e.errors)) {
+    for (const inner of e.errors) {
+      const c = (inner as RawError | undefined)?.code;
+      if (typeof c === 'string') return c;
+    }
+  }
+  return undefined;
+}
+
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'EPROTO',
+]);
+
+
+/**
+ * Turns a connection-time error into the cause an on-call engineer needs: which step failed, why,
+ * what to do next, and the exit code (unreachable: CRITICAL; dbdoctor's own set-up: UNKNOWN).
+ */
+export function classifyConnectError(err: RawError, ctx: FailureContext): ConnectFailure {
+  const code = codeOf(err);
+  const rawMessage = redactSecrets(typeof err.message === 'string' ? err.message : '');
+  const where = `${ctx.host}:${ctx.port}`;
+  const who = `user "${ctx.user}", database "${ctx.dbname}"`;
+  const f = (
+    step: ConnectStep,
+    cause: string,
+    message: string,
+    hint: string,
+    exitCode: ExitCodeValue,
+  ): ConnectFailure => ({ step, cause, message, hint, exit_code: exitCode, code, runbook: connectNode(step, cause) });
+
+  switch (code) {
+    case 'ENOTFOUND':
+    case 'EAI_FAIL':
+    case 'EAI_NONAME':
+      return f('dns', 'dns_not_found', `the host name "${ctx.host}" does not resolve`, 'check the host name (-h, PGHOST, the URL) and your DNS or VPN', ExitCode.CRITICAL);
+    case 'EAI_AGAIN':
+      return f('dns', 'dns_unavailable', `the DNS lookup of "${ctx.host}" failed for now (resolver unavailable)`, 'check the resolver or VPN, then try again', ExitCode.CRITICAL);
+    case 'ECONNREFUSED':
+      return f('tcp', 'refused', `nothing listens on ${where}: the server is down, or the host or port is wrong`, 'check the server is running (pg_isready, systemctl status postgresql) and the port; check listen_addresses', ExitCode.CRITICAL);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return f('tcp', 'unreachable', `no route to ${where}`, 'check the network path, VPN and security groups', ExitCode.CRITICAL);
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return f('tcp', 'reset', `the connection to ${where} was reset`, 'a firewall, proxy or the server dropped it; check the server log', ExitCode.CRITICAL);
+    case 'ETIMEDOUT':
+      return timeout();
+    case '28P01':
+      return f('auth', 'auth_failed', `password authentication failed for ${who} at ${where}`, 'check the password (PGPASSWORD, ~/.pgpass, the URL) and that the role exists', ExitCode.UNKNOWN);
+    case '28000':
+      return f('auth', 'auth_rejected', `the server rejected ${who} from this host at ${where}: ${rawMessage}`, 'check pg_hba.conf for this client address, user and database, and whether it requires SSL (--dbname "sslmode=require ...")', ExitCode.UNKNOWN);
+    case '3D000':
+      return f('database', 'database_missing', `the database "${ctx.dbname}" does not exist on ${where}`, 'check -d/--dbname or PGDATABASE; list databases with: psql -l', ExitCode.UNKNOWN);
+    case '42501':
+      return f('database', 'connect_denied', `${who} may not connect: ${rawMessage}`, 'GRANT CONNECT ON DATABASE to this role, or use another role', ExitCode.UNKNOWN);
+    case '55000':
+      return f('database', 'database_closed', `the database "${ctx.dbname}" does not accept connections now`, 'ALTER DATABASE ... ALLOW_CONNECTIONS true, or connect to another database', ExitCode.UNKNOWN);
+    case '53300': {
+      const reserved =
+        ctx.serverMajor === undefined || ctx.serverMajor >= 16
+          ? 'superusers can still use superuser_reserved_connections, and (PostgreSQL 16+) roles granted pg_use_reserved_connections can use reserved_connections'
+          : 'superusers can still use superuser_reserved_connections';
+      const perLimit = /too many connections for (role|database)/i.test(rawMessage);
+      return f(
+        'slots',
+        perLimit ? 'connection_limit' : 'out_of_slots',
+        perLimit
+          ? `the ${/role/i.test(rawMessage) ? 'role' : 'database'} CONNECTION LIMIT is reached: ${rawMessage}`
+          : `the server is out of connection slots for ordinary roles (${rawMessage})`,
+        perLimit
+          ? 'raise it with ALTER ROLE/DATABASE ... CONNECTION LIMIT, or free sessions of that role or database'
+          : `${reserved}; connect as such a role (dbdoctor -U postgres ...) and run: dbdoctor connections`,
+        ExitCode.CRITICAL,
+      );
+    }
+    case '57P03':
+      return f('startup', 'not_accepting', `the server is not accepting connections: ${rawMessage}`, 'it is starting up, shutting down or in recovery; wait and retry, and check the server log', ExitCode.CRITICAL);
+    case '57P01':
+    case '57P02':
+      return f('startup', 'shutting_down', `the server ended the session: ${rawMessage}`, 'the server is shutting down or the session was terminated; retry in a moment', ExitCode.CRITICAL);
+    case '08P01':
+      return f('protocol', 'protocol_violation', `the server broke the protocol: ${rawMessage}`, 'is this PostgreSQL (or PgBouncer) on that port?', ExitCode.CRITICAL);
+    default:
+      break;
+  }
+  if (code && TLS_CODES.has(code)) {
+    return f('tls', 'tls_certificate', `TLS failed at ${where}: ${rawMessage || code}`, `check the server certificate and sslrootcert; sslmode is ${ctx.sslmode} (verify-ca/verify-full check the certificate)`, ExitCode.UNKNOWN);
+  }
+  if (/does not support SSL/i.test(rawMessage)) {
+    return f('tls', 'tls_unsupported', `the server at ${where} does not support SSL, and sslmode=${ctx.sslmode} requires it`, 'use sslmode=prefer or disable, or enable ssl on the server', ExitCode.UNKNOWN);
+  }
+  if (/SSL connection|TLS|certificate/i.test(rawMessage)) {
+    return f('tls', 'tls_failed', `TLS failed at ${where}: ${rawMessage}`, 'check sslmode and the server SSL set-up', ExitCode.UNKNOWN);
+  }
+  if (/timeout expired|timed out|Connection terminated due to connection timeout/i.test(rawMessage)) return timeout();
+  if (/client password must be a string|Password must be a string|password authentication/i.test(rawMessage)) {
+    return f('auth', 'no_password', `the server asks for a password for ${who} and none was given`, 'set PGPASSWORD, add a ~/.pgpass entry, or put it in the URL', ExitCode.UNKNOWN);
+  }
+  if (/terminated unexpectedly|ended unexpectedly|Connection terminated/i.test(rawMessage)) {
+    return f('protocol', 'closed', `${where} closed the connection during start-up`, 'is this PostgreSQL on that port? check the server log (out of memory, crash, proxy)', ExitCode.CRITICAL);
+  }
+  return f('protocol', 'unexpected_reply', `could not talk PostgreSQL with ${where}: ${rawMessage || code || 'unknown error'}`, 'is this PostgreSQL (or PgBouncer) on that port?', ExitCode.CRITICAL);
+
+  function timeout(): ConnectFailure {
+    return f('tcp', 'timeout', `no answer from ${where} within ${ctx.connectTimeoutMs} ms (connect and start-up)`, 'a firewall, the network, or an overloaded server; raise --connect-timeout if the server is just slow', ExitCode.CRITICAL);
+  }
+}

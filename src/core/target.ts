@@ -1,0 +1,140 @@
+import { type ConnParams, parseDbnameArg, parseUrl } from './conninfo.js';
+import { parseDuration } from './duration.js';
+import { UsageError } from './errors.js';
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+/** Where a connection goes, resolved from flags, service file, environment and defaults. */
+export interface Target {
+  host: string;
+  port: number;
+  user: string;
+  dbname: string;
+  password: string | undefined;
+  sslmode: SslMode;
+  sslrootcert: string | undefined;
+  connectTimeoutMs: number;
+  /** The service name used, if any. */
+  service: string | undefined;
+}
+
+export interface ConnectionFlags {
+  host?: string;
+  port?: string;
+  username?: string;
+  dbname?: string;
+  service?: string;
+  connectTimeout?: string;
+}
+
+export interface TargetInputs {
+  flags: ConnectionFlags;
+  env: Readonly<Record<string, string | undefined>>;
+  osUser: string;
+  /** Looks a service up in pg_service.conf; undefined when there is no such service. */
+  lookupService: (name: string) => ConnParams | undefined;
+}
+
+function fromEnv(env: TargetInputs['env']): ConnParams {
+  const out: ConnParams = {};
+  const pick = (key: keyof ConnParams, name: string) => {
+    const v = env[name];
+    if (v !== undefined && v !== '') out[key] = v;
+  };
+  pick('host', 'PGHOST');
+  pick('port', 'PGPORT');
+  pick('user', 'PGUSER');
+  pick('password', 'PGPASSWORD');
+  pick('dbname', 'PGDATABASE');
+  pick('sslmode', 'PGSSLMODE');
+  pick('sslrootcert', 'PGSSLROOTCERT');
+  pick('connect_timeout', 'PGCONNECT_TIMEOUT');
+  return out;
+}
+
+function defined(p: ConnParams): ConnParams {
+  return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined && v !== '')) as ConnParams;
+}
+
+export function parsePort(value: string, source: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new UsageError(`invalid port ${JSON.stringify(value)} (from ${source})`, 'a port is a whole number from 1 to 65535');
+  }
+  return n;
+}
+
+function parseSslMode(value: string): SslMode {
+  if ((SSL_MODES as readonly string[]).includes(value)) return value as SslMode;
+  throw new UsageError(`invalid sslmode ${JSON.stringify(value)}`, `use one of: ${SSL_MODES.join(', ')}`);
+}
+
+/**
+ * Resolves the target as libpq does, highest first: explicit flags; what `-d` holds (a URL or a
+ * conninfo string); the service (`--service`, `service=` or `PGSERVICE`) from pg_service.conf; the
+ * PG* environment; `DATABASE_URL`; then defaults (localhost:5432, the OS user, dbname = user).
+ */
+export function resolveTarget(inputs: TargetInputs): Target {
+  const { flags, env } = inputs;
+  const fromD: ConnParams = flags.dbname !== undefined ? parseDbnameArg(flags.dbname) : {};
+  const explicit: ConnParams = defined({
+    host: flags.host,
+    port: flags.port,
+    user: flags.username,
+  });
+  const envParams = fromEnv(env);
+  const databaseUrl = env.DATABASE_URL ? parseUrl(env.DATABASE_URL) : {};
+
+  const serviceName = flags.service ?? fromD.service ?? env.PGSERVICE;
+  let serviceParams: ConnParams = {};
+  if (serviceName) {
+    const found = inputs.lookupService(serviceName);
+    if (!found) {
+      throw new UsageError(
+        `definition of service "${serviceName}" not found`,
+        'define it in ~/.pg_service.conf (or the file PGSERVICEFILE names), or drop --service/PGSERVICE',
+      );
+    }
+    serviceParams = found;
+  }
+
+  const merged: ConnParams = { ...databaseUrl, ...envParams, ...defined(serviceParams), ...defined(fromD), ...explicit };
+  if (flags.connectTimeout !== undefined) merged.connect_timeout = undefined;
+
+  const user = merged.user ?? inputs.osUser;
+  const sslmode = parseSslMode(merged.sslmode ?? 'prefer');
+  let connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS;
+  if (flags.connectTimeout !== undefined) {
+    connectTimeoutMs = parseDuration(flags.connectTimeout, '--connect-timeout');
+  } else if (merged.connect_timeout !== undefined) {
+    // libpq: seconds, and 0 (or less) means wait forever; dbdoctor never waits forever.
+    const secs = Number(merged.connect_timeout);
+    if (!Number.isFinite(secs)) {
+      throw new UsageError(`invalid connect_timeout ${JSON.stringify(merged.connect_timeout)}`, 'connect_timeout is a number of seconds');
+    }
+    if (secs > 0) connectTimeoutMs = Math.max(2, secs) * 1000;
+  }
+  if (connectTimeoutMs <= 0) throw new UsageError('--connect-timeout must be more than 0', 'for example --connect-timeout 5s');
+
+  return {
+    host: merged.host ?? 'localhost',
+    port: merged.port !== undefined ? parsePort(merged.port, 'port') : 5432,
+    user,
+    dbname: merged.dbname ?? user,
+    password: merged.password,
+    sslmode,
+    sslrootcert: merged.sslrootcert,
+    connectTimeoutMs,
+    service: serviceName,
+  };
+}
+
+/** The target as it may be shown anywhere: never a password. */
+export function describeTarget(t: Pick<Target, 'host' | 'port' | 'user' | 'dbname'>): string {
+  const host = t.host.includes(':') ? `[${t.host}]` : t.host;
+  if (t.host.startsWith('/')) return `${t.user}@${t.dbname} via socket ${t.host} port ${t.port}`;
+  return `postgres://${encodeURIComponent(t.user)}@${host}:${t.port}/${encodeURIComponent(t.dbname)}`;
+}

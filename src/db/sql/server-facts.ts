@@ -1,0 +1,83 @@
+/**
+ * Server facts for `check` and `diagnose`: version, uptime, role, capacity, limits, privileges.
+ * Works on PostgreSQL 14-18; `reserved_connections` and `pg_use_reserved_connections` are 16+,
+ * chosen from server_version_num. One round trip.
+ */
+import type { Session } from '../session.js';
+
+export interface ServerFactsRow {
+  version: string;
+  server_version_num: number;
+  uptime_s: number;
+  in_recovery: boolean;
+  max_connections: number;
+  superuser_reserved: number;
+  reserved: number;
+  client_backends: number;
+  other_backends: number;
+  current_user: string;
+  current_database: string;
+  is_superuser: boolean;
+  can_read_all_stats: boolean;
+  can_signal_backend: boolean;
+  can_use_reserved: boolean;
+  has_monitor: boolean;
+}
+
+export interface LimitRow {
+  kind: 'database' | 'role';
+  name: string;
+  conn_limit: number;
+  connections: number;
+}
+
+export interface ServerFacts {
+  server: ServerFactsRow;
+  limits: LimitRow[];
+}
+
+export async function readServerFacts(s: Session): Promise<ServerFacts> {
+  const v16 = s.serverVersionNum >= 160000;
+  const reserved = v16 ? `current_setting('reserved_connections')::int` : '0';
+  const canUseReserved = v16
+    ? `(r.rolsuper OR pg_has_role(current_user, 'pg_use_reserved_connections', 'USAGE'))`
+    : 'r.rolsuper';
+  const [server] = await s.query<ServerFactsRow>(
+    `SELECT version() AS version,
+            current_setting('server_version_num')::int AS server_version_num,
+            extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_s,
+            pg_is_in_recovery() AS in_recovery,
+            current_setting('max_connections')::int AS max_connections,
+            current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+            ${reserved} AS reserved,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS client_backends,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type IS DISTINCT FROM 'client backend') AS other_backends,
+            current_user::text AS current_user,
+            current_database()::text AS current_database,
+            r.rolsuper AS is_superuser,
+            (r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')) AS can_read_all_stats,
+            (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
+            ${canUseReserved} AS can_use_reserved,
+            (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  const limits = await s.query<LimitRow>(
+    `SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
+            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.datid = d.oid AND a.backend_type = 'client backend') AS connections
+       FROM pg_database d WHERE d.datconnlimit >= 0
+     UNION ALL
+     SELECT 'role', r.rolname::text, r.rolconnlimit,
+            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.usesysid = r.oid AND a.backend_type = 'client backend')
+       FROM pg_roles r WHERE r.rolconnlimit >= 0 AND r.rolcanlogin
+     ORDER BY 1, 2`,
+  );
+  if (!server) throw new Error('the current role is missing from pg_roles');
+  return { server, limits };
+}
+
+/** One tiny round trip, to measure latency. */
+export async function ping(s: Session): Promise<number> {
+  const t0 = performance.now();
+  await s.query('SELECT 1');
+  return performance.now() - t0;
+}
