@@ -34,11 +34,12 @@ export async function runCheck(target: Target, opts: SessionOptions): Promise<Ch
     return checkReportFailed(where, steps, failure);
   }
   let session: Awaited<ReturnType<typeof openSession>>;
+  const connectStarted = performance.now();
   try {
     session = await openSession(target, opts);
   } catch (err) {
     if (!(err instanceof ConnectError)) throw err;
-    steps.push({ step: err.failure.step, ok: false, ms: null, detail: err.failure.message });
+    steps.push({ step: err.failure.step, ok: false, ms: performance.now() - connectStarted, detail: err.failure.message });
     return checkReportFailed(where, steps, err.failure);
   }
   try {

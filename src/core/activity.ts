@@ -1,0 +1,97 @@
+/**
+ * The snapshot every inspection reads: one row per server process, as pg_stat_activity shows it
+ * to the current role, with ages computed on the server against one clock reading. Gathered once
+ * (src/db/sql/activity.ts), then decided on by pure functions.
+ */
+
+export const INSUFFICIENT_PRIVILEGE = '<insufficient privilege>';
+
+export interface SessionRow {
+  pid: number;
+  leader_pid: number | null;
+  backend_type: string | null;
+  datname: string | null;
+  usename: string | null;
+  /** rolsuper of the session's role (null when the role is gone). */
+  superuser: boolean | null;
+  application_name: string;
+  client_addr: string | null;
+  client_hostname: string | null;
+  client_port: number | null;
+  /** backend_start as text, microseconds intact: with pid, the session's identity. */
+  backend_start: string | null;
+  /** Null when hidden by privileges. */
+  state: string | null;
+  wait_event_type: string | null;
+  wait_event: string | null;
+  /** Milliseconds since backend_start / xact_start / query_start / state_change. */
+  backend_age_ms: number | null;
+  xact_age_ms: number | null;
+  query_age_ms: number | null;
+  state_age_ms: number | null;
+  query_id: string | null;
+  /** Query text, cut to the snapshot's limit; `<insufficient privilege>` when hidden. */
+  query: string | null;
+  /** pg_blocking_pids(pid), only for sessions waiting on a Lock (0 = a prepared transaction). */
+  blocked_by: number[] | null;
+  /** For lock waiters: the lock waited for. */
+  wait_lock: { locktype: string; mode: string; relation: string | null; wait_ms: number | null } | null;
+  /** Holds at least one advisory lock. */
+  holds_advisory: boolean;
+  /** This is dbdoctor's own session. */
+  is_self: boolean;
+}
+
+export interface PreparedXact {
+  gid: string;
+  owner: string;
+  database: string;
+  transaction: string;
+  age_ms: number;
+}
+
+export interface ActivitySnapshot {
+  /** server_version_num of the server the snapshot came from. */
+  server_version_num: number;
+  /** When the snapshot was read (server clock, ISO). */
+  taken_at: string;
+  /** The database dbdoctor is connected to. */
+  database: string;
+  rows: SessionRow[];
+  prepared: PreparedXact[];
+}
+
+export function isClientBackend(r: SessionRow): boolean {
+  // Rows hidden by privileges still show backend_type; a NULL type is a client (13 and older).
+  return r.backend_type === 'client backend' || r.backend_type === null;
+}
+
+export function isParallelWorker(r: SessionRow): boolean {
+  return r.leader_pid !== null && r.leader_pid !== r.pid;
+}
+
+/** Whether the current role may see this session's state and query. */
+export function isVisible(r: SessionRow): boolean {
+  return r.query !== INSUFFICIENT_PRIVILEGE && !(r.state === null && r.query === null && isClientBackend(r));
+}
+
+/** States as PostgreSQL names them, plus "hidden" for rows the role may not see. */
+export function stateOf(r: SessionRow): string {
+  if (!isVisible(r)) return 'hidden';
+  return r.state ?? 'unknown';
+}
+
+/** Client sessions other than dbdoctor itself: what the inspections count. */
+export function clientSessions(s: ActivitySnapshot): SessionRow[] {
+  return s.rows.filter((r) => !r.is_self && isClientBackend(r) && !isParallelWorker(r));
+}
+
+/** Background processes and parallel workers: reported apart, never mixed into client counts. */
+export function otherProcesses(s: ActivitySnapshot): SessionRow[] {
+  return s.rows.filter((r) => !r.is_self && (!isClientBackend(r) || isParallelWorker(r)));
+}
+
+/** A LISTEN session is long-lived by design (seeds/001's outbox listeners): never a leak. */
+export function isListener(r: SessionRow): boolean {
+  return r.state === 'idle' && /^\s*(LISTEN|UNLISTEN)\b/i.test(r.query ?? '');
+}

@@ -1,0 +1,168 @@
+/**
+ * The blocking tree, from the snapshot's pg_blocking_pids() edges (lock waiters only). Pure.
+ * Handles cycles (a deadlock about to be broken), pid 0 (a prepared transaction), parallel
+ * workers (folded into their leader) and blockers that vanished between reads.
+ */
+import { type ActivitySnapshot, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
+
+export type RootAction = 'terminate' | 'cancel_then_terminate' | 'resolve_prepared' | 'investigate';
+
+export interface BlockNode {
+  pid: number;
+  /** The session row, or null for pid 0 (prepared transaction) or a vanished process. */
+  session: SessionRow | null;
+  /** Sessions this node blocks directly (each appears once in the tree, under its first blocker). */
+  children: BlockNode[];
+}
+
+export interface RootBlocker {
+  pid: number;
+  session: SessionRow | null;
+  /** Pids blocked directly by this root. */
+  direct: number[];
+  /** Every pid blocked by this root, directly or behind others. */
+  all: number[];
+  /** Longest wait among the blocked sessions (pg_locks.waitstart), ms. */
+  longest_wait_ms: number | null;
+  /** The lock mode and relation the direct waiters wait for, where known. */
+  waited_locks: Array<{ locktype: string; mode: string; relation: string | null }>;
+  action: RootAction;
+  /** The exact thing to do next, in words a person can paste. */
+  advice: string;
+  holds_advisory: boolean;
+  /** For pid 0: the prepared transactions that may hold the lock. */
+  prepared: PreparedXact[];
+  tree: BlockNode;
+}
+
+export interface BlockingReport {
+  roots: RootBlocker[];
+  /** Waiters in a cycle with no root: a deadlock the server will break after deadlock_timeout. */
+  cycles: number[][];
+  /** Total sessions waiting on a lock held by another. */
+  waiting: number;
+}
+
+function key(pid: number, rows: Map<number, SessionRow>): number {
+  const r = rows.get(pid);
+  return r && isParallelWorker(r) && r.leader_pid !== null ? r.leader_pid : pid;
+}
+
+/** Edges waiter -> blockers, parallel workers folded into their leaders, self-edges dropped. */
+export function blockingEdges(snapshot: ActivitySnapshot): Map<number, Set<number>> {
+  const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  const edges = new Map<number, Set<number>>();
+  for (const r of snapshot.rows) {
+    if (!r.blocked_by || r.blocked_by.length === 0) continue;
+    const waiter = key(r.pid, rows);
+    for (const b of r.blocked_by) {
+      const blocker = key(b, rows);
+      if (blocker === waiter) continue;
+      let set = edges.get(waiter);
+      if (!set) {
+        set = new Set();
+        edges.set(waiter, set);
+      }
+      set.add(blocker);
+    }
+  }
+  return edges;
+}
+
+function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]): { action: RootAction; advice: string } {
+  if (pid === 0) {
+    const gids = prepared.map((p) => `'${p.gid.replace(/'/g, "''")}'`);
+    const gid = gids[0] ?? "'<gid>'";
+    return {
+      action: 'resolve_prepared',
+      advice: `a prepared transaction holds the lock; it cannot be terminated. Decide, then run COMMIT PREPARED ${gid}; or ROLLBACK PREPARED ${gid};${gids.length > 1 ? ` (candidates: ${gids.join(', ')})` : ''}`,
+    };
+  }
+  if (!s) return { action: 'investigate', advice: `pid ${pid} is gone or hidden; run dbdoctor locks again` };
+  if (s.state === 'idle in transaction' || s.state === 'idle in transaction (aborted)') {
+    return { action: 'terminate', advice: `idle in transaction: cancelling does nothing; terminate it: dbdoctor terminate --pid ${pid}` };
+  }
+  if (s.state === 'idle') {
+    return { action: 'terminate', advice: `idle but holding a lock (a session-level advisory lock?): have the app release it, or dbdoctor terminate --pid ${pid}` };
+  }
+  if (s.state === 'active' || s.state === 'fastpath function call') {
+    return { action: 'cancel_then_terminate', advice: `running a statement: cancel first, terminate if it persists: dbdoctor terminate --pid ${pid} --cancel-first` };
+  }
+  return { action: 'investigate', advice: `state ${s.state ?? 'hidden'}: grant pg_monitor to see more, then decide` };
+}
+
+export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport {
+  const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  const edges = blockingEdges(snapshot);
+  // blocker -> waiters
+  const blocks = new Map<number, number[]>();
+  for (const [waiter, blockers] of edges) {
+    for (const b of blockers) {
+      const list = blocks.get(b) ?? [];
+      list.push(waiter);
+      blocks.set(b, list);
+    }
+  }
+  for (const list of blocks.values()) list.sort((a, b) => a - b);
+
+  // Roots: blockers that wait on nobody.
+  const rootPids = [...blocks.keys()].filter((b) => !edges.has(b)).sort((a, b) => a - b);
+  const reached = new Set<number>();
+  const roots: RootBlocker[] = rootPids.map((pid) => {
+    const seen = new Set<number>([pid]);
+    const build = (p: number): BlockNode => {
+      const children: BlockNode[] = [];
+      for (const w of blocks.get(p) ?? []) {
+        if (seen.has(w)) continue;
+        seen.add(w);
+        children.push(build(w));
+      }
+      return { pid: p, session: rows.get(p) ?? null, children };
+    };
+    const tree = build(pid);
+    const all = [...seen].filter((p) => p !== pid).sort((a, b) => a - b);
+    for (const p of all) reached.add(p);
+    const direct = blocks.get(pid) ?? [];
+    const waits = all.map((p) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null).filter((v): v is number => v !== null);
+    const waited = new Map<string, { locktype: string; mode: string; relation: string | null }>();
+    for (const w of direct) {
+      const l = rows.get(w)?.wait_lock;
+      if (l) waited.set(`${l.locktype}/${l.mode}/${l.relation}`, { locktype: l.locktype, mode: l.mode, relation: l.relation });
+    }
+    const session = pid === 0 ? null : (rows.get(pid) ?? null);
+    const prepared = pid === 0 ? snapshot.prepared : [];
+    return {
+      pid,
+      session,
+      direct,
+      all,
+      longest_wait_ms: waits.length ? Math.max(...waits) : null,
+      waited_locks: [...waited.values()],
+      ...actionFor(pid, session, prepared),
+      holds_advisory: session?.holds_advisory ?? false,
+      prepared,
+      tree,
+    };
+  });
+  roots.sort((a, b) => b.all.length - a.all.length || a.pid - b.pid);
+
+  // Waiters no root reaches are in (or behind) a cycle.
+  const cycles: number[][] = [];
+  const unreached = [...edges.keys()].filter((w) => !reached.has(w));
+  const done = new Set<number>();
+  for (const start of unreached) {
+    if (done.has(start)) continue;
+    const component: number[] = [];
+    const stack = [start];
+    while (stack.length) {
+      const p = stack.pop()!;
+      if (done.has(p)) continue;
+      done.add(p);
+      component.push(p);
+      for (const b of edges.get(p) ?? []) if (!reached.has(b) && edges.has(b)) stack.push(b);
+      for (const w of blocks.get(p) ?? []) if (!reached.has(w)) stack.push(w);
+    }
+    cycles.push(component.sort((a, b) => a - b));
+  }
+  return { roots, cycles, waiting: edges.size };
+}

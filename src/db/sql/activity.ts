@@ -1,0 +1,106 @@
+/**
+ * The activity snapshot: pg_stat_activity with ages on one clock reading, and, for sessions
+ * waiting on a Lock only, pg_blocking_pids() and the lock they wait for. Never the pg_locks
+ * self-join (quadratic). pg_locks is scanned once, and only when some session waits on a lock or
+ * advisory locks are asked for. PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+.
+ * One statement, one round trip; it runs in autocommit so every call reads a fresh snapshot.
+ */
+import type { ActivitySnapshot, PreparedXact, SessionRow } from '../../core/activity.js';
+import type { Session } from '../session.js';
+
+export interface ActivityOptions {
+  /** Read blocking pids, waited locks, advisory holders and prepared transactions. */
+  withLocks?: boolean;
+  /** Cut query text to this many characters (default 2000). */
+  queryChars?: number;
+}
+
+interface Row extends Omit<SessionRow, 'wait_lock'> {
+  wl_locktype: string | null;
+  wl_mode: string | null;
+  wl_relation: string | null;
+  wl_wait_ms: number | null;
+  taken_at: string;
+  database: string;
+}
+
+const ms = (col: string) => `(extract(epoch FROM (n.t - ${col})) * 1000)::float8`;
+
+function activitySql(withLocks: boolean): string {
+  const locks = withLocks
+    ? `,
+  lk AS MATERIALIZED (
+    SELECT l.pid, l.locktype, l.mode, l.granted, l.waitstart,
+           CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                THEN l.relation::regclass::text ELSE l.relation::text END AS relation
+      FROM pg_locks l
+     WHERE (NOT l.granted OR l.locktype = 'advisory')
+       AND EXISTS (SELECT 1 FROM pg_stat_activity w WHERE w.wait_event_type = 'Lock')
+  ),
+  waiting AS (
+    SELECT DISTINCT ON (pid) pid, locktype, mode, relation, waitstart FROM lk WHERE NOT granted ORDER BY pid, waitstart NULLS LAST
+  ),
+  advisory AS (SELECT DISTINCT pid FROM lk WHERE granted AND locktype = 'advisory')`
+    : '';
+  return `WITH n AS (SELECT clock_timestamp() AS t)${locks}
+SELECT a.pid,
+       a.leader_pid,
+       a.backend_type,
+       a.datname::text AS datname,
+       a.usename::text AS usename,
+       r.rolsuper AS superuser,
+       coalesce(a.application_name, '') AS application_name,
+       host(a.client_addr) AS client_addr,
+       a.client_hostname,
+       a.client_port,
+       a.backend_start::text AS backend_start,
+       a.state,
+       a.wait_event_type,
+       a.wait_event,
+       ${ms('a.backend_start')} AS backend_age_ms,
+       ${ms('a.xact_start')} AS xact_age_ms,
+       ${ms('a.query_start')} AS query_age_ms,
+       ${ms('a.state_change')} AS state_age_ms,
+       a.query_id::text AS query_id,
+       left(a.query, $1::int) AS query,
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by,
+       ${withLocks ? 'w.locktype' : 'NULL::text'} AS wl_locktype,
+       ${withLocks ? 'w.mode' : 'NULL::text'} AS wl_mode,
+       ${withLocks ? 'w.relation' : 'NULL::text'} AS wl_relation,
+       ${withLocks ? ms('w.waitstart') : 'NULL::float8'} AS wl_wait_ms,
+       ${withLocks ? '(adv.pid IS NOT NULL)' : 'false'} AS holds_advisory,
+       (a.pid = pg_backend_pid()) AS is_self,
+       n.t::text AS taken_at,
+       current_database()::text AS database
+  FROM pg_stat_activity a
+ CROSS JOIN n
+  LEFT JOIN pg_roles r ON r.oid = a.usesysid${
+    withLocks
+      ? `
+  LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'
+  LEFT JOIN advisory adv ON adv.pid = a.pid`
+      : ''
+  }
+ ORDER BY a.pid`;
+}
+
+const PREPARED_SQL = `SELECT gid, owner::text AS owner, database::text AS database, transaction::text AS transaction,
+       (extract(epoch FROM (clock_timestamp() - prepared)) * 1000)::float8 AS age_ms
+  FROM pg_prepared_xacts ORDER BY prepared`;
+
+export async function readActivity(s: Session, opts: ActivityOptions = {}): Promise<ActivitySnapshot> {
+  const withLocks = opts.withLocks ?? false;
+  const rows = await s.query<Row>(activitySql(withLocks), [opts.queryChars ?? 2000]);
+  const prepared = withLocks ? await s.query<PreparedXact>(PREPARED_SQL) : [];
+  const first = rows[0];
+  return {
+    server_version_num: s.serverVersionNum,
+    taken_at: first?.taken_at ?? new Date().toISOString(),
+    database: first?.database ?? s.target.dbname,
+    prepared,
+    rows: rows.map(({ wl_locktype, wl_mode, wl_relation, wl_wait_ms, taken_at: _t, database: _d, ...r }) => ({
+      ...r,
+      wait_lock: wl_locktype ? { locktype: wl_locktype, mode: wl_mode ?? '', relation: wl_relation, wait_ms: wl_wait_ms } : null,
+    })),
+  };
+}

@@ -1,0 +1,50 @@
+/** Runs the built binary (bin/dbdoctor.js -> dist/) as a user would, with execa. */
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+
+export const BIN = fileURLToPath(new URL('../../bin/dbdoctor.js', import.meta.url));
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A clean environment: no PG* variables from the developer's shell leak into a test. */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || /^PG|^DATABASE_URL$|^FORCE_COLOR$|^NO_COLOR$/.test(k)) continue;
+    env[k] = v;
+  }
+  env.PGPASSFILE = '/nonexistent/pgpass';
+  env.PGSERVICEFILE = '/nonexistent/pg_service.conf';
+  env.PGSYSCONFDIR = '/nonexistent';
+  return { ...env, ...extra };
+}
+
+export async function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const r = await execa('node', [BIN, ...args], {
+    env: cleanEnv(opts.env),
+    extendEnv: false,
+    reject: false,
+    timeout: opts.timeoutMs ?? 30_000,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Parses the one JSON document a --json run must print, failing loudly on anything else. */
+export function parseJson<T = Record<string, unknown>>(r: CliResult): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`stdout is not one JSON document (exit ${r.exitCode}):\n${r.stdout}\n--- stderr:\n${r.stderr}`);
+  }
+}
+
+export function expectNoStackTrace(r: CliResult): void {
+  if (/\n\s+at .+\(.+:\d+:\d+\)|^\s+at /m.test(r.stderr + r.stdout)) {
+    throw new Error(`output holds a stack trace:\n${r.stderr}`);
+  }
+}
