@@ -1,0 +1,555 @@
+/**
+ * "Who holds the connections?" Pure decisions over an ActivitySnapshot: filters (app glob, user,
+ * database, state, client address or CIDR, minimum age in state), grouping by any of
+ * app/state/user/db/client with per-group ages and wait events, the capacity line, and the
+ * partial-view accounting. `diagnose` and `terminate` reuse these functions.
+ *
+ * Rows the role may not see (no pg_read_all_stats) keep their pid, user, database and
+ * application_name but lose state, ages, client and query: they are counted as state "hidden" and
+ * never silently dropped.
+ */
+import {
+  type ActivitySnapshot,
+  clientSessions,
+  isClientBackend,
+  isParallelWorker,
+  isVisible,
+  otherProcesses,
+  type SessionRow,
+  stateOf,
+} from './activity.js';
+import { type Capacity, type CapacityThresholds, capacityOf, capacitySeverity, DEFAULT_CAPACITY_THRESHOLDS, worst } from './capacity.js';
+import { UsageError } from './errors.js';
+import type { Severity } from './exit-codes.js';
+
+// ---------------------------------------------------------------------------------------------
+// Session view: the JSON shape of one session, shared by connections --list, locks and queries.
+
+export interface SessionInfo {
+  pid: number;
+  /** backend_start as text (microseconds intact); with pid, the session's identity. Null when hidden. */
+  backend_start: string | null;
+  application_name: string;
+  usename: string | null;
+  datname: string | null;
+  client_addr: string | null;
+  client_hostname: string | null;
+  client_port: number | null;
+  /** PostgreSQL's state name, or "hidden". */
+  state: string;
+  wait_event_type: string | null;
+  wait_event: string | null;
+  /** now - backend_start / xact_start / query_start / state_change, in ms (null when unknown). */
+  backend_age_ms: number | null;
+  xact_age_ms: number | null;
+  query_age_ms: number | null;
+  state_age_ms: number | null;
+  query_id: string | null;
+  /** The current (active) or last statement, as the server shows it; null when hidden. */
+  query: string | null;
+  /** Parallel workers currently working for this session. */
+  parallel_workers: number;
+}
+
+const round = (v: number | null): number | null => (v === null || v === undefined ? null : Math.round(v));
+
+/** The JSON view of one session row (ages rounded to whole milliseconds). */
+export function sessionInfo(r: SessionRow, parallelWorkers = 0): SessionInfo {
+  const visible = isVisible(r);
+  return {
+    pid: r.pid,
+    backend_start: r.backend_start,
+    application_name: r.application_name,
+    usename: r.usename,
+    datname: r.datname,
+    client_addr: r.client_addr,
+    client_hostname: r.client_hostname,
+    client_port: r.client_port,
+    state: stateOf(r),
+    wait_event_type: r.wait_event_type,
+    wait_event: r.wait_event,
+    backend_age_ms: round(r.backend_age_ms),
+    xact_age_ms: round(r.xact_age_ms),
+    query_age_ms: round(r.query_age_ms),
+    state_age_ms: round(r.state_age_ms),
+    query_id: r.query_id,
+    query: visible ? r.query : null,
+    parallel_workers: parallelWorkers,
+  };
+}
+
+/** leader pid -> number of parallel workers working for it. */
+export function parallelWorkersByLeader(snapshot: ActivitySnapshot): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of snapshot.rows) {
+    if (isParallelWorker(r) && r.leader_pid !== null) out.set(r.leader_pid, (out.get(r.leader_pid) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** Where a session connects from: its address, "local" for a Unix socket, null when hidden. */
+export function clientOf(r: SessionRow): string | null {
+  if (r.client_addr) return r.client_addr;
+  if (!isVisible(r)) return null;
+  return 'local';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters
+
+/** The states PostgreSQL reports (18 adds "starting"), plus "hidden". */
+export const KNOWN_STATES = [
+  'active',
+  'idle',
+  'idle in transaction',
+  'idle in transaction (aborted)',
+  'fastpath function call',
+  'disabled',
+  'starting',
+  'hidden',
+] as const;
+
+export interface SessionFilter {
+  /** application_name globs (`*`, `?`); a session matches any of them. */
+  app?: string[];
+  /** Role names (exact); any of them. */
+  user?: string[];
+  /** Database names (exact); any of them. */
+  db?: string[];
+  /** States (see KNOWN_STATES; "hidden" for rows the role may not see); any of them. */
+  state?: string[];
+  /** Client addresses or CIDR ranges (IPv4 or IPv6), or "local" for Unix sockets; any of them. */
+  client?: string[];
+  /** Only sessions in their current state for at least this long (now - state_change). */
+  minAgeMs?: number;
+}
+
+/** A glob (`*` any run, `?` one character, everything else literal) as an anchored RegExp. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (const ch of glob) {
+    if (ch === '*') re += '[\\s\\S]*';
+    else if (ch === '?') re += '[\\s\\S]';
+    else re += ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 'u');
+}
+
+/** "idle-in-transaction", "IDLE_IN_TRANSACTION", "idle in transaction" -> "idle in transaction". */
+export function normalizeState(text: string): string {
+  const s = text.trim().toLowerCase().replace(/[-_]+/g, ' ').replace(/\s+/g, ' ');
+  if (s === 'idle in transaction aborted') return 'idle in transaction (aborted)';
+  return s;
+}
+
+/** Parses an IPv4 or IPv6 address to a 128-bit number (IPv4 as ::ffff:a.b.c.d), or null. */
+export function parseIp(text: string): { value: bigint; v4: boolean } | null {
+  const t = text.trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const v4 = parseIpv4(t);
+  if (v4 !== null) return { value: (0xffffn << 32n) | v4, v4: true };
+  if (!t.includes(':')) return null;
+  let head = t;
+  let tailV4: bigint | null = null;
+  const lastColon = t.lastIndexOf(':');
+  if (t.slice(lastColon + 1).includes('.')) {
+    tailV4 = parseIpv4(t.slice(lastColon + 1));
+    if (tailV4 === null) return null;
+    head = `${t.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = head.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string): string[] | null => {
+    if (part === '') return [];
+    const groups = part.split(':');
+    return groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g)) ? groups : null;
+  };
+  const left = parse(halves[0]!);
+  const right = halves.length === 2 ? parse(halves[1]!) : [];
+  if (!left || !right) return null;
+  const missing = 8 - left.length - right.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const groups = [...left, ...Array(halves.length === 2 ? missing : 0).fill('0'), ...right];
+  let value = 0n;
+  for (const g of groups) value = (value << 16n) | BigInt(Number.parseInt(g, 16));
+  if (tailV4 !== null) value = (value & ~0xffffffffn) | tailV4;
+  // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address.
+  const mapped = value >> 32n === 0xffffn;
+  return { value, v4: mapped };
+}
+
+function parseIpv4(t: string): bigint | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(t);
+  if (!m) return null;
+  let v = 0n;
+  for (const part of m.slice(1)) {
+    const n = Number(part);
+    if (n > 255) return null;
+    v = (v << 8n) | BigInt(n);
+  }
+  return v;
+}
+
+/** A matcher for one --client value: an address, a CIDR range, or "local". Throws UsageError. */
+export function clientMatcher(spec: string): (r: SessionRow) => boolean {
+  const text = spec.trim();
+  if (text.toLowerCase() === 'local') return (r) => clientOf(r) === 'local';
+  const bad = () => new UsageError(`invalid --client ${JSON.stringify(spec)}`, 'use an address (10.0.0.5, ::1), a CIDR range (10.0.0.0/8, fd00::/8) or "local" for Unix sockets');
+  const [addr, bitsText, ...rest] = text.split('/');
+  if (rest.length > 0 || addr === undefined) throw bad();
+  const ip = parseIp(addr);
+  if (!ip) throw bad();
+  const maxBits = ip.v4 ? 32 : 128;
+  let bits = maxBits;
+  if (bitsText !== undefined) {
+    if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > maxBits) throw bad();
+    bits = Number(bitsText);
+  }
+  const prefix = BigInt(ip.v4 ? bits + 96 : bits);
+  const mask = prefix === 0n ? 0n : ((1n << prefix) - 1n) << (128n - prefix);
+  const net = ip.value & mask;
+  return (r) => {
+    if (!r.client_addr) return false;
+    const other = parseIp(r.client_addr);
+    return other !== null && (other.value & mask) === net;
+  };
+}
+
+/** Validates a filter and compiles it into a predicate. Throws UsageError on bad values. */
+export function compileFilter(f: SessionFilter): (r: SessionRow) => boolean {
+  const apps = (f.app ?? []).map(globToRegExp);
+  const states = (f.state ?? []).map((s) => {
+    const n = normalizeState(s);
+    if (!(KNOWN_STATES as readonly string[]).includes(n)) {
+      throw new UsageError(`unknown --state ${JSON.stringify(s)}`, `use one of: ${KNOWN_STATES.join(', ')}`);
+    }
+    return n;
+  });
+  const clients = (f.client ?? []).map(clientMatcher);
+  const users = f.user ?? [];
+  const dbs = f.db ?? [];
+  const minAge = f.minAgeMs;
+  return (r) => {
+    if (apps.length && !apps.some((re) => re.test(r.application_name))) return false;
+    if (users.length && !users.includes(r.usename ?? '')) return false;
+    if (dbs.length && !dbs.includes(r.datname ?? '')) return false;
+    if (states.length && !states.includes(stateOf(r))) return false;
+    if (clients.length && !clients.some((m) => m(r))) return false;
+    if (minAge !== undefined && minAge > 0 && (r.state_age_ms === null || r.state_age_ms < minAge)) return false;
+    return true;
+  };
+}
+
+/** The rows that pass the filter (hidden rows only pass filters on what they still show). */
+export function filterSessions(rows: SessionRow[], f: SessionFilter): SessionRow[] {
+  const ok = compileFilter(f);
+  return rows.filter(ok);
+}
+
+export function hasFilter(f: SessionFilter): boolean {
+  return Boolean(f.app?.length || f.user?.length || f.db?.length || f.state?.length || f.client?.length || (f.minAgeMs ?? 0) > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grouping
+
+export const GROUP_KEYS = ['app', 'state', 'user', 'db', 'client'] as const;
+export type GroupKey = (typeof GROUP_KEYS)[number];
+export const DEFAULT_GROUP_BY: GroupKey[] = ['state', 'app'];
+
+/** Parses `--by app,client` (also accepts application/database/role aliases). Throws UsageError. */
+export function parseGroupBy(text: string): GroupKey[] {
+  const aliases: Record<string, GroupKey> = {
+    app: 'app',
+    application: 'app',
+    application_name: 'app',
+    state: 'state',
+    user: 'user',
+    role: 'user',
+    usename: 'user',
+    db: 'db',
+    database: 'db',
+    datname: 'db',
+    client: 'client',
+    client_addr: 'client',
+    host: 'client',
+  };
+  const keys: GroupKey[] = [];
+  for (const part of text.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean)) {
+    const k = aliases[part];
+    if (!k) throw new UsageError(`unknown --by key ${JSON.stringify(part)}`, `use any of ${GROUP_KEYS.join(', ')}, comma-separated, e.g. --by app,client`);
+    if (!keys.includes(k)) keys.push(k);
+  }
+  if (keys.length === 0) throw new UsageError('--by needs at least one key', `use any of ${GROUP_KEYS.join(', ')}`);
+  return keys;
+}
+
+export interface WaitEventCount {
+  wait_event_type: string;
+  wait_event: string;
+  count: number;
+}
+
+export interface SessionGroup {
+  /** Present when grouped by app. */
+  app?: string;
+  /** Present when grouped by state (PostgreSQL's name, or "hidden"). */
+  state?: string;
+  /** Present when grouped by user (null when the role is gone). */
+  user?: string | null;
+  /** Present when grouped by db. */
+  db?: string | null;
+  /** Present when grouped by client: the address, "local" for a Unix socket, null when hidden. */
+  client?: string | null;
+  /** Present when grouped by client: the host name, when log_hostname resolved it. */
+  client_hostname?: string | null;
+  count: number;
+  /** Oldest and median age in the current state (now - state_change), ms; null when none known. */
+  oldest_state_age_ms: number | null;
+  median_state_age_ms: number | null;
+  /** Oldest open transaction in the group (now - xact_start), ms; null when none is open. */
+  oldest_xact_age_ms: number | null;
+  /** The wait events seen, most frequent first. */
+  wait_events: WaitEventCount[];
+  /** Parallel workers working for sessions of this group (not counted in `count`). */
+  parallel_workers: number;
+  pids: number[];
+}
+
+export function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function keyValues(r: SessionRow, by: GroupKey[]): Omit<SessionGroup, 'count' | 'oldest_state_age_ms' | 'median_state_age_ms' | 'oldest_xact_age_ms' | 'wait_events' | 'parallel_workers' | 'pids'> {
+  const k: ReturnType<typeof keyValues> = {};
+  for (const key of by) {
+    switch (key) {
+      case 'app':
+        k.app = r.application_name;
+        break;
+      case 'state':
+        k.state = stateOf(r);
+        break;
+      case 'user':
+        k.user = r.usename;
+        break;
+      case 'db':
+        k.db = r.datname;
+        break;
+      case 'client':
+        k.client = clientOf(r);
+        k.client_hostname = r.client_hostname;
+        break;
+    }
+  }
+  return k;
+}
+
+/**
+ * Groups sessions by the given keys. Per group: count, oldest and median age in state, oldest open
+ * transaction, wait events and pids. Largest groups first, then by key.
+ */
+export function groupSessions(rows: SessionRow[], by: GroupKey[] = DEFAULT_GROUP_BY, parallelWorkers: Map<number, number> = new Map()): SessionGroup[] {
+  const groups = new Map<string, { keys: ReturnType<typeof keyValues>; rows: SessionRow[] }>();
+  for (const r of rows) {
+    const keys = keyValues(r, by);
+    const id = JSON.stringify(keys);
+    let g = groups.get(id);
+    if (!g) {
+      g = { keys, rows: [] };
+      groups.set(id, g);
+    }
+    g.rows.push(r);
+  }
+  const out: Array<SessionGroup & { _id: string }> = [];
+  for (const [id, g] of groups) {
+    const stateAges = g.rows.map((r) => r.state_age_ms).filter((v): v is number => v !== null);
+    const xactAges = g.rows.map((r) => r.xact_age_ms).filter((v): v is number => v !== null);
+    const waits = new Map<string, WaitEventCount>();
+    for (const r of g.rows) {
+      if (!r.wait_event_type || !r.wait_event) continue;
+      const k = `${r.wait_event_type}\u0000${r.wait_event}`;
+      const w = waits.get(k) ?? { wait_event_type: r.wait_event_type, wait_event: r.wait_event, count: 0 };
+      w.count++;
+      waits.set(k, w);
+    }
+    const med = median(stateAges);
+    out.push({
+      ...g.keys,
+      count: g.rows.length,
+      oldest_state_age_ms: stateAges.length ? Math.round(Math.max(...stateAges)) : null,
+      median_state_age_ms: med === null ? null : Math.round(med),
+      oldest_xact_age_ms: xactAges.length ? Math.round(Math.max(...xactAges)) : null,
+      wait_events: [...waits.values()].sort((a, b) => b.count - a.count || `${a.wait_event_type}${a.wait_event}`.localeCompare(`${b.wait_event_type}${b.wait_event}`)),
+      parallel_workers: g.rows.reduce((n, r) => n + (parallelWorkers.get(r.pid) ?? 0), 0),
+      pids: g.rows.map((r) => r.pid).sort((a, b) => a - b),
+      _id: id,
+    });
+  }
+  out.sort((a, b) => b.count - a.count || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
+  return out.map(({ _id, ...g }) => g);
+}
+
+/** Sessions per state (PostgreSQL's names plus "hidden"), most first. */
+export function countByState(rows: SessionRow[]): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of rows) counts.set(stateOf(r), (counts.get(stateOf(r)) ?? 0) + 1);
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+}
+
+export interface OtherProcessGroup {
+  /** backend_type (autovacuum worker, walsender, a background worker's type, parallel worker, ...). */
+  backend_type: string;
+  count: number;
+  pids: number[];
+  /** For parallel workers: the leaders they work for. */
+  leader_pids: number[];
+}
+
+/** Non-client backends and parallel workers, by backend_type: reported apart from client counts. */
+export function summarizeOtherProcesses(snapshot: ActivitySnapshot): OtherProcessGroup[] {
+  const groups = new Map<string, OtherProcessGroup>();
+  for (const r of otherProcesses(snapshot)) {
+    const type = r.backend_type ?? 'unknown';
+    const g = groups.get(type) ?? { backend_type: type, count: 0, pids: [], leader_pids: [] };
+    g.count++;
+    g.pids.push(r.pid);
+    if (isParallelWorker(r) && r.leader_pid !== null && !g.leader_pids.includes(r.leader_pid)) g.leader_pids.push(r.leader_pid);
+    groups.set(type, g);
+  }
+  return [...groups.values()]
+    .map((g) => ({ ...g, pids: g.pids.sort((a, b) => a - b), leader_pids: g.leader_pids.sort((a, b) => a - b) }))
+    .sort((a, b) => b.count - a.count || a.backend_type.localeCompare(b.backend_type));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Visibility
+
+export interface Visibility {
+  /** True when some sessions are hidden, or the role lacks pg_read_all_stats. */
+  partial: boolean;
+  /** Client sessions whose state, ages, client and query the role may not see. */
+  hidden: number;
+  /** The role may read every session's details (pg_read_all_stats, pg_monitor or superuser). */
+  can_read_all_stats: boolean;
+  role: string | null;
+  /** One line for the user, or null when the view is complete. */
+  warning: string | null;
+}
+
+/** How much of the server the role sees; partial views are said, never silent. */
+export function visibilityOf(snapshot: ActivitySnapshot, priv: { can_read_all_stats: boolean; role?: string | null }): Visibility {
+  const hidden = clientSessions(snapshot).filter((r) => !isVisible(r)).length;
+  const partial = hidden > 0 || !priv.can_read_all_stats;
+  const role = priv.role ?? null;
+  const who = role ? `role "${role}"` : 'this role';
+  let warning: string | null = null;
+  if (hidden > 0) {
+    warning = `partial view: ${hidden} session${hidden === 1 ? '' : 's'} of other roles ${hidden === 1 ? 'is' : 'are'} hidden from ${who} (counted as "hidden"); GRANT pg_monitor TO ${role ? quoteIdent(role) : '<role>'}; to see them`;
+  } else if (!priv.can_read_all_stats) {
+    warning = `partial view: ${who} lacks pg_read_all_stats, so sessions of other roles would be hidden; GRANT pg_monitor TO ${role ? quoteIdent(role) : '<role>'}; to see everything`;
+  }
+  return { partial, hidden, can_read_all_stats: priv.can_read_all_stats, role, warning };
+}
+
+/** A role name as an SQL identifier, quoted when it needs to be. */
+export function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+export interface ServerSettings {
+  max_connections: number;
+  superuser_reserved: number;
+  reserved: number;
+  current_user: string;
+  can_read_all_stats: boolean;
+}
+
+export interface ConnectionsOptions {
+  filter?: SessionFilter;
+  by?: GroupKey[];
+  /** Include one entry per session (`--list`). */
+  list?: boolean;
+  thresholds?: CapacityThresholds;
+}
+
+export interface ConnectionsReport {
+  /** ok, or the capacity severity; unknown when the view is partial and nothing is worse. */
+  status: Severity;
+  server_version_num: number;
+  taken_at: string;
+  /** Client backends (dbdoctor's own included: it holds a slot too) against the limits. */
+  capacity: Capacity & { severity: Severity };
+  visibility: Visibility;
+  /** The filters applied (null members were not given). */
+  filters: {
+    app: string[] | null;
+    user: string[] | null;
+    db: string[] | null;
+    state: string[] | null;
+    client: string[] | null;
+    min_age_ms: number | null;
+  };
+  by: GroupKey[];
+  /** Client sessions shown (after filters; dbdoctor itself left out). */
+  total: number;
+  /** Client sessions before filters (dbdoctor itself left out). */
+  total_unfiltered: number;
+  /** Sessions shown, per state ("hidden" included). */
+  states: Record<string, number>;
+  groups: SessionGroup[];
+  /** Background processes and parallel workers, never mixed into the client counts. */
+  other_processes: OtherProcessGroup[];
+  /** One entry per session shown, with `--list` only (null otherwise). */
+  sessions: SessionInfo[] | null;
+}
+
+/** Client backends in the snapshot, dbdoctor's own included: the slots in use. */
+export function clientBackendCount(snapshot: ActivitySnapshot): number {
+  return snapshot.rows.filter((r) => isClientBackend(r) && !isParallelWorker(r)).length;
+}
+
+/** The whole `connections` report from one snapshot and the server's settings. Pure. */
+export function connectionsReport(snapshot: ActivitySnapshot, settings: ServerSettings, opts: ConnectionsOptions = {}): ConnectionsReport {
+  const filter = opts.filter ?? {};
+  const by = opts.by ?? DEFAULT_GROUP_BY;
+  const all = clientSessions(snapshot);
+  const shown = filterSessions(all, filter);
+  const workers = parallelWorkersByLeader(snapshot);
+  const cap = capacityOf({
+    max_connections: settings.max_connections,
+    superuser_reserved: settings.superuser_reserved,
+    reserved: settings.reserved,
+    client_backends: clientBackendCount(snapshot),
+  });
+  const capSeverity = capacitySeverity(cap, opts.thresholds ?? DEFAULT_CAPACITY_THRESHOLDS);
+  const visibility = visibilityOf(snapshot, { can_read_all_stats: settings.can_read_all_stats, role: settings.current_user });
+  const orNull = <T>(v: T[] | undefined) => (v?.length ? v : null);
+  return {
+    status: worst(capSeverity, visibility.partial ? 'unknown' : 'ok'),
+    server_version_num: snapshot.server_version_num,
+    taken_at: snapshot.taken_at,
+    capacity: { ...cap, severity: capSeverity },
+    visibility,
+    filters: {
+      app: orNull(filter.app),
+      user: orNull(filter.user),
+      db: orNull(filter.db),
+      state: filter.state?.length ? filter.state.map(normalizeState) : null,
+      client: orNull(filter.client),
+      min_age_ms: filter.minAgeMs ?? null,
+    },
+    by,
+    total: shown.length,
+    total_unfiltered: all.length,
+    states: countByState(shown),
+    groups: groupSessions(shown, by, workers),
+    other_processes: summarizeOtherProcesses(snapshot),
+    sessions: opts.list ? shown.map((r) => sessionInfo(r, workers.get(r.pid) ?? 0)) : null,
+  };
+}
