@@ -144,7 +144,7 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
     return f('tls', 'tls_failed', `TLS failed at ${where}: ${rawMessage}`, 'check sslmode and the server SSL set-up', ExitCode.UNKNOWN);
   }
   if (/timeout expired|timed out|Connection terminated due to connection timeout/i.test(rawMessage)) return timeout();
-  if (/client password must be a string|Password must be a string|password authentication/i.test(rawMessage)) {
+  if (/client password must be a (?:non-empty )?string|Password must be a string|password authentication/i.test(rawMessage)) {
     return f('auth', 'no_password', `the server asks for a password for ${who} and none was given`, 'set PGPASSWORD, add a ~/.pgpass entry, or put it in the URL', ExitCode.UNKNOWN);
   }
   if (/terminated unexpectedly|ended unexpectedly|Connection terminated/i.test(rawMessage)) {

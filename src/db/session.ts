@@ -200,7 +200,7 @@ export function queryError(err: unknown, t: Target, statementTimeoutMs: number, 
 async function connectOnce(
   pg: typeof import('pg').default,
   t: Target,
-  password: string | undefined,
+  password: () => Promise<string>,
   attempt: 'ssl' | 'plain',
 ): Promise<Client> {
   const config: ClientConfig = {
@@ -214,12 +214,17 @@ async function connectOnce(
     keepAlive: true,
   };
   // The password is only ever handed to pg; it never reaches a message or log.
-  if (password !== undefined) config.password = password;
-  else config.password = async () => (await pgpassPassword(t)) ?? '';
+  config.password = password;
   const client = new pg.Client(config);
   // An error event on an idle client would otherwise crash the process.
   client.on('error', () => undefined);
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it.
+    await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
+    throw err;
+  }
   return client;
 }
 
@@ -235,9 +240,15 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
   const started = performance.now();
   let client: Client | undefined;
   const attempts = attemptsFor(t);
+  // Asked for only when the server wants a password; ~/.pgpass is read at most once.
+  let cached: Promise<string> | undefined;
+  const password = () => {
+    cached ??= t.password !== undefined ? Promise.resolve(t.password) : pgpassPassword(t).then((pw) => pw ?? '');
+    return cached;
+  };
   for (let i = 0; i < attempts.length; i++) {
     try {
-      client = await connectOnce(pg, t, t.password, attempts[i]!);
+      client = await connectOnce(pg, t, password, attempts[i]!);
       break;
     } catch (err) {
       if (opts.signal?.aborted) throw new InterruptedError();
