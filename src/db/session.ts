@@ -202,6 +202,7 @@ async function connectOnce(
   t: Target,
   password: () => Promise<string>,
   attempt: 'ssl' | 'plain',
+  signal: AbortSignal | undefined,
 ): Promise<Client> {
   const config: ClientConfig = {
     host: t.host,
@@ -218,12 +219,17 @@ async function connectOnce(
   const client = new pg.Client(config);
   // An error event on an idle client would otherwise crash the process.
   client.on('error', () => undefined);
+  // Ctrl-C while connecting: drop the half-open socket at once instead of waiting for the timeout.
+  const onAbort = () => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await client.connect();
   } catch (err) {
     // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it.
     await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
   return client;
 }
@@ -248,7 +254,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
   };
   for (let i = 0; i < attempts.length; i++) {
     try {
-      client = await connectOnce(pg, t, password, attempts[i]!);
+      client = await connectOnce(pg, t, password, attempts[i]!, opts.signal);
       break;
     } catch (err) {
       if (opts.signal?.aborted) throw new InterruptedError();

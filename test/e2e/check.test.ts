@@ -1,7 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { freePort } from '../../src/db/embedded.js';
-import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
+import { execa } from 'execa';
+import { BIN, cleanEnv, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
 import { dbdoctorSessionsLeft, fillServer, idleSessions } from '../support/incidents.js';
 import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, startTestServer, type TestServer, useServer } from '../support/server.js';
 
@@ -111,6 +112,15 @@ describe('check when it cannot connect: every row of the table', () => {
       const failed = report.steps.find((s) => !s.ok)!;
       expect(failed.ms).toBeGreaterThanOrEqual(900);
       expect(failed.ms).toBeLessThan(2000);
+    });
+
+    test('Ctrl-C while connecting exits 130 at once, with one line', async () => {
+      const child = execa('node', [BIN, 'check', '-h', '127.0.0.1', '-p', String(port), '--connect-timeout', '60s'], { env: cleanEnv(), extendEnv: false, reject: false, stdin: 'ignore' });
+      await new Promise((r) => setTimeout(r, 1500));
+      child.kill('SIGINT');
+      const r = await child;
+      expect(r.exitCode).toBe(130);
+      expect(String(r.stderr).trim()).toBe('dbdoctor: interrupted');
     });
   });
 
