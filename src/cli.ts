@@ -6,6 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { checkCommand } from './commands/check.js';
+import { connectionsCommand } from './commands/connections.js';
+import { locksCommand } from './commands/locks.js';
+import { queriesCommand } from './commands/queries.js';
 import type { CommandContext } from './commands/context.js';
 import { redactSecrets } from './core/conninfo.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
@@ -45,6 +48,9 @@ export function buildProgram(ctx: CommandContext): Command {
     .addHelpText('after', EXAMPLES + exitCodeHelp());
 
   checkCommand(program, ctx);
+  connectionsCommand(program, ctx);
+  locksCommand(program, ctx);
+  queriesCommand(program, ctx);
 
   for (const sub of program.commands) {
     sub.helpOption('--help', 'show help');

@@ -109,23 +109,31 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
   const rootPids = [...blocks.keys()].filter((b) => !edges.has(b)).sort((a, b) => a - b);
   const reached = new Set<number>();
   const roots: RootBlocker[] = rootPids.map((pid) => {
+    // Breadth first, iteratively: each waiter sits under the blocker nearest the root (a queue of
+    // N waiters on one lock is N children of the holder, not a chain N deep), and no recursion.
     const seen = new Set<number>([pid]);
-    const build = (p: number): BlockNode => {
-      const children: BlockNode[] = [];
-      for (const w of blocks.get(p) ?? []) {
+    const tree: BlockNode = { pid, session: pid === 0 ? null : (rows.get(pid) ?? null), children: [] };
+    const order: number[] = [];
+    const queue: BlockNode[] = [tree];
+    for (let i = 0; i < queue.length; i++) {
+      const node = queue[i]!;
+      for (const w of blocks.get(node.pid) ?? []) {
         if (seen.has(w)) continue;
         seen.add(w);
-        children.push(build(w));
+        order.push(w);
+        const child: BlockNode = { pid: w, session: rows.get(w) ?? null, children: [] };
+        node.children.push(child);
+        queue.push(child);
       }
-      return { pid: p, session: rows.get(p) ?? null, children };
-    };
-    const tree = build(pid);
+    }
     const all = [...seen].filter((p) => p !== pid).sort((a, b) => a - b);
     for (const p of all) reached.add(p);
     const direct = blocks.get(pid) ?? [];
     const waits = all.map((p) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null).filter((v): v is number => v !== null);
+    // The locks waited on, the direct waiters' first: a row lock shows as a wait on the holder's
+    // transactionid (no relation); the waiters queued behind show the tuple and its relation.
     const waited = new Map<string, { locktype: string; mode: string; relation: string | null }>();
-    for (const w of direct) {
+    for (const w of [...direct, ...order]) {
       const l = rows.get(w)?.wait_lock;
       if (l) waited.set(`${l.locktype}/${l.mode}/${l.relation}`, { locktype: l.locktype, mode: l.mode, relation: l.relation });
     }

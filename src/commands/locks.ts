@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import { exitCodeForSeverity } from '../core/exit-codes.js';
+import { type LocksReport, locksReport } from '../core/locks.js';
+import type { Target } from '../core/target.js';
+import { type SessionOptions, withSession } from '../db/session.js';
+import { readActivity } from '../db/sql/activity.js';
+import { readServerFacts } from '../db/sql/server-facts.js';
+import { visibilityWarning } from '../render/connections.js';
+import { envelope, renderJson } from '../render/json.js';
+import { renderLocks } from '../render/locks.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+
+/**
+ * "Who is blocking whom?" One activity snapshot with pg_blocking_pids() for lock waiters only
+ * (never the pg_locks self-join), then the tree (src/core/blocking.ts). Never prints, never exits.
+ */
+export async function runLocks(target: Target, opts: SessionOptions): Promise<LocksReport> {
+  return withSession(target, opts, async (session) => {
+    const { server } = await readServerFacts(session);
+    const snapshot = await readActivity(session, { withLocks: true, queryChars: 1000 });
+    return locksReport(snapshot, { can_read_all_stats: server.can_read_all_stats, role: server.current_user });
+  });
+}
+
+export function locksCommand(program: Command, ctx: CommandContext): void {
+  addConnectionOptions(
+    program
+      .command('locks')
+      .description('who is blocking whom: root blockers first, with the sessions they block as a tree and what to do about each'),
+  )
+    .option('--json', 'one JSON document on stdout')
+    .action(async (opts: ConnectionCliOptions) => {
+      ctx.json = Boolean(opts.json);
+      const target = targetFrom(opts, ctx);
+      const report = await runLocks(target, sessionOptions(opts, ctx));
+      const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
+      if (warning) ctx.output.err(warning);
+      ctx.output.out(opts.json ? renderJson(envelope('locks', report, ctx.version)) : renderLocks(report, ctx.output.style, ctx.output.columns));
+      ctx.exitCode = exitCodeForSeverity(report.status);
+    });
+}

@@ -1,0 +1,231 @@
+/**
+ * `connections` as text: the capacity line, the sessions per state, the summary table by the
+ * chosen keys, other processes, and with --list one row per session cut to the terminal's width.
+ * Also the small helpers the locks and queries renderers share (ages, states, clients, fitting
+ * columns into a width). Every piece of client-controlled text goes through oneLine().
+ */
+import type { ChalkInstance } from 'chalk';
+import type { ConnectionsReport, GroupKey, SessionGroup, SessionInfo, Visibility, WaitEventCount } from '../core/connections.js';
+import { formatDuration } from '../core/duration.js';
+import type { Severity } from '../core/exit-codes.js';
+import { oneLine } from './sanitize.js';
+import { severityLabel } from './style.js';
+import { table } from './table.js';
+
+/** The width tables are fitted into: the terminal's, within reason. */
+export function tableWidth(columns: number): number {
+  return Math.max(60, Math.min(Number.isFinite(columns) && columns > 0 ? columns : 80, 200));
+}
+
+/** A duration, yellow from `warnMs`, red from `critMs`. */
+export function ageCell(style: ChalkInstance, ms: number | null | undefined, warnMs = 60_000, critMs = 600_000): string {
+  const text = formatDuration(ms ?? null);
+  if (ms === null || ms === undefined) return style.dim(text);
+  if (ms >= critMs) return style.red(text);
+  if (ms >= warnMs) return style.yellow(text);
+  return text;
+}
+
+const SHORT_STATES: Record<string, string> = {
+  'idle in transaction': 'idle in xact',
+  'idle in transaction (aborted)': 'idle xact (abort)',
+  'fastpath function call': 'fastpath',
+};
+
+/** A state for a table cell, coloured by how bad it usually is. */
+export function stateCell(style: ChalkInstance, state: string | null | undefined, short = false): string {
+  const s = state ?? 'hidden';
+  const text = oneLine(short ? (SHORT_STATES[s] ?? s) : s);
+  if (s === 'hidden') return style.magenta(text);
+  if (s.startsWith('idle in transaction')) return style.yellow(text);
+  if (s === 'active') return style.green(text);
+  return text;
+}
+
+/** Address (host name), "local" for a Unix socket, "?" when hidden. */
+export function clientText(addr: string | null | undefined, hostname?: string | null): string {
+  if (addr === null || addr === undefined) return '?';
+  return hostname ? `${oneLine(hostname)} (${addr})` : addr;
+}
+
+export function waitText(type: string | null | undefined, event: string | null | undefined): string {
+  if (!type && !event) return '';
+  if (type === 'Lock') return `Lock:${oneLine(event)}`;
+  return oneLine(event ?? type);
+}
+
+function waitEventsText(w: WaitEventCount[]): string {
+  return w.map((e) => `${waitText(e.wait_event_type, e.wait_event)}${e.count > 1 ? ` (${e.count})` : ''}`).join(', ');
+}
+
+export interface ColumnSpec {
+  head: string;
+  /** Cell texts (already sanitized; may hold our own colour codes). */
+  cells: string[];
+  /** Narrowest this column may get (content, without padding). */
+  min: number;
+  /** Widest it needs (content, without padding); default: its longest cell. */
+  max?: number;
+}
+
+const visibleLength = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '').length;
+
+/**
+ * Content widths (without padding) so that the columns plus `overhead` fit `total`: each column
+ * gets what it needs; when that is too much, the widest columns give way first, down to their min.
+ */
+export function fitWidths(cols: ColumnSpec[], total: number, overhead: number): number[] {
+  const want = cols.map((c) => Math.max(c.min, Math.min(c.max ?? Number.POSITIVE_INFINITY, Math.max(visibleLength(c.head), ...c.cells.map(visibleLength), 1))));
+  let excess = want.reduce((a, b) => a + b, 0) + overhead - total;
+  while (excess > 0) {
+    let widest = -1;
+    for (let i = 0; i < want.length; i++) if (want[i]! > cols[i]!.min && (widest < 0 || want[i]! > want[widest]!)) widest = i;
+    if (widest < 0) break;
+    want[widest]!--;
+    excess--;
+  }
+  return want;
+}
+
+/** A bordered table fitted into `width` (cells cut with an ellipsis). */
+export function fittedTable(cols: ColumnSpec[], width: number, align?: Array<'left' | 'right'>): string {
+  if (cols.length === 0) return '';
+  // Each column: 2 padding; borders: columns + 1.
+  const widths = fitWidths(cols, width, cols.length * 2 + cols.length + 1);
+  const t = table({ head: cols.map((c) => c.head), colWidths: widths.map((w) => w + 2), ...(align ? { colAligns: align } : {}) });
+  const rows = cols[0]!.cells.length;
+  for (let i = 0; i < rows; i++) t.push(cols.map((c) => c.cells[i] ?? ''));
+  return t.toString();
+}
+
+/** A borderless table (one space between columns), fitted into `width`: for one row per session. */
+export function listTable(cols: ColumnSpec[], width: number): string {
+  if (cols.length === 0) return '';
+  const widths = fitWidths(cols, width, cols.length - 1);
+  const blank = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' ' };
+  const t = table({ head: cols.map((c) => c.head), colWidths: widths, chars: blank, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 } });
+  const rows = cols[0]!.cells.length;
+  for (let i = 0; i < rows; i++) t.push(cols.map((c) => c.cells[i] ?? ''));
+  return t
+    .toString()
+    .split('\n')
+    .map((l) => l.replace(/\s+$/, ''))
+    .join('\n');
+}
+
+/** The partial-view warning, for stderr (null when the view is complete). */
+export function visibilityWarning(v: Visibility, style: ChalkInstance): string | null {
+  return v.warning ? style.yellow(`warning: ${oneLine(v.warning)}`) : null;
+}
+
+function capacityLine(r: ConnectionsReport, style: ChalkInstance): string {
+  const c = r.capacity;
+  const colour = (s: Severity, text: string) => (s === 'critical' ? style.bold.red(text) : s === 'warning' ? style.bold.yellow(text) : style.green(text));
+  const reserved = [`${c.superuser_reserved} superuser`, ...(c.reserved > 0 ? [`${c.reserved} reserved_connections`] : [])].join(' + ');
+  return `${style.bold('capacity')} ${c.client_backends}/${c.max_connections} client backends; ${c.ordinary_slots} slots for ordinary roles (${reserved} reserved); ${colour(c.severity, `headroom ${c.headroom} (${c.headroom_pct}%)`)}`;
+}
+
+const KEY_HEAD: Record<GroupKey, string> = { app: 'application', state: 'state', user: 'user', db: 'database', client: 'client' };
+
+function keyCell(g: SessionGroup, k: GroupKey, style: ChalkInstance): string {
+  switch (k) {
+    case 'app':
+      return g.app ? oneLine(g.app) : style.dim('(none)');
+    case 'state':
+      return stateCell(style, g.state);
+    case 'user':
+      return g.user === null || g.user === undefined ? '?' : oneLine(g.user);
+    case 'db':
+      return g.db === null || g.db === undefined ? '?' : oneLine(g.db);
+    case 'client':
+      return clientText(g.client, g.client_hostname);
+  }
+}
+
+function filtersText(r: ConnectionsReport): string | null {
+  const f = r.filters;
+  const parts: string[] = [];
+  if (f.app) parts.push(`app ${f.app.map((a) => oneLine(a)).join('|')}`);
+  if (f.user) parts.push(`user ${f.user.map((a) => oneLine(a)).join('|')}`);
+  if (f.db) parts.push(`db ${f.db.map((a) => oneLine(a)).join('|')}`);
+  if (f.state) parts.push(`state ${f.state.join('|')}`);
+  if (f.client) parts.push(`client ${f.client.map((a) => oneLine(a)).join('|')}`);
+  if (f.min_age_ms) parts.push(`in state >= ${formatDuration(f.min_age_ms)}`);
+  return parts.length ? parts.join(', ') : null;
+}
+
+/** One row per session (pid, app, user, db, client, state, ages, wait, query), fitted to `width`. */
+export function sessionList(sessions: SessionInfo[], width: number, style: ChalkInstance): string {
+  const cols: ColumnSpec[] = [
+    { head: 'pid', cells: sessions.map((s) => String(s.pid)), min: 3 },
+    { head: 'app', cells: sessions.map((s) => oneLine(s.application_name)), min: 3, max: 20 },
+    { head: 'user', cells: sessions.map((s) => oneLine(s.usename ?? '?')), min: 3, max: 16 },
+    { head: 'db', cells: sessions.map((s) => oneLine(s.datname ?? '?')), min: 2, max: 16 },
+    { head: 'client', cells: sessions.map((s) => clientText(s.client_addr ?? (s.state === 'hidden' ? null : 'local'), s.client_hostname)), min: 5, max: 24 },
+    { head: 'state', cells: sessions.map((s) => stateCell(style, s.state, true)), min: 4, max: 17 },
+    { head: 'in state', cells: sessions.map((s) => ageCell(style, s.state_age_ms)), min: 5, max: 8 },
+    { head: 'xact', cells: sessions.map((s) => ageCell(style, s.xact_age_ms)), min: 4, max: 8 },
+    { head: 'wait', cells: sessions.map((s) => waitText(s.wait_event_type, s.wait_event)), min: 4, max: 18 },
+  ];
+  const fixed = fitWidths(cols, width, cols.length);
+  const used = fixed.reduce((a, b) => a + b, 0) + cols.length;
+  const queryWidth = Math.max(10, width - used);
+  cols.push({ head: 'query', cells: sessions.map((s) => (s.query === null ? style.dim('(hidden)') : oneLine(s.query, queryWidth))), min: Math.min(10, queryWidth), max: queryWidth });
+  return listTable(cols, width);
+}
+
+export function renderConnections(r: ConnectionsReport, style: ChalkInstance, columns = 80): string {
+  const width = tableWidth(columns);
+  const lines: string[] = [];
+  lines.push(capacityLine(r, style));
+  const states = Object.entries(r.states)
+    .map(([s, n]) => `${n} ${s === 'hidden' ? style.magenta('hidden') : s}`)
+    .join(', ');
+  const filters = filtersText(r);
+  lines.push(
+    `${severityLabel(style, r.status)}  ${r.total} client session${r.total === 1 ? '' : 's'}${filters ? ` of ${r.total_unfiltered} matching ${filters}` : ''} (dbdoctor itself left out)${states ? `: ${states}` : ''}`,
+  );
+  if (r.groups.length > 0) {
+    lines.push('');
+    const keys = r.by;
+    const cols: ColumnSpec[] = [
+      ...keys.map((k) => ({ head: KEY_HEAD[k], cells: r.groups.map((g) => keyCell(g, k, style)), min: k === 'state' ? 6 : 5, max: k === 'client' ? 30 : 24 })),
+      { head: 'n', cells: r.groups.map((g) => String(g.count)), min: 1 },
+      { head: 'oldest', cells: r.groups.map((g) => ageCell(style, g.oldest_state_age_ms)), min: 6, max: 8 },
+      { head: 'median', cells: r.groups.map((g) => ageCell(style, g.median_state_age_ms)), min: 6, max: 8 },
+      { head: 'old xact', cells: r.groups.map((g) => ageCell(style, g.oldest_xact_age_ms)), min: 6, max: 8 },
+      { head: 'waits', cells: r.groups.map((g) => waitEventsText(g.wait_events)), min: 5, max: 30 },
+    ];
+    lines.push(fittedTable(cols, width));
+    lines.push(style.dim('oldest / median: time in the current state; old xact: oldest open transaction'));
+  } else {
+    lines.push(style.dim('no client sessions match'));
+  }
+  if (r.other_processes.length > 0) {
+    const n = r.other_processes.reduce((a, g) => a + g.count, 0);
+    const parts = r.other_processes.map((g) => `${oneLine(g.backend_type)}${g.count > 1 ? ` ${g.count}` : ''}${g.leader_pids.length ? ` (for ${g.leader_pids.join(', ')})` : ''}`);
+    lines.push('');
+    lines.push(style.dim(wrap(`other processes, not counted above (${n}): ${parts.join(', ')}`, width)));
+  }
+  if (r.sessions) {
+    lines.push('');
+    lines.push(r.sessions.length ? sessionList(r.sessions, width, style) : style.dim('no sessions to list'));
+  }
+  return lines.join('\n');
+}
+
+/** Wraps plain text at spaces to `width`. */
+export function wrap(text: string, width: number, indent = ''): string {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = indent + word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) out.push(line);
+  return out.join('\n');
+}

@@ -1,0 +1,134 @@
+/**
+ * `locks` as text: a verdict line, a table of root blockers (the one blocking most first), then
+ * per root its details, the recommended action and the tree of sessions it blocks. Lines are cut
+ * to the terminal's width; client-controlled text goes through oneLine().
+ */
+import type { ChalkInstance } from 'chalk';
+import type { PreparedXact } from '../core/activity.js';
+import { formatDuration } from '../core/duration.js';
+import type { LockRoot, LocksReport, LockTreeNode, WaitedLock } from '../core/locks.js';
+import { ageCell, type ColumnSpec, clientText, fittedTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
+import { oneLine } from './sanitize.js';
+import { severityLabel } from './style.js';
+
+/** Most tree lines printed per root; the rest are counted (all of them are in --json). */
+export const MAX_TREE_LINES = 40;
+
+/** Cuts already-safe text to `width` characters. */
+function cut(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+}
+
+function lockText(l: WaitedLock): string {
+  return `${l.mode} on ${l.locktype}${l.relation ? ` ${oneLine(l.relation, 40)}` : ''}`;
+}
+
+function rootLabel(r: LockRoot): string {
+  if (r.prepared_transaction) return 'prepared xact';
+  if (r.vanished || !r.session) return `${r.pid} (gone)`;
+  return String(r.pid);
+}
+
+function preparedText(p: PreparedXact): string {
+  return `gid ${oneLine(p.gid, 60)} (owner ${oneLine(p.owner, 20)}, database ${oneLine(p.database, 20)}, prepared ${formatDuration(p.age_ms)} ago)`;
+}
+
+function nodeText(n: LockTreeNode): string {
+  const s = n.session;
+  if (n.pid === 0) return '0 prepared transaction';
+  if (!s) return `${n.pid} (gone since the read)`;
+  const parts = [String(n.pid), oneLine(s.application_name || '-', 20)];
+  if (n.waits_for) {
+    parts.push(`waits ${formatDuration(n.waits_for.wait_ms ?? s.state_age_ms)}`, `${n.waits_for.mode} ${n.waits_for.locktype}`);
+  } else {
+    parts.push(`${oneLine(s.state)} ${formatDuration(s.state_age_ms)}`);
+  }
+  if (s.parallel_workers) parts.push(`+${s.parallel_workers} parallel workers`);
+  parts.push(s.query === null ? '(query hidden)' : oneLine(s.query));
+  return parts.join('  ');
+}
+
+/** The tree as lines ("└─ " and "├─ "), at most `max` of them, cut to `width`. */
+export function treeLines(root: LockTreeNode, width: number, max = MAX_TREE_LINES): string[] {
+  const lines: string[] = [];
+  let total = 0;
+  const walk = (n: LockTreeNode, prefix: string, childPrefix: string) => {
+    total++;
+    if (lines.length < max) lines.push(cut(prefix + nodeText(n), width));
+    n.children.forEach((c, i) => {
+      const last = i === n.children.length - 1;
+      walk(c, childPrefix + (last ? '└─ ' : '├─ '), childPrefix + (last ? '   ' : '│  '));
+    });
+  };
+  walk(root, '', '');
+  if (total > lines.length) lines.push(`… and ${total - lines.length} more (all of them in --json)`);
+  return lines;
+}
+
+function rootDetails(r: LockRoot, style: ChalkInstance, width: number): string[] {
+  const lines: string[] = [];
+  const s = r.session;
+  const head = r.prepared_transaction
+    ? `${style.bold('root: a prepared transaction')} (pid 0)`
+    : s
+      ? `${style.bold(`root ${r.pid}`)}  ${oneLine(s.application_name || '-', 30)}  ${oneLine(s.usename ?? '?', 20)}@${oneLine(s.datname ?? '?', 20)}  ${clientText(s.client_addr ?? (s.state === 'hidden' ? null : 'local'), s.client_hostname)}`
+      : `${style.bold(`root ${r.pid}`)}  gone (or hidden) since the read`;
+  lines.push(head);
+  const ind = '  ';
+  if (s) {
+    lines.push(`${ind}state    ${stateCell(style, s.state)} for ${ageCell(style, s.state_age_ms)}; transaction open ${ageCell(style, s.xact_age_ms)}`);
+    lines.push(cut(`${ind}query    ${s.query === null ? '(hidden)' : oneLine(s.query)}`, width));
+  }
+  for (const p of r.prepared) lines.push(cut(`${ind}prepared ${preparedText(p)}`, width));
+  lines.push(`${ind}blocks   ${r.blocks_direct.length} directly, ${r.blocks_total} in total; longest wait ${ageCell(style, r.longest_wait_ms)}`);
+  if (r.waited_locks.length) lines.push(wrap(`${ind}lock     ${r.waited_locks.map(lockText).join('; ')}`, width, `${ind}         `));
+  if (r.holds_advisory) lines.push(`${ind}${style.yellow('advisory')} holds advisory locks (pg_advisory_lock): the application must release them, or end the session`);
+  lines.push(wrap(`${ind}${style.bold('next')}     ${oneLine(r.advice)}`, width, `${ind}         `));
+  lines.push(...treeLines(r.tree, width - 2).map((l) => `${ind}${l}`));
+  return lines;
+}
+
+export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80): string {
+  const width = tableWidth(columns);
+  const lines: string[] = [];
+  if (r.waiting === 0) {
+    lines.push(`${severityLabel(style, r.status)}  no session waits on a lock held by another${r.visibility.partial ? ' (among the sessions this role can see)' : ''}`);
+  } else {
+    const longest = Math.max(...r.roots.map((x) => x.longest_wait_ms ?? 0), 0);
+    const rootsText = `${r.roots.length} root blocker${r.roots.length === 1 ? '' : 's'}`;
+    const cyclesText = r.cycles.length ? `, ${r.cycles.length} lock cycle${r.cycles.length === 1 ? '' : 's'}` : '';
+    lines.push(`${severityLabel(style, r.status)}  ${r.waiting} session${r.waiting === 1 ? '' : 's'} waiting on locks: ${rootsText}${cyclesText}${longest ? `; longest wait ${formatDuration(longest)}` : ''}`);
+  }
+  if (r.roots.length > 0) {
+    lines.push('');
+    const cols: ColumnSpec[] = [
+      { head: 'root', cells: r.roots.map(rootLabel), min: 4 },
+      { head: 'app', cells: r.roots.map((x) => oneLine(x.session?.application_name ?? '-')), min: 3, max: 20 },
+      { head: 'state', cells: r.roots.map((x) => (x.session ? stateCell(style, x.session.state, true) : '-')), min: 5, max: 17 },
+      { head: 'xact', cells: r.roots.map((x) => ageCell(style, x.session?.xact_age_ms ?? (x.prepared[0]?.age_ms ?? null))), min: 5, max: 8 },
+      { head: 'blocks', cells: r.roots.map((x) => `${x.blocks_direct.length}/${x.blocks_total}`), min: 6 },
+      { head: 'longest', cells: r.roots.map((x) => ageCell(style, x.longest_wait_ms)), min: 6, max: 8 },
+      { head: 'action', cells: r.roots.map((x) => x.action.replace(/_/g, ' ') + (x.holds_advisory ? ' (advisory)' : '')), min: 8, max: 30 },
+    ];
+    lines.push(fittedTable(cols, width));
+    lines.push(style.dim('blocks: directly/in total; longest: longest wait among them'));
+    for (const root of r.roots) {
+      lines.push('');
+      lines.push(...rootDetails(root, style, width));
+    }
+  }
+  for (const c of r.cycles) {
+    lines.push('');
+    lines.push(style.bold.red(`lock cycle: ${c.pids.join(', ')}`));
+    lines.push(wrap('  a deadlock: the server breaks it after deadlock_timeout by cancelling one of them; if it persists, dbdoctor terminate --pid <one of them>', width, '  '));
+    for (const s of c.sessions) {
+      lines.push(cut(`  ${s.pid}  ${oneLine(s.application_name || '-', 20)}  ${waitText(s.wait_event_type, s.wait_event)}  ${s.query === null ? '(hidden)' : oneLine(s.query)}`, width));
+    }
+  }
+  if (r.prepared_transactions.length > 0 && r.roots.every((x) => !x.prepared_transaction)) {
+    lines.push('');
+    lines.push(style.dim(`prepared transactions (they hold their locks until COMMIT PREPARED / ROLLBACK PREPARED): ${r.prepared_transactions.length}`));
+    for (const p of r.prepared_transactions) lines.push(style.dim(cut(`  ${preparedText(p)}`, width)));
+  }
+  return lines.join('\n');
+}
