@@ -283,6 +283,8 @@ export function parseGroupBy(text: string): GroupKey[] {
   return keys;
 }
 
+const IDLE_STATES = new Set(['idle', 'idle in transaction', 'idle in transaction (aborted)']);
+
 export interface WaitEventCount {
   wait_event_type: string;
   wait_event: string;
@@ -308,7 +310,7 @@ export interface SessionGroup {
   median_state_age_ms: number | null;
   /** Oldest open transaction in the group (now - xact_start), ms; null when none is open. */
   oldest_xact_age_ms: number | null;
-  /** The wait events seen, most frequent first. */
+  /** The wait events of its sessions that are doing something (idle ones wait on ClientRead by definition), most frequent first. */
   wait_events: WaitEventCount[];
   /** Parallel workers working for sessions of this group (not counted in `count`). */
   parallel_workers: number;
@@ -369,7 +371,8 @@ export function groupSessions(rows: SessionRow[], by: GroupKey[] = DEFAULT_GROUP
     const xactAges = g.rows.map((r) => r.xact_age_ms).filter((v): v is number => v !== null);
     const waits = new Map<string, WaitEventCount>();
     for (const r of g.rows) {
-      if (!r.wait_event_type || !r.wait_event) continue;
+      // Idle sessions always wait on ClientRead (for the next command): that is no news.
+      if (!r.wait_event_type || !r.wait_event || IDLE_STATES.has(r.state ?? '')) continue;
       const k = `${r.wait_event_type}\u0000${r.wait_event}`;
       const w = waits.get(k) ?? { wait_event_type: r.wait_event_type, wait_event: r.wait_event, count: 0 };
       w.count++;

@@ -62,29 +62,60 @@ export interface ColumnSpec {
   head: string;
   /** Cell texts (already sanitized; may hold our own colour codes). */
   cells: string[];
-  /** Narrowest this column may get (content, without padding). */
-  min: number;
+  /** Narrowest this column may get (content, without padding); default: it never shrinks. */
+  min?: number;
+  /** Width it gives way to first, before any column goes below its soft width (default: min). */
+  soft?: number;
   /** Widest it needs (content, without padding); default: its longest cell. */
   max?: number;
 }
 
-const visibleLength = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '').length;
+const SGR = /\u001b\[[0-9;]*m/g;
+export const visibleLength = (s: string) => s.replace(SGR, '').length;
 
 /**
  * Content widths (without padding) so that the columns plus `overhead` fit `total`: each column
- * gets what it needs; when that is too much, the widest columns give way first, down to their min.
+ * gets what it needs; when that is too much, the widest columns give way first, down to their soft
+ * width, then down to their min.
  */
 export function fitWidths(cols: ColumnSpec[], total: number, overhead: number): number[] {
-  const want = cols.map((c) => Math.max(c.min, Math.min(c.max ?? Number.POSITIVE_INFINITY, Math.max(visibleLength(c.head), ...c.cells.map(visibleLength), 1))));
+  const natural = cols.map((c) => Math.max(visibleLength(c.head), ...c.cells.map(visibleLength), 1));
+  const want = cols.map((c, i) => Math.max(c.min ?? natural[i]!, Math.min(c.max ?? Number.POSITIVE_INFINITY, natural[i]!)));
+  const min = cols.map((c, i) => Math.min(want[i]!, c.min ?? natural[i]!));
+  const soft = cols.map((c, i) => Math.max(min[i]!, c.soft ?? min[i]!));
   let excess = want.reduce((a, b) => a + b, 0) + overhead - total;
-  while (excess > 0) {
-    let widest = -1;
-    for (let i = 0; i < want.length; i++) if (want[i]! > cols[i]!.min && (widest < 0 || want[i]! > want[widest]!)) widest = i;
-    if (widest < 0) break;
-    want[widest]!--;
-    excess--;
+  for (const floor of [soft, min]) {
+    while (excess > 0) {
+      let widest = -1;
+      for (let i = 0; i < want.length; i++) if (want[i]! > floor[i]! && (widest < 0 || want[i]! > want[widest]!)) widest = i;
+      if (widest < 0) break;
+      want[widest]!--;
+      excess--;
+    }
   }
   return want;
+}
+
+/** Cuts a line to `width` visible characters, keeping our own colour codes intact. */
+export function cutLine(line: string, width: number): string {
+  if (visibleLength(line) <= width) return line;
+  let out = '';
+  let n = 0;
+  let coloured = false;
+  for (let i = 0; i < line.length; ) {
+    const m = line.startsWith('\u001b[', i) ? /^\u001b\[[0-9;]*m/.exec(line.slice(i)) : null;
+    if (m) {
+      out += m[0];
+      coloured = true;
+      i += m[0].length;
+      continue;
+    }
+    if (n >= width - 1) break;
+    out += line[i];
+    n++;
+    i++;
+  }
+  return `${out}…${coloured ? '\u001b[0m' : ''}`;
 }
 
 /** A bordered table fitted into `width` (cells cut with an ellipsis). */
@@ -109,7 +140,7 @@ export function listTable(cols: ColumnSpec[], width: number): string {
   return t
     .toString()
     .split('\n')
-    .map((l) => l.replace(/\s+$/, ''))
+    .map((l) => cutLine(l.replace(/\s+$/, ''), width))
     .join('\n');
 }
 
@@ -118,11 +149,13 @@ export function visibilityWarning(v: Visibility, style: ChalkInstance): string |
   return v.warning ? style.yellow(`warning: ${oneLine(v.warning)}`) : null;
 }
 
-function capacityLine(r: ConnectionsReport, style: ChalkInstance): string {
+function capacityLine(r: ConnectionsReport, style: ChalkInstance, width: number): string {
   const c = r.capacity;
   const colour = (s: Severity, text: string) => (s === 'critical' ? style.bold.red(text) : s === 'warning' ? style.bold.yellow(text) : style.green(text));
   const reserved = [`${c.superuser_reserved} superuser`, ...(c.reserved > 0 ? [`${c.reserved} reserved_connections`] : [])].join(' + ');
-  return `${style.bold('capacity')} ${c.client_backends}/${c.max_connections} client backends; ${c.ordinary_slots} slots for ordinary roles (${reserved} reserved); ${colour(c.severity, `headroom ${c.headroom} (${c.headroom_pct}%)`)}`;
+  // Wrapped as plain text first, then coloured, so the width is right.
+  const plain = wrap(`capacity ${c.client_backends}/${c.max_connections} client backends; headroom ${c.headroom} of ${c.ordinary_slots} slots for ordinary roles (${c.headroom_pct}%); reserved: ${reserved}`, width, '  ');
+  return plain.replace(/^capacity/, style.bold('capacity')).replace(/headroom \d+ of \d+ slots for ordinary roles \([\d.]+%\)/, (m) => colour(c.severity, m));
 }
 
 const KEY_HEAD: Record<GroupKey, string> = { app: 'application', state: 'state', user: 'user', db: 'database', client: 'client' };
@@ -132,7 +165,7 @@ function keyCell(g: SessionGroup, k: GroupKey, style: ChalkInstance): string {
     case 'app':
       return g.app ? oneLine(g.app) : style.dim('(none)');
     case 'state':
-      return stateCell(style, g.state);
+      return stateCell(style, g.state, true);
     case 'user':
       return g.user === null || g.user === undefined ? '?' : oneLine(g.user);
     case 'db':
@@ -154,47 +187,76 @@ function filtersText(r: ConnectionsReport): string | null {
   return parts.length ? parts.join(', ') : null;
 }
 
-/** One row per session (pid, app, user, db, client, state, ages, wait, query), fitted to `width`. */
+/**
+ * One row per session (pid, app, user, db, client, state, ages, wait, query), fitted to `width`.
+ * A column holding one value for every row (say, every session is in database "app") is printed
+ * once above the table instead, to leave the query more room.
+ */
 export function sessionList(sessions: SessionInfo[], width: number, style: ChalkInstance): string {
+  const q = Math.max(16, Math.min(40, width - 60));
   const cols: ColumnSpec[] = [
-    { head: 'pid', cells: sessions.map((s) => String(s.pid)), min: 3 },
-    { head: 'app', cells: sessions.map((s) => oneLine(s.application_name)), min: 3, max: 20 },
-    { head: 'user', cells: sessions.map((s) => oneLine(s.usename ?? '?')), min: 3, max: 16 },
-    { head: 'db', cells: sessions.map((s) => oneLine(s.datname ?? '?')), min: 2, max: 16 },
-    { head: 'client', cells: sessions.map((s) => clientText(s.client_addr ?? (s.state === 'hidden' ? null : 'local'), s.client_hostname)), min: 5, max: 24 },
-    { head: 'state', cells: sessions.map((s) => stateCell(style, s.state, true)), min: 4, max: 17 },
-    { head: 'in state', cells: sessions.map((s) => ageCell(style, s.state_age_ms)), min: 5, max: 8 },
-    { head: 'xact', cells: sessions.map((s) => ageCell(style, s.xact_age_ms)), min: 4, max: 8 },
-    { head: 'wait', cells: sessions.map((s) => waitText(s.wait_event_type, s.wait_event)), min: 4, max: 18 },
+    { head: 'pid', cells: sessions.map((s) => String(s.pid) + (s.parallel_workers ? `+${s.parallel_workers}` : '')) },
+    { head: 'app', cells: sessions.map((s) => oneLine(s.application_name || '-')), min: 3, soft: 8, max: 20 },
+    { head: 'user', cells: sessions.map((s) => oneLine(s.usename ?? '?')), min: 3, soft: 8, max: 16 },
+    { head: 'db', cells: sessions.map((s) => oneLine(s.datname ?? '?')), min: 2, soft: 8, max: 16 },
+    { head: 'client', cells: sessions.map((s) => clientText(s.client_addr ?? (s.state === 'hidden' ? null : 'local'), s.client_hostname)), min: 5, soft: 15, max: 24 },
+    { head: 'state', cells: sessions.map((s) => stateCell(style, s.state, true)), min: 4, soft: 12, max: 17 },
+    { head: 'age', cells: sessions.map((s) => ageCell(style, s.state_age_ms)) },
+    { head: 'xact', cells: sessions.map((s) => ageCell(style, s.xact_age_ms)) },
+    // Idle sessions always wait on ClientRead (for the next command): no news, left blank.
+    { head: 'wait', cells: sessions.map((s) => (s.state.startsWith('idle') ? '' : waitText(s.wait_event_type, s.wait_event))), min: 4, soft: 10, max: 18 },
+    { head: 'query', cells: sessions.map((s) => (s.query === null ? style.dim('(hidden)') : oneLine(s.query, width))), min: 8, soft: q, max: width },
   ];
-  const fixed = fitWidths(cols, width, cols.length);
-  const used = fixed.reduce((a, b) => a + b, 0) + cols.length;
-  const queryWidth = Math.max(10, width - used);
-  cols.push({ head: 'query', cells: sessions.map((s) => (s.query === null ? style.dim('(hidden)') : oneLine(s.query, queryWidth))), min: Math.min(10, queryWidth), max: queryWidth });
-  return listTable(cols, width);
+  return `${sessionTable(cols, sessions.length, width, style)}\n${style.dim('age: time in the current state; xact: transaction open for')}`;
+}
+
+/** Collects the "every session below: ..." line that hoistConstant() fills. */
+function lines0(style: ChalkInstance, width: number): { add(text: string): void; text(): string } {
+  const parts: string[] = [];
+  return { add: (t) => parts.push(t), text: () => (parts.length ? style.dim(cutLine(`every session below: ${parts.join(', ')}`, width)) : '') };
+}
+
+/**
+ * Drops the named columns that hold one value in every row (when there are 2 rows or more), and
+ * returns the rest; the dropped ones are said once, above the table.
+ */
+export function hoistConstant(cols: ColumnSpec[], heads: string[], rows: number, note: { add(text: string): void }): ColumnSpec[] {
+  return cols.filter((c) => {
+    if (rows < 2 || !heads.includes(c.head)) return true;
+    if (c.cells.some((v) => v !== c.cells[0])) return true;
+    note.add(`${c.head} ${c.cells[0]}`);
+    return false;
+  });
+}
+
+/** A borderless session table with the constant columns said once above it. */
+export function sessionTable(cols: ColumnSpec[], rows: number, width: number, style: ChalkInstance, hoist = ['user', 'db', 'client']): string {
+  const note = lines0(style, width);
+  const table = listTable(hoistConstant(cols, hoist, rows, note), width);
+  return [note.text(), table].filter(Boolean).join('\n');
 }
 
 export function renderConnections(r: ConnectionsReport, style: ChalkInstance, columns = 80): string {
   const width = tableWidth(columns);
   const lines: string[] = [];
-  lines.push(capacityLine(r, style));
+  lines.push(capacityLine(r, style, width));
   const states = Object.entries(r.states)
-    .map(([s, n]) => `${n} ${s === 'hidden' ? style.magenta('hidden') : s}`)
+    .map(([s, n]) => `${n} ${s}`)
     .join(', ');
   const filters = filtersText(r);
-  lines.push(
-    `${severityLabel(style, r.status)}  ${r.total} client session${r.total === 1 ? '' : 's'}${filters ? ` of ${r.total_unfiltered} matching ${filters}` : ''} (dbdoctor itself left out)${states ? `: ${states}` : ''}`,
-  );
+  const label = r.status.toUpperCase();
+  const verdict = wrap(`${label}  ${r.total} client session${r.total === 1 ? '' : 's'}${filters ? ` of ${r.total_unfiltered} matching ${filters}` : ''} (dbdoctor itself left out)${states ? `: ${states}` : ''}`, width, '  ');
+  lines.push(severityLabel(style, r.status) + verdict.slice(label.length));
   if (r.groups.length > 0) {
     lines.push('');
     const keys = r.by;
     const cols: ColumnSpec[] = [
-      ...keys.map((k) => ({ head: KEY_HEAD[k], cells: r.groups.map((g) => keyCell(g, k, style)), min: k === 'state' ? 6 : 5, max: k === 'client' ? 30 : 24 })),
+      ...keys.map((k) => ({ head: KEY_HEAD[k], cells: r.groups.map((g) => keyCell(g, k, style)), min: k === 'state' ? 6 : 5, soft: k === 'state' ? 12 : 10, max: k === 'client' ? 30 : 24 })),
       { head: 'n', cells: r.groups.map((g) => String(g.count)), min: 1 },
       { head: 'oldest', cells: r.groups.map((g) => ageCell(style, g.oldest_state_age_ms)), min: 6, max: 8 },
       { head: 'median', cells: r.groups.map((g) => ageCell(style, g.median_state_age_ms)), min: 6, max: 8 },
       { head: 'old xact', cells: r.groups.map((g) => ageCell(style, g.oldest_xact_age_ms)), min: 6, max: 8 },
-      { head: 'waits', cells: r.groups.map((g) => waitEventsText(g.wait_events)), min: 5, max: 30 },
+      { head: 'waits', cells: r.groups.map((g) => waitEventsText(g.wait_events)), min: 5, soft: 12, max: 30 },
     ];
     lines.push(fittedTable(cols, width));
     lines.push(style.dim('oldest / median: time in the current state; old xact: oldest open transaction'));
@@ -214,18 +276,21 @@ export function renderConnections(r: ConnectionsReport, style: ChalkInstance, co
   return lines.join('\n');
 }
 
-/** Wraps plain text at spaces to `width`. */
+/**
+ * Wraps plain text at spaces to `width`; continuation lines start with `indent`. Leading spaces of
+ * the text are kept; a word longer than the width is cut.
+ */
 export function wrap(text: string, width: number, indent = ''): string {
   const out: string[] = [];
   let line = '';
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > width) {
+  for (const token of text.match(/ *[^ ]+| +$/g) ?? []) {
+    if (line.trim() !== '' && visibleLength(line) + visibleLength(token) > width) {
       out.push(line);
-      line = indent + word;
+      line = indent + token.trimStart();
     } else {
-      line = line ? `${line} ${word}` : word;
+      line += token;
     }
   }
-  if (line) out.push(line);
-  return out.join('\n');
+  out.push(line);
+  return out.map((l) => cutLine(l, width)).join('\n');
 }

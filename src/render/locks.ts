@@ -83,7 +83,12 @@ function rootDetails(r: LockRoot, style: ChalkInstance, width: number): string[]
   lines.push(`${ind}blocks   ${r.blocks_direct.length} directly, ${r.blocks_total} in total; longest wait ${ageCell(style, r.longest_wait_ms)}`);
   if (r.waited_locks.length) lines.push(wrap(`${ind}lock     ${r.waited_locks.map(lockText).join('; ')}`, width, `${ind}         `));
   if (r.holds_advisory) lines.push(`${ind}${style.yellow('advisory')} holds advisory locks (pg_advisory_lock): the application must release them, or end the session`);
-  lines.push(wrap(`${ind}${style.bold('next')}     ${oneLine(r.advice)}`, width, `${ind}         `));
+  // The advice ends in the command to run: keep that on a line of its own, never broken.
+  const advice = oneLine(r.advice);
+  const at = advice.search(/(dbdoctor |COMMIT PREPARED |GRANT )/);
+  const [why, command] = at > 0 ? [advice.slice(0, at).trim(), advice.slice(at)] : [advice, ''];
+  lines.push(wrap(`${ind}next     ${why}`, width, `${ind}         `).replace('next', style.bold('next')));
+  if (command) lines.push(`${ind}         ${style.bold(command)}`);
   lines.push(...treeLines(r.tree, width - 2).map((l) => `${ind}${l}`));
   return lines;
 }
@@ -92,12 +97,14 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
   const width = tableWidth(columns);
   const lines: string[] = [];
   if (r.waiting === 0) {
-    lines.push(`${severityLabel(style, r.status)}  no session waits on a lock held by another${r.visibility.partial ? ' (among the sessions this role can see)' : ''}`);
+    const text = wrap(`${r.status.toUpperCase()}  no session waits on a lock held by another${r.visibility.partial ? ' (among the sessions this role can see)' : ''}`, width, '  ');
+    lines.push(severityLabel(style, r.status) + text.slice(r.status.length));
   } else {
     const longest = Math.max(...r.roots.map((x) => x.longest_wait_ms ?? 0), 0);
     const rootsText = `${r.roots.length} root blocker${r.roots.length === 1 ? '' : 's'}`;
     const cyclesText = r.cycles.length ? `, ${r.cycles.length} lock cycle${r.cycles.length === 1 ? '' : 's'}` : '';
-    lines.push(`${severityLabel(style, r.status)}  ${r.waiting} session${r.waiting === 1 ? '' : 's'} waiting on locks: ${rootsText}${cyclesText}${longest ? `; longest wait ${formatDuration(longest)}` : ''}`);
+    const text = wrap(`${r.status.toUpperCase()}  ${r.waiting} session${r.waiting === 1 ? '' : 's'} waiting on locks: ${rootsText}${cyclesText}${longest ? `; longest wait ${formatDuration(longest)}` : ''}`, width, '  ');
+    lines.push(severityLabel(style, r.status) + text.slice(r.status.length));
   }
   if (r.roots.length > 0) {
     lines.push('');
