@@ -9,6 +9,7 @@ import { checkCommand } from './commands/check.js';
 import { connectionsCommand } from './commands/connections.js';
 import { locksCommand } from './commands/locks.js';
 import { queriesCommand } from './commands/queries.js';
+import { terminateCommand } from './commands/terminate.js';
 import type { CommandContext } from './commands/context.js';
 import { redactSecrets } from './core/conninfo.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
@@ -51,6 +52,7 @@ export function buildProgram(ctx: CommandContext): Command {
   connectionsCommand(program, ctx);
   locksCommand(program, ctx);
   queriesCommand(program, ctx);
+  terminateCommand(program, ctx);
 
   for (const sub of program.commands) {
     sub.helpOption('--help', 'show help');

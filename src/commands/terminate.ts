@@ -1,0 +1,390 @@
+import { randomUUID } from 'node:crypto';
+import { homedir, hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { parseDuration } from '../core/duration.js';
+import { InterruptedError, UsageError } from '../core/errors.js';
+import { describeTarget, type Target } from '../core/target.js';
+import {
+  type AuditContext,
+  auditIntent,
+  auditOutcome,
+  classifyAfterCancel,
+  classifySignal,
+  DEFAULT_GRACE_MS,
+  DEFAULT_MAX,
+  DEFAULT_TERMINATE_TIMEOUT_MS,
+  emptyFilters,
+  finishReport,
+  normalizeState,
+  type PlannedSession,
+  parseMax,
+  parsePidList,
+  planTermination,
+  type ReportBase,
+  requireSelectingFilter,
+  type SessionResult,
+  type SignalKind,
+  type StepResult,
+  stateDir,
+  statusOfResults,
+  type TerminateFilters,
+  type TerminateReport,
+  validateClients,
+} from '../core/terminate.js';
+import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
+import { readTerminateSnapshot, sessionStillThere, signalSession } from '../db/sql/terminate.js';
+import { envelope, renderJson } from '../render/json.js';
+import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';
+import { type AuditLog, openAuditLog } from '../ui/audit.js';
+import { acquireLock, type HeldLock, type LockDeps } from '../ui/lockfile.js';
+import { inquirerPrompter, type Prompter } from '../ui/prompts.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+
+export interface TerminateOptions {
+  target: Target;
+  session: SessionOptions;
+  filters: TerminateFilters;
+  allDatabases: boolean;
+  includeSuperusers: boolean;
+  dryRun: boolean;
+  yes: boolean;
+  max: number;
+  cancelFirst: boolean;
+  graceMs: number;
+  /** pg_terminate_backend's timeout (default 5s, kept below the statement timeout). */
+  terminateTimeoutMs?: number;
+  lockFile: string;
+  auditLog: string;
+}
+
+export interface TerminateDeps {
+  /** Asks on the terminal; null when there is none (then nothing happens without --yes). */
+  prompter: Prompter | null;
+  /** Shows the plan before the questions (the command prints it; tests may record it). */
+  showPlan?: (report: TerminateReport) => void;
+  signal?: AbortSignal;
+  now?: () => Date;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  osUser?: string;
+  machine?: string;
+  pid?: number;
+  version?: string;
+  lock?: LockDeps;
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function osUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.LOGNAME ?? 'unknown';
+  }
+}
+
+/** Keeps pg_terminate_backend's wait under dbdoctor's own statement_timeout. */
+function terminateTimeout(o: TerminateOptions): number {
+  const statementTimeout = o.session.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const wanted = o.terminateTimeoutMs ?? DEFAULT_TERMINATE_TIMEOUT_MS;
+  return Math.max(100, Math.min(wanted, statementTimeout - 1000, Math.floor(statementTimeout * 0.8)));
+}
+
+interface ActContext {
+  session: Session;
+  audit: AuditLog;
+  auditCtx: AuditContext;
+  options: TerminateOptions;
+  now: () => Date;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Sends one signal to one planned session: intent line (flushed), the race-safe statement,
+ * outcome line. Permission denied and failures are outcomes, not exceptions; Ctrl-C is recorded
+ * and rethrown.
+ */
+async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<StepResult & { fatal: boolean }> {
+  c.audit.append(auditIntent(c.auditCtx, p, kind, c.now()));
+  let step: StepResult;
+  let fatal = false;
+  try {
+    const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms });
+    if (!r.ok) {
+      step = r.permissionDenied ? { outcome: 'permission_denied', detail: r.message } : { outcome: 'failed', detail: r.message };
+      fatal = r.fatal;
+    } else {
+      step = afterCancel ? classifyAfterCancel(p, r.raw) : classifySignal(p, kind, r.raw);
+      // pg_terminate_backend returned false: it did not exit within the timeout. Did it since?
+      if (kind === 'terminate' && r.raw.signalled === false && !(await sessionStillThere(c.session, p.pid, p.backend_start))) {
+        step = { outcome: 'terminated', detail: 'terminated; it exited just after the timeout' };
+      }
+    }
+  } catch (err) {
+    const interrupted = err instanceof InterruptedError;
+    c.audit.append(
+      auditOutcome(c.auditCtx, p, kind, { outcome: 'failed', detail: interrupted ? 'interrupted: whether the signal was sent is unknown' : `error: ${(err as Error).message}` }, c.now()),
+    );
+    throw err;
+  }
+  c.audit.append(auditOutcome(c.auditCtx, p, kind, step, c.now()));
+  return { ...step, fatal };
+}
+
+async function act(c: ActContext, plan: PlannedSession[]): Promise<SessionResult[]> {
+  const results = new Map<number, SessionResult>();
+  const set = (p: PlannedSession, outcome: SessionResult['outcome'], detail: string) =>
+    results.set(p.pid, { pid: p.pid, backend_start: p.backend_start, app: p.app, user: p.user, action: p.action, outcome, detail });
+  let stop: string | null = null;
+  const stopped = () => stop !== null || Boolean(c.signal?.aborted);
+  const record = (p: PlannedSession, step: StepResult & { fatal: boolean }) => {
+    if (step.fatal) stop = step.detail;
+    if (step.outcome !== 'signalled') set(p, step.outcome, step.detail);
+  };
+
+  // Cancels first, so the grace period runs while the idle sessions are terminated.
+  const cancelled: PlannedSession[] = [];
+  for (const p of plan.filter((x) => x.action === 'cancel_then_terminate')) {
+    if (stopped()) break;
+    const step = await attempt(c, p, 'cancel', false);
+    record(p, step);
+    if (step.outcome === 'signalled') cancelled.push(p);
+  }
+  const cancelledAt = Date.now();
+  for (const p of plan.filter((x) => x.action === 'terminate')) {
+    if (stopped()) break;
+    record(p, await attempt(c, p, 'terminate', false));
+  }
+  if (cancelled.length > 0 && !stopped()) {
+    await abortableSleep(c.options.graceMs - (Date.now() - cancelledAt), c.signal);
+  }
+  for (const p of cancelled) {
+    if (stopped()) break;
+    record(p, await attempt(c, p, 'terminate', true));
+  }
+  if (c.signal?.aborted) throw new InterruptedError();
+  for (const p of plan) {
+    if (!results.has(p.pid)) set(p, 'not_attempted', stop ? `not attempted: ${stop}` : 'not attempted');
+  }
+  return plan.map((p) => results.get(p.pid)!);
+}
+
+/**
+ * `terminate`: lock, read, plan, show, confirm, act (race-safely, audited), report. Never
+ * prints and never exits; the questions and the plan display are injected.
+ */
+export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Promise<TerminateReport> {
+  requireSelectingFilter(o.filters);
+  const now = deps.now ?? (() => new Date());
+  const runId = randomUUID();
+  // A dry run acts on nothing, so it takes no lock; every other run takes it before connecting.
+  const lock: HeldLock | null = o.dryRun ? null : acquireLock(o.lockFile, { ...(deps.pid !== undefined ? { pid: deps.pid } : {}), ...deps.lock });
+  try {
+    const session = await openSession(o.target, o.session);
+    try {
+      const snap = await readTerminateSnapshot(session, { withLocks: o.filters.blockers });
+      const plan = planTermination(snap.activity, snap.fingerprints, {
+        filters: o.filters,
+        allDatabases: o.allDatabases,
+        includeSuperusers: o.includeSuperusers,
+        cancelFirst: o.cancelFirst,
+      });
+      const base: ReportBase = {
+        target: describeTarget(o.target),
+        database: plan.database,
+        all_databases: o.allDatabases,
+        include_superusers: o.includeSuperusers,
+        filters: o.filters,
+        max: o.max,
+        dry_run: o.dryRun,
+        cancel_first: o.cancelFirst,
+        grace_ms: o.cancelFirst ? o.graceMs : null,
+        planned: plan.planned,
+        excluded: plan.excluded,
+        not_found_pids: plan.not_found_pids,
+        hidden_sessions: plan.hidden_sessions,
+        deselected: [],
+        results: [],
+        audit_log: o.dryRun ? null : o.auditLog,
+        lock_file: lock ? lock.path : null,
+        run_id: runId,
+      };
+      if (plan.planned.length === 0) return finishReport(base, 'nothing_to_do');
+      if (o.dryRun) return finishReport(base, 'dry_run');
+      if (plan.planned.length > o.max) return finishReport(base, 'over_max');
+
+      // Check the audit log can be written before asking anyone anything.
+      const audit = openAuditLog(o.auditLog);
+      try {
+        let chosen = plan.planned;
+        if (!o.yes) {
+          if (!deps.prompter) return finishReport(base, 'not_confirmed', 'no_tty');
+          deps.showPlan?.(finishReport(base, 'dry_run'));
+          const pids = await deps.prompter.checkbox(
+            'Sessions to terminate (space toggles, a toggles all, enter accepts):',
+            plan.planned.map((p) => ({ value: p.pid, name: choiceLabel(p), checked: true })),
+          );
+          const keep = new Set(pids);
+          chosen = plan.planned.filter((p) => keep.has(p.pid));
+          base.deselected = plan.planned.filter((p) => !keep.has(p.pid)).map((p) => p.pid);
+          base.planned = chosen;
+          if (chosen.length === 0) return finishReport(base, 'not_confirmed', 'none_selected');
+          const cancels = chosen.filter((p) => p.action === 'cancel_then_terminate').length;
+          const what = cancels > 0 ? `Cancel ${cancels} and terminate ${chosen.length - cancels} (plus any still running after the grace period)` : `Terminate ${chosen.length}`;
+          const yes = await deps.prompter.confirm(`${what} session${chosen.length === 1 ? '' : 's'} on ${describeTarget(o.target)}?`);
+          if (!yes) return finishReport(base, 'not_confirmed', 'answered_no');
+        }
+        const auditCtx: AuditContext = {
+          run_id: runId,
+          os_user: deps.osUser ?? osUserName(),
+          machine: deps.machine ?? hostname(),
+          dbdoctor_pid: deps.pid ?? process.pid,
+          dbdoctor_version: deps.version ?? 'unknown',
+          host: o.target.host,
+          port: o.target.port,
+          database: o.target.dbname,
+          role: o.target.user,
+          filters: o.filters,
+        };
+        base.results = await act({ session, audit, auditCtx, options: o, now, signal: deps.signal }, chosen);
+        return finishReport(base, statusOfResults(base.results));
+      } finally {
+        audit.close();
+      }
+    } finally {
+      await session.close();
+    }
+  } finally {
+    lock?.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+
+interface TerminateCliOptions extends ConnectionCliOptions {
+  state?: string[];
+  olderThan?: string;
+  app?: string[];
+  user?: string[];
+  db?: string[];
+  client?: string[];
+  pid?: string[];
+  blockers?: boolean;
+  query?: string;
+  allDatabases?: boolean;
+  includeSuperusers?: boolean;
+  dryRun?: boolean;
+  yes?: boolean;
+  max?: string;
+  cancelFirst?: boolean;
+  grace?: string;
+  lockFile?: string;
+  auditLog?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const splitList = (values: string[] | undefined) => (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+
+/** Flags -> options. Every bad value is a UsageError here, before any lock or connection. */
+export function terminateOptionsFrom(opts: TerminateCliOptions, env: NodeJS.ProcessEnv, target: Target, session: SessionOptions): TerminateOptions {
+  const filters = emptyFilters();
+  filters.states = [...new Set((opts.state ?? []).flatMap((s) => s.split(',')).filter((s) => s.trim() !== '').map(normalizeState))];
+  if (opts.olderThan !== undefined) filters.older_than_ms = parseDuration(opts.olderThan, '--older-than');
+  filters.apps = opts.app ?? [];
+  filters.users = splitList(opts.user);
+  filters.dbs = splitList(opts.db);
+  filters.clients = splitList(opts.client);
+  validateClients(filters.clients);
+  filters.pids = [...new Set((opts.pid ?? []).flatMap(parsePidList))];
+  filters.blockers = Boolean(opts.blockers);
+  if (opts.query !== undefined) {
+    if (opts.query.trim() === '') throw new UsageError('--query needs a pattern', 'e.g. --query "FROM orders"');
+    filters.query = opts.query;
+  }
+  requireSelectingFilter(filters);
+  if (opts.grace !== undefined && !opts.cancelFirst) throw new UsageError('--grace only applies with --cancel-first', 'add --cancel-first, or drop --grace');
+  const dir = stateDir(env, env.HOME || homedir());
+  return {
+    target,
+    session,
+    filters,
+    allDatabases: Boolean(opts.allDatabases),
+    includeSuperusers: Boolean(opts.includeSuperusers),
+    dryRun: Boolean(opts.dryRun),
+    yes: Boolean(opts.yes),
+    max: opts.max !== undefined ? parseMax(opts.max) : DEFAULT_MAX,
+    cancelFirst: Boolean(opts.cancelFirst),
+    graceMs: opts.grace !== undefined ? parseDuration(opts.grace, '--grace') : DEFAULT_GRACE_MS,
+    lockFile: opts.lockFile ?? join(dir, 'terminate.lock'),
+    auditLog: opts.auditLog ?? join(dir, 'audit.jsonl'),
+  };
+}
+
+const EXAMPLES = `
+Examples:
+  dbdoctor terminate --state "idle in transaction" --older-than 5m --app 'worker*'
+  dbdoctor terminate --blockers --dry-run
+  dbdoctor terminate --pid 12345 --cancel-first --grace 10s
+  dbdoctor terminate --state idle --older-than 30m --app api --yes --json --max 50   (cron)
+`;
+
+export function terminateCommand(program: Command, ctx: CommandContext): void {
+  const cmd = program
+    .command('terminate')
+    .description('clean up: pick sessions by filters, show the plan, confirm, terminate race-safely, audit')
+    .option('--state <state>', 'sessions in this state: active, idle, "idle in transaction", "idle in transaction (aborted)"; repeatable', collect)
+    .option('--older-than <duration>', 'in the current state at least this long (active sessions: the query\'s age), e.g. 5m')
+    .option('--app <glob>', 'application_name matches this glob (* and ?); repeatable', collect)
+    .option('--user <role>', 'sessions of this role; repeatable or comma-separated', collect)
+    .option('--db <name>', 'sessions in this database (with --all-databases); repeatable', collect)
+    .option('--client <addr>', 'from this address or CIDR range (10.0.0.0/8, ::1, local); repeatable', collect)
+    .option('--pid <pids>', 'these pids (comma-separated; repeatable)', collect)
+    .option('--blockers', 'the root blockers of the blocking tree (what `dbdoctor locks` shows)')
+    .option('--query <pattern>', 'query text contains this (case-insensitive; * and ? are wildcards)')
+    .option('--all-databases', 'look at every database (default: only the one connected to)')
+    .option('--include-superusers', 'also act on superuser sessions (excluded by default)')
+    .option('--dry-run', 'show the plan and stop')
+    .option('-y, --yes', 'do not ask (needed without a terminal: cron, scripts)')
+    .option('--max <n>', `refuse a plan of more than n sessions, terminating none (default ${DEFAULT_MAX})`)
+    .option('--cancel-first', 'for active sessions: cancel the query, wait --grace, terminate only if still running')
+    .option('--grace <duration>', `with --cancel-first: how long to wait after cancelling (default ${DEFAULT_GRACE_MS / 1000}s)`)
+    .option('--lock-file <path>', 'a second run while this lock is held exits with 4, doing nothing (default $XDG_STATE_HOME/dbdoctor/terminate.lock)')
+    .option('--audit-log <path>', 'append one JSON line per intent and outcome here (default $XDG_STATE_HOME/dbdoctor/audit.jsonl)')
+    .addHelpText('after', EXAMPLES);
+  addConnectionOptions(cmd)
+    .option('--json', 'one JSON document on stdout (the plan and questions, if any, go to stderr)')
+    .action(async (opts: TerminateCliOptions) => {
+      ctx.json = Boolean(opts.json);
+      const target = targetFrom(opts, ctx);
+      const options = terminateOptionsFrom(opts, ctx.env, target, sessionOptions(opts, ctx));
+      const { output } = ctx;
+      const interactive = output.stdinIsTTY && output.stderrIsTTY;
+      let planShown = false;
+      const report = await runTerminate(options, {
+        prompter: interactive ? inquirerPrompter({ signal: ctx.signal }) : null,
+        showPlan: (plan) => {
+          planShown = true;
+          // With --json, stdout is the document: the plan goes with the questions, to stderr.
+          if (opts.json) output.err(renderPlan(plan, output.errStyle));
+          else output.out(renderPlan(plan, output.style));
+        },
+        signal: ctx.signal,
+        version: ctx.version,
+      });
+      output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown }));
+      for (const line of terminateNotices(report)) output.err(line);
+      ctx.exitCode = report.exit_code;
+    });
+}

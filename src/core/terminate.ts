@@ -1,0 +1,708 @@
+/**
+ * `terminate`, the decisions: which sessions the filters select, which are excluded and why, the
+ * --max check, how each attempt's raw result becomes an outcome, the report's status and its exit
+ * code, and the audit records. Pure: the SQL is in src/db/sql/terminate.ts, the file IO in
+ * src/ui/audit.ts and src/ui/lockfile.ts, the wiring in src/commands/terminate.ts.
+ */
+import {
+  type ActivitySnapshot,
+  isClientBackend,
+  isListener,
+  isParallelWorker,
+  isVisible,
+  type SessionRow,
+  stateOf,
+} from './activity.js';
+import { buildBlockingReport } from './blocking.js';
+import { clientMatcher, clientOf as clientOrNull, globToRegExp, normalizeState as normalizeStateName } from './connections.js';
+import { redactSecrets } from './conninfo.js';
+import { UsageError } from './errors.js';
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+
+/** Refuse plans larger than this unless --max says otherwise. */
+export const DEFAULT_MAX = 10;
+/** --cancel-first: how long to wait after cancelling before terminating what still runs. */
+export const DEFAULT_GRACE_MS = 5_000;
+/** pg_terminate_backend's timeout argument: how long to wait for the session's exit. */
+export const DEFAULT_TERMINATE_TIMEOUT_MS = 5_000;
+/** Query text in an audit line is cut to this many characters. */
+export const AUDIT_QUERY_CHARS = 500;
+
+/** The states --state accepts, as pg_stat_activity names them. */
+export const TERMINABLE_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call'] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Filters
+
+export interface TerminateFilters {
+  /** pg_stat_activity states; a session matches any of them. */
+  states: string[];
+  /** Age in the current state (for active sessions: the running query's age), in ms. */
+  older_than_ms: number | null;
+  /** application_name globs (`*`, `?`), case-sensitive; any of them. */
+  apps: string[];
+  /** Role names, exact; any of them. */
+  users: string[];
+  /** Database names, exact; any of them. */
+  dbs: string[];
+  /** Client addresses or CIDR ranges, or `local` (Unix socket); any of them. */
+  clients: string[];
+  pids: number[];
+  /** Only the root blockers of the blocking tree. */
+  blockers: boolean;
+  /** Case-insensitive pattern for the query text: a substring, `*` and `?` as wildcards. */
+  query: string | null;
+}
+
+export function emptyFilters(): TerminateFilters {
+  return { states: [], older_than_ms: null, apps: [], users: [], dbs: [], clients: [], pids: [], blockers: false, query: null };
+}
+
+/** There is no "everything" default: at least one of these must be given. */
+export function hasSelectingFilter(f: TerminateFilters): boolean {
+  return (
+    f.states.length > 0 ||
+    f.older_than_ms !== null ||
+    f.apps.length > 0 ||
+    f.users.length > 0 ||
+    f.dbs.length > 0 ||
+    f.clients.length > 0 ||
+    f.pids.length > 0 ||
+    f.blockers ||
+    (f.query !== null && f.query !== '')
+  );
+}
+
+export function requireSelectingFilter(f: TerminateFilters): void {
+  if (!hasSelectingFilter(f)) {
+    throw new UsageError(
+      'terminate needs at least one filter: there is no "everything" default',
+      'select with --state, --older-than, --app, --user, --db, --client, --pid, --blockers or --query, e.g. --state "idle in transaction" --older-than 5m',
+    );
+  }
+}
+
+/** `idle-in-transaction`, `IDLE_IN_TRANSACTION` and `idle in transaction` all mean the same state. */
+export function normalizeState(input: string): string {
+  const s = normalizeStateName(input);
+  const aliases: Record<string, string> = {
+    'idle in tx': 'idle in transaction',
+    'idle in tx (aborted)': 'idle in transaction (aborted)',
+    fastpath: 'fastpath function call',
+  };
+  const state = aliases[s] ?? s;
+  if (!(TERMINABLE_STATES as readonly string[]).includes(state)) {
+    throw new UsageError(`invalid --state ${JSON.stringify(input)}`, `use one of: ${TERMINABLE_STATES.map((x) => JSON.stringify(x)).join(', ')}`);
+  }
+  return state;
+}
+
+export function parsePidList(input: string): number[] {
+  const parts = input.split(/[,\s]+/).filter((p) => p !== '');
+  if (parts.length === 0) throw new UsageError(`invalid --pid ${JSON.stringify(input)}`, 'give process ids, e.g. --pid 12345,12346');
+  return parts.map((p) => {
+    if (!/^\d{1,10}$/.test(p) || Number(p) < 1 || Number(p) > 2_147_483_647) {
+      throw new UsageError(`invalid --pid ${JSON.stringify(p)}`, 'a pid is a positive whole number, e.g. --pid 12345,12346');
+    }
+    return Number(p);
+  });
+}
+
+export function parseMax(input: string): number {
+  if (!/^\d{1,6}$/.test(input.trim()) || Number(input) < 1) {
+    throw new UsageError(`invalid --max ${JSON.stringify(input)}`, `a whole number of sessions, at least 1 (default ${DEFAULT_MAX})`);
+  }
+  return Number(input);
+}
+
+/** --query: case-insensitive, unanchored (a substring), with `*` and `?` as wildcards. */
+export function queryPattern(pattern: string): RegExp {
+  const anchored = globToRegExp(pattern).source;
+  return new RegExp(anchored.slice(1, -1), 'iu');
+}
+
+/** Validates every --client value now, so a typo is a usage error before anything connects. */
+export function validateClients(specs: string[]): void {
+  for (const c of specs) clientMatcher(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan
+
+/** The exact identity and condition of a session as planned, re-checked when acting on it. */
+export interface Fingerprint {
+  pid: number;
+  /** Text, microseconds intact. */
+  backend_start: string | null;
+  state: string | null;
+  state_change: string | null;
+  xact_start: string | null;
+  query_start: string | null;
+}
+
+export type TerminateAction = 'terminate' | 'cancel_then_terminate';
+
+export interface PlannedSession {
+  pid: number;
+  backend_start: string;
+  state: string;
+  state_change: string | null;
+  xact_start: string | null;
+  query_start: string | null;
+  app: string;
+  user: string | null;
+  database: string | null;
+  client: string;
+  superuser: boolean;
+  listener: boolean;
+  wait_event: string | null;
+  /** The age --older-than compares: in the current state, or for active sessions the query's. */
+  age_ms: number | null;
+  state_age_ms: number | null;
+  xact_age_ms: number | null;
+  query_age_ms: number | null;
+  /** Query text (secrets redacted), as far as the snapshot read it. */
+  query: string;
+  /** For root blockers: how many sessions wait behind it. */
+  blocks: number;
+  action: TerminateAction;
+}
+
+export type ExclusionReason =
+  | 'self'
+  | 'parallel_worker'
+  | 'not_client_backend'
+  | 'other_database'
+  | 'hidden'
+  | 'superuser'
+  | 'listener'
+  | 'unknown_state';
+
+export interface ExcludedSession {
+  pid: number;
+  app: string;
+  user: string | null;
+  database: string | null;
+  state: string;
+  backend_type: string | null;
+  reason: ExclusionReason;
+  detail: string;
+}
+
+export interface PlanOptions {
+  filters: TerminateFilters;
+  allDatabases: boolean;
+  includeSuperusers: boolean;
+  cancelFirst: boolean;
+}
+
+export interface TerminationPlan {
+  /** The database connected to: the default scope. */
+  database: string;
+  planned: PlannedSession[];
+  excluded: ExcludedSession[];
+  /** --pid values that are not connected at all. */
+  not_found_pids: number[];
+  /** The role could not see the state and identity of sessions that might match. */
+  hidden_sessions: number;
+}
+
+/** The client as people read it: the address, `local` for a Unix socket, `-` when unknown. */
+export function clientOf(r: SessionRow): string {
+  return clientOrNull(r) ?? '-';
+}
+
+/** The age --older-than compares: for active sessions the query's age, else the time in the state. */
+export function ageOf(r: { state: string | null; state_age_ms: number | null; query_age_ms: number | null }): number | null {
+  return r.state === 'active' ? (r.query_age_ms ?? r.state_age_ms) : r.state_age_ms;
+}
+
+/** Query text with the secrets a statement can carry (URLs, conninfo, PASSWORD '...') masked. */
+export function redactQuery(text: string | null): string {
+  if (text === null) return '';
+  return redactSecrets(text).replace(/(\bpassword\s+)(E?'(?:''|\\.|[^'])*'?|\$\$[\s\S]*?(?:\$\$|$))/gi, '$1***');
+}
+
+const EXCLUSION_TEXT: Record<ExclusionReason, string> = {
+  self: "dbdoctor's own session",
+  parallel_worker: 'a parallel worker: act on its leader',
+  not_client_backend: 'not a client session',
+  other_database: 'in another database (use --all-databases)',
+  hidden: 'your role cannot see its state or identity (grant pg_read_all_stats or pg_monitor)',
+  superuser: 'a superuser session (use --include-superusers)',
+  listener: 'a LISTEN session, idle by design (select it with --pid)',
+  unknown_state: 'in a state dbdoctor does not act on',
+};
+
+export function exclusionText(reason: ExclusionReason): string {
+  return EXCLUSION_TEXT[reason];
+}
+
+/**
+ * Chooses the sessions to act on. Filters are ANDed; the values of one filter are ORed. Sessions
+ * that match but must not be touched are listed as excluded with the reason; sessions the role
+ * cannot see are listed as hidden when what can be seen of them matches.
+ */
+export function planTermination(snapshot: ActivitySnapshot, fingerprints: Fingerprint[], opts: PlanOptions): TerminationPlan {
+  const f = opts.filters;
+  const byPid = new Map(fingerprints.map((fp) => [fp.pid, fp]));
+  const apps = f.apps.map((g) => globToRegExp(g));
+  const clients = f.clients.map(clientMatcher);
+  const query = f.query ? queryPattern(f.query) : null;
+  const states = new Set(f.states);
+  const pids = new Set(f.pids);
+  const roots = new Map<number, number>();
+  if (f.blockers) {
+    for (const root of buildBlockingReport(snapshot).roots) if (root.pid !== 0) roots.set(root.pid, root.all.length);
+  }
+
+  // What every role can see of any session: pid, role, database, application.
+  const seenMatch = (r: SessionRow) =>
+    (pids.size === 0 || pids.has(r.pid)) &&
+    (!f.blockers || roots.has(r.pid)) &&
+    (f.users.length === 0 || (r.usename !== null && f.users.includes(r.usename))) &&
+    (f.dbs.length === 0 || (r.datname !== null && f.dbs.includes(r.datname))) &&
+    (apps.length === 0 || apps.some((re) => re.test(r.application_name)));
+  // What needs the privilege to see the session's details.
+  const detailMatch = (r: SessionRow) => {
+    const age = ageOf(r);
+    return (
+      (states.size === 0 || (r.state !== null && states.has(r.state))) &&
+      (f.older_than_ms === null || (age !== null && age >= f.older_than_ms)) &&
+      (clients.length === 0 || clients.some((matches) => matches(r))) &&
+      (query === null || query.test(r.query ?? ''))
+    );
+  };
+
+  const planned: PlannedSession[] = [];
+  const excluded: ExcludedSession[] = [];
+  let hidden = 0;
+  const exclude = (r: SessionRow, reason: ExclusionReason, detail?: string) =>
+    excluded.push({
+      pid: r.pid,
+      app: r.application_name,
+      user: r.usename,
+      database: r.datname,
+      state: stateOf(r),
+      backend_type: r.backend_type,
+      reason,
+      detail: detail ?? EXCLUSION_TEXT[reason],
+    });
+
+  for (const r of snapshot.rows) {
+    if (!seenMatch(r)) continue;
+    const visible = isVisible(r);
+    if (visible && !detailMatch(r)) continue;
+    if (r.is_self) {
+      exclude(r, 'self');
+      continue;
+    }
+    if (isParallelWorker(r)) {
+      exclude(r, 'parallel_worker', `a parallel worker of pid ${r.leader_pid}: act on its leader`);
+      continue;
+    }
+    if (!isClientBackend(r)) {
+      exclude(r, 'not_client_backend', `not a client session (${r.backend_type ?? 'unknown type'})`);
+      continue;
+    }
+    if (!opts.allDatabases && r.datname !== snapshot.database) {
+      exclude(r, 'other_database', `in database ${JSON.stringify(r.datname ?? '')} (use --all-databases)`);
+      continue;
+    }
+    const fp = byPid.get(r.pid);
+    if (!visible || !fp || fp.backend_start === null || fp.backend_start !== r.backend_start || r.backend_start === null) {
+      hidden++;
+      exclude(r, 'hidden');
+      continue;
+    }
+    if (r.superuser === true && !opts.includeSuperusers) {
+      exclude(r, 'superuser');
+      continue;
+    }
+    if (isListener(r) && !pids.has(r.pid)) {
+      exclude(r, 'listener');
+      continue;
+    }
+    if (r.state === null || !(TERMINABLE_STATES as readonly string[]).includes(r.state) || fp.state !== r.state) {
+      exclude(r, 'unknown_state', `in state ${JSON.stringify(r.state ?? 'unknown')}, which dbdoctor does not act on`);
+      continue;
+    }
+    const active = r.state === 'active' || r.state === 'fastpath function call';
+    planned.push({
+      pid: r.pid,
+      backend_start: r.backend_start,
+      state: r.state,
+      state_change: fp.state_change,
+      xact_start: fp.xact_start,
+      query_start: fp.query_start,
+      app: r.application_name,
+      user: r.usename,
+      database: r.datname,
+      client: clientOf(r),
+      superuser: r.superuser === true,
+      listener: isListener(r),
+      wait_event: r.wait_event_type ? `${r.wait_event_type}:${r.wait_event ?? ''}` : null,
+      age_ms: ageOf(r),
+      state_age_ms: r.state_age_ms,
+      xact_age_ms: r.xact_age_ms,
+      query_age_ms: r.query_age_ms,
+      query: redactQuery(r.query),
+      blocks: roots.get(r.pid) ?? 0,
+      action: opts.cancelFirst && active ? 'cancel_then_terminate' : 'terminate',
+    });
+  }
+  const present = new Set(snapshot.rows.map((r) => r.pid));
+  return {
+    database: snapshot.database,
+    planned,
+    excluded,
+    not_found_pids: f.pids.filter((p) => !present.has(p)),
+    hidden_sessions: hidden,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acting: raw results -> outcomes
+
+/** What the race-safe statement saw and did, as src/db/sql/terminate.ts returns it. */
+export interface SignalRaw {
+  /** A process with this pid is in pg_stat_activity. */
+  present: boolean;
+  /** Its backend_start now (text). */
+  backend_start_now: string | null;
+  state_now: string | null;
+  /** null: the re-check failed, nothing was sent; true/false: the function's result. */
+  signalled: boolean | null;
+}
+
+export type SignalKind = 'cancel' | 'terminate';
+
+export type Outcome = 'terminated' | 'cancelled' | 'changed' | 'gone' | 'permission_denied' | 'failed' | 'not_attempted';
+
+/** Outcomes that count as done: the planned session (or its query, with --cancel-first) is no more. */
+export const DONE_OUTCOMES: readonly Outcome[] = ['terminated', 'cancelled', 'gone'];
+
+export interface StepResult {
+  outcome: Outcome | 'signalled';
+  detail: string;
+}
+
+/**
+ * One attempt's result. `signalled` means a cancel was delivered (the caller then waits and
+ * terminates what still runs).
+ */
+export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | 'state'>, kind: SignalKind, raw: SignalRaw): StepResult {
+  if (!raw.present) return { outcome: 'gone', detail: 'the session had already ended' };
+  if (raw.backend_start_now !== planned.backend_start) {
+    return { outcome: 'changed', detail: 'the pid now belongs to a new session (pid reused); not touched' };
+  }
+  if (raw.signalled === null) {
+    const now = raw.state_now ?? 'hidden';
+    const what = now === planned.state ? `ran a new statement since the plan (still ${now})` : `is now ${now}, was ${planned.state}`;
+    return { outcome: 'changed', detail: `the session ${what}; not touched` };
+  }
+  if (kind === 'cancel') {
+    return raw.signalled
+      ? { outcome: 'signalled', detail: 'cancel sent' }
+      : { outcome: 'gone', detail: 'the session ended before the cancel reached it' };
+  }
+  return raw.signalled
+    ? { outcome: 'terminated', detail: 'terminated; its exit confirmed' }
+    : { outcome: 'failed', detail: 'SIGTERM sent, but the session did not exit within the timeout' };
+}
+
+/** The terminate step after a successful cancel: a changed session means the query stopped. */
+export function classifyAfterCancel(planned: Pick<PlannedSession, 'backend_start' | 'state'>, raw: SignalRaw): StepResult {
+  const r = classifySignal(planned, 'terminate', raw);
+  if (r.outcome === 'changed' && raw.present && raw.backend_start_now === planned.backend_start) {
+    return { outcome: 'cancelled', detail: `the query stopped after the cancel (now ${raw.state_now ?? 'hidden'}); session kept` };
+  }
+  if (r.outcome === 'terminated') return { outcome: 'terminated', detail: 'still running after the cancel and the grace period; terminated, its exit confirmed' };
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+export type TerminateStatus =
+  | 'nothing_to_do'
+  | 'dry_run'
+  | 'over_max'
+  | 'not_confirmed'
+  | 'done'
+  | 'partly_done'
+  | 'not_done';
+
+export type NotConfirmedReason = 'no_tty' | 'answered_no' | 'none_selected';
+
+export interface SessionResult {
+  pid: number;
+  backend_start: string;
+  app: string;
+  user: string | null;
+  action: TerminateAction;
+  outcome: Outcome;
+  detail: string;
+}
+
+export interface OutcomeCounts {
+  planned: number;
+  attempted: number;
+  done: number;
+  terminated: number;
+  cancelled: number;
+  changed: number;
+  gone: number;
+  permission_denied: number;
+  failed: number;
+  not_attempted: number;
+}
+
+export function countOutcomes(planned: number, results: SessionResult[]): OutcomeCounts {
+  const n = (o: Outcome) => results.filter((r) => r.outcome === o).length;
+  return {
+    planned,
+    attempted: results.filter((r) => r.outcome !== 'not_attempted').length,
+    done: results.filter((r) => DONE_OUTCOMES.includes(r.outcome)).length,
+    terminated: n('terminated'),
+    cancelled: n('cancelled'),
+    changed: n('changed'),
+    gone: n('gone'),
+    permission_denied: n('permission_denied'),
+    failed: n('failed'),
+    not_attempted: n('not_attempted'),
+  };
+}
+
+/** After acting: all done, some, or none. */
+export function statusOfResults(results: SessionResult[]): 'done' | 'partly_done' | 'not_done' {
+  const done = results.filter((r) => DONE_OUTCOMES.includes(r.outcome)).length;
+  if (done === results.length) return 'done';
+  return done === 0 ? 'not_done' : 'partly_done';
+}
+
+/**
+ * The exit code: 0 all done (or nothing to do), 1 some done, 2 none done, 5 not confirmed or over
+ * --max, 3 when nothing matched but the role cannot see sessions that might.
+ */
+export function terminateExitCode(status: TerminateStatus, hiddenSessions: number): ExitCodeValue {
+  switch (status) {
+    case 'done':
+    case 'dry_run':
+      return ExitCode.OK;
+    case 'nothing_to_do':
+      return hiddenSessions > 0 ? ExitCode.UNKNOWN : ExitCode.OK;
+    case 'partly_done':
+      return ExitCode.WARNING;
+    case 'not_done':
+      return ExitCode.CRITICAL;
+    case 'over_max':
+    case 'not_confirmed':
+      return ExitCode.NOT_CONFIRMED;
+  }
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+export function terminateSummary(status: TerminateStatus, o: { planned: number; max: number; counts: OutcomeCounts | null; reason: NotConfirmedReason | null; hidden: number }): string {
+  switch (status) {
+    case 'nothing_to_do':
+      return o.hidden > 0
+        ? `no visible session matches; your role cannot see ${plural(o.hidden, 'session')} that might`
+        : 'no session matches the filters; nothing to do';
+    case 'dry_run':
+      return `dry run: ${plural(o.planned, 'session')} would be terminated${o.planned > o.max ? ` (more than --max ${o.max}: a real run would refuse)` : ''}`;
+    case 'over_max':
+      return `the plan has ${plural(o.planned, 'session')}, more than --max ${o.max}; nothing was terminated`;
+    case 'not_confirmed':
+      return o.reason === 'no_tty'
+        ? 'not confirmed: no terminal to ask on and no --yes; nothing was terminated'
+        : o.reason === 'none_selected'
+          ? 'no session selected; nothing was terminated'
+          : 'not confirmed; nothing was terminated';
+    default: {
+      const c = o.counts!;
+      const parts = [`${c.terminated} terminated`];
+      if (c.cancelled) parts.push(`${c.cancelled} query cancelled`);
+      if (c.gone) parts.push(`${c.gone} already gone`);
+      if (c.changed) parts.push(`${c.changed} changed (kept)`);
+      if (c.permission_denied) parts.push(`${c.permission_denied} permission denied`);
+      if (c.failed) parts.push(`${c.failed} failed`);
+      if (c.not_attempted) parts.push(`${c.not_attempted} not attempted`);
+      const head = status === 'done' ? 'done' : status === 'partly_done' ? 'partly done' : 'nothing done';
+      return `${head}: ${c.done} of ${plural(c.planned, 'planned session')} dealt with (${parts.join(', ')})`;
+    }
+  }
+}
+
+export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null }): string | null {
+  switch (status) {
+    case 'nothing_to_do':
+      return o.hidden > 0 ? 'grant the role pg_read_all_stats (or pg_monitor) so dbdoctor can see and re-check those sessions' : null;
+    case 'dry_run':
+      return 'run the same command without --dry-run to act (with --yes where there is no terminal)';
+    case 'over_max':
+      return 'narrow the filters (--app, --older-than, --pid ...), or raise --max if you mean it';
+    case 'not_confirmed':
+      return o.reason === 'no_tty' ? 'check the plan above (or use --dry-run), then run again with --yes' : null;
+    default: {
+      const c = o.counts!;
+      if (c.permission_denied) return "the role needs pg_signal_backend (or membership in the session's role); only a superuser may signal superuser sessions";
+      if (c.changed) return 'changed sessions were left alone; look again (dbdoctor connections) and re-run if they still need to go';
+      if (c.failed) return 'see the detail per session; run with a longer --statement-timeout if it timed out';
+      return null;
+    }
+  }
+}
+
+/** What `terminate` did, for the renderer and for `--json` (schema dbdoctor.terminate). */
+export interface TerminateReport {
+  status: TerminateStatus;
+  /** One line saying what happened. */
+  summary: string;
+  hint: string | null;
+  exit_code: ExitCodeValue;
+  /** Where dbdoctor connected (never a password). */
+  target: string;
+  /** The database connected to: the default scope. */
+  database: string | null;
+  all_databases: boolean;
+  include_superusers: boolean;
+  filters: TerminateFilters;
+  max: number;
+  dry_run: boolean;
+  cancel_first: boolean;
+  grace_ms: number | null;
+  not_confirmed_reason: NotConfirmedReason | null;
+  planned: PlannedSession[];
+  excluded: ExcludedSession[];
+  not_found_pids: number[];
+  hidden_sessions: number;
+  /** Pids unchecked at the interactive prompt. */
+  deselected: number[];
+  results: SessionResult[];
+  counts: OutcomeCounts | null;
+  audit_log: string | null;
+  lock_file: string | null;
+  run_id: string;
+}
+
+export type ReportBase = Omit<TerminateReport, 'status' | 'summary' | 'hint' | 'exit_code' | 'counts' | 'not_confirmed_reason'>;
+
+/** Fills in status, summary, hint, counts and exit code. */
+export function finishReport(base: ReportBase, status: TerminateStatus, reason: NotConfirmedReason | null = null): TerminateReport {
+  const acted = status === 'done' || status === 'partly_done' || status === 'not_done';
+  const counts = acted ? countOutcomes(base.results.length, base.results) : null;
+  const o = { planned: base.planned.length, max: base.max, counts, reason, hidden: base.hidden_sessions };
+  return {
+    status,
+    summary: terminateSummary(status, o),
+    hint: terminateHint(status, o),
+    exit_code: terminateExitCode(status, base.hidden_sessions),
+    not_confirmed_reason: reason,
+    counts,
+    ...base,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit records (built here, written by src/ui/audit.ts)
+
+export interface AuditContext {
+  run_id: string;
+  os_user: string;
+  machine: string;
+  dbdoctor_pid: number;
+  dbdoctor_version: string;
+  /** The server dbdoctor is connected to: host, port, database and role; never a password. */
+  host: string;
+  port: number;
+  database: string;
+  role: string;
+  filters: TerminateFilters;
+}
+
+export interface AuditIntent {
+  ts: string;
+  event: 'intent';
+  run_id: string;
+  action: SignalKind;
+  os_user: string;
+  machine: string;
+  dbdoctor_pid: number;
+  dbdoctor_version: string;
+  host: string;
+  port: number;
+  database: string;
+  role: string;
+  pid: number;
+  backend_start: string;
+  app: string;
+  user: string | null;
+  client: string;
+  session_database: string | null;
+  state: string;
+  age_ms: number | null;
+  xact_age_ms: number | null;
+  query: string;
+  filters: TerminateFilters;
+}
+
+export interface AuditOutcome {
+  ts: string;
+  event: 'outcome';
+  run_id: string;
+  action: SignalKind;
+  pid: number;
+  backend_start: string;
+  outcome: Outcome | 'signalled';
+  detail: string;
+}
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+const rounded = (v: number | null) => (v === null ? null : Math.round(v));
+
+export function auditIntent(ctx: AuditContext, p: PlannedSession, action: SignalKind, now: Date): AuditIntent {
+  return {
+    ts: now.toISOString(),
+    event: 'intent',
+    run_id: ctx.run_id,
+    action,
+    os_user: ctx.os_user,
+    machine: ctx.machine,
+    dbdoctor_pid: ctx.dbdoctor_pid,
+    dbdoctor_version: ctx.dbdoctor_version,
+    host: ctx.host,
+    port: ctx.port,
+    database: ctx.database,
+    role: ctx.role,
+    pid: p.pid,
+    backend_start: p.backend_start,
+    app: p.app,
+    user: p.user,
+    client: p.client,
+    session_database: p.database,
+    state: p.state,
+    age_ms: rounded(p.age_ms),
+    xact_age_ms: rounded(p.xact_age_ms),
+    query: cut(redactQuery(p.query), AUDIT_QUERY_CHARS),
+    filters: ctx.filters,
+  };
+}
+
+export function auditOutcome(ctx: AuditContext, p: PlannedSession, action: SignalKind, r: StepResult, now: Date): AuditOutcome {
+  return { ts: now.toISOString(), event: 'outcome', run_id: ctx.run_id, action, pid: p.pid, backend_start: p.backend_start, outcome: r.outcome, detail: r.detail };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where state lives
+
+/** `$XDG_STATE_HOME/dbdoctor` (absolute paths only, per the XDG spec), else `~/.local/state/dbdoctor`. */
+export function stateDir(env: Readonly<Record<string, string | undefined>>, home: string): string {
+  const xdg = env.XDG_STATE_HOME;
+  const base = xdg?.startsWith('/') ? xdg : `${home.replace(/\/+$/, '')}/.local/state`;
+  return `${base.replace(/\/+$/, '')}/dbdoctor`;
+}

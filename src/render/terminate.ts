@@ -1,0 +1,161 @@
+/**
+ * `terminate` as text: the plan (what will be terminated, what is excluded and why), the results,
+ * and the one-line notices for stderr. Every piece of client-controlled text goes through
+ * sanitize/oneLine. Tables stay within 80 columns.
+ */
+import type { ChalkInstance } from 'chalk';
+import { formatDuration } from '../core/duration.js';
+import { exclusionText, type Outcome, type PlannedSession, type TerminateReport } from '../core/terminate.js';
+import { oneLine } from './sanitize.js';
+import { table } from './table.js';
+
+const STATE_SHORT: Record<string, string> = {
+  'idle in transaction': 'idle in tx',
+  'idle in transaction (aborted)': 'aborted tx',
+  'fastpath function call': 'fastpath',
+};
+
+export function shortState(state: string): string {
+  return STATE_SHORT[state] ?? state;
+}
+
+function label(style: ChalkInstance, r: TerminateReport): string {
+  switch (r.status) {
+    case 'done':
+      return style.bold.green('OK');
+    case 'partly_done':
+      return style.bold.yellow('WARNING');
+    case 'not_done':
+      return style.bold.red('CRITICAL');
+    case 'dry_run':
+      return style.bold.cyan('DRY RUN');
+    case 'over_max':
+    case 'not_confirmed':
+      return style.bold.yellow('NOT CONFIRMED');
+    case 'nothing_to_do':
+      return r.exit_code === 0 ? style.bold.green('OK') : style.bold.magenta('UNKNOWN');
+  }
+}
+
+function outcomeText(style: ChalkInstance, o: Outcome): string {
+  switch (o) {
+    case 'terminated':
+      return style.green('terminated');
+    case 'cancelled':
+      return style.green('query cancelled');
+    case 'gone':
+      return style.dim('already gone');
+    case 'changed':
+      return style.yellow('changed, kept');
+    case 'permission_denied':
+      return style.red('permission denied');
+    case 'failed':
+      return style.red('failed');
+    case 'not_attempted':
+      return style.dim('not attempted');
+  }
+}
+
+/** One line per planned session for the interactive checkbox. */
+export function choiceLabel(p: PlannedSession, width = 76): string {
+  const head = [
+    String(p.pid).padEnd(8),
+    oneLine(p.app || '-', 16).padEnd(16),
+    oneLine(p.user ?? '-', 12).padEnd(12),
+    shortState(p.state).padEnd(10),
+    formatDuration(p.age_ms).padEnd(7),
+  ].join(' ');
+  const room = width - head.length - 1;
+  return room > 8 ? `${head} ${oneLine(p.query, room)}` : head;
+}
+
+function planTable(r: TerminateReport, style: ChalkInstance): string {
+  const t = table({ head: ['pid', 'app', 'user', 'client', 'state', 'age', 'xact'].map((h) => style.bold(h)), colWidths: [9, 11, 9, 15, 12, 8, 8] });
+  for (const p of r.planned) {
+    t.push([
+      String(p.pid),
+      oneLine(p.app || '-', 9),
+      oneLine(p.user ?? '-', 7),
+      oneLine(p.client, 13),
+      shortState(p.state) + (p.action === 'cancel_then_terminate' ? '*' : ''),
+      formatDuration(p.age_ms),
+      formatDuration(p.xact_age_ms),
+    ]);
+    const extra = [p.blocks > 0 ? `blocks ${p.blocks}` : '', p.wait_event ? `waits ${p.wait_event}` : ''].filter(Boolean).join(', ');
+    const q = `${extra ? `[${extra}] ` : ''}${p.query}`;
+    t.push([{ colSpan: 7, content: style.dim(oneLine(q || '-', 74)) }]);
+  }
+  return t.toString();
+}
+
+function excludedTable(r: TerminateReport, style: ChalkInstance, limit = 20): string[] {
+  if (r.excluded.length === 0) return [];
+  const t = table({ head: ['pid', 'app', 'user', 'excluded because'].map((h) => style.bold(h)), colWidths: [9, 14, 10, 39], wordWrap: true });
+  for (const e of r.excluded.slice(0, limit)) {
+    t.push([String(e.pid), oneLine(e.app || '-', 12), oneLine(e.user ?? '-', 8), oneLine(e.detail)]);
+  }
+  const lines = [`${style.bold('Not touched')} (matched the filters, but excluded):`, t.toString()];
+  if (r.excluded.length > limit) {
+    const byReason = new Map<string, number>();
+    for (const e of r.excluded.slice(limit)) byReason.set(e.reason, (byReason.get(e.reason) ?? 0) + 1);
+    const rest = [...byReason].map(([reason, n]) => `${n} ${exclusionText(reason as Parameters<typeof exclusionText>[0]).split(' (')[0]}`);
+    lines.push(style.dim(`... and ${r.excluded.length - limit} more: ${rest.join('; ')} (all of them are in --json)`));
+  }
+  return lines;
+}
+
+/** The plan: shown before the questions, and in every report that did not act. */
+export function renderPlan(r: TerminateReport, style: ChalkInstance): string {
+  const lines: string[] = [];
+  const scope = r.all_databases ? 'all databases' : `database ${JSON.stringify(oneLine(r.database ?? '', 40))}`;
+  if (r.planned.length > 0) {
+    const cancel = r.planned.some((p) => p.action === 'cancel_then_terminate');
+    lines.push(`${style.bold('Plan')}: terminate ${r.planned.length} session${r.planned.length === 1 ? '' : 's'} (${scope}; --max ${r.max})`);
+    lines.push(planTable(r, style));
+    lines.push(style.dim('age: in the current state (for active sessions, the query\'s); xact: the open transaction\'s'));
+    if (cancel) lines.push(style.dim(`* active: cancelled first, terminated if still running after ${formatDuration(r.grace_ms ?? 0)}`));
+  } else {
+    lines.push(`${style.bold('Plan')}: no session to terminate (${scope})`);
+  }
+  lines.push(...excludedTable(r, style));
+  if (r.not_found_pids.length > 0) lines.push(style.yellow(`! not connected: pid ${r.not_found_pids.join(', ')}`));
+  if (r.hidden_sessions > 0) {
+    lines.push(
+      style.yellow(
+        `! your role cannot see the state and identity of ${r.hidden_sessions} session${r.hidden_sessions === 1 ? '' : 's'} that may match; they are not touched (grant pg_read_all_stats or pg_monitor)`,
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+export function renderResults(r: TerminateReport, style: ChalkInstance): string {
+  const t = table({ head: ['pid', 'app', 'outcome', 'detail'].map((h) => style.bold(h)), colWidths: [9, 14, 19, 30], wordWrap: true });
+  for (const x of r.results) t.push([String(x.pid), oneLine(x.app || '-', 12), outcomeText(style, x.outcome), oneLine(x.detail)]);
+  return t.toString();
+}
+
+/** The whole report for stdout. `planShown`: the plan was already printed before the questions. */
+export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: { planShown?: boolean } = {}): string {
+  const lines: string[] = [`${label(style, r)}  ${oneLine(r.summary)}`, style.dim(`target: ${oneLine(r.target)}`), ''];
+  if (!opts.planShown) lines.push(renderPlan(r, style));
+  if (r.results.length > 0) {
+    if (!opts.planShown) lines.push('');
+    lines.push(renderResults(r, style));
+  }
+  if (r.deselected.length > 0) lines.push(style.dim(`deselected (kept): pid ${r.deselected.join(', ')}`));
+  if (r.audit_log && r.results.some((x) => x.outcome !== 'not_attempted')) lines.push(style.dim(`audit log: ${oneLine(r.audit_log)}`));
+  return lines.join('\n');
+}
+
+/**
+ * What goes to stderr besides the report: the clear line and hint when nothing was done on
+ * purpose (no TTY, over --max, answered No) or when the result needs attention.
+ */
+export function terminateNotices(r: TerminateReport): string[] {
+  const out: string[] = [];
+  const loud = r.status === 'over_max' || r.status === 'not_confirmed' || r.exit_code !== 0;
+  if (loud) out.push(`dbdoctor: ${oneLine(r.summary)}`);
+  if (loud && r.hint) out.push(`hint: ${oneLine(r.hint)}`);
+  return out;
+}

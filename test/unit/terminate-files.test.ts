@@ -1,0 +1,107 @@
+/** The lock file and the audit log, on a real file system (temporary directories). */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
+import { DbdoctorError } from '../../src/core/errors.js';
+import { ExitCode } from '../../src/core/exit-codes.js';
+import { openAuditLog } from '../../src/ui/audit.js';
+import { acquireLock } from '../../src/ui/lockfile.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbdoctor-files-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function deadPid(): number {
+  // A process that has exited: its pid names nobody (reuse within the test is not a concern).
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(String(r.stdout));
+}
+
+function lockedCode(fn: () => unknown): number | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof DbdoctorError) return err.exitCode;
+    throw err;
+  }
+  return undefined;
+}
+
+describe('lock file', () => {
+  test('a second holder is refused with LOCKED while the first holds it, and may take it after', () => {
+    const path = join(dir, 'state', 'terminate.lock');
+    const first = acquireLock(path);
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ pid: process.pid, token: first.info.token });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+    try {
+      acquireLock(path);
+    } catch (err) {
+      expect((err as Error).message).toContain(`pid ${process.pid}`);
+      expect((err as DbdoctorError).hint).toContain(path);
+    }
+    first.release();
+    const second = acquireLock(path);
+    expect(second.tookOverFrom).toBeNull();
+    second.release();
+  });
+
+  test('a lock left by a dead process on this host is taken over', () => {
+    const path = join(dir, 'terminate.lock');
+    const pid = deadPid();
+    const stale = acquireLock(path, { pid, isAlive: () => true });
+    // The stale holder never released it; now its pid is dead.
+    const lock = acquireLock(path);
+    expect(lock.tookOverFrom).toMatchObject({ pid, token: stale.info.token });
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(lock.info.token);
+    // The old holder releasing late must not remove the new holder's lock.
+    stale.release();
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(lock.info.token);
+    lock.release();
+  });
+
+  test("a lock from another host is held (its pid cannot be checked from here)", () => {
+    const path = join(dir, 'terminate.lock');
+    writeFileSync(path, JSON.stringify({ pid: deadPid(), host: 'some-other-host', started_at: 'x', token: 't' }));
+    expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+  });
+
+  test('a lock file being written (empty) is held; an old unreadable one is stale', () => {
+    const path = join(dir, 'terminate.lock');
+    writeFileSync(path, '');
+    expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+    const lock = acquireLock(path, { now: () => new Date(Date.now() + 120_000) });
+    expect(lock.tookOverFrom).toBeNull();
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(lock.info.token);
+    lock.release();
+  });
+});
+
+describe('audit log', () => {
+  test('appends one JSON line per record, mode 0600, in a 0700 directory', () => {
+    const path = join(dir, 'deep', 'dbdoctor', 'audit.jsonl');
+    const log = openAuditLog(path);
+    log.append({ event: 'intent', pid: 1 });
+    log.append({ event: 'outcome', pid: 1, outcome: 'terminated' });
+    log.close();
+    const again = openAuditLog(path);
+    again.append({ event: 'intent', pid: 2 });
+    again.close();
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l))).toEqual([{ event: 'intent', pid: 1 }, { event: 'outcome', pid: 1, outcome: 'terminated' }, { event: 'intent', pid: 2 }]);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'deep', 'dbdoctor')).mode & 0o777).toBe(0o700);
+  });
+
+  test('an unwritable place is a clear error, before anything is done', () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    expect(() => openAuditLog(join(file, 'audit.jsonl'))).toThrow(/cannot write the audit log .* nothing was terminated/);
+  });
+});
