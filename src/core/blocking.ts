@@ -144,7 +144,8 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
       session,
       direct,
       all,
-      longest_wait_ms: waits.length ? Math.max(...waits) : null,
+      // a loop, not Math.max(...waits): spreading a huge pile-up overflows the call stack
+      longest_wait_ms: waits.length ? waits.reduce((a, b) => Math.max(a, b)) : null,
       waited_locks: [...waited.values()],
       ...actionFor(pid, session, prepared),
       holds_advisory: session?.holds_advisory ?? false,

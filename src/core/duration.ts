@@ -13,7 +13,7 @@ const UNIT_MS: Record<string, number> = {
 export const MAX_DURATION_MS = 365 * UNIT_MS.d!;
 
 /**
- * Parses a duration such as `500ms`, `30s`, `5m`, `1h30m` or `2d` into milliseconds. A bare
+ * Parses a duration such as `500ms`, `30s`, `5m`, `1h30m`, `1h 30m` or `2d` into milliseconds. A bare
  * number means seconds. Throws a UsageError for anything else (negative, empty, exponent, unknown
  * unit, over a year).
  */
@@ -26,7 +26,8 @@ export function parseDuration(input: string, flag = 'duration'): number {
     );
   if (text === '') throw bad();
   if (/^\d+(\.\d+)?$/.test(text)) return check(Number(text) * 1000, bad);
-  const re = /(\d+(?:\.\d+)?)(ms|min|s|m|h|d)/gy;
+  // Parts may be written apart ("1h 30m", as formatDuration prints them), a number never apart from its unit.
+  const re = /\s*(\d+(?:\.\d+)?)(ms|min|s|m|h|d)/gy;
   let total = 0;
   let consumed = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {

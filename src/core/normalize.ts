@@ -2,21 +2,44 @@
  * Statement normalization, for grouping "the same statement running in many sessions": string,
  * numeric and boolean literals and $n parameters become `?`, IN lists collapse, comments go, and
  * whitespace is collapsed. Pure and total: any input string gives a string.
+ *
+ * One left-to-right pass, as PostgreSQL's lexer reads: whatever starts first wins, so `--` or `/*`
+ * inside a string literal is part of the literal, and a quote inside a comment is part of the
+ * comment. A literal cut off at the end (query text is truncated by track_activity_query_size) is
+ * still a literal.
  */
+const TOKENS = new RegExp(
+  [
+    // comments (an unterminated block comment runs to the end)
+    String.raw`(?<comment>--[^\n]*|\/\*[\s\S]*?(?:\*\/|$))`,
+    // dollar-quoted strings: $$...$$ or $tag$...$tag$
+    String.raw`(?<dollar>\$(?<tag>[A-Za-z_][A-Za-z0-9_]*)?\$[\s\S]*?(?:\$\k<tag>\$|$))`,
+    // E'' strings (backslash escapes), then standard strings ('' doubles a quote)
+    String.raw`(?<estring>(?<![A-Za-z0-9_$])[eE]'(?:[^'\\]|\\[\s\S]|'')*(?:'|$))`,
+    "(?<string>'(?:[^']|'')*(?:'|$))",
+    // quoted identifiers are kept as they are
+    '(?<quoted>"(?:[^"]|"")*(?:"|$))',
+    // identifiers and key words (true, false and null are literals)
+    String.raw`(?<word>[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)`,
+    // parameters, then numbers (a leading minus belongs to the number unless it follows an operand)
+    String.raw`(?<param>\$\d+)`,
+    String.raw`(?<number>(?<![A-Za-z0-9_."$)\]])-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)`,
+  ].join('|'),
+  'g',
+);
+
+const LITERAL_WORDS = new Set(['true', 'false', 'null']);
+
 export function normalizeStatement(sql: string): string {
   return (
     sql
-      // comments
-      .replace(/--[^\n]*/g, ' ')
-      .replace(/\/\*[\s\S]*?\*\//g, ' ')
-      // dollar-quoted strings, then quoted strings (with doubled quotes and E'' escapes)
-      .replace(/\$([A-Za-z_][A-Za-z0-9_]*)?\$[\s\S]*?\$\1\$/g, '?')
-      .replace(/\b[eE]'(?:[^'\\]|\\.|'')*'/g, '?')
-      .replace(/'(?:[^']|'')*'/g, '?')
-      // parameters and numbers (not parts of identifiers)
-      .replace(/\$\d+/g, '?')
-      .replace(/(?<![A-Za-z_0-9."])-?\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b/g, '?')
-      .replace(/\b(?:true|false|null)\b/gi, '?')
+      .replace(TOKENS, (match, ...args) => {
+        const groups = args[args.length - 1] as Record<string, string | undefined>;
+        if (groups.comment !== undefined) return ' ';
+        if (groups.quoted !== undefined) return match;
+        if (groups.word !== undefined) return LITERAL_WORDS.has(match.toLowerCase()) ? '?' : match;
+        return '?';
+      })
       // IN (?, ?, ?) -> IN (...)
       .replace(/\(\s*\?(?:\s*,\s*\?)+\s*\)/g, '(...)')
       .replace(/\s+/g, ' ')
