@@ -62,8 +62,10 @@ export interface ActivitySnapshot {
 }
 
 export function isClientBackend(r: SessionRow): boolean {
-  // Rows hidden by privileges still show backend_type; a NULL type is a client (13 and older).
-  return r.backend_type === 'client backend' || r.backend_type === null;
+  // Rows hidden by privileges show NULL backend_type, for background processes too; those are
+  // told apart by their database: a client backend is always connected to one, while the
+  // checkpointer, walwriter, launchers and physical walsenders are not.
+  return r.backend_type === 'client backend' || (r.backend_type === null && r.datname !== null);
 }
 
 export function isParallelWorker(r: SessionRow): boolean {

@@ -415,7 +415,8 @@ export interface OtherProcessGroup {
 export function summarizeOtherProcesses(snapshot: ActivitySnapshot): OtherProcessGroup[] {
   const groups = new Map<string, OtherProcessGroup>();
   for (const r of otherProcesses(snapshot)) {
-    const type = r.backend_type ?? 'unknown';
+    // A NULL backend_type is a row hidden by privileges (a background process: it has no database).
+    const type = r.backend_type ?? 'hidden';
     const g = groups.get(type) ?? { backend_type: type, count: 0, pids: [], leader_pids: [] };
     g.count++;
     g.pids.push(r.pid);

@@ -270,7 +270,12 @@ describe('the acceptance incident', () => {
     expect(rep.status).toBe('unknown');
     expect(rep.visibility.partial).toBe(true);
     expect(rep.visibility.can_read_all_stats).toBe(false);
-    expect(rep.visibility.hidden).toBeGreaterThanOrEqual(32);
+    // Exactly the incident's 32 sessions: background processes (hidden too, with no database) are
+    // not counted as clients, and dbdoctor's own session is left out.
+    expect(rep.visibility.hidden).toBe(32);
+    expect(rep.total).toBe(32);
+    expect(rep.capacity.client_backends).toBe(33);
+    expect(rep.other_processes.find((p) => p.backend_type === 'hidden')?.count).toBeGreaterThanOrEqual(4);
     expect(rep.states.hidden).toBe(rep.visibility.hidden);
     const byApp = Object.fromEntries(rep.groups.filter((g) => APPS.includes(g.app!)).map((g) => [`${g.app}/${g.state}`, g.count]));
     expect(byApp).toEqual({ 'api/hidden': 20, 'worker/hidden': 5, 'billing/hidden': 1, 'checkout/hidden': 3, 'reports/hidden': 2, 'leaky/hidden': 1 });
@@ -288,5 +293,7 @@ describe('the acceptance incident', () => {
     // A monitoring role sees everything.
     const mon = parseJson<ConnectionsDoc>(await cli(['connections', '--json'], 'monitor_user'));
     expect(mon.report.visibility).toMatchObject({ partial: false, hidden: 0 });
+    expect(mon.report.total).toBe(32);
+    expect(mon.report.other_processes.map((p) => p.backend_type)).not.toContain('hidden');
   });
 });

@@ -50,8 +50,9 @@ export async function readServerFacts(s: Session): Promise<ServerFacts> {
             current_setting('max_connections')::int AS max_connections,
             current_setting('superuser_reserved_connections')::int AS superuser_reserved,
             ${reserved} AS reserved,
-            (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS client_backends,
-            (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type IS DISTINCT FROM 'client backend') AS other_backends,
+            -- Rows hidden by privileges have a NULL backend_type; client backends among them are the ones with a database.
+            (SELECT count(*)::int FROM pg_stat_activity WHERE coalesce(backend_type = 'client backend', datid IS NOT NULL)) AS client_backends,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE NOT coalesce(backend_type = 'client backend', datid IS NOT NULL)) AS other_backends,
             current_user::text AS current_user,
             current_database()::text AS current_database,
             r.rolsuper AS is_superuser,
@@ -63,11 +64,11 @@ export async function readServerFacts(s: Session): Promise<ServerFacts> {
   );
   const limits = await s.query<LimitRow>(
     `SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
-            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.datid = d.oid AND a.backend_type = 'client backend') AS connections
+            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.datid = d.oid AND coalesce(a.backend_type = 'client backend', a.datid IS NOT NULL)) AS connections
        FROM pg_database d WHERE d.datconnlimit >= 0
      UNION ALL
      SELECT 'role', r.rolname::text, r.rolconnlimit,
-            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.usesysid = r.oid AND a.backend_type = 'client backend')
+            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.usesysid = r.oid AND coalesce(a.backend_type = 'client backend', a.datid IS NOT NULL))
        FROM pg_roles r WHERE r.rolconnlimit >= 0 AND r.rolcanlogin
      ORDER BY 1, 2`,
   );
