@@ -1,0 +1,717 @@
+#!/usr/bin/env node
+// `npm run bench`: dbdoctor at incident scale, side by side with its floor (node -e 0 plus psql
+// running the very SQL dbdoctor sends), check_postgres and the seed runbook's pg_locks self-join.
+//
+//   npm run bench                       full scale: 1,500 sessions, 20,000 locks, 400 waiters, 5 runs
+//   npm run bench -- --scale small      CI smoke test: 50 sessions, 500 locks, 20 waiters, 3 runs
+//   options: --runs N, --explain (EXPLAIN ANALYZE dbdoctor's SQL), --cpu-prof (profile each
+//            dbdoctor command once), --strict (exit 1 when a target is missed at full scale)
+//
+// It starts a throwaway server (dist/db/embedded.js), builds the incident with real sessions
+// (scripts/bench-incident.js), captures dbdoctor's SQL, connections, server-side time and rows from
+// the server log and pg_stat_statements (scripts/bench-log.js), times every subject in interleaved
+// rounds, prints a table with the targets of issue 8 and writes bench-results/bench-<time>.json.
+// Peers that are not installed (psql, check_postgres) and dbdoctor commands that do not exist yet
+// are skipped with a note. Everything listens on 127.0.0.1 and is torn down at the end, on errors
+// and on Ctrl-C: the server this script started is stopped by its handle, child runs by their pid.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { buildIncident, planIncident, releaseClients } from './bench-incident.js';
+import { connectionsIn, inlineParams, LOG_LINE_PREFIX, LogReader, parseEntries, statementsIn } from './bench-log.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'dbdoctor.js');
+const MODULE_HOOK = join(ROOT, 'scripts', 'bench-module-hook.js');
+const NODE = process.execPath;
+
+const SCALES = {
+  full: { sessions: 1500, locks: 20_000, waiters: 400, runs: 5, maxConnections: 2000, concurrency: 16, subjectTimeoutMs: 120_000, budgetMs: 25 * 60_000 },
+  small: { sessions: 50, locks: 500, waiters: 20, runs: 3, maxConnections: 200, concurrency: 8, subjectTimeoutMs: 30_000, budgetMs: 3 * 60_000 },
+};
+
+// The seed runbook's blocking query (seeds/002, "Identify Blocking Queries"), verbatim.
+const SEED_SELF_JOIN = `SELECT 
+    blocked_locks.pid AS blocked_pid,
+    blocked_activity.usename AS blocked_user,
+    blocking_locks.pid AS blocking_pid,
+    blocking_activity.usename AS blocking_user,
+    blocked_activity.query AS blocked_statement,
+    blocking_activity.query AS blocking_statement
+FROM pg_catalog.pg_locks blocked_locks
+JOIN pg_catalog.pg_stat_activity blocked_activity ON blocked_activity.pid = blocked_locks.pid
+JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_locks.locktype
+    AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
+    AND blocking_locks.page IS NOT DISTINCT FROM blocked_locks.page
+    AND blocking_locks.tuple IS NOT DISTINCT FROM blocked_locks.tuple
+    AND blocking_locks.virtualxid IS NOT DISTINCT FROM blocked_locks.virtualxid
+    AND blocking_locks.transactionid IS NOT DISTINCT FROM blocked_locks.transactionid
+    AND blocking_locks.classid IS NOT DISTINCT FROM blocked_locks.classid
+    AND blocking_locks.objid IS NOT DISTINCT FROM blocked_locks.objid
+    AND blocking_locks.objsubid IS NOT DISTINCT FROM blocked_locks.objsubid
+    AND blocking_locks.pid != blocked_locks.pid
+JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
+WHERE NOT blocked_locks.granted;`;
+
+// check_postgres's equivalent of `diagnose` for a connection incident: one process per action.
+const CHECK_POSTGRES_ACTIONS = [
+  ['backends'],
+  ['txn_idle', '--warning=30 seconds', '--critical=5 minutes'],
+  ['query_time', '--warning=30 seconds', '--critical=5 minutes'],
+  ['txn_time', '--warning=30 seconds', '--critical=5 minutes'],
+  ['locks'],
+  ['connection'],
+];
+
+// dbdoctor commands measured, when they exist in this build.
+const DBDOCTOR_COMMANDS = [
+  { id: 'diagnose', args: ['diagnose', '--json'] },
+  { id: 'locks', args: ['locks', '--json'] },
+  { id: 'connections', args: ['connections', '--json'] },
+  { id: 'check', args: ['check', '--json'] },
+];
+
+const HEAVY_MODULES = /^(pg|pg-[\w-]+|pgpass|@inquirer\/[\w-]+|inquirer|execa)$/;
+
+// ---------------------------------------------------------------------------------------------
+// small utilities
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms).unref());
+const say = (msg) => process.stderr.write(`bench: ${msg}\n`);
+
+function median(xs) {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function findExecutable(names) {
+  for (const name of names) {
+    for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+      const p = join(dir, name);
+      try {
+        accessSync(p, constants.X_OK);
+        return p;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return undefined;
+}
+
+function versionOf(cmd, args = ['--version']) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0];
+  } catch {
+    return null;
+  }
+}
+
+function fdLimit() {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -n; ulimit -Hn'], { encoding: 'utf8' }).trim().split('\n');
+    const n = (s) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+    return { soft: n(out[0]), hard: n(out[1]) };
+  } catch {
+    return { soft: Number.NaN, hard: Number.NaN };
+  }
+}
+
+function fmtMs(x) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '-';
+  return x >= 100 ? x.toFixed(0) : x.toFixed(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+const { values: opts } = parseArgs({
+  options: {
+    scale: { type: 'string' },
+    runs: { type: 'string' },
+    explain: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    strict: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+if (opts.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 8).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.exit(0);
+}
+const scaleName = opts.scale ?? process.env.BENCH_SCALE ?? 'full';
+if (!(scaleName in SCALES)) {
+  say(`unknown --scale ${scaleName}: use full or small`);
+  process.exit(64);
+}
+const SCALE = { ...SCALES[scaleName] };
+if (opts.runs !== undefined) {
+  const n = Number(opts.runs);
+  if (!Number.isInteger(n) || n < 1 || n > 50) {
+    say('--runs must be an integer from 1 to 50');
+    process.exit(64);
+  }
+  SCALE.runs = n;
+}
+const FULL = scaleName === 'full';
+
+// 1,500+ client sockets from this one process (plus the server's backends, which inherit this
+// limit): make sure the descriptor limit allows it, raising the soft limit by re-running under
+// `ulimit -n` when the hard limit permits.
+{
+  const need = SCALE.sessions + 256;
+  const lim = fdLimit();
+  if (lim.soft < need) {
+    if (process.env.BENCH_FD_RAISED || lim.hard < need) {
+      say(`open-file limit is ${lim.soft} (hard ${lim.hard}); ${need} are needed for ${SCALE.sessions} sessions: raise it (ulimit -n ${need}) or use --scale small`);
+      process.exit(1);
+    }
+    say(`raising the open-file limit from ${lim.soft} to ${need}`);
+    const child = spawn('sh', ['-c', `ulimit -n ${need} && exec "$0" "$@"`, NODE, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_FD_RAISED: '1' },
+    });
+    const forward = (sig) => () => child.kill(sig);
+    process.on('SIGINT', forward('SIGINT'));
+    process.on('SIGTERM', forward('SIGTERM'));
+    child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
+    await new Promise(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// teardown: everything this script started, by handle or pid; runs once
+
+const state = { server: undefined, control: undefined, clients: [], child: undefined, tmp: undefined, teardown: undefined };
+const controller = new AbortController();
+
+function teardown() {
+  state.teardown ??= (async () => {
+    if (state.child && state.child.exitCode === null) {
+      try {
+        process.kill(state.child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (state.control) await Promise.race([state.control.end().catch(() => undefined), sleep(2000)]);
+    if (state.server) {
+      say('stopping the server');
+      await state.server.stop('fast').catch((e) => say(`could not stop the server cleanly: ${e.message}`));
+    }
+    await releaseClients(state.clients);
+    if (state.tmp) rmSync(state.tmp, { recursive: true, force: true });
+  })();
+  return state.teardown;
+}
+
+let interrupted = false;
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    controller.abort();
+    say(`${sig}: tearing down`);
+    teardown().finally(() => process.exit(code));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// running one process, timed
+
+const TIME_BIN = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+/** Spawns cmd, drains its output, returns wall time (spawn to exit) and what it printed. */
+function runProcess(cmd, args, { env, timeoutMs = SCALE.subjectTimeoutMs, keepStdout = false }) {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    let exitMs;
+    let bytes = 0;
+    const chunks = [];
+    let stderr = '';
+    let timedOut = false;
+    const child = spawn(cmd, args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    state.child = child;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout.on('data', (d) => {
+      bytes += d.length;
+      if (keepStdout) chunks.push(d);
+    });
+    child.stderr.on('data', (d) => {
+      stderr = (stderr + d).slice(-4000);
+    });
+    child.on('error', (e) => {
+      stderr += `\n${e.message}`;
+    });
+    child.on('exit', () => {
+      exitMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (state.child === child) state.child = undefined;
+      resolve({
+        ms: exitMs ?? Number(process.hrtime.bigint() - t0) / 1e6,
+        code,
+        signal,
+        timedOut,
+        stdoutBytes: bytes,
+        stdout: keepStdout ? Buffer.concat(chunks).toString('utf8') : undefined,
+        stderr,
+      });
+    });
+  });
+}
+
+/**
+ * A subject is a list of steps run one after the other; its time is their sum. With `rss`, each
+ * step runs under /usr/bin/time and the peak RSS (KiB) is the largest of the steps.
+ */
+async function runSubject(subject, { env, rss = false, keepStdout = false, nodeFlags = [], extraEnv = {} }) {
+  let ms = 0;
+  const codes = [];
+  let peakKb = null;
+  let stdout = '';
+  let stderr = '';
+  let timedOut = false;
+  for (const step of subject.steps) {
+    let cmd = step.cmd;
+    let args = step.cmd === NODE ? [...nodeFlags, ...step.args] : step.args;
+    const rssFile = rss && TIME_BIN ? join(state.tmp, `rss-${randomBytes(4).toString('hex')}`) : undefined;
+    if (rssFile) {
+      args = ['-f', '%M', '-o', rssFile, cmd, ...args];
+      cmd = TIME_BIN;
+    }
+    const r = await runProcess(cmd, args, { env: { ...env, ...extraEnv }, keepStdout });
+    ms += r.ms;
+    codes.push(r.timedOut ? 'timeout' : (r.code ?? r.signal));
+    timedOut ||= r.timedOut;
+    if (keepStdout) stdout += r.stdout;
+    if (r.stderr) stderr = r.stderr;
+    if (rssFile && existsSync(rssFile)) {
+      const kb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+      if (Number.isFinite(kb)) peakKb = Math.max(peakKb ?? 0, kb);
+    }
+    if (controller.signal.aborted) break;
+  }
+  return { ms, codes, peakKb, stdout, stderr, timedOut };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the benchmark
+
+const results = {
+  tool: 'dbdoctor bench',
+  scale: scaleName,
+  started_at: new Date().toISOString(),
+  machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, mem_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+  versions: {},
+  incident: null,
+  subjects: {},
+  targets: [],
+  startup_modules: {},
+  notes: [],
+};
+const note = (text) => {
+  results.notes.push(text);
+  say(`note: ${text}`);
+};
+
+async function main() {
+  const t0 = Date.now();
+  const budgetEnd = t0 + SCALE.budgetMs;
+  state.tmp = mkdtempSync(join(tmpdir(), 'dbdoctor-bench-'));
+  const home = join(state.tmp, 'home');
+  mkdirSync(home);
+
+  const { startServer, findPgBinaries } = await import('../dist/db/embedded.js');
+  const bins = findPgBinaries();
+  const hasPgss = bins ? existsSync(join(bins.binDir, '..', 'lib', 'postgresql', 'pg_stat_statements.so')) || existsSync(join(bins.binDir, '..', 'lib', 'pg_stat_statements.so')) : false;
+
+  // The shared lock table holds max_locks_per_transaction x (max_connections + ...) entries;
+  // the incident needs `locks` + one per waiter + headroom.
+  const maxLocksPerTx = Math.max(64, Math.ceil((SCALE.locks + 2 * SCALE.waiters + 5000) / SCALE.maxConnections));
+  const settings = {
+    max_connections: SCALE.maxConnections,
+    max_locks_per_transaction: maxLocksPerTx,
+    shared_buffers: '64MB',
+    log_connections: 'on',
+    log_line_prefix: LOG_LINE_PREFIX,
+    lc_messages: 'C',
+    ...(hasPgss ? { shared_preload_libraries: 'pg_stat_statements' } : {}),
+  };
+  say(`scale ${scaleName}: ${SCALE.sessions} sessions, ${SCALE.locks} advisory locks, ${SCALE.waiters} waiters, ${SCALE.runs} runs`);
+  const server = await startServer({ settings, onProgress: (s) => say(s) });
+  state.server = server;
+  results.versions.server_major = server.major;
+  results.server_settings = settings;
+  if (!hasPgss) note('pg_stat_statements is not available with these server binaries: rows fetched are not recorded');
+
+  const control = new pg.Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'postgres', application_name: 'bench-control' });
+  control.on('error', () => undefined);
+  await control.connect();
+  state.control = control;
+  await control.query('SET statement_timeout = 120000');
+  results.versions.server = (await control.query('SELECT version() AS v')).rows[0].v;
+  if (hasPgss) await control.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  const appPassword = randomBytes(12).toString('hex');
+  await control.query(`CREATE ROLE bench_app LOGIN PASSWORD '${appPassword}'`);
+
+  // --- the incident
+  const plan = planIncident(SCALE);
+  const lifetimeMs = SCALE.budgetMs + 5 * 60_000;
+  const tBuild = Date.now();
+  const built = await buildIncident({
+    conn: { host: server.host, port: server.port, user: 'bench_app', password: appPassword, database: 'postgres' },
+    control,
+    plan,
+    lifetimeMs,
+    concurrency: SCALE.concurrency,
+    signal: controller.signal,
+    onProgress: (s) => say(s),
+    clients: state.clients,
+  });
+  results.incident = { ...built.summary, build_s: Math.round((Date.now() - tBuild) / 100) / 10 };
+  say(`incident ready in ${results.incident.build_s} s: ${JSON.stringify(built.summary.sessions_by_state)}, pg_locks ${JSON.stringify(built.summary.pg_locks)}`);
+
+  // --- subjects
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    TMPDIR: state.tmp,
+    LANG: 'C',
+    LC_ALL: 'C',
+    NO_COLOR: '1',
+    PGHOST: server.host,
+    PGPORT: String(server.port),
+    PGUSER: 'postgres',
+    PGPASSWORD: server.password,
+    PGDATABASE: 'postgres',
+  };
+  const psql = findExecutable(['psql']);
+  const checkPostgres = findExecutable(['check_postgres.pl', 'check_postgres']);
+  results.versions.node = process.version;
+  results.versions.psql = psql ? versionOf(psql) : null;
+  results.versions.check_postgres = checkPostgres ? versionOf(checkPostgres) : null;
+  if (!psql) note('psql not found: the floor (node -e 0 + psql running the same SQL) and the seed self-join are skipped (apt-get install postgresql-client)');
+  if (!checkPostgres) note('check_postgres not found: the check_postgres comparison is skipped (apt-get install check-postgres)');
+
+  const help = await runProcess(NODE, [BIN, '--help'], { env, keepStdout: true });
+  const available = new Set();
+  let inCommands = false;
+  for (const line of (help.stdout ?? '').split('\n')) {
+    if (/^Commands:/.test(line)) inCommands = true;
+    else if (inCommands && /^\S/.test(line)) inCommands = false;
+    else if (inCommands) {
+      const m = /^ {2}([a-z][\w-]*)/.exec(line);
+      if (m) available.add(m[1]);
+    }
+  }
+  const commands = DBDOCTOR_COMMANDS.filter((c) => available.has(c.id));
+  for (const c of DBDOCTOR_COMMANDS) {
+    if (!available.has(c.id)) note(`dbdoctor ${c.id} does not exist in this build yet: skipped`);
+  }
+
+  const subjects = [
+    { id: 'node', label: 'node -e 0', kind: 'floor', steps: [{ cmd: NODE, args: ['-e', '0'] }] },
+    { id: 'version', label: 'dbdoctor --version', kind: 'dbdoctor', steps: [{ cmd: NODE, args: [BIN, '--version'] }] },
+    ...commands.map((c) => ({ id: c.id, label: `dbdoctor ${c.args.join(' ')}`, kind: 'dbdoctor', command: c.id, steps: [{ cmd: NODE, args: [BIN, ...c.args] }] })),
+  ];
+  for (const s of subjects) results.subjects[s.id] = { label: s.label, kind: s.kind };
+
+  // --- capture pass: statement logging on, one run of each dbdoctor command
+  const log = new LogReader(server.logFile);
+  const setLogging = async (on) => {
+    await control.query(on ? 'ALTER SYSTEM SET log_min_duration_statement = 0' : 'ALTER SYSTEM RESET log_min_duration_statement');
+    await control.query('SELECT pg_reload_conf()');
+    await sleep(300);
+  };
+  const pgssRows = async () => {
+    if (!hasPgss) return null;
+    const { rows } = await control.query(
+      `SELECT left(query, 200) AS query, calls::int AS calls, rows::float8 AS rows,
+              total_exec_time::float8 AS exec_ms, total_plan_time::float8 AS plan_ms
+         FROM pg_stat_statements
+        WHERE query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%pg_reload_conf%'
+        ORDER BY total_exec_time DESC`,
+    );
+    return rows;
+  };
+  const capture = async (subject, { acceptApp, rss = true } = {}) => {
+    if (hasPgss) await control.query('SELECT pg_stat_statements_reset()');
+    const off = log.size();
+    const r = await runSubject(subject, { env, rss, keepStdout: true });
+    await sleep(100);
+    const entries = parseEntries(log.readFrom(off));
+    const accept = (e) => e.app !== 'bench-control' && (!acceptApp || e.app === acceptApp);
+    const st = statementsIn(entries, accept);
+    const conns = connectionsIn(entries);
+    const pgssList = await pgssRows();
+    const out = results.subjects[subject.id];
+    out.capture = {
+      ms: r.ms,
+      exit_codes: r.codes,
+      stdout_bytes: Buffer.byteLength(r.stdout),
+      stderr_tail: r.stderr ? r.stderr.slice(-600) : null,
+      connections_received: conns.received,
+      sessions_authorized: conns.authorized.length,
+      session_apps: conns.authorized,
+      server_ms: Math.round(st.serverMs * 100) / 100,
+      statements: st.statements.length,
+      server_errors: st.errors,
+      rows_fetched: pgssList ? pgssList.reduce((a, x) => a + x.rows, 0) : null,
+      pg_stat_statements: pgssList,
+    };
+    if (r.peakKb !== null) out.peak_rss_kb = r.peakKb;
+    if (subject.kind === 'dbdoctor' && subject.command) {
+      try {
+        const doc = JSON.parse(r.stdout);
+        out.capture.json = { ok: true, kind: doc.kind ?? null, keys: Object.keys(doc.report ?? doc).slice(0, 20) };
+      } catch {
+        out.capture.json = { ok: false };
+        note(`dbdoctor ${subject.command} --json did not print one JSON document (exit ${r.codes.join(',')}): ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+      }
+    }
+    return { r, st, conns };
+  };
+
+  say('capture pass: logging every statement');
+  await setLogging(true);
+  // dbdoctor first: its statements become the psql replays.
+  const replays = [];
+  for (const s of subjects) {
+    if (controller.signal.aborted) return;
+    const { st } = await capture(s, s.command ? { acceptApp: 'dbdoctor' } : {});
+    if (s.command) {
+      const sql = st.statements.map((x) => inlineParams(x));
+      results.subjects[s.id].sql = sql;
+      if (psql && sql.length > 0) {
+        replays.push({
+          id: `psql_${s.id}`,
+          label: `psql: ${s.id}'s SQL`,
+          kind: 'psql',
+          of: s.id,
+          steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((q) => ['-c', q])] }],
+        });
+      }
+    }
+  }
+  const peers = [...replays];
+  if (psql) peers.push({ id: 'selfjoin', label: 'psql: seed pg_locks self-join', kind: 'peer', steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-c', SEED_SELF_JOIN] }] });
+  if (checkPostgres) {
+    peers.push({
+      id: 'check_postgres',
+      label: `check_postgres x${CHECK_POSTGRES_ACTIONS.length} actions`,
+      kind: 'peer',
+      steps: CHECK_POSTGRES_ACTIONS.map(([action, ...rest]) => ({
+        cmd: checkPostgres,
+        args: [`--action=${action}`, `--host=${server.host}`, `--port=${server.port}`, '--dbuser=postgres', '--dbname=postgres', ...rest],
+      })),
+    });
+  }
+  for (const s of peers) {
+    if (controller.signal.aborted) return;
+    results.subjects[s.id] = { label: s.label, kind: s.kind };
+    await capture(s);
+  }
+  if (results.subjects.check_postgres?.capture) {
+    const codes = results.subjects.check_postgres.capture.exit_codes;
+    if (codes.some((c) => c !== 0 && c !== 1 && c !== 2)) note(`check_postgres exit codes ${codes.join(',')}: an action failed (${results.subjects.check_postgres.capture.stderr_tail ?? ''})`);
+  }
+
+  if (opts.explain) {
+    for (const s of subjects.filter((x) => x.command)) {
+      const plans = [];
+      for (const q of results.subjects[s.id].sql ?? []) {
+        if (!/^\s*(SELECT|WITH)\b/i.test(q) || /;\s*\S/.test(q)) continue;
+        const { rows } = await control.query(`EXPLAIN (ANALYZE, BUFFERS) ${q}`);
+        plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
+      }
+      results.subjects[s.id].explain = plans;
+    }
+  }
+  await setLogging(false);
+
+  // --- which modules each dbdoctor entry point loads (startup cost)
+  for (const s of subjects.filter((x) => x.kind === 'dbdoctor')) {
+    const file = join(state.tmp, `modules-${s.id}.txt`);
+    await runSubject(s, { env, nodeFlags: ['--import', MODULE_HOOK], extraEnv: { BENCH_MODULE_LOG: file } });
+    const urls = existsSync(file) ? [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))] : [];
+    const packages = new Set();
+    for (const u of urls) {
+      const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u);
+      if (m) packages.add(m[1]);
+    }
+    results.startup_modules[s.id] = {
+      modules: urls.length,
+      own_files: urls.filter((u) => u.includes('/dist/')).length,
+      packages: [...packages].sort(),
+      heavy: [...packages].filter((p) => HEAVY_MODULES.test(p)).sort(),
+    };
+  }
+  if (results.startup_modules.version?.heavy.length) note(`dbdoctor --version loads heavy modules: ${results.startup_modules.version.heavy.join(', ')}`);
+
+  // --- optional CPU profiles
+  if (opts['cpu-prof']) {
+    const dir = join(ROOT, 'bench-results', `profiles-${results.started_at.replace(/[:.]/g, '-')}`);
+    mkdirSync(dir, { recursive: true });
+    for (const s of subjects.filter((x) => x.kind === 'dbdoctor')) {
+      const sub = join(dir, s.id);
+      await runSubject(s, { env, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${sub}`] });
+      results.subjects[s.id].cpu_profile = existsSync(sub) ? readdirSync(sub).map((f) => join(sub, f)) : [];
+    }
+    say(`CPU profiles in ${dir}`);
+  }
+
+  // --- timed runs: interleaved rounds, the order rotated each round
+  const timed = [...subjects, ...peers];
+  for (const s of timed) Object.assign(results.subjects[s.id], { runs_ms: [], exit_codes: [], connections_received: [], sessions_authorized: [] });
+  say(`timing: ${SCALE.runs} interleaved rounds of ${timed.length} subjects`);
+  for (let round = 0; round < SCALE.runs; round++) {
+    if (Date.now() > budgetEnd) {
+      note(`time budget reached after ${round} rounds`);
+      break;
+    }
+    const k = round % timed.length;
+    const order = [...timed.slice(k), ...timed.slice(0, k)];
+    for (const s of order) {
+      if (controller.signal.aborted) return;
+      const off = log.size();
+      const r = await runSubject(s, { env });
+      const conns = connectionsIn(parseEntries(log.readFrom(off)));
+      const out = results.subjects[s.id];
+      out.runs_ms.push(Math.round(r.ms * 100) / 100);
+      out.exit_codes.push(r.codes.length === 1 ? r.codes[0] : r.codes);
+      out.connections_received.push(conns.received);
+      out.sessions_authorized.push(conns.authorized.length);
+    }
+    say(`round ${round + 1}/${SCALE.runs} done`);
+  }
+  for (const s of timed) {
+    const out = results.subjects[s.id];
+    out.median_ms = median(out.runs_ms);
+    out.min_ms = out.runs_ms.length ? Math.min(...out.runs_ms) : null;
+    out.max_ms = out.runs_ms.length ? Math.max(...out.runs_ms) : null;
+  }
+  results.duration_s = Math.round((Date.now() - t0) / 1000);
+  evaluateTargets(commands.map((c) => c.id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// targets (issue 8)
+
+function evaluateTargets(commandIds) {
+  const S = results.subjects;
+  const med = (id) => S[id]?.median_ms ?? null;
+  const judged = FULL;
+  const add = (t) => results.targets.push({ ...t, status: t.value === null ? 'skipped' : t.ok ? 'holds' : judged ? 'MISSED' : 'missed (small scale: not judged)' });
+  const ratio = (a, b) => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 100) / 100);
+
+  const floor = med('node') !== null && med('psql_diagnose') !== null ? med('node') + med('psql_diagnose') : null;
+  const r1 = ratio(med('diagnose'), floor);
+  add({ id: 'diagnose_vs_floor', target: 'diagnose <= 1.5 x (node -e 0 + psql same SQL)', value: r1, ok: r1 !== null && r1 <= 1.5, detail: `${fmtMs(med('diagnose'))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med('psql_diagnose'))} ms`, why_skipped: med('diagnose') === null ? 'no diagnose command yet' : floor === null ? 'no psql' : null });
+  const r2 = ratio(med('check_postgres'), med('diagnose'));
+  add({ id: 'diagnose_vs_check_postgres', target: 'check_postgres set >= 10 x diagnose', value: r2, ok: r2 !== null && r2 >= 10, detail: `${fmtMs(med('check_postgres'))} ms vs ${fmtMs(med('diagnose'))} ms`, why_skipped: med('diagnose') === null ? 'no diagnose command yet' : med('check_postgres') === null ? 'check_postgres not installed' : null });
+  const r3 = ratio(med('selfjoin'), med('locks'));
+  const sjServer = S.selfjoin?.capture?.server_ms ?? null;
+  const lkServer = S.locks?.capture?.server_ms ?? null;
+  add({ id: 'locks_vs_selfjoin', target: 'seed self-join >= 10 x locks', value: r3, ok: r3 !== null && r3 >= 10, detail: `${fmtMs(med('selfjoin'))} ms vs ${fmtMs(med('locks'))} ms (server side ${fmtMs(sjServer)} vs ${fmtMs(lkServer)} ms)`, why_skipped: med('locks') === null ? 'no locks command yet' : med('selfjoin') === null ? 'no psql' : null });
+  const r4 = ratio(med('version'), med('node'));
+  add({ id: 'version_vs_node', target: '--version <= 1.3 x node -e 0', value: r4, ok: r4 !== null && r4 <= 1.3, detail: `${fmtMs(med('version'))} ms vs ${fmtMs(med('node'))} ms` });
+  for (const id of commandIds) {
+    const c = S[id];
+    const sessions = Math.max(...c.sessions_authorized, c.capture?.sessions_authorized ?? 0);
+    const tcp = Math.max(...c.connections_received, c.capture?.connections_received ?? 0);
+    add({ id: `one_connection_${id}`, target: `${id}: one server connection`, value: sessions, ok: sessions === 1 && tcp === 1, detail: `${sessions} session(s), ${tcp} TCP connection(s) accepted per run` });
+  }
+  for (const id of ['version', ...commandIds]) {
+    const kb = S[id]?.peak_rss_kb ?? null;
+    add({ id: `rss_${id}`, target: `${id}: peak RSS <= 100 MB`, value: kb === null ? null : Math.round(kb / 1024), ok: kb !== null && kb <= 100 * 1024, detail: kb === null ? 'no /usr/bin/time' : `${(kb / 1024).toFixed(1)} MB`, why_skipped: kb === null ? 'no /usr/bin/time' : null });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+
+function printReport(file) {
+  const S = results.subjects;
+  const rows = [['subject', 'median ms', 'min-max', 'conns', 'server ms', 'rows', 'RSS MB', 'exit']];
+  for (const [id, s] of Object.entries(S)) {
+    const cap = s.capture ?? {};
+    const conns = s.sessions_authorized?.length ? `${Math.max(...s.sessions_authorized)}/${Math.max(...s.connections_received)}` : '-';
+    const codes = [...new Set((s.exit_codes ?? []).map((c) => (Array.isArray(c) ? c.join(',') : String(c))))].join(' ');
+    rows.push([
+      s.label ?? id,
+      fmtMs(s.median_ms),
+      s.min_ms === null || s.min_ms === undefined ? '-' : `${fmtMs(s.min_ms)}-${fmtMs(s.max_ms)}`,
+      conns,
+      cap.server_ms === undefined ? '-' : fmtMs(cap.server_ms),
+      cap.rows_fetched === null || cap.rows_fetched === undefined ? '-' : String(cap.rows_fetched),
+      s.peak_rss_kb ? (s.peak_rss_kb / 1024).toFixed(0) : '-',
+      codes || '-',
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const inc = results.incident;
+  const out = [];
+  out.push('');
+  out.push(`dbdoctor bench, scale ${results.scale}: ${inc ? `${inc.client_sessions} client sessions ${JSON.stringify(inc.sessions_by_state)}, ${inc.pg_locks.total} rows in pg_locks (${inc.pg_locks.waiting} waiting)` : 'no incident'}`);
+  out.push(`PostgreSQL ${results.versions.server_major}, node ${results.versions.node}, ${results.machine.cpus} CPUs; ${Math.max(0, ...Object.values(S).map((s) => s.runs_ms?.length ?? 0))} interleaved runs, medians`);
+  out.push('');
+  out.push(line(rows[0]));
+  out.push(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows.slice(1)) out.push(line(r));
+  out.push('');
+  out.push('conns = sessions authorized / TCP connections accepted per run (max); server ms, rows and RSS from one captured run');
+  out.push('');
+  out.push('targets (issue 8):');
+  for (const t of results.targets) {
+    const v = t.value === null ? '' : ` = ${t.value}`;
+    out.push(`  ${t.status.padEnd(8)} ${t.target}${v}${t.value === null ? ` (${t.why_skipped ?? 'not measured'})` : `  [${t.detail}]`}`);
+  }
+  const mods = results.startup_modules.version;
+  if (mods) out.push(`  startup: --version loads ${mods.modules} modules, packages ${mods.packages.join(', ') || 'none'}; heavy: ${mods.heavy.join(', ') || 'none'}`);
+  if (results.notes.length) {
+    out.push('');
+    out.push('notes:');
+    for (const n of results.notes) out.push(`  - ${n}`);
+  }
+  out.push('');
+  out.push(`results: ${file}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (err) {
+  failed = true;
+  say(`failed: ${err?.stack ?? err}`);
+  results.error = String(err?.message ?? err);
+} finally {
+  await teardown();
+}
+if (!interrupted) {
+  const dir = join(ROOT, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${results.started_at.replace(/[:.]/g, '-')}${FULL ? '' : `-${scaleName}`}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  if (!failed) printReport(file);
+  else say(`partial results: ${file}`);
+  const missed = results.targets.some((t) => t.status === 'MISSED');
+  process.exit(failed ? 1 : opts.strict && missed ? 1 : 0);
+}
