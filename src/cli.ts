@@ -11,6 +11,8 @@ import { locksCommand } from './commands/locks.js';
 import { queriesCommand } from './commands/queries.js';
 import { terminateCommand } from './commands/terminate.js';
 import type { CommandContext } from './commands/context.js';
+import { demoCommand } from './commands/demo.js';
+import { guideCommand } from './commands/guide.js';
 import { redactSecrets } from './core/conninfo.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
@@ -53,6 +55,8 @@ export function buildProgram(ctx: CommandContext): Command {
   locksCommand(program, ctx);
   queriesCommand(program, ctx);
   terminateCommand(program, ctx);
+  guideCommand(program, ctx, buildProgram);
+  demoCommand(program, ctx, buildProgram);
 
   for (const sub of program.commands) {
     sub.helpOption('--help', 'show help');
@@ -100,12 +104,13 @@ export async function main(argv: string[], output: Output = processOutput()): Pr
   let code: ExitCodeValue;
   try {
     const program = buildProgram(ctx);
-    if (argv.length <= 2) {
+    if (argv.length <= 2 && !(output.stdinIsTTY && output.stdoutIsTTY && output.stderrIsTTY)) {
       // No subcommand: the guided walk needs a terminal; without one, help and the usage code.
       program.outputHelp({ error: true });
       code = ExitCode.USAGE;
     } else {
-      await program.parseAsync(argv);
+      // No subcommand on a terminal: the guided walk.
+      await program.parseAsync(argv.length <= 2 ? [...argv, 'guide'] : argv);
       code = controller.signal.aborted ? ExitCode.INTERRUPTED : ctx.exitCode;
     }
   } catch (err) {

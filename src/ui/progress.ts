@@ -1,0 +1,80 @@
+/**
+ * Progress for slow steps (connecting, gathering, starting a server): a one-line spinner on
+ * stderr. It is shown only when stderr is a TTY and the command is not printing JSON; otherwise
+ * every call is a no-op, so callers never have to ask. Nothing ever goes to stdout. The line is
+ * erased when the step ends, so it never mixes with what the command prints next.
+ */
+import { oneLine } from '../render/sanitize.js';
+import type { Output } from './output.js';
+
+export interface Progress {
+  /** Starts (or retitles) the spinner with this step. */
+  start(text: string): void;
+  /** Changes the text of the running step. */
+  update(text: string): void;
+  /** Ends the step and erases the line. */
+  stop(): void;
+  /** Whether anything is shown at all (stderr is a TTY and no --json). */
+  readonly enabled: boolean;
+}
+
+export interface ProgressOptions {
+  /** Where the frames go; default process.stderr.write. */
+  write?: (chunk: string) => void;
+  /** Frame interval in ms. */
+  intervalMs?: number;
+  /** Width to cut the text to (default: the terminal's). */
+  columns?: number;
+}
+
+const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+const CLEAR_LINE = '\r\u001b[2K';
+const NO_PROGRESS: Progress = { start() {}, update() {}, stop() {}, enabled: false };
+
+/** A spinner on stderr, or a no-op when stderr is not a terminal or JSON is being printed. */
+export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle'>, json: boolean, opts: ProgressOptions = {}): Progress {
+  if (!output.stderrIsTTY || json) return NO_PROGRESS;
+  const write = opts.write ?? ((chunk: string) => void process.stderr.write(chunk));
+  const interval = opts.intervalMs ?? 80;
+  const width = Math.max(20, (opts.columns ?? process.stderr.columns ?? 80) - 3);
+  let text = '';
+  let frame = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const draw = () => {
+    const glyph = output.errStyle.cyan(FRAMES[frame % FRAMES.length]!);
+    frame++;
+    write(`${CLEAR_LINE}${glyph} ${oneLine(text, width)}`);
+  };
+  return {
+    enabled: true,
+    start(t) {
+      text = t;
+      if (!timer) {
+        timer = setInterval(draw, interval);
+        // A spinner must never keep the process alive.
+        timer.unref();
+      }
+      draw();
+    },
+    update(t) {
+      text = t;
+      if (timer) draw();
+    },
+    stop() {
+      if (!timer) return;
+      clearInterval(timer);
+      timer = undefined;
+      write(CLEAR_LINE);
+    },
+  };
+}
+
+/** Runs `fn` with the spinner showing `text`, and always erases it afterwards. */
+export async function withProgress<T>(progress: Progress, text: string, fn: () => Promise<T>): Promise<T> {
+  progress.start(text);
+  try {
+    return await fn();
+  } finally {
+    progress.stop();
+  }
+}

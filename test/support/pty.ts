@@ -1,0 +1,96 @@
+/**
+ * Runs the built binary in a real pseudo-terminal, through util-linux `script`, driven by the test:
+ * stdin, stdout and stderr of dbdoctor are the pty (so isTTY holds, inquirer runs in raw mode and
+ * Ctrl-C is a key), and the test writes keys and reads the screen. Every wait is bounded.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { BIN, cleanEnv } from './cli.js';
+
+export const KEY = {
+  up: '\u001b[A',
+  down: '\u001b[B',
+  enter: '\r',
+  space: ' ',
+  ctrlC: '\u0003',
+} as const;
+
+/** Removes terminal escape sequences and carriage returns, so the screen reads as text. */
+export function stripAnsi(text: string): string {
+  return text
+    .replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '')
+    .replace(/\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/g, '')
+    .replace(/\u001b[()][A-Za-z0-9]/g, '')
+    .replace(/\u001b[=>78]/g, '')
+    .replace(/\r/g, '');
+}
+
+function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface PtyRun {
+  child: ChildProcess;
+  /** Everything the terminal showed so far, escape sequences removed. */
+  text(): string;
+  /** Waits until `pattern` appears after the last thing waited for; returns the text up to it. */
+  waitFor(pattern: RegExp, ms?: number): Promise<string>;
+  /** Types keys, after a short pause so the prompt is listening. */
+  type(keys: string, pauseMs?: number): Promise<void>;
+  /** Resolves with the exit code of dbdoctor (script passes it on with -e). */
+  exit: Promise<number>;
+  kill(): void;
+}
+
+export function runInPty(args: string[], opts: { env?: Record<string, string>; cols?: number; rows?: number } = {}): PtyRun {
+  const cols = opts.cols ?? 100;
+  const rows = opts.rows ?? 40;
+  const command = `stty cols ${cols} rows ${rows}; exec node ${[BIN, ...args].map(shellQuote).join(' ')}`;
+  const child = spawn('script', ['-qfec', command, '/dev/null'], {
+    env: cleanEnv({ TERM: 'xterm-256color', ...opts.env }),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let raw = '';
+  let consumed = 0;
+  child.stdout!.on('data', (d: Buffer) => {
+    raw += d.toString('utf8');
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    raw += d.toString('utf8');
+  });
+  const exit = new Promise<number>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : -1)));
+  });
+  let exited = false;
+  void exit.then(() => {
+    exited = true;
+  });
+  const text = () => stripAnsi(raw);
+  return {
+    child,
+    text,
+    async waitFor(pattern, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const all = text();
+        const rest = all.slice(consumed);
+        const m = pattern.exec(rest);
+        if (m) {
+          consumed += m.index + m[0].length;
+          return rest.slice(0, m.index + m[0].length);
+        }
+        if (exited || Date.now() > deadline) {
+          throw new Error(`${exited ? 'dbdoctor exited' : 'timed out'} waiting for ${pattern}; the screen after the last match:\n${rest.slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async type(keys, pauseMs = 150) {
+      await new Promise((r) => setTimeout(r, pauseMs));
+      child.stdin!.write(keys);
+    },
+    exit,
+    kill() {
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+}

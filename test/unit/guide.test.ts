@@ -1,0 +1,158 @@
+import { describe, expect, test } from '@jest/globals';
+import { parseDbnameArg } from '../../src/core/conninfo.js';
+import {
+  actionableFindings,
+  connectionArgs,
+  dbdoctorArgv,
+  findingActions,
+  flagsFromAnswer,
+  formatCommand,
+  type GuideFinding,
+  recommendedTerminations,
+  splitCommand,
+  targetGiven,
+} from '../../src/core/guide.js';
+import type { Target } from '../../src/core/target.js';
+
+const ALL = new Set(['check', 'connections', 'locks', 'queries', 'diagnose', 'terminate', 'runbook', 'guide', 'demo']);
+
+function finding(over: Partial<Omit<GuideFinding, 'next'>> & { next?: string[] }): GuideFinding {
+  const { next = [], ...rest } = over;
+  // Steps as diagnose gives them: words, the command, and (for some) no argv, read from the text.
+  const steps = next.map((line, i) => {
+    const argv = dbdoctorArgv(line);
+    return { text: `step ${i}`, command: argv ? line : null, argv: argv && i % 2 === 0 ? argv : null };
+  });
+  return { id: 'x', severity: 'warning', title: 't', runbook: null, ...rest, next: steps };
+}
+
+describe('splitCommand', () => {
+  test('words, double and single quotes, escapes', () => {
+    expect(splitCommand('dbdoctor terminate --state "idle in transaction" --app worker --older-than 5m')).toEqual([
+      'dbdoctor',
+      'terminate',
+      '--state',
+      'idle in transaction',
+      '--app',
+      'worker',
+      '--older-than',
+      '5m',
+    ]);
+    expect(splitCommand(`a 'b c' "d \\"e\\"" f\\ g ""`)).toEqual(['a', 'b c', 'd "e"', 'f g', '']);
+    expect(splitCommand("--app 'worker*'")).toEqual(['--app', 'worker*']);
+    expect(splitCommand('   ')).toEqual([]);
+  });
+
+  test('formatCommand quotes what needs quoting and round-trips', () => {
+    const argv = ['terminate', '--state', 'idle in transaction', '--app', 'files-api', '--query', 'a "b" $c'];
+    const text = formatCommand(argv);
+    expect(text).toBe('dbdoctor terminate --state "idle in transaction" --app files-api --query "a \\"b\\" \\$c"');
+    expect(splitCommand(text).slice(1)).toEqual(argv);
+  });
+});
+
+describe('dbdoctorArgv', () => {
+  test('reads dbdoctor commands, with or without npx or a prompt sign; ignores advice', () => {
+    expect(dbdoctorArgv('dbdoctor locks')).toEqual(['locks']);
+    expect(dbdoctorArgv('$ npx dbdoctor queries --group')).toEqual(['queries', '--group']);
+    expect(dbdoctorArgv('ALTER ROLE app SET idle_in_transaction_session_timeout = 60000;')).toBeNull();
+    expect(dbdoctorArgv('dbdoctor')).toBeNull();
+  });
+});
+
+describe('findingActions', () => {
+  test('inspections first, then the clean-up, then the runbook; flags that change the step are dropped', () => {
+    const f = finding({
+      id: 'leak.idle_in_transaction',
+      next: [
+        'dbdoctor terminate --state "idle in transaction" --app files-api --older-than 2s --yes',
+        'dbdoctor connections --app files-api --list',
+        'dbdoctor diagnose',
+        'Fix the code path that forgets COMMIT.',
+      ],
+      runbook: 'idle-in-transaction',
+    });
+    const actions = findingActions(f, ALL);
+    expect(actions.map((a) => [a.kind, a.command])).toEqual([
+      ['inspect', 'dbdoctor connections --app files-api --list'],
+      ['terminate', 'dbdoctor terminate --state "idle in transaction" --app files-api --older-than 2s'],
+      ['runbook', 'dbdoctor runbook idle-in-transaction'],
+    ]);
+    expect(actions.find((a) => a.kind === 'terminate')!.destructive).toBe(true);
+  });
+
+  test('a default inspection when the finding names none; commands this build lacks are left out', () => {
+    expect(findingActions(finding({ id: 'blocking.root' }), ALL).map((a) => a.command)).toEqual(['dbdoctor locks']);
+    expect(findingActions(finding({ id: 'capacity' }), ALL).map((a) => a.command)).toEqual(['dbdoctor connections']);
+    expect(findingActions(finding({ id: 'slow.same_statement' }), ALL).map((a) => a.command)).toEqual(['dbdoctor queries --group']);
+    const few = new Set(['terminate']);
+    expect(findingActions(finding({ id: 'blocking', next: ['dbdoctor terminate --blockers'], runbook: 'blocking-locks' }), few).map((a) => a.command)).toEqual([
+      'dbdoctor terminate --blockers',
+    ]);
+  });
+});
+
+describe('actionableFindings and recommendedTerminations', () => {
+  const findings = [
+    finding({ id: 'a', severity: 'ok', next: ['dbdoctor terminate --pid 1'] }),
+    finding({ id: 'b', severity: 'warning', next: ['dbdoctor terminate --state idle --app x --older-than 1m'] }),
+    finding({ id: 'c', severity: 'critical', next: ['dbdoctor terminate --blockers', 'dbdoctor locks'] }),
+    finding({ id: 'd', severity: 'info', next: ['dbdoctor terminate --pid 9'] }),
+    finding({ id: 'e', severity: 'critical', next: ['dbdoctor terminate --blockers --dry-run'] }),
+  ];
+
+  test('worst first, ok left out', () => {
+    expect(actionableFindings(findings).map((f) => f.id)).toEqual(['c', 'e', 'b', 'd']);
+  });
+
+  test('the terminates of critical and warning findings, worst first, each once, without --dry-run', () => {
+    expect(recommendedTerminations(findings)).toEqual([
+      ['terminate', '--blockers'],
+      ['terminate', '--state', 'idle', '--app', 'x', '--older-than', '1m'],
+    ]);
+  });
+});
+
+describe('targets', () => {
+  test('targetGiven: options or environment', () => {
+    expect(targetGiven({}, {})).toBe(false);
+    expect(targetGiven({}, { PGUSER: '' })).toBe(false);
+    expect(targetGiven({ host: 'db1' }, {})).toBe(true);
+    expect(targetGiven({}, { DATABASE_URL: 'postgres://x@y/z' })).toBe(true);
+    expect(targetGiven({}, { PGSERVICE: 'prod' })).toBe(true);
+  });
+
+  test('flagsFromAnswer: URL, conninfo, host, host:port, [v6]:port', () => {
+    expect(flagsFromAnswer('postgres://u@h/db')).toEqual({ dbname: 'postgres://u@h/db' });
+    expect(flagsFromAnswer('host=db1 dbname=app')).toEqual({ dbname: 'host=db1 dbname=app' });
+    expect(flagsFromAnswer(' db1 ')).toEqual({ host: 'db1' });
+    expect(flagsFromAnswer('db1:6432')).toEqual({ host: 'db1', port: '6432' });
+    expect(flagsFromAnswer('[::1]:5433')).toEqual({ host: '::1', port: '5433' });
+  });
+
+  test('connectionArgs: one conninfo string that parses back to the same target', () => {
+    const t: Target = {
+      host: '/var/run/postgresql',
+      port: 5433,
+      user: "o'brien",
+      dbname: 'app db',
+      password: "p'w\\x",
+      sslmode: 'verify-full',
+      sslrootcert: '/etc/ca.pem',
+      connectTimeoutMs: 2500,
+      service: undefined,
+    };
+    const args = connectionArgs(t);
+    expect(args[0]).toBe('-d');
+    expect(args.slice(2)).toEqual(['--connect-timeout', '2500ms']);
+    expect(parseDbnameArg(args[1]!)).toEqual({
+      host: '/var/run/postgresql',
+      port: '5433',
+      user: "o'brien",
+      dbname: 'app db',
+      password: "p'w\\x",
+      sslmode: 'verify-full',
+      sslrootcert: '/etc/ca.pem',
+    });
+  });
+});

@@ -1,0 +1,38 @@
+import { describe, expect, test } from '@jest/globals';
+import { Chalk } from 'chalk';
+import { createProgress, withProgress } from '../../src/ui/progress.js';
+
+const style = new Chalk({ level: 0 });
+
+describe('progress', () => {
+  test('nothing at all when stderr is not a TTY, or with --json', async () => {
+    const written: string[] = [];
+    for (const [isTTY, json] of [
+      [false, false],
+      [true, true],
+    ] as const) {
+      const p = createProgress({ stderrIsTTY: isTTY, errStyle: style }, json, { write: (s) => written.push(s) });
+      expect(p.enabled).toBe(false);
+      await withProgress(p, 'connecting', async () => undefined);
+    }
+    expect(written).toEqual([]);
+  });
+
+  test('on a TTY: a spinner line with the step, sanitized, erased at the end', async () => {
+    const written: string[] = [];
+    const p = createProgress({ stderrIsTTY: true, errStyle: style }, false, { write: (s) => written.push(s), intervalMs: 5, columns: 80 });
+    expect(p.enabled).toBe(true);
+    await withProgress(p, 'gathering \u001b]0;evil\u0007sessions', async () => {
+      await new Promise((r) => setTimeout(r, 30));
+      p.update('gathering locks');
+    });
+    const all = written.join('');
+    expect(all).toContain('gathering sessions');
+    expect(all).toContain('gathering locks');
+    expect(all).not.toContain('evil');
+    expect(written.at(-1)).toBe('\r\u001b[2K');
+    const count = written.length;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(written.length).toBe(count);
+  });
+});
