@@ -1,0 +1,167 @@
+/**
+ * runLocks against real blocking on a real server: a prepared transaction as the root (pid 0),
+ * an advisory lock holder, an active root, a queue of conflicting waiters, and a lock cycle kept
+ * alive by a long deadlock_timeout.
+ */
+import { describe, expect, test } from '@jest/globals';
+import type pg from 'pg';
+import { runLocks } from '../../src/commands/locks.js';
+import type { Target } from '../../src/core/target.js';
+import { renderLocks } from '../../src/render/locks.js';
+import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
+import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
+import { Chalk } from 'chalk';
+
+const server = useServer({ settings: { max_prepared_transactions: 4, deadlock_timeout: '10min' } });
+const plain = new Chalk({ level: 0 });
+
+function target(s: TestServer, user = 'postgres'): Target {
+  return { host: s.host, port: s.port, user, dbname: 'postgres', password: user === 'postgres' ? s.password : ROLE_PASSWORD, sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
+}
+
+const pidOf = (c: pg.Client) => (c as unknown as { processID: number }).processID;
+
+async function withClients(s: TestServer, n: number, app: string, fn: (cs: pg.Client[]) => Promise<void>): Promise<void> {
+  const cs = await Promise.all(Array.from({ length: n }, () => s.client({ application_name: app })));
+  try {
+    await fn(cs);
+  } finally {
+    await s.sql('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [cs.map(pidOf)]).catch(() => undefined);
+    await Promise.all(cs.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+async function table(s: TestServer, rows = 2): Promise<string> {
+  const t = `locks_${Math.random().toString(36).slice(2, 8)}`;
+  await s.sql(`CREATE TABLE ${t} (id int PRIMARY KEY, v int); INSERT INTO ${t} SELECT g, 0 FROM generate_series(1, ${rows}) g`);
+  return t;
+}
+
+describe('runLocks', () => {
+  test('a prepared transaction holding a row lock: root pid 0, with COMMIT/ROLLBACK PREPARED and its gid', async () => {
+    const s = server();
+    const t = await table(s);
+    const gid = `dbdoctor 'test' ${t}`;
+    await withClients(s, 2, 'prepared', async ([owner, waiter]) => {
+      await owner!.query('BEGIN');
+      await owner!.query(`UPDATE ${t} SET v = 1 WHERE id = 1`);
+      await owner!.query(`PREPARE TRANSACTION '${gid.replace(/'/g, "''")}'`);
+      waiter!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).catch(() => undefined);
+      await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');
+      try {
+        const r = await runLocks(target(s), {});
+        expect(await dbdoctorSessionsLeft(s)).toBe(0);
+        expect(r.roots).toHaveLength(1);
+        const root = r.roots[0]!;
+        expect(root).toMatchObject({ pid: 0, prepared_transaction: true, vanished: false, session: null, action: 'resolve_prepared', blocks_direct: [pidOf(waiter!)], blocks_total: 1 });
+        expect(root.prepared.map((p) => p.gid)).toEqual([gid]);
+        const quoted = `'${gid.replace(/'/g, "''")}'`;
+        expect(root.advice).toContain(`COMMIT PREPARED ${quoted}`);
+        expect(root.advice).toContain(`ROLLBACK PREPARED ${quoted}`);
+        expect(r.prepared_transactions.map((p) => p.gid)).toEqual([gid]);
+        const text = renderLocks(r, plain, 80);
+        expect(text).toContain('root: a prepared transaction (pid 0)');
+        expect(text).toContain(`ROLLBACK PREPARED ${quoted}`);
+        expect(text).toMatch(/prepared gid dbdoctor 'test'/);
+      } finally {
+        await s.sql(`ROLLBACK PREPARED '${gid.replace(/'/g, "''")}'`).catch(() => undefined);
+      }
+    });
+  });
+
+  test('an idle session holding an advisory lock is flagged as an advisory holder', async () => {
+    const s = server();
+    await withClients(s, 2, 'advisory', async ([holder, waiter]) => {
+      await holder!.query('SELECT pg_advisory_lock(4242)');
+      waiter!.query('SELECT pg_advisory_lock(4242)').catch(() => undefined);
+      await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');
+      const r = await runLocks(target(s), {});
+      const root = r.roots.find((x) => x.pid === pidOf(holder!))!;
+      expect(root).toMatchObject({ holds_advisory: true, action: 'terminate', blocks_direct: [pidOf(waiter!)] });
+      expect(root.session).toMatchObject({ state: 'idle', application_name: 'advisory' });
+      expect(root.waited_locks).toEqual([{ locktype: 'advisory', mode: 'ExclusiveLock', relation: null }]);
+      expect(root.advice).toMatch(/advisory/);
+      expect(renderLocks(r, plain, 80)).toMatch(/advisory +holds advisory locks/);
+    });
+  });
+
+  test('an active root: cancel first; the relation and mode waited on', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 2, 'active-root', async ([holder, waiter]) => {
+      await holder!.query('BEGIN');
+      await holder!.query(`LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      holder!.query('SELECT pg_sleep(60)').catch(() => undefined);
+      await waitForState(s, [pidOf(holder!)], 'active');
+      waiter!.query(`SELECT count(*) FROM ${t}`).catch(() => undefined);
+      await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');
+      const r = await runLocks(target(s), {});
+      const root = r.roots.find((x) => x.pid === pidOf(holder!))!;
+      expect(root).toMatchObject({ action: 'cancel_then_terminate', holds_advisory: false });
+      expect(root.advice).toContain(`dbdoctor terminate --pid ${pidOf(holder!)} --cancel-first`);
+      expect(root.waited_locks).toEqual([{ locktype: 'relation', mode: 'AccessShareLock', relation: t }]);
+      expect(root.tree.children[0]!.waits_for).toMatchObject({ locktype: 'relation', mode: 'AccessShareLock', relation: t });
+    });
+  });
+
+  test('a queue of conflicting waiters: every one sits directly under the holder, not in a chain', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 6, 'queue', async ([holder, ...waiters]) => {
+      await holder!.query('BEGIN');
+      await holder!.query(`LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      for (const w of waiters) {
+        w.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`).catch(() => undefined);
+        await waitForState(s, [pidOf(w)], 'active', 'Lock');
+      }
+      const r = await runLocks(target(s), {});
+      expect(r.roots).toHaveLength(1);
+      const root = r.roots[0]!;
+      const pids = waiters.map(pidOf).sort((a, b) => a - b);
+      expect(root.pid).toBe(pidOf(holder!));
+      expect(root.blocks_all).toEqual(pids);
+      expect(root.tree.children.map((c) => c.pid).sort((a, b) => a - b)).toEqual(pids);
+      expect(root.tree.children.every((c) => c.children.length === 0)).toBe(true);
+      expect(r.waiting).toBe(5);
+    });
+  });
+
+  test('a lock cycle (deadlock_timeout not yet reached): no root, one cycle with the session queued behind it', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 3, 'cycle', async ([a, b, c]) => {
+      await a!.query('BEGIN');
+      await a!.query(`UPDATE ${t} SET v = 1 WHERE id = 1`);
+      await b!.query('BEGIN');
+      await b!.query(`UPDATE ${t} SET v = 1 WHERE id = 2`);
+      a!.query(`UPDATE ${t} SET v = 2 WHERE id = 2`).catch(() => undefined);
+      await waitForState(s, [pidOf(a!)], 'active', 'Lock');
+      b!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).catch(() => undefined);
+      await waitForState(s, [pidOf(b!)], 'active', 'Lock');
+      c!.query(`UPDATE ${t} SET v = 3 WHERE id = 1`).catch(() => undefined);
+      await waitForState(s, [pidOf(c!)], 'active', 'Lock');
+      const r = await runLocks(target(s), {});
+      expect(r.roots).toEqual([]);
+      expect(r.waiting).toBe(3);
+      expect(r.status).toBe('warning');
+      expect(r.cycles).toHaveLength(1);
+      expect(r.cycles[0]!.pids).toEqual([a, b, c].map((x) => pidOf(x!)).sort((x, y) => x - y));
+      expect(r.cycles[0]!.sessions).toHaveLength(3);
+      const text = renderLocks(r, plain, 80);
+      expect(text).toMatch(/^WARNING {2}3 sessions waiting on locks: 0 root blockers, 1 lock cycle/);
+      expect(text).toContain('lock cycle:');
+    });
+  });
+
+  test('nobody waiting: OK; a role without pg_monitor: partial, UNKNOWN', async () => {
+    const s = server();
+    const r = await runLocks(target(s), {});
+    expect(r).toMatchObject({ status: 'ok', waiting: 0, roots: [], cycles: [] });
+    expect(renderLocks(r, plain, 80)).toMatch(/^OK {2}no session waits on a lock held by another$/m);
+    const p = await runLocks(target(s, 'app_user'), {});
+    expect(p.status).toBe('unknown');
+    expect(p.visibility).toMatchObject({ partial: true, can_read_all_stats: false });
+    expect(renderLocks(p, plain, 80)).toMatch(/among the sessions this\s+role can see/);
+    expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  });
+});
