@@ -224,16 +224,16 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
       if (o.dryRun) return finishReport(base, 'dry_run');
       if (plan.planned.length > o.max) return finishReport(base, 'over_max');
 
+      if (!o.yes && !deps.prompter) return finishReport(base, 'not_confirmed', 'no_tty');
       // Check the audit log can be written before asking anyone anything.
       const audit = openAuditLog(o.auditLog);
       try {
         let chosen = plan.planned;
-        if (!o.yes) {
-          if (!deps.prompter) return finishReport(base, 'not_confirmed', 'no_tty');
+        if (!o.yes && deps.prompter) {
           deps.showPlan?.(finishReport(base, 'dry_run'));
           const pids = await deps.prompter.checkbox(
             'Sessions to terminate (space toggles, a toggles all, enter accepts):',
-            plan.planned.map((p) => ({ value: p.pid, name: choiceLabel(p), checked: true })),
+            plan.planned.map((p) => ({ value: p.pid, name: choiceLabel(p), short: `pid ${p.pid}`, checked: true })),
           );
           const keep = new Set(pids);
           chosen = plan.planned.filter((p) => keep.has(p.pid));
@@ -377,13 +377,13 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
         showPlan: (plan) => {
           planShown = true;
           // With --json, stdout is the document: the plan goes with the questions, to stderr.
-          if (opts.json) output.err(renderPlan(plan, output.errStyle));
-          else output.out(renderPlan(plan, output.style));
+          if (opts.json) output.err(renderPlan(plan, output.errStyle, output.columns));
+          else output.out(renderPlan(plan, output.style, output.columns));
         },
         signal: ctx.signal,
         version: ctx.version,
       });
-      output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown }));
+      output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown, columns: output.columns }));
       for (const line of terminateNotices(report)) output.err(line);
       ctx.exitCode = report.exit_code;
     });

@@ -6,12 +6,13 @@
 import type { ChalkInstance } from 'chalk';
 import { formatDuration } from '../core/duration.js';
 import { exclusionText, type Outcome, type PlannedSession, type TerminateReport } from '../core/terminate.js';
+import { ageCell, type ColumnSpec, listTable, stateCell, tableWidth } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { table } from './table.js';
 
 const STATE_SHORT: Record<string, string> = {
-  'idle in transaction': 'idle in tx',
-  'idle in transaction (aborted)': 'aborted tx',
+  'idle in transaction': 'idle in xact',
+  'idle in transaction (aborted)': 'idle xact (abort)',
   'fastpath function call': 'fastpath',
 };
 
@@ -62,30 +63,38 @@ export function choiceLabel(p: PlannedSession, width = 76): string {
     String(p.pid).padEnd(8),
     oneLine(p.app || '-', 16).padEnd(16),
     oneLine(p.user ?? '-', 12).padEnd(12),
-    shortState(p.state).padEnd(10),
+    shortState(p.state).padEnd(12),
     formatDuration(p.age_ms).padEnd(7),
   ].join(' ');
   const room = width - head.length - 1;
   return room > 8 ? `${head} ${oneLine(p.query, room)}` : head;
 }
 
-function planTable(r: TerminateReport, style: ChalkInstance): string {
-  const t = table({ head: ['pid', 'app', 'user', 'client', 'state', 'age', 'xact'].map((h) => style.bold(h)), colWidths: [9, 11, 9, 15, 12, 8, 8] });
-  for (const p of r.planned) {
-    t.push([
-      String(p.pid),
-      oneLine(p.app || '-', 9),
-      oneLine(p.user ?? '-', 7),
-      oneLine(p.client, 13),
-      shortState(p.state) + (p.action === 'cancel_then_terminate' ? '*' : ''),
-      formatDuration(p.age_ms),
-      formatDuration(p.xact_age_ms),
-    ]);
-    const extra = [p.blocks > 0 ? `blocks ${p.blocks}` : '', p.wait_event ? `waits ${p.wait_event}` : ''].filter(Boolean).join(', ');
-    const q = `${extra ? `[${extra}] ` : ''}${p.query}`;
-    t.push([{ colSpan: 7, content: style.dim(oneLine(q || '-', 74)) }]);
-  }
-  return t.toString();
+function planTable(r: TerminateReport, style: ChalkInstance, width: number): string {
+  const ps = r.planned;
+  const cols: ColumnSpec[] = [
+    { head: 'pid', cells: ps.map((p) => String(p.pid) + (p.action === 'cancel_then_terminate' ? '*' : '')) },
+    { head: 'app', cells: ps.map((p) => oneLine(p.app || '-')), min: 3, soft: 8, max: 20 },
+    { head: 'user', cells: ps.map((p) => oneLine(p.user ?? '?')), min: 3, soft: 8, max: 16 },
+    { head: 'client', cells: ps.map((p) => oneLine(p.client)), min: 5, soft: 9, max: 39 },
+    { head: 'state', cells: ps.map((p) => stateCell(style, p.state, true)) },
+    { head: 'age', cells: ps.map((p) => ageCell(style, p.age_ms)) },
+    { head: 'xact', cells: ps.map((p) => ageCell(style, p.xact_age_ms)) },
+    {
+      head: 'query',
+      cells: ps.map((p) => {
+        // Idle sessions always wait for the client: only an active session's wait says something.
+        const wait = p.state === 'active' && p.wait_event ? oneLine(p.wait_event) : '';
+        const extra = [p.blocks > 0 ? `blocks ${p.blocks}` : '', wait].filter(Boolean).join(', ');
+        return `${extra ? style.dim(`[${extra}] `) : ''}${oneLine(p.query) || '-'}`;
+      }),
+      min: 12,
+    },
+  ];
+  return listTable(
+    cols.map((c) => ({ ...c, head: style.bold(c.head) })),
+    width,
+  );
 }
 
 function excludedTable(r: TerminateReport, style: ChalkInstance, limit = 20): string[] {
@@ -105,15 +114,15 @@ function excludedTable(r: TerminateReport, style: ChalkInstance, limit = 20): st
 }
 
 /** The plan: shown before the questions, and in every report that did not act. */
-export function renderPlan(r: TerminateReport, style: ChalkInstance): string {
+export function renderPlan(r: TerminateReport, style: ChalkInstance, columns = 80): string {
   const lines: string[] = [];
   const scope = r.all_databases ? 'all databases' : `database ${JSON.stringify(oneLine(r.database ?? '', 40))}`;
   if (r.planned.length > 0) {
     const cancel = r.planned.some((p) => p.action === 'cancel_then_terminate');
     lines.push(`${style.bold('Plan')}: terminate ${r.planned.length} session${r.planned.length === 1 ? '' : 's'} (${scope}; --max ${r.max})`);
-    lines.push(planTable(r, style));
+    lines.push(planTable(r, style, tableWidth(columns)));
     lines.push(style.dim('age: in the current state (for active sessions, the query\'s); xact: the open transaction\'s'));
-    if (cancel) lines.push(style.dim(`* active: cancelled first, terminated if still running after ${formatDuration(r.grace_ms ?? 0)}`));
+    if (cancel) lines.push(style.dim(`* cancelled first; terminated only if still running after ${formatDuration(r.grace_ms ?? 0)}`));
   } else {
     lines.push(`${style.bold('Plan')}: no session to terminate (${scope})`);
   }
@@ -136,9 +145,9 @@ export function renderResults(r: TerminateReport, style: ChalkInstance): string 
 }
 
 /** The whole report for stdout. `planShown`: the plan was already printed before the questions. */
-export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: { planShown?: boolean } = {}): string {
+export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: { planShown?: boolean; columns?: number } = {}): string {
   const lines: string[] = [`${label(style, r)}  ${oneLine(r.summary)}`, style.dim(`target: ${oneLine(r.target)}`), ''];
-  if (!opts.planShown) lines.push(renderPlan(r, style));
+  if (!opts.planShown) lines.push(renderPlan(r, style, opts.columns));
   if (r.results.length > 0) {
     if (!opts.planShown) lines.push('');
     lines.push(renderResults(r, style));

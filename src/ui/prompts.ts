@@ -10,6 +10,8 @@ export interface Choice<V> {
   value: V;
   /** One line, already sanitized for the terminal. */
   name: string;
+  /** What the answer line shows once chosen (default: name). */
+  short?: string;
   checked: boolean;
 }
 
@@ -54,7 +56,7 @@ export function inquirerPrompter(opts: InquirerPrompterOptions = {}): Prompter {
         return checkbox<V>(
           {
             message,
-            choices: choices.map((c) => ({ value: c.value, name: c.name, checked: c.checked })),
+            choices: choices.map((c) => ({ value: c.value, name: c.name, checked: c.checked, ...(c.short !== undefined ? { short: c.short } : {}) })),
             pageSize: Math.min(Math.max(choices.length, 1), 15),
             required: false,
             loop: false,
