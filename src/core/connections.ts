@@ -198,13 +198,16 @@ export function clientMatcher(spec: string): (r: SessionRow) => boolean {
   if (rest.length > 0 || addr === undefined) throw bad();
   const ip = parseIp(addr);
   if (!ip) throw bad();
-  const maxBits = ip.v4 ? 32 : 128;
+  // The prefix length counts in the notation the range is written in: /8 of 10.0.0.0 is IPv4
+  // bits; /104 of ::ffff:10.0.0.0 is IPv6 bits (IPv4 addresses are compared as IPv4-mapped).
+  const dotted = /^[\d.]+$/.test(addr.trim());
+  const maxBits = dotted ? 32 : 128;
   let bits = maxBits;
   if (bitsText !== undefined) {
     if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > maxBits) throw bad();
     bits = Number(bitsText);
   }
-  const prefix = BigInt(ip.v4 ? bits + 96 : bits);
+  const prefix = BigInt(dotted ? bits + 96 : bits);
   const mask = prefix === 0n ? 0n : ((1n << prefix) - 1n) << (128n - prefix);
   const net = ip.value & mask;
   return (r) => {
