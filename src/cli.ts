@@ -10,6 +10,8 @@ import { connectionsCommand } from './commands/connections.js';
 import { locksCommand } from './commands/locks.js';
 import { queriesCommand } from './commands/queries.js';
 import { terminateCommand } from './commands/terminate.js';
+import { diagnoseCommand } from './commands/diagnose.js';
+import { runbookCommand } from './commands/runbook.js';
 import type { CommandContext } from './commands/context.js';
 import { demoCommand } from './commands/demo.js';
 import { guideCommand } from './commands/guide.js';
@@ -55,6 +57,8 @@ export function buildProgram(ctx: CommandContext): Command {
   locksCommand(program, ctx);
   queriesCommand(program, ctx);
   terminateCommand(program, ctx);
+  diagnoseCommand(program, ctx);
+  runbookCommand(program, ctx);
   guideCommand(program, ctx, buildProgram);
   demoCommand(program, ctx, buildProgram);
 

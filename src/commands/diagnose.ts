@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { type DiagnoseReport, diagnose } from '../core/diagnose.js';
+import { UsageError } from '../core/errors.js';
+import { exitCodeForSeverity } from '../core/exit-codes.js';
+import type { Target } from '../core/target.js';
+import { type ConfigFile, formatDefault, resolveThresholds, THRESHOLD_DEFS, type ThresholdKey, type Thresholds } from '../core/thresholds.js';
+import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
+import type { SessionOptions } from '../db/session.js';
+import { renderDiagnose, renderNagios } from '../render/diagnose.js';
+import { envelope, renderJson } from '../render/json.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+
+export interface DiagnoseOptions {
+  target: Target;
+  session: SessionOptions;
+  thresholds: Thresholds;
+  /** Where the thresholds came from, for the report. */
+  config?: { file: string | null; environment: string | null };
+}
+
+export interface DiagnoseDeps extends GatherDeps {
+  gather?: typeof gatherFacts;
+}
+
+export type DiagnoseResult = DiagnoseReport & { config: { file: string | null; environment: string | null } };
+
+/**
+ * Walks the runbook decision tree against the server: gathers the facts over one connection,
+ * then decides. Never prints, never exits; a connection failure is the report's first finding
+ * (unreachable: CRITICAL; dbdoctor's own credentials, database or TLS: UNKNOWN).
+ */
+export async function runDiagnose(options: DiagnoseOptions, deps: DiagnoseDeps = {}): Promise<DiagnoseResult> {
+  const gather = deps.gather ?? gatherFacts;
+  const facts = await gather(options.target, options.session, { thresholds: options.thresholds }, deps);
+  return { ...diagnose(facts, options.thresholds), config: options.config ?? { file: null, environment: null } };
+}
+
+/**
+ * The config file: `--config <file>`, else `./dbdoctor.json`, else
+ * `$XDG_CONFIG_HOME/dbdoctor/config.json` (`~/.config/...`). JSON; see src/core/thresholds.ts.
+ */
+export function loadConfigFile(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd: string = process.cwd()): ConfigFile | null {
+  const read = (path: string, required: boolean): ConfigFile | null => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (!required && (code === 'ENOENT' || code === 'ENOTDIR')) return null;
+      throw new UsageError(`cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 'check --config, or leave it out to use ./dbdoctor.json or $XDG_CONFIG_HOME/dbdoctor/config.json');
+    }
+    try {
+      return { path, doc: JSON.parse(text) as unknown };
+    } catch (err) {
+      throw new UsageError(`the config file ${path} is not valid JSON: ${(err as Error).message}`, 'it holds { "thresholds": { ... }, "environments": { "<name>": { "thresholds": { ... } } } }');
+    }
+  };
+  if (explicit !== undefined) return read(resolve(cwd, explicit), true);
+  const xdg = env.XDG_CONFIG_HOME?.startsWith('/') ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), '.config');
+  for (const path of [join(cwd, 'dbdoctor.json'), join(xdg, 'dbdoctor', 'config.json')]) {
+    const cfg = read(path, false);
+    if (cfg) return cfg;
+  }
+  return null;
+}
+
+const FORMATS = ['text', 'json', 'nagios'] as const;
+type Format = (typeof FORMATS)[number];
+
+interface DiagnoseCliOptions extends ConnectionCliOptions {
+  format?: string;
+  config?: string;
+  environment?: string;
+  [flag: string]: unknown;
+}
+
+const camel = (key: string) => key.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+export function diagnoseCommand(program: Command, ctx: CommandContext): void {
+  const cmd = addConnectionOptions(
+    program
+      .command('diagnose')
+      .description('walk the runbook decision tree: what is wrong, how bad, the likely cause, the next command, the runbook')
+      .addHelpText(
+        'after',
+        `
+Thresholds can also be set in a JSON config file (--config, ./dbdoctor.json, or
+$XDG_CONFIG_HOME/dbdoctor/config.json): { "thresholds": { "idle_in_transaction": "1m" },
+"environments": { "batch": { "thresholds": { "long_query": "30m" } } } }. Flags win.
+
+Examples:
+  dbdoctor diagnose -h db1 -U monitor
+  dbdoctor diagnose --json | jq '.report.findings[] | {id, severity, title}'
+  dbdoctor diagnose --format nagios --idle-in-transaction 1m
+`,
+      ),
+  )
+    .option('--json', 'one JSON document on stdout (same as --format json)')
+    .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line)`)
+    .option('--config <file>', 'JSON file with thresholds (default ./dbdoctor.json, then $XDG_CONFIG_HOME/dbdoctor/config.json)')
+    .option('--environment <name>', 'use the thresholds of this environment in the config file (DBDOCTOR_ENV)');
+  for (const d of THRESHOLD_DEFS) {
+    cmd.option(`${d.flag} <${d.kind === 'duration' ? 'duration' : d.kind === 'pct' ? 'percent' : 'n'}>`, `${d.help} (default ${formatDefault(d)})`);
+  }
+  cmd.action(async (opts: DiagnoseCliOptions) => {
+    const format = (opts.json ? 'json' : (opts.format ?? 'text').toLowerCase()) as Format;
+    if (format === 'json') ctx.json = true;
+    if (!FORMATS.includes(format)) throw new UsageError(`unknown --format ${JSON.stringify(opts.format)}`, `use one of: ${FORMATS.join(', ')}`);
+    if (opts.json && opts.format && opts.format.toLowerCase() !== 'json') throw new UsageError('--json and --format disagree', 'give one of them');
+    const flags: Partial<Record<ThresholdKey, string>> = {};
+    for (const d of THRESHOLD_DEFS) {
+      const v = opts[camel(d.key)];
+      if (typeof v === 'string') flags[d.key] = v;
+    }
+    const environment = opts.environment ?? (ctx.env.DBDOCTOR_ENV || undefined) ?? null;
+    const config = loadConfigFile(opts.config, ctx.env);
+    const thresholds = resolveThresholds({ config, environment, flags });
+    const target = targetFrom(opts, ctx);
+    const report = await runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });
+    if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));
+    else if (format === 'nagios') ctx.output.out(renderNagios(report));
+    else ctx.output.out(renderDiagnose(report, ctx.output.style));
+    ctx.exitCode = exitCodeForSeverity(report.verdict);
+  });
+}

@@ -1,0 +1,168 @@
+/**
+ * The diagnose report as text for a person (verdict first, findings by severity each with its
+ * next command, then short summary tables; readable in 80 columns) and as a monitoring-plugin
+ * status line (check_postgres style). No decisions here; every piece of client-controlled text
+ * goes through sanitize/oneLine before it reaches a terminal.
+ */
+import type { ChalkInstance } from 'chalk';
+import type { DiagnoseReport, Finding, Metric } from '../core/diagnose.js';
+import { appLabel } from '../core/diagnose.js';
+import type { Severity } from '../core/exit-codes.js';
+import { oneLine } from './sanitize.js';
+import { severityLabel } from './style.js';
+import { table } from './table.js';
+
+const WIDTH = 80;
+const LABEL = 10;
+
+/** Greedy word wrap of one (already sanitized) line; words longer than the width are cut. */
+export function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (let word of text.split(' ')) {
+    while (word.length > width) {
+      if (line) {
+        out.push(line);
+        line = '';
+      }
+      out.push(word.slice(0, width));
+      word = word.slice(width);
+    }
+    if (!line) line = word;
+    else if (line.length + 1 + word.length <= width) line += ` ${word}`;
+    else {
+      out.push(line);
+      line = word;
+    }
+  }
+  if (line || out.length === 0) out.push(line);
+  return out;
+}
+
+/** A labelled block: "  label     text..." with continuation lines aligned under the text. */
+function block(label: string, text: string, style: ChalkInstance, width = WIDTH): string[] {
+  const lines = wrap(oneLine(text), width - 2 - LABEL);
+  return lines.map((l, i) => `  ${i === 0 ? style.dim(label.padEnd(LABEL)) : ' '.repeat(LABEL)}${l}`);
+}
+
+const ORDER: Severity[] = ['critical', 'unknown', 'warning', 'info', 'ok'];
+
+function renderFinding(f: Finding, style: ChalkInstance, detailed: boolean): string[] {
+  const lines: string[] = [];
+  const head = `${severityLabel(style, f.severity)} ${style.bold(f.id)}`;
+  lines.push(head);
+  for (const l of wrap(oneLine(f.title), WIDTH - 2)) lines.push(`  ${l}`);
+  if (detailed) {
+    const facts = f.evidence.facts.slice(0, 6);
+    facts.forEach((fact, i) => {
+      lines.push(...block(i === 0 ? 'evidence' : '', fact, style));
+    });
+    if (f.evidence.facts.length > facts.length) lines.push(...block('', `... ${f.evidence.facts.length - facts.length} more (see --json)`, style));
+    const stmts = f.evidence.statements.slice(0, 2);
+    stmts.forEach((s, i) => {
+      lines.push(...block(i === 0 ? 'statement' : '', oneLine(s, 220), style));
+    });
+    lines.push(...block('cause', f.cause, style));
+  }
+  const steps = detailed ? f.next : f.next.filter((n) => n.command).slice(0, 1);
+  steps.forEach((n, i) => {
+    const label = i === 0 ? 'next' : '';
+    const code = n.command ?? n.sql;
+    if (code) {
+      // Commands and SQL stay on one line (a hard break would spoil copy and paste).
+      lines.push(`  ${style.dim(label.padEnd(LABEL))}${style.cyan(oneLine(code))}`);
+      if (detailed) lines.push(...block('', `↳ ${n.text}`, style).map((l) => style.dim(l)));
+    } else {
+      lines.push(...block(label, n.text, style));
+    }
+  });
+  const anchor = f.runbook.split('#')[1] ?? f.id;
+  const link = `  ${style.dim('runbook'.padEnd(LABEL))}${f.runbook}`;
+  const hint = `(dbdoctor runbook ${anchor})`;
+  // Links stay whole (a broken anchor resolves nowhere); the command goes on the next line if need be.
+  if (2 + LABEL + f.runbook.length + 2 + hint.length <= WIDTH) lines.push(`${link}  ${style.dim(hint)}`);
+  else lines.push(link, `  ${' '.repeat(LABEL)}${style.dim(hint)}`);
+  return lines;
+}
+
+function holdersTable(r: DiagnoseReport): string | null {
+  if (!r.holders.length) return null;
+  const t = table({ head: ['application', 'total', 'active', 'idle', 'idle in tx', 'other'], colWidths: [28, 8, 8, 8, 12, 9] });
+  for (const h of r.holders.slice(0, 8)) {
+    const s = h.states;
+    const active = s.active ?? 0;
+    const idle = s.idle ?? 0;
+    const iit = (s['idle in transaction'] ?? 0) + (s['idle in transaction (aborted)'] ?? 0);
+    const other = h.count - active - idle - iit;
+    t.push([oneLine(appLabel(h.application), 26), String(h.count), String(active), h.listeners ? `${idle} (${h.listeners}L)` : String(idle), String(iit), String(other)]);
+  }
+  return t.toString();
+}
+
+/** The human report. `detailed` shows evidence, causes and every next step (default). */
+export function renderDiagnose(r: DiagnoseReport, style: ChalkInstance): string {
+  const lines: string[] = [];
+  const verdictWords = wrap(oneLine(r.summary), WIDTH - 10);
+  lines.push(`${severityLabel(style, r.verdict)}${' '.repeat(Math.max(2, 10 - r.verdict.length))}${verdictWords[0]}`);
+  for (const l of verdictWords.slice(1)) lines.push(`${' '.repeat(10)}${l}`);
+  const counts = ORDER.filter((s) => r.counts[s] > 0).map((s) => `${r.counts[s]} ${s}`).join(', ');
+  const where = r.server ? `PostgreSQL ${r.server.major} ${r.server.role}, as ${r.server.user} on ${r.server.database}` : 'not connected';
+  for (const l of wrap(oneLine(`${r.target} · ${where} · ${counts || 'no findings'}`), WIDTH)) lines.push(style.dim(l));
+
+  for (const sev of ORDER) {
+    const fs = r.findings.filter((f) => f.severity === sev);
+    if (!fs.length) continue;
+    for (const f of fs) {
+      lines.push('');
+      lines.push(...renderFinding(f, style, sev !== 'ok' && sev !== 'info'));
+    }
+  }
+
+  if (r.capacity) {
+    lines.push('');
+    const c = r.capacity;
+    lines.push(style.bold('capacity'));
+    const text = `${c.client_backends} of ${c.ordinary_slots} ordinary slots in use (${c.used_pct}%), headroom ${c.headroom}; max_connections ${c.max_connections}, reserved: ${c.superuser_reserved} for superusers${c.reserved ? `, ${c.reserved} reserved_connections` : ''}`;
+    for (const l of wrap(text, WIDTH - 2)) lines.push(`  ${l}`);
+  }
+  const holders = holdersTable(r);
+  if (holders) {
+    lines.push('');
+    lines.push(style.bold('who holds the connections') + style.dim('  (L = LISTEN, idle by design)'));
+    lines.push(holders);
+  }
+  lines.push('');
+  lines.push(style.bold('path taken'));
+  const path = r.path.map((p) => `${p.node}: ${p.branch}`).join(' → ');
+  for (const l of wrap(path, WIDTH - 2)) lines.push(style.dim(`  ${l}`));
+  if (r.unavailable.length) {
+    for (const u of r.unavailable) for (const l of wrap(oneLine(`not read: ${u.what} (${u.reason})`), WIDTH - 2)) lines.push(style.yellow(`  ${l}`));
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nagios / Icinga / Sensu
+
+const NAGIOS_STATUS: Record<Severity, string> = { ok: 'OK', info: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' };
+
+function num(v: number | null): string {
+  if (v === null || !Number.isFinite(v)) return '';
+  return String(Math.round(v * 1000) / 1000);
+}
+
+/** One performance-data item: 'label'=value[UOM];[warn];[crit];[min];[max], trailing empties dropped. */
+export function perfItem(m: Metric): string {
+  const label = /^[A-Za-z0-9_.-]+$/.test(m.name) ? m.name : `'${m.name.replace(/'/g, "''").replace(/=/g, '_')}'`;
+  const fields = [`${num(m.value)}${m.uom}`, num(m.warn), num(m.crit), num(m.min), num(m.max)];
+  while (fields.length > 1 && fields[fields.length - 1] === '') fields.pop();
+  return `${label}=${fields.join(';')}`;
+}
+
+/** `DBDOCTOR CRITICAL: <summary> | name=value;warn;crit;min;max ...`, one line. */
+export function renderNagios(r: DiagnoseReport): string {
+  const summary = oneLine(r.summary, 400).replace(/\|/g, '/');
+  const perf = r.metrics.map(perfItem).join(' ');
+  return `DBDOCTOR ${NAGIOS_STATUS[r.verdict]}: ${summary}${perf ? ` | ${perf}` : ''}`;
+}
+
