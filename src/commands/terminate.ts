@@ -348,7 +348,7 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
     .option('--older-than <duration>', 'in the current state at least this long (active sessions: the query\'s age), e.g. 5m')
     .option('--app <glob>', 'application_name matches this glob (* and ?); repeatable', collect)
     .option('--user <role>', 'sessions of this role; repeatable or comma-separated', collect)
-    .option('--db <name>', 'sessions in this database (with --all-databases); repeatable', collect)
+    .option('--db <name>', 'sessions in this database; repeatable (one other than the connected database needs --all-databases)', collect)
     .option('--client <addr>', 'from this address or CIDR range (10.0.0.0/8, ::1, local); repeatable', collect)
     .option('--pid <pids>', 'these pids (comma-separated; repeatable)', collect)
     .option('--blockers', 'the root blockers of the blocking tree (what `dbdoctor locks` shows)')

@@ -293,6 +293,9 @@ export function planTermination(snapshot: ActivitySnapshot, fingerprints: Finger
     if (!seenMatch(r)) continue;
     const visible = isVisible(r);
     if (visible && !detailMatch(r)) continue;
+    // Hidden rows without a role or a database are background processes (a client backend always
+    // has both): not sessions anyone asked about, and not ones dbdoctor could act on.
+    if (!visible && r.backend_type === null && (r.usename === null || r.datname === null)) continue;
     if (r.is_self) {
       exclude(r, 'self');
       continue;

@@ -197,6 +197,13 @@ describe('planTermination', () => {
     expect(p.planned.map((x) => x.pid)).toEqual([mine.pid]);
     expect(p.excluded).toMatchObject([{ pid: theirs.pid, reason: 'hidden', state: 'hidden' }]);
     expect(p.hidden_sessions).toBe(1);
+    // Hidden background processes (no role, or no database) are not sessions that might match.
+    const bg = hiddenRow({ backend_type: null, usename: null, datname: null, application_name: '' });
+    const launcher = hiddenRow({ backend_type: null, usename: 'postgres', datname: null, application_name: '' });
+    const hiddenClient = hiddenRow({ backend_type: null, usename: 'them', application_name: '' });
+    const all = plan([bg, launcher, hiddenClient], { states: ['idle'] });
+    expect(all.excluded).toMatchObject([{ pid: hiddenClient.pid, reason: 'hidden' }]);
+    expect(all.hidden_sessions).toBe(1);
     // A pid the role cannot see is not acted on either: it has no identity to re-check.
     expect(plan([theirs], { pids: [theirs.pid] }).excluded).toMatchObject([{ reason: 'hidden' }]);
   });
