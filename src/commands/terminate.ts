@@ -71,6 +71,8 @@ export interface TerminateDeps {
   pid?: number;
   version?: string;
   lock?: LockDeps;
+  /** Opens the audit log (tests inject a failing one). */
+  openAuditLog?: (path: string) => AuditLog;
 }
 
 function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -116,7 +118,12 @@ interface ActContext {
  * and rethrown.
  */
 async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<StepResult & { fatal: boolean }> {
-  c.audit.append(auditIntent(c.auditCtx, p, kind, c.now()));
+  try {
+    c.audit.append(auditIntent(c.auditCtx, p, kind, c.now()));
+  } catch (err) {
+    // No intent on record, no signal: stop here.
+    return { outcome: 'not_attempted', detail: `not attempted: ${(err as Error).message}`, fatal: true };
+  }
   let step: StepResult;
   let fatal = false;
   try {
@@ -138,7 +145,12 @@ async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, after
     );
     throw err;
   }
-  c.audit.append(auditOutcome(c.auditCtx, p, kind, step, c.now()));
+  try {
+    c.audit.append(auditOutcome(c.auditCtx, p, kind, step, c.now()));
+  } catch (err) {
+    // The signal was sent; the record of it is incomplete. Say so, and go no further.
+    return { ...step, detail: `${step.detail} (but its outcome line could not be written: ${(err as Error).message})`, fatal: true };
+  }
   return { ...step, fatal };
 }
 
@@ -175,7 +187,7 @@ async function act(c: ActContext, plan: PlannedSession[]): Promise<SessionResult
   }
   if (c.signal?.aborted) throw new InterruptedError();
   for (const p of plan) {
-    if (!results.has(p.pid)) set(p, 'not_attempted', stop ? `not attempted: ${stop}` : 'not attempted');
+    if (!results.has(p.pid)) set(p, 'not_attempted', stop ? `not attempted, an earlier step failed: ${stop}` : 'not attempted');
   }
   return plan.map((p) => results.get(p.pid)!);
 }
@@ -226,7 +238,7 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
 
       if (!o.yes && !deps.prompter) return finishReport(base, 'not_confirmed', 'no_tty');
       // Check the audit log can be written before asking anyone anything.
-      const audit = openAuditLog(o.auditLog);
+      const audit = (deps.openAuditLog ?? openAuditLog)(o.auditLog);
       try {
         let chosen = plan.planned;
         if (!o.yes && deps.prompter) {

@@ -15,6 +15,7 @@ import { emptyFilters, type TerminateFilters } from '../../src/core/terminate.js
 import { openSession } from '../../src/db/session.js';
 import { readTerminateSnapshot, signalSession } from '../../src/db/sql/terminate.js';
 import { planTermination } from '../../src/core/terminate.js';
+import type { AuditLog } from '../../src/ui/audit.js';
 import type { Choice, Prompter } from '../../src/ui/prompts.js';
 import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, lockChain, longQueries, waitFor, waitForState } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
@@ -89,6 +90,8 @@ async function alive(s: TestServer, pids: number[]): Promise<number[]> {
 async function waitGone(s: TestServer, pids: number[]): Promise<void> {
   await waitFor(s, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1)', [pids], (rows) => rows[0]?.n === 0);
 }
+
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
 function auditLines(path: string): Array<Record<string, unknown>> {
   return readFileSync(path, 'utf8')
@@ -369,6 +372,33 @@ describe('--cancel-first, --blockers, scope', () => {
       await waitGone(s, there.pids);
     } finally {
       await Promise.all([here.release(), there.release()]);
+    }
+  });
+});
+
+describe('the audit log', () => {
+  test('when an intent line cannot be written, that session is not signalled and the run stops', async () => {
+    const s = server();
+    const leak = await idleInTransaction(s, 3, { app: 'db-audit', user: 'app_user' });
+    try {
+      const written: object[] = [];
+      let intents = 0;
+      const failing = (path: string): AuditLog => ({
+        path,
+        append(record) {
+          if ((record as { event: string }).event === 'intent' && ++intents === 2) throw new Error('cannot write the audit log (ENOSPC)');
+          written.push(record);
+        },
+        close() {},
+      });
+      const r = await runTerminate(options(s, { apps: ['db-audit'] }), { prompter: null, openAuditLog: failing });
+      expect(r.results.map((x) => x.outcome)).toEqual(['terminated', 'not_attempted', 'not_attempted']);
+      expect(r.results[1]!.detail).toContain('ENOSPC');
+      expect(r).toMatchObject({ status: 'partly_done', exit_code: ExitCode.WARNING, counts: { terminated: 1, not_attempted: 2 } });
+      expect(await alive(s, leak.pids)).toEqual(sorted(leak.pids).slice(1));
+      expect(written.map((l) => (l as { event: string }).event)).toEqual(['intent', 'outcome']);
+    } finally {
+      await leak.release();
     }
   });
 });
