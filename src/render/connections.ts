@@ -158,7 +158,7 @@ function capacityLine(r: ConnectionsReport, style: ChalkInstance, width: number)
   return plain.replace(/^capacity/, style.bold('capacity')).replace(/headroom \d+ of \d+ slots for ordinary roles \([\d.]+%\)/, (m) => colour(c.severity, m));
 }
 
-const KEY_HEAD: Record<GroupKey, string> = { app: 'application', state: 'state', user: 'user', db: 'database', client: 'client' };
+const KEY_HEAD: Record<GroupKey, string> = { app: 'app', state: 'state', user: 'user', db: 'db', client: 'client' };
 
 function keyCell(g: SessionGroup, k: GroupKey, style: ChalkInstance): string {
   switch (k) {
@@ -207,13 +207,13 @@ export function sessionList(sessions: SessionInfo[], width: number, style: Chalk
     { head: 'wait', cells: sessions.map((s) => (s.state.startsWith('idle') ? '' : waitText(s.wait_event_type, s.wait_event))), min: 4, soft: 10, max: 18 },
     { head: 'query', cells: sessions.map((s) => (s.query === null ? style.dim('(hidden)') : oneLine(s.query, width))), min: 8, soft: q, max: width },
   ];
-  return `${sessionTable(cols, sessions.length, width, style)}\n${style.dim('age: time in the current state; xact: transaction open for')}`;
+  return `${sessionTable(cols, sessions.length, width, style)}\n${style.dim(wrap('age: time in the current state; xact: transaction open for', width, '  '))}`;
 }
 
 /** Collects the "every session below: ..." line that hoistConstant() fills. */
-function lines0(style: ChalkInstance, width: number): { add(text: string): void; text(): string } {
+function lines0(style: ChalkInstance, width: number, what = 'every session below'): { add(text: string): void; text(): string } {
   const parts: string[] = [];
-  return { add: (t) => parts.push(t), text: () => (parts.length ? style.dim(cutLine(`every session below: ${parts.join(', ')}`, width)) : '') };
+  return { add: (t) => parts.push(t), text: () => (parts.length ? style.dim(cutLine(`${what}: ${parts.join(', ')}`, width)) : '') };
 }
 
 /**
@@ -251,15 +251,20 @@ export function renderConnections(r: ConnectionsReport, style: ChalkInstance, co
     lines.push('');
     const keys = r.by;
     const cols: ColumnSpec[] = [
-      ...keys.map((k) => ({ head: KEY_HEAD[k], cells: r.groups.map((g) => keyCell(g, k, style)), min: k === 'state' ? 6 : 5, soft: k === 'state' ? 12 : 10, max: k === 'client' ? 30 : 24 })),
-      { head: 'n', cells: r.groups.map((g) => String(g.count)), min: 1 },
-      { head: 'oldest', cells: r.groups.map((g) => ageCell(style, g.oldest_state_age_ms)), min: 6, max: 8 },
-      { head: 'median', cells: r.groups.map((g) => ageCell(style, g.median_state_age_ms)), min: 6, max: 8 },
-      { head: 'old xact', cells: r.groups.map((g) => ageCell(style, g.oldest_xact_age_ms)), min: 6, max: 8 },
-      { head: 'waits', cells: r.groups.map((g) => waitEventsText(g.wait_events)), min: 5, soft: 12, max: 30 },
+      ...keys.map((k) => ({ head: KEY_HEAD[k], cells: r.groups.map((g) => keyCell(g, k, style)), min: 3, soft: k === 'state' ? 12 : 10, max: k === 'client' ? 30 : 24 })),
+      // Counts and ages never shrink: a cut number is a wrong number.
+      { head: 'n', cells: r.groups.map((g) => String(g.count)) },
+      { head: 'oldest', cells: r.groups.map((g) => ageCell(style, g.oldest_state_age_ms)) },
+      { head: 'median', cells: r.groups.map((g) => ageCell(style, g.median_state_age_ms)) },
+      { head: 'xact', cells: r.groups.map((g) => ageCell(style, g.oldest_xact_age_ms)) },
+      { head: 'waits', cells: r.groups.map((g) => waitEventsText(g.wait_events)), min: 4, soft: 12, max: 30 },
     ];
-    lines.push(fittedTable(cols, width));
-    lines.push(style.dim('oldest / median: time in the current state; old xact: oldest open transaction'));
+    // A key column with one value in every group is said once above the table.
+    const note = lines0(style, width, 'every group below');
+    const shown = hoistConstant(cols, ['user', 'db', 'client'], r.groups.length, note);
+    if (note.text()) lines.push(note.text());
+    lines.push(fittedTable(shown, width));
+    lines.push(style.dim(wrap('oldest / median: time in the current state; xact: oldest open transaction', width, '  ')));
   } else {
     lines.push(style.dim('no client sessions match'));
   }
@@ -273,7 +278,15 @@ export function renderConnections(r: ConnectionsReport, style: ChalkInstance, co
     lines.push('');
     lines.push(r.sessions.length ? sessionList(r.sessions, width, style) : style.dim('no sessions to list'));
   }
-  return lines.join('\n');
+  return fitLines(lines.join('\n'), width);
+}
+
+/** The last guard: no line wider than the terminal, whatever a table could not shrink away. */
+export function fitLines(text: string, width: number): string {
+  return text
+    .split('\n')
+    .map((l) => cutLine(l, width))
+    .join('\n');
 }
 
 /**

@@ -7,7 +7,7 @@ import type { ChalkInstance } from 'chalk';
 import type { PreparedXact } from '../core/activity.js';
 import { formatDuration } from '../core/duration.js';
 import type { LockRoot, LocksReport, LockTreeNode, WaitedLock } from '../core/locks.js';
-import { ageCell, type ColumnSpec, clientText, fittedTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
+import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
 
@@ -88,7 +88,13 @@ function rootDetails(r: LockRoot, style: ChalkInstance, width: number): string[]
   const at = advice.search(/(dbdoctor |COMMIT PREPARED |GRANT )/);
   const [why, command] = at > 0 ? [advice.slice(0, at).trim(), advice.slice(at)] : [advice, ''];
   lines.push(wrap(`${ind}next     ${why}`, width, `${ind}         `).replace('next', style.bold('next')));
-  if (command) lines.push(`${ind}         ${style.bold(command)}`);
+  // "COMMIT PREPARED 'g'; or ROLLBACK PREPARED 'g';": one command per line.
+  command
+    .split(/(?<=;) or /)
+    .filter(Boolean)
+    .forEach((c, i) => {
+      lines.push(`${ind}${i ? '      or ' : '         '}${style.bold(c)}`);
+    });
   lines.push(...treeLines(r.tree, width - 2).map((l) => `${ind}${l}`));
   return lines;
 }
@@ -109,16 +115,16 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
   if (r.roots.length > 0) {
     lines.push('');
     const cols: ColumnSpec[] = [
-      { head: 'root', cells: r.roots.map(rootLabel), min: 4 },
+      { head: 'root', cells: r.roots.map(rootLabel) },
       { head: 'app', cells: r.roots.map((x) => oneLine(x.session?.application_name ?? '-')), min: 3, max: 20 },
       { head: 'state', cells: r.roots.map((x) => (x.session ? stateCell(style, x.session.state, true) : '-')), min: 5, max: 17 },
-      { head: 'xact', cells: r.roots.map((x) => ageCell(style, x.session?.xact_age_ms ?? (x.prepared[0]?.age_ms ?? null))), min: 5, max: 8 },
-      { head: 'blocks', cells: r.roots.map((x) => `${x.blocks_direct.length}/${x.blocks_total}`), min: 6 },
-      { head: 'longest', cells: r.roots.map((x) => ageCell(style, x.longest_wait_ms)), min: 6, max: 8 },
+      { head: 'xact', cells: r.roots.map((x) => ageCell(style, x.session?.xact_age_ms ?? x.prepared[0]?.age_ms ?? null)) },
+      { head: 'blocks', cells: r.roots.map((x) => `${x.blocks_direct.length}/${x.blocks_total}`) },
+      { head: 'longest', cells: r.roots.map((x) => ageCell(style, x.longest_wait_ms)) },
       { head: 'action', cells: r.roots.map((x) => x.action.replace(/_/g, ' ') + (x.holds_advisory ? ' (advisory)' : '')), min: 8, max: 30 },
     ];
     lines.push(fittedTable(cols, width));
-    lines.push(style.dim('blocks: directly/in total; longest: longest wait among them'));
+    lines.push(style.dim(wrap('blocks: directly/in total; longest: longest wait among them', width, '  ')));
     for (const root of r.roots) {
       lines.push('');
       lines.push(...rootDetails(root, style, width));
@@ -137,5 +143,5 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     lines.push(style.dim(`prepared transactions (they hold their locks until COMMIT PREPARED / ROLLBACK PREPARED): ${r.prepared_transactions.length}`));
     for (const p of r.prepared_transactions) lines.push(style.dim(cut(`  ${preparedText(p)}`, width)));
   }
-  return lines.join('\n');
+  return fitLines(lines.join('\n'), width);
 }

@@ -7,7 +7,7 @@ import type { ChalkInstance } from 'chalk';
 import type { SessionInfo } from '../core/connections.js';
 import { formatDuration } from '../core/duration.js';
 import type { QueriesReport, StatementGroup } from '../core/queries.js';
-import { ageCell, type ColumnSpec, clientText, fittedTable, sessionTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
+import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, sessionTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
 
@@ -32,7 +32,7 @@ function section(title: string, cols: ColumnSpec[], width: number, style: ChalkI
 
 function groupTable(groups: StatementGroup[], width: number, style: ChalkInstance): string {
   const cols: ColumnSpec[] = [
-    { head: 'n', cells: groups.map((g) => String(g.count)), min: 1 },
+    { head: 'n', cells: groups.map((g) => String(g.count)) },
     { head: 'apps', cells: groups.map((g) => g.applications.map((a) => oneLine(a || '-')).join(', ')), min: 4, soft: 10, max: 20 },
     { head: 'oldest', cells: groups.map((g) => ageCell(style, g.oldest_ms)) },
     { head: 'total', cells: groups.map((g) => formatDuration(g.total_ms)) },
@@ -136,5 +136,5 @@ export function renderQueries(r: QueriesReport, style: ChalkInstance, columns = 
     lines.push('', style.bold('the sessions above by statement'));
     lines.push(r.statement_groups.length ? groupTable(r.statement_groups, width, style) : style.dim('no statements to group'));
   }
-  return lines.join('\n');
+  return fitLines(lines.join('\n'), width);
 }

@@ -1,0 +1,119 @@
+import { describe, expect, test } from '@jest/globals';
+import { Chalk } from 'chalk';
+import { buildBlockingReport } from '../../src/core/blocking.js';
+import { locksReport } from '../../src/core/locks.js';
+import { renderLocks, treeLines } from '../../src/render/locks.js';
+import { row, snapshot, waiter } from './inspect-fixtures.js';
+
+const plain = new Chalk({ level: 0 });
+const priv = { can_read_all_stats: true, role: 'monitor' };
+
+describe('the blocking tree', () => {
+  test("a row-lock chain: the holder, its direct waiter, and those queued behind sit under the holder's waiter", () => {
+    const snap = snapshot([
+      row({ pid: 10, application_name: 'billing', state: 'idle in transaction', xact_age_ms: 60_000, state_age_ms: 59_000 }),
+      waiter(11, [10], { wait_lock: { locktype: 'transactionid', mode: 'ShareLock', relation: null, wait_ms: 50_000 } }),
+      waiter(12, [11], { wait_event: 'tuple', wait_lock: { locktype: 'tuple', mode: 'ExclusiveLock', relation: 'accounts', wait_ms: 40_000 } }),
+      waiter(13, [11, 12], { wait_event: 'tuple', wait_lock: { locktype: 'tuple', mode: 'ExclusiveLock', relation: 'accounts', wait_ms: 30_000 } }),
+    ]);
+    const r = buildBlockingReport(snap);
+    expect(r.waiting).toBe(3);
+    expect(r.cycles).toEqual([]);
+    expect(r.roots).toHaveLength(1);
+    const root = r.roots[0]!;
+    expect(root).toMatchObject({ pid: 10, direct: [11], all: [11, 12, 13], longest_wait_ms: 50_000, action: 'terminate' });
+    expect(root.waited_locks).toEqual([
+      { locktype: 'transactionid', mode: 'ShareLock', relation: null },
+      { locktype: 'tuple', mode: 'ExclusiveLock', relation: 'accounts' },
+    ]);
+    // Breadth first: 13 is blocked by 11 and by 12; it sits under 11, the nearer to the root.
+    expect(root.tree.children.map((c) => c.pid)).toEqual([11]);
+    expect(root.tree.children[0]!.children.map((c) => c.pid)).toEqual([12, 13]);
+  });
+
+  test('a queue of 400 conflicting waiters is 400 children, not a chain 400 deep', () => {
+    const rows = [row({ pid: 1, state: 'idle in transaction' })];
+    for (let i = 0; i < 400; i++) rows.push(waiter(100 + i, [1, ...Array.from({ length: i }, (_, j) => 100 + j)]));
+    const root = buildBlockingReport(snapshot(rows)).roots[0]!;
+    expect(root.tree.children).toHaveLength(400);
+    expect(root.all).toHaveLength(400);
+    expect(root.direct).toHaveLength(400);
+    const lines = treeLines(locksReport(snapshot(rows), priv).roots[0]!.tree, 80);
+    expect(lines).toHaveLength(41);
+    expect(lines.at(-1)).toBe('… and 361 more (all of them in --json)');
+  });
+
+  test('actions: idle in transaction terminate; active cancel first; idle with advisory locks flagged', () => {
+    const snap = snapshot([
+      row({ pid: 1, state: 'active', wait_event_type: null, wait_event: null }),
+      waiter(2, [1]),
+      row({ pid: 3, state: 'idle', holds_advisory: true }),
+      waiter(4, [3], { wait_event: 'advisory', wait_lock: { locktype: 'advisory', mode: 'ExclusiveLock', relation: null, wait_ms: 1_000 } }),
+      row({ pid: 5, state: 'idle in transaction (aborted)' }),
+      waiter(6, [5]),
+    ]);
+    const roots = Object.fromEntries(buildBlockingReport(snap).roots.map((x) => [x.pid, x]));
+    expect(roots[1]).toMatchObject({ action: 'cancel_then_terminate', holds_advisory: false });
+    expect(roots[1]!.advice).toContain('dbdoctor terminate --pid 1 --cancel-first');
+    expect(roots[3]).toMatchObject({ action: 'terminate', holds_advisory: true });
+    expect(roots[3]!.advice).toMatch(/advisory/);
+    expect(roots[5]).toMatchObject({ action: 'terminate' });
+  });
+
+  test('pid 0: a prepared transaction, with COMMIT/ROLLBACK PREPARED and every candidate gid', () => {
+    const prepared = [
+      { gid: "it's", owner: 'app', database: 'app', transaction: '900', age_ms: 120_000 },
+      { gid: 'other', owner: 'app', database: 'app', transaction: '901', age_ms: 60_000 },
+    ];
+    const r = locksReport(snapshot([waiter(7, [0])], prepared), priv);
+    expect(r.roots).toHaveLength(1);
+    expect(r.roots[0]).toMatchObject({ pid: 0, prepared_transaction: true, vanished: false, session: null, action: 'resolve_prepared', blocks_direct: [7] });
+    expect(r.roots[0]!.advice).toContain("COMMIT PREPARED 'it''s'; or ROLLBACK PREPARED 'it''s';");
+    expect(r.roots[0]!.advice).toContain("'other'");
+    const text = renderLocks(r, plain, 80);
+    expect(text).toContain('root: a prepared transaction (pid 0)');
+    expect(text).toContain("COMMIT PREPARED 'it''s';");
+  });
+
+  test('a blocker that vanished between reads: a root with no session, investigate, no error', () => {
+    const r = locksReport(snapshot([waiter(8, [4242])]), priv);
+    expect(r.roots[0]).toMatchObject({ pid: 4242, vanished: true, session: null, action: 'investigate', blocks_all: [8] });
+    const text = renderLocks(r, plain, 80);
+    expect(text).toContain('root 4242  gone (or hidden) since the read');
+    expect(text).toContain('4242 (gone since the read)');
+  });
+
+  test('parallel workers are folded into their leader, as waiters and as blockers', () => {
+    const snap = snapshot([
+      row({ pid: 20, state: 'active', wait_event_type: null, wait_event: null }),
+      row({ pid: 21, backend_type: 'parallel worker', leader_pid: 20, state: 'active' }),
+      waiter(30, [21, 20]),
+      row({ pid: 40, state: 'active', wait_event_type: 'IPC', wait_event: 'ParallelFinish' }),
+      waiter(41, [20], { backend_type: 'parallel worker', leader_pid: 40 }),
+    ]);
+    const r = buildBlockingReport(snap);
+    expect(r.roots.map((x) => [x.pid, x.all])).toEqual([[20, [30, 40]]]);
+    expect(r.waiting).toBe(2);
+  });
+
+  test('a cycle, with a session queued behind it: no root, one component, reported without error', () => {
+    const snap = snapshot([waiter(1, [2]), waiter(2, [1]), waiter(3, [2]), row({ pid: 9, state: 'idle in transaction' }), waiter(10, [9])]);
+    const r = locksReport(snap, priv);
+    expect(r.roots.map((x) => x.pid)).toEqual([9]);
+    expect(r.cycles.map((c) => c.pids)).toEqual([[1, 2, 3]]);
+    expect(r.waiting).toBe(4);
+    const text = renderLocks(r, plain, 80);
+    expect(text).toMatch(/^WARNING {2}4 sessions waiting on locks: 1 root blocker, 1 lock cycle/);
+    expect(text).toContain('lock cycle: 1, 2, 3');
+  });
+
+  test('self-edges are dropped; nothing waiting is OK', () => {
+    const r = locksReport(snapshot([waiter(1, [1]), row({ pid: 2 })]), priv);
+    expect(r).toMatchObject({ status: 'ok', waiting: 0, roots: [], cycles: [] });
+  });
+
+  test('roots blocking most come first', () => {
+    const snap = snapshot([row({ pid: 1, state: 'idle in transaction' }), waiter(2, [1]), row({ pid: 5, state: 'idle in transaction' }), waiter(6, [5]), waiter(7, [5])]);
+    expect(locksReport(snap, priv).roots.map((x) => x.pid)).toEqual([5, 1]);
+  });
+});
