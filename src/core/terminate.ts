@@ -525,7 +525,8 @@ export function terminateSummary(status: TerminateStatus, o: { planned: number; 
           : 'not confirmed; nothing was terminated';
     default: {
       const c = o.counts!;
-      const parts = [`${c.terminated} terminated`];
+      const parts: string[] = [];
+      if (c.terminated) parts.push(`${c.terminated} terminated`);
       if (c.cancelled) parts.push(`${c.cancelled} query cancelled`);
       if (c.gone) parts.push(`${c.gone} already gone`);
       if (c.changed) parts.push(`${c.changed} changed (kept)`);

@@ -6,7 +6,7 @@
 import type { ChalkInstance } from 'chalk';
 import { formatDuration } from '../core/duration.js';
 import { exclusionText, type Outcome, type PlannedSession, type TerminateReport } from '../core/terminate.js';
-import { ageCell, type ColumnSpec, listTable, stateCell, tableWidth } from './connections.js';
+import { ageCell, type ColumnSpec, listTable, stateCell, tableWidth, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { table } from './table.js';
 
@@ -115,25 +115,24 @@ function excludedTable(r: TerminateReport, style: ChalkInstance, limit = 20): st
 
 /** The plan: shown before the questions, and in every report that did not act. */
 export function renderPlan(r: TerminateReport, style: ChalkInstance, columns = 80): string {
+  const width = tableWidth(columns);
   const lines: string[] = [];
   const scope = r.all_databases ? 'all databases' : `database ${JSON.stringify(oneLine(r.database ?? '', 40))}`;
   if (r.planned.length > 0) {
     const cancel = r.planned.some((p) => p.action === 'cancel_then_terminate');
     lines.push(`${style.bold('Plan')}: terminate ${r.planned.length} session${r.planned.length === 1 ? '' : 's'} (${scope}; --max ${r.max})`);
-    lines.push(planTable(r, style, tableWidth(columns)));
-    lines.push(style.dim('age: in the current state (for active sessions, the query\'s); xact: the open transaction\'s'));
-    if (cancel) lines.push(style.dim(`* cancelled first; terminated only if still running after ${formatDuration(r.grace_ms ?? 0)}`));
+    lines.push(planTable(r, style, width));
+    lines.push(style.dim(wrap("age: in the current state (active: the query's); xact: the open transaction's", width)));
+    if (cancel) lines.push(style.dim(wrap(`* cancelled first; terminated only if still running after ${formatDuration(r.grace_ms ?? 0)}`, width)));
   } else {
     lines.push(`${style.bold('Plan')}: no session to terminate (${scope})`);
   }
   lines.push(...excludedTable(r, style));
-  if (r.not_found_pids.length > 0) lines.push(style.yellow(`! not connected: pid ${r.not_found_pids.join(', ')}`));
+  if (r.not_found_pids.length > 0) lines.push(style.yellow(wrap(`! not connected: pid ${r.not_found_pids.join(', ')}`, width, '  ')));
   if (r.hidden_sessions > 0) {
-    lines.push(
-      style.yellow(
-        `! your role cannot see the state and identity of ${r.hidden_sessions} session${r.hidden_sessions === 1 ? '' : 's'} that may match; they are not touched (grant pg_read_all_stats or pg_monitor)`,
-      ),
-    );
+    const n = r.hidden_sessions;
+    const text = `! your role cannot see the state and identity of ${n} session${n === 1 ? '' : 's'} that may match; they are not touched (grant pg_read_all_stats or pg_monitor)`;
+    lines.push(style.yellow(wrap(text, width, '  ')));
   }
   return lines.join('\n');
 }
@@ -146,13 +145,14 @@ export function renderResults(r: TerminateReport, style: ChalkInstance): string 
 
 /** The whole report for stdout. `planShown`: the plan was already printed before the questions. */
 export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: { planShown?: boolean; columns?: number } = {}): string {
-  const lines: string[] = [`${label(style, r)}  ${oneLine(r.summary)}`, style.dim(`target: ${oneLine(r.target)}`), ''];
+  const width = tableWidth(opts.columns ?? 80);
+  const lines: string[] = [wrap(`${label(style, r)}  ${oneLine(r.summary)}`, width, '  '), style.dim(`target: ${oneLine(r.target)}`), ''];
   if (!opts.planShown) lines.push(renderPlan(r, style, opts.columns));
   if (r.results.length > 0) {
     if (!opts.planShown) lines.push('');
     lines.push(renderResults(r, style));
   }
-  if (r.deselected.length > 0) lines.push(style.dim(`deselected (kept): pid ${r.deselected.join(', ')}`));
+  if (r.deselected.length > 0) lines.push(style.dim(wrap(`deselected (kept): pid ${r.deselected.join(', ')}`, width, '  ')));
   if (r.audit_log && r.results.some((x) => x.outcome !== 'not_attempted')) lines.push(style.dim(`audit log: ${oneLine(r.audit_log)}`));
   return lines.join('\n');
 }

@@ -49,7 +49,7 @@ describe('terminate on a terminal', () => {
       await pty.type(`y${KEY.enter}`);
       expect(await pty.exit).toBe(1);
       const screen = pty.text();
-      expect(screen).toMatch(/WARNING\s+partly done: 2 of 3 planned sessions dealt with \(2 terminated, 1 changed \(kept\)\)/);
+      expect(screen).toMatch(/WARNING\s+partly done: 2 of 3 planned sessions dealt with\s+\(2 terminated, 1 changed \(kept\)\)/);
       expect(screen).toMatch(new RegExp(`${leak.pids[0]}[\\s│]+pty-race[\\s│]+changed, kept`));
       expect(await alive(s, leak.pids)).toEqual([leak.pids[0]]);
       // Its transaction is intact.
