@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
 import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, longQueries } from '../support/incidents.js';
-import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
+import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 
 interface Doc {
   schema: string;
@@ -27,7 +27,7 @@ interface Doc {
   };
 }
 
-const server = useServer();
+const server = useServer({ settings: LOG_CONNECTIONS });
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbdoctor-terminate-e2e-'));
@@ -72,10 +72,15 @@ describe('the mixed incident', () => {
       const bystanders = [...webLeak.pids, ...idleWorker.pids, ...idleWeb.pids, ...busy.pids, ...suIdle.pids, ...suLeak.pids];
       await pause(1100);
       const home = stateHome();
-      const r = await runCli(['terminate', '--state', 'idle in transaction', '--app', 'worker', '--older-than', '1s', '--yes', '--json', '-d', s.url()], {
-        env: { XDG_STATE_HOME: home },
+      let r!: Awaited<ReturnType<typeof runCli>>;
+      const opened = await connectionsOpenedBy(s, async () => {
+        r = await runCli(['terminate', '--state', 'idle in transaction', '--app', 'worker', '--older-than', '1s', '--yes', '--json', '-d', s.url()], {
+          env: { XDG_STATE_HOME: home },
+        });
       });
       expectNoStackTrace(r);
+      // One connection, never a pool: it reads, plans and signals on the same session.
+      expect(opened).toBe(1);
       expect(r.exitCode).toBe(0);
       const doc = parseJson<Doc>(r);
       expect(doc.schema).toBe('dbdoctor.terminate');
