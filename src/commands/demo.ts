@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode, exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
-import { recommendedTerminations } from '../core/guide.js';
+import { coveredByEarlier, formatCommand, recommendedTerminations } from '../core/guide.js';
 import type { Target } from '../core/target.js';
 import {
   BLOCKER_APP,
@@ -69,7 +69,7 @@ export interface DemoReport {
   incident: DemoIncidentInfo;
   thresholds: ThresholdFlags;
   before: unknown;
-  cleanup: Array<{ command: string[]; exit_code: number; sessions_ended: number; report: unknown }>;
+  cleanup: Array<{ command: string[]; exit_code: number; terminated: number; cancelled: number; report: unknown }>;
   after: unknown;
   verdict_before: Severity;
   verdict_after: Severity;
@@ -269,7 +269,8 @@ export interface DemoEvents {
   started?(server: DemoServerInfo): void;
   incident?(incident: DemoIncidentInfo): void;
   before?(d: Diagnosis): void;
-  cleanupStarting?(argv: string[]): void;
+  cleanupStarting?(): void;
+  cleanupSkipped?(argv: string[]): void;
   cleanup?(c: Cleanup): void;
   after?(d: Diagnosis): void;
 }
@@ -309,11 +310,18 @@ export async function runDemo(server: RunningServer, deps: DemoDeps): Promise<Om
     events?.before?.(before);
 
     const cleanup: Cleanup[] = [];
+    const ended = new Set<number>();
+    events?.cleanupStarting?.();
     for (const argv of recommendedTerminations(before.findings)) {
-      events?.cleanupStarting?.(argv);
-      progress.start(`running the recommended clean-up: terminate ${argv.slice(1).join(' ')}`);
+      // A finding may recommend by pid what an earlier clean-up (by filters) already ended.
+      if (coveredByEarlier(argv, ended)) {
+        events?.cleanupSkipped?.(argv);
+        continue;
+      }
+      progress.start(`running the recommended clean-up: ${formatCommand(argv)}`);
       const c = await doctor.terminate(target, sessionOpts, argv, demoCleanupFiles(server));
       progress.stop();
+      for (const pid of c.ended) ended.add(pid);
       cleanup.push(c);
       events?.cleanup?.(c);
     }
@@ -329,7 +337,7 @@ export async function runDemo(server: RunningServer, deps: DemoDeps): Promise<Om
       incident: incidentInfo(incident),
       thresholds: DEMO_THRESHOLDS,
       before: before.report,
-      cleanup: cleanup.map((c) => ({ command: c.argv, exit_code: c.exitCode, sessions_ended: c.done, report: c.report })),
+      cleanup: cleanup.map((c) => ({ command: ['terminate', ...c.argv.slice(1), '--yes'], exit_code: c.exitCode, terminated: c.terminated, cancelled: c.cancelled, report: c.report })),
       after: after.report,
       verdict_before: before.severity,
       verdict_after: after.severity,
@@ -349,37 +357,40 @@ export function demoCommand(program: Command, ctx: CommandContext, programFactor
     .action(async (opts: DemoOptions) => {
       ctx.json = Boolean(opts.json);
       const { output } = ctx;
+      const style = output.style;
       const progress = createProgress(output, ctx.json);
       const interactive = !opts.yes && !opts.json && output.stdinIsTTY && output.stderrIsTTY;
-      const style = output.style;
       const doctor = await loadDoctor(ctx);
+      // Each block of the story, followed by one blank line.
+      const block = (text: string) => output.out(`${text.replace(/\n+$/, '')}\n\n`);
 
       if (interactive) {
+        let info: DemoServerInfo | undefined;
         await withDemoServer(progress, ctx.signal, async (server) => {
-          const info = serverInfo(server);
-          output.out(renderDemoIntro(info, style));
-          await withIncident(server, { progress, signal: ctx.signal, events: { incident: (i) => output.out(renderDemoIncident(i, info, style)) } }, async (incident) => {
+          info = serverInfo(server);
+          block(renderDemoIntro(info, style));
+          await withIncident(server, { progress, signal: ctx.signal, events: { incident: (i) => block(renderDemoIncident(i, info!, style)) } }, async (incident) => {
             progress.start(`letting the incident age past the demo's thresholds (${DEMO_AGE_MS / 1000}s)`);
             await sleep(DEMO_AGE_MS, ctx.signal);
             progress.stop();
-            const target = demoTarget(server, incident.database);
+            const files = demoCleanupFiles(server);
             await runGuideSession(ctx, programFactory, {
-              target,
+              target: demoTarget(server, incident.database),
               doctor,
               progress,
               thresholds: DEMO_THRESHOLDS,
-              terminateArgs: ['--audit-log', demoCleanupFiles(server).auditLog, '--lock-file', demoCleanupFiles(server).lockFile],
-              intro: 'The guided walk, against the demo server. Pick a finding to see the next steps; Ctrl-C leaves at any time.',
+              extraArgs: [],
+              terminateArgs: ['--audit-log', files.auditLog, '--lock-file', files.lockFile],
+              intro: 'The guided walk, against the demo server: pick a finding to see its next steps. Ctrl-C leaves at any time.',
             });
           });
-          output.out(renderDemoTeardown(info, style).split('\n')[0]!);
         });
+        if (info) output.out(renderDemoTeardown(info, style, { interactive: true }));
         ctx.exitCode = ExitCode.OK;
         return;
       }
 
       let info: DemoServerInfo | undefined;
-      let ended = 0;
       const report = await withDemoServer(progress, ctx.signal, (server) =>
         runDemo(server, {
           doctor,
@@ -390,24 +401,23 @@ export function demoCommand(program: Command, ctx: CommandContext, programFactor
             : {
                 started: (s) => {
                   info = s;
-                  output.out(renderDemoIntro(s, style));
+                  block(renderDemoIntro(s, style));
                 },
-                incident: (i) => output.out(renderDemoIncident(i, info!, style)),
-                before: (d) => output.out(`${renderDemoAct(1, 'diagnose', style)}\n${d.render(style)}\n`),
-                cleanupStarting: (argv) => output.out(`${renderDemoAct(2, 'the clean-up diagnose recommends', style)}\n${renderDemoCommand([...argv, '--yes'], style)}`),
-                cleanup: (c) => {
-                  ended += c.done;
-                  output.out(`${c.render(style)}\n`);
-                },
-                after: (d) => output.out(`${renderDemoAct(3, 'diagnose again', style)}\n${d.render(style)}\n`),
+                incident: (i) => block(renderDemoIncident(i, info!, style)),
+                before: (d) => block(`${renderDemoAct(1, 'diagnose', style)}\n\n${d.render(style)}`),
+                cleanupStarting: () => block(renderDemoAct(2, 'the clean-ups diagnose recommends, run with --yes', style)),
+                cleanupSkipped: (argv) => block(`${renderDemoCommand([...argv, '--yes'], style)}\n${style.dim('skipped: the clean-ups above already ended these sessions')}`),
+                cleanup: (c) => block(`${renderDemoCommand([...c.argv, '--yes'], style)}\n${c.render(style)}`),
+                after: (d) => block(`${renderDemoAct(3, 'diagnose again', style)}\n\n${d.render(style)}`),
               },
         }),
       );
-      const torn = !existsSync(report.server.data_directory);
+      const tornDown = !existsSync(report.server.data_directory);
       if (ctx.json) {
-        output.out(renderJson(envelope('demo', { ...report, torn_down: torn }, ctx.version)));
+        output.out(renderJson(envelope('demo', { ...report, torn_down: tornDown }, ctx.version)));
       } else {
-        output.out(renderDemoSummary(report.verdict_before, report.verdict_after, ended, style));
+        const sum = (k: 'terminated' | 'cancelled') => report.cleanup.reduce((n, c) => n + c[k], 0);
+        block(renderDemoSummary(report.verdict_before, report.verdict_after, { terminated: sum('terminated'), cancelled: sum('cancelled') }, style));
         output.out(renderDemoTeardown(report.server, style));
       }
       ctx.exitCode = report.verdict_after === 'ok' || report.verdict_after === 'info' ? ExitCode.OK : exitCodeForSeverity(report.verdict_after);

@@ -14,8 +14,11 @@ import type { ExitCodeValue, Severity } from '../core/exit-codes.js';
 import type { GuideFinding } from '../core/guide.js';
 import type { Target } from '../core/target.js';
 import type { SessionOptions } from '../db/session.js';
+import { type ThresholdKey, resolveThresholds } from '../core/thresholds.js';
+import { renderDiagnose } from '../render/diagnose.js';
 import { renderTerminate, terminateNotices } from '../render/terminate.js';
 import type { CommandContext } from './context.js';
+import { loadConfigFile, runDiagnose } from './diagnose.js';
 import { runTerminate, terminateCommand, terminateOptionsFrom } from './terminate.js';
 
 /** Threshold values by diagnose's config key (`idle_in_transaction: '2s'`), as its flags take them. */
@@ -35,8 +38,11 @@ export interface Cleanup {
   /** terminate's own report, as its --json carries it. */
   report: unknown;
   exitCode: ExitCodeValue;
-  /** Sessions terminated (or cancelled) by this run. */
-  done: number;
+  /** Sessions terminated, and queries cancelled (the session kept), by this run. */
+  terminated: number;
+  cancelled: number;
+  /** Pids whose session this run ended. */
+  ended: number[];
   render(style: ChalkInstance): string;
 }
 
@@ -83,15 +89,40 @@ export function terminateDoctor(ctx: CommandContext): Doctor['terminate'] {
       argv,
       report,
       exitCode: report.exit_code,
-      done: report.counts?.done ?? 0,
+      terminated: report.counts?.terminated ?? 0,
+      cancelled: report.counts?.cancelled ?? 0,
+      ended: report.results.filter((r) => r.outcome === 'terminated').map((r) => r.pid),
       render: (style) => [renderTerminate(report, style), ...terminateNotices(report).map((l) => style.dim(l))].join('\n'),
     };
   };
 }
 
-export async function loadDoctor(ctx: CommandContext): Promise<Doctor> {
-  const missing = async (): Promise<never> => {
-    throw new Error('diagnose is not part of this build yet');
+/**
+ * diagnose as the walk uses it. Given threshold flags (the demo), exactly those over the defaults;
+ * otherwise the thresholds `dbdoctor diagnose` would use here (config file, DBDOCTOR_ENV).
+ */
+export function diagnoseDoctor(ctx: CommandContext): Doctor['diagnose'] {
+  return async (target, opts, thresholdFlags) => {
+    const environment = thresholdFlags ? null : ctx.env.DBDOCTOR_ENV || null;
+    const config = thresholdFlags ? null : loadConfigFile(undefined, ctx.env);
+    const thresholds = resolveThresholds({ config, environment, flags: (thresholdFlags ?? {}) as Partial<Record<ThresholdKey, string>> });
+    const report = await runDiagnose({ target, session: opts, thresholds, config: { file: config?.path ?? null, environment } });
+    return {
+      severity: report.verdict,
+      findings: report.findings.map((f) => ({
+        id: f.id,
+        severity: f.severity,
+        title: f.title,
+        cause: f.cause,
+        next: f.next.map((n) => ({ text: n.text, command: n.command, argv: n.argv })),
+        runbook: f.runbook.includes('#') ? f.runbook.slice(f.runbook.indexOf('#') + 1) : null,
+      })),
+      report,
+      render: (style) => renderDiagnose(report, style),
+    };
   };
-  return { diagnose: missing, terminate: terminateDoctor(ctx) };
+}
+
+export async function loadDoctor(ctx: CommandContext): Promise<Doctor> {
+  return { diagnose: diagnoseDoctor(ctx), terminate: terminateDoctor(ctx) };
 }

@@ -28,7 +28,7 @@ import {
 import { describeTarget, type Target } from '../core/target.js';
 import { ConnectError, openSession, type SessionOptions } from '../db/session.js';
 import { oneLine } from '../render/sanitize.js';
-import { severityLabel } from '../render/style.js';
+import { actionLabel, findingLabel, renderFindingHeader } from '../render/guide.js';
 import { inquirerMenu, type Menu, type MenuChoice } from '../ui/menu.js';
 import { createProgress, type Progress } from '../ui/progress.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
@@ -72,19 +72,6 @@ function subcommandRunner(ctx: CommandContext, factory: ProgramFactory) {
       throw err;
     }
   };
-}
-
-function actionLabel(a: GuideAction): MenuChoice<string> {
-  switch (a.kind) {
-    case 'inspect':
-      return { name: `Inspect: ${a.command}`, value: '', description: 'read-only: shows the sessions behind this finding' };
-    case 'terminate':
-      return { name: `Clean up: ${a.command}`, value: '', description: 'shows the plan first; nothing is ended without your Yes' };
-    case 'runbook':
-      return { name: `Read the runbook: ${a.command}`, value: '', description: 'what this finding means and what to do, step by step' };
-    default:
-      return { name: `Run: ${a.command}`, value: '', description: '' };
-  }
 }
 
 const DIAGNOSE = 'diagnose';
@@ -135,8 +122,7 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
   /** One finding: its next steps, until the user goes back, diagnoses again or quits. */
   const walkFinding = async (f: GuideFinding): Promise<typeof DIAGNOSE | typeof QUIT | typeof BACK> => {
     const actions = findingActions(f, available);
-    output.out(`\n${severityLabel(style, f.severity)}  ${style.bold(oneLine(f.title))}`);
-    if (f.cause) output.out(`  ${style.dim('likely cause:')} ${oneLine(f.cause)}`);
+    output.out(`\n${renderFindingHeader(f, style, output.columns)}`);
     let cleanedUp = false;
     for (;;) {
       const choices: Array<MenuChoice<string> | 'separator'> = actions.map((a, i) => ({ ...actionLabel(a), value: `a${i}` }));
@@ -159,10 +145,7 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
   for (;;) {
     const findings = diagnosis ? actionableFindings(diagnosis.findings) : [];
     if (diagnosis && findings.length === 0) output.out(style.dim('Nothing to walk through: no finding needs attention.'));
-    const choices: Array<MenuChoice<string> | 'separator'> = findings.map((f, i) => ({
-      name: `${severityLabel(style, f.severity)} ${oneLine(f.title, width)}`,
-      value: `f${i}`,
-    }));
+    const choices: Array<MenuChoice<string> | 'separator'> = findings.map((f, i) => ({ name: findingLabel(f, style, width), value: `f${i}` }));
     if (choices.length > 0) choices.push('separator');
     choices.push({ name: 'Diagnose again', value: DIAGNOSE }, { name: 'Quit', value: QUIT });
     const pick = await menu.select(findings.length > 0 ? 'Pick a finding to see its next steps' : 'What next?', choices);

@@ -190,6 +190,22 @@ export function recommendedTerminations(findings: GuideFinding[]): string[][] {
   return out;
 }
 
+/**
+ * Whether a recommended terminate that names its sessions by pid (`--pid 1,2`) and nothing else
+ * would only find sessions an earlier clean-up of the same run already ended.
+ */
+export function coveredByEarlier(argv: string[], ended: ReadonlySet<number>): boolean {
+  const pids: number[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--pid' && i + 1 < argv.length) pids.push(...argv[++i]!.split(',').map(Number));
+    else if (a.startsWith('--pid=')) pids.push(...a.slice(6).split(',').map(Number));
+    else if (a === '--cancel-first' || a === '--include-superusers' || a === '--all-databases') continue;
+    else return false;
+  }
+  return pids.length > 0 && pids.every((p) => ended.has(p));
+}
+
 export interface TargetFlags {
   host?: string | undefined;
   port?: string | undefined;

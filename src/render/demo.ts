@@ -35,7 +35,6 @@ export function renderDemoIntro(s: DemoServerInfo, style: ChalkInstance): string
     '',
     `  server  PostgreSQL ${s.major} on ${s.host}:${s.port} (pid ${s.pid}), max_connections ${s.max_connections}`,
     `  data    ${s.data_directory} (removed at the end)`,
-    '',
   ].join('\n');
 }
 
@@ -53,7 +52,6 @@ export function renderDemoIncident(i: DemoIncidentInfo, s: DemoServerInfo, style
     `  ${app(i.blocker_app)}holds that row lock in a transaction it never committed (pid ${p.blocker})`,
     `  ${app(i.long_query_app)}runs a long query (pid ${p.long_query})`,
     `  ${total} of the ${s.ordinary_slots} connection slots ordinary roles may use are taken.`,
-    '',
   ].join('\n');
 }
 
@@ -66,16 +64,16 @@ export function renderDemoCommand(argv: string[], style: ChalkInstance): string 
   return style.dim(`$ ${formatCommand(argv)}`);
 }
 
-export function renderDemoSummary(before: Severity, after: Severity, done: number, style: ChalkInstance): string {
-  const lines = [`Before: ${severityLabel(style, before)}. After the clean-up: ${severityLabel(style, after)}. Sessions ended: ${done}.`];
-  if (after !== 'ok') lines.push('The clean-up did not bring the server back to OK; the findings above say what is left.');
+export function renderDemoSummary(before: Severity, after: Severity, done: { terminated: number; cancelled: number }, style: ChalkInstance): string {
+  const what = [`${done.terminated} session${done.terminated === 1 ? '' : 's'} terminated`, ...(done.cancelled > 0 ? [`${done.cancelled} quer${done.cancelled === 1 ? 'y' : 'ies'} cancelled`] : [])];
+  const lines = [`Before: ${severityLabel(style, before)}.  Clean-up: ${what.join(', ')}.  After: ${severityLabel(style, after)}.`];
+  if (after !== 'ok' && after !== 'info') lines.push('The clean-up did not bring the server back to OK; the findings above say what is left.');
   return lines.join('\n');
 }
 
-export function renderDemoTeardown(s: Pick<DemoServerInfo, 'pid' | 'data_directory'>, style: ChalkInstance): string {
-  return [
-    style.dim(`Stopped the demo server (pid ${s.pid}) and removed ${s.data_directory}.`),
-    style.dim('On a terminal, `dbdoctor demo` walks you through the same incident step by step.'),
-    style.dim('Against a real server: dbdoctor diagnose -d postgres://user@host/db'),
-  ].join('\n');
+export function renderDemoTeardown(s: Pick<DemoServerInfo, 'pid' | 'data_directory'>, style: ChalkInstance, opts: { interactive?: boolean } = {}): string {
+  const lines = [style.dim(`Stopped the demo server (pid ${s.pid}) and removed ${s.data_directory}.`)];
+  if (!opts.interactive) lines.push(style.dim('On a terminal, `dbdoctor demo` walks you through the same incident step by step.'));
+  lines.push(style.dim('Against a real server: dbdoctor diagnose -d postgres://user@host/db (or just `dbdoctor` on a terminal)'));
+  return lines.join('\n');
 }

@@ -28,6 +28,25 @@ function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Reads one rendering of an inquirer select menu (the text from its message to its key help) and
+ * returns how many rows the cursor must move to reach the first choice matching `choice`
+ * (negative: up), or throws with the menu when no choice matches.
+ */
+export function menuMoves(screen: string, choice: RegExp): number {
+  const lines = screen.split('\n');
+  const rows: string[] = [];
+  for (const line of lines.slice(1)) {
+    if (line.trim() === '' || /navigate/.test(line)) break;
+    if (/^\s*─+\s*$/.test(line)) continue;
+    rows.push(line);
+  }
+  const cursor = rows.findIndex((l) => l.startsWith('❯'));
+  const target = rows.findIndex((l) => choice.test(l));
+  if (cursor < 0 || target < 0) throw new Error(`no choice ${choice} (cursor ${cursor}) in the menu:\n${screen}`);
+  return target - cursor;
+}
+
 export interface PtyRun {
   child: ChildProcess;
   /** Everything the terminal showed so far, escape sequences removed. */
@@ -36,18 +55,24 @@ export interface PtyRun {
   waitFor(pattern: RegExp, ms?: number): Promise<string>;
   /** Types keys, after a short pause so the prompt is listening. */
   type(keys: string, pauseMs?: number): Promise<void>;
+  /**
+   * Waits for the select menu whose message matches `message`, moves to the choice matching
+   * `choice` and presses Enter. Returns the menu as it was first drawn.
+   */
+  choose(message: RegExp, choice: RegExp, ms?: number): Promise<string>;
   /** Resolves with the exit code of dbdoctor (script passes it on with -e). */
   exit: Promise<number>;
   kill(): void;
 }
 
-export function runInPty(args: string[], opts: { env?: Record<string, string>; cols?: number; rows?: number } = {}): PtyRun {
+export function runInPty(args: string[], opts: { env?: Record<string, string>; cols?: number; rows?: number; cwd?: string } = {}): PtyRun {
   const cols = opts.cols ?? 100;
   const rows = opts.rows ?? 40;
   const command = `stty cols ${cols} rows ${rows}; exec node ${[BIN, ...args].map(shellQuote).join(' ')}`;
   const child = spawn('script', ['-qfec', command, '/dev/null'], {
     env: cleanEnv({ TERM: 'xterm-256color', ...opts.env }),
     stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   let raw = '';
   let consumed = 0;
@@ -87,6 +112,16 @@ export function runInPty(args: string[], opts: { env?: Record<string, string>; c
     async type(keys, pauseMs = 150) {
       await new Promise((r) => setTimeout(r, pauseMs));
       child.stdin!.write(keys);
+    },
+    async choose(message, choice, ms) {
+      const drawn = await this.waitFor(new RegExp(`${message.source}[^\\n]*\\n[\\s\\S]*?navigate`), ms);
+      const menu = drawn.slice(drawn.search(message));
+      const moves = menuMoves(menu, choice);
+      for (let i = 0; i < Math.abs(moves); i++) await this.type(moves > 0 ? KEY.down : KEY.up, 60);
+      await this.type(KEY.enter);
+      // Consume the redraws up to the answered line, so the next wait starts after this menu.
+      await this.waitFor(new RegExp(`✔ ${message.source}`), ms);
+      return menu;
     },
     exit,
     kill() {

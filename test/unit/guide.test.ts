@@ -3,6 +3,7 @@ import { parseDbnameArg } from '../../src/core/conninfo.js';
 import {
   actionableFindings,
   connectionArgs,
+  coveredByEarlier,
   dbdoctorArgv,
   findingActions,
   flagsFromAnswer,
@@ -154,5 +155,16 @@ describe('targets', () => {
       sslmode: 'verify-full',
       sslrootcert: '/etc/ca.pem',
     });
+  });
+});
+
+describe('coveredByEarlier', () => {
+  test('only a pid-only terminate whose pids were all ended already', () => {
+    const ended = new Set([1, 2, 3]);
+    expect(coveredByEarlier(['terminate', '--pid', '1,2'], ended)).toBe(true);
+    expect(coveredByEarlier(['terminate', '--pid=3', '--cancel-first'], ended)).toBe(true);
+    expect(coveredByEarlier(['terminate', '--pid', '1,4'], ended)).toBe(false);
+    expect(coveredByEarlier(['terminate', '--pid', '1', '--state', 'idle'], ended)).toBe(false);
+    expect(coveredByEarlier(['terminate', '--blockers'], ended)).toBe(false);
   });
 });

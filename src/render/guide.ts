@@ -1,0 +1,45 @@
+/** The guided walk's own text: a finding's header when it is picked, and the menu labels. */
+import type { ChalkInstance } from 'chalk';
+import type { GuideAction, GuideFinding } from '../core/guide.js';
+import { oneLine } from './sanitize.js';
+import { severityLabel } from './style.js';
+
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => indent + l).join('\n');
+}
+
+/** Shown when a finding is picked: its severity and title, and the likely cause, wrapped. */
+export function renderFindingHeader(f: GuideFinding, style: ChalkInstance, columns = 80): string {
+  const width = Math.max(40, Math.min(columns, 100) - 2);
+  const out = [`${severityLabel(style, f.severity)}  ${style.bold(oneLine(f.title))}`];
+  if (f.cause) out.push(style.dim(wrap(`likely cause: ${oneLine(f.cause)}`, width, '  ')));
+  return out.join('\n');
+}
+
+/** A finding as a menu entry: severity and title on one line. */
+export function findingLabel(f: GuideFinding, style: ChalkInstance, width: number): string {
+  return `${severityLabel(style, f.severity)} ${oneLine(f.title, width)}`;
+}
+
+/** A next step as a menu entry, with a one-line description of what it does. */
+export function actionLabel(a: GuideAction): { name: string; description: string } {
+  switch (a.kind) {
+    case 'inspect':
+      return { name: `Inspect: ${a.command}`, description: 'read-only: shows the sessions behind this finding' };
+    case 'terminate':
+      return { name: `Clean up: ${a.command}`, description: 'shows the plan first; nothing is ended without your Yes' };
+    case 'runbook':
+      return { name: `Read the runbook: ${a.command}`, description: 'what this finding means and what to do, step by step' };
+    default:
+      return { name: `Run: ${a.command}`, description: '' };
+  }
+}

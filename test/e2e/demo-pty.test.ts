@@ -1,0 +1,52 @@
+/**
+ * `dbdoctor demo` on a terminal starts the guided walk against the demo server: pick the unread
+ * result sets finding, run the terminate it suggests (plan, checkbox, confirmation), diagnose
+ * again, quit; the server and its directory are gone afterwards.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, test } from '@jest/globals';
+import { KEY, runInPty } from '../support/pty.js';
+
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+describe('dbdoctor demo on a terminal', () => {
+  test('the guided walk: pick a finding, run its terminate, confirm, diagnose again, quit; then the server is gone', async () => {
+    const pty = runInPty(['demo']);
+    try {
+      const intro = await pty.waitFor(/data\s+\/\S+ \(removed at the end\)/);
+      const pid = Number(/\(pid (\d+)\), max_connections/.exec(intro)![1]);
+      const dir = /data\s+(\/\S+) \(removed/.exec(intro)![1]!;
+      await pty.choose(/Pick a finding to see its next steps/, /CRITICAL files-api at 127\.0\.0\.1 has 6 active sessions waiting on ClientRead/, 60_000);
+      await pty.choose(/Next step for:/, /Clean up: dbdoctor terminate --pid/);
+      await pty.waitFor(/Plan: terminate 6 sessions[\s\S]*Sessions to terminate/);
+      await pty.type(KEY.enter);
+      await pty.waitFor(/Terminate 6 sessions on postgres:\/\/postgres@127\.0\.0\.1:\d+\/cloudvault\? \(y\/N\)/);
+      await pty.type(`y${KEY.enter}`);
+      await pty.waitFor(/done: 6 of 6 planned sessions/);
+      await pty.waitFor(/Next step for:[^\n]*\n[\s\S]*?❯ Diagnose again/);
+      await pty.type(KEY.enter);
+      await pty.choose(/Pick a finding to see its next steps/, /Quit/);
+      expect(await pty.exit).toBe(0);
+
+      const all = pty.text();
+      const again = all.slice(all.lastIndexOf('Diagnose again (see the effect)'));
+      // The unread result sets are gone; the rest of the incident is still there to clean up.
+      expect(again).toMatch(/CRITICAL|WARNING/);
+      expect(again).not.toMatch(/waiting on ClientRead/);
+      expect(again).toMatch(/billing-sync/);
+      expect(all).toMatch(/Stopped the demo server/);
+      expect(running(pid)).toBe(false);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      pty.kill();
+    }
+  }, 120_000);
+});
