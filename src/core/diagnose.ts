@@ -24,7 +24,7 @@ import { exitCodeForSeverity, type ExitCodeValue, type Severity } from './exit-c
 import { normalizeStatement } from './normalize.js';
 import { clientWaits, idleInTransaction, isClientWait, longActiveQueries, statementGroups } from './queries.js';
 import { runbookLink } from './runbooks.js';
-import { DEFAULT_MAX, emptyFilters, type Fingerprint, planTermination, type TerminateFilters } from './terminate.js';
+import { DEFAULT_MAX, emptyFilters, type Fingerprint, planTermination, redactQuery, type TerminateFilters } from './terminate.js';
 import { DEFAULT_THRESHOLDS, durationArg, type Thresholds } from './thresholds.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -267,8 +267,9 @@ const RANK: Record<Severity, number> = { ok: 0, info: 1, warning: 2, unknown: 3,
 const MAX_PIDS = 200;
 const STATEMENT_CHARS = 300;
 
+/** Statement text for a finding: secrets (PASSWORD '...', URLs with passwords) masked, cut. */
 function cut(text: string | null | undefined, max = STATEMENT_CHARS): string {
-  const s = (text ?? '').replace(/\s+/g, ' ').trim();
+  const s = redactQuery(text ?? '').replace(/\s+/g, ' ').trim();
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
@@ -278,6 +279,12 @@ export function appLabel(app: string | null | undefined): string {
 
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
+}
+
+function chunks<T>(xs: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
 }
 
 function uniq<T>(xs: Iterable<T>): T[] {
@@ -415,7 +422,8 @@ function terminateFor(scope: TerminateScope, target: SessionRow[], base: { state
     ...f.clients.map((x): [string, string] => ['--client', x]),
     ...f.dbs.map((x): [string, string] => ['--db', x]),
     ...(f.older_than_ms ? [['--older-than', durationArg(f.older_than_ms)] as [string, string]] : []),
-    ...(f.pids.length ? [['--pid', f.pids.join(',')] as [string, string]] : []),
+    // Long pid lists as several --pid flags (terminate accepts it repeated), so no word is huge.
+    ...chunks(f.pids, 8).map((c): [string, string] => ['--pid', c.join(',')]),
   ];
   const made = (f: TerminateFilters, how: string): NextStep => {
     const c = dbdoctorCommand('terminate', [...args(f), ...extra]);

@@ -6,7 +6,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { DiagnoseReport, Finding, Metric } from '../core/diagnose.js';
-import { appLabel } from '../core/diagnose.js';
+import { appLabel, shellArg } from '../core/diagnose.js';
 import type { Severity } from '../core/exit-codes.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
@@ -39,6 +39,37 @@ export function wrap(text: string, width: number): string[] {
   return out;
 }
 
+/**
+ * A command in lines that fit, broken between words with a shell continuation (` \`), so it
+ * still pastes as one command. Words come from the argument vector, quoted as the command is.
+ */
+export function commandLines(command: string, argv: string[] | null, width = WIDTH - 2 - LABEL): string[] {
+  const text = oneLine(command);
+  if (text.length <= width || !argv) return [text];
+  const words = ['dbdoctor', ...argv.map((a) => oneLine(shellArg(a)))];
+  // Keep a flag with its value: "--app cloudvault" is one unit.
+  const units: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const next = words[i + 1];
+    if (w.startsWith('--') && !w.includes('=') && next !== undefined && !next.startsWith('--')) {
+      units.push(`${w} ${next}`);
+      i++;
+    } else units.push(w);
+  }
+  const out: string[] = [];
+  let line = '';
+  for (const u of units) {
+    const indent = out.length ? '  ' : '';
+    if (line && (indent + line + ' ' + u).length + 2 > width) {
+      out.push(`${indent}${line} \\`);
+      line = u;
+    } else line = line ? `${line} ${u}` : u;
+  }
+  out.push(`${out.length ? '  ' : ''}${line}`);
+  return out;
+}
+
 /** A labelled block: "  label     text..." with continuation lines aligned under the text. */
 function block(label: string, text: string, style: ChalkInstance, width = WIDTH): string[] {
   const lines = wrap(oneLine(text), width - 2 - LABEL);
@@ -67,10 +98,11 @@ function renderFinding(f: Finding, style: ChalkInstance, detailed: boolean): str
   const steps = detailed ? f.next : f.next.filter((n) => n.command).slice(0, 1);
   steps.forEach((n, i) => {
     const label = i === 0 ? 'next' : '';
-    const code = n.command ?? n.sql;
+    const code = n.command ? commandLines(n.command, n.argv) : n.sql ? wrap(oneLine(n.sql), WIDTH - 2 - LABEL) : null;
     if (code) {
-      // Commands and SQL stay on one line (a hard break would spoil copy and paste).
-      lines.push(`  ${style.dim(label.padEnd(LABEL))}${style.cyan(oneLine(code))}`);
+      code.forEach((l, k) => {
+        lines.push(`  ${k === 0 ? style.dim(label.padEnd(LABEL)) : ' '.repeat(LABEL)}${style.cyan(l)}`);
+      });
       if (detailed) lines.push(...block('', `↳ ${n.text}`, style).map((l) => style.dim(l)));
     } else {
       lines.push(...block(label, n.text, style));
@@ -102,9 +134,11 @@ function holdersTable(r: DiagnoseReport): string | null {
 /** The human report. `detailed` shows evidence, causes and every next step (default). */
 export function renderDiagnose(r: DiagnoseReport, style: ChalkInstance): string {
   const lines: string[] = [];
-  const verdictWords = wrap(oneLine(r.summary), WIDTH - 10);
-  lines.push(`${severityLabel(style, r.verdict)}${' '.repeat(Math.max(2, 10 - r.verdict.length))}${verdictWords[0]}`);
-  for (const l of verdictWords.slice(1)) lines.push(`${' '.repeat(10)}${l}`);
+  // As check does: the label, two spaces, the summary (continuation lines aligned under it).
+  const indent = r.verdict.length + 2;
+  const verdictWords = wrap(oneLine(r.summary), WIDTH - indent);
+  lines.push(`${severityLabel(style, r.verdict === 'info' ? 'ok' : r.verdict)}  ${verdictWords[0]}`);
+  for (const l of verdictWords.slice(1)) lines.push(`${' '.repeat(indent)}${l}`);
   const counts = ORDER.filter((s) => r.counts[s] > 0).map((s) => `${r.counts[s]} ${s}`).join(', ');
   const where = r.server ? `PostgreSQL ${r.server.major} ${r.server.role}, as ${r.server.user} on ${r.server.database}` : 'not connected';
   for (const l of wrap(oneLine(`${r.target} · ${where} · ${counts || 'no findings'}`), WIDTH)) lines.push(style.dim(l));

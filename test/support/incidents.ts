@@ -196,3 +196,73 @@ export async function dbdoctorSessionsLeft(s: TestServer, ms = 3000): Promise<nu
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * N sessions that ran LISTEN and now wait for notifications: seeds/001's listen pool, at 100% use
+ * by design. They are idle, and their last statement is the LISTEN.
+ */
+export async function listeners(s: TestServer, n: number, as: ConnectAs, channel = 'outbox_events'): Promise<Incident> {
+  const clients = await Promise.all(Array.from({ length: n }, () => open(s, as)));
+  await Promise.all(clients.map((c) => c.query(`LISTEN ${channel}`)));
+  const pids = await Promise.all(clients.map(pidOf));
+  await waitForState(s, pids, 'idle');
+  return incident(clients, pids);
+}
+
+/**
+ * N sessions running the same slow statement at once, each with its own literal (seeds/004's
+ * dedup query in many sessions): the statement normalizes to one text.
+ */
+export async function sameStatement(s: TestServer, n: number, as: ConnectAs, seconds = 60): Promise<Incident> {
+  const clients = await Promise.all(Array.from({ length: n }, () => open(s, as)));
+  const pids = await Promise.all(clients.map(pidOf));
+  const pending = clients.map((c, i) => c.query(`SELECT pg_sleep(${seconds}), 'report-${i}' AS dedup_key /* dedup check */`).catch(() => undefined));
+  await waitForState(s, pids, 'active');
+  return incident(clients, pids, async () => {
+    await s.sql('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+    await Promise.race([Promise.all(pending), timeout(3000)]);
+  });
+}
+
+/**
+ * A healthy, busy server: `clients` sessions each running short transactions (read, update one
+ * row, commit) in a loop until stop() or `iterations` each. Bounded in count; stop() waits for
+ * the loops and closes the clients, and returns how many transactions committed.
+ */
+export async function busyWorkload(
+  s: TestServer,
+  opts: ConnectAs & { clients: number; iterations?: number },
+): Promise<{ pids: number[]; stop(): Promise<number>; committed(): number }> {
+  const table = `busy_${Math.random().toString(36).slice(2, 8)}`;
+  await s.sql(`CREATE TABLE ${table} (id int PRIMARY KEY, balance int NOT NULL); INSERT INTO ${table} SELECT g, 0 FROM generate_series(1, 1000) g; GRANT ALL ON ${table} TO PUBLIC`);
+  const clients = await Promise.all(Array.from({ length: opts.clients }, () => open(s, opts)));
+  const pids = await Promise.all(clients.map(pidOf));
+  let stopping = false;
+  let done = 0;
+  const iterations = opts.iterations ?? 5000;
+  const loops = clients.map(async (c, k) => {
+    for (let i = 0; i < iterations && !stopping; i++) {
+      const id = ((i * 7919 + k * 104729) % 1000) + 1;
+      try {
+        await c.query('BEGIN');
+        await c.query(`SELECT balance FROM ${table} WHERE id = $1`, [id]);
+        await c.query(`UPDATE ${table} SET balance = balance + 1 WHERE id = $1`, [id]);
+        await c.query('COMMIT');
+        done++;
+      } catch {
+        await c.query('ROLLBACK').catch(() => undefined);
+      }
+    }
+  });
+  return {
+    pids,
+    committed: () => done,
+    async stop() {
+      stopping = true;
+      await Promise.race([Promise.all(loops), timeout(10_000)]);
+      await Promise.all(clients.map((c) => Promise.race([c.end().catch(() => undefined), timeout(3000)])));
+      await s.sql(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+      return done;
+    },
+  };
+}

@@ -1,0 +1,281 @@
+/**
+ * runDiagnose against real incidents on a real server: what it gathers (settings at every level,
+ * pg_stat_statements, sequential scans; version-aware) and what it decides, one test per incident
+ * of the issue's acceptance list, each checked against the builders' ground-truth pids.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { runDiagnose } from '../../src/commands/diagnose.js';
+import type { Target } from '../../src/core/target.js';
+import { resolveThresholds, type ThresholdKey } from '../../src/core/thresholds.js';
+import { gatherFacts } from '../../src/db/diagnose.js';
+import { freePort } from '../../src/db/embedded.js';
+import { envelope } from '../../src/render/json.js';
+import { commandsOf, expectValidDiagnoseDoc, findingOf, mustFind } from '../support/diagnose.js';
+import { busyWorkload, dbdoctorSessionsLeft, idleInTransaction, idleSessions, listeners, lockChain, sameStatement, unreadCursor, waitFor } from '../support/incidents.js';
+import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, startTestServer, type TestServer, useServer } from '../support/server.js';
+
+const server = useServer({ settings: { ...LOG_CONNECTIONS, max_connections: 40, superuser_reserved_connections: 3, shared_preload_libraries: 'pg_stat_statements' } });
+
+function target(s: TestServer, user = 'postgres', password?: string, dbname = 'postgres'): Target {
+  return { host: s.host, port: s.port, user, dbname, password: password ?? (user === 'postgres' ? s.password : ROLE_PASSWORD), sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
+}
+
+async function diagnoseNow(s: TestServer, flags: Partial<Record<ThresholdKey, string>> = {}, t: Target = target(s)) {
+  const r = await runDiagnose({ target: t, session: {}, thresholds: resolveThresholds({ flags }) });
+  expectValidDiagnoseDoc(envelope('diagnose', r, '0.0.0-test'));
+  expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  return r;
+}
+
+/** Waits (bounded) until every pid has been in its current state for at least `ms`. */
+async function aged(s: TestServer, pids: number[], ms = 1200): Promise<void> {
+  await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND clock_timestamp() - state_change >= $2 * interval '1 millisecond'`, [pids, ms], (rows) => rows[0]?.n === pids.length);
+}
+
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const LOW = { idle_in_transaction: '1s', client_wait: '1s' } as const;
+
+beforeAll(async () => {
+  const s = server();
+  await s.sql(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+    CREATE TABLE files (id int PRIMARY KEY, user_id int, name text);
+    INSERT INTO files SELECT g, g % 50, md5(g::text) FROM generate_series(1, 20000) g;
+    GRANT ALL ON files TO PUBLIC; ANALYZE files;`);
+});
+
+describe('gathering', () => {
+  test('one connection; settings at server level, not dbdoctor\'s own session values', async () => {
+    const s = server();
+    let facts!: Awaited<ReturnType<typeof gatherFacts>>;
+    const opened = await connectionsOpenedBy(s, async () => {
+      facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
+    });
+    expect(opened).toBe(1);
+    expect(facts.unavailable).toEqual([]);
+    const st = facts.settings!.settings.find((x) => x.name === 'statement_timeout')!;
+    // dbdoctor SETs statement_timeout on its own session; the server's value is reported.
+    expect(st).toMatchObject({ value: '0', unit: 'ms' });
+    const names = facts.settings!.settings.map((x) => x.name);
+    expect(names).toContain('idle_session_timeout');
+    if (s.major >= 17) expect(names).toContain('transaction_timeout');
+    else expect(names).not.toContain('transaction_timeout');
+  });
+
+  test('per-role, per-database and per-role-in-database overrides', async () => {
+    const s = server();
+    await s.sql(`ALTER ROLE other_user SET statement_timeout = '5s'; ALTER DATABASE postgres SET lock_timeout = 2000;
+      ALTER ROLE other_user IN DATABASE postgres SET idle_in_transaction_session_timeout = '1min'; ALTER ROLE app_user SET work_mem = '8MB'`);
+    try {
+      const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
+      expect(facts.settings!.overrides).toEqual(
+        expect.arrayContaining([
+          { role: 'other_user', database: null, name: 'statement_timeout', value: '5s' },
+          { role: null, database: 'postgres', name: 'lock_timeout', value: '2000' },
+          { role: 'other_user', database: 'postgres', name: 'idle_in_transaction_session_timeout', value: '1min' },
+        ]),
+      );
+      // Settings that are no guard are not read.
+      expect(facts.settings!.overrides.some((o) => o.name === 'work_mem')).toBe(false);
+      // lock_timeout is overridden for dbdoctor's own database: its server value is masked,
+      // so a lock incident is not blamed on a server value dbdoctor cannot know.
+      expect(facts.settings!.settings.find((x) => x.name === 'lock_timeout')!.value).toBe('2000');
+    } finally {
+      await s.sql(`ALTER ROLE other_user RESET ALL; ALTER DATABASE postgres RESET lock_timeout; ALTER ROLE other_user IN DATABASE postgres RESET ALL; ALTER ROLE app_user RESET ALL`);
+    }
+  });
+
+  test('pg_stat_statements and sequential-scan tables', async () => {
+    const s = server();
+    for (let i = 0; i < 3; i++) await s.sql(`SELECT count(*) FROM files WHERE name LIKE '%ab%'`);
+    const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
+    expect(facts.statements).toMatchObject({ pg_stat_statements: 'available', extension_schema: 'public' });
+    expect(facts.statements!.by_total.length).toBeGreaterThan(0);
+    expect(facts.statements!.seq_scan_tables.map((x) => x.table)).toContain('public.files');
+    const r = await diagnoseNow(s);
+    expect(mustFind(r, 'seq-scans').evidence.facts[0]).toMatch(/^public\.files: \d+ sequential scans read \d+ rows \(20000 live rows/);
+    expect(mustFind(r, 'top-statements').severity).toBe('info');
+  });
+
+  test('a database without the extension: pg_stat_statements is unavailable, and the path says why', async () => {
+    const s = server();
+    await s.sql('CREATE DATABASE plain_db');
+    try {
+      const r = await diagnoseNow(s, {}, target(s, 'postgres', undefined, 'plain_db'));
+      expect(findingOf(r, 'top-statements')).toBeUndefined();
+      expect(r.path.find((p) => p.node === 'top-statements')).toMatchObject({ branch: 'unavailable' });
+      expect(r.path.find((p) => p.node === 'top-statements')!.detail).toMatch(/not installed in database plain_db/);
+    } finally {
+      await s.sql('DROP DATABASE plain_db');
+    }
+  });
+});
+
+describe('the acceptance incidents', () => {
+  test("seeds/000: an application's pool of 25 full of unread cursors and sessions idle in transaction", async () => {
+    const s = server();
+    // 40 slots, 3 for superusers: 37 ordinary. The pool of 25 and the other sessions fill them.
+    const filler = await idleSessions(s, 10, { app: 'other-service', user: 'other_user' });
+    const cursors = await unreadCursor(s, 15, { app: 'cloudvault', user: 'app_user' });
+    const iit = await idleInTransaction(s, 10, { app: 'cloudvault', user: 'app_user' }, 'SELECT COALESCE(MAX(id), 0) FROM files WHERE user_id = 7');
+    try {
+      await aged(s, [...cursors.pids, ...iit.pids]);
+      const r = await diagnoseNow(s, LOW);
+      expect(r.verdict).toBe('critical');
+      expect(mustFind(r, 'capacity').severity).toBe('critical');
+
+      const unread = mustFind(r, 'unread-results');
+      expect(unread.severity).toBe('critical');
+      expect(unread.evidence.pids).toEqual(sorted(cursors.pids));
+      expect(unread.evidence.applications).toEqual(['cloudvault']);
+      expect(unread.evidence.statements[0]).toMatch(/generate_series\(1, 100000\)/);
+      expect(commandsOf(unread)).toContain('dbdoctor terminate --state active --app cloudvault --older-than 1s --max 15');
+
+      const leak = mustFind(r, 'idle-in-transaction');
+      expect(leak.severity).toBe('critical');
+      expect(leak.evidence.pids).toEqual(sorted(iit.pids));
+      expect(leak.evidence.groups[0]!.statement).toBe('SELECT COALESCE(MAX(id), 0) FROM files WHERE user_id = 7');
+      expect(commandsOf(leak)).toContain('dbdoctor terminate --state "idle in transaction" --app cloudvault --older-than 1s');
+
+      expect(mustFind(r, 'setting-idle-in-transaction-session-timeout').next[0]!.sql).toBe("ALTER ROLE app_user SET idle_in_transaction_session_timeout = '5min';");
+      if (s.major >= 17) expect(mustFind(r, 'setting-transaction-timeout').severity).toBe('warning');
+      else expect(findingOf(r, 'setting-transaction-timeout')).toBeUndefined();
+      // The filler is idle and young: not a leak.
+      for (const f of r.findings) if (f.id !== 'who-holds' && f.id !== 'capacity') expect(f.evidence.applications).not.toContain('other-service');
+    } finally {
+      await cursors.release();
+      await iit.release();
+      await filler.release();
+    }
+  });
+
+  test('a blocking chain rooted in a session idle in transaction', async () => {
+    const s = server();
+    const chain = await lockChain(s, { app: 'billing', waiterApp: 'billing-worker' });
+    try {
+      await aged(s, chain.direct);
+      const r = await diagnoseNow(s);
+      const b = mustFind(r, 'blocking');
+      expect(b.severity).toBe('critical');
+      expect(b.evidence.groups[0]!.pids[0]).toBe(chain.blocker);
+      expect(b.evidence.groups[0]!.count).toBe(3);
+      expect(sorted(b.evidence.groups[0]!.pids.slice(1))).toEqual(sorted([...chain.direct, ...chain.behind]));
+      expect(b.title).toMatch(new RegExp(`^pid ${chain.blocker} \\(billing, idle in transaction`));
+      // The test's sessions are the superuser's: terminate needs to be told.
+      expect(commandsOf(b)).toContain(`dbdoctor terminate --pid ${chain.blocker} --include-superusers`);
+      expect(r.verdict).toBe('critical');
+    } finally {
+      await chain.release();
+    }
+  });
+
+  test('seeds/004: 20 sessions running the same slow statement', async () => {
+    const s = server();
+    const same = await sameStatement(s, 20, { app: 'reports', user: 'app_user' });
+    try {
+      await aged(s, same.pids);
+      const r = await diagnoseNow(s);
+      const f = mustFind(r, 'same-statement');
+      expect(f.evidence.groups[0]!.pids).toEqual(sorted(same.pids));
+      expect(f.evidence.groups[0]!.count).toBe(20);
+      expect(f.title).toMatch(/^20 sessions run the same statement at once \(reports/);
+      expect(['warning', 'critical']).toContain(f.severity);
+      expect(commandsOf(f)).toContain('dbdoctor queries --group');
+    } finally {
+      await same.release();
+    }
+  });
+
+  test("seeds/001: LISTEN connections held by design are not a leak", async () => {
+    const s = server();
+    const listen = await listeners(s, 9, { app: 'outbox-listen', user: 'app_user' });
+    const main = await idleSessions(s, 6, { app: 'main', user: 'app_user' });
+    try {
+      await aged(s, [...listen.pids, ...main.pids]);
+      const r = await diagnoseNow(s, { idle: '1s', idle_pool: '5' });
+      for (const f of r.findings) {
+        if (f.id === 'who-holds') continue;
+        for (const p of listen.pids) expect([f.id, f.evidence.pids.includes(p)]).toEqual([f.id, false]);
+      }
+      expect(mustFind(r, 'idle-pool').evidence.applications).toEqual(['main']);
+      expect(r.holders.find((h) => h.application === 'outbox-listen')).toMatchObject({ count: 9, listeners: 9 });
+    } finally {
+      await listen.release();
+      await main.release();
+    }
+  });
+
+  test('a healthy, busy server: OK, nothing at warning or worse', async () => {
+    const s = server();
+    const load = await busyWorkload(s, { app: 'web', user: 'app_user', clients: 6 });
+    try {
+      await waitFor(s, 'SELECT 1 AS one', [], () => load.committed() >= 200, 20_000);
+      const r = await diagnoseNow(s);
+      expect(r.findings.filter((f) => ['warning', 'critical', 'unknown'].includes(f.severity)).map((f) => f.id)).toEqual([]);
+      expect(r.verdict).toBe('ok');
+    } finally {
+      expect(await load.stop()).toBeGreaterThan(0);
+    }
+  });
+
+  test('a role without monitoring privileges, on a server with an incident: never OK', async () => {
+    const s = server();
+    const iit = await idleInTransaction(s, 5, { app: 'worker', user: 'other_user' });
+    try {
+      await aged(s, iit.pids);
+      const r = await diagnoseNow(s, LOW, target(s, 'app_user'));
+      expect(r.verdict).not.toBe('ok');
+      expect(r.verdict).toBe('unknown');
+      expect(mustFind(r, 'visibility').evidence.pids).toEqual(expect.arrayContaining(iit.pids));
+      expect(r.visibility!.hidden).toBeGreaterThanOrEqual(5);
+      // And with pg_monitor, the same incident is seen and judged.
+      const seen = await diagnoseNow(s, LOW, target(s, 'monitor_user'));
+      expect(mustFind(seen, 'idle-in-transaction').evidence.pids).toEqual(sorted(iit.pids));
+      expect(findingOf(seen, 'visibility')).toBeUndefined();
+    } finally {
+      await iit.release();
+    }
+  });
+});
+
+describe('cannot connect', () => {
+  test('a server that is down: CRITICAL, and a wrong password: UNKNOWN, both as reports', async () => {
+    const s = server();
+    const down = await runDiagnose({ target: { ...target(s), port: await freePort() }, session: {}, thresholds: resolveThresholds() });
+    expectValidDiagnoseDoc(envelope('diagnose', down, '0.0.0-test'));
+    expect(down).toMatchObject({ verdict: 'critical', exit_code: 2, connected: false });
+    expect(mustFind(down, 'connect').evidence.facts).toContain('cause: refused (ECONNREFUSED)');
+    const wrong = await runDiagnose({ target: target(s, 'postgres', 'Wrong-pw-1'), session: {}, thresholds: resolveThresholds() });
+    expectValidDiagnoseDoc(envelope('diagnose', wrong, '0.0.0-test'));
+    expect(wrong).toMatchObject({ verdict: 'unknown', exit_code: 3 });
+    expect(mustFind(wrong, 'connect').runbook).toBe('runbooks/cannot-connect.md#auth');
+    expect(JSON.stringify(wrong)).not.toContain('Wrong-pw-1');
+  });
+});
+
+describe('another major version', () => {
+  let old: TestServer;
+  beforeAll(async () => {
+    old = await startTestServer({ major: 14, settings: { max_connections: 20 } });
+  }, 60_000);
+  afterAll(async () => {
+    await old?.stop();
+  });
+
+  test('PostgreSQL 14: no transaction_timeout is read or recommended; the rest works', async () => {
+    const iit = await idleInTransaction(old, 3, { app: 'worker', user: 'app_user' });
+    const cursors = await unreadCursor(old, 2, { app: 'leaky', user: 'app_user' });
+    try {
+      await aged(old, [...iit.pids, ...cursors.pids]);
+      const facts = await gatherFacts(target(old), {}, { thresholds: resolveThresholds() });
+      expect(facts.server!.server_version_num).toBeLessThan(150000);
+      expect(facts.settings!.settings.map((x) => x.name)).not.toContain('transaction_timeout');
+      const r = await diagnoseNow(old, LOW);
+      expect(mustFind(r, 'idle-in-transaction').evidence.pids).toEqual(sorted(iit.pids));
+      expect(mustFind(r, 'unread-results').evidence.pids).toEqual(sorted(cursors.pids));
+      expect(findingOf(r, 'setting-transaction-timeout')).toBeUndefined();
+    } finally {
+      await iit.release();
+      await cursors.release();
+    }
+  });
+});
