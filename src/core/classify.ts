@@ -134,6 +134,11 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
     default:
       break;
   }
+  // node-postgres' words for an answer to the SSLRequest that is neither 'S' nor 'N': whatever
+  // listens there does not speak PostgreSQL's protocol (or a server failed before it could).
+  if (/There was an error establishing an SSL connection/i.test(rawMessage)) {
+    return f('protocol', 'unexpected_reply', `${where} did not answer like PostgreSQL (its reply to the SSL request was neither yes nor no)`, 'is this PostgreSQL (or PgBouncer) on that port? check the host and port; if it is, check the server log', ExitCode.CRITICAL);
+  }
   if (code && TLS_CODES.has(code)) {
     return f('tls', 'tls_certificate', `TLS failed at ${where}: ${rawMessage || code}`, `check the server certificate and sslrootcert; sslmode is ${ctx.sslmode} (verify-ca/verify-full check the certificate)`, ExitCode.UNKNOWN);
   }

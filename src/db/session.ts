@@ -145,6 +145,14 @@ function failureContext(t: Target) {
   };
 }
 
+function noAnswerError(t: Target, ms: number): DbdoctorError {
+  return new DbdoctorError(`no answer from ${t.host}:${t.port} for ${ms} ms after sending a query: the server or the network path stopped responding`, {
+    exitCode: ExitCode.CRITICAL,
+    hint: 'the server may be frozen (I/O stall, overload) or the network dropped the connection silently; run: dbdoctor check',
+    cause: 'no_answer',
+  });
+}
+
 /** Errors met on an open session, in one clear line with the exit code they deserve. */
 export function queryError(err: unknown, t: Target, statementTimeoutMs: number, lockTimeoutMs: number): DbdoctorError {
   if (err instanceof DbdoctorError) return err;
@@ -197,6 +205,21 @@ export function queryError(err: unknown, t: Target, statementTimeoutMs: number, 
   });
 }
 
+/** Drops the client's socket at once (no goodbye): nothing of dbdoctor's may keep the process alive. */
+function destroySocket(client: Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/**
+ * How long dbdoctor waits for any answer to a statement before it gives up on the server: its own
+ * statement_timeout plus a margin. A healthy server cancels the statement itself well before; this
+ * catches a server (or network path) that stops answering altogether, which no server-side
+ * timeout and no TCP keepalive notices.
+ */
+export function answerDeadlineMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs + Math.max(2000, Math.round(statementTimeoutMs / 2));
+}
+
 async function connectOnce(
   pg: typeof import('pg').default,
   t: Target,
@@ -225,8 +248,10 @@ async function connectOnce(
   try {
     await client.connect();
   } catch (err) {
-    // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it.
+    // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it. A peer
+    // that is not PostgreSQL may never close its side of a half-closed socket, so destroy it too.
     await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
+    destroySocket(client);
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -297,15 +322,31 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
+  const deadlineMs = answerDeadlineMs(statementTimeoutMs);
+  let noAnswer = false;
   const run = async <R>(fn: () => Promise<R>): Promise<R> => {
     if (opts.signal?.aborted) throw new InterruptedError();
+    if (noAnswer) throw noAnswerError(t, deadlineMs);
     inFlight++;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await fn();
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // The server (or the path to it) stopped answering: cancel what may still run there, and
+          // drop the socket so nothing waits on it (the session is unusable from here on).
+          noAnswer = true;
+          if (internals.processID !== null && internals.secretKey !== null) void sendCancelRequest(t, internals.processID, internals.secretKey);
+          destroySocket(c);
+          reject(noAnswerError(t, deadlineMs));
+        }, deadlineMs);
+      });
+      return await Promise.race([fn(), silent]);
     } catch (err) {
+      if (noAnswer) throw noAnswerError(t, deadlineMs);
       if (opts.signal?.aborted) throw new InterruptedError();
       throw queryError(err, t, statementTimeoutMs, lockTimeoutMs);
     } finally {
+      clearTimeout(timer);
       inFlight--;
     }
   };
@@ -321,7 +362,9 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     if (closed) return;
     closed = true;
     opts.signal?.removeEventListener('abort', onAbort);
-    await Promise.race([c.end().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    if (!noAnswer) await Promise.race([c.end().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    // A server that never acknowledges the goodbye must not keep the process alive.
+    destroySocket(c);
   };
 
   let setup: Array<Array<{ pid?: number; v?: number }>>;
