@@ -105,17 +105,20 @@ function noBinaries(): DbdoctorError {
 /** Whether the process is still running (a zombie, or no process, is not). Linux reads /proc. */
 function running(pid: number): boolean {
   if (pid <= 0) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
+  if (existsSync('/proc/self')) {
     try {
-      process.kill(pid, 0);
-      return !existsSync('/proc/self');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      return state !== 'Z' && state !== 'X';
     } catch {
       return false;
     }
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -187,7 +190,8 @@ export async function withDemoServer<T>(progress: Progress, signal: AbortSignal,
     });
   } catch (err) {
     progress.stop();
-    if (signal.aborted) throw new InterruptedError();
+    // A terminal's Ctrl-C also reaches initdb (same process group) while Node is blocked on it.
+    if (signal.aborted || (err as { signal?: unknown }).signal === 'SIGINT') throw new InterruptedError();
     const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
     if (/no PostgreSQL .*binaries found/.test(first)) throw noBinaries();
     throw new DbdoctorError(`could not start the demo's PostgreSQL: ${first}`, {

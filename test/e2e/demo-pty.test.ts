@@ -49,4 +49,21 @@ describe('dbdoctor demo on a terminal', () => {
       pty.kill();
     }
   }, 120_000);
+
+  test('Ctrl-C at a prompt of the walk: exit 130, and the server is gone', async () => {
+    const pty = runInPty(['demo']);
+    try {
+      const intro = await pty.waitFor(/data\s+\/\S+ \(removed at the end\)/);
+      const pid = Number(/\(pid (\d+)\), max_connections/.exec(intro)![1]);
+      const dir = /data\s+(\/\S+) \(removed/.exec(intro)![1]!;
+      await pty.waitFor(/Pick a finding to see its next steps[^\n]*\n[\s\S]*?navigate/, 60_000);
+      await pty.type(KEY.ctrlC);
+      expect(await pty.exit).toBe(130);
+      expect(pty.text()).toMatch(/dbdoctor: interrupted/);
+      expect(running(pid)).toBe(false);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      pty.kill();
+    }
+  }, 120_000);
 });
