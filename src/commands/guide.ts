@@ -30,6 +30,7 @@ import { ConnectError, openSession, type SessionOptions } from '../db/session.js
 import { oneLine } from '../render/sanitize.js';
 import { actionLabel, findingLabel, renderFindingHeader } from '../render/guide.js';
 import { inquirerMenu, type Menu, type MenuChoice } from '../ui/menu.js';
+import type { Output } from '../ui/output.js';
 import { createProgress, type Progress } from '../ui/progress.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
 import { type Diagnosis, type Doctor, loadDoctor, type ThresholdFlags } from './doctor.js';
@@ -53,14 +54,26 @@ export interface GuideSessionOptions {
   menu?: Menu;
 }
 
-/** Runs one dbdoctor command in-process; resolves its exit code. Errors are reported, not thrown. */
-function subcommandRunner(ctx: CommandContext, factory: ProgramFactory) {
-  return async (argv: string[]): Promise<ExitCodeValue> => {
-    const sub: CommandContext = { ...ctx, exitCode: ExitCode.OK, json: false };
+/**
+ * Runs one dbdoctor command in-process; resolves its exit code. Errors are reported, not thrown
+ * (Ctrl-C is). A spinner names the step until the step prints its first line (before any of its
+ * questions: terminate shows its plan first).
+ */
+function subcommandRunner(ctx: CommandContext, factory: ProgramFactory, progress: Progress) {
+  return async (argv: string[], label: string | null): Promise<ExitCodeValue> => {
+    // No spinner for steps that do not connect: `runbook` may hand the terminal to a pager.
+    if (label) progress.start(`running ${label}`);
+    const quiet = (write: (text: string) => void) => (text: string) => {
+      progress.stop();
+      write(text);
+    };
+    const output: Output = { ...ctx.output, out: quiet((t) => ctx.output.out(t)), err: quiet((t) => ctx.output.err(t)) };
+    const sub: CommandContext = { ...ctx, output, exitCode: ExitCode.OK, json: false };
     try {
       await factory(sub).parseAsync(['node', 'dbdoctor', ...argv]);
       return sub.exitCode;
     } catch (err) {
+      progress.stop();
       if (ctx.signal.aborted || err instanceof InterruptedError) throw new InterruptedError();
       // commander has already printed its own message (a usage error in a pasted command).
       if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
@@ -70,6 +83,8 @@ function subcommandRunner(ctx: CommandContext, factory: ProgramFactory) {
         return err.exitCode;
       }
       throw err;
+    } finally {
+      progress.stop();
     }
   };
 }
@@ -83,7 +98,7 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
   const { output } = ctx;
   const style = output.style;
   const menu = opts.menu ?? inquirerMenu(ctx.signal);
-  const runSub = subcommandRunner(ctx, factory);
+  const runSub = subcommandRunner(ctx, factory, opts.progress);
   const available = new Set(factory({ ...ctx, exitCode: ExitCode.OK, json: false }).commands.map((c) => c.name()));
   const connArgs = [...connectionArgs(opts.target), ...(opts.extraArgs ?? [])];
   const sessionOpts: SessionOptions = opts.sessionOptions ?? { signal: ctx.signal };
@@ -110,11 +125,11 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
   };
 
   const runAction = async (a: GuideAction): Promise<ExitCodeValue> => {
-    const argv = CONNECTING_COMMANDS.has(a.argv[0] ?? '') ? [...a.argv, ...connArgs] : [...a.argv];
+    const connecting = CONNECTING_COMMANDS.has(a.argv[0] ?? '');
+    const argv = connecting ? [...a.argv, ...connArgs] : [...a.argv];
     if (a.kind === 'terminate') argv.push(...(opts.terminateArgs ?? []));
     output.out(`\n${style.bold(`$ ${a.command}`)}`);
-    const code = await runSub(argv);
-    if (a.kind === 'terminate' && code === ExitCode.NOT_CONFIRMED) output.out(style.dim('Nothing was ended.'));
+    const code = await runSub(argv, connecting ? a.command : null);
     output.out('');
     return code;
   };
