@@ -14,15 +14,15 @@
  *   -> setting-* -> settings                                       (guards that were off)
  */
 import { type ActivitySnapshot, clientSessions, isListener, isVisible, type SessionRow } from './activity.js';
-import { buildBlockingReport, type RootBlocker } from './blocking.js';
+import { type BlockingReport, buildBlockingReport, type RootBlocker } from './blocking.js';
 import { type Capacity, capacityOf, capacitySeverity, type ConnLimit, nearLimits, worst } from './capacity.js';
 import type { CheckFacts } from './check.js';
 import type { ConnectFailure } from './classify.js';
-import { clientOf, countByState, groupSessions, quoteIdent } from './connections.js';
+import { clientOf, countByState, groupSessions, quoteIdent, type SessionGroup } from './connections.js';
 import { formatDuration } from './duration.js';
 import { exitCodeForSeverity, type ExitCodeValue, type Severity } from './exit-codes.js';
 import { normalizeStatement } from './normalize.js';
-import { clientWaits, idleInTransaction, isClientWait, longActiveQueries, statementGroups } from './queries.js';
+import { clientWaits, idleInTransaction, isClientWait, longActiveQueries, type StatementGroup, statementGroups } from './queries.js';
 import { runbookLink } from './runbooks.js';
 import { DEFAULT_MAX, emptyFilters, type Fingerprint, planTermination, redactQuery, type TerminateFilters } from './terminate.js';
 import { DEFAULT_THRESHOLDS, durationArg, type Thresholds } from './thresholds.js';
@@ -671,21 +671,42 @@ function timeMetric(facts: DiagnoseFacts): Metric {
   return { name: 'time', value: Math.round(facts.gather_ms) / 1000, uom: 's', warn: null, crit: null, min: 0, max: null };
 }
 
-/** Decides. Pure: the same facts and thresholds always give the same report. */
-export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLDS): DiagnoseReport {
-  if (!facts.connect.ok) return connectFailureReport(facts as DiagnoseFacts & { connect: { ok: false } }, t);
-  if (facts.gather_error || !facts.server || !facts.activity) {
-    return gatherErrorReport(facts, t, facts.gather_error ?? { cause: 'no_facts', message: 'no server facts or activity snapshot', hint: null, exit_code: 3 });
-  }
-  const server = facts.server;
-  const snap = facts.activity;
-  const w: Walk = { findings: [], path: [] };
-  visit(w, 'connect', 'can dbdoctor connect?', 'yes', `connected as ${server.current_user} to database ${server.current_database} in ${Math.round(facts.connect.connect_ms)} ms`);
+/** Everything the nodes share: the facts, the walk so far, and what earlier nodes found. */
+interface Tree {
+  facts: DiagnoseFacts;
+  t: Thresholds;
+  server: CheckFacts;
+  snap: ActivitySnapshot;
+  w: Walk;
+  sessions: SessionRow[];
+  scope: TerminateScope;
+  hiddenRows: SessionRow[];
+  partial: boolean;
+  cap: Capacity;
+  capSev: Severity;
+  ordinary: number;
+  holders: HolderRow[];
+  /** Clean-ups the leak nodes recommend, offered again by the capacity finding. */
+  leakSteps: NextStep[];
+  iit: SessionRow[];
+  waits: SessionRow[];
+  idleCandidates: SessionRow[];
+  idleGroups: SessionGroup[];
+  blocking: BlockingReport;
+  longQ: SessionRow[];
+  pgss: StatementsFacts | null;
+  pgssHint: NextStep[];
+  sameCandidates: SessionRow[];
+  sameGroups: StatementGroup[];
+  found: { iitFinding: Finding | null; unreadFinding: Finding | null; idleFinding: Finding | null; blockFinding: Finding | null; longFinding: Finding | null; sameFinding: Finding | null };
+}
 
-  const sessions = sessionsOf(snap);
-  const scope: TerminateScope = { snapshot: snap, sessions };
+const rootIit = (r: RootBlocker) => r.session?.state === 'idle in transaction' || r.session?.state === 'idle in transaction (aborted)';
+const lockWaiters = (r: SessionRow) => r.wait_event_type === 'Lock';
 
-  // -- visibility ---------------------------------------------------------------------------
+/** visibility: can the role see every session? A partial view is never OK. */
+function nodeVisibility(c: Tree): void {
+  const { server, w, sessions } = c;
   const hiddenRows = sessions.filter((r) => !isVisible(r));
   const partial = hiddenRows.length > 0 || !server.can_read_all_stats;
   if (partial) {
@@ -718,13 +739,23 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   } else {
     visit(w, 'visibility', 'can the role see every session?', 'yes', `every session is visible to ${server.current_user}`);
   }
+  c.hiddenRows = hiddenRows;
+  c.partial = partial;
+}
 
-  // -- capacity -----------------------------------------------------------------------------
+/** capacity: are the slots ordinary roles may use nearly used up? (Its finding comes last.) */
+function nodeCapacity(c: Tree): void {
+  const { t, server, snap, w } = c;
   const cap = capacityOf({ max_connections: server.max_connections, superuser_reserved: server.superuser_reserved, reserved: server.reserved, client_backends: slotsInUse(snap) });
   const capSev = capacitySeverity(cap, { warnPct: t.capacity_warn_pct, critPct: t.capacity_crit_pct });
   visit(w, 'capacity', 'are the connection slots nearly used up?', capSev, `${cap.client_backends} of ${cap.ordinary_slots} ordinary slots in use (${cap.used_pct}%), headroom ${cap.headroom}`);
+  c.cap = cap;
+  c.capSev = capSev;
+}
 
-  // -- connection limits ------------------------------------------------------------------------
+/** connection-limit: are roles or databases near their CONNECTION LIMIT? */
+function nodeConnectionLimit(c: Tree): void {
+  const { facts, t, w } = c;
   const near = nearLimits(facts.limits, { warnPct: t.capacity_warn_pct, critPct: t.capacity_crit_pct });
   if (near.length) {
     const ev = emptyEvidence();
@@ -749,8 +780,11 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   } else {
     visit(w, 'connection-limit', 'are roles or databases near their CONNECTION LIMIT?', 'no', `${facts.limits.length} limit(s) set, none near`);
   }
+}
 
-  // -- who holds the connections --------------------------------------------------------------
+/** who-holds: the largest holders by application, client and user, with their states. */
+function nodeWhoHolds(c: Tree): void {
+  const { w, sessions } = c;
   const holders: HolderRow[] = groupSessions(sessions, ['app']).map((g) => {
     const rows = sessions.filter((r) => r.application_name === g.app);
     return {
@@ -795,11 +829,12 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
     visit(w, 'who-holds', 'who holds the connections?', h0 ? 'found' : 'none', title);
   }
+  c.holders = holders;
+}
 
-  const ordinary = cap.ordinary_slots;
-  const leakSteps: NextStep[] = [];
-
-  // -- leak: idle in transaction ----------------------------------------------------------------
+/** idle-in-transaction: transactions begun and never ended, by application, client and database. */
+function nodeIdleInTransaction(c: Tree): void {
+  const { t, snap, w, sessions, scope, ordinary, leakSteps } = c;
   const iit = idleInTransaction(sessions, t.idle_in_transaction_ms);
   const iitFinding = (() => {
     if (iit.length === 0) {
@@ -849,8 +884,13 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
   })();
   if (iitFinding) w.findings.push(iitFinding);
+  c.iit = iit;
+  c.found.iitFinding = iitFinding;
+}
 
-  // -- leak: unread results (active + ClientRead/ClientWrite) -----------------------------------
+/** unread-results: active sessions waiting on their client (ClientRead/ClientWrite): seeds/000. */
+function nodeUnreadResults(c: Tree): void {
+  const { t, snap, w, sessions, scope, ordinary, leakSteps } = c;
   const waits = clientWaits(sessions, t.client_wait_ms);
   const unreadFinding = (() => {
     if (waits.length === 0) {
@@ -907,8 +947,13 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     return finding('unread-results', sev, title, ev, cause, [...next, textStep('in the application: close result sets on every path (defer rows.Close(), finally { cursor.close() }), and read them to the end')]);
   })();
   if (unreadFinding) w.findings.push(unreadFinding);
+  c.waits = waits;
+  c.found.unreadFinding = unreadFinding;
+}
 
-  // -- leak: idle pool --------------------------------------------------------------------------
+/** idle-pool: many old idle sessions from one application; LISTEN sessions are idle by design. */
+function nodeIdlePool(c: Tree): void {
+  const { t, snap, w, sessions, scope, capSev, ordinary, leakSteps } = c;
   const idleOld = sessions.filter((r) => r.state === 'idle' && (r.state_age_ms ?? -1) >= t.idle_ms);
   const listenersOld = idleOld.filter(isListener);
   const idleCandidates = idleOld.filter((r) => !isListener(r));
@@ -959,10 +1004,15 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
   })();
   if (idleFinding) w.findings.push(idleFinding);
+  c.idleCandidates = idleCandidates;
+  c.idleGroups = idleGroups;
+  c.found.idleFinding = idleFinding;
+}
 
-  // -- blocking ---------------------------------------------------------------------------------
+/** blocking: root blockers, whom they block and for how long. */
+function nodeBlocking(c: Tree): void {
+  const { t, snap, w } = c;
   const blocking = buildBlockingReport(snap);
-  const rootIit = (r: RootBlocker) => r.session?.state === 'idle in transaction' || r.session?.state === 'idle in transaction (aborted)';
   const blockFinding = (() => {
     if (blocking.roots.length === 0 && blocking.cycles.length === 0) {
       visit(w, 'blocking', 'is anyone blocked behind a lock?', 'none', 'no session waits on a lock held by another');
@@ -1046,9 +1096,13 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
   })();
   if (blockFinding) w.findings.push(blockFinding);
+  c.blocking = blocking;
+  c.found.blockFinding = blockFinding;
+}
 
-  // -- slow work: long queries ------------------------------------------------------------------
-  const lockWaiters = (r: SessionRow) => r.wait_event_type === 'Lock';
+/** long-queries: active statements running too long (lock and client waits are judged apart). */
+function nodeLongQueries(c: Tree): void {
+  const { facts, t, w, sessions, scope } = c;
   const longQ = longActiveQueries(sessions, t.long_query_ms).filter((r) => !lockWaiters(r));
   const pgss = facts.statements?.pg_stat_statements === 'available' ? facts.statements : null;
   const pgssHint: NextStep[] = pgss
@@ -1094,8 +1148,15 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
   })();
   if (longFinding) w.findings.push(longFinding);
+  c.longQ = longQ;
+  c.pgss = pgss;
+  c.pgssHint = pgssHint;
+  c.found.longFinding = longFinding;
+}
 
-  // -- slow work: the same statement in many sessions ---------------------------------------------
+/** same-statement: one statement running in many sessions at once: seeds/004. */
+function nodeSameStatement(c: Tree): void {
+  const { t, w, sessions, scope, ordinary, pgss, pgssHint } = c;
   const sameCandidates = sessions.filter((r) => r.state === 'active' && !isClientWait(r) && !lockWaiters(r) && (r.query_age_ms ?? -1) >= t.same_statement_age_ms);
   const sameGroups = statementGroups(sameCandidates).filter((g) => g.count >= t.same_statement_sessions);
   const sameFinding = (() => {
@@ -1145,8 +1206,14 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
   })();
   if (sameFinding) w.findings.push(sameFinding);
+  c.sameCandidates = sameCandidates;
+  c.sameGroups = sameGroups;
+  c.found.sameFinding = sameFinding;
+}
 
-  // -- slow work: pg_stat_statements ------------------------------------------------------------
+/** top-statements: what pg_stat_statements says costs the most, when it is available. */
+function nodeTopStatements(c: Tree): void {
+  const { facts, server, snap, w } = c;
   const st = facts.statements;
   if (!st) {
     const why = facts.unavailable.find((u) => u.what === 'statements')?.reason ?? 'not read';
@@ -1187,8 +1254,12 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
     );
     visit(w, 'top-statements', 'which statements cost the most over time (pg_stat_statements)?', 'found', `${st.by_total.length} by total, ${st.by_mean.length} by mean`);
   }
+}
 
-  // -- slow work: sequential scans --------------------------------------------------------------
+/** seq-scans: big tables read mostly by sequential scans. */
+function nodeSeqScans(c: Tree): void {
+  const { facts, t, w } = c;
+  const st = facts.statements;
   if (st?.seq_scan_tables.length) {
     const ev = emptyEvidence();
     ev.facts = st.seq_scan_tables.map((x) => `${x.table}: ${Math.round(x.seq_scan)} sequential scans read ${Math.round(x.seq_tup_read)} rows (${Math.round(x.live_rows)} live rows; ${Math.round(x.idx_scan)} index scans)`);
@@ -1207,8 +1278,17 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   } else {
     visit(w, 'seq-scans', 'are big tables read mostly by sequential scans?', st ? 'none' : 'unavailable', st ? `no table of ${t.seq_scan_rows}+ rows is read mostly by sequential scans` : 'not read');
   }
+}
 
-  // -- settings -----------------------------------------------------------------------------------
+/** setting-* and settings: the guards that would have stopped what was found, and the others that are off. */
+function nodeSettings(c: Tree): void {
+  const { facts, t, snap, w, iit, waits, idleCandidates, idleGroups, blocking, longQ, sameCandidates, sameGroups } = c;
+  const iitFinding = c.found.iitFinding;
+  const unreadFinding = c.found.unreadFinding;
+  const idleFinding = c.found.idleFinding;
+  const blockFinding = c.found.blockFinding;
+  const longFinding = c.found.longFinding;
+  const sameFinding = c.found.sameFinding;
   if (!facts.settings) {
     const why = facts.unavailable.find((u) => u.what === 'settings')?.reason ?? 'not read';
     visit(w, 'settings', 'which guards were off?', 'unavailable', why);
@@ -1380,8 +1460,11 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
       visit(w, 'settings', 'which other guards are off?', 'none', 'every guard checked is set (or already reported)');
     }
   }
+}
 
-  // -- capacity finding, now that the causes are known -------------------------------------------
+/** The capacity finding, written last: by then the causes are known. */
+function nodeCapacityFinding(c: Tree): void {
+  const { server, w, cap, capSev, holders, leakSteps } = c;
   {
     const ev = emptyEvidence();
     ev.sessions = cap.client_backends;
@@ -1414,7 +1497,36 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
       ),
     );
   }
+}
 
+/** Decides. Pure: the same facts and thresholds always give the same report. */
+export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLDS): DiagnoseReport {
+  if (!facts.connect.ok) return connectFailureReport(facts as DiagnoseFacts & { connect: { ok: false } }, t);
+  if (facts.gather_error || !facts.server || !facts.activity) {
+    return gatherErrorReport(facts, t, facts.gather_error ?? { cause: 'no_facts', message: 'no server facts or activity snapshot', hint: null, exit_code: 3 });
+  }
+  const server = facts.server;
+  const snap = facts.activity;
+  const sessions = sessionsOf(snap);
+  // Filled in node by node, in the order of the tree; each node reads what the earlier ones left.
+  const c = { facts, t, server, snap, sessions, w: { findings: [], path: [] }, scope: { snapshot: snap, sessions }, leakSteps: [], found: {} } as unknown as Tree;
+  visit(c.w, 'connect', 'can dbdoctor connect?', 'yes', `connected as ${server.current_user} to database ${server.current_database} in ${Math.round(facts.connect.connect_ms)} ms`);
+  nodeVisibility(c);
+  nodeCapacity(c);
+  c.ordinary = c.cap.ordinary_slots;
+  nodeConnectionLimit(c);
+  nodeWhoHolds(c);
+  nodeIdleInTransaction(c);
+  nodeUnreadResults(c);
+  nodeIdlePool(c);
+  nodeBlocking(c);
+  nodeLongQueries(c);
+  nodeSameStatement(c);
+  nodeTopStatements(c);
+  nodeSeqScans(c);
+  nodeSettings(c);
+  nodeCapacityFinding(c);
+  const { w, cap, capSev, iit, waits, idleCandidates, blocking, longQ, sameGroups, hiddenRows, partial, holders } = c;
   const metrics = metricsOf(facts, t, cap, {
     iit: iit.length,
     unread: waits.length,
