@@ -1,0 +1,234 @@
+/**
+ * Bad input, table-driven over every command and every flag the built binary declares (read from
+ * each command's --help, so a new flag is covered the day it lands): malformed durations, numbers
+ * out of range, unknown states, malformed URLs and conninfo strings, bad ports, conflicting and
+ * unknown flags, bad environment variables. Each must be a usage error: exit 64, one
+ * `dbdoctor:` line (and a hint), nothing on stdout, no stack trace, and no connection attempted.
+ *
+ * Every row points at a closed port: a command that tried to connect before validating would
+ * exit 2, not 64.
+ */
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { freePort } from '../../src/db/embedded.js';
+import { BIN, type CliResult, cleanEnv, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
+import { COMMANDS, landed } from '../support/commands.js';
+import { fakePeer, type FakePeer } from '../support/faults.js';
+
+interface Flag {
+  long: string;
+  placeholder: string | null;
+}
+
+/** The flags a command declares, from its --help (option lines start with two spaces and a dash). */
+function flagsOf(command: string): Flag[] {
+  const help = execFileSync('node', [BIN, command, '--help'], { encoding: 'utf8', env: cleanEnv() });
+  const out: Flag[] = [];
+  for (const m of help.matchAll(/^ {2}(?:-\w, )?(--[a-z][a-z-]*)(?: <([a-z]+)>)?/gm)) {
+    if (m[1] !== '--help') out.push({ long: m[1]!, placeholder: m[2] ?? null });
+  }
+  return out;
+}
+
+const BAD_DURATIONS = ['5x', '-1m', '', '1e309', '1h30', '5 m', '99999999999999999999d'];
+const BAD_NUMBERS = ['-1', 'abc', '1.5', '', '1e309', '99999999999999999999', '0x10'];
+const BAD_PERCENTS = ['101', '-5', 'abc', '', '1e3', 'NaN'];
+const BAD_PORTS = ['0', '70000', 'abc', '-1', '5432x', '1e3'];
+const BAD_STATES = ['sleeping', 'idle in trans', '', 'ACTIVE; DROP TABLE x'];
+const BAD_CLIENTS = ['300.1.1.1', '10.0.0.0/33', 'not-an-ip', '', '::1/129', '10.0.0.1/8/8'];
+const BAD_PIDS = ['abc', '0', '-1', '', '1,x', '99999999999', '1.5'];
+const BAD_URLS_AND_CONNINFO = [
+  'postgres://u@127.0.0.1:abc/db',
+  'postgres://u@127.0.0.1:70000/db',
+  'postgres://u@127.0.0.1:0/db',
+  'postgres://[::1/db',
+  'postgres://u:%zz@127.0.0.1/db',
+  'postgresql://u@127.0.0.1/db?sslmode=bogus',
+  'postgres://u@127.0.0.1/db?connect_timeout=abc',
+  "host=127.0.0.1 password='unterminated",
+  'host=127.0.0.1 port=abc',
+  'host=127.0.0.1 port=0',
+  'host=127.0.0.1 port=70000',
+  'host=127.0.0.1 sslmode=bogus',
+  'host=127.0.0.1 dbname',
+  'host=127.0.0.1 =value',
+  'host=127.0.0.1 connect_timeout=soon',
+];
+
+/** Bad values per flag: by the flag's name first, then by its placeholder; undefined = free text. */
+function badValues(f: Flag): string[] | undefined {
+  switch (f.long) {
+    case '--dbname':
+      return BAD_URLS_AND_CONNINFO;
+    case '--service':
+      return ['no-such-service'];
+    case '--config':
+      return ['/nonexistent/dbdoctor.json'];
+    case '--query':
+      return [''];
+    case '--format':
+      return ['xml', '', 'NAGIOS2'];
+    case '--by':
+      return ['nope', '', 'app,,', 'app,bogus'];
+    case '--statement-timeout':
+      return [...BAD_DURATIONS, '50ms', '0'];
+    case '--connect-timeout':
+      return [...BAD_DURATIONS, '0'];
+    case '--max':
+      return ['0', '-1', 'abc', '1.5', '', '1000000', '1e3'];
+    default:
+      break;
+  }
+  switch (f.placeholder) {
+    case 'duration':
+      return BAD_DURATIONS;
+    case 'n':
+      return BAD_NUMBERS;
+    case 'percent':
+      return BAD_PERCENTS;
+    case 'port':
+      return BAD_PORTS;
+    case 'state':
+      return BAD_STATES;
+    case 'addr':
+      return BAD_CLIENTS;
+    case 'pids':
+      return BAD_PIDS;
+    default:
+      return undefined;
+  }
+}
+
+let closedPort = 0;
+let silent: FakePeer;
+beforeAll(async () => {
+  closedPort = await freePort();
+  // a peer that never answers: a run that connects before validating would hang here, not exit 64
+  silent = await fakePeer();
+});
+afterAll(async () => {
+  await silent.close();
+});
+
+/** Where a command is pointed, unless the row is about the target itself. */
+function target(flag: string | null): string[] {
+  if (flag === '--host' || flag === '--port' || flag === '--dbname' || flag === '--service') return ['-U', 'postgres'];
+  return ['-h', '127.0.0.1', '-p', String(closedPort), '-U', 'postgres'];
+}
+
+function expectUsageError(r: CliResult, label: string, json = false): void {
+  expectNoStackTrace(r);
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+  const summary = { label, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+  expect(summary).toMatchObject({ exitCode: 64 });
+  if (json) {
+    // with --json, the usage error is also the one document on stdout
+    expect(parseJson<{ schema: string; report: { exit_code: number } }>(r)).toMatchObject({ schema: 'dbdoctor.error', report: { exit_code: 64 } });
+  } else {
+    expect(summary).toMatchObject({ stdout: '' });
+  }
+  // one error line, optionally followed by one hint line
+  expect(lines.filter((l) => l.startsWith('dbdoctor:'))).toHaveLength(1);
+  expect(lines[0]).toMatch(/^dbdoctor: /);
+  expect(lines.length).toBeLessThanOrEqual(2);
+  if (lines[1] !== undefined) expect(lines[1]).toMatch(/^hint: /);
+  for (const l of lines) expect(l.length).toBeLessThan(300);
+}
+
+interface Row {
+  label: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+function rowsFor(command: string, kind: string): Row[] {
+  const rows: Row[] = [];
+  const connects = kind === 'read' || kind === 'terminate' || kind === 'tty';
+  // terminate needs a selecting filter to get as far as a later flag's check
+  const base = command === 'terminate' ? ['--app', 'x'] : [];
+  for (const f of flagsOf(command)) {
+    const values = badValues(f);
+    if (!values) continue;
+    for (const v of values) {
+      rows.push({ label: `${command} ${f.long} ${JSON.stringify(v)}`, args: [command, ...base, ...(connects ? target(f.long) : []), `${f.long}`, v] });
+    }
+  }
+  // unknown flags, a missing argument, a stray argument
+  rows.push({ label: `${command} --bogus-flag`, args: [command, ...base, ...(connects ? target(null) : []), '--bogus-flag'] });
+  rows.push({ label: `${command} -Z`, args: [command, ...base, ...(connects ? target(null) : []), '-Z'] });
+  const valued = flagsOf(command).find((f) => f.placeholder !== null);
+  if (valued) rows.push({ label: `${command} ${valued.long} (no value)`, args: [command, ...base, ...(connects ? target(null) : []), valued.long] });
+  if (command !== 'runbook') rows.push({ label: `${command} stray positional`, args: [command, ...base, ...(connects ? target(null) : []), 'stray-argument'] });
+  // the environment, as libpq reads it
+  if (kind === 'read' || kind === 'terminate') {
+    for (const [k, v] of [
+      ['PGPORT', 'abc'],
+      ['PGPORT', '70000'],
+      ['PGPORT', '0'],
+      ['PGSSLMODE', 'bogus'],
+      ['PGCONNECT_TIMEOUT', 'soon'],
+      ['DATABASE_URL', 'postgres://u@127.0.0.1:abc/db'],
+      ['PGSERVICE', 'no-such-service'],
+    ] as const) {
+      rows.push({ label: `${command} with ${k}=${v}`, args: [command, ...base, '-U', 'postgres'], env: { [k]: v } });
+    }
+  }
+  return rows;
+}
+
+/** Conflicting or incomplete combinations, per command. */
+const CONFLICTS: Row[] = [
+  { label: 'diagnose --json --format nagios', args: ['diagnose', '--json', '--format', 'nagios'] },
+  { label: 'diagnose --format text --json', args: ['diagnose', '--format', 'text', '--json'] },
+  { label: 'terminate with no filter', args: ['terminate', '--yes'] },
+  { label: 'terminate with only --dry-run', args: ['terminate', '--dry-run'] },
+  { label: 'terminate --grace without --cancel-first', args: ['terminate', '--app', 'x', '--grace', '5s'] },
+  { label: 'terminate --query ""', args: ['terminate', '--query', ''] },
+  { label: 'terminate --pid "" only', args: ['terminate', '--pid', ''] },
+  { label: 'runbook with an unknown id', args: ['runbook', 'no-such-runbook'] },
+  { label: 'runbook with two ids', args: ['runbook', 'leaks', 'settings'] },
+  { label: 'an unknown command', args: ['no-such-command'] },
+  { label: 'an unknown global flag', args: ['--bogus-global'] },
+];
+
+const commands = landed(COMMANDS);
+const table = commands.flatMap((c) => rowsFor(c.name, c.kind));
+const conflicts = CONFLICTS.filter((r) => commands.some((c) => c.name === r.args[0]) || r.args[0] === 'no-such-command' || r.args[0]!.startsWith('--'));
+
+describe('bad input is a usage error (exit 64, one line, no stack trace, no connection)', () => {
+  test('the table covers every landed command and every flag that takes a checked value', () => {
+    for (const c of commands) expect(table.some((r) => r.args[0] === c.name)).toBe(true);
+    expect(table.length).toBeGreaterThan(100);
+  });
+
+  test.concurrent.each(table.map((r) => [r.label, r] as const))('%s', async (label, row) => {
+    const r = await runCli(row.args, { env: row.env ?? {}, timeoutMs: 20_000 });
+    expectUsageError(r, label);
+  });
+
+  test.concurrent.each(conflicts.map((r) => [r.label, r] as const))('conflict: %s', async (label, row) => {
+    const connects = !['runbook', 'no-such-command', '--bogus-global', 'demo'].includes(row.args[0]!);
+    const r = await runCli([...row.args, ...(connects ? ['-h', '127.0.0.1', '-p', String(closedPort)] : [])], { timeoutMs: 20_000 });
+    expectUsageError(r, label, row.args.includes('--json'));
+  });
+
+  test.concurrent.each(commands.filter((c) => c.json).map((c) => [c.name] as const))('%s --json: a usage error is also one JSON document on stdout', async (name) => {
+    const r = await runCli([name, '--json', '-h', '127.0.0.1', '-p', String(closedPort), '--statement-timeout', '5x']);
+    expectNoStackTrace(r);
+    expect(r.exitCode).toBe(64);
+    const doc = parseJson<{ schema: string; report: { status: string; exit_code: number } }>(r);
+    expect(doc.schema).toBe('dbdoctor.error');
+    expect(doc.report).toMatchObject({ status: 'usage', exit_code: 64 });
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('dbdoctor:'))).toHaveLength(1);
+  });
+
+  test.concurrent.each(landed(COMMANDS.filter((c) => c.kind === 'read' || c.kind === 'terminate')).map((c) => [c.name] as const))(
+    '%s: a bad flag is refused before connecting, even to a peer that would hang',
+    async (name) => {
+      const filter = name === 'terminate' ? ['--app', 'x'] : [];
+      const r = await runCli([name, ...filter, '-h', '127.0.0.1', '-p', String(silent.port), '--connect-timeout', '5s', '--statement-timeout', '-1m']);
+      expectUsageError(r, name);
+      expect(silent.accepted()).toBe(0);
+    },
+  );
+});
