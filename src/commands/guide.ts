@@ -198,9 +198,10 @@ async function askTarget(menu: Menu, ctx: CommandContext, opts: ConnectionCliOpt
 
 /**
  * A target that connects: tries it (one session, closed at once), asks for a password when the
- * server wants one, and offers to try again or elsewhere when the server cannot be reached.
+ * server wants one, and offers to try again or elsewhere when the server cannot be reached. When
+ * the user quits there, the exit code `check` would give for that failure.
  */
-async function connectInteractively(ctx: CommandContext, menu: Menu, progress: Progress, opts: ConnectionCliOptions): Promise<Target> {
+async function connectInteractively(ctx: CommandContext, menu: Menu, progress: Progress, opts: ConnectionCliOptions): Promise<Target | ExitCodeValue> {
   let cli = targetGiven(opts, ctx.env) ? opts : await askTarget(menu, ctx, opts);
   let target = targetFrom(cli, ctx);
   const sessionOpts = sessionOptions(cli, ctx);
@@ -228,7 +229,8 @@ async function connectInteractively(ctx: CommandContext, menu: Menu, progress: P
         { name: 'Connect somewhere else', value: 'elsewhere' },
         { name: 'Quit', value: QUIT },
       ]);
-      if (pick === QUIT) throw new DbdoctorError(f.message, { exitCode: f.exit_code, hint: f.hint, cause: f.cause });
+      // The cause and hint are on the screen already; leave with the exit code check would give.
+      if (pick === QUIT) return f.exit_code;
       if (pick === 'elsewhere') {
         cli = await askTarget(menu, ctx, {});
         target = targetFrom(cli, ctx);
@@ -252,6 +254,10 @@ export function guideCommand(program: Command, ctx: CommandContext, factory: Pro
     const menu = inquirerMenu(ctx.signal);
     const doctor = await loadDoctor(ctx);
     const target = await connectInteractively(ctx, menu, progress, opts);
+    if (typeof target === 'number') {
+      ctx.exitCode = target;
+      return;
+    }
     const extraArgs = opts.statementTimeout !== undefined ? ['--statement-timeout', opts.statementTimeout] : [];
     await runGuideSession(ctx, factory, { target, doctor, progress, menu, extraArgs, sessionOptions: sessionOptions(opts, ctx) });
     ctx.exitCode = ExitCode.OK;

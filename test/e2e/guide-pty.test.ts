@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { freePort } from '../../src/db/embedded.js';
 import { expectNoStackTrace, runCli } from '../support/cli.js';
 import { dbdoctorSessionsLeft, idleInTransaction, idleSessions } from '../support/incidents.js';
 import { KEY, runInPty } from '../support/pty.js';
@@ -125,6 +126,23 @@ describe('dbdoctor guide on a terminal', () => {
     }
     expect(pty.text()).not.toContain(s.password);
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  });
+});
+
+describe('dbdoctor guide when the server cannot be reached', () => {
+  test('says why, offers to try again, elsewhere or quit; quit exits with the code check gives (2: refused)', async () => {
+    const port = await freePort();
+    const pty = runInPty(['guide', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres'], { env: env(), cwd: home });
+    try {
+      await pty.choose(/Could not connect\. What now\?/, /Quit/);
+      expect(await pty.exit).toBe(2);
+      const text = pty.text();
+      expect(text.match(/dbdoctor: nothing listens on 127\.0\.0\.1/g)).toHaveLength(1);
+      expect(text).toMatch(/hint: /);
+      expect(text).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    } finally {
+      pty.kill();
+    }
   });
 });
 
