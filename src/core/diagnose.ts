@@ -785,8 +785,15 @@ function nodeConnectionLimit(c: Tree): void {
 /** who-holds: the largest holders by application, client and user, with their states. */
 function nodeWhoHolds(c: Tree): void {
   const { w, sessions } = c;
+  const byApp = new Map<string, SessionRow[]>();
+  for (const r of sessions) {
+    const list = byApp.get(r.application_name);
+    if (list) list.push(r);
+    else byApp.set(r.application_name, [r]);
+  }
+  const rowsOf = (app: string | undefined) => byApp.get(app ?? '') ?? [];
   const holders: HolderRow[] = groupSessions(sessions, ['app']).map((g) => {
-    const rows = sessions.filter((r) => r.application_name === g.app);
+    const rows = rowsOf(g.app);
     return {
       application: g.app ?? '',
       count: g.count,
@@ -808,11 +815,11 @@ function nodeWhoHolds(c: Tree): void {
       application: h.application,
       client: h.clients.length === 1 ? h.clients[0]! : null,
       database: null,
-      users: uniq(nonNull(sessions.filter((r) => r.application_name === h.application).map((r) => r.usename))),
+      users: uniq(nonNull(rowsOf(h.application).map((r) => r.usename))),
       state: null,
       wait_event: null,
       count: h.count,
-      pids: sessions.filter((r) => r.application_name === h.application).map((r) => r.pid).slice(0, MAX_PIDS),
+      pids: rowsOf(h.application).map((r) => r.pid).slice(0, MAX_PIDS),
       oldest_ms: null,
       statement: null,
       severity: 'info',
@@ -845,7 +852,8 @@ function nodeIdleInTransaction(c: Tree): void {
     const eg: EvidenceGroup[] = [];
     const next: NextStep[] = [];
     for (const g of groups) {
-      const rows = iit.filter((r) => g.pids.includes(r.pid));
+      const inGroup = new Set(g.pids);
+      const rows = iit.filter((r) => inGroup.has(r.pid));
       const sev = groupSeverity(g.count, g.oldest_state_age_ms, ordinary, t.idle_in_transaction_crit_ms, t);
       const aborted = rows.filter((r) => r.state === 'idle in transaction (aborted)').length;
       eg.push({
@@ -969,7 +977,8 @@ function nodeIdlePool(c: Tree): void {
     const next: NextStep[] = [];
     const rowsAll: SessionRow[] = [];
     for (const g of idleGroups) {
-      const rows = idleCandidates.filter((r) => g.pids.includes(r.pid));
+      const inGroup = new Set(g.pids);
+      const rows = idleCandidates.filter((r) => inGroup.has(r.pid));
       rowsAll.push(...rows);
       eg.push({
         label: `${appLabel(g.app)}${g.db && g.db !== snap.database ? ` in ${g.db}` : ''}`,
@@ -1180,7 +1189,8 @@ function nodeSameStatement(c: Tree): void {
     }));
     const g0 = sameGroups[0]!;
     const sev = worst(...eg.map((g) => g.severity));
-    const rows = sameCandidates.filter((r) => sameGroups.some((g) => g.pids.includes(r.pid)));
+    const grouped = new Set(sameGroups.flatMap((g) => g.pids));
+    const rows = sameCandidates.filter((r) => grouped.has(r.pid));
     const factsList = sameGroups.slice(0, 5).map((g) => `${g.count} sessions (${g.applications.slice(0, 3).map(appLabel).join(', ')}), oldest ${dur(g.oldest_ms)}, ${dur(g.total_ms)} of connection time in all, holding ${sharePct(g.count, ordinary)}% of the ordinary slots: ${cut(g.statement, 120)}`);
     if (pgss) {
       for (const g of sameGroups.slice(0, 3)) {
