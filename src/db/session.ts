@@ -312,6 +312,12 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
   const connectMs = performance.now() - started;
   const c = client;
   const internals = c as unknown as { processID: number | null; secretKey: number | null };
+  // What ended the session while it sat idle (a restart's 57P01, say): the next statement only
+  // learns "not queryable", so that is the better cause to report.
+  let endedWhileIdle: unknown;
+  c.on('error', (err) => {
+    if (inFlight === 0) endedWhileIdle ??= err;
+  });
 
   let closed = false;
   let inFlight = 0;
@@ -344,7 +350,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     } catch (err) {
       if (noAnswer) throw noAnswerError(t, deadlineMs);
       if (opts.signal?.aborted) throw new InterruptedError();
-      throw queryError(err, t, statementTimeoutMs, lockTimeoutMs);
+      throw queryError(endedWhileIdle ?? err, t, statementTimeoutMs, lockTimeoutMs);
     } finally {
       clearTimeout(timer);
       inFlight--;
