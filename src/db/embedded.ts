@@ -287,8 +287,19 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       child.on('error', () => undefined);
       await waitReady(port, password, child, logFile);
     };
-    await launch();
-    closeSync(fd);
+    try {
+      await launch();
+    } catch (err) {
+      // Never leave a half-started server behind: end the process this call spawned, by its pid.
+      if (child! && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGQUIT');
+        if (!(await waitExit(child, 5_000))) child.kill('SIGKILL');
+        await waitExit(child, 5_000);
+      }
+      throw err;
+    } finally {
+      closeSync(fd);
+    }
 
     const stopProcess = async (mode: 'fast' | 'immediate') => {
       if (child.exitCode !== null || child.signalCode !== null) return;
