@@ -5,7 +5,8 @@
 //   npm run bench                       full scale: 1,500 sessions, 20,000 locks, 400 waiters, 7 runs
 //   npm run bench -- --scale small      CI smoke test: 50 sessions, 500 locks, 20 waiters, 3 runs
 //   options: --runs N, --explain (EXPLAIN ANALYZE dbdoctor's SQL), --cpu-prof (profile each
-//            dbdoctor command once), --strict (exit 1 when a target is missed at full scale)
+//            dbdoctor command once), --strict (exit 1 when a target is missed at full scale),
+//            --alt-bin PATH (time another build of bin/dbdoctor.js side by side, e.g. a prototype)
 //
 // It starts a throwaway server (dist/db/embedded.js), builds the incident with real sessions
 // (scripts/bench-incident.js), captures dbdoctor's SQL, connections, server-side time and rows from
@@ -140,6 +141,7 @@ const { values: opts } = parseArgs({
     explain: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
+    'alt-bin': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -431,6 +433,14 @@ async function main() {
     { id: 'version', label: 'dbdoctor --version', kind: 'dbdoctor', steps: [{ cmd: NODE, args: [BIN, '--version'] }] },
     ...commands.map((c) => ({ id: c.id, label: `dbdoctor ${c.args.join(' ')}`, kind: 'dbdoctor', command: c.id, steps: [{ cmd: NODE, args: [BIN, ...c.args] }] })),
   ];
+  if (opts['alt-bin']) {
+    const alt = opts['alt-bin'];
+    if (!existsSync(alt)) throw new Error(`--alt-bin ${alt} does not exist`);
+    for (const s of subjects.filter((x) => x.kind === 'dbdoctor')) {
+      subjects.push({ ...s, id: `alt_${s.id}`, label: `alt: ${s.label.replace(/^dbdoctor /, '')}`, kind: 'alt', command: undefined, steps: [{ cmd: NODE, args: [alt, ...s.steps[0].args.slice(1)] }] });
+    }
+    results.alt_bin = alt;
+  }
   for (const s of subjects) results.subjects[s.id] = { label: s.label, kind: s.kind };
 
   // --- capture pass: statement logging on, one run of each dbdoctor command
