@@ -11,7 +11,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { freePort } from '../../src/db/embedded.js';
-import { BIN, type CliResult, cleanEnv, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
+import { BIN, type CliResult, cleanEnv, parseJson, runCli } from '../support/cli.js';
+import { expectNoStack } from '../support/reliability.js';
 import { COMMANDS, landed } from '../support/commands.js';
 import { fakePeer, type FakePeer } from '../support/faults.js';
 
@@ -117,7 +118,7 @@ function target(flag: string | null): string[] {
 }
 
 function expectUsageError(r: CliResult, label: string, json = false): void {
-  expectNoStackTrace(r);
+  expectNoStack(r);
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
   const summary = { label, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
   expect(summary).toMatchObject({ exitCode: 64 });
@@ -214,7 +215,7 @@ describe('bad input is a usage error (exit 64, one line, no stack trace, no conn
 
   test.concurrent.each(commands.filter((c) => c.json).map((c) => [c.name] as const))('%s --json: a usage error is also one JSON document on stdout', async (name) => {
     const r = await runCli([name, '--json', '-h', '127.0.0.1', '-p', String(closedPort), '--statement-timeout', '5x']);
-    expectNoStackTrace(r);
+    expectNoStack(r);
     expect(r.exitCode).toBe(64);
     const doc = parseJson<{ schema: string; report: { status: string; exit_code: number } }>(r);
     expect(doc.schema).toBe('dbdoctor.error');

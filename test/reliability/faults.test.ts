@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { expectNoStackTrace, parseJson, runCli, type CliResult } from '../support/cli.js';
+import { parseJson, runCli, type CliResult } from '../support/cli.js';
+import { expectNoStack } from '../support/reliability.js';
 import { CONNECTING, landed, spec } from '../support/commands.js';
 import { fakePeer, freezingProxy, holdLock, observer, startCli, startStandby, type Standby, waitForDbdoctor } from '../support/faults.js';
 import { dbdoctorSessionsLeft, fillServer, idleSessions, lockChain } from '../support/incidents.js';
@@ -19,7 +20,7 @@ const argsOf = (name: string) => spec(name).args;
 
 /** One clear failure: the documented code, a `dbdoctor:` line (or check's `cause:`), no stack trace. */
 function expectOneClearFailure(r: CliResult, code: number, message: RegExp): void {
-  expectNoStackTrace(r);
+  expectNoStack(r);
   expect({ exitCode: r.exitCode, output: r.stdout + r.stderr }).toMatchObject({ exitCode: code });
   expect(r.stdout + r.stderr).toMatch(message);
   const errorLines = r.stderr.split('\n').filter((l) => l.startsWith('dbdoctor:'));
@@ -29,7 +30,7 @@ function expectOneClearFailure(r: CliResult, code: number, message: RegExp): voi
 
 /** The same failure as one JSON document: check reports it in its report, others in an error envelope. */
 function expectJsonFailure(r: CliResult, code: number): Record<string, unknown> {
-  expectNoStackTrace(r);
+  expectNoStack(r);
   expect(r.exitCode).toBe(code);
   const doc = parseJson<{ schema: string; report: Record<string, unknown> }>(r);
   expect(doc.schema).toMatch(/^dbdoctor\./);
@@ -211,7 +212,7 @@ describe('the server out of slots for ordinary roles', () => {
 
   test.each(names)('%s as a superuser still gets in, through the reserved slots, and leaves none behind', async (name) => {
     const r = await runCli([name, ...argsOf(name), '-d', s.url(), '--json']);
-    expectNoStackTrace(r);
+    expectNoStack(r);
     const doc = parseJson<{ schema: string }>(r);
     expect(doc.schema).toBe(`dbdoctor.${name}`);
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
@@ -251,7 +252,7 @@ describe('a server in recovery', () => {
     try {
       for (const extra of [[], ['--json']]) {
         const r = await runCli([name, ...argsOf(name), '-d', standby.url(), ...extra]);
-        expectNoStackTrace(r);
+        expectNoStack(r);
         expect([0, 1, 2, 3]).toContain(r.exitCode);
         if (extra.length) expect(parseJson<{ schema: string }>(r).schema).toBe(`dbdoctor.${name}`);
       }

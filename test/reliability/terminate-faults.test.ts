@@ -11,7 +11,8 @@ import { runTerminate } from '../../src/commands/terminate.js';
 import { DbdoctorError } from '../../src/core/errors.js';
 import { emptyFilters, type TerminateReport } from '../../src/core/terminate.js';
 import { resolveConnectionTarget } from '../../src/db/target.js';
-import { expectNoStackTrace, parseJson } from '../support/cli.js';
+import { parseJson } from '../support/cli.js';
+import { expectNoStack } from '../support/reliability.js';
 import { observer, startCli, waitForDbdoctor } from '../support/faults.js';
 import { idleInTransaction, type Incident } from '../support/incidents.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -118,7 +119,7 @@ describe('immediate shutdown while a termination is in flight', () => {
       await stopping;
       const r = await run.done;
       expect(r.signal).toBeNull();
-      expectNoStackTrace(r);
+      expectNoStack(r);
       expect([1, 2]).toContain(r.exitCode);
       const doc = parseJson<{ schema: string; report: Record<string, unknown> }>(r);
       expect(doc.schema).toMatch(/^dbdoctor\.(terminate|error)$/);
