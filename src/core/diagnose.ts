@@ -13,7 +13,7 @@
  *   -> long-queries -> same-statement -> top-statements -> seq-scans (slow work)
  *   -> setting-* -> settings                                       (guards that were off)
  */
-import { type ActivitySnapshot, clientSessions, isListener, isVisible, type SessionRow } from './activity.js';
+import { type ActivitySnapshot, clientSessions, isClientBackend, isListener, isParallelWorker, isVisible, type SessionRow } from './activity.js';
 import { type BlockingReport, buildBlockingReport, type RootBlocker } from './blocking.js';
 import { type Capacity, capacityOf, capacitySeverity, type ConnLimit, nearLimits, worst } from './capacity.js';
 import type { CheckFacts } from './check.js';
@@ -382,7 +382,7 @@ function sessionsOf(snapshot: ActivitySnapshot): SessionRow[] {
 
 /** Slots in use: client backends, dbdoctor's own included (it holds one too). */
 function slotsInUse(snapshot: ActivitySnapshot): number {
-  return snapshot.rows.filter((r) => (r.backend_type === 'client backend' || (r.backend_type === null && !isHiddenBackground(r))) && !(r.leader_pid !== null && r.leader_pid !== r.pid)).length;
+  return snapshot.rows.filter((r) => isClientBackend(r) && !isParallelWorker(r) && !isHiddenBackground(r)).length;
 }
 
 // ---------------------------------------------------------------------------------------------
