@@ -6,6 +6,8 @@ import type { ConnectionFlags, Target } from '../core/target.js';
 import { resolveConnectionTarget } from '../db/target.js';
 import type { SessionOptions } from '../db/session.js';
 import type { Output } from '../ui/output.js';
+import { createProgress, withProgress } from '../ui/progress.js';
+import { describeTarget } from '../core/target.js';
 
 /** What every command gets from cli.ts: where to write, the environment, Ctrl-C, and its exit code. */
 export interface CommandContext {
@@ -58,4 +60,12 @@ export function sessionOptions(opts: ConnectionCliOptions, ctx: CommandContext):
     out.statementTimeoutMs = ms;
   }
   return out;
+}
+
+/**
+ * Runs a command's read step with a spinner on stderr ("connecting to ..., reading ..."): shown
+ * only when stderr is a terminal and no JSON is printed, and always erased before the report.
+ */
+export function withReadProgress<T>(ctx: CommandContext, target: Target, what: string, fn: () => Promise<T>): Promise<T> {
+  return withProgress(createProgress(ctx.output, ctx.json), `connecting to ${describeTarget(target)}, reading ${what}`, fn);
 }

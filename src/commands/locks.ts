@@ -8,7 +8,7 @@ import { readServerFacts } from '../db/sql/server-facts.js';
 import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderLocks } from '../render/locks.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 /**
  * "Who is blocking whom?" One activity snapshot with pg_blocking_pids() for lock waiters only
@@ -32,7 +32,7 @@ export function locksCommand(program: Command, ctx: CommandContext): void {
     .action(async (opts: ConnectionCliOptions) => {
       ctx.json = Boolean(opts.json);
       const target = targetFrom(opts, ctx);
-      const report = await runLocks(target, sessionOptions(opts, ctx));
+      const report = await withReadProgress(ctx, target, 'pg_stat_activity and lock waits', () => runLocks(target, sessionOptions(opts, ctx)));
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);
       ctx.output.out(opts.json ? renderJson(envelope('locks', report, ctx.version)) : renderLocks(report, ctx.output.style, ctx.output.columns));

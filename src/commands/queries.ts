@@ -12,7 +12,7 @@ import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderQueries } from '../render/queries.js';
 import { addFilterOptions, type FilterCliOptions, filterFrom } from './connections.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 /**
  * "What has been running or open too long?" One activity snapshot, then the four lists and the
@@ -64,7 +64,7 @@ export function queriesCommand(program: Command, ctx: CommandContext): void {
       ctx.json = Boolean(opts.json);
       const options: QueriesOptions = { thresholds: thresholdsFrom(opts), filter: filterFrom(opts), group: Boolean(opts.group) };
       const target = targetFrom(opts, ctx);
-      const report = await runQueries(target, sessionOptions(opts, ctx), options);
+      const report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runQueries(target, sessionOptions(opts, ctx), options));
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);
       ctx.output.out(opts.json ? renderJson(envelope('queries', report, ctx.version)) : renderQueries(report, ctx.output.style, ctx.output.columns));
