@@ -1539,7 +1539,9 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   const { w, cap, capSev, iit, waits, idleCandidates, blocking, longQ, sameGroups, hiddenRows, partial, holders } = c;
   const metrics = metricsOf(facts, t, cap, {
     iit: iit.length,
+    oldestIit: Math.max(0, ...iit.map((r) => r.state_age_ms ?? 0)),
     unread: waits.length,
+    oldestUnread: Math.max(0, ...waits.map((r) => r.state_age_ms ?? 0)),
     idle: idleCandidates.length,
     waiting: blocking.waiting,
     longestWait: Math.max(0, ...blocking.roots.map((r) => r.longest_wait_ms ?? 0)),
@@ -1565,7 +1567,7 @@ function metricsOf(
   facts: DiagnoseFacts,
   t: Thresholds,
   cap: Capacity,
-  n: { iit: number; unread: number; idle: number; waiting: number; longestWait: number; longQueries: number; longestQuery: number; sameStatement: number; hidden: number },
+  n: { iit: number; oldestIit: number; unread: number; oldestUnread: number; idle: number; waiting: number; longestWait: number; longQueries: number; longestQuery: number; sameStatement: number; hidden: number },
 ): Metric[] {
   const abs = (pct: number) => Math.ceil((cap.ordinary_slots * pct) / 100);
   const s = (ms: number) => Math.round(ms) / 1000;
@@ -1573,7 +1575,9 @@ function metricsOf(
     { name: 'connections', value: cap.client_backends, uom: '', warn: abs(t.capacity_warn_pct), crit: abs(t.capacity_crit_pct), min: 0, max: cap.ordinary_slots },
     { name: 'connections_pct', value: cap.used_pct, uom: '%', warn: t.capacity_warn_pct, crit: t.capacity_crit_pct, min: 0, max: 100 },
     { name: 'idle_in_transaction', value: n.iit, uom: '', warn: null, crit: null, min: 0, max: null },
+    { name: 'oldest_idle_in_transaction', value: s(n.oldestIit), uom: 's', warn: s(t.idle_in_transaction_ms), crit: s(t.idle_in_transaction_crit_ms), min: 0, max: null },
     { name: 'unread_results', value: n.unread, uom: '', warn: null, crit: null, min: 0, max: null },
+    { name: 'oldest_unread_result', value: s(n.oldestUnread), uom: 's', warn: s(t.client_wait_ms), crit: s(t.client_wait_crit_ms), min: 0, max: null },
     { name: 'idle_long', value: n.idle, uom: '', warn: null, crit: null, min: 0, max: null },
     { name: 'lock_waiters', value: n.waiting, uom: '', warn: null, crit: t.blocked_crit_sessions, min: 0, max: null },
     { name: 'longest_lock_wait', value: s(n.longestWait), uom: 's', warn: s(t.lock_wait_ms), crit: s(t.lock_wait_crit_ms), min: 0, max: null },
@@ -1658,14 +1662,14 @@ function shortOf(f: Finding, cap: DiagnoseReport['capacity']): string {
     case 'capacity':
       return cap ? `${cap.client_backends}/${cap.ordinary_slots} slots used (${cap.used_pct}%)` : f.title;
     case 'idle-in-transaction':
-      return `${n} idle in transaction${topApps(e)}, oldest ${dur(e.oldest_ms)}`;
+      return `${n} idle in transaction${topApps(e)}`;
     case 'unread-results':
-      return `${n} unread result sets${topApps(e)}, oldest ${dur(e.oldest_ms)}`;
+      return `${n} unread result sets${topApps(e)}`;
     case 'idle-pool':
       return `${n} long-idle sessions${topApps(e)}`;
     case 'blocking': {
       const g = e.groups[0];
-      return g && g.pids[0] !== undefined && !g.label.startsWith('lock cycle') ? `pid ${g.pids[0]} blocks ${g.count}, longest wait ${dur(g.oldest_ms)}` : 'lock cycle';
+      return g && g.pids[0] !== undefined && !g.label.startsWith('lock cycle') ? `pid ${g.pids[0]} blocks ${g.count}` : 'lock cycle';
     }
     case 'long-queries':
       return `${n} long ${n === 1 ? 'query' : 'queries'}, longest ${dur(e.oldest_ms)}`;

@@ -131,14 +131,29 @@ function holdersTable(r: DiagnoseReport): string | null {
   return t.toString();
 }
 
+/**
+ * The verdict's one line (as check does: the label, two spaces, what is wrong): the worst
+ * findings' summaries, as many as fit, then "…" when some did not; the findings below say all.
+ */
+export function verdictLine(r: DiagnoseReport, width: number): string {
+  const serious = r.findings.filter((f) => f.severity === 'critical' || f.severity === 'unknown' || f.severity === 'warning');
+  if (!r.connected || serious.length === 0) return oneLine(r.summary, width);
+  const items = serious.map((f) => oneLine(f.summary));
+  let line = oneLine(items[0], items.length > 1 ? width - 3 : width);
+  let shown = 1;
+  for (const item of items.slice(1)) {
+    const more = shown + 1 < items.length ? 3 : 0;
+    if (line.length + 2 + item.length + more > width) break;
+    line = `${line}; ${item}`;
+    shown++;
+  }
+  return shown < items.length ? `${line}; …` : line;
+}
+
 /** The human report. `detailed` shows evidence, causes and every next step (default). */
 export function renderDiagnose(r: DiagnoseReport, style: ChalkInstance): string {
   const lines: string[] = [];
-  // As check does: the label, two spaces, the summary (continuation lines aligned under it).
-  const indent = r.verdict.length + 2;
-  const verdictWords = wrap(oneLine(r.summary), WIDTH - indent);
-  lines.push(`${severityLabel(style, r.verdict === 'info' ? 'ok' : r.verdict)}  ${verdictWords[0]}`);
-  for (const l of verdictWords.slice(1)) lines.push(`${' '.repeat(indent)}${l}`);
+  lines.push(`${severityLabel(style, r.verdict === 'info' ? 'ok' : r.verdict)}  ${verdictLine(r, WIDTH - r.verdict.length - 2)}`);
   const counts = ORDER.filter((s) => r.counts[s] > 0).map((s) => `${r.counts[s]} ${s}`).join(', ');
   const where = r.server ? `PostgreSQL ${r.server.major} ${r.server.role}, as ${r.server.user} on ${r.server.database}` : 'not connected';
   for (const l of wrap(oneLine(`${r.target} · ${where} · ${counts || 'no findings'}`), WIDTH)) lines.push(style.dim(l));

@@ -83,7 +83,7 @@ describe("seeds/000's incident, end to end", () => {
       expect(nagios.exitCode).toBe(2);
       expect(nagios.stdout).toMatch(NAGIOS);
       expect(nagios.stdout).toMatch(/^DBDOCTOR CRITICAL: \d+\/37 slots used/);
-      expect(nagios.stdout).toContain('idle_in_transaction=10;;;0 unread_results=15;;;0');
+      expect(nagios.stdout).toMatch(/ idle_in_transaction=10;;;0 oldest_idle_in_transaction=[\d.]+s;1;300;0 unread_results=15;;;0 /);
 
       const human = await runCli([...args], { env: ENV });
       expect(human.exitCode).toBe(2);

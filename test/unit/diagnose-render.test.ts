@@ -96,7 +96,8 @@ describe('--format nagios', () => {
   test('seeds/000: connections against the ordinary slots, with warning and critical levels', () => {
     const line = renderNagios(reports[0]![1]);
     expect(line).toMatch(/^DBDOCTOR CRITICAL: 26\/27 slots used \(96\.3%\); 10 idle in transaction \(cloudvault\)/);
-    expect(line).toContain(' | connections=26;22;25;0;27 connections_pct=96.3%;80;90;0;100 idle_in_transaction=10;;;0 unread_results=15;;;0');
+    expect(line).toContain(' | connections=26;22;25;0;27 connections_pct=96.3%;80;90;0;100 idle_in_transaction=10;;;0 oldest_idle_in_transaction=');
+    expect(line).toMatch(/ oldest_idle_in_transaction=\d+(\.\d+)?s;1;300;0 unread_results=15;;;0 oldest_unread_result=\d+(\.\d+)?s;1;300;0 /);
     expect(line).toMatch(/ time=[\d.]+s;;;0$/);
   });
 
