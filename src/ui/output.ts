@@ -24,7 +24,24 @@ function colourLevel(isTTY: boolean, env: NodeJS.ProcessEnv): 0 | 1 | 2 | 3 {
   return 1;
 }
 
+let pipeGuarded = false;
+
+/**
+ * A reader that goes away (`dbdoctor --help | head`) closes the pipe: that is not a failure of
+ * dbdoctor, so EPIPE on stdout or stderr is ignored instead of crashing with a stack trace.
+ */
+function guardPipes(): void {
+  if (pipeGuarded) return;
+  pipeGuarded = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+}
+
 export function processOutput(env: NodeJS.ProcessEnv = process.env): Output {
+  guardPipes();
   const stdoutIsTTY = Boolean(process.stdout.isTTY);
   const stderrIsTTY = Boolean(process.stderr.isTTY);
   return {

@@ -47,6 +47,13 @@ describe('start-up', () => {
     }
   });
 
+  test('a reader that closes the pipe early is not a crash (no EPIPE stack trace)', async () => {
+    for (const args of ['--help', 'runbook leaks']) {
+      const r = await execa('sh', ['-c', `node ${JSON.stringify(BIN)} ${args} | true`], { env: cleanEnv(), extendEnv: false, reject: false });
+      expect(String(r.stderr)).toBe('');
+    }
+  });
+
   test('the packed package installs elsewhere and runs', async () => {
     const work = mkdtempSync(join(tmpdir(), 'dbdoctor-pack-'));
     try {
