@@ -11,7 +11,7 @@ import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
 import type { SessionOptions } from '../db/session.js';
 import { renderDiagnose, renderNagios } from '../render/diagnose.js';
 import { envelope, renderJson } from '../render/json.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 export interface DiagnoseOptions {
   target: Target;
@@ -119,7 +119,8 @@ Examples:
     const config = loadConfigFile(opts.config, ctx.env);
     const thresholds = resolveThresholds({ config, environment, flags });
     const target = targetFrom(opts, ctx);
-    const report = await runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });
+    const read = () => runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });
+    const report = format === 'text' ? await withReadProgress(ctx, target, 'activity, locks and settings', read) : await read();
     if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));
     else if (format === 'nagios') ctx.output.out(renderNagios(report));
     else ctx.output.out(renderDiagnose(report, ctx.output.style));
