@@ -31,9 +31,12 @@ function exitCodeHelp(): string {
 
 const EXAMPLES = `
 Examples:
+  dbdoctor                                   on a terminal: the guided on-call walk
+  dbdoctor demo                              a throwaway PostgreSQL with a real incident
   dbdoctor check -h db1 -U postgres          can I connect, and what can my role do?
   dbdoctor diagnose -d postgres://user@db1/app   what is wrong, and what to run next
   dbdoctor diagnose --json | jq .report.verdict
+  dbdoctor terminate --state "idle in transaction" --app worker --older-than 5m
 `;
 
 export function buildProgram(ctx: CommandContext): Command {
