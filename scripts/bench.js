@@ -482,6 +482,7 @@ async function main() {
       session_apps: conns.authorized,
       server_ms: Math.round(st.serverMs * 100) / 100,
       statements: st.statements.length,
+      statement_ms: st.statements.map((x) => ({ ms: Math.round(x.ms * 100) / 100, sql: x.sql.replace(/\s+/g, ' ').slice(0, 80) })),
       server_errors: st.errors,
       rows_fetched: pgssList ? pgssList.reduce((a, x) => a + x.rows, 0) : null,
       pg_stat_statements: pgssList,
