@@ -1,20 +1,12 @@
 /**
  * Builds the commander tree, and is the ONLY place that turns errors into exit codes. Heavy
- * modules (pg, inquirer, execa) are imported inside the actions that need them, so `--help` and
- * `--version` stay fast.
+ * modules (pg, inquirer, execa) are imported inside the actions that need them, and each command's
+ * module is loaded only when that command runs (all of them only for the root help, the guide and
+ * the demo), so start-up stays fast when the server is on fire.
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { checkCommand } from './commands/check.js';
-import { connectionsCommand } from './commands/connections.js';
-import { locksCommand } from './commands/locks.js';
-import { queriesCommand } from './commands/queries.js';
-import { terminateCommand } from './commands/terminate.js';
-import { diagnoseCommand } from './commands/diagnose.js';
-import { runbookCommand } from './commands/runbook.js';
 import type { CommandContext } from './commands/context.js';
-import { demoCommand } from './commands/demo.js';
-import { guideCommand } from './commands/guide.js';
 import { redactSecrets } from './core/conninfo.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
@@ -39,7 +31,32 @@ Examples:
   dbdoctor terminate --state "idle in transaction" --app worker --older-than 5m
 `;
 
-export function buildProgram(ctx: CommandContext): Command {
+type ProgramFactory = (ctx: CommandContext) => Command;
+type Register = (program: Command, ctx: CommandContext, factory: ProgramFactory) => void;
+
+/** Every command, in help order, with the module that declares it; loaded on demand. */
+const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
+  ['check', async () => (await import('./commands/check.js')).checkCommand],
+  ['connections', async () => (await import('./commands/connections.js')).connectionsCommand],
+  ['locks', async () => (await import('./commands/locks.js')).locksCommand],
+  ['queries', async () => (await import('./commands/queries.js')).queriesCommand],
+  ['terminate', async () => (await import('./commands/terminate.js')).terminateCommand],
+  ['diagnose', async () => (await import('./commands/diagnose.js')).diagnoseCommand],
+  ['runbook', async () => (await import('./commands/runbook.js')).runbookCommand],
+  ['guide', async () => (await import('./commands/guide.js')).guideCommand],
+  ['demo', async () => (await import('./commands/demo.js')).demoCommand],
+];
+
+/** Commands that run other commands in-process, and so need the whole tree. */
+const NEEDS_ALL = new Set(['guide', 'demo']);
+
+/** The subcommand named in argv (root options take no values), if it is one of ours. */
+function requestedCommand(argv: string[]): string | undefined {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  return COMMANDS.some(([name]) => name === first) ? first : undefined;
+}
+
+function assemble(ctx: CommandContext, registers: Register[]): Command {
   const program = new Command()
     .name('dbdoctor')
     .description('Incident response for PostgreSQL connection trouble: pool exhaustion, leaks, idle in transaction, blocking locks, long queries.')
@@ -55,15 +72,8 @@ export function buildProgram(ctx: CommandContext): Command {
     .exitOverride()
     .addHelpText('after', EXAMPLES + exitCodeHelp());
 
-  checkCommand(program, ctx);
-  connectionsCommand(program, ctx);
-  locksCommand(program, ctx);
-  queriesCommand(program, ctx);
-  terminateCommand(program, ctx);
-  diagnoseCommand(program, ctx);
-  runbookCommand(program, ctx);
-  guideCommand(program, ctx, buildProgram);
-  demoCommand(program, ctx, buildProgram);
+  const factory: ProgramFactory = (c) => assemble(c, registers);
+  for (const register of registers) register(program, ctx, factory);
 
   for (const sub of program.commands) {
     sub.helpOption('--help', 'show help');
@@ -71,6 +81,17 @@ export function buildProgram(ctx: CommandContext): Command {
     sub.addHelpText('after', exitCodeHelp());
   }
   return program;
+}
+
+/**
+ * The commander tree for this argv: only the command it names (so its start-up loads nothing
+ * else), or every command for the root help, unknown commands (suggestions) and the guided walk.
+ */
+export async function buildProgram(ctx: CommandContext, argv: string[] = []): Promise<Command> {
+  const wanted = requestedCommand(argv);
+  const entries = wanted && !NEEDS_ALL.has(wanted) ? COMMANDS.filter(([name]) => name === wanted) : COMMANDS;
+  const registers = await Promise.all(entries.map(([, load]) => load()));
+  return assemble(ctx, registers);
 }
 
 function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCodeValue {
@@ -110,14 +131,14 @@ export async function main(argv: string[], output: Output = processOutput()): Pr
   const debug = argv.includes('--debug');
   let code: ExitCodeValue;
   try {
-    const program = buildProgram(ctx);
     if (argv.length <= 2 && !(output.stdinIsTTY && output.stdoutIsTTY && output.stderrIsTTY)) {
       // No subcommand: the guided walk needs a terminal; without one, help and the usage code.
-      program.outputHelp({ error: true });
+      (await buildProgram(ctx, argv)).outputHelp({ error: true });
       code = ExitCode.USAGE;
     } else {
       // No subcommand on a terminal: the guided walk.
-      await program.parseAsync(argv.length <= 2 ? [...argv, 'guide'] : argv);
+      const args = argv.length <= 2 ? [...argv, 'guide'] : argv;
+      await (await buildProgram(ctx, args)).parseAsync(args);
       code = controller.signal.aborted ? ExitCode.INTERRUPTED : ctx.exitCode;
     }
   } catch (err) {
