@@ -1,7 +1,7 @@
 /**
  * Server facts for `check` and `diagnose`: version, uptime, role, capacity, limits, privileges.
  * Works on PostgreSQL 14-18; `reserved_connections` and `pg_use_reserved_connections` are 16+,
- * chosen from server_version_num. One round trip.
+ * chosen from server_version_num. One round trip, one pg_stat_activity snapshot.
  */
 import type { Session } from '../session.js';
 
@@ -42,7 +42,9 @@ export async function readServerFacts(s: Session): Promise<ServerFacts> {
   const canUseReserved = v16
     ? `(r.rolsuper OR pg_has_role(current_user, 'pg_use_reserved_connections', 'USAGE'))`
     : 'r.rolsuper';
-  const [server] = await s.query<ServerFactsRow>(
+  // Both statements go in one round trip (simple protocol, no parameters); as one implicit
+  // transaction they also share one pg_stat_activity snapshot.
+  const [serverRows = [], limitRows = []] = await s.multi<ServerFactsRow & LimitRow>(
     `SELECT version() AS version,
             current_setting('server_version_num')::int AS server_version_num,
             extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_s,
@@ -60,10 +62,8 @@ export async function readServerFacts(s: Session): Promise<ServerFacts> {
             (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
             ${canUseReserved} AS can_use_reserved,
             (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
-       FROM pg_roles r WHERE r.rolname = current_user`,
-  );
-  const limits = await s.query<LimitRow>(
-    `SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
+       FROM pg_roles r WHERE r.rolname = current_user;
+     SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
             (SELECT count(*)::int FROM pg_stat_activity a WHERE a.datid = d.oid AND coalesce(a.backend_type = 'client backend', a.datid IS NOT NULL)) AS connections
        FROM pg_database d WHERE d.datconnlimit >= 0
      UNION ALL
@@ -72,8 +72,9 @@ export async function readServerFacts(s: Session): Promise<ServerFacts> {
        FROM pg_roles r WHERE r.rolconnlimit >= 0 AND r.rolcanlogin
      ORDER BY 1, 2`,
   );
+  const server = serverRows[0] as ServerFactsRow | undefined;
   if (!server) throw new Error('the current role is missing from pg_roles');
-  return { server, limits };
+  return { server, limits: limitRows as LimitRow[] };
 }
 
 /** One tiny round trip, to measure latency. */
