@@ -4,7 +4,7 @@
  * fsync'd, so an intent line is on disk before the signal is sent. The records themselves (and
  * what they may hold: never a password) are built in src/core/terminate.ts.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DbdoctorError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
@@ -30,6 +30,8 @@ export function openAuditLog(path: string): AuditLog {
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     fd = openSync(path, 'a', 0o600);
+    // An audit file that already existed with wider permissions is tightened, not trusted.
+    fchmodSync(fd, 0o600);
   } catch (err) {
     throw auditError(path, err);
   }

@@ -99,6 +99,14 @@ describe('audit log', () => {
     expect(statSync(join(dir, 'deep', 'dbdoctor')).mode & 0o777).toBe(0o700);
   });
 
+  test('an existing audit file with wider permissions is tightened to 0600', () => {
+    const path = join(dir, 'loose.jsonl');
+    writeFileSync(path, '', { mode: 0o644 });
+    const log = openAuditLog(path);
+    log.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
   test('an unwritable place is a clear error, before anything is done', () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, '');
