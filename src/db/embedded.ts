@@ -233,6 +233,20 @@ async function waitReady(port: number, password: string, child: ChildProcess, lo
   throw new Error(`PostgreSQL did not become ready on port ${port}: ${last}\n${log}`);
 }
 
+/**
+ * If this process exits without stopping its servers (a test runner forced out, an uncaught
+ * error), they are ended anyway: an 'exit' handler can still signal a child by its pid.
+ */
+const running = new Set<() => void>();
+let exitHooked = false;
+function ensureExitHook(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => {
+    for (const end of running) end();
+  });
+}
+
 /** Starts a throwaway server. Throws when no binaries are found (the caller says how to get them). */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const major = opts.major ?? majorFromEnv();
@@ -310,6 +324,14 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       }
     };
 
+    const onExit = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
+      cleanup();
+    };
+    running.add(onExit);
+    ensureExitHook();
+    const forget = () => running.delete(onExit);
+
     const server: RunningServer = {
       host: '127.0.0.1',
       port,
@@ -328,6 +350,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
         `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(dbname)}`,
       stop: async (mode = 'fast') => {
         await stopProcess(mode);
+        forget();
         cleanup();
       },
       restart: async () => {
