@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parseJson, runCli, type CliResult } from '../support/cli.js';
 import { expectNoStack } from '../support/reliability.js';
 import { CONNECTING, landed, spec } from '../support/commands.js';
-import { fakePeer, freezingProxy, holdLock, observer, startCli, startStandby, type Standby, waitForDbdoctor } from '../support/faults.js';
+import { fakePeer, freezingProxy, holdActivityView, holdLock, observer, startCli, startStandby, type Standby, waitForDbdoctor } from '../support/faults.js';
 import { dbdoctorSessionsLeft, fillServer, idleSessions, lockChain } from '../support/incidents.js';
 import { ROLE_PASSWORD, startTestServer, type TestServer, useServer } from '../support/server.js';
 
@@ -97,17 +97,25 @@ describe('peers that are not PostgreSQL', () => {
 describe('dbdoctor runs into its own timeouts', () => {
   const server = useServer({ settings: { max_connections: 30 } });
 
-  /** Commands whose reads go through pg_locks (which the test holds ACCESS EXCLUSIVE). */
-  const readsLocks = landed([spec('locks'), spec('diagnose'), { ...spec('terminate'), args: ['--blockers', '--dry-run'] }]);
+  /** Two holds: pg_stat_activity (every command reads it) and pg_locks (what the lock readers read). */
+  const holds = [
+    ...connecting.map((c) => ({ label: 'pg_stat_activity held', name: c.name, args: c.args, hold: holdActivityView })),
+    ...landed([spec('locks'), spec('diagnose'), { ...spec('terminate'), args: ['--blockers', '--dry-run'] }]).map((c) => ({
+      label: 'pg_locks held',
+      name: c.name,
+      args: c.args,
+      hold: (s: TestServer) => holdLock(s),
+    })),
+  ];
 
-  test.each(readsLocks.map((c) => [c.name, c.args] as const))('%s: its lock_timeout (55P03): exit 3, one line naming lock_timeout', async (name, args) => {
+  test.each(holds.map((h) => [h.name, h.label, h] as const))('%s (%s): its lock_timeout (55P03): exit 3, one line naming lock_timeout', async (name, _label, h) => {
     const s = server();
     const chain = await lockChain(s, { app: 'rel-chain' }, 1);
-    const lock = await holdLock(s);
+    const lock = await h.hold(s);
     try {
-      const r = await runCli([name, ...args, '-d', s.url()]);
+      const r = await runCli([name, ...h.args, '-d', s.url()]);
       expectOneClearFailure(r, 3, /lock_timeout/);
-      const j = await runCli([name, ...args, '-d', s.url(), '--json']);
+      const j = await runCli([name, ...h.args, '-d', s.url(), '--json']);
       expect(JSON.stringify(expectJsonFailure(j, 3))).toMatch(/lock_timeout/);
     } finally {
       await lock.release();
@@ -116,12 +124,12 @@ describe('dbdoctor runs into its own timeouts', () => {
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
   });
 
-  test.each(readsLocks.map((c) => [c.name, c.args] as const))('%s: its statement_timeout (57014) before its lock_timeout: exit 3, one line naming statement_timeout', async (name, args) => {
+  test.each(holds.map((h) => [h.name, h.label, h] as const))('%s (%s): its statement_timeout (57014) before its lock_timeout: exit 3, one line naming statement_timeout', async (name, _label, h) => {
     const s = server();
     const chain = await lockChain(s, { app: 'rel-chain' }, 1);
-    const lock = await holdLock(s);
+    const lock = await h.hold(s);
     try {
-      const r = await runCli([name, ...args, '-d', s.url(), '--statement-timeout', '200ms']);
+      const r = await runCli([name, ...h.args, '-d', s.url(), '--statement-timeout', '200ms']);
       expectOneClearFailure(r, 3, /statement_timeout \(200 ms\)/);
     } finally {
       await lock.release();
@@ -134,18 +142,19 @@ describe('dbdoctor runs into its own timeouts', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('immediate shutdown while a command runs', () => {
-  const cases = landed([spec('locks'), spec('diagnose'), { ...spec('terminate'), args: ['--blockers', '--yes', '--max', '5'] }]);
+  // diagnose, locks and terminate (the issue's three), and every other command too
+  const cases = connecting.map((c) => [c.name, c.name === 'terminate' ? ['--blockers', '--yes', '--max', '5'] : c.args] as const);
 
-  test.each(cases.map((c) => [c.name, c.args] as const))('%s: the stop lands mid-statement; exit 2, one line, the process ends', async (name, args) => {
+  test.each(cases)('%s: the stop lands mid-statement; exit 2, one line, the process ends', async (name, args) => {
     const s = await startTestServer({ settings: { max_connections: 30 } });
     const state = mkdtempSync(join(tmpdir(), 'dbdoctor-rel-'));
     try {
-      const lock = await holdLock(s);
+      const lock = await holdActivityView(s);
       const obs = await observer(s);
-      // lock_timeout is 1 s: dbdoctor waits on pg_locks at most that long, and the stop lands inside it
+      // lock_timeout is 1 s: dbdoctor waits on pg_stat_activity at most that long, and the stop lands inside it
       const run = startCli([name, ...args, '-d', s.url()], { timeoutMs: 30_000, env: { XDG_STATE_HOME: state } });
       const waiting = await waitForDbdoctor(obs, (b) => b.wait_event_type === 'Lock', 10_000);
-      expect(waiting.query).toMatch(/pg_locks/);
+      expect(waiting.query).toMatch(/pg_stat_activity/);
       await s.embedded!.stop('immediate');
       const r = await run.done;
       expect(r.signal).toBeNull();
@@ -187,6 +196,7 @@ describe('the network goes silent mid-session (connected, then nothing more arri
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
   });
 });
+
 
 // ---------------------------------------------------------------------------------------------
 

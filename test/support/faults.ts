@@ -112,7 +112,8 @@ export async function waitForDbdoctor(obs: pg.Client, ok: (b: DbdoctorBackend) =
   while (Date.now() < deadline) {
     last = (
       await obs.query<DbdoctorBackend>(
-        `SELECT pid, state, wait_event_type, wait_event, query FROM pg_stat_activity WHERE application_name = 'dbdoctor' AND backend_type = 'client backend'`,
+        // the function, not the view: a test may hold the pg_stat_activity view locked
+        `SELECT pid, state, wait_event_type, wait_event, query FROM pg_stat_get_activity(NULL) WHERE application_name = 'dbdoctor' AND backend_type = 'client backend'`,
       )
     ).rows;
     const hit = last.find(ok);
@@ -150,6 +151,27 @@ export async function holdLock(s: TestServer, relation = 'pg_catalog.pg_locks', 
   const c = await s.client({ application_name: 'reliability-lock-holder' });
   await c.query('BEGIN');
   await c.query(`LOCK TABLE ${relation} IN ${mode} MODE`);
+  const pid = (c as unknown as { processID: number }).processID;
+  return {
+    pid,
+    async release() {
+      await c.query('ROLLBACK').catch(() => undefined);
+      await Promise.race([c.end().catch(() => undefined), sleep(3000)]);
+    },
+  };
+}
+
+/**
+ * Holds pg_stat_activity, which every command reads, ACCESS EXCLUSIVE in an open transaction,
+ * without blocking new connections: `ALTER VIEW ... OWNER TO` its current owner changes nothing
+ * (and is rolled back) but locks the view itself only. LOCK TABLE on a view would also lock the
+ * tables under it (pg_database, pg_authid), which every new connection reads.
+ */
+export async function holdActivityView(s: TestServer): Promise<HeldLock> {
+  const c = await s.client({ application_name: 'reliability-lock-holder' });
+  await c.query('BEGIN');
+  const [owner] = (await c.query<{ o: string }>(`SELECT pg_get_userbyid(relowner)::text AS o FROM pg_class WHERE oid = 'pg_catalog.pg_stat_activity'::regclass`)).rows;
+  await c.query(`ALTER VIEW pg_catalog.pg_stat_activity OWNER TO "${owner!.o.replace(/"/g, '""')}"`);
   const pid = (c as unknown as { processID: number }).processID;
   return {
     pid,
