@@ -10,6 +10,7 @@ import { buildBlockingReport, type BlockNode } from '../../src/core/blocking.js'
 import { formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/core/duration.js';
 import { UsageError } from '../../src/core/errors.js';
 import { normalizeStatement } from '../../src/core/normalize.js';
+import { emptyFilters, type Fingerprint, planTermination, TERMINABLE_STATES, type TerminateFilters } from '../../src/core/terminate.js';
 import { oneLine, sanitize } from '../../src/render/sanitize.js';
 
 const RUNS = { numRuns: 400 };
@@ -503,5 +504,166 @@ describe('buildBlockingReport over random lock graphs', () => {
     expect(report.roots).toHaveLength(1);
     expect(report.roots[0]!.all).toHaveLength(149_999);
     expect(report.roots[0]!.longest_wait_ms).toBe(150_000);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The termination plan
+
+const BACKEND_TYPES = ['client backend', 'client backend', 'client backend', 'autovacuum worker', 'walsender', 'background worker', 'parallel worker', 'checkpointer', null];
+const PLAN_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled', 'starting', null];
+
+const planInputArb = fc
+  .record({
+    pids: fc.uniqueArray(fc.integer({ min: 100, max: 160 }), { minLength: 1, maxLength: 30 }),
+    seed: fc.array(
+      fc.record({
+        type: fc.constantFrom(...BACKEND_TYPES),
+        leader: fc.option(fc.nat(), { nil: null }),
+        superuser: fc.constantFrom(true, false, null),
+        state: fc.constantFrom(...PLAN_STATES),
+        hidden: fc.boolean(),
+        db: fc.constantFrom('app', 'other', null),
+        user: fc.constantFrom('u1', 'u2', null),
+        app: fc.constantFrom('worker', 'worker-2', 'api', '', 'w?rker', 'dbdoctor'),
+        age: fc.option(fc.integer({ min: 0, max: 3_600_000 }), { nil: null }),
+        fp: fc.constantFrom('same', 'same', 'same', 'reused', 'missing', 'moved'),
+        query: fc.constantFrom('SELECT 1', 'LISTEN jobs', 'UPDATE t SET v = 1', '<insufficient privilege>'),
+      }),
+      { minLength: 30, maxLength: 30 },
+    ),
+    self: fc.option(fc.nat(), { nil: null }),
+    states: fc.subarray([...TERMINABLE_STATES]),
+    olderThan: fc.option(fc.integer({ min: 0, max: 3_600_000 }), { nil: null }),
+    apps: fc.subarray(['worker*', 'api', 'w?rker', '*']),
+    users: fc.subarray(['u1', 'u2']),
+    dbs: fc.subarray(['app', 'other']),
+    pickPids: fc.boolean(),
+    blockers: fc.boolean(),
+    allDatabases: fc.boolean(),
+    includeSuperusers: fc.boolean(),
+    cancelFirst: fc.boolean(),
+  })
+  .map((x) => {
+    const rows = x.pids.map((pid, i) => {
+      const s = x.seed[i]!;
+      const leader = s.leader === null ? null : x.pids[s.leader % x.pids.length]!;
+      const hidden = s.hidden || s.query === '<insufficient privilege>';
+      return row(pid, {
+        backend_type: s.type,
+        leader_pid: s.type === 'parallel worker' ? leader : s.leader !== null && s.leader % 5 === 0 ? pid : null,
+        superuser: s.superuser,
+        state: hidden ? null : s.state,
+        query: hidden ? '<insufficient privilege>' : s.query,
+        datname: s.db,
+        usename: s.user,
+        application_name: s.app,
+        backend_start: hidden ? null : `2024-01-01 00:00:${String(pid % 60).padStart(2, '0')}.123456+00`,
+        state_age_ms: hidden ? null : s.age,
+        query_age_ms: hidden ? null : s.age,
+        is_self: x.self !== null && x.self % x.pids.length === i,
+      });
+    });
+    const fingerprints: Fingerprint[] = rows.flatMap((r, i) => {
+      const kind = x.seed[i]!.fp;
+      if (kind === 'missing') return [];
+      return [
+        {
+          pid: r.pid,
+          backend_start: kind === 'reused' ? '2024-02-02 00:00:00.000001+00' : r.backend_start,
+          state: kind === 'moved' ? 'active' : r.state,
+          state_change: '2024-01-01 00:00:00+00',
+          xact_start: null,
+          query_start: null,
+        },
+      ];
+    });
+    const filters: TerminateFilters = {
+      ...emptyFilters(),
+      states: x.states,
+      older_than_ms: x.olderThan,
+      apps: x.apps,
+      users: x.users,
+      dbs: x.dbs,
+      pids: x.pickPids ? x.pids.filter((_, i) => i % 3 === 0) : [],
+      blockers: x.blockers,
+    };
+    const snapshot: ActivitySnapshot = { server_version_num: 180000, taken_at: '', database: 'app', rows, prepared: [] };
+    return { snapshot, fingerprints, opts: { filters, allDatabases: x.allDatabases, includeSuperusers: x.includeSuperusers, cancelFirst: x.cancelFirst } };
+  });
+
+describe('planTermination over random sessions', () => {
+  test('never plans dbdoctor itself, a non-client backend, a parallel worker, a hidden session, or a superuser unless allowed', () => {
+    fc.assert(
+      fc.property(planInputArb, ({ snapshot, fingerprints, opts }) => {
+        const plan = planTermination(snapshot, fingerprints, opts);
+        const byPid = new Map(snapshot.rows.map((r) => [r.pid, r]));
+        expect(new Set(plan.planned.map((p) => p.pid)).size).toBe(plan.planned.length);
+        for (const p of plan.planned) {
+          const r = byPid.get(p.pid)!;
+          expect(r.is_self).toBe(false);
+          expect(r.backend_type === 'client backend' || r.backend_type === null).toBe(true);
+          expect(r.leader_pid === null || r.leader_pid === r.pid).toBe(true);
+          expect(r.query).not.toBe('<insufficient privilege>');
+          expect(r.state).not.toBeNull();
+          if (!opts.includeSuperusers) expect(r.superuser).not.toBe(true);
+          if (!opts.allDatabases) expect(r.datname).toBe(snapshot.database);
+          // the identity it will re-check is the one it saw
+          const fp = fingerprints.find((f) => f.pid === p.pid);
+          expect(fp?.backend_start).toBe(r.backend_start);
+          expect(p.backend_start).toBe(r.backend_start);
+        }
+      }),
+      { numRuns: 800 },
+    );
+  });
+
+  test('everything planned matches every filter given', () => {
+    fc.assert(
+      fc.property(planInputArb, ({ snapshot, fingerprints, opts }) => {
+        const f = opts.filters;
+        const plan = planTermination(snapshot, fingerprints, opts);
+        const byPid = new Map(snapshot.rows.map((r) => [r.pid, r]));
+        for (const p of plan.planned) {
+          const r = byPid.get(p.pid)!;
+          if (f.states.length) expect(f.states).toContain(r.state);
+          if (f.users.length) expect(f.users).toContain(r.usename);
+          if (f.dbs.length) expect(f.dbs).toContain(r.datname);
+          if (f.pids.length) expect(f.pids).toContain(r.pid);
+          if (f.older_than_ms !== null) expect(r.state_age_ms ?? -1).toBeGreaterThanOrEqual(f.older_than_ms);
+          if (f.apps.length) {
+            const globs = f.apps.map((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's'));
+            expect(globs.some((g) => g.test(r.application_name))).toBe(true);
+          }
+          if (f.blockers) expect(p.blocks).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 800 },
+    );
+  });
+
+  test('a session the filters pick is either planned or listed as excluded with a reason, never silently dropped', () => {
+    fc.assert(
+      fc.property(planInputArb, ({ snapshot, fingerprints, opts }) => {
+        const f = opts.filters;
+        const plan = planTermination(snapshot, fingerprints, opts);
+        const accounted = new Set([...plan.planned.map((p) => p.pid), ...plan.excluded.map((e) => e.pid)]);
+        for (const r of snapshot.rows) {
+          // what any role can see of a session, and nothing else selects
+          if (f.states.length || f.older_than_ms !== null || f.blockers) continue;
+          // a hidden row with no type and no role or database is a background process, not a session
+          const hidden = r.query === '<insufficient privilege>' || r.state === null;
+          if (hidden && r.backend_type === null && (r.usename === null || r.datname === null)) continue;
+          const picked =
+            (!f.pids.length || f.pids.includes(r.pid)) &&
+            (!f.users.length || (r.usename !== null && f.users.includes(r.usename))) &&
+            (!f.dbs.length || (r.datname !== null && f.dbs.includes(r.datname))) &&
+            (!f.apps.length || f.apps.some((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's').test(r.application_name)));
+          if (picked) expect(accounted.has(r.pid)).toBe(true);
+        }
+        for (const e of plan.excluded) expect(e.detail.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 800 },
+    );
   });
 });
