@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDuration } from '../core/duration.js';
+import { MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
 import { UsageError } from '../core/errors.js';
 import type { ExitCodeValue } from '../core/exit-codes.js';
 import type { ConnectionFlags, Target } from '../core/target.js';
@@ -57,6 +57,8 @@ export function sessionOptions(opts: ConnectionCliOptions, ctx: CommandContext):
   if (opts.statementTimeout !== undefined) {
     const ms = parseDuration(opts.statementTimeout, '--statement-timeout');
     if (ms < 100) throw new UsageError('--statement-timeout must be at least 100ms', 'for example --statement-timeout 15s');
+    // PostgreSQL's statement_timeout (and Node's timers) stop at 2^31-1 ms
+    if (ms > MAX_TIMEOUT_MS) throw new UsageError('--statement-timeout must be at most 24d', 'for example --statement-timeout 15s');
     out.statementTimeoutMs = ms;
   }
   return out;

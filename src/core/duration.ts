@@ -13,6 +13,12 @@ const UNIT_MS: Record<string, number> = {
 export const MAX_DURATION_MS = 365 * UNIT_MS.d!;
 
 /**
+ * The longest timeout dbdoctor can keep (about 24.8 days): Node's timers and PostgreSQL's
+ * statement_timeout and lock_timeout are 32-bit signed milliseconds. A longer timer fires at once.
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
  * Parses a duration such as `500ms`, `30s`, `5m`, `1h30m`, `1h 30m` or `2d` into milliseconds. A bare
  * number means seconds. Throws a UsageError for anything else (negative, empty, exponent, unknown
  * unit, over a year).

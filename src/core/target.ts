@@ -1,5 +1,5 @@
 import { type ConnParams, parseDbnameArg, parseUrl } from './conninfo.js';
-import { parseDuration } from './duration.js';
+import { MAX_TIMEOUT_MS, parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
@@ -118,6 +118,8 @@ export function resolveTarget(inputs: TargetInputs): Target {
     if (secs > 0) connectTimeoutMs = Math.max(2, secs) * 1000;
   }
   if (connectTimeoutMs <= 0) throw new UsageError('--connect-timeout must be more than 0', 'for example --connect-timeout 5s');
+  // A longer timer would fire at once (Node's timers are 32-bit): it would report a timeout at once.
+  if (connectTimeoutMs > MAX_TIMEOUT_MS) throw new UsageError('the connect timeout must be at most 24d', 'for example --connect-timeout 5s');
 
   return {
     host: merged.host ?? 'localhost',

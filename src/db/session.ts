@@ -11,6 +11,7 @@ import { connect as netConnect } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import { classifyConnectError, type ConnectFailure, type RawError } from '../core/classify.js';
+import { MAX_TIMEOUT_MS } from '../core/duration.js';
 import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import type { Target } from '../core/target.js';
@@ -217,7 +218,8 @@ function destroySocket(client: Client): void {
  * timeout and no TCP keepalive notices.
  */
 export function answerDeadlineMs(statementTimeoutMs: number): number {
-  return statementTimeoutMs + Math.max(2000, Math.round(statementTimeoutMs / 2));
+  // never past what a Node timer can hold (a longer one fires at once)
+  return Math.min(MAX_TIMEOUT_MS, statementTimeoutMs + Math.max(2000, Math.round(statementTimeoutMs / 2)));
 }
 
 async function connectOnce(
@@ -378,7 +380,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     setup = await multi<{ pid?: number; v?: number }>(
       `SET statement_timeout = ${Math.round(statementTimeoutMs)};` +
         ` SET lock_timeout = ${Math.round(lockTimeoutMs)};` +
-        ` SET idle_in_transaction_session_timeout = ${Math.round(Math.max(statementTimeoutMs, 5000) * 2)};` +
+        ` SET idle_in_transaction_session_timeout = ${Math.min(MAX_TIMEOUT_MS, Math.round(Math.max(statementTimeoutMs, 5000) * 2))};` +
         ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v`,
     );
   } catch (err) {

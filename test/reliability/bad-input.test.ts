@@ -70,11 +70,14 @@ function badValues(f: Flag): string[] | undefined {
     case '--format':
       return ['xml', '', 'NAGIOS2'];
     case '--by':
-      return ['nope', '', 'app,,', 'app,bogus'];
+      return ['nope', '', 'app,bogus'];
     case '--statement-timeout':
-      return [...BAD_DURATIONS, '50ms', '0'];
+      // past 2^31-1 ms PostgreSQL refuses it and a Node timer fires at once
+      return [...BAD_DURATIONS, '50ms', '0', '25d', '30d'];
     case '--connect-timeout':
-      return [...BAD_DURATIONS, '0'];
+      return [...BAD_DURATIONS, '0', '25d'];
+    case '--grace':
+      return [...BAD_DURATIONS, '25d'];
     case '--max':
       return ['0', '-1', 'abc', '1.5', '', '1000000', '1e3'];
     default:
@@ -101,6 +104,7 @@ function badValues(f: Flag): string[] | undefined {
 }
 
 let closedPort = 0;
+const CLOSED_PORT = '{closed-port}';
 let silent: FakePeer;
 beforeAll(async () => {
   closedPort = await freePort();
@@ -114,7 +118,8 @@ afterAll(async () => {
 /** Where a command is pointed, unless the row is about the target itself. */
 function target(flag: string | null): string[] {
   if (flag === '--host' || flag === '--port' || flag === '--dbname' || flag === '--service') return ['-U', 'postgres'];
-  return ['-h', '127.0.0.1', '-p', String(closedPort), '-U', 'postgres'];
+  // the rows are built when the file loads, before beforeAll picks the port: a placeholder
+  return ['-h', '127.0.0.1', '-p', CLOSED_PORT, '-U', 'postgres'];
 }
 
 function expectUsageError(r: CliResult, label: string, json = false): void {
@@ -151,7 +156,9 @@ function rowsFor(command: string, kind: string): Row[] {
     const values = badValues(f);
     if (!values) continue;
     for (const v of values) {
-      rows.push({ label: `${command} ${f.long} ${JSON.stringify(v)}`, args: [command, ...base, ...(connects ? target(f.long) : []), `${f.long}`, v] });
+      // --grace is checked only with --cancel-first (alone it is a conflict, not a bad value)
+      const needs = f.long === '--grace' ? ['--cancel-first'] : [];
+      rows.push({ label: `${command} ${f.long} ${JSON.stringify(v)}`, args: [command, ...base, ...needs, ...(connects ? target(f.long) : []), `${f.long}`, v] });
     }
   }
   // unknown flags, a missing argument, a stray argument
@@ -168,6 +175,7 @@ function rowsFor(command: string, kind: string): Row[] {
       ['PGPORT', '0'],
       ['PGSSLMODE', 'bogus'],
       ['PGCONNECT_TIMEOUT', 'soon'],
+      ['PGCONNECT_TIMEOUT', '99999999'],
       ['DATABASE_URL', 'postgres://u@127.0.0.1:abc/db'],
       ['PGSERVICE', 'no-such-service'],
     ] as const) {
@@ -186,6 +194,11 @@ const CONFLICTS: Row[] = [
   { label: 'terminate --grace without --cancel-first', args: ['terminate', '--app', 'x', '--grace', '5s'] },
   { label: 'terminate --query ""', args: ['terminate', '--query', ''] },
   { label: 'terminate --pid "" only', args: ['terminate', '--pid', ''] },
+  // an empty value from an unset shell variable must not silently widen a destructive selection
+  { label: 'terminate --app x --user ""', args: ['terminate', '--app', 'x', '--user', ''] },
+  { label: 'terminate --app x --db ""', args: ['terminate', '--app', 'x', '--db', ''] },
+  { label: 'terminate --app x --state ""', args: ['terminate', '--app', 'x', '--state', ''] },
+  { label: 'terminate --app x --client ""', args: ['terminate', '--app', 'x', '--client', ''] },
   { label: 'runbook with an unknown id', args: ['runbook', 'no-such-runbook'] },
   { label: 'runbook with two ids', args: ['runbook', 'leaks', 'settings'] },
   { label: 'an unknown command', args: ['no-such-command'] },
@@ -203,7 +216,11 @@ describe('bad input is a usage error (exit 64, one line, no stack trace, no conn
   });
 
   test.concurrent.each(table.map((r) => [r.label, r] as const))('%s', async (label, row) => {
-    const r = await runCli(row.args, { env: row.env ?? {}, timeoutMs: 20_000 });
+    expect(closedPort).toBeGreaterThan(0);
+    const r = await runCli(
+      row.args.map((a) => (a === CLOSED_PORT ? String(closedPort) : a)),
+      { env: row.env ?? {}, timeoutMs: 20_000 },
+    );
     expectUsageError(r, label);
   });
 

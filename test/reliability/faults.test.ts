@@ -139,6 +139,17 @@ describe('dbdoctor runs into its own timeouts', () => {
   });
 });
 
+describe('the longest timeouts still work (32-bit timers)', () => {
+  const server = useServer({ settings: { max_connections: 30 } });
+  test.each(names)('%s --statement-timeout 20d --connect-timeout 20d: runs normally, no timer fires at once', async (name) => {
+    const s = server();
+    const r = await runCli([name, ...argsOf(name), '-d', s.url(), '--statement-timeout', '20d', '--connect-timeout', '20d']);
+    expectNoStack(r);
+    expect([0, 1]).toContain(r.exitCode);
+    expect(r.stderr).not.toMatch(/TimeoutOverflowWarning|no answer/);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 
 describe('immediate shutdown while a command runs', () => {
