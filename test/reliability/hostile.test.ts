@@ -94,7 +94,10 @@ describe('hostile text prints inert in every human view', () => {
     const s = server();
     const r = await runCli([...argsFor(name, variant), '-d', s.url()], { env: { COLUMNS: '80' } });
     expectNoStack(r);
-    expect([0, 1, 2, 3]).toContain(r.exitCode);
+    expect([0, 1, 2]).toContain(r.exitCode);
+    // it ran and showed the incident (a failure would pass the inertness checks vacuously)
+    expect(r.stderr).not.toMatch(/^dbdoctor: /m);
+    if (name !== 'check' && !variant.includes('nagios')) expect(r.stdout).toMatch(/rel-hostile|MARK|rEVIL/);
     expectInert(r.stdout, `${name} stdout`);
     expectInert(r.stderr, `${name} stderr`);
     expect(r.stdout).not.toContain('PWNED-TITLE');

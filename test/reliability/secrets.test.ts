@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { freePort } from '../../src/db/embedded.js';
-import { runCli } from '../support/cli.js';
+import { parseJson, runCli } from '../support/cli.js';
 import { COMMANDS, CONNECTING, landed } from '../support/commands.js';
 import { fakePeer, type FakePeer, holdActivityView } from '../support/faults.js';
 import { dbdoctorSessionsLeft, idleInTransaction, type Incident } from '../support/incidents.js';
@@ -90,6 +90,8 @@ describe('on success', () => {
       expect([0, 1, 2, 3]).toContain(r.exitCode);
       // it did connect (a failure here would make this a test of the failure path)
       expect(r.stdout + r.stderr).not.toMatch(/password authentication failed|no password/i);
+      expect({ how, stderr: r.stderr }).toMatchObject({ stderr: expect.not.stringMatching(/^dbdoctor: /m) });
+      if (json) expect((parseJson<{ report: { connected?: boolean } }>(r).report.connected ?? true)).toBe(true);
       expectNoSecret([r.stdout, r.stderr], `${name} via ${how}`);
     }
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
