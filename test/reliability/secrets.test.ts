@@ -11,7 +11,7 @@ import { freePort } from '../../src/db/embedded.js';
 import { parseJson, runCli } from '../support/cli.js';
 import { COMMANDS, CONNECTING, landed } from '../support/commands.js';
 import { fakePeer, type FakePeer, holdActivityView } from '../support/faults.js';
-import { dbdoctorSessionsLeft, idleInTransaction, type Incident } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, idleInTransaction, type Incident, waitForState } from '../support/incidents.js';
 import { expectNoStack } from '../support/reliability.js';
 import { useServer } from '../support/server.js';
 
@@ -22,7 +22,8 @@ const ROLE = 'rel_secret';
 
 /** Every form the password could leak in. */
 function forms(pw: string): string[] {
-  return [pw, encodeURIComponent(pw), encodeURI(pw), pw.replace(/'/g, "\\'"), JSON.stringify(pw).slice(1, -1), pw.slice(0, 12)];
+  // the distinctive start of each password ('Rel-S3cret', 'Rel-Wr0ng-') catches every encoding of it
+  return [pw, encodeURIComponent(pw), encodeURI(pw), pw.replace(/'/g, "\\'"), JSON.stringify(pw).slice(1, -1), pw.slice(0, 10)];
 }
 
 function expectNoSecret(texts: string[], where: string): void {
@@ -48,8 +49,8 @@ beforeAll(async () => {
   closedPort = await freePort();
   peer = await fakePeer({ reply: 'HTTP/1.1 400 Bad Request\r\n\r\n', on: 'data', close: true });
   await s.sql(`CREATE ROLE ${ROLE} LOGIN SUPERUSER PASSWORD '${SECRET.replace(/'/g, "''")}'`);
-  // something to report and to terminate, and a statement that itself carries a password
-  incidents.push(await idleInTransaction(s, 2, { app: 'rel-secret-iit', user: 'app_user' }, `SELECT 'postgres://someone:${encodeURIComponent(SECRET).replace(/'/g, "''")}@db/x' AS url`));
+  // something to report and to terminate
+  incidents.push(await idleInTransaction(s, 2, { app: 'rel-secret-iit', user: 'app_user' }));
 }, 60_000);
 afterAll(async () => {
   await peer?.close();
@@ -101,7 +102,8 @@ describe('on success', () => {
     if (!commands.some((c) => c.name === 'terminate')) return;
     const s = server();
     const victims = await idleInTransaction(s, 1, { app: 'rel-secret-victim', user: 'app_user' }, `ALTER ROLE app_user PASSWORD '${SECRET.replace(/'/g, "''")}'`);
-    incidents.push(victims);
+    const urls = await idleInTransaction(s, 1, { app: 'rel-secret-victim2', user: 'app_user' }, `SELECT 'postgres://someone:${encodeURIComponent(SECRET).replace(/'/g, "''")}@db/x' AS url`);
+    incidents.push(victims, urls);
     const audit = join(dir, 'audit.jsonl');
     for (const [how, args, env] of ways('127.0.0.1', s.port).slice(0, 3)) {
       const r = await runCli(['terminate', '--app', 'rel-secret-*', '--yes', '--json', '--lock-file', join(dir, 'lock'), '--audit-log', audit, ...args], { env });
@@ -158,6 +160,53 @@ describe('on failure', () => {
       expectNoSecret([r.stdout, r.stderr], `${name} lock_timeout`);
     } finally {
       await hold.release();
+    }
+  });
+});
+
+describe("passwords inside other clients' statements", () => {
+  const OTHER = 'Rel-0ther-pw-Q7';
+  const statements = [
+    `SELECT 'postgres://someone:${OTHER}@db.example/app' AS url`,
+    `SELECT 'host=db.example user=x password=${OTHER} dbname=app' AS conninfo`,
+    `ALTER ROLE app_user PASSWORD '${OTHER}'`,
+  ];
+  /** Every view that shows statement text, as an operator runs it. */
+  const views = [
+    ['connections', '--list'],
+    ['queries', '--min-duration', '0s'],
+    ['queries', '--min-duration', '0s', '--group'],
+    ['locks'],
+    ['diagnose', '--idle-in-transaction', '0s'],
+    ['terminate', '--app', 'rel-secret-stmt-*', '--dry-run'],
+  ].filter((v) => commands.some((c) => c.name === v[0]));
+
+  test.each(views.flatMap((v) => [[v.join(' '), false, v], [v.join(' '), true, v]] as const))('%s (json: %s): masked', async (_label, json, view) => {
+    const s = server();
+    const held: Incident[] = [];
+    try {
+      for (const [i, sql] of statements.entries()) held.push(await idleInTransaction(s, 1, { app: `rel-secret-stmt-${i}`, user: 'app_user' }, sql));
+      // the ALTER ROLE holds app_user's pg_authid row: a second one waits on it, so locks shows the first
+      const waiter = await s.client({ application_name: 'rel-secret-stmt-waiter' });
+      const waiting = waiter.query(`ALTER ROLE app_user PASSWORD '${OTHER}'`).catch(() => undefined);
+      await waitForState(s, [(waiter as unknown as { processID: number }).processID], 'active', 'Lock');
+      held.push({
+        pids: [],
+        clients: [waiter],
+        async release() {
+          await s.sql('SELECT pg_cancel_backend($1)', [(waiter as unknown as { processID: number }).processID]);
+          await waiting;
+          await waiter.end().catch(() => undefined);
+        },
+      });
+      const r = await runCli([...view, ...(json ? ['--json'] : []), '-d', s.url()], { env: { COLUMNS: '200' } });
+      expectNoStack(r);
+      // the sessions are shown (so the check is not vacuous) ...
+      expect(r.stdout).toMatch(/rel-secret-stmt|db\.example|ALTER ROLE/);
+      // ... and the password in their statements is not
+      expect({ view: view.join(' '), leaked: (r.stdout + r.stderr).match(/.{0,40}Rel-0ther.{0,5}/g) }).toEqual({ view: view.join(' '), leaked: null });
+    } finally {
+      for (const h of held.reverse()) await h.release();
     }
   });
 });
