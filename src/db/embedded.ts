@@ -136,6 +136,17 @@ export function findPgBinaries(major: number = majorFromEnv()): PgBinaries | und
   return undefined;
 }
 
+/**
+ * The binaries a server of this major would run from, reachable by the OS user it runs as, and
+ * that user (undefined when not root). For test helpers that start servers of their own.
+ */
+export function serverBinaries(major: number = majorFromEnv()): { bins: PgBinaries; runAs: RunAs | undefined } | undefined {
+  const found = findPgBinaries(major);
+  if (!found) return undefined;
+  const as = runAs();
+  return { bins: accessibleBinaries(found, as), runAs: as };
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -149,7 +160,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-interface RunAs {
+export interface RunAs {
   uid: number;
   gid: number;
 }

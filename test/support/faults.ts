@@ -4,14 +4,14 @@
  * dbdoctor's session from the outside, and a hot standby built with the low-level base backup.
  * Everything here is bounded in time, and everything it starts has a stop.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, closeSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import pg from 'pg';
-import { findPgBinaries, freePort } from '../../src/db/embedded.js';
+import { freePort, serverBinaries } from '../../src/db/embedded.js';
 import { BIN, type CliResult, cleanEnv } from './cli.js';
 import { ROLE_PASSWORD, type TestServer } from './server.js';
 
@@ -239,14 +239,6 @@ export interface Standby {
   stop(): Promise<void>;
 }
 
-function runAsNobody(): { uid: number; gid: number } | undefined {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
-  return {
-    uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()),
-    gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()),
-  };
-}
-
 function chownTree(path: string, as: { uid: number; gid: number }): void {
   chownSync(path, as.uid, as.gid);
   if (statSync(path).isDirectory()) for (const e of readdirSync(path)) chownTree(join(path, e), as);
@@ -261,9 +253,10 @@ function chownTree(path: string, as: { uid: number; gid: number }): void {
  */
 export async function startStandby(primary: TestServer, settings: Record<string, string | number> = {}): Promise<Standby> {
   if (!primary.embedded) throw new Error('startStandby needs an embedded primary');
-  const bins = findPgBinaries(primary.major);
-  if (!bins) throw new Error(`no PostgreSQL ${primary.major} binaries`);
-  const as = runAsNobody();
+  // Binaries the server's OS user can reach (copied to a shared cache when the clone is private).
+  const found = serverBinaries(primary.major);
+  if (!found) throw new Error(`no PostgreSQL ${primary.major} binaries`);
+  const { bins, runAs: as } = found;
   const srcData = join(primary.embedded.dir, 'data');
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-standby-'));
   const data = join(dir, 'data');
