@@ -172,6 +172,11 @@ describe('an incident among another role\'s sessions (idle in transaction, a loc
     incidents.push(theirs, su);
     try {
       const ops = s.url({ user: 'rel_ops', password: ROLE_PASSWORD });
+      // without --include-superusers even a superuser's run leaves a superuser's session out, saying why
+      const asSu = await runCli(['terminate', '--app', 'rel-priv-mixed', '--dry-run', '--json', '-d', s.url()]);
+      const dry = parseJson<{ report: { planned: Array<{ pid: number }>; excluded: Array<{ pid: number; reason: string }> } }>(asSu).report;
+      expect(dry.planned.map((p) => p.pid)).toEqual(theirs.pids);
+      expect(dry.excluded.find((e) => e.pid === su.pids[0])?.reason).toBe('superuser');
       const r = await runCli(['terminate', '--app', 'rel-priv-mixed', '--include-superusers', '--yes', '--json', '-d', ops, '--lock-file', join(state, 'lock'), '--audit-log', join(state, 'audit.jsonl')]);
       expectNoStack(r);
       const results = parseJson<{ report: { results: Array<{ pid: number; outcome: string }> } }>(r).report.results;
