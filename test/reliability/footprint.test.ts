@@ -116,3 +116,31 @@ describe('no lock beyond what reading the statistics views takes', () => {
   });
 });
 
+describe('Ctrl-C while a statement runs: the second connection is only the cancel', () => {
+  test.each(landed(CONNECTING).map((c) => [c.name, c.name === 'terminate' ? ['--blockers', '--dry-run'] : c.args] as const))('%s: exit 130 at once, the statement cancelled, one session, nothing left', async (name, args) => {
+    const s = server();
+    const hold = await holdActivityView(s);
+    const obs = await observer(s);
+    try {
+      const { result: r, log } = await serverLogDuring(s, async () => {
+        // sslmode=disable: with prefer, node-postgres retries a server without SSL on a new socket
+        const run = startCli([name, ...args, '-d', `${s.url()}?sslmode=disable`, '--statement-timeout', '20s'], { env: { XDG_STATE_HOME: state } });
+        await waitForDbdoctor(obs, (x) => x.wait_event_type === 'Lock', 10_000);
+        run.child.kill('SIGINT');
+        return run.done;
+      });
+      expectNoStack(r);
+      expect(r.exitCode).toBe(130);
+      expect(r.stderr).toMatch(/interrupted/);
+      // one session, plus the CancelRequest's connection (received, never authorized)
+      expect(dbdoctorConnections(log)).toHaveLength(1);
+      const received = log.split('\n').filter((l) => /connection received: host=127\.0\.0\.1/.test(l)).length;
+      expect(received).toBe(2);
+      expect(log).toMatch(/canceling statement due to user request/);
+    } finally {
+      await hold.release();
+      await obs.end();
+    }
+    expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  });
+});
