@@ -19,6 +19,7 @@ import {
   stateOf,
 } from './activity.js';
 import { type Capacity, type CapacityThresholds, capacityOf, capacitySeverity, DEFAULT_CAPACITY_THRESHOLDS, worst } from './capacity.js';
+import { redactStatement } from './conninfo.js';
 import { UsageError } from './errors.js';
 import type { Severity } from './exit-codes.js';
 
@@ -73,7 +74,8 @@ export function sessionInfo(r: SessionRow, parallelWorkers = 0): SessionInfo {
     query_age_ms: round(r.query_age_ms),
     state_age_ms: round(r.state_age_ms),
     query_id: r.query_id,
-    query: visible ? r.query : null,
+    // secrets a statement carries (PASSWORD '...', URLs, conninfo) are masked in every view
+    query: visible && r.query !== null ? redactStatement(r.query) : null,
     parallel_workers: parallelWorkers,
   };
 }

@@ -132,3 +132,12 @@ export function redactSecrets(text: string): string {
     .replace(/(postgres(?:ql)?:\/\/[^:/?#@\s]*:)[^@\s]*@/gi, '$1***@')
     .replace(/(password\s*=\s*)('(?:\\.|[^'])*'|\S+)/gi, '$1***');
 }
+
+/**
+ * Statement text from other clients, with the secrets a statement can carry masked: passwords in
+ * URLs and conninfo strings, and `PASSWORD '...'` literals (CREATE/ALTER ROLE). Every view that
+ * shows a statement shows it through this.
+ */
+export function redactStatement(text: string): string {
+  return redactSecrets(text).replace(/(\bpassword\s+)(E?'(?:''|\\.|[^'])*'?|\$\$[\s\S]*?(?:\$\$|$))/gi, '$1***');
+}

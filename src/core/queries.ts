@@ -9,6 +9,7 @@ import { type ActivitySnapshot, clientSessions, isVisible, type SessionRow } fro
 import { filterSessions, parallelWorkersByLeader, type SessionFilter, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
 import type { Severity } from './exit-codes.js';
 import { normalizeStatement } from './normalize.js';
+import { redactStatement } from './conninfo.js';
 
 export interface QueryThresholds {
   /** Active queries running at least this long (now - query_start). */
@@ -136,7 +137,7 @@ export function statementGroups(rows: SessionRow[]): StatementGroup[] {
       applications: [...apps].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([a]) => a),
       oldest_ms: ages.length ? Math.round(Math.max(...ages)) : null,
       total_ms: Math.round(ages.reduce((a, b) => a + b, 0)),
-      example: oldest.query ?? '',
+      example: redactStatement(oldest.query ?? ''),
     });
   }
   return out.sort((a, b) => b.count - a.count || b.total_ms - a.total_ms || a.statement.localeCompare(b.statement));

@@ -15,7 +15,7 @@ import {
 } from './activity.js';
 import { buildBlockingReport } from './blocking.js';
 import { clientMatcher, clientOf as clientOrNull, globToRegExp, normalizeState as normalizeStateName } from './connections.js';
-import { redactSecrets } from './conninfo.js';
+import { redactStatement } from './conninfo.js';
 import { UsageError } from './errors.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 
@@ -220,7 +220,7 @@ export function ageOf(r: { state: string | null; state_age_ms: number | null; qu
 /** Query text with the secrets a statement can carry (URLs, conninfo, PASSWORD '...') masked. */
 export function redactQuery(text: string | null): string {
   if (text === null) return '';
-  return redactSecrets(text).replace(/(\bpassword\s+)(E?'(?:''|\\.|[^'])*'?|\$\$[\s\S]*?(?:\$\$|$))/gi, '$1***');
+  return redactStatement(text);
 }
 
 const EXCLUSION_TEXT: Record<ExclusionReason, string> = {
