@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../core/duration.js';
+import { MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
 import { InterruptedError, UsageError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import {
@@ -129,7 +129,13 @@ async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, after
   try {
     const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms });
     if (!r.ok) {
-      step = r.permissionDenied ? { outcome: 'permission_denied', detail: r.message } : { outcome: 'failed', detail: r.message };
+      step = r.permissionDenied
+        ? { outcome: 'permission_denied', detail: r.message }
+        : {
+            outcome: 'failed',
+            // dbdoctor's own session is gone: whatever the plan said no longer describes the server
+            detail: r.fatal ? `${r.message}; dbdoctor lost its session, so the plan is stale (the server restarted or went away since it was made): run terminate again for a new plan` : r.message,
+          };
       fatal = r.fatal;
     } else {
       step = afterCancel ? classifyAfterCancel(p, r.raw) : classifySignal(p, kind, r.raw);
@@ -307,17 +313,35 @@ interface TerminateCliOptions extends ConnectionCliOptions {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-const splitList = (values: string[] | undefined) => (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+/**
+ * Comma-separated values, trimmed. An empty one (an unset shell variable, a stray comma) is a
+ * usage error: dropping it would silently widen what a destructive command selects.
+ */
+const splitList = (values: string[] | undefined, flag: string) =>
+  (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .map((v) => {
+      if (v === '') throw new UsageError(`${flag} has an empty value`, 'an unset shell variable? give a value, or leave the flag out');
+      return v;
+    });
+
+/** A longer wait cannot be kept: Node's timers are 32-bit and fire at once past 2^31-1 ms. */
+function parseGrace(text: string): number {
+  const ms = parseDuration(text, '--grace');
+  if (ms > MAX_TIMEOUT_MS) throw new UsageError('--grace must be at most 24d', 'for example --grace 10s');
+  return ms;
+}
 
 /** Flags -> options. Every bad value is a UsageError here, before any lock or connection. */
 export function terminateOptionsFrom(opts: TerminateCliOptions, env: NodeJS.ProcessEnv, target: Target, session: SessionOptions): TerminateOptions {
   const filters = emptyFilters();
-  filters.states = [...new Set((opts.state ?? []).flatMap((s) => s.split(',')).filter((s) => s.trim() !== '').map(normalizeState))];
+  filters.states = [...new Set(splitList(opts.state, '--state').map(normalizeState))];
   if (opts.olderThan !== undefined) filters.older_than_ms = parseDuration(opts.olderThan, '--older-than');
   filters.apps = opts.app ?? [];
-  filters.users = splitList(opts.user);
-  filters.dbs = splitList(opts.db);
-  filters.clients = splitList(opts.client);
+  filters.users = splitList(opts.user, '--user');
+  filters.dbs = splitList(opts.db, '--db');
+  filters.clients = splitList(opts.client, '--client');
   validateClients(filters.clients);
   filters.pids = [...new Set((opts.pid ?? []).flatMap(parsePidList))];
   filters.blockers = Boolean(opts.blockers);
@@ -338,7 +362,7 @@ export function terminateOptionsFrom(opts: TerminateCliOptions, env: NodeJS.Proc
     yes: Boolean(opts.yes),
     max: opts.max !== undefined ? parseMax(opts.max) : DEFAULT_MAX,
     cancelFirst: Boolean(opts.cancelFirst),
-    graceMs: opts.grace !== undefined ? parseDuration(opts.grace, '--grace') : DEFAULT_GRACE_MS,
+    graceMs: opts.grace !== undefined ? parseGrace(opts.grace) : DEFAULT_GRACE_MS,
     lockFile: opts.lockFile ?? join(dir, 'terminate.lock'),
     auditLog: opts.auditLog ?? join(dir, 'audit.jsonl'),
   };
