@@ -553,7 +553,7 @@ export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmed
       const c = o.counts!;
       if (c.permission_denied) return "the role needs pg_signal_backend (or membership in the session's role); only a superuser may signal superuser sessions";
       if (c.changed) return 'changed sessions were left alone; look again (dbdoctor connections) and re-run if they still need to go';
-      if (c.failed) return 'see the detail per session; run with a longer --statement-timeout if it timed out';
+      if (c.failed) return 'see the detail per session: a timeout wants a longer --statement-timeout; a lost session or a restarted server means the plan is stale, so look again (dbdoctor connections) before re-running';
       if (c.not_attempted) return 'dbdoctor stopped before the rest (see the detail); look again and re-run';
       return null;
     }
