@@ -87,6 +87,9 @@ describe('gathering', () => {
   test('pg_stat_statements and sequential-scan tables', async () => {
     const s = server();
     for (let i = 0; i < 3; i++) await s.sql(`SELECT count(*) FROM files WHERE name LIKE '%ab%'`);
+    // Table statistics arrive asynchronously (PostgreSQL 14's stats collector lags up to ~0.5 s;
+    // 15+ flushes at most once a second): wait, bounded, until the scans are counted.
+    await waitFor(s, `SELECT coalesce(sum(seq_scan), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'files'`, [], (rows) => Number(rows[0]?.n) >= 3, 15_000);
     const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
     expect(facts.statements).toMatchObject({ pg_stat_statements: 'available', extension_schema: 'public' });
     expect(facts.statements!.by_total.length).toBeGreaterThan(0);
