@@ -9,7 +9,6 @@ import type { Target } from '../core/target.js';
 import { type ConfigFile, formatDefault, resolveThresholds, THRESHOLD_DEFS, type ThresholdKey, type Thresholds } from '../core/thresholds.js';
 import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
 import type { SessionOptions } from '../db/session.js';
-import { renderDiagnose, renderNagios } from '../render/diagnose.js';
 import { envelope, renderJson } from '../render/json.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
@@ -122,8 +121,11 @@ Examples:
     const read = () => runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });
     const report = format === 'text' ? await withReadProgress(ctx, target, 'activity, locks and settings', read) : await read();
     if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));
-    else if (format === 'nagios') ctx.output.out(renderNagios(report));
-    else ctx.output.out(renderDiagnose(report, ctx.output.style));
+    else {
+      // The human and nagios renderers (cli-table3 and friends) load only when they are used.
+      const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
+      ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style));
+    }
     ctx.exitCode = exitCodeForSeverity(report.verdict);
   });
 }
