@@ -3,26 +3,11 @@
  * Works on PostgreSQL 14-18; `reserved_connections` and `pg_use_reserved_connections` are 16+,
  * chosen from server_version_num. One round trip, one pg_stat_activity snapshot.
  */
+import type { CheckFacts } from '../../core/check.js';
 import type { Session } from '../session.js';
 
-export interface ServerFactsRow {
-  version: string;
-  server_version_num: number;
-  uptime_s: number;
-  in_recovery: boolean;
-  max_connections: number;
-  superuser_reserved: number;
-  reserved: number;
-  client_backends: number;
-  other_backends: number;
-  current_user: string;
-  current_database: string;
-  is_superuser: boolean;
-  can_read_all_stats: boolean;
-  can_signal_backend: boolean;
-  can_use_reserved: boolean;
-  has_monitor: boolean;
-}
+/** The row this module reads is exactly the facts `check` decides on (core/check.ts). */
+export type ServerFactsRow = CheckFacts;
 
 export interface LimitRow {
   kind: 'database' | 'role';
