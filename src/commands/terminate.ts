@@ -39,6 +39,7 @@ import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../r
 import { type AuditLog, openAuditLog } from '../ui/audit.js';
 import { acquireLock, type HeldLock, type LockDeps } from '../ui/lockfile.js';
 import { inquirerPrompter, type Prompter } from '../ui/prompts.js';
+import { createProgress, type Progress } from '../ui/progress.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
 
 export interface TerminateOptions {
@@ -73,6 +74,8 @@ export interface TerminateDeps {
   lock?: LockDeps;
   /** Opens the audit log (tests inject a failing one). */
   openAuditLog?: (path: string) => AuditLog;
+  /** A spinner while connecting and reading the plan (erased before the plan is shown). */
+  progress?: Pick<Progress, 'start' | 'stop'>;
 }
 
 function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -209,9 +212,21 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
   // A dry run acts on nothing, so it takes no lock; every other run takes it before connecting.
   const lock: HeldLock | null = o.dryRun ? null : acquireLock(o.lockFile, { ...(deps.pid !== undefined ? { pid: deps.pid } : {}), ...deps.lock });
   try {
-    const session = await openSession(o.target, o.session);
+    deps.progress?.start(`connecting to ${describeTarget(o.target)}, reading the sessions to plan`);
+    let session: Session;
+    let snap: Awaited<ReturnType<typeof readTerminateSnapshot>>;
     try {
-      const snap = await readTerminateSnapshot(session, { withLocks: o.filters.blockers });
+      session = await openSession(o.target, o.session);
+    } catch (err) {
+      deps.progress?.stop();
+      throw err;
+    }
+    try {
+      try {
+        snap = await readTerminateSnapshot(session, { withLocks: o.filters.blockers });
+      } finally {
+        deps.progress?.stop();
+      }
       const plan = planTermination(snap.activity, snap.fingerprints, {
         filters: o.filters,
         allDatabases: o.allDatabases,
@@ -418,6 +433,7 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
         },
         signal: ctx.signal,
         version: ctx.version,
+        progress: createProgress(output, ctx.json),
       });
       output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown, columns: output.columns }));
       for (const line of terminateNotices(report)) output.err(line);
