@@ -627,19 +627,11 @@ export interface AuditContext {
   filters: TerminateFilters;
 }
 
-export interface AuditIntent {
+/** One intent line: the run's context (every field of AuditContext) and the session to be signalled. */
+export interface AuditIntent extends AuditContext {
   ts: string;
   event: 'intent';
-  run_id: string;
   action: SignalKind;
-  os_user: string;
-  machine: string;
-  dbdoctor_pid: number;
-  dbdoctor_version: string;
-  host: string;
-  port: number;
-  database: string;
-  role: string;
   pid: number;
   backend_start: string;
   app: string;
@@ -650,7 +642,6 @@ export interface AuditIntent {
   age_ms: number | null;
   xact_age_ms: number | null;
   query: string;
-  filters: TerminateFilters;
 }
 
 export interface AuditOutcome {
