@@ -12,6 +12,7 @@ import { UsageError } from '../../src/core/errors.js';
 import { normalizeStatement } from '../../src/core/normalize.js';
 import { emptyFilters, type Fingerprint, planTermination, TERMINABLE_STATES, type TerminateFilters } from '../../src/core/terminate.js';
 import { oneLine, sanitize } from '../../src/render/sanitize.js';
+import { sessionRow } from '../support/session-row.js';
 
 const RUNS = { numRuns: 400 };
 
@@ -303,16 +304,10 @@ describe('sanitize / oneLine', () => {
 // The blocking tree
 
 function row(pid: number, over: Partial<SessionRow> = {}): SessionRow {
-  return {
+  return sessionRow({
     pid,
-    leader_pid: null,
-    backend_type: 'client backend',
-    datname: 'app',
-    usename: 'app_user',
-    superuser: false,
     application_name: 'app',
     client_addr: '10.0.0.1',
-    client_hostname: null,
     client_port: 5000,
     backend_start: '2024-01-01 00:00:00.000001+00',
     state: 'active',
@@ -322,14 +317,8 @@ function row(pid: number, over: Partial<SessionRow> = {}): SessionRow {
     xact_age_ms: 1000,
     query_age_ms: 1000,
     state_age_ms: 1000,
-    query_id: null,
-    query: 'SELECT 1',
-    blocked_by: null,
-    wait_lock: null,
-    holds_advisory: false,
-    is_self: false,
     ...over,
-  };
+  });
 }
 
 const STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled', 'starting', 'some future state', null];

@@ -1,34 +1,8 @@
 /** Recorded-style snapshots for the pure connections/locks/queries functions. */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from '../../src/core/activity.js';
+import { sessionRow } from '../support/session-row.js';
 
-export function row(over: Partial<SessionRow> & { pid: number }): SessionRow {
-  return {
-    leader_pid: null,
-    backend_type: 'client backend',
-    datname: 'app',
-    usename: 'app_user',
-    superuser: false,
-    application_name: 'api',
-    client_addr: '10.0.0.5',
-    client_hostname: null,
-    client_port: 50000,
-    backend_start: '2026-01-01 00:00:00.123456+00',
-    state: 'idle',
-    wait_event_type: 'Client',
-    wait_event: 'ClientRead',
-    backend_age_ms: 600_000,
-    xact_age_ms: null,
-    query_age_ms: 1_000,
-    state_age_ms: 1_000,
-    query_id: null,
-    query: 'SELECT 1',
-    blocked_by: null,
-    wait_lock: null,
-    holds_advisory: false,
-    is_self: false,
-    ...over,
-  };
-}
+export const row = sessionRow;
 
 /** A row as a role without pg_read_all_stats sees another role's session. */
 export function hiddenRow(over: Partial<SessionRow> & { pid: number }): SessionRow {

@@ -4,38 +4,25 @@ import { Chalk } from 'chalk';
 import type { ActivitySnapshot, SessionRow } from '../../src/core/activity.js';
 import { emptyFilters, finishReport, planTermination, type ReportBase, type SessionResult } from '../../src/core/terminate.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../../src/render/terminate.js';
+import { sessionRow } from '../support/session-row.js';
 
 const plain = new Chalk({ level: 0 });
 const EVIL = 'evil\u001b[2J\u001b]0;pwned\u0007\nname\u202e';
 
 function row(pid: number, over: Partial<SessionRow> = {}): SessionRow {
-  return {
+  return sessionRow({
     pid,
-    leader_pid: null,
-    backend_type: 'client backend',
-    datname: 'app',
-    usename: 'app_user',
-    superuser: false,
     application_name: 'worker',
-    client_addr: '10.0.0.5',
-    client_hostname: null,
     client_port: 5000,
     backend_start: `2026-11-23 10:00:00.${pid}+00`,
     state: 'idle in transaction',
-    wait_event_type: 'Client',
-    wait_event: 'ClientRead',
     backend_age_ms: 1e6,
     xact_age_ms: 4e5,
     query_age_ms: 3e5,
     state_age_ms: 3e5,
-    query_id: null,
     query: 'UPDATE orders SET status = 2 WHERE id = 1 /* a long statement that will not fit */',
-    blocked_by: null,
-    wait_lock: null,
-    holds_advisory: false,
-    is_self: false,
     ...over,
-  };
+  });
 }
 
 function report(rows: SessionRow[], results: SessionResult[] = []) {

@@ -25,38 +25,23 @@ import {
   terminateExitCode,
   validateClients,
 } from '../../src/core/terminate.js';
+import { sessionRow } from '../support/session-row.js';
 
 let nextPid = 1000;
 
 function row(over: Partial<SessionRow> = {}): SessionRow {
   const pid = over.pid ?? nextPid++;
-  return {
-    pid,
-    leader_pid: null,
-    backend_type: 'client backend',
-    datname: 'app',
-    usename: 'app_user',
-    superuser: false,
+  return sessionRow({
     application_name: 'worker',
-    client_addr: '10.0.0.5',
-    client_hostname: null,
-    client_port: 50000,
     backend_start: `2026-11-23 10:00:00.${String(pid).padStart(6, '0')}+00`,
     state: 'idle in transaction',
-    wait_event_type: 'Client',
-    wait_event: 'ClientRead',
-    backend_age_ms: 600_000,
     xact_age_ms: 300_000,
     query_age_ms: 300_000,
     state_age_ms: 300_000,
-    query_id: null,
     query: 'UPDATE orders SET status = 1 WHERE id = 7',
-    blocked_by: null,
-    wait_lock: null,
-    holds_advisory: false,
-    is_self: false,
     ...over,
-  };
+    pid,
+  });
 }
 
 function hiddenRow(over: Partial<SessionRow> = {}): SessionRow {
