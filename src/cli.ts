@@ -11,10 +11,11 @@ import { redactSecrets } from './core/conninfo.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
 import { envelope, renderJson } from './render/json.js';
+import { packageFile } from './package-files.js';
 import { oneLine } from './render/sanitize.js';
 import { type Output, processOutput } from './ui/output.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string };
 
 function exitCodeHelp(): string {
   const rows = EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padStart(3)}  ${text}`);

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.js';
+import { packageFile } from '../package-files.js';
 import { RUNBOOK_FILES, RUNBOOK_NODES, type RunbookFile } from '../core/runbooks.js';
 import type { CommandContext } from './context.js';
 
 /** runbooks/ ships next to dist/ and src/ (package.json "files"). */
-export const RUNBOOKS_DIR = fileURLToPath(new URL('../../runbooks/', import.meta.url));
+export const RUNBOOKS_DIR = packageFile('runbooks');
 
 export interface RunbookInfo {
   id: RunbookFile;
@@ -23,7 +24,7 @@ export type RunbookResult =
 const ANCHOR = /<a id="([^"]+)"><\/a>/g;
 
 function readRunbook(dir: string, id: RunbookFile): string {
-  return readFileSync(`${dir}${RUNBOOK_FILES[id]}`, 'utf8');
+  return readFileSync(join(dir, RUNBOOK_FILES[id]), 'utf8');
 }
 
 export function listRunbooks(dir = RUNBOOKS_DIR): RunbookInfo[] {

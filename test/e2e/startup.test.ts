@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,14 +9,30 @@ import { BIN, cleanEnv, runCli } from '../support/cli.js';
 
 const HOOK = fileURLToPath(new URL('../support/import-hook.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const HEAVY = /^(pg|pg-cursor|execa|@inquirer\/prompts|inquirer)$/;
 
+/** The packages bundled into each file of dist/app/, from esbuild's metafile (scripts/bundle.js). */
+function bundledPackages(): Map<string, string[]> {
+  const meta = JSON.parse(readFileSync(join(ROOT, 'dist', 'app', 'meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+  const out = new Map<string, string[]>();
+  for (const [file, { inputs }] of Object.entries(meta.outputs)) {
+    const pkgs = Object.keys(inputs).flatMap((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1] ?? []);
+    out.set(file, [...new Set(pkgs)]);
+  }
+  return out;
+}
+
+/** The heavy packages a run loads: imported by name, or bundled into a file of dist/app/ it loads. */
 async function heavyImports(args: string[]): Promise<string[]> {
   const register = `data:text/javascript,import { register } from "node:module"; register(${JSON.stringify(`file://${HOOK}`)});`;
   const r = await execa('node', ['--import', register, BIN, ...args], { env: cleanEnv(), extendEnv: false, reject: false, stdin: 'ignore' });
-  return String(r.stderr)
-    .split('\n')
-    .filter((l) => l.startsWith('HEAVY-IMPORT '))
-    .map((l) => l.slice('HEAVY-IMPORT '.length));
+  const lines = String(r.stderr).split('\n');
+  const bundled = bundledPackages();
+  const loaded = [
+    ...lines.filter((l) => l.startsWith('HEAVY-IMPORT ')).map((l) => l.slice('HEAVY-IMPORT '.length)),
+    ...lines.filter((l) => l.startsWith('BUNDLE-FILE ')).flatMap((l) => bundled.get(l.slice('BUNDLE-FILE '.length)) ?? []),
+  ];
+  return [...new Set(loaded.filter((p) => HEAVY.test(p)))];
 }
 
 describe('start-up', () => {
