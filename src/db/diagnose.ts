@@ -1,7 +1,7 @@
 /**
  * Gathers every fact `diagnose` decides on, over ONE connection, in as few round trips as the
- * facts allow: server facts and limits (2), the activity snapshot with lock waiters and prepared
- * transactions (2), settings and their per-role/per-database overrides (1), pg_stat_statements
+ * facts allow: server facts and limits (1), the activity snapshot with lock waiters and prepared
+ * transactions (1), settings and their per-role/per-database overrides (1), pg_stat_statements
  * detection with sequential-scan tables (1), and the top statements only when that view is
  * usable (1). Read-only. PostgreSQL 14-18 (version differences are in each SQL module).
  *

@@ -6,6 +6,10 @@
 import { describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
 import { runLocks } from '../../src/commands/locks.js';
+import { type LocksReport, locksReport } from '../../src/core/locks.js';
+import { withSession } from '../../src/db/session.js';
+import { readActivity } from '../../src/db/sql/activity.js';
+import { readRoleFacts } from '../../src/db/sql/server-facts.js';
 import type { Target } from '../../src/core/target.js';
 import { renderLocks } from '../../src/render/locks.js';
 import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
@@ -164,4 +168,46 @@ describe('runLocks', () => {
     expect(renderLocks(p, plain, 80)).toMatch(/among the sessions this\s+role can see/);
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
   });
+
+  test("scope 'blocking' reads only the chains, hidden rows and its own session, and the report is the one every row gives", async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 4, 'bystander', async (bystanders) => {
+      await bystanders[0]!.query('BEGIN; SELECT 1');
+      await withClients(s, 3, 'chain', async ([holder, direct, behind]) => {
+        await holder!.query('BEGIN');
+        await holder!.query(`UPDATE ${t} SET v = 1 WHERE id = 1`);
+        direct!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).catch(() => undefined);
+        await waitForState(s, [pidOf(direct!)], 'active', 'Lock');
+        behind!.query(`UPDATE ${t} SET v = 3 WHERE id = 1`).catch(() => undefined);
+        await waitForState(s, [pidOf(behind!)], 'active', 'Lock');
+        const chain = [holder!, direct!, behind!].map(pidOf).sort((a, b) => a - b);
+        const shape = (r: LocksReport) => ({
+          waiting: r.waiting,
+          visibility: r.visibility,
+          roots: r.roots.map((x) => ({ pid: x.pid, blocks_direct: x.blocks_direct, blocks_all: x.blocks_all, action: x.action, holds_advisory: x.holds_advisory })),
+          cycles: r.cycles.map((c) => c.pids),
+        });
+        for (const user of ['postgres', 'app_user']) {
+          const { role, all, blocking } = await withSession(target(s, user), {}, async (session) => ({
+            role: await readRoleFacts(session),
+            all: await readActivity(session, { withLocks: true }),
+            blocking: await readActivity(session, { scope: 'blocking' }),
+          }));
+          const priv = { can_read_all_stats: role.can_read_all_stats, role: role.current_user };
+          if (user === 'postgres') {
+            expect(blocking.rows.filter((r) => !r.is_self).map((r) => r.pid)).toEqual(chain);
+            expect(all.rows.length).toBeGreaterThanOrEqual(chain.length + bystanders.length);
+            expect(shape(locksReport(blocking, priv)).roots).toEqual([{ pid: chain.find((p) => p === pidOf(holder!)), blocks_direct: [pidOf(direct!)], blocks_all: [pidOf(direct!), pidOf(behind!)].sort((a, b) => a - b), action: 'terminate', holds_advisory: false }]);
+          } else {
+            // every session of postgres is hidden from app_user: all of them come back, and are counted
+            expect(locksReport(blocking, priv).visibility.hidden).toBeGreaterThanOrEqual(chain.length + bystanders.length);
+          }
+          expect(blocking.rows.filter((r) => r.is_self)).toHaveLength(1);
+          expect(shape(locksReport(blocking, priv))).toEqual(shape(locksReport(all, priv)));
+        }
+      });
+    });
+  });
 });
+
