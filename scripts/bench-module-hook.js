@@ -1,6 +1,6 @@
 // Benchmark helper: records every module a Node process loads, to check that a command's
 // startup does not pull in heavy modules (pg, @inquirer/prompts, execa). Used as
-//   BENCH_MODULE_LOG=/tmp/file node --import ./scripts/bench-module-hook.js bin/dbdoctor.js --version
+//   BENCH_MODULE_LOG=/tmp/file node --import ./scripts/bench-module-hook.js bin/dbdoctor.cjs --version
 // On the main thread it registers itself as a module hook; on the hooks thread it appends each
 // resolved URL (one per line) to $BENCH_MODULE_LOG. Not used in timed runs.
 import { appendFileSync } from 'node:fs';

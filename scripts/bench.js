@@ -6,7 +6,7 @@
 //   npm run bench -- --scale small      CI smoke test: 50 sessions, 500 locks, 20 waiters, 3 runs
 //   options: --runs N, --explain (EXPLAIN ANALYZE dbdoctor's SQL), --cpu-prof (profile each
 //            dbdoctor command once), --strict (exit 1 when a target is missed at full scale),
-//            --alt-bin PATH (time another build of bin/dbdoctor.js side by side, e.g. a prototype)
+//            --alt-bin PATH (time another build of bin/dbdoctor.cjs side by side, e.g. a prototype)
 //
 // It starts a throwaway server (dist/db/embedded.js), builds the incident with real sessions
 // (scripts/bench-incident.js), captures dbdoctor's SQL, connections, server-side time and rows from
@@ -27,7 +27,7 @@ import { buildIncident, planIncident, releaseClients } from './bench-incident.js
 import { connectionsIn, inlineParams, LOG_LINE_PREFIX, LogReader, parseEntries, statementsIn } from './bench-log.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'dbdoctor.js');
+const BIN = join(ROOT, 'bin', 'dbdoctor.cjs');
 const MODULE_HOOK = join(ROOT, 'scripts', 'bench-module-hook.js');
 const NODE = process.execPath;
 

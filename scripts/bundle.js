@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// `npm run build`, second step: bundles the CLI into dist/app/ with esbuild, which is what
-// bin/dbdoctor.js runs. tsc's per-file output in dist/ stays for the tests and scripts that import
-// modules (dist/db/embedded.js, say).
+// `npm run build`, second step: bundles the CLI with every package it uses into one CommonJS file,
+// dist/app/cli.cjs, which is what bin/dbdoctor.cjs runs. tsc's per-file output in dist/ stays for
+// the tests and scripts that import modules (dist/db/embedded.js, say).
 //
 // Why: start-up is a feature during an incident. Node 20 loads each ES module and each file of a
-// CommonJS package on its own; dbdoctor's ~70 files plus pg's ~40 cost 20-25 ms per command
-// before the first byte reaches the server (measured by `npm run bench`). The bundle is split at
-// every dynamic import, so a command still loads only its own code (src/cli.ts loads commands
-// lazily, and pg only when a session opens). Interactive-only packages (@inquirer/prompts, execa)
-// stay outside: they are loaded on a terminal, where a few ms do not matter.
+// package on its own, and its ES module loader alone costs ~5 ms before the first line runs;
+// dbdoctor's ~70 files plus pg's ~40 cost 40-50 ms per command before the first byte reached the
+// server (measured by `npm run bench`). In one CommonJS file, bin/ can also hand V8 a code cache
+// (see bin/dbdoctor.cjs). Modules stay lazy inside the bundle: a command still runs only its own
+// code (src/cli.ts loads commands on demand, pg is loaded when a session opens, the prompts and
+// execa only on a terminal).
 //
-// dist/app/meta.json is esbuild's metafile: which sources each chunk holds (the start-up test
-// reads it to tell which packages a run loaded).
+// dist/app/meta.json is esbuild's metafile (what went into the bundle, and how big).
 import { rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -23,15 +23,16 @@ rmSync(OUT, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: ROOT,
   entryPoints: ['src/cli.ts'],
-  outdir: OUT,
+  outfile: `${OUT}/cli.cjs`,
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['@inquirer/prompts', 'execa', 'pg-native'],
-  // Bundled CommonJS packages (pg, commander, cli-table3) call require() for Node's built-ins.
-  banner: { js: "import { createRequire as __dbdoctorRequire } from 'node:module'; const require = __dbdoctorRequire(import.meta.url);" },
+  // pg's optional native binding is never used.
+  external: ['pg-native'],
+  // import.meta.url in CommonJS: the bundle's own file URL (src/package-files.ts finds package.json from it).
+  define: { 'import.meta.url': '__dbdoctorBundleUrl' },
+  banner: { js: "const __dbdoctorBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   metafile: true,
   logLevel: 'warning',
 });

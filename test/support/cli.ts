@@ -1,8 +1,8 @@
-/** Runs the built binary (bin/dbdoctor.js -> dist/) as a user would, with execa. */
+/** Runs the built binary (bin/dbdoctor.cjs -> dist/app/cli.cjs) as a user would, with execa. */
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
-export const BIN = fileURLToPath(new URL('../../bin/dbdoctor.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/dbdoctor.cjs', import.meta.url));
 
 export interface CliResult {
   exitCode: number;
