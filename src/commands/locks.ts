@@ -4,22 +4,20 @@ import { type LocksReport, locksReport } from '../core/locks.js';
 import type { Target } from '../core/target.js';
 import { type SessionOptions, withSession } from '../db/session.js';
 import { readActivity } from '../db/sql/activity.js';
-import { readRoleFacts } from '../db/sql/server-facts.js';
 import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderLocks } from '../render/locks.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 /**
- * "Who is blocking whom?" The role's privileges, then one activity snapshot of the blocking
- * chains with pg_blocking_pids() for lock waiters only (never the pg_locks self-join), then the
- * tree (src/core/blocking.ts). Never prints, never exits.
+ * "Who is blocking whom?" One activity snapshot of the blocking chains, with pg_blocking_pids()
+ * for lock waiters only (never the pg_locks self-join), then the tree (src/core/blocking.ts). The
+ * role's privileges come with the session. Never prints, never exits.
  */
 export async function runLocks(target: Target, opts: SessionOptions): Promise<LocksReport> {
   return withSession(target, opts, async (session) => {
-    const role = await readRoleFacts(session);
     const snapshot = await readActivity(session, { scope: 'blocking', queryChars: 1000 });
-    return locksReport(snapshot, { can_read_all_stats: role.can_read_all_stats, role: role.current_user });
+    return locksReport(snapshot, { can_read_all_stats: session.role.can_read_all_stats, role: session.role.current_user });
   });
 }
 

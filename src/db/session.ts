@@ -7,7 +7,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, Socket } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import { classifyConnectError, type ConnectFailure, type RawError } from '../core/classify.js';
@@ -42,6 +42,8 @@ export class ConnectError extends DbdoctorError {
 export interface Session {
   readonly pid: number;
   readonly serverVersionNum: number;
+  /** The role connected, and whether it may read every session's details (pg_read_all_stats). */
+  readonly role: { current_user: string; can_read_all_stats: boolean };
   readonly target: Target;
   /** Milliseconds the connect (TCP, TLS, start-up, auth) took. */
   readonly connectMs: number;
@@ -226,12 +228,57 @@ export function answerDeadlineMs(statementTimeoutMs: number): number {
   return Math.min(MAX_TIMEOUT_MS, statementTimeoutMs + Math.max(2000, Math.round(statementTimeoutMs / 2)));
 }
 
+/**
+ * The socket of the TLS attempt under sslmode=prefer. When the server answers the SSLRequest with
+ * 'N', libpq goes on without TLS over the same connection; pg instead ends the socket and reports
+ * an error, so the plain attempt used to open a second TCP connection (and the server to start a
+ * second process). This socket ignores pg's end() once the server said 'N', and the plain attempt
+ * takes it over: one connection, as with psql. Any other answer, or an error, is left to pg.
+ */
+class PreferSocket extends Socket {
+  refusedTls = false;
+  private takenOver = false;
+  private readonly baseline = new Map<string, number>();
+
+  constructor() {
+    super();
+    this.once('data', (b: Buffer) => {
+      this.refusedTls = b.length === 1 && b[0] === 0x4e; // 'N'
+    });
+    for (const e of ['error', 'close', 'end', 'data']) this.baseline.set(e, this.listenerCount(e));
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: net.Socket's connect() has four overloads; this passes any of them on.
+  override connect(...args: any[]): this {
+    if (this.takenOver) {
+      process.nextTick(() => this.emit('connect'));
+      return this;
+    }
+    return Socket.prototype.connect.apply(this, args as never) as this;
+  }
+
+  override end(...args: unknown[]): this {
+    if (this.refusedTls && !this.takenOver) return this;
+    return super.end(...(args as []));
+  }
+
+  /** Drops what the TLS attempt's client attached; the next connect() is answered at once. */
+  takeOver(): this {
+    this.takenOver = true;
+    for (const [event, keep] of this.baseline) {
+      for (const listener of this.listeners(event).slice(keep)) this.removeListener(event, listener as (...a: unknown[]) => void);
+    }
+    return this;
+  }
+}
+
 async function connectOnce(
   pg: typeof import('pg').default,
   t: Target,
   password: () => Promise<string>,
   attempt: 'ssl' | 'plain',
   signal: AbortSignal | undefined,
+  stream?: Socket,
 ): Promise<Client> {
   const config: ClientConfig = {
     host: t.host,
@@ -242,6 +289,7 @@ async function connectOnce(
     connectionTimeoutMillis: t.connectTimeoutMs,
     application_name: APPLICATION_NAME,
     keepAlive: true,
+    ...(stream ? { stream: stream as unknown as ClientConfig['stream'] } : {}),
   };
   // The password is only ever handed to pg; it never reaches a message or log.
   config.password = password;
@@ -254,6 +302,8 @@ async function connectOnce(
   try {
     await client.connect();
   } catch (err) {
+    // The server refused TLS under sslmode=prefer: the socket stays open for the plain attempt.
+    if (stream instanceof PreferSocket && stream.refusedTls && !signal?.aborted) throw err;
     // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it. A peer
     // that is not PostgreSQL may never close its side of a half-closed socket, so destroy it too.
     await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
@@ -302,14 +352,23 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     cached ??= t.password !== undefined ? Promise.resolve(t.password) : pgpassPassword(t).then((pw) => pw ?? '');
     return cached;
   };
+  // sslmode=prefer over TCP: a refused TLS attempt hands its open socket to the plain attempt.
+  let preferSocket = t.sslmode === 'prefer' && !t.host.startsWith('/') ? new PreferSocket() : undefined;
   for (let i = 0; i < attempts.length; i++) {
+    const attempt = attempts[i]!;
+    const stream = attempt === 'ssl' ? preferSocket : preferSocket?.refusedTls ? preferSocket.takeOver() : undefined;
     try {
-      client = await connectOnce(pg, t, password, attempts[i]!, opts.signal);
+      client = await connectOnce(pg, t, password, attempt, opts.signal, stream);
       break;
     } catch (err) {
-      if (opts.signal?.aborted) throw new InterruptedError();
+      if (opts.signal?.aborted) {
+        preferSocket?.destroy();
+        throw new InterruptedError();
+      }
       const raw = (err ?? {}) as RawError;
       if (i + 1 < attempts.length && shouldFallBack(t, raw)) continue;
+      preferSocket?.destroy();
+      preferSocket = undefined;
       if (err instanceof DbdoctorError) throw err;
       throw new ConnectError(classifyConnectError(raw, failureContext(t)));
     }
@@ -394,13 +453,15 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     stream?.unref?.();
   };
 
-  let setup: Array<Array<{ pid?: number; v?: number }>>;
+  type SetupRow = { pid?: number; v?: number; current_user?: string; can_read_all_stats?: boolean };
+  let setup: SetupRow[][];
   try {
-    setup = await multi<{ pid?: number; v?: number }>(
+    setup = await multi<SetupRow>(
       `SET statement_timeout = ${Math.round(statementTimeoutMs)};` +
         ` SET lock_timeout = ${Math.round(lockTimeoutMs)};` +
         ` SET idle_in_transaction_session_timeout = ${Math.min(MAX_TIMEOUT_MS, Math.round(Math.max(statementTimeoutMs, 5000) * 2))};` +
-        ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v`,
+        ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v, current_user::text AS current_user,` +
+        ` (SELECT r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') FROM pg_roles r WHERE r.rolname = current_user) AS can_read_all_stats`,
     );
   } catch (err) {
     await close();
@@ -411,6 +472,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
   return {
     pid: facts.pid ?? internals.processID ?? 0,
     serverVersionNum: facts.v ?? 0,
+    role: { current_user: facts.current_user ?? t.user ?? '', can_read_all_stats: facts.can_read_all_stats ?? false },
     target: t,
     connectMs,
     query: <T extends object>(sql: string, params: unknown[] = []) =>

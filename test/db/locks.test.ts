@@ -9,7 +9,6 @@ import { runLocks } from '../../src/commands/locks.js';
 import { type LocksReport, locksReport } from '../../src/core/locks.js';
 import { withSession } from '../../src/db/session.js';
 import { readActivity } from '../../src/db/sql/activity.js';
-import { readRoleFacts } from '../../src/db/sql/server-facts.js';
 import type { Target } from '../../src/core/target.js';
 import { renderLocks } from '../../src/render/locks.js';
 import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
@@ -190,7 +189,7 @@ describe('runLocks', () => {
         });
         for (const user of ['postgres', 'app_user']) {
           const { role, all, blocking } = await withSession(target(s, user), {}, async (session) => ({
-            role: await readRoleFacts(session),
+            role: session.role,
             all: await readActivity(session, { withLocks: true }),
             blocking: await readActivity(session, { scope: 'blocking' }),
           }));

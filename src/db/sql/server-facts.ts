@@ -62,23 +62,6 @@ export async function readServerFacts(s: Session): Promise<ServerFacts> {
   return { server, limits: limitRows as LimitRow[] };
 }
 
-/** Who dbdoctor is connected as, and whether it may read every session's details. */
-export interface RoleFacts {
-  current_user: string;
-  can_read_all_stats: boolean;
-}
-
-/** The role facts alone: a fraction of readServerFacts' work, for commands that need no more. */
-export async function readRoleFacts(s: Session): Promise<RoleFacts> {
-  const [row] = await s.query<RoleFacts>(
-    `SELECT current_user::text AS current_user,
-            (r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')) AS can_read_all_stats
-       FROM pg_roles r WHERE r.rolname = current_user`,
-  );
-  if (!row) throw new Error('the current role is missing from pg_roles');
-  return row;
-}
-
 /** One tiny round trip, to measure latency. */
 export async function ping(s: Session): Promise<number> {
   const t0 = performance.now();
