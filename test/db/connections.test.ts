@@ -11,7 +11,7 @@ import { DbdoctorError } from '../../src/core/errors.js';
 import { ExitCode } from '../../src/core/exit-codes.js';
 import type { Target } from '../../src/core/target.js';
 import { renderConnections } from '../../src/render/connections.js';
-import { dbdoctorSessionsLeft, type Incident, idleInTransaction, idleSessions, waitFor } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, type Incident, sorted, waitFor } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 
 const server = useServer();
@@ -20,7 +20,6 @@ const plain = new Chalk({ level: 0 });
 function target(s: TestServer, user = 'postgres'): Target {
   return { host: s.host, port: s.port, user, dbname: 'postgres', password: user === 'postgres' ? s.password : ROLE_PASSWORD, sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
 }
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
 describe('runConnections', () => {
   let alpha: Incident;

@@ -11,7 +11,7 @@ import { gatherFacts } from '../../src/db/diagnose.js';
 import { freePort } from '../../src/db/embedded.js';
 import { envelope } from '../../src/render/json.js';
 import { commandsOf, expectValidDiagnoseDoc, findingOf, mustFind } from '../support/diagnose.js';
-import { busyWorkload, dbdoctorSessionsLeft, idleInTransaction, idleSessions, listeners, lockChain, sameStatement, unreadCursor, waitFor } from '../support/incidents.js';
+import { busyWorkload, dbdoctorSessionsLeft, idleInTransaction, idleSessions, listeners, lockChain, sameStatement, sorted, unreadCursor, waitFor } from '../support/incidents.js';
 import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, startTestServer, type TestServer, useServer } from '../support/server.js';
 
 const server = useServer({ settings: { ...LOG_CONNECTIONS, max_connections: 40, superuser_reserved_connections: 3, shared_preload_libraries: 'pg_stat_statements' } });
@@ -32,7 +32,6 @@ async function aged(s: TestServer, pids: number[], ms = 1200): Promise<void> {
   await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND clock_timestamp() - state_change >= $2 * interval '1 millisecond'`, [pids, ms], (rows) => rows[0]?.n === pids.length);
 }
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const LOW = { idle_in_transaction: '1s', client_wait: '1s' } as const;
 
 beforeAll(async () => {

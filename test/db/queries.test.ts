@@ -10,7 +10,7 @@ import { runQueries } from '../../src/commands/queries.js';
 import type { Target } from '../../src/core/target.js';
 import { DEFAULT_QUERY_THRESHOLDS, type QueryThresholds } from '../../src/core/queries.js';
 import { renderQueries } from '../../src/render/queries.js';
-import { dbdoctorSessionsLeft, idleInTransaction, unreadCursor, waitForState } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, idleInTransaction, sorted, unreadCursor, waitForState } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 
 const server = useServer();
@@ -22,7 +22,6 @@ function target(s: TestServer, user = 'postgres'): Target {
   return { host: s.host, port: s.port, user, dbname: 'postgres', password: user === 'postgres' ? s.password : ROLE_PASSWORD, sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
 }
 const pidOf = (c: pg.Client) => (c as unknown as { processID: number }).processID;
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
 describe('runQueries', () => {
   test('seeds/004: 20 sessions running the same slow statement with different literals make one group', async () => {

@@ -17,7 +17,7 @@ import { readTerminateSnapshot, signalSession } from '../../src/db/sql/terminate
 import { planTermination } from '../../src/core/terminate.js';
 import type { AuditLog } from '../../src/ui/audit.js';
 import type { Choice, Prompter } from '../../src/ui/prompts.js';
-import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, lockChain, longQueries, waitFor, waitForState } from '../support/incidents.js';
+import { alive, dbdoctorSessionsLeft, idleInTransaction, idleSessions, lockChain, longQueries, sorted, waitFor, waitForState } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 
 const server = useServer();
@@ -82,16 +82,10 @@ function fakePrompter(opts: { keep?: (pids: number[]) => number[]; beforeConfirm
   return { prompter, asked };
 }
 
-async function alive(s: TestServer, pids: number[]): Promise<number[]> {
-  const rows = await s.sql<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid', [pids]);
-  return rows.map((r) => r.pid);
-}
-
 async function waitGone(s: TestServer, pids: number[]): Promise<void> {
   await waitFor(s, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1)', [pids], (rows) => rows[0]?.n === 0);
 }
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
 function auditLines(path: string): Array<Record<string, unknown>> {
   return readFileSync(path, 'utf8')

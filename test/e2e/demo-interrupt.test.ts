@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { BIN, cleanEnv } from '../support/cli.js';
+import { running } from '../support/processes.js';
 
 interface Started {
   child: ChildProcess;
@@ -18,21 +19,6 @@ interface Started {
   serverProcesses: number[];
   output: () => string;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** The state letter of a process, or null when there is no such process (zombies are not running). */
-function procState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
-}
-
-function running(pid: number): boolean {
-  const s = procState(pid);
-  return s !== null && s !== 'Z' && s !== 'X';
 }
 
 function childrenOf(pid: number): number[] {

@@ -3,19 +3,10 @@
  * result sets finding, run the terminate it suggests (plan, checkbox, confirmation), diagnose
  * again, quit; the server and its directory are gone afterwards.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { KEY, runInPty } from '../support/pty.js';
-
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+import { running } from '../support/processes.js';
 
 describe('dbdoctor demo on a terminal', () => {
   test('the guided walk: pick a finding, run its terminate, confirm, diagnose again, quit; then the server is gone', async () => {

@@ -4,19 +4,10 @@
  * and the blocker, the recommended clean-up, then OK; exit 0; no server process and no temporary
  * directory left behind.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
-
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+import { running } from '../support/processes.js';
 
 interface Finding {
   id: string;

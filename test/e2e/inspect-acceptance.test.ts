@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type CliResult, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
-import { dbdoctorSessionsLeft, type Incident, idleInTransaction, idleSessions, type LockChain, lockChain, longQueries, unreadCursor } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, type Incident, type LockChain, lockChain, longQueries, sorted, unreadCursor } from '../support/incidents.js';
 import { ROLE_PASSWORD, useServer } from '../support/server.js';
 
 const server = useServer({ settings: { max_connections: 60 } });
@@ -93,7 +93,6 @@ interface QueriesDoc {
 }
 
 const APPS = ['api', 'worker', 'billing', 'checkout', 'reports', 'leaky'];
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const pidsOf = (list: Session[], apps = APPS) => sorted(list.filter((s) => apps.includes(s.application_name)).map((s) => s.pid));
 
 describe('the acceptance incident', () => {

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../support/cli.js';
-import { dbdoctorSessionsLeft, idleInTransaction } from '../support/incidents.js';
+import { alive, dbdoctorSessionsLeft, idleInTransaction, sorted } from '../support/incidents.js';
 import { KEY, runInPty } from '../support/pty.js';
-import { type TestServer, useServer } from '../support/server.js';
+import { useServer } from '../support/server.js';
 
 const server = useServer();
 let dir: string;
@@ -25,12 +25,6 @@ function stateHome(): string {
   return join(dir, `state-${++n}`);
 }
 
-async function alive(s: TestServer, pids: number[]): Promise<number[]> {
-  const rows = await s.sql<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid', [pids]);
-  return rows.map((r) => r.pid);
-}
-
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
 describe('terminate on a terminal', () => {
   test('a planned session that runs a new statement before the confirmation is reported as changed and survives', async () => {

@@ -9,8 +9,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
-import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, longQueries } from '../support/incidents.js';
-import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
+import { alive, dbdoctorSessionsLeft, idleInTransaction, idleSessions, longQueries, sorted } from '../support/incidents.js';
+import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, useServer } from '../support/server.js';
 
 interface Doc {
   schema: string;
@@ -41,12 +41,6 @@ function stateHome(): string {
   return join(dir, `state-${++n}`);
 }
 
-async function alive(s: TestServer, pids: number[]): Promise<number[]> {
-  const rows = await s.sql<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid', [pids]);
-  return rows.map((r) => r.pid);
-}
-
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function auditLines(path: string): Array<Record<string, unknown>> {

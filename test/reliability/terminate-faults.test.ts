@@ -14,8 +14,8 @@ import { resolveConnectionTarget } from '../../src/db/target.js';
 import { parseJson } from '../support/cli.js';
 import { expectNoStack } from '../support/reliability.js';
 import { observer, startCli, waitForDbdoctor } from '../support/faults.js';
-import { idleInTransaction, type Incident } from '../support/incidents.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { alive, idleInTransaction, type Incident } from '../support/incidents.js';
+import { startTestServer, } from '../support/server.js';
 
 let state: string;
 beforeEach(() => {
@@ -24,11 +24,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(state, { recursive: true, force: true });
 });
-
-async function alive(s: TestServer, pids: number[]): Promise<number[]> {
-  const rows = await s.sql<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
-  return rows.map((r) => r.pid).sort((a, b) => a - b);
-}
 
 describe('the server restarts between the plan and the confirmation', () => {
   test('nothing is killed by the stale plan, and the plan is reported stale', async () => {

@@ -141,6 +141,17 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
+/** The lock its client holds in an open transaction, released by rolling back and closing it. */
+function heldBy(c: pg.Client): HeldLock {
+  return {
+    pid: (c as unknown as { processID: number }).processID,
+    async release() {
+      await c.query('ROLLBACK').catch(() => undefined);
+      await Promise.race([c.end().catch(() => undefined), sleep(3000)]);
+    },
+  };
+}
+
 /**
  * Holds `LOCK <relation> IN <mode> MODE` in an open transaction. pg_locks is a view over
  * pg_lock_status() alone, so holding it ACCESS EXCLUSIVE makes every statement that reads it wait
@@ -151,14 +162,7 @@ export async function holdLock(s: TestServer, relation = 'pg_catalog.pg_locks', 
   const c = await s.client({ application_name: 'reliability-lock-holder' });
   await c.query('BEGIN');
   await c.query(`LOCK TABLE ${relation} IN ${mode} MODE`);
-  const pid = (c as unknown as { processID: number }).processID;
-  return {
-    pid,
-    async release() {
-      await c.query('ROLLBACK').catch(() => undefined);
-      await Promise.race([c.end().catch(() => undefined), sleep(3000)]);
-    },
-  };
+  return heldBy(c);
 }
 
 /**
@@ -172,14 +176,7 @@ export async function holdActivityView(s: TestServer): Promise<HeldLock> {
   await c.query('BEGIN');
   const [owner] = (await c.query<{ o: string }>(`SELECT pg_get_userbyid(relowner)::text AS o FROM pg_class WHERE oid = 'pg_catalog.pg_stat_activity'::regclass`)).rows;
   await c.query(`ALTER VIEW pg_catalog.pg_stat_activity OWNER TO "${owner!.o.replace(/"/g, '""')}"`);
-  const pid = (c as unknown as { processID: number }).processID;
-  return {
-    pid,
-    async release() {
-      await c.query('ROLLBACK').catch(() => undefined);
-      await Promise.race([c.end().catch(() => undefined), sleep(3000)]);
-    },
-  };
+  return heldBy(c);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,6 +55,15 @@ function incident(clients: pg.Client[], pids: number[], extra?: () => Promise<vo
 }
 
 /** Polls (bounded) until the condition holds on the server. */
+/** Pids in ascending order. */
+export const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+
+/** Which of these pids still have a backend on the server, ascending. */
+export async function alive(s: TestServer, pids: number[]): Promise<number[]> {
+  const rows = await s.sql<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[]) ORDER BY pid', [pids]);
+  return rows.map((r) => r.pid);
+}
+
 export async function waitFor(s: TestServer, sql: string, params: unknown[], ok: (rows: Array<Record<string, unknown>>) => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   let rows: Array<Record<string, unknown>> = [];
