@@ -46,14 +46,14 @@ const SA_COLUMNS = `pid, leader_pid, backend_type, datname, usename, usesysid, a
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
 
-// The sessions of a blocking chain: waiters and the sessions they wait for.
-const INVOLVED = `(SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
-
-// 'blocking' scope: the chain, the parallel workers of its sessions, hidden rows (as isVisible()
-// in core/activity.ts tells them) and dbdoctor's own session.
+// 'blocking' scope: the sessions of a blocking chain (waiters and the sessions they wait for,
+// read once in `chain`), their parallel workers, hidden rows (as isVisible() in core/activity.ts
+// tells them) and dbdoctor's own session.
+const CHAIN_CTE = `,
+  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
 const BLOCKING_SCOPE = `
- WHERE a.pid IN ${INVOLVED}
-    OR a.leader_pid IN ${INVOLVED}
+ WHERE a.pid IN (SELECT pid FROM chain)
+    OR a.leader_pid IN (SELECT pid FROM chain)
     OR a.query = '<insufficient privilege>'
     OR (a.state IS NULL AND a.query IS NULL)
     OR a.pid = pg_backend_pid()`;
@@ -77,7 +77,7 @@ function activitySql(withLocks: boolean, scope: 'all' | 'blocking', queryChars: 
      GROUP BY l.pid
   ),
   waiting AS (SELECT pid, locktype, mode, relation, waitstart FROM lk WHERE locktype IS NOT NULL),
-  advisory AS (SELECT pid FROM lk WHERE holds_advisory)`
+  advisory AS (SELECT pid FROM lk WHERE holds_advisory)${scope === 'blocking' ? CHAIN_CTE : ''}`
     : '';
   return `WITH n AS (SELECT clock_timestamp() AS t)${locks}
 SELECT a.pid,
