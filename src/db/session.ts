@@ -208,11 +208,12 @@ export function queryError(err: unknown, t: Target, statementTimeoutMs: number, 
   });
 }
 
-/** Drops the client's socket at once (no goodbye): nothing of dbdoctor's may keep the process alive. */
+/** The client's socket (pg keeps it on its connection). */
 function socketOf(client: Client): { destroy(): void; unref?(): void } | undefined {
   return (client as unknown as { connection?: { stream?: { destroy(): void; unref?(): void } } }).connection?.stream;
 }
 
+/** Drops the client's socket at once (no goodbye): nothing of dbdoctor's may keep the process alive. */
 function destroySocket(client: Client): void {
   socketOf(client)?.destroy();
 }
@@ -353,7 +354,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     return cached;
   };
   // sslmode=prefer over TCP: a refused TLS attempt hands its open socket to the plain attempt.
-  let preferSocket = t.sslmode === 'prefer' && !t.host.startsWith('/') ? new PreferSocket() : undefined;
+  const preferSocket = t.sslmode === 'prefer' && !t.host.startsWith('/') ? new PreferSocket() : undefined;
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!;
     const stream = attempt === 'ssl' ? preferSocket : preferSocket?.refusedTls ? preferSocket.takeOver() : undefined;
@@ -368,7 +369,6 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
       const raw = (err ?? {}) as RawError;
       if (i + 1 < attempts.length && shouldFallBack(t, raw)) continue;
       preferSocket?.destroy();
-      preferSocket = undefined;
       if (err instanceof DbdoctorError) throw err;
       throw new ConnectError(classifyConnectError(raw, failureContext(t)));
     }
