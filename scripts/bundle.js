@@ -12,11 +12,26 @@
 // execa only on a terminal).
 //
 // dist/app/meta.json is esbuild's metafile (what went into the bundle, and how big).
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// commander requires node:child_process at load time, only to run executable subcommands, which
+// dbdoctor has none of; Node compiles that module on first require (~2 ms on every command). The
+// require moves to where commander spawns.
+const COMMANDER_EAGER = "const childProcess = require('node:child_process');";
+const lazyCommanderChildProcess = {
+  name: 'lazy-commander-child-process',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes(COMMANDER_EAGER)) throw new Error(`${args.path}: commander no longer requires child_process as expected; update scripts/bundle.js`);
+      return { contents: text.replace(COMMANDER_EAGER, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
+    });
+  },
+};
 const OUT = `${ROOT}dist/app`;
 
 rmSync(OUT, { recursive: true, force: true });
@@ -33,7 +48,15 @@ const result = await build({
   // import.meta.url in CommonJS: the bundle's own file URL (src/package-files.ts finds package.json from it).
   define: { 'import.meta.url': '__dbdoctorBundleUrl' },
   banner: { js: "const __dbdoctorBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [lazyCommanderChildProcess],
+  minifyWhitespace: true,
+  minifySyntax: true,
+  charset: 'ascii',
   metafile: true,
   logLevel: 'warning',
 });
 writeFileSync(`${OUT}/meta.json`, JSON.stringify(result.metafile));
+// bin/dbdoctor.cjs reads the bundle as latin1, which is exact only for ASCII (charset above).
+const bytes = readFileSync(`${OUT}/cli.cjs`);
+const wide = bytes.findIndex((b) => b > 0x7f);
+if (wide >= 0) throw new Error(`dist/app/cli.cjs is not ASCII at byte ${wide}; bin/dbdoctor.cjs reads it as latin1`);
