@@ -9,12 +9,14 @@ import {
   type SessionFilter,
   compileFilter,
 } from '../core/connections.js';
+import type { ActivitySnapshot } from '../core/activity.js';
 import { parseDuration } from '../core/duration.js';
 import { exitCodeForSeverity } from '../core/exit-codes.js';
 import type { Target } from '../core/target.js';
 import { type SessionOptions, withSession } from '../db/session.js';
-import { readActivity } from '../db/sql/activity.js';
-import { readServerFacts } from '../db/sql/server-facts.js';
+import { activityRead } from '../db/sql/activity.js';
+import { readTogether } from '../db/sql/read.js';
+import { type ServerFacts, serverFactsRead } from '../db/sql/server-facts.js';
 import { renderConnections, visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
@@ -27,8 +29,12 @@ export async function runConnections(target: Target, opts: SessionOptions, optio
   // Validate the filters before connecting: a bad flag costs no connection slot.
   compileFilter(options.filter ?? {});
   return withSession(target, opts, async (session) => {
-    const { server } = await readServerFacts(session);
-    const snapshot = await readActivity(session, { queryChars: options.list ? 1000 : 200 });
+    // One round trip, one pg_stat_activity snapshot for the capacity line and the sessions.
+    const [{ server }, snapshot] = await readTogether<[ServerFacts, ActivitySnapshot]>(
+      session,
+      serverFactsRead(session),
+      activityRead(session, { queryChars: options.list ? 1000 : 200 }),
+    );
     return connectionsReport(snapshot, server, options);
   });
 }

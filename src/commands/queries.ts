@@ -7,7 +7,6 @@ import type { Target } from '../core/target.js';
 import { formatDuration } from '../core/duration.js';
 import { type SessionOptions, withSession } from '../db/session.js';
 import { readActivity } from '../db/sql/activity.js';
-import { readServerFacts } from '../db/sql/server-facts.js';
 import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderQueries } from '../render/queries.js';
@@ -21,9 +20,9 @@ import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, s
 export async function runQueries(target: Target, opts: SessionOptions, options: QueriesOptions = {}): Promise<QueriesReport> {
   compileFilter(options.filter ?? {});
   return withSession(target, opts, async (session) => {
-    const { server } = await readServerFacts(session);
+    // The role's privileges came with the session; one round trip reads the sessions.
     const snapshot = await readActivity(session, { queryChars: 2000 });
-    return queriesReport(snapshot, { can_read_all_stats: server.can_read_all_stats, role: server.current_user }, options);
+    return queriesReport(snapshot, { can_read_all_stats: session.role.can_read_all_stats, role: session.role.current_user }, options);
   });
 }
 

@@ -36,8 +36,6 @@ export interface SessionRow {
   blocked_by: number[] | null;
   /** For lock waiters: the lock waited for. */
   wait_lock: { locktype: string; mode: string; relation: string | null; wait_ms: number | null } | null;
-  /** Holds at least one advisory lock and blocks some session (not read for sessions that block nobody). */
-  holds_advisory: boolean;
   /** This is dbdoctor's own session. */
   is_self: boolean;
 }

@@ -29,6 +29,11 @@ export interface RootBlocker {
   action: RootAction;
   /** The exact thing to do next, in words a person can paste. */
   advice: string;
+  /**
+   * Blocks someone through an advisory lock (pg_advisory_lock and friends): a session it blocks
+   * directly waits on an advisory lock. A root waits on nothing, so it holds that lock; the
+   * application took it on purpose, and a session-level one outlives any cancel or rollback.
+   */
   holds_advisory: boolean;
   /** For pid 0: the prepared transactions that may hold the lock. */
   prepared: PreparedXact[];
@@ -148,7 +153,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
       longest_wait_ms: waits.length ? waits.reduce((a, b) => Math.max(a, b)) : null,
       waited_locks: [...waited.values()],
       ...actionFor(pid, session, prepared),
-      holds_advisory: session?.holds_advisory ?? false,
+      holds_advisory: session !== null && direct.some((w) => rows.get(w)?.wait_lock?.locktype === 'advisory'),
       prepared,
       tree,
     };

@@ -1,24 +1,27 @@
 /**
  * Gathers every fact `diagnose` decides on, over ONE connection, in as few round trips as the
- * facts allow: server facts and limits (1), the activity snapshot with lock waiters and prepared
- * transactions (1), settings and their per-role/per-database overrides (1), pg_stat_statements
- * detection with sequential-scan tables (1), and the top statements only when that view is
- * usable (1). Read-only. PostgreSQL 14-18 (version differences are in each SQL module).
+ * facts allow: server facts, limits, the activity snapshot with lock waiters and prepared
+ * transactions (1, one pg_stat_activity snapshot); settings with their per-role/per-database
+ * overrides, and the pg_stat_statements probe with sequential-scan tables (1); the top statements
+ * only when that view is usable (1). Read-only. PostgreSQL 14-18 (version differences are in each
+ * SQL module).
  *
  * A connection failure is not an error here: it becomes the `connect` fact the tree turns into
  * its first finding. A failure after connecting (the server went away, a timeout) becomes
  * `gather_error`; optional facts (settings, statements) that fail are listed as unavailable and
  * the diagnosis goes on without them.
  */
-import type { DiagnoseFacts } from '../core/diagnose.js';
+import type { ActivitySnapshot } from '../core/activity.js';
+import type { DiagnoseFacts, SettingsFacts } from '../core/diagnose.js';
 import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import type { Thresholds } from '../core/thresholds.js';
 import { ConnectError, openSession, type Session, type SessionOptions } from './session.js';
-import { readActivity } from './sql/activity.js';
-import { readServerFacts } from './sql/server-facts.js';
-import { readSettings } from './sql/settings.js';
-import { readStatements } from './sql/statements.js';
+import { activityRead } from './sql/activity.js';
+import { readTogether } from './sql/read.js';
+import { type ServerFacts, serverFactsRead } from './sql/server-facts.js';
+import { settingsRead } from './sql/settings.js';
+import { readTopStatements, type StatementsProbe, statementsProbeRead } from './sql/statements.js';
 
 export interface GatherDeps {
   /** Opens the one session (injectable for tests of the failure paths). */
@@ -63,21 +66,33 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
   }
   facts.connect = { ok: true, connect_ms: session.connectMs };
   try {
-    const { server, limits } = await readServerFacts(session);
+    // The state now: server facts, limits, activity, locks and prepared transactions in one round
+    // trip, one snapshot of pg_stat_activity.
+    const [{ server, limits }, activity] = await readTogether<[ServerFacts, ActivitySnapshot]>(
+      session,
+      serverFactsRead(session),
+      activityRead(session, { withLocks: true, queryChars: opts.queryChars ?? 2000 }),
+    );
     facts.server = server;
     facts.limits = limits;
-    facts.activity = await readActivity(session, { withLocks: true, queryChars: opts.queryChars ?? 2000 });
+    facts.activity = activity;
+    // The optional facts: settings and the statements probe in one round trip, then the top
+    // statements when pg_stat_statements is usable. What fails is listed as unavailable.
+    const statementsOpts = { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements };
+    let probe: StatementsProbe | null = null;
     try {
-      facts.settings = await readSettings(session);
+      [facts.settings, probe] = await readTogether<[SettingsFacts, StatementsProbe]>(session, settingsRead(session), statementsProbeRead(statementsOpts));
     } catch (err) {
       if (fatal(err)) throw err;
-      facts.unavailable.push({ what: 'settings', reason: (err as Error).message });
+      for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason: (err as Error).message });
     }
-    try {
-      facts.statements = await readStatements(session, { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements });
-    } catch (err) {
-      if (fatal(err)) throw err;
-      facts.unavailable.push({ what: 'statements', reason: (err as Error).message });
+    if (probe) {
+      try {
+        facts.statements = await readTopStatements(session, probe, statementsOpts);
+      } catch (err) {
+        if (fatal(err)) throw err;
+        facts.unavailable.push({ what: 'statements', reason: (err as Error).message });
+      }
     }
   } catch (err) {
     if (err instanceof InterruptedError || !(err instanceof DbdoctorError)) throw err;

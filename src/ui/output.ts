@@ -2,7 +2,6 @@
  * Where dbdoctor writes: stdout is the product, stderr is for progress, warnings and errors.
  * Colour only on a TTY and never with NO_COLOR (FORCE_COLOR forces it, for tests).
  */
-import { isatty } from 'node:tty';
 import { Chalk, type ChalkInstance } from 'chalk';
 
 export interface Output {
@@ -54,9 +53,11 @@ export function processOutput(env: NodeJS.ProcessEnv = process.env): Output {
     },
     stdoutIsTTY,
     stderrIsTTY,
-    // isatty(0), not process.stdin.isTTY: reading that property builds the stdin stream (~1 ms),
-    // which only the prompts need.
-    stdinIsTTY: isatty(0),
+    // Read only when asked: process.stdin builds the stdin stream (~1 ms), which only the commands
+    // that may prompt need.
+    get stdinIsTTY() {
+      return Boolean(process.stdin.isTTY);
+    },
     style: new Chalk({ level: colourLevel(stdoutIsTTY, env) }),
     errStyle: new Chalk({ level: colourLevel(stderrIsTTY, env) }),
     columns: process.stdout.columns || Number(env.COLUMNS) || 80,

@@ -334,7 +334,6 @@ const snapshotArb = fc
         leaderPick: fc.nat(),
         state: fc.constantFrom(...STATES),
         wait: fc.option(fc.nat({ max: 100_000 }), { nil: null }),
-        advisory: fc.boolean(),
       }),
       { minLength: 25, maxLength: 25 },
     ),
@@ -351,7 +350,6 @@ const snapshotArb = fc
         blocked_by: s.blockedBy,
         wait_event_type: s.blockedBy?.length ? 'Lock' : null,
         wait_lock: s.blockedBy?.length ? { locktype: 'relation', mode: 'AccessExclusiveLock', relation: 't', wait_ms: s.wait } : null,
-        holds_advisory: s.advisory,
       });
     });
     const prep: PreparedXact[] = prepared.map((gid, i) => ({ gid, owner: 'o', database: 'app', transaction: String(1000 + i), age_ms: 1 }));

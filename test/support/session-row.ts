@@ -27,7 +27,6 @@ export function sessionRow(over: Partial<SessionRow> & { pid: number }): Session
     query: 'SELECT 1',
     blocked_by: null,
     wait_lock: null,
-    holds_advisory: false,
     is_self: false,
     ...over,
   };

@@ -47,7 +47,7 @@ describe('the blocking tree', () => {
     const snap = snapshot([
       row({ pid: 1, state: 'active', wait_event_type: null, wait_event: null }),
       waiter(2, [1]),
-      row({ pid: 3, state: 'idle', holds_advisory: true }),
+      row({ pid: 3, state: 'idle' }),
       waiter(4, [3], { wait_event: 'advisory', wait_lock: { locktype: 'advisory', mode: 'ExclusiveLock', relation: null, wait_ms: 1_000 } }),
       row({ pid: 5, state: 'idle in transaction (aborted)' }),
       waiter(6, [5]),
@@ -58,6 +58,28 @@ describe('the blocking tree', () => {
     expect(roots[3]).toMatchObject({ action: 'terminate', holds_advisory: true });
     expect(roots[3]!.advice).toMatch(/advisory/);
     expect(roots[5]).toMatchObject({ action: 'terminate' });
+  });
+
+  test('the advisory flag follows the lock that blocks: an advisory waiter behind it, not a prepared transaction', () => {
+    const advisory = { locktype: 'advisory', mode: 'ExclusiveLock', relation: null, wait_ms: 1_000 };
+    const snap = snapshot(
+      [
+        // 1 blocks 2 through a row lock; whatever advisory locks it also holds block nobody.
+        row({ pid: 1, state: 'idle in transaction' }),
+        waiter(2, [1], { wait_lock: { locktype: 'transactionid', mode: 'ShareLock', relation: null, wait_ms: 1_000 } }),
+        // 3 blocks 4 through a row lock and 5 through an advisory lock.
+        row({ pid: 3, state: 'idle' }),
+        waiter(4, [3], { wait_lock: { locktype: 'transactionid', mode: 'ShareLock', relation: null, wait_ms: 1_000 } }),
+        waiter(5, [3], { wait_event: 'advisory', wait_lock: advisory }),
+        // A prepared transaction holds an advisory lock: its action is COMMIT/ROLLBACK PREPARED.
+        waiter(6, [0], { wait_event: 'advisory', wait_lock: advisory }),
+      ],
+      [{ gid: 'g1', owner: 'app', database: 'app', transaction: '900', age_ms: 1 }],
+    );
+    const roots = Object.fromEntries(buildBlockingReport(snap).roots.map((x) => [x.pid, x]));
+    expect(roots[1]).toMatchObject({ holds_advisory: false });
+    expect(roots[3]).toMatchObject({ holds_advisory: true });
+    expect(roots[0]).toMatchObject({ action: 'resolve_prepared', holds_advisory: false });
   });
 
   test('pid 0: a prepared transaction, with COMMIT/ROLLBACK PREPARED and every candidate gid', () => {

@@ -7,9 +7,10 @@
  */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from '../../core/activity.js';
 import type { Session } from '../session.js';
+import { type Read, readOne } from './read.js';
 
 export interface ActivityOptions {
-  /** Read blocking pids, waited locks, advisory holders (among blockers) and prepared transactions. */
+  /** Read blocking pids, waited locks and prepared transactions. */
   withLocks?: boolean;
   /** Cut query text to this many characters (default 2000). */
   queryChars?: number;
@@ -35,13 +36,12 @@ interface Row extends Omit<SessionRow, 'wait_lock'> {
 const ms = (col: string) => `(extract(epoch FROM (n.t - ${col})) * 1000)::float8`;
 
 // With locks, pg_stat_activity is read once into `sa` (every part of the statement shares it), and
-// pg_blocking_pids() is called once per session waiting on a Lock, in `bp`. pg_locks is read once
-// and folded per pid in one hash aggregate: whether the pid holds an advisory lock, and the lock it
-// waits for (a process waits for at most one lock, so pg_locks has at most one ungranted row per
-// pid and min() over it is that row). Advisory locks are folded only for sessions that block
-// someone: the flag is shown for root blockers alone. At incident scale (1,500 sessions, 20,000 advisory locks,
-// 400 waiters) this is ~20% less server time than materializing every advisory lock row and
-// sorting it twice (measured by `npm run bench`).
+// pg_blocking_pids() is called once per session waiting on a Lock, in `bp`. pg_locks is read once,
+// for its ungranted rows: the lock each waiter waits for (a process waits for one lock at a time;
+// DISTINCT ON keeps one row per pid all the same). Which roots block through an advisory lock is
+// told by their waiters' locks (core/blocking.ts), not by folding every granted advisory lock: at
+// incident scale (1,500 sessions, 20,000 advisory locks, 400 waiters) that fold was ~3 ms of the
+// statement's ~23 (measured by `npm run bench`).
 const SA_COLUMNS = `pid, leader_pid, backend_type, datname, usename, usesysid, application_name, client_addr,
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
@@ -63,21 +63,15 @@ function activitySql(withLocks: boolean, scope: 'all' | 'blocking', queryChars: 
     ? `,
   sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity),
   bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock'),
-  lk AS MATERIALIZED (
-    SELECT l.pid,
-           bool_or(l.granted AND l.locktype = 'advisory') AS holds_advisory,
-           min(l.locktype) FILTER (WHERE NOT l.granted) AS locktype,
-           min(l.mode) FILTER (WHERE NOT l.granted) AS mode,
-           min(CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                    THEN l.relation::regclass::text ELSE l.relation::text END) FILTER (WHERE NOT l.granted) AS relation,
-           min(l.waitstart) FILTER (WHERE NOT l.granted) AS waitstart
+  waiting AS MATERIALIZED (
+    SELECT DISTINCT ON (l.pid) l.pid, l.locktype, l.mode,
+           CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                THEN l.relation::regclass::text ELSE l.relation::text END AS relation,
+           l.waitstart
       FROM pg_locks l
-     WHERE (NOT l.granted OR (l.locktype = 'advisory' AND l.pid IN (SELECT unnest(blocked_by) FROM bp)))
-       AND EXISTS (SELECT 1 FROM bp)
-     GROUP BY l.pid
-  ),
-  waiting AS (SELECT pid, locktype, mode, relation, waitstart FROM lk WHERE locktype IS NOT NULL),
-  advisory AS (SELECT pid FROM lk WHERE holds_advisory)${scope === 'blocking' ? CHAIN_CTE : ''}`
+     WHERE NOT l.granted AND EXISTS (SELECT 1 FROM bp)
+     ORDER BY l.pid
+  )${scope === 'blocking' ? CHAIN_CTE : ''}`
     : '';
   return `WITH n AS (SELECT clock_timestamp() AS t)${locks}
 SELECT a.pid,
@@ -105,7 +99,6 @@ SELECT a.pid,
        ${withLocks ? 'w.mode' : 'NULL::text'} AS wl_mode,
        ${withLocks ? 'w.relation' : 'NULL::text'} AS wl_relation,
        ${withLocks ? ms('w.waitstart') : 'NULL::float8'} AS wl_wait_ms,
-       ${withLocks ? '(adv.pid IS NOT NULL)' : 'false'} AS holds_advisory,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
        current_database()::text AS database
@@ -115,8 +108,7 @@ SELECT a.pid,
     withLocks
       ? `
   LEFT JOIN bp ON bp.pid = a.pid
-  LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'
-  LEFT JOIN advisory adv ON adv.pid = a.pid`
+  LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'`
       : ''
   }${scope === 'blocking' ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
@@ -154,21 +146,29 @@ function toSessionRow(r: Row): SessionRow {
     query_id: r.query_id,
     query: r.query,
     blocked_by: r.blocked_by,
-    holds_advisory: r.holds_advisory,
     is_self: r.is_self,
     wait_lock: r.wl_locktype ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation, wait_ms: r.wl_wait_ms } : null,
   };
 }
 
-export async function readActivity(s: Session, opts: ActivityOptions = {}): Promise<ActivitySnapshot> {
+/**
+ * The activity statement (with locks, and the prepared transactions beside it) and its parser, to
+ * send alone (readActivity) or with other reads in one round trip (src/db/sql/read.ts).
+ */
+export function activityRead(s: Session, opts: ActivityOptions = {}): Read<ActivitySnapshot> {
   const scope = opts.scope ?? 'all';
   const withLocks = (opts.withLocks ?? false) || scope === 'blocking';
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
-  if (!withLocks) return snapshotOf(s, await s.query<Row>(activitySql(false, scope, queryChars)), []);
-  // With locks, the prepared transactions come in the same round trip (simple protocol, so no
-  // parameters: queryChars is an integer written into the text) and the same implicit transaction.
-  const [rows = [], prepared = []] = await s.multi<object>(`${activitySql(true, scope, queryChars)};\n${PREPARED_SQL}`);
-  return snapshotOf(s, rows as Row[], prepared as PreparedXact[]);
+  // With locks, the prepared transactions come in the same round trip and the same implicit
+  // transaction (simple protocol, so no parameters: queryChars is an integer written into the text).
+  return {
+    statements: withLocks ? [activitySql(true, scope, queryChars), PREPARED_SQL] : [activitySql(false, scope, queryChars)],
+    parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[]),
+  };
+}
+
+export function readActivity(s: Session, opts: ActivityOptions = {}): Promise<ActivitySnapshot> {
+  return readOne(s, activityRead(s, opts));
 }
 
 function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[]): ActivitySnapshot {

@@ -5,6 +5,7 @@
  */
 import type { CheckFacts } from '../../core/check.js';
 import type { Session } from '../session.js';
+import { type Read, readOne } from './read.js';
 
 /** The row this module reads is exactly the facts `check` decides on (core/check.ts). */
 export type ServerFactsRow = CheckFacts;
@@ -21,45 +22,61 @@ export interface ServerFacts {
   limits: LimitRow[];
 }
 
-export async function readServerFacts(s: Session): Promise<ServerFacts> {
+/**
+ * The statements and their parser, to send alone (readServerFacts) or together with the activity
+ * snapshot (src/db/sql/read.ts), which then shares its pg_stat_activity snapshot.
+ */
+export function serverFactsRead(s: Session): Read<ServerFacts> {
   const v16 = s.serverVersionNum >= 160000;
   const reserved = v16 ? `current_setting('reserved_connections')::int` : '0';
   const canUseReserved = v16
     ? `(r.rolsuper OR pg_has_role(current_user, 'pg_use_reserved_connections', 'USAGE'))`
     : 'r.rolsuper';
-  // Both statements go in one round trip (simple protocol, no parameters); as one implicit
-  // transaction they also share one pg_stat_activity snapshot.
-  const [serverRows = [], limitRows = []] = await s.multi<ServerFactsRow & LimitRow>(
-    `SELECT version() AS version,
-            current_setting('server_version_num')::int AS server_version_num,
-            extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_s,
-            pg_is_in_recovery() AS in_recovery,
-            current_setting('max_connections')::int AS max_connections,
-            current_setting('superuser_reserved_connections')::int AS superuser_reserved,
-            ${reserved} AS reserved,
-            -- Rows hidden by privileges have a NULL backend_type; client backends among them are the ones with a database.
-            (SELECT count(*)::int FROM pg_stat_activity WHERE coalesce(backend_type = 'client backend', datid IS NOT NULL)) AS client_backends,
-            (SELECT count(*)::int FROM pg_stat_activity WHERE NOT coalesce(backend_type = 'client backend', datid IS NOT NULL)) AS other_backends,
-            current_user::text AS current_user,
-            current_database()::text AS current_database,
-            r.rolsuper AS is_superuser,
-            (r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')) AS can_read_all_stats,
-            (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
-            ${canUseReserved} AS can_use_reserved,
-            (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
-       FROM pg_roles r WHERE r.rolname = current_user;
-     SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
-            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.datid = d.oid AND coalesce(a.backend_type = 'client backend', a.datid IS NOT NULL)) AS connections
-       FROM pg_database d WHERE d.datconnlimit >= 0
-     UNION ALL
-     SELECT 'role', r.rolname::text, r.rolconnlimit,
-            (SELECT count(*)::int FROM pg_stat_activity a WHERE a.usesysid = r.oid AND coalesce(a.backend_type = 'client backend', a.datid IS NOT NULL))
-       FROM pg_roles r WHERE r.rolconnlimit >= 0 AND r.rolcanlogin
-     ORDER BY 1, 2`,
-  );
-  const server = serverRows[0] as ServerFactsRow | undefined;
-  if (!server) throw new Error('the current role is missing from pg_roles');
-  return { server, limits: limitRows as LimitRow[] };
+  // Rows hidden by privileges have a NULL backend_type; client backends among them are the ones
+  // with a database. pg_stat_activity is read once per statement (each read of it builds every
+  // row, query text included).
+  const isClient = `coalesce(backend_type = 'client backend', datid IS NOT NULL)`;
+  return {
+    statements: [
+      `WITH b AS (SELECT count(*) FILTER (WHERE ${isClient})::int AS client, count(*) FILTER (WHERE NOT ${isClient})::int AS other
+                    FROM pg_stat_activity)
+SELECT version() AS version,
+       current_setting('server_version_num')::int AS server_version_num,
+       extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_s,
+       pg_is_in_recovery() AS in_recovery,
+       current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+       ${reserved} AS reserved,
+       b.client AS client_backends,
+       b.other AS other_backends,
+       current_user::text AS current_user,
+       current_database()::text AS current_database,
+       r.rolsuper AS is_superuser,
+       (r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')) AS can_read_all_stats,
+       (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
+       ${canUseReserved} AS can_use_reserved,
+       (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
+  FROM pg_roles r CROSS JOIN b WHERE r.rolname = current_user`,
+      `WITH c AS MATERIALIZED (SELECT datid, usesysid FROM pg_stat_activity WHERE ${isClient})
+SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
+       (SELECT count(*)::int FROM c WHERE c.datid = d.oid) AS connections
+  FROM pg_database d WHERE d.datconnlimit >= 0
+UNION ALL
+SELECT 'role', r.rolname::text, r.rolconnlimit, (SELECT count(*)::int FROM c WHERE c.usesysid = r.oid)
+  FROM pg_roles r WHERE r.rolconnlimit >= 0 AND r.rolcanlogin
+ORDER BY 1, 2`,
+    ],
+    parse([serverRows = [], limitRows = []]) {
+      const server = serverRows[0] as ServerFactsRow | undefined;
+      if (!server) throw new Error('the current role is missing from pg_roles');
+      return { server, limits: limitRows as LimitRow[] };
+    },
+  };
+}
+
+/** Both statements in one round trip: as one implicit transaction they share one snapshot. */
+export function readServerFacts(s: Session): Promise<ServerFacts> {
+  return readOne(s, serverFactsRead(s));
 }
 
 /** One tiny round trip, to measure latency. */

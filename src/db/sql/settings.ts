@@ -1,7 +1,7 @@
 /**
  * The settings that guard against connection incidents, at server level (pg_settings) and as
  * overridden per role, per database and per role in a database (pg_db_role_setting). One
- * statement, one round trip. PostgreSQL 14-18: idle_session_timeout and
+ * statement, one round trip (or part of one: src/db/sql/read.ts). PostgreSQL 14-18: idle_session_timeout and
  * client_connection_check_interval are 14+, transaction_timeout is 17+; the names asked for are
  * chosen from server_version_num.
  *
@@ -13,6 +13,7 @@
  */
 import type { SettingsFacts } from '../../core/diagnose.js';
 import type { Session } from '../session.js';
+import { type Read, textArrayLiteral } from './read.js';
 
 export function settingNames(serverVersionNum: number): string[] {
   const names = [
@@ -31,11 +32,11 @@ export function settingNames(serverVersionNum: number): string[] {
   return names;
 }
 
-const SETTINGS_SQL = `SELECT
+const settingsSql = (names: string) => `SELECT
   (SELECT coalesce(json_agg(json_build_object(
             'name', s.name, 'value', s.reset_val, 'unit', s.unit, 'vartype', s.vartype,
             'context', s.context, 'boot_val', s.boot_val) ORDER BY s.name), '[]'::json)
-     FROM pg_settings s WHERE s.name = ANY($1::text[])) AS settings,
+     FROM pg_settings s WHERE s.name = ANY(${names})) AS settings,
   (SELECT coalesce(json_agg(json_build_object(
             'role', r.rolname::text, 'database', d.datname::text,
             'name', split_part(c.item, '=', 1), 'value', substr(c.item, strpos(c.item, '=') + 1))
@@ -44,18 +45,24 @@ const SETTINGS_SQL = `SELECT
      LEFT JOIN pg_roles r ON r.oid = o.setrole
      LEFT JOIN pg_database d ON d.oid = o.setdatabase
      CROSS JOIN LATERAL unnest(o.setconfig) AS c(item)
-    WHERE split_part(c.item, '=', 1) = ANY($1::text[])) AS overrides,
+    WHERE split_part(c.item, '=', 1) = ANY(${names})) AS overrides,
   current_user::text AS current_user,
   current_database()::text AS current_database`;
 
-export async function readSettings(s: Session): Promise<SettingsFacts> {
-  const [row] = await s.query<SettingsFacts>(SETTINGS_SQL, [settingNames(s.serverVersionNum)]);
-  if (!row) throw new Error('the settings query returned no row');
+/** The statement (the names written in as a literal) and its parser; see src/db/sql/read.ts. */
+export function settingsRead(s: Session): Read<SettingsFacts> {
   return {
-    server_version_num: s.serverVersionNum,
-    settings: row.settings,
-    overrides: row.overrides,
-    current_user: row.current_user,
-    current_database: row.current_database,
+    statements: [settingsSql(textArrayLiteral(settingNames(s.serverVersionNum)))],
+    parse([rows = []]) {
+      const row = rows[0] as Omit<SettingsFacts, 'server_version_num'> | undefined;
+      if (!row) throw new Error('the settings query returned no row');
+      return {
+        server_version_num: s.serverVersionNum,
+        settings: row.settings,
+        overrides: row.overrides,
+        current_user: row.current_user,
+        current_database: row.current_database,
+      };
+    },
   };
 }

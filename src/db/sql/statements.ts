@@ -3,15 +3,16 @@
  * this database, its library preloaded, and the view readable) and tables read mostly by
  * sequential scans (pg_stat_user_tables, this database). PostgreSQL 14-18.
  *
- * Two round trips at most: one finds the extension (its schema, whether the library is loaded,
- * the view's actual columns) and reads the sequential-scan tables; the second, only when the
- * view is usable, reads the top statements. Whether the library is loaded is read from
+ * Two steps: the probe finds the extension (its schema, whether the library is loaded, the view's
+ * actual columns) and reads the sequential-scan tables, in a round trip it may share; then, only
+ * when the view is usable, a round trip of its own reads the top statements. Whether the library is loaded is read from
  * pg_settings (its GUCs exist only when it is preloaded), never by trying the view and catching
  * the error. Columns are chosen from the view's real attributes, not the server version: after
  * pg_upgrade an old extension version keeps its old column set (total_time before 1.8).
  */
 import type { SeqScanTable, StatementsFacts, TopStatement } from '../../core/diagnose.js';
 import type { Session } from '../session.js';
+import { intLiteral, type Read } from './read.js';
 
 interface ProbeRow {
   schema: string | null;
@@ -23,7 +24,7 @@ interface ProbeRow {
   seq_tables: SeqScanTable[];
 }
 
-const PROBE_SQL = `WITH ext AS (
+const probeSql = (minRows: string, limit: string) => `WITH ext AS (
   SELECT n.nspname::text AS schema, e.extversion::text AS version,
          to_regclass(quote_ident(n.nspname) || '.pg_stat_statements') AS view,
          to_regclass(quote_ident(n.nspname) || '.pg_stat_statements_info') AS info
@@ -42,9 +43,9 @@ SELECT (SELECT schema FROM ext) AS schema,
                  seq_scan::float8 AS seq_scan, seq_tup_read::float8 AS seq_tup_read,
                  coalesce(idx_scan, 0)::float8 AS idx_scan, n_live_tup::float8 AS live_rows
             FROM pg_stat_user_tables
-           WHERE n_live_tup >= $1::bigint AND seq_scan > 0 AND seq_scan >= coalesce(idx_scan, 0)
+           WHERE n_live_tup >= ${minRows}::bigint AND seq_scan > 0 AND seq_scan >= coalesce(idx_scan, 0)
            ORDER BY seq_tup_read DESC, relname
-           LIMIT $2::int) t) AS seq_tables`;
+           LIMIT ${limit}) t) AS seq_tables`;
 
 /** An identifier, always quoted (the schema name comes from the catalog, not from a user). */
 function ident(name: string): string {
@@ -88,25 +89,47 @@ export interface StatementsOptions {
   queryChars?: number;
 }
 
-export async function readStatements(s: Session, opts: StatementsOptions): Promise<StatementsFacts> {
-  const [probe] = await s.query<ProbeRow>(PROBE_SQL, [opts.seqScanRows, opts.top]);
-  if (!probe) throw new Error('the statements probe returned no row');
-  const base: StatementsFacts = {
-    pg_stat_statements: probe.schema === null ? 'not_installed' : !probe.loaded ? 'not_loaded' : !probe.readable || probe.columns.length === 0 ? 'not_readable' : 'available',
-    extension_schema: probe.schema,
-    extension_version: probe.version,
-    stats_reset: null,
-    total_exec_ms: null,
-    entries: null,
-    by_total: [],
-    by_mean: [],
-    seq_scan_tables: probe.seq_tables,
+/** What the probe found: the facts so far, and how to read the view when it is usable. */
+export interface StatementsProbe {
+  facts: StatementsFacts;
+  /** The top statements' query, or null when pg_stat_statements is not usable here. */
+  topSql: string | null;
+}
+
+/**
+ * The probe (the thresholds written in as integer literals) and its parser; it can share a round
+ * trip with other reads (src/db/sql/read.ts), the top statements cannot (the view may fail).
+ */
+export function statementsProbeRead(opts: StatementsOptions): Read<StatementsProbe> {
+  return {
+    statements: [probeSql(intLiteral(Math.trunc(opts.seqScanRows), 'seq_scan_rows'), intLiteral(Math.trunc(opts.top), 'top_statements'))],
+    parse([rows = []]) {
+      const probe = rows[0] as ProbeRow | undefined;
+      if (!probe) throw new Error('the statements probe returned no row');
+      const facts: StatementsFacts = {
+        pg_stat_statements: probe.schema === null ? 'not_installed' : !probe.loaded ? 'not_loaded' : !probe.readable || probe.columns.length === 0 ? 'not_readable' : 'available',
+        extension_schema: probe.schema,
+        extension_version: probe.version,
+        stats_reset: null,
+        total_exec_ms: null,
+        entries: null,
+        by_total: [],
+        by_mean: [],
+        seq_scan_tables: probe.seq_tables,
+      };
+      const usable = facts.pg_stat_statements === 'available' ? probe.schema : null;
+      return { facts, topSql: usable === null ? null : topSql(usable, probe.columns, probe.has_info) };
+    },
   };
-  if (base.pg_stat_statements !== 'available' || probe.schema === null) return base;
-  const rows = await s.query<TopRow>(topSql(probe.schema, probe.columns, probe.has_info), [opts.queryChars ?? 500, opts.top]);
+}
+
+/** The probe's facts completed with the top statements, when the view is usable (one round trip). */
+export async function readTopStatements(s: Session, probe: StatementsProbe, opts: StatementsOptions): Promise<StatementsFacts> {
+  if (probe.topSql === null) return probe.facts;
+  const rows = await s.query<TopRow>(probe.topSql, [opts.queryChars ?? 500, opts.top]);
   const strip = ({ rank_by: _r, all_ms: _a, entries: _e, stats_reset: _s, ...t }: TopRow): TopStatement => t;
   return {
-    ...base,
+    ...probe.facts,
     stats_reset: rows[0]?.stats_reset ?? null,
     total_exec_ms: rows[0]?.all_ms ?? 0,
     entries: rows[0]?.entries ?? 0,
