@@ -391,6 +391,8 @@ function slotsInUse(snapshot: ActivitySnapshot): number {
 interface TerminateScope {
   snapshot: ActivitySnapshot;
   sessions: SessionRow[];
+  /** What terminate's planner needs of every row, made once per diagnosis. */
+  fingerprints?: Fingerprint[];
 }
 
 /**
@@ -406,7 +408,8 @@ function terminateFor(scope: TerminateScope, target: SessionRow[], base: { state
   const dbs = uniq(nonNull(target.map((r) => r.datname)));
   const otherDb = dbs.some((d) => d !== scope.snapshot.database);
   const superusers = target.some((r) => r.superuser === true);
-  const fingerprints: Fingerprint[] = scope.snapshot.rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null }));
+  scope.fingerprints ??= scope.snapshot.rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null }));
+  const fingerprints = scope.fingerprints;
   const extra: Array<string | [string, string]> = [];
   if (otherDb) extra.push('--all-databases');
   if (superusers) extra.push('--include-superusers');

@@ -30,7 +30,23 @@ const TOKENS = new RegExp(
 
 const LITERAL_WORDS = new Set(['true', 'false', 'null']);
 
+// At incident scale the same few statements fill hundreds of sessions, and diagnose groups the
+// same rows several times: the result of each text is kept (pure function; bounded, dropped whole
+// when full).
+const MEMO_LIMIT = 10_000;
+const memo = new Map<string, string>();
+
 export function normalizeStatement(sql: string): string {
+  let out = memo.get(sql);
+  if (out === undefined) {
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    out = normalize(sql);
+    memo.set(sql, out);
+  }
+  return out;
+}
+
+function normalize(sql: string): string {
   return (
     sql
       .replace(TOKENS, (match, ...args) => {
