@@ -1,9 +1,9 @@
 /**
  * The settings that guard against connection incidents, at server level (pg_settings) and as
  * overridden per role, per database and per role in a database (pg_db_role_setting). One
- * statement, one round trip (or part of one: src/db/sql/read.ts). PostgreSQL 14-18: idle_session_timeout and
- * client_connection_check_interval are 14+, transaction_timeout is 17+; the names asked for are
- * chosen from server_version_num.
+ * statement, in a round trip it may share (src/db/sql/read.ts). PostgreSQL 14-18:
+ * idle_session_timeout and client_connection_check_interval are 14+, transaction_timeout is 17+;
+ * the names asked for are chosen from server_version_num.
  *
  * dbdoctor SETs statement_timeout, lock_timeout and idle_in_transaction_session_timeout on its own
  * session, so `setting` is its own value: the server's is `reset_val`, which is what a new

@@ -5,9 +5,9 @@
  *
  * Two steps: the probe finds the extension (its schema, whether the library is loaded, the view's
  * actual columns) and reads the sequential-scan tables, in a round trip it may share; then, only
- * when the view is usable, a round trip of its own reads the top statements. Whether the library is loaded is read from
- * pg_settings (its GUCs exist only when it is preloaded), never by trying the view and catching
- * the error. Columns are chosen from the view's real attributes, not the server version: after
+ * when the view is usable, a round trip of its own reads the top statements. Whether the library
+ * is loaded is read from pg_settings (its GUCs exist only when it is preloaded), never by trying
+ * the view and catching the error. Columns are chosen from the view's real attributes, not the server version: after
  * pg_upgrade an old extension version keeps its old column set (total_time before 1.8).
  */
 import type { SeqScanTable, StatementsFacts, TopStatement } from '../../core/diagnose.js';
