@@ -371,27 +371,38 @@ function keyPart(r: SessionRow, key: GroupKey): string {
   }
 }
 
+/** Sessions that share the values of the grouping keys. */
+export interface SessionBucket {
+  keys: ReturnType<typeof keyValues>;
+  rows: SessionRow[];
+}
+
+/** Sessions bucketed by the given keys, largest bucket first, then by key; no statistics. */
+export function bucketSessions(rows: SessionRow[], by: GroupKey[]): SessionBucket[] {
+  // Rows meet their bucket by a plain string of their key values (cheap at 1,500 rows, where a JSON
+  // text per row was not); the JSON of the keys, made once per bucket, orders buckets of equal size.
+  const buckets = new Map<string, SessionBucket>();
+  for (const r of rows) {
+    let rowKey = '';
+    for (const key of by) rowKey += keyPart(r, key);
+    let b = buckets.get(rowKey);
+    if (!b) {
+      b = { keys: keyValues(r, by), rows: [] };
+      buckets.set(rowKey, b);
+    }
+    b.rows.push(r);
+  }
+  const ordered = [...buckets.values()].map((b) => ({ b, id: JSON.stringify(b.keys) }));
+  ordered.sort((x, y) => y.b.rows.length - x.b.rows.length || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  return ordered.map((x) => x.b);
+}
+
 /**
  * Groups sessions by the given keys. Per group: count, oldest and median age in state, oldest open
  * transaction, wait events and pids. Largest groups first, then by key.
  */
 export function groupSessions(rows: SessionRow[], by: GroupKey[] = DEFAULT_GROUP_BY, parallelWorkers: Map<number, number> = new Map()): SessionGroup[] {
-  // Rows meet their group by a plain string of their key values (cheap at 1,500 rows, where a JSON
-  // text per row was not); the JSON of the keys, made once per group, orders groups of equal size.
-  const groups = new Map<string, { keys: ReturnType<typeof keyValues>; rows: SessionRow[] }>();
-  for (const r of rows) {
-    let rowKey = '';
-    for (const key of by) rowKey += keyPart(r, key);
-    let g = groups.get(rowKey);
-    if (!g) {
-      g = { keys: keyValues(r, by), rows: [] };
-      groups.set(rowKey, g);
-    }
-    g.rows.push(r);
-  }
-  const out: Array<SessionGroup & { _id: string }> = [];
-  for (const g of groups.values()) {
-    const id = JSON.stringify(g.keys);
+  return bucketSessions(rows, by).map((g) => {
     const stateAges = g.rows.map((r) => r.state_age_ms).filter((v): v is number => v !== null);
     const xactAges = g.rows.map((r) => r.xact_age_ms).filter((v): v is number => v !== null);
     const waits = new Map<string, WaitEventCount>();
@@ -404,7 +415,7 @@ export function groupSessions(rows: SessionRow[], by: GroupKey[] = DEFAULT_GROUP
       waits.set(k, w);
     }
     const med = median(stateAges);
-    out.push({
+    return {
       ...g.keys,
       count: g.rows.length,
       oldest_state_age_ms: stateAges.length ? Math.round(Math.max(...stateAges)) : null,
@@ -413,11 +424,8 @@ export function groupSessions(rows: SessionRow[], by: GroupKey[] = DEFAULT_GROUP
       wait_events: [...waits.values()].sort((a, b) => b.count - a.count || `${a.wait_event_type}${a.wait_event}`.localeCompare(`${b.wait_event_type}${b.wait_event}`)),
       parallel_workers: g.rows.reduce((n, r) => n + (parallelWorkers.get(r.pid) ?? 0), 0),
       pids: g.rows.map((r) => r.pid).sort((a, b) => a - b),
-      _id: id,
-    });
-  }
-  out.sort((a, b) => b.count - a.count || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
-  return out.map(({ _id, ...g }) => g);
+    };
+  });
 }
 
 /** Sessions per state (PostgreSQL's names plus "hidden"), most first. */

@@ -18,7 +18,7 @@ import { type BlockingReport, buildBlockingReport, type RootBlocker } from './bl
 import { type Capacity, capacityOf, capacitySeverity, type ConnLimit, nearLimits, worst } from './capacity.js';
 import type { CheckFacts } from './check.js';
 import type { ConnectFailure } from './classify.js';
-import { clientOf, countByState, groupSessions, quoteIdent, type SessionGroup } from './connections.js';
+import { bucketSessions, clientOf, countByState, groupSessions, quoteIdent, type SessionGroup } from './connections.js';
 import { formatDuration } from './duration.js';
 import { exitCodeForSeverity, type ExitCodeValue, type Severity } from './exit-codes.js';
 import { normalizeStatement } from './normalize.js';
@@ -788,41 +788,33 @@ function nodeConnectionLimit(c: Tree): void {
 /** who-holds: the largest holders by application, client and user, with their states. */
 function nodeWhoHolds(c: Tree): void {
   const { w, sessions } = c;
-  const byApp = new Map<string, SessionRow[]>();
-  for (const r of sessions) {
-    const list = byApp.get(r.application_name);
-    if (list) list.push(r);
-    else byApp.set(r.application_name, [r]);
-  }
-  const rowsOf = (app: string | undefined) => byApp.get(app ?? '') ?? [];
-  const holders: HolderRow[] = groupSessions(sessions, ['app']).map((g) => {
-    const rows = rowsOf(g.app);
-    return {
-      application: g.app ?? '',
-      count: g.count,
-      states: countByState(rows),
-      listeners: rows.filter(isListener).length,
-      clients: uniq(nonNull(rows.map(clientOf))).slice(0, 5),
-    };
-  });
+  const byApp = bucketSessions(sessions, ['app']);
+  const rowsOf = new Map(byApp.map((b) => [b.keys.app ?? '', b.rows]));
+  const holders: HolderRow[] = byApp.map(({ keys, rows }) => ({
+    application: keys.app ?? '',
+    count: rows.length,
+    states: countByState(rows),
+    listeners: rows.filter(isListener).length,
+    clients: uniq(nonNull(rows.map(clientOf))).slice(0, 5),
+  }));
   {
     const top = holders.slice(0, 5);
     const ev = emptyEvidence();
     ev.sessions = sessions.length;
     ev.applications = top.map((h) => h.application);
     ev.facts = top.map((h) => `${appLabel(h.application)}: ${h.count} (${Object.entries(h.states).map(([s, n]) => `${s} ${n}`).join(', ')})${h.listeners ? `, ${h.listeners} of them LISTEN (idle by design)` : ''}`);
-    for (const g of groupSessions(sessions, ['client']).slice(0, 3)) ev.facts.push(`client ${g.client ?? 'hidden'}: ${g.count}`);
-    for (const g of groupSessions(sessions, ['user']).slice(0, 3)) ev.facts.push(`user ${g.user ?? '?'}: ${g.count}`);
+    for (const b of bucketSessions(sessions, ['client']).slice(0, 3)) ev.facts.push(`client ${b.keys.client ?? 'hidden'}: ${b.rows.length}`);
+    for (const b of bucketSessions(sessions, ['user']).slice(0, 3)) ev.facts.push(`user ${b.keys.user ?? '?'}: ${b.rows.length}`);
     ev.groups = top.map((h) => ({
       label: appLabel(h.application),
       application: h.application,
       client: h.clients.length === 1 ? h.clients[0]! : null,
       database: null,
-      users: uniq(nonNull(rowsOf(h.application).map((r) => r.usename))),
+      users: uniq(nonNull((rowsOf.get(h.application) ?? []).map((r) => r.usename))),
       state: null,
       wait_event: null,
       count: h.count,
-      pids: rowsOf(h.application).map((r) => r.pid).slice(0, MAX_PIDS),
+      pids: (rowsOf.get(h.application) ?? []).map((r) => r.pid).slice(0, MAX_PIDS),
       oldest_ms: null,
       statement: null,
       severity: 'info',
