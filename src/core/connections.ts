@@ -329,51 +329,41 @@ export function median(values: number[]): number | null {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function keyValues(r: SessionRow, by: GroupKey[]): Omit<SessionGroup, 'count' | 'oldest_state_age_ms' | 'median_state_age_ms' | 'oldest_xact_age_ms' | 'wait_events' | 'parallel_workers' | 'pids'> {
-  const k: ReturnType<typeof keyValues> = {};
-  for (const key of by) {
-    switch (key) {
-      case 'app':
-        k.app = r.application_name;
-        break;
-      case 'state':
-        k.state = stateOf(r);
-        break;
-      case 'user':
-        k.user = r.usename;
-        break;
-      case 'db':
-        k.db = r.datname;
-        break;
-      case 'client':
-        k.client = clientOf(r);
-        k.client_hostname = r.client_hostname;
-        break;
-    }
-  }
-  return k;
+type GroupKeys = Omit<SessionGroup, 'count' | 'oldest_state_age_ms' | 'median_state_age_ms' | 'oldest_xact_age_ms' | 'wait_events' | 'parallel_workers' | 'pids'>;
+
+/** Each grouping key: the group fields it sets and how each is read off a row. */
+const KEY_FIELDS: Record<GroupKey, ReadonlyArray<readonly [keyof GroupKeys, (r: SessionRow) => string | null]>> = {
+  app: [['app', (r) => r.application_name]],
+  state: [['state', stateOf]],
+  user: [['user', (r) => r.usename]],
+  db: [['db', (r) => r.datname]],
+  client: [
+    ['client', clientOf],
+    ['client_hostname', (r) => r.client_hostname],
+  ],
+};
+
+function keyValues(r: SessionRow, by: GroupKey[]): GroupKeys {
+  const k: Record<string, string | null> = {};
+  for (const key of by) for (const [field, read] of KEY_FIELDS[key]) k[field] = read(r);
+  return k as GroupKeys;
 }
 
-/** One key's value as a part of a row's group key: null and each string kept apart. */
-function keyPart(r: SessionRow, key: GroupKey): string {
-  const tagged = (v: string | null) => (v === null ? '\u0001' : `\u0002${v}\u0000`);
-  switch (key) {
-    case 'app':
-      return tagged(r.application_name);
-    case 'state':
-      return tagged(stateOf(r));
-    case 'user':
-      return tagged(r.usename);
-    case 'db':
-      return tagged(r.datname);
-    case 'client':
-      return tagged(clientOf(r)) + tagged(r.client_hostname);
+/** The row's key values as one string (null and each string kept apart), to find its bucket. */
+function rowKey(r: SessionRow, by: GroupKey[]): string {
+  let id = '';
+  for (const key of by) {
+    for (const [, read] of KEY_FIELDS[key]) {
+      const v = read(r);
+      id += v === null ? '\u0001' : `\u0002${v}\u0000`;
+    }
   }
+  return id;
 }
 
 /** Sessions that share the values of the grouping keys. */
 export interface SessionBucket {
-  keys: ReturnType<typeof keyValues>;
+  keys: GroupKeys;
   rows: SessionRow[];
 }
 
@@ -383,12 +373,11 @@ export function bucketSessions(rows: SessionRow[], by: GroupKey[]): SessionBucke
   // text per row was not); the JSON of the keys, made once per bucket, orders buckets of equal size.
   const buckets = new Map<string, SessionBucket>();
   for (const r of rows) {
-    let rowKey = '';
-    for (const key of by) rowKey += keyPart(r, key);
-    let b = buckets.get(rowKey);
+    const id = rowKey(r, by);
+    let b = buckets.get(id);
     if (!b) {
       b = { keys: keyValues(r, by), rows: [] };
-      buckets.set(rowKey, b);
+      buckets.set(id, b);
     }
     b.rows.push(r);
   }
