@@ -19,6 +19,13 @@ import { pgpassPassword } from './target.js';
 
 export const APPLICATION_NAME = 'dbdoctor';
 
+/**
+ * Whether the role `r` (a pg_roles row, the current user's) may read every session's details: a
+ * superuser, or a member of pg_read_all_stats (pg_monitor includes it). The one definition, for
+ * the session's setup and the server facts.
+ */
+export const CAN_READ_ALL_STATS = "(r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))";
+
 export interface SessionOptions {
   statementTimeoutMs?: number;
   lockTimeoutMs?: number;
@@ -461,7 +468,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
         ` SET lock_timeout = ${Math.round(lockTimeoutMs)};` +
         ` SET idle_in_transaction_session_timeout = ${Math.min(MAX_TIMEOUT_MS, Math.round(Math.max(statementTimeoutMs, 5000) * 2))};` +
         ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v, current_user::text AS current_user,` +
-        ` (SELECT r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') FROM pg_roles r WHERE r.rolname = current_user) AS can_read_all_stats`,
+        ` (SELECT ${CAN_READ_ALL_STATS} FROM pg_roles r WHERE r.rolname = current_user) AS can_read_all_stats`,
     );
   } catch (err) {
     await close();

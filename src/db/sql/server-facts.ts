@@ -4,7 +4,7 @@
  * chosen from server_version_num. One round trip, one pg_stat_activity snapshot.
  */
 import type { CheckFacts } from '../../core/check.js';
-import type { Session } from '../session.js';
+import { CAN_READ_ALL_STATS, type Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
 /** The row this module reads is exactly the facts `check` decides on (core/check.ts). */
@@ -52,7 +52,7 @@ SELECT version() AS version,
        current_user::text AS current_user,
        current_database()::text AS current_database,
        r.rolsuper AS is_superuser,
-       (r.rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')) AS can_read_all_stats,
+       ${CAN_READ_ALL_STATS} AS can_read_all_stats,
        (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
        ${canUseReserved} AS can_use_reserved,
        (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor

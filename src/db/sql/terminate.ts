@@ -4,8 +4,8 @@
  *
  * - readTerminateSnapshot: the activity snapshot and each session's exact fingerprint
  *   (backend_start, state_change, xact_start, query_start as text: JS dates lose microseconds),
- *   read in ONE read-only transaction. pg_stat_activity is snapshotted once per transaction, so
- *   both reads describe the same instant.
+ *   read in ONE round trip of SELECTs, one implicit transaction (src/db/sql/read.ts).
+ *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant.
  * - signalSession: ONE autocommit statement per session (so one session's error cannot affect
  *   another's, and every statement reads a fresh snapshot) that re-checks the fingerprint and
  *   sends the signal only when it still holds. SQLSTATE 42501 is returned as permission denied.
@@ -15,7 +15,8 @@ import { DbdoctorError } from '../../core/errors.js';
 import { ExitCode } from '../../core/exit-codes.js';
 import type { Fingerprint, PlannedSession, SignalKind, SignalRaw } from '../../core/terminate.js';
 import type { Session } from '../session.js';
-import { readActivity } from './activity.js';
+import { activityRead } from './activity.js';
+import { type Read, readTogether } from './read.js';
 
 export const MIN_SERVER_VERSION_NUM = 140000;
 
@@ -40,16 +41,9 @@ export async function readTerminateSnapshot(s: Session, opts: { withLocks: boole
       cause: 'server_too_old',
     });
   }
-  await s.query('BEGIN TRANSACTION READ ONLY');
-  try {
-    const activity = await readActivity(s, { withLocks: opts.withLocks });
-    const fingerprints = await s.query<Fingerprint>(FINGERPRINT_SQL);
-    await s.query('COMMIT');
-    return { activity, fingerprints };
-  } catch (err) {
-    await s.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
+  const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
+  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, { withLocks: opts.withLocks }), fingerprintsRead);
+  return { activity, fingerprints };
 }
 
 /**
