@@ -223,7 +223,7 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
     }
     try {
       try {
-        snap = await readTerminateSnapshot(session, { withLocks: o.filters.blockers });
+        snap = await readTerminateSnapshot(session);
       } finally {
         deps.progress?.stop();
       }

@@ -22,17 +22,21 @@ export interface RootBlocker {
   direct: number[];
   /** Every pid blocked by this root, directly or behind others. */
   all: number[];
-  /** Longest wait among the blocked sessions (pg_locks.waitstart), ms. */
+  /**
+   * Longest wait among the blocked sessions, ms: from pg_locks.waitstart when the snapshot has
+   * lock detail (`locks`), otherwise the time in state, which the wait can only be shorter than.
+   */
   longest_wait_ms: number | null;
-  /** The lock mode and relation the direct waiters wait for, where known. */
+  /** The lock mode and relation the direct waiters wait for, where known (with lock detail only). */
   waited_locks: Array<{ locktype: string; mode: string; relation: string | null }>;
   action: RootAction;
   /** The exact thing to do next, in words a person can paste. */
   advice: string;
   /**
    * Blocks someone through an advisory lock (pg_advisory_lock and friends): a session it blocks
-   * directly waits on an advisory lock. A root waits on nothing, so it holds that lock; the
-   * application took it on purpose, and a session-level one outlives any cancel or rollback.
+   * directly waits on an advisory lock (its wait_event is `advisory`). A root waits on nothing, so
+   * it holds that lock; the application took it on purpose, and a session-level one outlives any
+   * cancel or rollback.
    */
   holds_advisory: boolean;
   /** For pid 0: the prepared transactions that may hold the lock. */
@@ -46,6 +50,14 @@ export interface BlockingReport {
   cycles: number[][];
   /** Total sessions waiting on a lock held by another. */
   waiting: number;
+}
+
+/**
+ * For a Lock wait, wait_event is the type of lock waited for, named as pg_locks.locktype names it
+ * (both come from the server's LockTagTypeNames), so no pg_locks read is needed to know it.
+ */
+function waitsOnAdvisory(r: SessionRow | undefined): boolean {
+  return r?.wait_event_type === 'Lock' && r.wait_event === 'advisory';
 }
 
 function key(pid: number, rows: Map<number, SessionRow>): number {
@@ -153,7 +165,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
       longest_wait_ms: waits.length ? waits.reduce((a, b) => Math.max(a, b)) : null,
       waited_locks: [...waited.values()],
       ...actionFor(pid, session, prepared),
-      holds_advisory: session !== null && direct.some((w) => rows.get(w)?.wait_lock?.locktype === 'advisory'),
+      holds_advisory: session !== null && direct.some((w) => waitsOnAdvisory(rows.get(w))),
       prepared,
       tree,
     };

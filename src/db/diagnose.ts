@@ -71,7 +71,7 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
     const [{ server, limits }, activity] = await readTogether<[ServerFacts, ActivitySnapshot]>(
       session,
       serverFactsRead(session),
-      activityRead(session, { withLocks: true, queryChars: opts.queryChars ?? 2000 }),
+      activityRead(session, { withPrepared: true, queryChars: opts.queryChars ?? 2000 }),
     );
     facts.server = server;
     facts.limits = limits;

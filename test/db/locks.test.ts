@@ -188,9 +188,11 @@ describe('runLocks', () => {
           cycles: r.cycles.map((c) => c.pids),
         });
         for (const user of ['postgres', 'app_user']) {
-          const { role, all, blocking } = await withSession(target(s, user), {}, async (session) => ({
+          const { role, all, edges, blocking } = await withSession(target(s, user), {}, async (session) => ({
             role: session.role,
-            all: await readActivity(session, { withLocks: true }),
+            all: await readActivity(session, { lockDetail: true }),
+            // diagnose's read: pg_blocking_pids() and wait_event, no pg_locks
+            edges: await readActivity(session, { withPrepared: true }),
             blocking: await readActivity(session, { scope: 'blocking' }),
           }));
           const priv = { can_read_all_stats: role.can_read_all_stats, role: role.current_user };
@@ -204,6 +206,8 @@ describe('runLocks', () => {
           }
           expect(blocking.rows.filter((r) => r.is_self)).toHaveLength(1);
           expect(shape(locksReport(blocking, priv))).toEqual(shape(locksReport(all, priv)));
+          expect(shape(locksReport(edges, priv))).toEqual(shape(locksReport(all, priv)));
+          expect(edges.rows.filter((r) => r.wait_lock !== null)).toEqual([]);
         }
       });
     });

@@ -163,7 +163,7 @@ describe('selection and acting', () => {
     const one = await idleSessions(s, 1, { app: 'db-reuse', user: 'app_user' });
     const session = await openSession(target(s));
     try {
-      const snap = await readTerminateSnapshot(session, { withLocks: false });
+      const snap = await readTerminateSnapshot(session);
       const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), apps: ['db-reuse'] }, allDatabases: false, includeSuperusers: false, cancelFirst: false });
       const p = plan.planned[0]!;
       const earlier = { ...p, backend_start: p.backend_start.replace(/^(\d{4})/, (y) => String(Number(y) - 1)) };

@@ -97,10 +97,14 @@ describe('peers that are not PostgreSQL', () => {
 describe('dbdoctor runs into its own timeouts', () => {
   const server = useServer({ settings: { max_connections: 30 } });
 
-  /** Two holds: pg_stat_activity (every command reads it) and pg_locks (what the lock readers read). */
+  /**
+   * Two holds: pg_stat_activity (every command reads it) and pg_locks (only `locks` reads it, for
+   * the mode and relation each waiter waits on; diagnose and terminate --blockers need only
+   * pg_blocking_pids()).
+   */
   const holds = [
     ...connecting.map((c) => ({ label: 'pg_stat_activity held', name: c.name, args: c.args, hold: holdActivityView })),
-    ...landed([spec('locks'), spec('diagnose'), { ...spec('terminate'), args: ['--blockers', '--dry-run'] }]).map((c) => ({
+    ...landed([spec('locks')]).map((c) => ({
       label: 'pg_locks held',
       name: c.name,
       args: c.args,
@@ -123,6 +127,32 @@ describe('dbdoctor runs into its own timeouts', () => {
     }
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
   });
+
+  test.each(landed([spec('diagnose'), { ...spec('terminate'), args: ['--blockers', '--dry-run', '--include-superusers'] }]).map((c) => [c.name, c] as const))(
+    '%s does not read pg_locks: with it locked, the blocking chain is still found',
+    async (name, c) => {
+      const s = server();
+      const chain = await lockChain(s, { app: 'rel-chain' }, 1);
+      const lock = await holdLock(s);
+      try {
+        const r = await runCli([name, ...c.args, '-d', s.url(), '--json']);
+        const doc = JSON.parse(r.stdout) as { schema: string; report: Record<string, unknown> };
+        expect([doc.schema, r.exitCode]).not.toEqual(['dbdoctor.error', 3]);
+        if (name === 'diagnose') {
+          expect(r.exitCode).not.toBe(3);
+          const findings = doc.report.findings as Array<{ id: string; evidence: { pids: number[] } }>;
+          expect(findings.find((f) => f.id === 'blocking')?.evidence.pids).toContain(chain.blocker);
+        } else {
+          expect(r.exitCode).toBe(0);
+          expect((doc.report.planned as Array<{ pid: number }>).map((p) => p.pid)).toEqual([chain.blocker]);
+        }
+      } finally {
+        await lock.release();
+        await chain.release();
+      }
+      expect(await dbdoctorSessionsLeft(s)).toBe(0);
+    },
+  );
 
   test.each(holds.map((h) => [h.name, h.label, h] as const))('%s (%s): its statement_timeout (57014) before its lock_timeout: exit 3, one line naming statement_timeout', async (name, _label, h) => {
     const s = server();

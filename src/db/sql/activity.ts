@@ -1,22 +1,32 @@
 /**
  * The activity snapshot: pg_stat_activity with ages on one clock reading, and, for sessions
- * waiting on a Lock only, pg_blocking_pids() and the lock they wait for. Never the pg_locks
- * self-join (quadratic). pg_locks is scanned once, and only when some session waits on a lock.
- * PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round trip (with locks, the
- * prepared transactions ride along); autocommit, so every call reads a fresh snapshot.
+ * waiting on a Lock only, pg_blocking_pids(). Never the pg_locks self-join (quadratic). With lock
+ * detail (`locks` only), pg_locks is scanned once, for its ungranted rows, and only when some
+ * session waits on a lock. PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round
+ * trip (with locks, the prepared transactions ride along); autocommit, so every call reads a fresh
+ * snapshot.
  */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from '../../core/activity.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
 export interface ActivityOptions {
-  /** Read blocking pids, waited locks and prepared transactions. */
-  withLocks?: boolean;
+  /** Read the prepared transactions too (pg_blocking_pids() names one as pid 0). */
+  withPrepared?: boolean;
+  /**
+   * Also read, from pg_locks, the lock each waiter waits for: mode, relation, wait start (implies
+   * withPrepared). pg_lock_status() builds every row of the lock table before any filter, under
+   * the lock manager's partition locks: at incident scale (21,500 locks) that was ~11 ms of
+   * `diagnose`'s ~23 ms statement (measured by `npm run bench`). Only `locks`, which shows them,
+   * asks for it; without it, who blocks whom still comes from pg_blocking_pids(), and the type of
+   * lock waited for from wait_event.
+   */
+  lockDetail?: boolean;
   /** Cut query text to this many characters (default 2000). */
   queryChars?: number;
   /**
    * Which sessions come back. 'all' (the default): every row of pg_stat_activity. 'blocking'
-   * (implies withLocks): only what the blocking tree shows, that is the sessions waiting on a
+   * (implies lockDetail): only what the blocking tree shows, that is the sessions waiting on a
    * lock, the sessions they wait for, the parallel workers of both, plus every hidden row (so the
    * partial-view count stays exact) and dbdoctor's own. At incident scale this is a third of the
    * rows and of the bytes (measured by `npm run bench`).
@@ -27,42 +37,30 @@ export interface ActivityOptions {
 interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
   blocked_by: string | null;
-  wl_locktype: string | null;
-  wl_mode: string | null;
-  wl_relation: string | null;
-  wl_wait_ms: number | null;
+  /** The wl_* columns come with lock detail only. */
+  wl_locktype?: string | null;
+  wl_mode?: string | null;
+  wl_relation?: string | null;
+  wl_wait_ms?: number | null;
   taken_at: string;
   database: string;
 }
 
 const ms = (col: string) => `(extract(epoch FROM (n.t - ${col})) * 1000)::float8`;
 
-// With locks, pg_stat_activity is read once into `sa` (every part of the statement shares it), and
-// pg_blocking_pids() is called once per session waiting on a Lock, in `bp`. pg_locks is read once,
-// for its ungranted rows: the lock each waiter waits for (a process waits for one lock at a time;
-// DISTINCT ON keeps one row per pid all the same). Which roots block through an advisory lock is
-// told by their waiters' locks (core/blocking.ts), not by folding every granted advisory lock: at
+// Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
+// on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
+// it), pg_blocking_pids() is called once per waiter, in `bp`, and pg_locks is read once, for its
+// ungranted rows: the lock each waiter waits for (a process waits for one lock at a time; DISTINCT
+// ON keeps one row per pid all the same). Which roots block through an advisory lock is told by
+// their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock: at
 // incident scale (1,500 sessions, 20,000 advisory locks, 400 waiters) that fold was ~3 ms of the
 // statement's ~23 (measured by `npm run bench`).
 const SA_COLUMNS = `pid, leader_pid, backend_type, datname, usename, usesysid, application_name, client_addr,
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
 
-// 'blocking' scope: the sessions of a blocking chain (waiters and the sessions they wait for,
-// read once in `chain`), their parallel workers, hidden rows (as isVisible() in core/activity.ts
-// tells them) and dbdoctor's own session.
-const CHAIN_CTE = `,
-  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
-const BLOCKING_SCOPE = `
- WHERE a.pid IN (SELECT pid FROM chain)
-    OR a.leader_pid IN (SELECT pid FROM chain)
-    OR a.query = '<insufficient privilege>'
-    OR (a.state IS NULL AND a.query IS NULL)
-    OR a.pid = pg_backend_pid()`;
-
-function activitySql(withLocks: boolean, scope: 'all' | 'blocking', queryChars: number): string {
-  const locks = withLocks
-    ? `,
+const DETAIL_CTES = `,
   sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity),
   bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock'),
   waiting AS MATERIALIZED (
@@ -73,9 +71,31 @@ function activitySql(withLocks: boolean, scope: 'all' | 'blocking', queryChars: 
       FROM pg_locks l
      WHERE NOT l.granted AND EXISTS (SELECT 1 FROM bp)
      ORDER BY l.pid
-  )${scope === 'blocking' ? CHAIN_CTE : ''}`
-    : '';
-  return `WITH n AS (SELECT clock_timestamp() AS t)${locks}
+  )`;
+const DETAIL_COLUMNS = `,
+       w.locktype AS wl_locktype,
+       w.mode AS wl_mode,
+       w.relation AS wl_relation,
+       ${ms('w.waitstart')} AS wl_wait_ms`;
+const DETAIL_JOINS = `
+  LEFT JOIN bp ON bp.pid = a.pid
+  LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'`;
+
+// 'blocking' scope (with lock detail): the sessions of a blocking chain (waiters and the sessions
+// they wait for, read once in `chain`), their parallel workers, hidden rows (as isVisible() in
+// core/activity.ts tells them) and dbdoctor's own session.
+const CHAIN_CTE = `,
+  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
+const BLOCKING_SCOPE = `
+ WHERE a.pid IN (SELECT pid FROM chain)
+    OR a.leader_pid IN (SELECT pid FROM chain)
+    OR a.query = '<insufficient privilege>'
+    OR (a.state IS NULL AND a.query IS NULL)
+    OR a.pid = pg_backend_pid()`;
+
+function activitySql(detail: boolean, scope: 'all' | 'blocking', queryChars: number): string {
+  const blocking = scope === 'blocking';
+  return `WITH n AS (SELECT clock_timestamp() AS t)${detail ? DETAIL_CTES : ''}${blocking ? CHAIN_CTE : ''}
 SELECT a.pid,
        a.leader_pid,
        a.backend_type,
@@ -96,23 +116,13 @@ SELECT a.pid,
        ${ms('a.state_change')} AS state_age_ms,
        a.query_id::text AS query_id,
        left(a.query, ${queryChars}) AS query,
-       array_to_string(${withLocks ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
-       ${withLocks ? 'w.locktype' : 'NULL::text'} AS wl_locktype,
-       ${withLocks ? 'w.mode' : 'NULL::text'} AS wl_mode,
-       ${withLocks ? 'w.relation' : 'NULL::text'} AS wl_relation,
-       ${withLocks ? ms('w.waitstart') : 'NULL::float8'} AS wl_wait_ms,
+       array_to_string(${detail ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
-       current_database()::text AS database
-  FROM ${withLocks ? 'sa' : 'pg_stat_activity'} a
+       current_database()::text AS database${detail ? DETAIL_COLUMNS : ''}
+  FROM ${detail ? 'sa' : 'pg_stat_activity'} a
  CROSS JOIN n
-  LEFT JOIN pg_roles r ON r.oid = a.usesysid${
-    withLocks
-      ? `
-  LEFT JOIN bp ON bp.pid = a.pid
-  LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'`
-      : ''
-  }${scope === 'blocking' ? BLOCKING_SCOPE : ''}
+  LEFT JOIN pg_roles r ON r.oid = a.usesysid${detail ? DETAIL_JOINS : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
 }
 
@@ -158,7 +168,7 @@ function toSessionRow(r: Row): SessionRow {
     query: r.query,
     blocked_by: pidList(r.blocked_by),
     is_self: r.is_self,
-    wait_lock: r.wl_locktype ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation, wait_ms: r.wl_wait_ms } : null,
+    wait_lock: r.wl_locktype ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null } : null,
   };
 }
 
@@ -168,12 +178,14 @@ function toSessionRow(r: Row): SessionRow {
  */
 export function activityRead(s: Session, opts: ActivityOptions = {}): Read<ActivitySnapshot> {
   const scope = opts.scope ?? 'all';
-  const withLocks = (opts.withLocks ?? false) || scope === 'blocking';
+  const detail = (opts.lockDetail ?? false) || scope === 'blocking';
+  const withPrepared = (opts.withPrepared ?? false) || detail;
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
-  // With locks, the prepared transactions come in the same round trip and the same implicit
-  // transaction (simple protocol, so no parameters: queryChars is an integer written into the text).
+  // The prepared transactions come in the same round trip and the same implicit transaction
+  // (simple protocol, so no parameters: queryChars is an integer written into the text).
+  const activity = activitySql(detail, scope, queryChars);
   return {
-    statements: withLocks ? [activitySql(true, scope, queryChars), PREPARED_SQL] : [activitySql(false, scope, queryChars)],
+    statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
     parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[]),
   };
 }

@@ -33,7 +33,7 @@ export interface TerminateSnapshot {
   fingerprints: Fingerprint[];
 }
 
-export async function readTerminateSnapshot(s: Session, opts: { withLocks: boolean }): Promise<TerminateSnapshot> {
+export async function readTerminateSnapshot(s: Session): Promise<TerminateSnapshot> {
   if (s.serverVersionNum < MIN_SERVER_VERSION_NUM) {
     throw new DbdoctorError(`terminate needs PostgreSQL 14 or newer (this server is ${Math.floor(s.serverVersionNum / 10000)})`, {
       exitCode: ExitCode.UNKNOWN,
@@ -42,7 +42,7 @@ export async function readTerminateSnapshot(s: Session, opts: { withLocks: boole
     });
   }
   const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
-  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, { withLocks: opts.withLocks }), fingerprintsRead);
+  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s), fingerprintsRead);
   return { activity, fingerprints };
 }
 
