@@ -1355,7 +1355,8 @@ function nodeSettings(c: Tree): void {
       });
     }
     if (has(blockFinding)) {
-      const waiters = blocking.roots.flatMap((r) => r.all).map((p) => snap.rows.find((x) => x.pid === p)).filter((x): x is SessionRow => Boolean(x));
+      const byPid = new Map(snap.rows.map((r) => [r.pid, r]));
+      const waiters = blocking.roots.flatMap((r) => r.all).map((p) => byPid.get(p)).filter((x): x is SessionRow => Boolean(x));
       guards.push({
         node: 'setting-lock-timeout',
         name: 'lock_timeout',
