@@ -1,7 +1,7 @@
 /**
  * Gathers every fact `diagnose` decides on, over ONE connection, in as few round trips as the
  * facts allow: server facts, limits, the activity snapshot with lock waiters and prepared
- * transactions (1, one pg_stat_activity snapshot); settings with their per-role/per-database
+ * transactions (one pg_stat_activity snapshot), settings with their per-role/per-database
  * overrides, and the pg_stat_statements probe with sequential-scan tables (1); the top statements
  * only when that view is usable (1). Read-only. PostgreSQL 14-18 (version differences are in each
  * SQL module).
@@ -35,6 +35,9 @@ export interface GatherOptions {
   queryChars?: number;
 }
 
+/** Failures an optional read can cause on its own, so that reading again apart may get past them. */
+const OPTIONAL_FAILURES = new Set(['permission_denied', 'lock_timeout', 'query_failed']);
+
 function fatal(err: unknown): boolean {
   return err instanceof InterruptedError || (err instanceof DbdoctorError && err.cause_id === 'server_gone') || !(err instanceof DbdoctorError);
 }
@@ -66,25 +69,29 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
   }
   facts.connect = { ok: true, connect_ms: session.connectMs };
   try {
-    // The state now: server facts, limits, activity, locks and prepared transactions in one round
-    // trip, one snapshot of pg_stat_activity.
-    const [{ server, limits }, activity] = await readTogether<[ServerFacts, ActivitySnapshot]>(
-      session,
-      serverFactsRead(session),
-      activityRead(session, { withPrepared: true, queryChars: opts.queryChars ?? 2000 }),
-    );
-    facts.server = server;
-    facts.limits = limits;
-    facts.activity = activity;
-    // The optional facts: settings and the statements probe in one round trip, then the top
-    // statements when pg_stat_statements is usable. What fails is listed as unavailable.
     const statementsOpts = { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements };
+    const state = () => [serverFactsRead(session), activityRead(session, { withPrepared: true, queryChars: opts.queryChars ?? 2000 })] as const;
+    const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
     try {
-      [facts.settings, probe] = await readTogether<[SettingsFacts, StatementsProbe]>(session, settingsRead(session), statementsProbeRead(statementsOpts));
+      // Everything in one round trip: the state now (server facts, limits, activity, prepared
+      // transactions: one snapshot of pg_stat_activity), then the settings and the statements
+      // probe, which the server reads while dbdoctor is still reading the activity rows.
+      const [{ server, limits }, activity, settings, found] = await readTogether<[ServerFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
+      [facts.server, facts.limits, facts.activity, facts.settings, probe] = [server, limits, activity, settings, found];
     } catch (err) {
-      if (fatal(err)) throw err;
-      for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason: (err as Error).message });
+      // One failing statement fails the round trip. When an optional read may be the one (a
+      // revoked catalog, a lock on it), the reads go again apart: the state alone, then the
+      // optional facts in a round trip whose failure only makes them unavailable.
+      if (!(err instanceof DbdoctorError) || !OPTIONAL_FAILURES.has(err.cause_id)) throw err;
+      const [{ server, limits }, activity] = await readTogether<[ServerFacts, ActivitySnapshot]>(session, ...state());
+      [facts.server, facts.limits, facts.activity] = [server, limits, activity];
+      try {
+        [facts.settings, probe] = await readTogether<[SettingsFacts, StatementsProbe]>(session, ...optional());
+      } catch (err) {
+        if (fatal(err)) throw err;
+        for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason: (err as Error).message });
+      }
     }
     if (probe) {
       try {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runDiagnose } from '../../src/commands/diagnose.js';
 import type { Target } from '../../src/core/target.js';
 import { resolveThresholds, type ThresholdKey } from '../../src/core/thresholds.js';
+import { diagnose } from '../../src/core/diagnose.js';
 import { gatherFacts } from '../../src/db/diagnose.js';
 import { freePort } from '../../src/db/embedded.js';
 import { envelope } from '../../src/render/json.js';
@@ -58,6 +59,30 @@ describe('gathering', () => {
     expect(names).toContain('idle_session_timeout');
     if (s.major >= 17) expect(names).toContain('transaction_timeout');
     else expect(names).not.toContain('transaction_timeout');
+  });
+
+  test('an optional read that fails (a catalog revoked from PUBLIC) is unavailable; the diagnosis goes on', async () => {
+    const s = server();
+    // The first round trip carries the optional reads too; its failure sends the reads again
+    // apart, and only the settings and the statements probe are lost.
+    await s.sql('REVOKE SELECT ON pg_catalog.pg_db_role_setting FROM PUBLIC');
+    try {
+      let facts!: Awaited<ReturnType<typeof gatherFacts>>;
+      const opened = await connectionsOpenedBy(s, async () => {
+        facts = await gatherFacts(target(s, 'app_user'), {}, { thresholds: resolveThresholds() });
+      });
+      expect(opened).toBe(1);
+      expect(facts.gather_error).toBeNull();
+      expect(facts.server?.current_user).toBe('app_user');
+      expect(facts.activity?.rows.some((r) => r.is_self)).toBe(true);
+      expect(facts.settings).toBeNull();
+      expect(facts.unavailable.map((u) => u.what)).toEqual(['settings', 'statements']);
+      expect(facts.unavailable[0]!.reason).toMatch(/permission denied.*pg_db_role_setting/);
+      const r = diagnose(facts, resolveThresholds());
+      expect(r.path.find((p) => p.node === 'settings')).toMatchObject({ branch: 'unavailable' });
+    } finally {
+      await s.sql('GRANT SELECT ON pg_catalog.pg_db_role_setting TO PUBLIC');
+    }
   });
 
   test('per-role, per-database and per-role-in-database overrides', async () => {
