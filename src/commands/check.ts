@@ -9,6 +9,7 @@ import { ping, readServerFacts } from '../db/sql/server-facts.js';
 import { renderCheck } from '../render/check.js';
 import { envelope, renderJson } from '../render/json.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
+import { nowMs } from '../db/clock.js';
 
 /**
  * "Can we connect at all, and if not, why?" Walks DNS, TCP/TLS/start-up/auth, one round trip,
@@ -34,21 +35,21 @@ export async function runCheck(target: Target, opts: SessionOptions): Promise<Ch
     return checkReportFailed(where, steps, failure);
   }
   let session: Awaited<ReturnType<typeof openSession>>;
-  const connectStarted = performance.now();
+  const connectStarted = nowMs();
   try {
     session = await openSession(target, opts);
   } catch (err) {
     if (!(err instanceof ConnectError)) throw err;
-    steps.push({ step: err.failure.step, ok: false, ms: performance.now() - connectStarted, detail: err.failure.message });
+    steps.push({ step: err.failure.step, ok: false, ms: nowMs() - connectStarted, detail: err.failure.message });
     return checkReportFailed(where, steps, err.failure);
   }
   try {
     steps.push({ step: 'auth', ok: true, ms: session.connectMs, detail: `TCP, ${target.sslmode === 'disable' ? 'no TLS' : `sslmode=${target.sslmode}`}, start-up and authentication as "${target.user}"` });
     const latency = await ping(session);
     steps.push({ step: 'query', ok: true, ms: latency, detail: 'SELECT 1 round trip' });
-    const t0 = performance.now();
+    const t0 = nowMs();
     const { server, limits } = await readServerFacts(session);
-    steps.push({ step: 'facts', ok: true, ms: performance.now() - t0, detail: `database "${server.current_database}" as "${server.current_user}"` });
+    steps.push({ step: 'facts', ok: true, ms: nowMs() - t0, detail: `database "${server.current_database}" as "${server.current_user}"` });
     return checkReportConnected({ target: where, steps, facts: server, limits, latencyMs: latency, connectMs: session.connectMs });
   } finally {
     await session.close();

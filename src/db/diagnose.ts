@@ -22,6 +22,7 @@ import { readTogether } from './sql/read.js';
 import { type ServerFacts, serverFactsRead } from './sql/server-facts.js';
 import { settingsRead } from './sql/settings.js';
 import { readTopStatements, type StatementsProbe, statementsProbeRead } from './sql/statements.js';
+import { nowMs } from './clock.js';
 
 export interface GatherDeps {
   /** Opens the one session (injectable for tests of the failure paths). */
@@ -43,7 +44,7 @@ function fatal(err: unknown): boolean {
 }
 
 export async function gatherFacts(target: Target, sessionOpts: SessionOptions, opts: GatherOptions, deps: GatherDeps = {}): Promise<DiagnoseFacts> {
-  const now = deps.now ?? (() => performance.now());
+  const now = deps.now ?? (() => nowMs());
   const open = deps.open ?? openSession;
   const started = now();
   const facts: DiagnoseFacts = {

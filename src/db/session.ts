@@ -16,6 +16,7 @@ import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import type { Target } from '../core/target.js';
 import { pgpassPassword } from './target.js';
+import { nowMs } from './clock.js';
 
 export const APPLICATION_NAME = 'dbdoctor';
 
@@ -351,7 +352,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
   const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (opts.signal?.aborted) throw new InterruptedError();
 
-  const started = performance.now();
+  const started = nowMs();
   let client: Client | undefined;
   const attempts = attemptsFor(t);
   // Asked for only when the server wants a password; ~/.pgpass is read at most once.
@@ -381,7 +382,7 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     }
   }
   if (!client) throw new ConnectError(classifyConnectError({ message: 'no connection attempt' }, failureContext(t)));
-  const connectMs = performance.now() - started;
+  const connectMs = nowMs() - started;
   const c = client;
   const internals = c as unknown as { processID: number | null; secretKey: number | null };
   // What ended the session while it sat idle (a restart's 57P01, say): the next statement only

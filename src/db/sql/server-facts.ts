@@ -6,6 +6,7 @@
 import type { CheckFacts } from '../../core/check.js';
 import { CAN_READ_ALL_STATS, type Session } from '../session.js';
 import { type Read, readOne } from './read.js';
+import { nowMs } from '../clock.js';
 
 /** The row this module reads is exactly the facts `check` decides on (core/check.ts). */
 export type ServerFactsRow = CheckFacts;
@@ -81,7 +82,7 @@ export function readServerFacts(s: Session): Promise<ServerFacts> {
 
 /** One tiny round trip, to measure latency. */
 export async function ping(s: Session): Promise<number> {
-  const t0 = performance.now();
+  const t0 = nowMs();
   await s.query('SELECT 1');
-  return performance.now() - t0;
+  return nowMs() - t0;
 }
