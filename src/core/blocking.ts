@@ -27,8 +27,12 @@ export interface RootBlocker {
    * lock detail (`locks`), otherwise the time in state, which the wait can only be shorter than.
    */
   longest_wait_ms: number | null;
-  /** The lock mode and relation the direct waiters wait for, where known (with lock detail only). */
-  waited_locks: Array<{ locktype: string; mode: string; relation: string | null }>;
+  /**
+   * The locks the waiters wait for, the direct waiters' first: type, mode and relation with lock
+   * detail (`locks`); without it (`diagnose`), the type only, from wait_event, mode and relation
+   * null.
+   */
+  waited_locks: WaitedLock[];
   action: RootAction;
   /** The exact thing to do next, in words a person can paste. */
   advice: string;
@@ -42,6 +46,12 @@ export interface RootBlocker {
   /** For pid 0: the prepared transactions that may hold the lock. */
   prepared: PreparedXact[];
   tree: BlockNode;
+}
+
+export interface WaitedLock {
+  locktype: string;
+  mode: string | null;
+  relation: string | null;
 }
 
 export interface BlockingReport {
@@ -58,6 +68,13 @@ export interface BlockingReport {
  */
 function waitsOnAdvisory(r: SessionRow | undefined): boolean {
   return r?.wait_event_type === 'Lock' && r.wait_event === 'advisory';
+}
+
+/** The lock a waiter waits for: from lock detail when read, else its type from wait_event. */
+function waitedLock(r: SessionRow | undefined): WaitedLock | null {
+  if (r?.wait_lock) return { locktype: r.wait_lock.locktype, mode: r.wait_lock.mode, relation: r.wait_lock.relation };
+  if (r?.wait_event_type === 'Lock' && r.wait_event) return { locktype: r.wait_event, mode: null, relation: null };
+  return null;
 }
 
 function key(pid: number, rows: Map<number, SessionRow>): number {
@@ -149,10 +166,10 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
     const waits = all.map((p) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null).filter((v): v is number => v !== null);
     // The locks waited on, the direct waiters' first: a row lock shows as a wait on the holder's
     // transactionid (no relation); the waiters queued behind show the tuple and its relation.
-    const waited = new Map<string, { locktype: string; mode: string; relation: string | null }>();
+    const waited = new Map<string, WaitedLock>();
     for (const w of [...direct, ...order]) {
-      const l = rows.get(w)?.wait_lock;
-      if (l) waited.set(`${l.locktype}/${l.mode}/${l.relation}`, { locktype: l.locktype, mode: l.mode, relation: l.relation });
+      const l = waitedLock(rows.get(w));
+      if (l) waited.set(`${l.locktype}/${l.mode}/${l.relation}`, l);
     }
     const session = pid === 0 ? null : (rows.get(pid) ?? null);
     const prepared = pid === 0 ? snapshot.prepared : [];

@@ -1058,7 +1058,7 @@ function nodeBlocking(c: Tree): void {
       }
       const s = r.session;
       const what = r.pid === 0 ? 'a prepared transaction' : s ? `pid ${r.pid} (${appLabel(s.application_name)}, ${s.state ?? 'hidden'}${s.state_age_ms !== null ? ` for ${dur(s.state_age_ms)}` : ''})` : `pid ${r.pid} (gone or hidden)`;
-      const locks = r.waited_locks.map((l) => `${l.mode} on ${l.relation ?? l.locktype}`).join(', ');
+      const locks = r.waited_locks.map((l) => (l.mode ? `${l.mode} on ${l.relation ?? l.locktype}` : l.locktype)).join(', ');
       eg.push({
         label: what,
         application: s?.application_name ?? null,

@@ -3,15 +3,12 @@
  * views instead of raw rows), with the visibility accounting and a status. Pure.
  */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from './activity.js';
-import { type BlockNode, buildBlockingReport, type RootAction } from './blocking.js';
+import { type BlockNode, buildBlockingReport, type RootAction, type WaitedLock } from './blocking.js';
 import { parallelWorkersByLeader, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
 import type { Severity } from './exit-codes.js';
 
-export interface WaitedLock {
-  locktype: string;
-  mode: string;
-  relation: string | null;
-}
+/** `locks` reads lock detail, so a waited lock's mode is always known here. */
+export type { WaitedLock };
 
 export interface LockTreeNode {
   pid: number;

@@ -36,8 +36,12 @@ export interface GatherOptions {
   queryChars?: number;
 }
 
-/** Failures an optional read can cause on its own, so that reading again apart may get past them. */
-const OPTIONAL_FAILURES = new Set(['permission_denied', 'lock_timeout', 'query_failed']);
+/**
+ * Failures an optional read can cause on its own, so that reading again apart may get past them.
+ * A statement_timeout is one too, but reading the optional facts again would wait as long again:
+ * after one, only the state is read again, and the optional facts are unavailable.
+ */
+const OPTIONAL_FAILURES = new Set(['permission_denied', 'lock_timeout', 'query_failed', 'statement_timeout']);
 
 function fatal(err: unknown): boolean {
   return err instanceof InterruptedError || (err instanceof DbdoctorError && err.cause_id === 'server_gone') || !(err instanceof DbdoctorError);
@@ -82,16 +86,24 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
       [facts.server, facts.limits, facts.activity, facts.settings, probe] = [server, limits, activity, settings, found];
     } catch (err) {
       // One failing statement fails the round trip. When an optional read may be the one (a
-      // revoked catalog, a lock on it), the reads go again apart: the state alone, then the
-      // optional facts in a round trip whose failure only makes them unavailable.
+      // revoked catalog, a lock on it, a timeout), the reads go again apart: the state alone, then
+      // the optional facts in a round trip whose failure only makes them unavailable. When the
+      // state itself was the one, it fails again the same way (after a second lock_timeout or
+      // statement_timeout), and the diagnosis reports that failure as before.
       if (!(err instanceof DbdoctorError) || !OPTIONAL_FAILURES.has(err.cause_id)) throw err;
       const [{ server, limits }, activity] = await readTogether<[ServerFacts, ActivitySnapshot]>(session, ...state());
       [facts.server, facts.limits, facts.activity] = [server, limits, activity];
-      try {
-        [facts.settings, probe] = await readTogether<[SettingsFacts, StatementsProbe]>(session, ...optional());
-      } catch (err) {
-        if (fatal(err)) throw err;
-        for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason: (err as Error).message });
+      const unavailable = (reason: string) => {
+        for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason });
+      };
+      if (err.cause_id === 'statement_timeout') unavailable(err.message);
+      else {
+        try {
+          [facts.settings, probe] = await readTogether<[SettingsFacts, StatementsProbe]>(session, ...optional());
+        } catch (err) {
+          if (fatal(err)) throw err;
+          unavailable((err as Error).message);
+        }
       }
     }
     if (probe) {

@@ -62,8 +62,9 @@ export class BufferReader {
     const start = this.offset;
     this.offset = start + length;
     // as Buffer#toString: the end is clamped to the buffer, and an empty range is ''
+    const from = Math.max(start, 0);
     const end = Math.min(start + length, b.length);
-    return start >= end ? '' : (b as Utf8Buffer).utf8Slice(Math.max(start, 0), end);
+    return from >= end ? '' : (b as Utf8Buffer).utf8Slice(from, end);
   }
 
   cstring(): string {

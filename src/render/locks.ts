@@ -20,7 +20,7 @@ function cut(text: string, width: number): string {
 }
 
 function lockText(l: WaitedLock): string {
-  return `${l.mode} on ${l.locktype}${l.relation ? ` ${oneLine(l.relation, 40)}` : ''}`;
+  return `${l.mode ? `${l.mode} on ` : ''}${l.locktype}${l.relation ? ` ${oneLine(l.relation, 40)}` : ''}`;
 }
 
 function rootLabel(r: LockRoot): string {
@@ -39,7 +39,7 @@ function nodeText(n: LockTreeNode): string {
   if (!s) return `${n.pid} (gone since the read)`;
   const parts = [String(n.pid), oneLine(s.application_name || '-', 20)];
   if (n.waits_for) {
-    parts.push(`waits ${formatDuration(n.waits_for.wait_ms ?? s.state_age_ms)}`, `${n.waits_for.mode} ${n.waits_for.locktype}`);
+    parts.push(`waits ${formatDuration(n.waits_for.wait_ms ?? s.state_age_ms)}`, [n.waits_for.mode, n.waits_for.locktype].filter(Boolean).join(' '));
   } else {
     parts.push(`${oneLine(s.state)} ${formatDuration(s.state_age_ms)}`);
   }

@@ -154,6 +154,29 @@ describe('dbdoctor runs into its own timeouts', () => {
     },
   );
 
+  // pg_settings is a view over a function: locking it stalls only what reads it, which in diagnose
+  // are the optional reads (settings, the pg_stat_statements probe), not the state or a login.
+  test.each([
+    ['its lock_timeout', [], /lock_timeout/],
+    ['its statement_timeout', ['--statement-timeout', '300ms'], /statement_timeout \(300 ms\)/],
+  ] as const)('diagnose, with only its optional reads stalled (pg_settings held): %s makes settings and statements unavailable; the rest is diagnosed', async (_label, flags, reason) => {
+    const s = server();
+    const chain = await lockChain(s, { app: 'rel-chain' }, 1);
+    const lock = await holdLock(s, 'pg_catalog.pg_settings');
+    try {
+      const r = await runCli(['diagnose', '-d', s.url(), '--json', ...flags]);
+      const report = (JSON.parse(r.stdout) as { report: { unavailable: Array<{ what: string; reason: string }>; findings: Array<{ id: string; evidence: { pids: number[] } }> } }).report;
+      expect(report.unavailable.map((u) => u.what)).toEqual(['settings', 'statements']);
+      for (const u of report.unavailable) expect(u.reason).toMatch(reason);
+      expect(report.findings.find((f) => f.id === 'blocking')?.evidence.pids).toContain(chain.blocker);
+      expect(r.stderr).toBe('');
+    } finally {
+      await lock.release();
+      await chain.release();
+    }
+    expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  });
+
   test.each(holds.map((h) => [h.name, h.label, h] as const))('%s (%s): its statement_timeout (57014) before its lock_timeout: exit 3, one line naming statement_timeout', async (name, _label, h) => {
     const s = server();
     const chain = await lockChain(s, { app: 'rel-chain' }, 1);

@@ -142,6 +142,21 @@ describe('a blocking chain rooted in a session idle in transaction', () => {
     expect(mustFind(r, 'setting-idle-in-transaction-session-timeout').severity).toBe('warning');
   });
 
+  test('as diagnose reads it, without pg_locks: each wait is the blocked statement\'s time in state, the lock waited for is its wait_event', () => {
+    // The fixture was recorded with lock detail; diagnose's own read has none.
+    const bare = { ...facts, activity: { ...facts.activity!, rows: facts.activity!.rows.map((r) => ({ ...r, wait_lock: null })) } };
+    const withDetail = mustFind(check(facts), 'blocking');
+    const b = mustFind(check(bare), 'blocking');
+    expect(b.severity).toBe(withDetail.severity);
+    expect(b.evidence.groups[0]!.pids).toEqual(withDetail.evidence.groups[0]!.pids);
+    const longest = Math.max(...waiters.map((w) => w.state_age_ms ?? 0));
+    expect(b.evidence.groups[0]!.oldest_ms).toBe(Math.round(longest));
+    // waitstart comes after the statement started: the bound is never shorter than the wait
+    expect(b.evidence.groups[0]!.oldest_ms!).toBeGreaterThanOrEqual(withDetail.evidence.groups[0]!.oldest_ms!);
+    const types = [...new Set(waiters.map((w) => w.wait_event))].join(', ');
+    expect(b.next.map((n) => n.text).join('\n')).toContain(`(waited on: ${types})`);
+  });
+
   test('waits shorter than --lock-wait are information only', () => {
     const r = check(facts, { lock_wait: '10m', lock_wait_crit: '10m' });
     expect(mustFind(r, 'blocking').severity).toBe('info');

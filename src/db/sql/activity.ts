@@ -3,8 +3,8 @@
  * waiting on a Lock only, pg_blocking_pids(). Never the pg_locks self-join (quadratic). With lock
  * detail (`locks` only), pg_locks is scanned once, for its ungranted rows, and only when some
  * session waits on a lock. PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round
- * trip (with locks, the prepared transactions ride along); autocommit, so every call reads a fresh
- * snapshot.
+ * trip (withPrepared, the prepared transactions ride along); autocommit, so every call reads a
+ * fresh snapshot.
  */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from '../../core/activity.js';
 import type { Session } from '../session.js';
@@ -175,7 +175,7 @@ function toSessionRow(r: Row): SessionRow {
 }
 
 /**
- * The activity statement (with locks, and the prepared transactions beside it) and its parser, to
+ * The activity statement (withPrepared, and the prepared transactions beside it) and its parser, to
  * send alone (readActivity) or with other reads in one round trip (src/db/sql/read.ts).
  */
 export function activityRead(s: Session, opts: ActivityOptions = {}): Read<ActivitySnapshot> {

@@ -5,7 +5,9 @@
  * that snapshot once per transaction; at 1,500 sessions that costs several milliseconds).
  *
  * The catch: one failing statement fails the whole round trip. Reads whose failure the caller
- * would tolerate (an optional fact) belong in their own round trip.
+ * would tolerate (an optional fact) go in their own round trip, or ride along with a way back:
+ * `diagnose` (src/db/diagnose.ts) sends them with the state, and on a failure they could have
+ * caused, reads the state again alone and the optional facts apart.
  */
 import type { Session } from '../session.js';
 
