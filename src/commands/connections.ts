@@ -16,7 +16,7 @@ import type { Target } from '../core/target.js';
 import { type SessionOptions, withSession } from '../db/session.js';
 import { activityRead } from '../db/sql/activity.js';
 import { readTogether } from '../db/sql/read.js';
-import { type ServerFacts, serverFactsRead } from '../db/sql/server-facts.js';
+import { type ServerProfileFacts, serverProfileRead } from '../db/sql/server-facts.js';
 import { renderConnections, visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
@@ -30,9 +30,9 @@ export async function runConnections(target: Target, opts: SessionOptions, optio
   compileFilter(options.filter ?? {});
   return withSession(target, opts, async (session) => {
     // One round trip, one pg_stat_activity snapshot for the capacity line and the sessions.
-    const [{ server }, snapshot] = await readTogether<[ServerFacts, ActivitySnapshot]>(
+    const [{ server }, snapshot] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(
       session,
-      serverFactsRead(session),
+      serverProfileRead(session),
       activityRead(session, { queryChars: options.list ? 1000 : 200 }),
     );
     return connectionsReport(snapshot, server, options);

@@ -9,6 +9,12 @@ export interface StepResult {
   detail: string;
 }
 
+/**
+ * What the server says of itself and of the current role, without check's backend counts:
+ * `diagnose` and `connections` count the backends from their own activity snapshot instead.
+ */
+export type ServerProfile = Omit<CheckFacts, 'client_backends' | 'other_backends'>;
+
 export interface CheckFacts {
   version: string;
   server_version_num: number;

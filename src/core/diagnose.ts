@@ -16,7 +16,7 @@
 import { type ActivitySnapshot, clientSessions, isClientBackend, isListener, isParallelWorker, isVisible, type SessionRow } from './activity.js';
 import { type BlockingReport, buildBlockingReport, type RootBlocker } from './blocking.js';
 import { type Capacity, capacityOf, capacitySeverity, type ConnLimit, nearLimits, worst } from './capacity.js';
-import type { CheckFacts } from './check.js';
+import type { ServerProfile } from './check.js';
 import type { ConnectFailure } from './classify.js';
 import { bucketSessions, clientOf, countByState, groupSessions, quoteIdent, type SessionGroup } from './connections.js';
 import { formatDuration } from './duration.js';
@@ -104,7 +104,7 @@ export interface DiagnoseFacts {
   /** Where dbdoctor connected (never a password). */
   target: string;
   connect: { ok: true; connect_ms: number } | { ok: false; failure: ConnectFailure; ms: number | null };
-  server: CheckFacts | null;
+  server: ServerProfile | null;
   limits: ConnLimit[];
   activity: ActivitySnapshot | null;
   settings: SettingsFacts | null;
@@ -704,7 +704,7 @@ function timeMetric(facts: DiagnoseFacts): Metric {
 interface Tree {
   facts: DiagnoseFacts;
   t: Thresholds;
-  server: CheckFacts;
+  server: ServerProfile;
   snap: ActivitySnapshot;
   w: Walk;
   sessions: SessionRow[];

@@ -19,7 +19,7 @@ import type { Thresholds } from '../core/thresholds.js';
 import { ConnectError, openSession, type Session, type SessionOptions } from './session.js';
 import { activityRead } from './sql/activity.js';
 import { readTogether } from './sql/read.js';
-import { type ServerFacts, serverFactsRead } from './sql/server-facts.js';
+import { type ServerProfileFacts, serverProfileRead } from './sql/server-facts.js';
 import { settingsRead } from './sql/settings.js';
 import { readTopStatements, type StatementsProbe, statementsProbeRead } from './sql/statements.js';
 import { nowMs } from './clock.js';
@@ -75,14 +75,14 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
   facts.connect = { ok: true, connect_ms: session.connectMs };
   try {
     const statementsOpts = { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements };
-    const state = () => [serverFactsRead(session), activityRead(session, { withPrepared: true, queryChars: opts.queryChars ?? 2000 })] as const;
+    const state = () => [serverProfileRead(session), activityRead(session, { withPrepared: true, queryChars: opts.queryChars ?? 2000 })] as const;
     const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
     try {
       // Everything in one round trip: the state now (server facts, limits, activity, prepared
       // transactions: one snapshot of pg_stat_activity), then the settings and the statements
       // probe, which the server reads while dbdoctor is still reading the activity rows.
-      const [{ server, limits }, activity, settings, found] = await readTogether<[ServerFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
+      const [{ server, limits }, activity, settings, found] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
       [facts.server, facts.limits, facts.activity, facts.settings, probe] = [server, limits, activity, settings, found];
     } catch (err) {
       // One failing statement fails the round trip. When an optional read may be the one (a
@@ -91,7 +91,7 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
       // state itself was the one, it fails again the same way (after a second lock_timeout or
       // statement_timeout), and the diagnosis reports that failure as before.
       if (!(err instanceof DbdoctorError) || !OPTIONAL_FAILURES.has(err.cause_id)) throw err;
-      const [{ server, limits }, activity] = await readTogether<[ServerFacts, ActivitySnapshot]>(session, ...state());
+      const [{ server, limits }, activity] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(session, ...state());
       [facts.server, facts.limits, facts.activity] = [server, limits, activity];
       const unavailable = (reason: string) => {
         for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason });
