@@ -20,37 +20,28 @@ import { build } from 'esbuild';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 
-// pg's SCRAM helpers (pg/lib/crypto/utils.js) use WebCrypto; src/db/pg-crypto.ts gives the same
-// functions on node:crypto, ~1.6 ms less per connection. Its exports must be exactly pg's.
-const PG_CRYPTO = `${ROOT}src/db/pg-crypto.ts`;
-const pgCryptoNames = Object.keys(require('pg/lib/crypto/utils.js')).sort();
-const ourCryptoNames = Object.keys(await import(`${ROOT}dist/db/pg-crypto.js`)).sort();
-if (JSON.stringify(pgCryptoNames) !== JSON.stringify(ourCryptoNames)) {
-  throw new Error(`pg's crypto helpers (${pgCryptoNames.join(', ')}) differ from src/db/pg-crypto.ts (${ourCryptoNames.join(', ')}); update it`);
+/**
+ * An esbuild plugin that puts dbdoctor's module `ours` (src/db/<ours>.ts) in place of the package
+ * module `theirs`, once `shape` (what callers use of it) says the same of both: the build fails
+ * when the package changes under it. tsc's dist/ has already been built (npm run build).
+ */
+async function substitute(name, theirs, ours, shape) {
+  const [a, b] = [shape(require(theirs)), shape(await import(`${ROOT}dist/db/${ours}.js`))];
+  if (a !== b) throw new Error(`${theirs} (${a}) differs from src/db/${ours}.ts (${b}); update it`);
+  const filter = new RegExp(`[\\\\/]${theirs.replace(/\//g, '[\\\\/]').replace(/\./g, '\\.')}$`);
+  const contents = `module.exports = require(${JSON.stringify(`${ROOT}src/db/${ours}.ts`)});`;
+  return { name, setup: (b) => b.onLoad({ filter }, () => ({ contents, loader: 'js' })) };
 }
-const nodeCryptoForPg = {
-  name: 'node-crypto-for-pg',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]crypto[\\/]utils\.js$/ }, () => ({ contents: `module.exports = require(${JSON.stringify(PG_CRYPTO)});`, loader: 'js' }));
-  },
-};
+const exportNames = (m) => Object.keys(m).sort().join(', ');
+const readerMethods = (m) => Object.getOwnPropertyNames(m.BufferReader.prototype).sort().join(', ');
 
-// pg-protocol's reader (pg-protocol/dist/buffer-reader.js) reads every field's length and text
-// through Buffer#readInt32BE and Buffer#toString; src/db/pg-buffer-reader.ts reads the same bytes
-// directly, ~2 ms less per 1,500-session snapshot. Its class and methods must be exactly pg's.
-const PG_READER = `${ROOT}src/db/pg-buffer-reader.ts`;
-const methodsOf = (c) => Object.getOwnPropertyNames(c.prototype).sort().join(', ');
-const pgReaderMethods = methodsOf(require('pg-protocol/dist/buffer-reader.js').BufferReader);
-const ourReaderMethods = methodsOf((await import(`${ROOT}dist/db/pg-buffer-reader.js`)).BufferReader);
-if (pgReaderMethods !== ourReaderMethods) {
-  throw new Error(`pg-protocol's BufferReader (${pgReaderMethods}) differs from src/db/pg-buffer-reader.ts (${ourReaderMethods}); update it`);
-}
-const fastReaderForPg = {
-  name: 'fast-reader-for-pg',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]pg-protocol[\\/]dist[\\/]buffer-reader\.js$/ }, () => ({ contents: `module.exports = require(${JSON.stringify(PG_READER)});`, loader: 'js' }));
-  },
-};
+// pg's SCRAM helpers use WebCrypto; src/db/pg-crypto.ts gives the same functions on node:crypto,
+// ~1.6 ms less per connection.
+const nodeCryptoForPg = await substitute('node-crypto-for-pg', 'pg/lib/crypto/utils.js', 'pg-crypto', exportNames);
+// pg-protocol's reader reads every field's length and text through Buffer#readInt32BE and
+// Buffer#toString; src/db/pg-buffer-reader.ts reads the same bytes directly, ~2 ms less per
+// 1,500-session snapshot.
+const fastReaderForPg = await substitute('fast-reader-for-pg', 'pg-protocol/dist/buffer-reader.js', 'pg-buffer-reader', readerMethods);
 
 // commander requires node:child_process at load time, only to run executable subcommands, which
 // dbdoctor has none of; Node compiles that module on first require (~2 ms on every command). The

@@ -63,14 +63,10 @@ export interface BlockingReport {
 }
 
 /**
- * For a Lock wait, wait_event is the type of lock waited for, named as pg_locks.locktype names it
- * (both come from the server's LockTagTypeNames), so no pg_locks read is needed to know it.
+ * The lock a waiter waits for: from lock detail when read, else its type from wait_event. For a
+ * Lock wait, wait_event is the type of lock waited for, named as pg_locks.locktype names it (both
+ * come from the server's LockTagTypeNames), so no pg_locks read is needed to know it.
  */
-function waitsOnAdvisory(r: SessionRow | undefined): boolean {
-  return r?.wait_event_type === 'Lock' && r.wait_event === 'advisory';
-}
-
-/** The lock a waiter waits for: from lock detail when read, else its type from wait_event. */
 function waitedLock(r: SessionRow | undefined): WaitedLock | null {
   if (r?.wait_lock) return { locktype: r.wait_lock.locktype, mode: r.wait_lock.mode, relation: r.wait_lock.relation };
   if (r?.wait_event_type === 'Lock' && r.wait_event) return { locktype: r.wait_event, mode: null, relation: null };
@@ -182,7 +178,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
       longest_wait_ms: waits.length ? waits.reduce((a, b) => Math.max(a, b)) : null,
       waited_locks: [...waited.values()],
       ...actionFor(pid, session, prepared),
-      holds_advisory: session !== null && direct.some((w) => waitsOnAdvisory(rows.get(w))),
+      holds_advisory: session !== null && direct.some((w) => waitedLock(rows.get(w))?.locktype === 'advisory'),
       prepared,
       tree,
     };

@@ -401,23 +401,15 @@ interface TerminateScope {
 
 /** The part of the snapshot terminate's planner can select with `--app <app>`. */
 function appScope(scope: TerminateScope, app: string): { snapshot: ActivitySnapshot; fingerprints: Fingerprint[] } {
-  if (!scope.byApp) {
-    const rows = new Map<string, SessionRow[]>();
-    for (const r of scope.snapshot.rows) {
-      const list = rows.get(r.application_name);
-      if (list) list.push(r);
-      else rows.set(r.application_name, [r]);
-    }
-    scope.byApp = new Map(
-      [...rows].map(([name, rs]) => [
-        name,
-        {
-          snapshot: { ...scope.snapshot, rows: rs },
-          fingerprints: rs.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null })),
-        },
-      ]),
-    );
-  }
+  scope.byApp ??= new Map(
+    bucketSessions(scope.snapshot.rows, ['app']).map(({ keys, rows }) => [
+      keys.app ?? '',
+      {
+        snapshot: { ...scope.snapshot, rows },
+        fingerprints: rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null })),
+      },
+    ]),
+  );
   return scope.byApp.get(app) ?? { snapshot: { ...scope.snapshot, rows: [] }, fingerprints: [] };
 }
 

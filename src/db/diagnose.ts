@@ -48,7 +48,7 @@ function fatal(err: unknown): boolean {
 }
 
 export async function gatherFacts(target: Target, sessionOpts: SessionOptions, opts: GatherOptions, deps: GatherDeps = {}): Promise<DiagnoseFacts> {
-  const now = deps.now ?? (() => nowMs());
+  const now = deps.now ?? nowMs;
   const open = deps.open ?? openSession;
   const started = now();
   const facts: DiagnoseFacts = {
