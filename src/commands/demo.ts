@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode, exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
-import { coveredByEarlier, formatCommand, recommendedTerminations } from '../core/guide.js';
+import { coveredByEarlier, recommendedTerminations } from '../core/guide.js';
+import { shellCommand } from '../core/printed.js';
 import type { Target } from '../core/target.js';
 import {
   BLOCKER_APP,
@@ -322,7 +323,7 @@ export async function runDemo(server: RunningServer, deps: DemoDeps): Promise<Om
         events?.cleanupSkipped?.(argv);
         continue;
       }
-      progress.start(`running the recommended clean-up: ${formatCommand(argv)}`);
+      progress.start(`running the recommended clean-up: ${shellCommand(argv) ?? 'dbdoctor terminate'}`);
       const c = await doctor.terminate(target, sessionOpts, argv, demoCleanupFiles(server));
       progress.stop();
       for (const pid of c.ended) ended.add(pid);

@@ -29,7 +29,7 @@ import { describeTarget, type Target } from '../core/target.js';
 import { ConnectError, openSession, type SessionOptions } from '../db/session.js';
 import { oneLine } from '../render/sanitize.js';
 import { actionLabel, findingLabel, renderFindingHeader } from '../render/guide.js';
-import { inquirerMenu, type Menu, type MenuChoice } from '../ui/menu.js';
+import { inquirerMenu, type Menu, type MenuChoice } from '../ui/prompts.js';
 import type { Output } from '../ui/output.js';
 import { createProgress, type Progress } from '../ui/progress.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../core/errors.js';
 import { packageFile } from '../package-files.js';
 import { RUNBOOK_FILES, RUNBOOK_NODES, type RunbookFile } from '../core/runbooks.js';
+import { page } from '../ui/pager.js';
 import type { CommandContext } from './context.js';
 
 /** runbooks/ ships next to dist/ and src/ (package.json "files"). */
@@ -93,34 +94,6 @@ export function renderRunbookList(list: RunbookInfo[]): string {
   return lines.join('\n');
 }
 
-/**
- * Shows text through $PAGER (default `less` with LESS=FRX) when stdout is a terminal; plain to
- * stdout otherwise, or when the pager cannot be started. execa is imported only here.
- */
-export async function page(text: string, ctx: CommandContext): Promise<void> {
-  const pager = ctx.env.PAGER ?? 'less';
-  if (!ctx.output.stdoutIsTTY || pager.trim() === '' || pager.trim() === 'cat') {
-    ctx.output.out(text);
-    return;
-  }
-  const { execa, parseCommandString } = await import('execa');
-  const [file, ...args] = parseCommandString(pager);
-  if (!file) {
-    ctx.output.out(text);
-    return;
-  }
-  const r = await execa(file, args, {
-    input: `${text}\n`,
-    stdout: 'inherit',
-    stderr: 'inherit',
-    reject: false,
-    env: { ...ctx.env, LESS: ctx.env.LESS ?? 'FRX' },
-    extendEnv: false,
-  });
-  // A pager that cannot start (not installed) must not swallow the runbook.
-  if (r.failed && (r.exitCode === undefined || r.exitCode === 127)) ctx.output.out(text);
-}
-
 export function runbookCommand(program: Command, ctx: CommandContext): void {
   program
     .command('runbook')
@@ -129,6 +102,6 @@ export function runbookCommand(program: Command, ctx: CommandContext): void {
     .action(async (id: string | undefined) => {
       const r = runRunbook(id);
       if (r.kind === 'list') ctx.output.out(renderRunbookList(r.runbooks));
-      else await page(r.section ? `${r.text}\n\n(from ${r.file}#${r.id}; the whole runbook: dbdoctor runbook ${r.file.replace(/^runbooks\/|\.md$/g, '')})` : r.text, ctx);
+      else await page(r.section ? `${r.text}\n\n(from ${r.file}#${r.id}; the whole runbook: dbdoctor runbook ${r.file.replace(/^runbooks\/|\.md$/g, '')})` : r.text, ctx.output, ctx.env);
     });
 }

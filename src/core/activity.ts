@@ -10,7 +10,10 @@ export interface SessionRow {
   pid: number;
   leader_pid: number | null;
   backend_type: string | null;
+  /** The database's and the role's oids (absent in snapshots recorded before they were read). */
+  datid?: number | null;
   datname: string | null;
+  usesysid?: number | null;
   usename: string | null;
   /** rolsuper of the session's role (null when the role is gone). */
   superuser: boolean | null;

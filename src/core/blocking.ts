@@ -4,6 +4,7 @@
  * workers (folded into their leader) and blockers that vanished between reads.
  */
 import { type ActivitySnapshot, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
+import { fixedStep, type NextStep, preparedGid, sqlStep, statementStep } from './printed.js';
 
 export type RootAction = 'terminate' | 'cancel_then_terminate' | 'resolve_prepared' | 'investigate';
 
@@ -34,8 +35,10 @@ export interface RootBlocker {
    */
   waited_locks: WaitedLock[];
   action: RootAction;
-  /** The exact thing to do next, in words a person can paste. */
+  /** What to do next, in words (with the exact dbdoctor command when there is one). */
   advice: string;
+  /** The same as steps: each with its exact command or statement, printed as it is. */
+  next: NextStep[];
   /**
    * Blocks someone through an advisory lock (pg_advisory_lock and friends): a session it blocks
    * directly waits on an advisory lock (its wait_event is `advisory`). A root waits on nothing, so
@@ -99,26 +102,39 @@ export function blockingEdges(snapshot: ActivitySnapshot): Map<number, Set<numbe
   return edges;
 }
 
-function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]): { action: RootAction; advice: string } {
+/** COMMIT PREPARED and ROLLBACK PREPARED for the first candidate, or how to list them. */
+function preparedSteps(prepared: PreparedXact[]): NextStep[] {
+  const p = prepared[0];
+  if (!p) return [sqlStep('see the prepared transactions, then COMMIT PREPARED or ROLLBACK PREPARED the one that holds the lock', 'SELECT gid, owner, database, prepared FROM pg_prepared_xacts ORDER BY prepared;')];
+  const more = prepared.length > 1 ? ` (the oldest of ${prepared.length} prepared transactions: see them all with dbdoctor locks --json)` : '';
+  return [
+    statementStep(`decide, then commit it${more}`, ['COMMIT PREPARED ', preparedGid(p.gid, p.transaction), ';'], 'commit it from pg_prepared_xacts'),
+    statementStep('or roll it back', ['ROLLBACK PREPARED ', preparedGid(p.gid, p.transaction), ';'], 'roll it back from pg_prepared_xacts'),
+  ];
+}
+
+/** What to do with a root, in words (with the exact command, for readers of the JSON) and as steps. */
+function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]): { action: RootAction; advice: string; next: NextStep[] } {
   if (pid === 0) {
-    const gids = prepared.map((p) => `'${p.gid.replace(/'/g, "''")}'`);
-    const gid = gids[0] ?? "'<gid>'";
-    return {
-      action: 'resolve_prepared',
-      advice: `a prepared transaction holds the lock; it cannot be terminated. Decide, then run COMMIT PREPARED ${gid}; or ROLLBACK PREPARED ${gid};${gids.length > 1 ? ` (candidates: ${gids.join(', ')})` : ''}`,
-    };
+    const next = preparedSteps(prepared);
+    const run = next.length === 2 ? ` Decide, then run ${next[0]!.sql ?? next[0]!.text} or ${next[1]!.sql ?? next[1]!.text}` : ` ${next[0]!.text}: ${next[0]!.sql}`;
+    return { action: 'resolve_prepared', advice: `a prepared transaction holds the lock; it cannot be terminated, only committed or rolled back.${run}`, next };
   }
-  if (!s) return { action: 'investigate', advice: `pid ${pid} is gone or hidden; run dbdoctor locks again` };
+  const terminate = (words: string, ...flags: string[]) => {
+    const step = fixedStep(words, 'terminate', [['--pid', String(pid)], ...flags]);
+    return { advice: `${words}: ${step.command}`, next: [step] };
+  };
+  if (!s) return { action: 'investigate', advice: `pid ${pid} is gone or hidden; run dbdoctor locks again`, next: [fixedStep('look again', 'locks')] };
   if (s.state === 'idle in transaction' || s.state === 'idle in transaction (aborted)') {
-    return { action: 'terminate', advice: `idle in transaction: cancelling does nothing; terminate it: dbdoctor terminate --pid ${pid}` };
+    return { action: 'terminate', ...terminate('idle in transaction: cancelling does nothing; terminate it') };
   }
   if (s.state === 'idle') {
-    return { action: 'terminate', advice: `idle but holding a lock (a session-level advisory lock?): have the app release it, or dbdoctor terminate --pid ${pid}` };
+    return { action: 'terminate', ...terminate('idle but holding a lock (a session-level advisory lock?): have the app release it, or terminate it') };
   }
   if (s.state === 'active' || s.state === 'fastpath function call') {
-    return { action: 'cancel_then_terminate', advice: `running a statement: cancel first, terminate if it persists: dbdoctor terminate --pid ${pid} --cancel-first` };
+    return { action: 'cancel_then_terminate', ...terminate('running a statement: cancel first, terminate if it persists', '--cancel-first') };
   }
-  return { action: 'investigate', advice: `state ${s.state ?? 'hidden'}: grant pg_monitor to see more, then decide` };
+  return { action: 'investigate', advice: `state ${s.state ?? 'hidden'}: grant pg_monitor to see more, then decide`, next: [fixedStep('see what this role can see and do', 'check')] };
 }
 
 export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport {

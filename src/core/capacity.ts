@@ -55,6 +55,8 @@ export function capacitySeverity(c: Capacity, t: CapacityThresholds = DEFAULT_CA
 export interface ConnLimit {
   kind: 'database' | 'role';
   name: string;
+  /** The role's or database's oid (absent in facts recorded before it was read). */
+  oid?: number | null;
   conn_limit: number;
   connections: number;
 }

@@ -26,6 +26,8 @@ export interface CheckFacts {
   client_backends: number;
   other_backends: number;
   current_user: string;
+  /** The current role's oid (absent in facts recorded before it was read). */
+  current_user_oid?: number | null;
   current_database: string;
   is_superuser: boolean;
   can_read_all_stats: boolean;

@@ -22,6 +22,7 @@ import { type Capacity, type CapacityThresholds, capacityOf, capacitySeverity, D
 import { redactStatement } from './conninfo.js';
 import { UsageError } from './errors.js';
 import type { Severity } from './exit-codes.js';
+import { role, statement } from './printed.js';
 
 // ---------------------------------------------------------------------------------------------
 // Session view: the JSON shape of one session, shared by connections --list, locks and queries.
@@ -469,26 +470,25 @@ export interface Visibility {
   role: string | null;
   /** One line for the user, or null when the view is complete. */
   warning: string | null;
+  /** The statement that would give the full view (GRANT pg_monitor TO the role), or null. */
+  fix: string | null;
 }
 
 /** How much of the server the role sees; partial views are said, never silent. */
 export function visibilityOf(snapshot: ActivitySnapshot, priv: { can_read_all_stats: boolean; role?: string | null }): Visibility {
   const hidden = clientSessions(snapshot).filter((r) => !isVisible(r)).length;
   const partial = hidden > 0 || !priv.can_read_all_stats;
-  const role = priv.role ?? null;
-  const who = role ? `role "${role}"` : 'this role';
+  const name = priv.role ?? null;
+  const who = name ? `role "${name}"` : 'this role';
   let warning: string | null = null;
   if (hidden > 0) {
-    warning = `partial view: ${hidden} session${hidden === 1 ? '' : 's'} of other roles ${hidden === 1 ? 'is' : 'are'} hidden from ${who} (counted as "hidden"); GRANT pg_monitor TO ${role ? quoteIdent(role) : '<role>'}; to see them`;
+    warning = `partial view: ${hidden} session${hidden === 1 ? '' : 's'} of other roles ${hidden === 1 ? 'is' : 'are'} hidden from ${who} (counted as "hidden"); grant it pg_monitor to see them`;
   } else if (!priv.can_read_all_stats) {
-    warning = `partial view: ${who} lacks pg_read_all_stats, so sessions of other roles would be hidden; GRANT pg_monitor TO ${role ? quoteIdent(role) : '<role>'}; to see everything`;
+    warning = `partial view: ${who} lacks pg_read_all_stats, so sessions of other roles would be hidden; grant it pg_monitor to see everything`;
   }
-  return { partial, hidden, can_read_all_stats: priv.can_read_all_stats, role, warning };
-}
-
-/** A role name as an SQL identifier, quoted when it needs to be. */
-export function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+  const self = snapshot.rows.find((r) => r.is_self);
+  const fix = warning && name ? statement(['GRANT pg_monitor TO ', role(name, self?.usename === name ? (self.usesysid ?? null) : null), ';']) : null;
+  return { partial, hidden, can_read_all_stats: priv.can_read_all_stats, role: name, warning, fix };
 }
 
 // ---------------------------------------------------------------------------------------------

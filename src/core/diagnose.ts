@@ -18,10 +18,11 @@ import { type BlockingReport, buildBlockingReport, type RootBlocker } from './bl
 import { type Capacity, capacityOf, capacitySeverity, type ConnLimit, nearLimits, worst } from './capacity.js';
 import type { ServerProfile } from './check.js';
 import type { ConnectFailure } from './classify.js';
-import { bucketSessions, clientOf, countByState, groupSessions, quoteIdent, type SessionGroup } from './connections.js';
+import { bucketSessions, clientOf, countByState, groupSessions, type SessionGroup } from './connections.js';
 import { formatDuration } from './duration.js';
 import { exitCodeForSeverity, type ExitCodeValue, type Severity } from './exit-codes.js';
 import { normalizeStatement } from './normalize.js';
+import { type Arg, commandStep, database, fixedStep, literal, type NextStep, role, type SqlPart, sqlStep, statementStep, textStep } from './printed.js';
 import { clientWaits, idleInTransaction, isClientWait, longActiveQueries, type StatementGroup, statementGroups } from './queries.js';
 import { runbookLink } from './runbooks.js';
 import { DEFAULT_MAX, emptyFilters, type Fingerprint, planTermination, redactQuery, type TerminateFilters } from './terminate.js';
@@ -151,16 +152,7 @@ export const DIAGNOSE_NODES = [
 
 export type NodeId = (typeof DIAGNOSE_NODES)[number];
 
-export interface NextStep {
-  /** What to do, in words. */
-  text: string;
-  /** An exact dbdoctor command to run (add your connection options), or null. */
-  command: string | null;
-  /** The same command as an argument vector (without "dbdoctor"), for the guided walk. */
-  argv: string[] | null;
-  /** SQL to run instead (settings fixes, manual fallbacks), or null. */
-  sql: string | null;
-}
+export type { NextStep } from './printed.js';
 
 /** One group of sessions behind a finding: an application at a client, a root blocker, a statement. */
 export interface EvidenceGroup {
@@ -297,47 +289,20 @@ function nonNull<T>(xs: Array<T | null | undefined>): T[] {
 
 const dur = (ms: number | null | undefined) => formatDuration(ms ?? null);
 
-/** A shell word: bare when safe, else double-quoted, else single-quoted. */
-export function shellArg(s: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
-  if (!/["$`\\!]/.test(s)) return `"${s}"`;
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+/** A step with a dbdoctor command made only of dbdoctor's own words (flags, states, numbers). */
+const step = fixedStep;
 
-/** An exact dbdoctor command from flag/value pairs; values that start with "-" use --flag=value. */
-export function dbdoctorCommand(sub: string, args: Array<string | [string, string]> = []): { command: string; argv: string[] } {
-  const argv: string[] = [sub];
-  const words: string[] = [sub];
-  for (const a of args) {
-    if (typeof a === 'string') {
-      argv.push(a);
-      words.push(a);
-    } else if (a[1].startsWith('-')) {
-      argv.push(`${a[0]}=${a[1]}`);
-      words.push(`${a[0]}=${shellArg(a[1])}`);
-    } else {
-      argv.push(a[0], a[1]);
-      words.push(a[0], shellArg(a[1]));
-    }
-  }
-  return { command: `dbdoctor ${words.join(' ')}`, argv };
-}
-
-function step(text: string, sub: string, args: Array<string | [string, string]> = []): NextStep {
-  const c = dbdoctorCommand(sub, args);
-  return { text, command: c.command, argv: c.argv, sql: null };
-}
-
-function sqlStep(text: string, sql: string): NextStep {
-  return { text, command: null, argv: null, sql };
-}
-
-function textStep(text: string): NextStep {
-  return { text, command: null, argv: null, sql: null };
+/**
+ * `connections ... --list`, narrowed to one application when its name can be given exactly (shown
+ * safely, not empty, no glob characters); all of them otherwise.
+ */
+function listStep(text: string, args: Arg[], app: string | null): NextStep {
+  const exact = app && !/[*?]/.test(app) ? commandStep(text, 'connections', [...args, ['--app', app], '--list']) : null;
+  return exact ?? fixedStep(text, 'connections', [...args, '--list']);
 }
 
 function runbookStep(node: NodeId): NextStep {
-  return step('read the runbook section', 'runbook', [node]);
+  return fixedStep('read the runbook section', 'runbook', [node]);
 }
 
 function emptyEvidence(): Evidence {
@@ -426,7 +391,7 @@ function terminateFor(scope: TerminateScope, target: SessionRow[], base: { state
   const dbs = uniq(nonNull(target.map((r) => r.datname)));
   const otherDb = dbs.some((d) => d !== scope.snapshot.database);
   const superusers = target.some((r) => r.superuser === true);
-  const extra: Array<string | [string, string]> = [];
+  const extra: Arg[] = [];
   if (otherDb) extra.push('--all-databases');
   if (superusers) extra.push('--include-superusers');
   if (base.cancelFirst) extra.push('--cancel-first');
@@ -437,27 +402,29 @@ function terminateFor(scope: TerminateScope, target: SessionRow[], base: { state
     const plan = planTermination(snapshot, fingerprints, { filters: f, allDatabases: otherDb, includeSuperusers: superusers, cancelFirst: Boolean(base.cancelFirst) });
     return plan.planned.length === want.size && plan.planned.every((p) => want.has(p.pid));
   };
-  const args = (f: TerminateFilters): Array<string | [string, string]> => [
-    ...f.states.map((x): [string, string] => ['--state', x]),
-    ...f.apps.map((x): [string, string] => ['--app', x]),
-    ...f.clients.map((x): [string, string] => ['--client', x]),
-    ...f.dbs.map((x): [string, string] => ['--db', x]),
-    ...(f.older_than_ms ? [['--older-than', durationArg(f.older_than_ms)] as [string, string]] : []),
+  const args = (f: TerminateFilters): Arg[] => [
+    ...f.states.map((x): Arg => ['--state', x]),
+    ...f.apps.map((x): Arg => ['--app', x]),
+    ...f.clients.map((x): Arg => ['--client', x]),
+    ...f.dbs.map((x): Arg => ['--db', x]),
+    ...(f.older_than_ms ? [['--older-than', durationArg(f.older_than_ms)] as Arg] : []),
     // Long pid lists as several --pid flags (terminate accepts it repeated), so no word is huge.
-    ...chunks(f.pids, 8).map((c): [string, string] => ['--pid', c.join(',')]),
+    ...chunks(f.pids, 8).map((c): Arg => ['--pid', c.join(',')]),
   ];
-  const made = (f: TerminateFilters, how: string): NextStep => {
-    const c = dbdoctorCommand('terminate', [...args(f), ...extra]);
-    return { text: `terminate exactly these ${plural(target.length, 'session')}${how} (a plan is shown first; each session is re-checked as it is signalled)`, command: c.command, argv: c.argv, sql: null };
-  };
+  const words = `terminate exactly these ${plural(target.length, 'session')}`;
+  const why = ' (a plan is shown first; each session is re-checked as it is signalled)';
+  // A name that cannot be shown exactly is never printed: the sessions are then named by pid.
   if (!base.pidsOnly && apps.length === 1 && !/[*?]/.test(apps[0]!)) {
     const f0: TerminateFilters = { ...emptyFilters(), states: base.states, apps, older_than_ms: base.olderThanMs > 0 ? base.olderThanMs : null, dbs: otherDb && dbs.length === 1 ? dbs : [] };
     const candidates: TerminateFilters[] = [f0];
     if (clients.length === 1) candidates.push({ ...f0, clients });
-    for (const f of candidates) if (selects(f)) return made(f, '');
+    for (const f of candidates) {
+      const made = selects(f) ? commandStep(`${words}${why}`, 'terminate', [...args(f), ...extra]) : null;
+      if (made) return made;
+    }
   }
   const pids = target.map((r) => r.pid).sort((a, b) => a - b);
-  return made({ ...emptyFilters(), pids }, ' by pid');
+  return fixedStep(`${words} by pid${why}`, 'terminate', [...args({ ...emptyFilters(), pids }), ...extra]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,11 +538,11 @@ interface GuardSpec {
 }
 
 function guardFinding(view: SettingsView, g: GuardSpec): Finding | null {
-  const pairs = new Map<string, { role: string; db: string | null; rows: SessionRow[] }>();
+  const pairs = new Map<string, { role: string; roleOid: number | null; db: string | null; dbOid: number | null; rows: SessionRow[] }>();
   for (const r of new Map(g.rows.map((x) => [x.pid, x])).values()) {
     if (!r.usename) continue;
     const k = `${r.usename}\u0000${r.datname ?? ''}`;
-    const p = pairs.get(k) ?? { role: r.usename, db: r.datname, rows: [] };
+    const p = pairs.get(k) ?? { role: r.usename, roleOid: r.usesysid ?? null, db: r.datname, dbOid: r.datid ?? null, rows: [] };
     p.rows.push(r);
     pairs.set(k, p);
   }
@@ -584,21 +551,22 @@ function guardFinding(view: SettingsView, g: GuardSpec): Finding | null {
   const facts: string[] = [];
   const next: NextStep[] = [];
   const done = new Set<string>();
+  const set: SqlPart[] = [` SET ${g.name} = `, literal(g.value), ';'];
   for (const p of off.slice(0, 5)) {
     const e = view.effective(g.name, p.role, p.db);
     facts.push(`${g.name} is ${e.value === null ? 'unknown' : `${e.value}${/^0+$/.test(e.value) || /^off$/i.test(e.value) ? ' (off)' : ''}`} for role ${p.role} in database ${p.db ?? '?'} (set at ${e.level} level): ${plural(p.rows.length, 'session')} of this incident`);
-    const fix =
-      e.level === 'role in database' && p.db !== null
-        ? `ALTER ROLE ${quoteIdent(p.role)} IN DATABASE ${quoteIdent(p.db)} SET ${g.name} = '${g.value}';`
-        : `ALTER ROLE ${quoteIdent(p.role)} SET ${g.name} = '${g.value}';`;
-    if (!done.has(fix)) {
-      done.add(fix);
-      next.push(sqlStep(`set it for role ${p.role} (new sessions of the role get it; existing ones keep their value until they reconnect)`, fix));
+    const target: SqlPart[] = e.level === 'role in database' && p.db !== null ? [role(p.role, p.roleOid), ' IN DATABASE ', database(p.db, p.dbOid)] : [role(p.role, p.roleOid)];
+    const fix = statementStep(`set it for role ${p.role} (new sessions of the role get it; existing ones keep their value until they reconnect)`, ['ALTER ROLE ', ...target, ...set], `ALTER ROLE ... SET ${g.name}`);
+    const key = fix.sql ?? fix.text;
+    if (!done.has(key)) {
+      done.add(key);
+      next.push(fix);
     }
   }
   const dbs = uniq(nonNull(off.map((p) => p.db)));
-  if (dbs.length === 1) next.push(sqlStep(`or for every role in database ${dbs[0]}`, `ALTER DATABASE ${quoteIdent(dbs[0]!)} SET ${g.name} = '${g.value}';`));
-  if (g.systemWide) next.push(sqlStep('or server-wide (roles and databases with their own value keep it)', `ALTER SYSTEM SET ${g.name} = '${g.value}'; SELECT pg_reload_conf();`));
+  const db0 = off.find((p) => p.db === dbs[0]);
+  if (dbs.length === 1 && db0) next.push(statementStep(`or for every role in database ${dbs[0]}`, ['ALTER DATABASE ', database(db0.db!, db0.dbOid), ...set], `ALTER DATABASE ... SET ${g.name}`));
+  if (g.systemWide) next.push(statementStep('or server-wide (roles and databases with their own value keep it)', [`ALTER SYSTEM SET ${g.name} = `, literal(g.value), '; SELECT pg_reload_conf();'], ''));
   next.push(runbookStep(g.node));
   const roles = uniq(off.map((p) => p.role));
   const ev: Evidence = { ...emptyEvidence(), sessions: off.reduce((n, p) => n + p.rows.length, 0), users: roles, databases: dbs, facts: [`${g.because}`, ...facts] };
@@ -750,7 +718,7 @@ function nodeVisibility(c: Tree): void {
         ev,
         `role ${server.current_user} is not a superuser and lacks pg_read_all_stats, so other roles' sessions show no state, age, client or query: leaks, blocking and slow work among them cannot be judged, and this diagnosis cannot be OK`,
         [
-          sqlStep('grant the monitoring role (as a superuser), then diagnose again', `GRANT pg_monitor TO ${quoteIdent(server.current_user)};`),
+          statementStep('grant the monitoring role (as a superuser), then diagnose again', ['GRANT pg_monitor TO ', role(server.current_user, server.current_user_oid ?? null), ';'], 'GRANT pg_monitor to this role'),
           step('or diagnose as a role that sees everything', 'diagnose', [['-U', 'postgres']]),
           step('see what this role can see and do', 'check'),
         ],
@@ -793,7 +761,11 @@ function nodeConnectionLimit(c: Tree): void {
         'the per-role or per-database limit is lower than the pools configured for it, or that role leaks connections; new connections of that role or database fail with "too many connections for ..."',
         [
           step('see who holds them', 'connections', [['--by', l0.kind === 'role' ? 'user,app' : 'db,app']]),
-          sqlStep('raise the limit if the pools need it', `ALTER ${l0.kind === 'role' ? 'ROLE' : 'DATABASE'} ${quoteIdent(l0.name)} CONNECTION LIMIT ${Math.max(l0.conn_limit * 2, l0.conn_limit + 10)};`),
+          statementStep(
+            'raise the limit if the pools need it',
+            [`ALTER ${l0.kind === 'role' ? 'ROLE' : 'DATABASE'} `, l0.kind === 'role' ? role(l0.name, l0.oid ?? null) : database(l0.name, l0.oid ?? null), ` CONNECTION LIMIT ${Math.max(l0.conn_limit * 2, l0.conn_limit + 10)};`],
+            'raise its CONNECTION LIMIT',
+          ),
         ],
       ),
     );
@@ -901,7 +873,7 @@ function nodeIdleInTransaction(c: Tree): void {
       title,
       ev,
       'a transaction begun and never ended: a missing COMMIT/ROLLBACK, an error path that skips the rollback, or a pool client checked out and never released (no finally). Each holds a slot, its locks, and a snapshot that stops vacuum. Cancelling does nothing to these sessions; only terminating frees them.',
-      [...next, step('list them with their last statements', 'connections', [['--state', 'idle in transaction'], ['--app', g0.application ?? ''], '--list'])],
+      [...next, listStep('list them with their last statements', [['--state', 'idle in transaction']], g0.application)],
     );
   })();
   if (iitFinding) w.findings.push(iitFinding);
@@ -1066,9 +1038,9 @@ function nodeBlocking(c: Tree): void {
         severity: sev,
       });
       if (sev !== 'info' && next.length < 5) {
-        if (r.pid === 0) next.push(sqlStep(r.advice, r.prepared[0] ? `ROLLBACK PREPARED '${r.prepared[0].gid.replace(/'/g, "''")}';` : 'SELECT gid, owner, database, prepared FROM pg_prepared_xacts;'));
+        if (r.pid === 0) next.push(...r.next);
         else if (s) {
-          const args: Array<string | [string, string]> = [['--pid', String(r.pid)]];
+          const args: Arg[] = [['--pid', String(r.pid)]];
           if (r.action === 'cancel_then_terminate') args.push('--cancel-first');
           if (s.superuser) args.push('--include-superusers');
           next.push(step(`${rootIit(r) ? 'the root is idle in transaction: cancelling does nothing; terminate it' : r.action === 'cancel_then_terminate' ? 'the root is running a statement: cancel it first, terminate if it persists' : r.advice}${locks ? ` (waited on: ${locks})` : ''}`, 'terminate', args));

@@ -7,6 +7,7 @@
  * command the user could paste, and runs through that command's own code.
  */
 import type { Severity } from './exit-codes.js';
+import { shellCommand } from './printed.js';
 import type { Target } from './target.js';
 
 /** One next step of a finding: words, and the dbdoctor command that does it, when there is one. */
@@ -14,7 +15,7 @@ export interface GuideStep {
   text: string;
   /** The command as printed (`dbdoctor terminate --state ...`), or null. */
   command: string | null;
-  /** The same command as an argument vector without "dbdoctor", or null (then read from `command`). */
+  /** The same command as an argument vector without "dbdoctor", or null. */
   argv: string[] | null;
 }
 
@@ -28,12 +29,6 @@ export interface GuideFinding {
   next: GuideStep[];
   /** The runbook node (an anchor in runbooks/) that explains this branch, when there is one. */
   runbook: string | null;
-}
-
-/** The dbdoctor argv of a step: its own, else read from its command text. */
-export function stepArgv(step: GuideStep): string[] | null {
-  if (step.argv && step.argv.length > 0) return step.argv;
-  return step.command ? dbdoctorArgv(step.command) : null;
 }
 
 export type ActionKind = 'terminate' | 'inspect' | 'runbook' | 'run';
@@ -51,68 +46,6 @@ export interface GuideAction {
 /** Commands that take the connection options (the walk passes its target on to them). */
 export const CONNECTING_COMMANDS = new Set(['check', 'connections', 'locks', 'queries', 'diagnose', 'terminate']);
 const INSPECTIONS = new Set(['check', 'connections', 'locks', 'queries']);
-
-/**
- * Splits a command line as a POSIX shell would for the simple cases the findings print: words,
- * 'single quotes', "double quotes" with \" and \\ escapes, and backslash escapes outside quotes.
- * Never expands anything.
- */
-export function splitCommand(text: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quote === "'") {
-      if (ch === "'") quote = null;
-      else cur += ch;
-      continue;
-    }
-    if (quote === '"') {
-      if (ch === '"') quote = null;
-      else if (ch === '\\' && (text[i + 1] === '"' || text[i + 1] === '\\' || text[i + 1] === '$' || text[i + 1] === '`')) cur += text[++i];
-      else cur += ch;
-      continue;
-    }
-    if (ch === "'" || ch === '"') {
-      quote = ch;
-      inWord = true;
-    } else if (ch === '\\' && i + 1 < text.length) {
-      cur += text[++i];
-      inWord = true;
-    } else if (/\s/.test(ch)) {
-      if (inWord) out.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += ch;
-      inWord = true;
-    }
-  }
-  if (inWord) out.push(cur);
-  return out;
-}
-
-/** Quotes one argument for display, so the printed command can be pasted into a shell. */
-export function quoteArg(arg: string): string {
-  if (arg !== '' && /^[A-Za-z0-9_./:=@%+,-]+$/.test(arg)) return arg;
-  return `"${arg.replace(/(["\\$`])/g, '\\$1')}"`;
-}
-
-export function formatCommand(argv: string[]): string {
-  return ['dbdoctor', ...argv.map(quoteArg)].join(' ');
-}
-
-/** The dbdoctor argv in a next-step line, or null when the line is advice, not a dbdoctor command. */
-export function dbdoctorArgv(line: string): string[] | null {
-  const trimmed = line.trim().replace(/^\$\s+/, '');
-  if (!/^(npx\s+)?dbdoctor\s/.test(trimmed)) return null;
-  const words = splitCommand(trimmed);
-  const at = words.indexOf('dbdoctor');
-  const argv = words.slice(at + 1);
-  return argv.length > 0 ? argv : null;
-}
 
 const ORDER: Record<ActionKind, number> = { inspect: 0, terminate: 1, run: 2, runbook: 3 };
 
@@ -139,16 +72,14 @@ export function findingActions(f: GuideFinding, available: ReadonlySet<string>):
     if (!sub || !available.has(sub) || sub === 'diagnose' || sub === 'guide' || sub === 'demo') return;
     // The walk renders for a terminal; a pasted --json or --yes would change what the step is.
     const clean = argv.filter((a) => a !== '--json' && a !== '--yes' && a !== '-y');
-    const command = formatCommand(clean);
-    if (seen.has(command)) return;
+    // Built by the one shell quoter; a step whose words cannot be shown exactly is not offered.
+    const command = shellCommand(clean);
+    if (command === null || seen.has(command)) return;
     seen.add(command);
     const kind: ActionKind = sub === 'terminate' ? 'terminate' : INSPECTIONS.has(sub) ? 'inspect' : sub === 'runbook' ? 'runbook' : 'run';
     actions.push({ kind, argv: clean, command, destructive: kind === 'terminate' });
   };
-  for (const step of f.next) {
-    const argv = stepArgv(step);
-    if (argv) add(argv);
-  }
+  for (const step of f.next) if (step.argv) add(step.argv);
   if (!actions.some((a) => a.kind === 'inspect')) {
     const d = defaultInspection(f.id);
     if (d) add(d);
@@ -178,7 +109,7 @@ export function recommendedTerminations(findings: GuideFinding[]): string[][] {
   for (const f of actionableFindings(findings)) {
     if (f.severity !== 'critical' && f.severity !== 'warning') continue;
     for (const step of f.next) {
-      const argv = stepArgv(step);
+      const argv = step.argv;
       if (argv?.[0] !== 'terminate') continue;
       const clean = argv.filter((a) => a !== '--json' && a !== '--yes' && a !== '-y' && a !== '--dry-run');
       const key = clean.join('\u0000');

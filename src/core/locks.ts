@@ -6,6 +6,7 @@ import type { ActivitySnapshot, PreparedXact, SessionRow } from './activity.js';
 import { type BlockNode, buildBlockingReport, type RootAction, type WaitedLock } from './blocking.js';
 import { parallelWorkersByLeader, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
 import type { Severity } from './exit-codes.js';
+import type { NextStep } from './printed.js';
 
 /** `locks` reads lock detail, so a waited lock's mode is always known here. */
 export type { WaitedLock };
@@ -34,7 +35,10 @@ export interface LockRoot {
   longest_wait_ms: number | null;
   waited_locks: WaitedLock[];
   action: RootAction;
+  /** What to do next, in words (with the exact dbdoctor command when there is one). */
   advice: string;
+  /** The same as steps, each with its exact command or statement: what the text view prints. */
+  next: NextStep[];
   holds_advisory: boolean;
   prepared: PreparedXact[];
   tree: LockTreeNode;
@@ -84,6 +88,7 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
     waited_locks: r.waited_locks,
     action: r.action,
     advice: r.advice,
+    next: r.next,
     holds_advisory: r.holds_advisory,
     prepared: r.prepared,
     tree: node(r.tree, true),

@@ -146,7 +146,9 @@ export function listTable(cols: ColumnSpec[], width: number): string {
 
 /** The partial-view warning, for stderr (null when the view is complete). */
 export function visibilityWarning(v: Visibility, style: ChalkInstance): string | null {
-  return v.warning ? style.yellow(`warning: ${oneLine(v.warning)}`) : null;
+  if (!v.warning) return null;
+  // The statement is printed as it was built, on a line of its own (never wrapped or collapsed).
+  return style.yellow(`warning: ${oneLine(v.warning)}`) + (v.fix ? `\n  ${v.fix}` : '');
 }
 
 function capacityLine(r: ConnectionsReport, style: ChalkInstance, width: number): string {

@@ -1,7 +1,7 @@
 /** The demo's story, as text: the server, the incident, the three acts, and the summary. */
 import type { ChalkInstance } from 'chalk';
 import type { Severity } from '../core/exit-codes.js';
-import { formatCommand } from '../core/guide.js';
+import { shellCommand } from '../core/printed.js';
 import { severityLabel } from './style.js';
 
 export interface DemoServerInfo {
@@ -61,7 +61,7 @@ export function renderDemoAct(n: number, title: string, style: ChalkInstance, wi
 }
 
 export function renderDemoCommand(argv: string[], style: ChalkInstance): string {
-  return style.dim(`$ ${formatCommand(argv)}`);
+  return style.dim(`$ ${shellCommand(argv) ?? `dbdoctor ${argv[0] ?? ''}`}`);
 }
 
 export function renderDemoSummary(before: Severity, after: Severity, done: { terminated: number; cancelled: number }, style: ChalkInstance): string {

@@ -6,8 +6,9 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { DiagnoseReport, Finding, Metric } from '../core/diagnose.js';
-import { appLabel, shellArg } from '../core/diagnose.js';
+import { appLabel } from '../core/diagnose.js';
 import type { Severity } from '../core/exit-codes.js';
+import { commandLines } from '../core/printed.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
 import { table } from './table.js';
@@ -39,37 +40,6 @@ export function wrap(text: string, width: number): string[] {
   return out;
 }
 
-/**
- * A command in lines that fit, broken between words with a shell continuation (` \`), so it
- * still pastes as one command. Words come from the argument vector, quoted as the command is.
- */
-export function commandLines(command: string, argv: string[] | null, width = WIDTH - 2 - LABEL): string[] {
-  const text = oneLine(command);
-  if (text.length <= width || !argv) return [text];
-  const words = ['dbdoctor', ...argv.map((a) => oneLine(shellArg(a)))];
-  // Keep a flag with its value: "--app cloudvault" is one unit.
-  const units: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    const next = words[i + 1];
-    if (w.startsWith('--') && !w.includes('=') && next !== undefined && !next.startsWith('--')) {
-      units.push(`${w} ${next}`);
-      i++;
-    } else units.push(w);
-  }
-  const out: string[] = [];
-  let line = '';
-  for (const u of units) {
-    const indent = out.length ? '  ' : '';
-    if (line && (indent + line + ' ' + u).length + 2 > width) {
-      out.push(`${indent}${line} \\`);
-      line = u;
-    } else line = line ? `${line} ${u}` : u;
-  }
-  out.push(`${out.length ? '  ' : ''}${line}`);
-  return out;
-}
-
 /** A labelled block: "  label     text..." with continuation lines aligned under the text. */
 function block(label: string, text: string, style: ChalkInstance, width = WIDTH): string[] {
   const lines = wrap(oneLine(text), width - 2 - LABEL);
@@ -98,7 +68,10 @@ function renderFinding(f: Finding, style: ChalkInstance, detailed: boolean): str
   const steps = detailed ? f.next : f.next.filter((n) => n.command).slice(0, 1);
   steps.forEach((n, i) => {
     const label = i === 0 ? 'next' : '';
-    const code = n.command ? commandLines(n.command, n.argv) : n.sql ? wrap(oneLine(n.sql), WIDTH - 2 - LABEL) : null;
+    // Commands and statements are printed as they were built: a command may be broken between
+    // its words with a shell continuation; a statement is never broken (a break could fall inside
+    // a quoted name).
+    const code = n.argv && n.command ? commandLines(n.argv, WIDTH - 2 - LABEL) : n.sql ? [n.sql] : null;
     if (code) {
       code.forEach((l, k) => {
         lines.push(`  ${k === 0 ? style.dim(label.padEnd(LABEL)) : ' '.repeat(LABEL)}${style.cyan(l)}`);

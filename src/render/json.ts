@@ -1,3 +1,5 @@
+import { escapeCodePoint, revealHidden } from '../core/text.js';
+
 /** The versioned JSON envelope every `--json` document shares. */
 export const JSON_SCHEMA_VERSION = 1;
 
@@ -19,6 +21,12 @@ export function envelope<K extends string, R>(kind: K, report: R, version: strin
   };
 }
 
+/**
+ * The document as JSON text that is inert on a terminal and still means exactly the same: control
+ * characters JSON.stringify leaves raw (DEL, C1) and hidden characters (zero-width, bidi) are
+ * written as \uXXXX escapes, which JSON reads back as the same characters.
+ */
 export function renderJson(doc: unknown): string {
-  return `${JSON.stringify(doc, null, 2)}\n`;
+  const text = JSON.stringify(doc, null, 2);
+  return `${revealHidden(text.replace(/[\u007f-\u009f]/g, escapeCodePoint))}\n`;
 }

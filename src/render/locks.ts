@@ -10,6 +10,13 @@ import type { LockRoot, LocksReport, LockTreeNode, WaitedLock } from '../core/lo
 import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
+import { commandLines } from '../core/printed.js';
+
+/** A line printed as it is: a command or statement, which cutting would change. */
+class Verbatim {
+  constructor(readonly text: string) {}
+}
+type Line = string | Verbatim;
 
 /** Most tree lines printed per root; the rest are counted (all of them are in --json). */
 export const MAX_TREE_LINES = 40;
@@ -65,8 +72,8 @@ export function treeLines(root: LockTreeNode, width: number, max = MAX_TREE_LINE
   return lines;
 }
 
-function rootDetails(r: LockRoot, style: ChalkInstance, width: number): string[] {
-  const lines: string[] = [];
+function rootDetails(r: LockRoot, style: ChalkInstance, width: number): Line[] {
+  const lines: Line[] = [];
   const s = r.session;
   const head = r.prepared_transaction
     ? `${style.bold('root: a prepared transaction')} (pid 0)`
@@ -83,25 +90,21 @@ function rootDetails(r: LockRoot, style: ChalkInstance, width: number): string[]
   lines.push(`${ind}blocks   ${r.blocks_direct.length} directly, ${r.blocks_total} in total; longest wait ${ageCell(style, r.longest_wait_ms)}`);
   if (r.waited_locks.length) lines.push(wrap(`${ind}lock     ${r.waited_locks.map(lockText).join('; ')}`, width, `${ind}         `));
   if (r.holds_advisory) lines.push(`${ind}${style.yellow('advisory')} holds advisory locks (pg_advisory_lock): the application must release them, or end the session`);
-  // The advice ends in the command to run: keep that on a line of its own, never broken.
-  const advice = oneLine(r.advice);
-  const at = advice.search(/(dbdoctor |COMMIT PREPARED |GRANT )/);
-  const [why, command] = at > 0 ? [advice.slice(0, at).trim(), advice.slice(at)] : [advice, ''];
-  lines.push(wrap(`${ind}next     ${why}`, width, `${ind}         `).replace('next', style.bold('next')));
-  // "COMMIT PREPARED 'g'; or ROLLBACK PREPARED 'g';": one command per line.
-  command
-    .split(/(?<=;) or /)
-    .filter(Boolean)
-    .forEach((c, i) => {
-      lines.push(`${ind}${i ? '      or ' : '         '}${style.bold(c)}`);
-    });
+  // The words of each step, then its command or statement as it was built: never cut or
+  // collapsed (a command may be broken between words with a shell continuation).
+  r.next.forEach((n, i) => {
+    const label = i === 0 ? `${ind}${style.bold('next')}     ` : `${ind}      or `;
+    lines.push(label + wrap(oneLine(n.text), width - 11, `${ind}         `).trimStart());
+    const code = n.argv && n.command ? commandLines(n.argv, width - 11) : n.sql ? [n.sql] : [];
+    for (const c of code) lines.push(new Verbatim(`${ind}         ${style.bold(c)}`));
+  });
   lines.push(...treeLines(r.tree, width - 2).map((l) => `${ind}${l}`));
   return lines;
 }
 
 export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80): string {
   const width = tableWidth(columns);
-  const lines: string[] = [];
+  const lines: Line[] = [];
   if (r.waiting === 0) {
     const text = wrap(`${r.status.toUpperCase()}  no session waits on a lock held by another${r.visibility.partial ? ' (among the sessions this role can see)' : ''}`, width, '  ');
     lines.push(severityLabel(style, r.status) + text.slice(r.status.length));
@@ -143,5 +146,6 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     lines.push(style.dim(`prepared transactions (they hold their locks until COMMIT PREPARED / ROLLBACK PREPARED): ${r.prepared_transactions.length}`));
     for (const p of r.prepared_transactions) lines.push(style.dim(cut(`  ${preparedText(p)}`, width)));
   }
-  return fitLines(lines.join('\n'), width);
+  // No line wider than the terminal, but for commands and statements, which are never cut.
+  return lines.map((l) => (l instanceof Verbatim ? l.text : fitLines(l, width))).join('\n');
 }

@@ -1,18 +1,28 @@
 /**
  * Text from other clients (query, application_name, user and host names) is data. Before it
- * reaches a terminal: escape sequences (CSI, OSC, DCS, ...) are removed, every other control
- * character and line break becomes a space, and bidirectional overrides are dropped, so nothing a
- * client wrote can move the cursor, set the title, recolour or reorder the screen.
+ * reaches a terminal: escape sequences (CSI, OSC, DCS, ...) are removed, line breaks and tabs
+ * become spaces, every other control character and every hidden character (zero-width,
+ * bidirectional, not text: src/core/text.ts) is shown as its escape (`\u0007`, `\u200b`), so
+ * nothing a client wrote can move the cursor, set the title, write the clipboard, recolour,
+ * reorder or hide part of the screen.
+ *
+ * `terminalText` is what the one writer (src/ui/output.ts) applies to every byte it writes: the
+ * same rules, except that line breaks stay and dbdoctor's own colour codes pass.
  */
+import { escapeCodePoint, revealHidden } from '../core/text.js';
+
 // ESC [ ... final byte | ESC ] ... (BEL | ESC \) | ESC P/X/^/_ ... ESC \ | ESC + one char | 8-bit CSI/OSC
 const ESCAPES =
   /\u001b\[[\u0030-\u003f]*[\u0020-\u002f]*[\u0040-\u007e]?|\u001b[\]PX^_][\s\S]*?(?:\u0007|\u001b\\|\u009c|$)|\u001b[\s\S]?|\u009b[\u0030-\u003f]*[\u0020-\u002f]*[\u0040-\u007e]?|[\u009d\u0090\u0098\u009e\u009f][\s\S]*?(?:\u0007|\u009c|$)/g;
+const BREAKS = /[\t\n\u000b\u000c\r\u0085]/g;
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
-const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** Printable ASCII is returned as it is (most text); anything else is looked at. */
+const SUSPECT = /[^\u0020-\u007e]/;
 
 export function sanitize(text: string | null | undefined): string {
   if (text === null || text === undefined) return '';
-  return text.replace(ESCAPES, '').replace(CONTROLS, ' ').replace(BIDI, '');
+  if (!SUSPECT.test(text)) return text;
+  return revealHidden(text.replace(ESCAPES, '').replace(BREAKS, ' ').replace(CONTROLS, escapeCodePoint));
 }
 
 /** Sanitized, whitespace collapsed, and cut to `max` characters with an ellipsis. */
@@ -20,4 +30,24 @@ export function oneLine(text: string | null | undefined, max = Number.POSITIVE_I
   const s = sanitize(text).replace(/\s+/g, ' ').trim();
   if (s.length <= max) return s;
   return max <= 1 ? s.slice(0, max) : `${s.slice(0, max - 1)}…`;
+}
+
+/** The SGR sequences chalk writes for the styles dbdoctor uses (weight, italic, underline, colours, reset). */
+const OWN_SGR = /^\u001b\[(?:0|1|2|3|4|22|23|24|3[0-7]|39|9[0-7])m$/;
+const SGR_SPLIT = /(\u001b\[[0-9;]*m)/;
+
+/**
+ * Text for the terminal, whoever built it: every line sanitized; line breaks kept; with `colour`,
+ * dbdoctor's own colour codes kept (and any other escape removed). Idempotent.
+ */
+export function terminalText(text: string, colour: boolean): string {
+  if (!SUSPECT.test(text)) return text;
+  const parts = text.split(SGR_SPLIT);
+  let out = '';
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (i % 2 === 1) out += colour && OWN_SGR.test(part) ? part : '';
+    else out += part.split('\n').map(sanitize).join('\n');
+  }
+  return out;
 }

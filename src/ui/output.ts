@@ -1,12 +1,21 @@
 /**
- * Where dbdoctor writes: stdout is the product, stderr is for progress, warnings and errors.
- * Colour only on a TTY and never with NO_COLOR (FORCE_COLOR forces it, for tests).
+ * The one terminal writer. stdout is the product, stderr is for progress, warnings and errors.
+ * Every byte dbdoctor writes to either goes through here, and is sanitized here (terminalText in
+ * src/render/sanitize.ts), whoever built the text: no escape sequence but dbdoctor's own colour
+ * codes, no control character but the line break, no hidden character unescaped. Callers cannot
+ * forget: there is no other way to write. Colour only on a TTY and never with NO_COLOR
+ * (FORCE_COLOR forces it, for tests).
  */
 import { Chalk, type ChalkInstance } from 'chalk';
+import { terminalText } from '../render/sanitize.js';
 
 export interface Output {
+  /** A block of text on stdout (a line break is added when missing). */
   out(text: string): void;
+  /** A block of text on stderr. */
   err(text: string): void;
+  /** The one status line on stderr (a spinner): drawn over itself; null erases it. */
+  status(line: string | null): void;
   readonly stdoutIsTTY: boolean;
   readonly stderrIsTTY: boolean;
   readonly stdinIsTTY: boolean;
@@ -17,11 +26,45 @@ export interface Output {
   readonly columns: number;
 }
 
-function colourLevel(isTTY: boolean, env: NodeJS.ProcessEnv): 0 | 1 | 2 | 3 {
+/** Where the bytes go, and what is known of the terminal. */
+export interface OutputSinks {
+  stdout: (chunk: string) => void;
+  stderr: (chunk: string) => void;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  /** Read only when asked (making process.stdin costs ~1 ms, and only prompting commands need it). */
+  stdinIsTTY: () => boolean;
+  columns: number;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+function colourLevel(isTTY: boolean, env: OutputSinks['env']): 0 | 1 {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return 0;
   if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return 1;
   if (!isTTY || env.TERM === 'dumb') return 0;
   return 1;
+}
+
+const CLEAR_LINE = '\r\u001b[2K';
+
+/** The writer over any pair of sinks (the process's streams, or a test's buffers). */
+export function createOutput(sinks: OutputSinks): Output {
+  const outColour = colourLevel(sinks.stdoutIsTTY, sinks.env);
+  const errColour = colourLevel(sinks.stderrIsTTY, sinks.env);
+  const block = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
+  return {
+    out: (text) => sinks.stdout(terminalText(block(text), outColour > 0)),
+    err: (text) => sinks.stderr(terminalText(block(text), errColour > 0)),
+    status: (line) => sinks.stderr(line === null ? CLEAR_LINE : `${CLEAR_LINE}${terminalText(line.replace(/\n/g, ' '), errColour > 0)}`),
+    stdoutIsTTY: sinks.stdoutIsTTY,
+    stderrIsTTY: sinks.stderrIsTTY,
+    get stdinIsTTY() {
+      return sinks.stdinIsTTY();
+    },
+    style: new Chalk({ level: outColour }),
+    errStyle: new Chalk({ level: errColour }),
+    columns: sinks.columns,
+  };
 }
 
 let pipeGuarded = false;
@@ -42,24 +85,13 @@ function guardPipes(): void {
 
 export function processOutput(env: NodeJS.ProcessEnv = process.env): Output {
   guardPipes();
-  const stdoutIsTTY = Boolean(process.stdout.isTTY);
-  const stderrIsTTY = Boolean(process.stderr.isTTY);
-  return {
-    out: (text) => {
-      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-    },
-    err: (text) => {
-      process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
-    },
-    stdoutIsTTY,
-    stderrIsTTY,
-    // Read only when asked: process.stdin builds the stdin stream (~1 ms), which only the commands
-    // that may prompt need.
-    get stdinIsTTY() {
-      return Boolean(process.stdin.isTTY);
-    },
-    style: new Chalk({ level: colourLevel(stdoutIsTTY, env) }),
-    errStyle: new Chalk({ level: colourLevel(stderrIsTTY, env) }),
+  return createOutput({
+    stdout: (chunk) => void process.stdout.write(chunk),
+    stderr: (chunk) => void process.stderr.write(chunk),
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
+    stderrIsTTY: Boolean(process.stderr.isTTY),
+    stdinIsTTY: () => Boolean(process.stdin.isTTY),
     columns: process.stdout.columns || Number(env.COLUMNS) || 80,
-  };
+    env,
+  });
 }

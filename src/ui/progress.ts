@@ -19,8 +19,6 @@ export interface Progress {
 }
 
 export interface ProgressOptions {
-  /** Where the frames go; default process.stderr.write. */
-  write?: (chunk: string) => void;
   /** Frame interval in ms. */
   intervalMs?: number;
   /** Width to cut the text to (default: the terminal's). */
@@ -28,13 +26,11 @@ export interface ProgressOptions {
 }
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-const CLEAR_LINE = '\r\u001b[2K';
 const NO_PROGRESS: Progress = { start() {}, update() {}, stop() {}, enabled: false };
 
 /** A spinner on stderr, or a no-op when stderr is not a terminal or JSON is being printed. */
-export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle'>, json: boolean, opts: ProgressOptions = {}): Progress {
+export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle' | 'status'>, json: boolean, opts: ProgressOptions = {}): Progress {
   if (!output.stderrIsTTY || json) return NO_PROGRESS;
-  const write = opts.write ?? ((chunk: string) => void process.stderr.write(chunk));
   const interval = opts.intervalMs ?? 80;
   const width = Math.max(20, (opts.columns ?? process.stderr.columns ?? 80) - 3);
   let text = '';
@@ -43,7 +39,7 @@ export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle'>,
   const draw = () => {
     const glyph = output.errStyle.cyan(FRAMES[frame % FRAMES.length]!);
     frame++;
-    write(`${CLEAR_LINE}${glyph} ${oneLine(text, width)}`);
+    output.status(`${glyph} ${oneLine(text, width)}`);
   };
   return {
     enabled: true,
@@ -64,7 +60,7 @@ export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle'>,
       if (!timer) return;
       clearInterval(timer);
       timer = undefined;
-      write(CLEAR_LINE);
+      output.status(null);
     },
   };
 }

@@ -87,7 +87,8 @@ describe('runConnections', () => {
     expect(r.visibility.partial).toBe(true);
     expect(r.visibility.hidden).toBeGreaterThanOrEqual(5);
     expect(r.status).toBe('unknown');
-    expect(r.visibility.warning).toMatch(/GRANT pg_monitor TO other_user;/);
+    expect(r.visibility.warning).toMatch(/grant it pg_monitor/);
+    expect(r.visibility.fix).toBe('GRANT pg_monitor TO "other_user";');
   });
 });
 

@@ -163,7 +163,7 @@ describe('the acceptance incidents', () => {
       expect(leak.evidence.groups[0]!.statement).toBe('SELECT COALESCE(MAX(id), 0) FROM files WHERE user_id = 7');
       expect(commandsOf(leak)).toContain('dbdoctor terminate --state "idle in transaction" --app cloudvault --older-than 1s');
 
-      expect(mustFind(r, 'setting-idle-in-transaction-session-timeout').next[0]!.sql).toBe("ALTER ROLE app_user SET idle_in_transaction_session_timeout = '5min';");
+      expect(mustFind(r, 'setting-idle-in-transaction-session-timeout').next[0]!.sql).toBe(`ALTER ROLE "app_user" SET idle_in_transaction_session_timeout = '5min';`);
       if (s.major >= 17) expect(mustFind(r, 'setting-transaction-timeout').severity).toBe('warning');
       else expect(findingOf(r, 'setting-transaction-timeout')).toBeUndefined();
       // The filler is idle and young: not a leak.

@@ -195,7 +195,7 @@ describe('exit codes 0, 1, 2, 3 and the nagios line', () => {
       expect(n.exitCode).toBe(3);
       expect(n.stdout).toMatch(/^DBDOCTOR UNKNOWN: partial view, \d+ sessions hidden/);
       const h = await runCli(['diagnose', '-d', url], { env: ENV });
-      expect(h.stdout).toContain('GRANT pg_monitor TO app_user;');
+      expect(h.stdout).toContain('GRANT pg_monitor TO "app_user";');
     } finally {
       await iit.release();
     }

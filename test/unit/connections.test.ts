@@ -193,7 +193,8 @@ describe('the report', () => {
     const r = connectionsReport(snap, { ...settings, can_read_all_stats: false, current_user: 'Me Too' });
     expect(r.states).toEqual({ hidden: 2, idle: 1 });
     expect(r.visibility).toMatchObject({ partial: true, hidden: 2, can_read_all_stats: false });
-    expect(r.visibility.warning).toBe('partial view: 2 sessions of other roles are hidden from role "Me Too" (counted as "hidden"); GRANT pg_monitor TO "Me Too"; to see them');
+    expect(r.visibility.warning).toBe('partial view: 2 sessions of other roles are hidden from role "Me Too" (counted as "hidden"); grant it pg_monitor to see them');
+    expect(r.visibility.fix).toBe('GRANT pg_monitor TO "Me Too";');
     expect(summarizeOtherProcesses(snap)).toEqual([{ backend_type: 'hidden', count: 1, pids: [4], leader_pids: [] }]);
     expect(r.capacity.client_backends).toBe(3);
   });

@@ -8,8 +8,9 @@ import { describe, expect, test } from '@jest/globals';
 import type { SessionRow } from '../../src/core/activity.js';
 import type { CheckFacts } from '../../src/core/check.js';
 import { classifyConnectError } from '../../src/core/classify.js';
-import { type DiagnoseFacts, diagnose, pgInterval, type SettingsFacts, settingNumber, shellArg } from '../../src/core/diagnose.js';
-import { splitCommand } from '../../src/core/guide.js';
+import { type DiagnoseFacts, diagnose, pgInterval, type SettingsFacts, settingNumber } from '../../src/core/diagnose.js';
+import { shellWord } from '../../src/core/printed.js';
+import { shellWords } from '../support/output.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { envelope } from '../../src/render/json.js';
 import { commandsOf, expectValidDiagnoseDoc, findingOf, mustFind } from '../support/diagnose.js';
@@ -143,8 +144,8 @@ describe('settings: what the sessions of the incident actually got', () => {
     const g = mustFind(r, 'setting-idle-in-transaction-session-timeout');
     expect(g.evidence.facts.join('\n')).toMatch(/is 0 \(off\) for role worker in database app \(set at server level\): 3 sessions/);
     expect(g.next.map((n) => n.sql)).toEqual([
-      "ALTER ROLE worker SET idle_in_transaction_session_timeout = '5min';",
-      "ALTER DATABASE app SET idle_in_transaction_session_timeout = '5min';",
+      `ALTER ROLE "worker" SET idle_in_transaction_session_timeout = '5min';`,
+      `ALTER DATABASE "app" SET idle_in_transaction_session_timeout = '5min';`,
       "ALTER SYSTEM SET idle_in_transaction_session_timeout = '5min'; SELECT pg_reload_conf();",
       null,
     ]);
@@ -162,7 +163,7 @@ describe('settings: what the sessions of the incident actually got', () => {
   test('a role-in-database override needs ALTER ROLE ... IN DATABASE to be beaten', () => {
     const r = run(facts(incident, { settings: settings({ idle_in_transaction_session_timeout: '300000' }, [{ role: 'worker', database: 'app', name: 'idle_in_transaction_session_timeout', value: '0' }]) }));
     const g = mustFind(r, 'setting-idle-in-transaction-session-timeout');
-    expect(g.next[0]!.sql).toBe("ALTER ROLE worker IN DATABASE app SET idle_in_transaction_session_timeout = '5min';");
+    expect(g.next[0]!.sql).toBe(`ALTER ROLE "worker" IN DATABASE "app" SET idle_in_transaction_session_timeout = '5min';`);
   });
 
   test('set for the role (in any unit): no finding, and the path says so', () => {
@@ -244,9 +245,9 @@ describe('the exact terminate command', () => {
     const step = mustFind(r, 'idle-in-transaction').next.find((n) => n.command?.startsWith('dbdoctor terminate'))!;
     expect(step.command).toBe(`dbdoctor terminate --state "idle in transaction" --app "x'; rm -rf / #" --older-than 10s`);
     expect(step.argv).toEqual(['terminate', '--state', 'idle in transaction', '--app', hostile, '--older-than', '10s']);
-    expect(splitCommand(step.command!)).toEqual(['dbdoctor', ...step.argv!]);
+    expect(shellWords(step.command!)).toEqual(['dbdoctor', ...step.argv!]);
     for (const s of ['plain', 'with space', 'dollar$HOME', 'back`tick`', 'quote"d', "it's", '-dash', '*glob?']) {
-      expect(splitCommand(`dbdoctor --app ${shellArg(s)}`)).toEqual(['dbdoctor', '--app', s]);
+      expect(shellWords(`dbdoctor --app ${shellWord(s)}`)).toEqual(['dbdoctor', '--app', s]);
     }
   });
 
@@ -317,14 +318,14 @@ describe('counting', () => {
     const tight = run(facts(idle, { server: server({ max_connections: 8 }) }));
     expect(mustFind(tight, 'idle-pool').severity).toBe('warning');
     expect(commandsOf(mustFind(tight, 'idle-pool'))).toContain('dbdoctor terminate --state idle --app api --older-than 1m');
-    expect(mustFind(tight, 'setting-idle-session-timeout').next[0]!.sql).toBe("ALTER ROLE app_user SET idle_session_timeout = '1h';");
+    expect(mustFind(tight, 'setting-idle-session-timeout').next[0]!.sql).toBe(`ALTER ROLE "app_user" SET idle_session_timeout = '1h';`);
   });
 
   test('roles and databases near their CONNECTION LIMIT', () => {
     const r = run(facts([], { limits: [{ kind: 'role', name: 'worker', conn_limit: 10, connections: 10 }] }));
     const l = mustFind(r, 'connection-limit');
     expect(l.severity).toBe('critical');
-    expect(l.next.map((n) => n.sql)).toContain('ALTER ROLE worker CONNECTION LIMIT 20;');
+    expect(l.next.map((n) => n.sql)).toContain('ALTER ROLE "worker" CONNECTION LIMIT 20;');
   });
 
   test('a long query is a warning, and critical past --long-query-crit', () => {

@@ -70,11 +70,11 @@ describe("seeds/000: a pool of 25 full of unread cursors and sessions idle in tr
     const r = check(facts, { idle_in_transaction: '1s', client_wait: '1s' });
     const iitGuard = mustFind(r, 'setting-idle-in-transaction-session-timeout');
     expect(iitGuard.severity).toBe('warning');
-    expect(iitGuard.next.map((n) => n.sql)).toContain("ALTER ROLE app_user SET idle_in_transaction_session_timeout = '5min';");
+    expect(iitGuard.next.map((n) => n.sql)).toContain(`ALTER ROLE "app_user" SET idle_in_transaction_session_timeout = '5min';`);
     expect(iitGuard.next.map((n) => n.sql)).toContain("ALTER SYSTEM SET idle_in_transaction_session_timeout = '5min'; SELECT pg_reload_conf();");
     // PostgreSQL 18: transaction_timeout is the one setting that ends an unread result set.
     const tt = mustFind(r, 'setting-transaction-timeout');
-    expect(tt.next.map((n) => n.sql)).toContain("ALTER ROLE app_user SET transaction_timeout = '5min';");
+    expect(tt.next.map((n) => n.sql)).toContain(`ALTER ROLE "app_user" SET transaction_timeout = '5min';`);
   });
 
   test('on PostgreSQL 14 there is no transaction_timeout to recommend', () => {
@@ -137,7 +137,7 @@ describe('a blocking chain rooted in a session idle in transaction', () => {
 
   test('lock_timeout for the waiters and log_lock_waits are named as the guards', () => {
     const r = check(facts);
-    expect(mustFind(r, 'setting-lock-timeout').next.map((n) => n.sql)).toContain("ALTER ROLE app_user SET lock_timeout = '30s';");
+    expect(mustFind(r, 'setting-lock-timeout').next.map((n) => n.sql)).toContain(`ALTER ROLE "app_user" SET lock_timeout = '30s';`);
     expect(mustFind(r, 'setting-log-lock-waits').next.map((n) => n.sql)).toContain('ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();');
     expect(mustFind(r, 'setting-idle-in-transaction-session-timeout').severity).toBe('warning');
   });
@@ -180,7 +180,7 @@ describe('seeds/004: 20 sessions running the same slow statement', () => {
     expect(same.severity).toBe('critical');
     expect(commandsOf(same)).toContain('dbdoctor queries --group');
     expect(commandsOf(same).find((c) => c.startsWith('dbdoctor terminate'))).toMatch(/--cancel-first/);
-    expect(mustFind(r, 'setting-statement-timeout').next.map((n) => n.sql)).toContain("ALTER ROLE app_user SET statement_timeout = '30s';");
+    expect(mustFind(r, 'setting-statement-timeout').next.map((n) => n.sql)).toContain(`ALTER ROLE "app_user" SET statement_timeout = '30s';`);
   });
 
   test('below --same-statement sessions it is not a finding', () => {
@@ -241,7 +241,7 @@ describe('a role without monitoring privileges, on a server with an incident', (
     expect(v.severity).toBe('unknown');
     expect(v.evidence.sessions).toBe(5);
     expect(v.evidence.users).toEqual(['other_user']);
-    expect(v.next.map((n) => n.sql)).toContain('GRANT pg_monitor TO app_user;');
+    expect(v.next.map((n) => n.sql)).toContain('GRANT pg_monitor TO "app_user";');
     expect(r.visibility).toMatchObject({ partial: true, hidden: 5, can_read_all_stats: false });
     // What it cannot see, it does not pretend to judge.
     expect(findingOf(r, 'idle-in-transaction')).toBeUndefined();

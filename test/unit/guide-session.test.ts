@@ -4,7 +4,6 @@
  * No database: the real walk against a real server is in test/e2e/guide-pty.test.ts.
  */
 import { describe, expect, test } from '@jest/globals';
-import { Chalk } from 'chalk';
 import { Command } from 'commander';
 import type { Diagnosis, Doctor } from '../../src/commands/doctor.js';
 import { runGuideSession } from '../../src/commands/guide.js';
@@ -13,26 +12,14 @@ import { DbdoctorError, InterruptedError } from '../../src/core/errors.js';
 import { ExitCode, type Severity } from '../../src/core/exit-codes.js';
 import type { GuideFinding } from '../../src/core/guide.js';
 import type { Target } from '../../src/core/target.js';
-import type { Menu, MenuChoice } from '../../src/ui/menu.js';
-import type { Output } from '../../src/ui/output.js';
+import type { Menu, MenuChoice } from '../../src/ui/prompts.js';
 import { createProgress } from '../../src/ui/progress.js';
+import { captureOutput } from '../support/output.js';
 
-const style = new Chalk({ level: 0 });
 const target: Target = { host: 'db1', port: 5432, user: 'oncall', dbname: 'app', password: 's3cret', sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
 
 function world() {
-  const out: string[] = [];
-  const err: string[] = [];
-  const output: Output = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    stdoutIsTTY: true,
-    stderrIsTTY: true,
-    stdinIsTTY: true,
-    style,
-    errStyle: style,
-    columns: 80,
-  };
+  const { output, out, err } = captureOutput({ tty: true });
   const ctx: CommandContext = { output, env: {}, signal: new AbortController().signal, version: 'test', exitCode: ExitCode.OK, json: false };
   const runs: string[][] = [];
   const factory = (c: CommandContext) => {
@@ -123,7 +110,7 @@ describe('the guided walk loop', () => {
     expect(terminate!.slice(-2)).toEqual(['--audit-log', '/tmp/a.jsonl']);
     // The password is never printed; the commands are shown as one could paste them.
     expect([...w.out, ...w.err].join('\n')).not.toContain('s3cret');
-    expect(w.out).toContain('\n$ dbdoctor terminate --state "idle in transaction" --app worker --older-than 30s');
+    expect(w.out).toContain('\n$ dbdoctor terminate --state "idle in transaction" --app worker --older-than 30s\n');
 
     // The finding's menu: inspections, the clean-up, the runbook; then the way out.
     expect(asked[1]!.labels).toEqual([
@@ -147,7 +134,7 @@ describe('the guided walk loop', () => {
     const doctor: Doctor = { diagnose: async () => diagnosis('critical', [blocking]), terminate: async () => Promise.reject(new Error('unused')) };
     const { menu } = scripted([/pid 7 blocks/, /Inspect: dbdoctor locks --fail/, /Back to the findings/, /Quit/]);
     await runGuideSession(w.ctx, w.factory, { target, doctor, menu, progress: createProgress(w.ctx.output, true) });
-    expect(w.err).toEqual(['dbdoctor: the server went away', 'hint: run: dbdoctor check']);
+    expect(w.err).toEqual(['dbdoctor: the server went away\n', 'hint: run: dbdoctor check\n']);
   });
 
   test('Ctrl-C at a prompt ends the walk with InterruptedError (exit 130 in cli.ts)', async () => {

@@ -4,60 +4,39 @@ import {
   actionableFindings,
   connectionArgs,
   coveredByEarlier,
-  dbdoctorArgv,
   findingActions,
   flagsFromAnswer,
-  formatCommand,
   type GuideFinding,
   recommendedTerminations,
-  splitCommand,
   targetGiven,
 } from '../../src/core/guide.js';
+import { shellCommand } from '../../src/core/printed.js';
 import type { Target } from '../../src/core/target.js';
+import { shellWords } from '../support/output.js';
 
 const ALL = new Set(['check', 'connections', 'locks', 'queries', 'diagnose', 'terminate', 'runbook', 'guide', 'demo']);
 
 function finding(over: Partial<Omit<GuideFinding, 'next'>> & { next?: string[] }): GuideFinding {
   const { next = [], ...rest } = over;
-  // Steps as diagnose gives them: words, the command, and (for some) no argv, read from the text.
+  // Steps as diagnose gives them: words, and for a dbdoctor command its text and argv.
   const steps = next.map((line, i) => {
-    const argv = dbdoctorArgv(line);
-    return { text: `step ${i}`, command: argv ? line : null, argv: argv && i % 2 === 0 ? argv : null };
+    const argv = line.startsWith('dbdoctor ') ? shellWords(line).slice(1) : null;
+    return { text: `step ${i}`, command: argv ? line : null, argv };
   });
   return { id: 'x', severity: 'warning', title: 't', runbook: null, ...rest, next: steps };
 }
 
-describe('splitCommand', () => {
-  test('words, double and single quotes, escapes', () => {
-    expect(splitCommand('dbdoctor terminate --state "idle in transaction" --app worker --older-than 5m')).toEqual([
-      'dbdoctor',
-      'terminate',
-      '--state',
-      'idle in transaction',
-      '--app',
-      'worker',
-      '--older-than',
-      '5m',
-    ]);
-    expect(splitCommand(`a 'b c' "d \\"e\\"" f\\ g ""`)).toEqual(['a', 'b c', 'd "e"', 'f g', '']);
-    expect(splitCommand("--app 'worker*'")).toEqual(['--app', 'worker*']);
-    expect(splitCommand('   ')).toEqual([]);
-  });
-
-  test('formatCommand quotes what needs quoting and round-trips', () => {
+describe('the printed command', () => {
+  test('quotes what needs quoting, and a shell reads back the argv', () => {
     const argv = ['terminate', '--state', 'idle in transaction', '--app', 'files-api', '--query', 'a "b" $c'];
-    const text = formatCommand(argv);
-    expect(text).toBe('dbdoctor terminate --state "idle in transaction" --app files-api --query "a \\"b\\" \\$c"');
-    expect(splitCommand(text).slice(1)).toEqual(argv);
+    const text = shellCommand(argv)!;
+    expect(text).toBe(`dbdoctor terminate --state "idle in transaction" --app files-api --query 'a "b" $c'`);
+    expect(shellWords(text).slice(1)).toEqual(argv);
   });
-});
 
-describe('dbdoctorArgv', () => {
-  test('reads dbdoctor commands, with or without npx or a prompt sign; ignores advice', () => {
-    expect(dbdoctorArgv('dbdoctor locks')).toEqual(['locks']);
-    expect(dbdoctorArgv('$ npx dbdoctor queries --group')).toEqual(['queries', '--group']);
-    expect(dbdoctorArgv('ALTER ROLE app SET idle_in_transaction_session_timeout = 60000;')).toBeNull();
-    expect(dbdoctorArgv('dbdoctor')).toBeNull();
+  test('a step whose words cannot be shown exactly is not offered', () => {
+    const f: GuideFinding = { id: 'x', severity: 'warning', title: 't', runbook: null, next: [{ text: 'x', command: null, argv: ['connections', '--app', 'a\u202eb'] }] };
+    expect(findingActions(f, ALL).map((a) => a.command)).toEqual([]);
   });
 });
 

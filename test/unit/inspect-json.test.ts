@@ -33,7 +33,7 @@ const SESSION = [
   'wait_event_type',
   'xact_age_ms',
 ];
-const VISIBILITY = ['can_read_all_stats', 'hidden', 'partial', 'role', 'warning'];
+const VISIBILITY = ['can_read_all_stats', 'fix', 'hidden', 'partial', 'role', 'warning'];
 
 const snap = snapshot([
   row({ pid: 1, state: 'idle in transaction', xact_age_ms: 60_000, state_age_ms: 60_000 }),
@@ -84,6 +84,7 @@ describe('JSON shapes, schema version 1', () => {
       'blocks_total',
       'holds_advisory',
       'longest_wait_ms',
+      'next',
       'pid',
       'prepared',
       'prepared_transaction',

@@ -1,8 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { Chalk } from 'chalk';
 import { createProgress, withProgress } from '../../src/ui/progress.js';
-
-const style = new Chalk({ level: 0 });
+import { captureOutput } from '../support/output.js';
 
 describe('progress', () => {
   test('nothing at all when stderr is not a TTY, or with --json', async () => {
@@ -11,16 +9,19 @@ describe('progress', () => {
       [false, false],
       [true, true],
     ] as const) {
-      const p = createProgress({ stderrIsTTY: isTTY, errStyle: style }, json, { write: (s) => written.push(s) });
+      const { output, err } = captureOutput({ tty: isTTY });
+      const p = createProgress(output, json);
+      written.push(...err);
       expect(p.enabled).toBe(false);
       await withProgress(p, 'connecting', async () => undefined);
+      written.push(...err);
     }
     expect(written).toEqual([]);
   });
 
   test('on a TTY: a spinner line with the step, sanitized, erased at the end', async () => {
-    const written: string[] = [];
-    const p = createProgress({ stderrIsTTY: true, errStyle: style }, false, { write: (s) => written.push(s), intervalMs: 5, columns: 80 });
+    const { output, err: written } = captureOutput({ tty: true });
+    const p = createProgress(output, false, { intervalMs: 5, columns: 80 });
     expect(p.enabled).toBe(true);
     await withProgress(p, 'gathering \u001b]0;evil\u0007sessions', async () => {
       await new Promise((r) => setTimeout(r, 30));

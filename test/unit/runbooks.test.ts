@@ -7,16 +7,15 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { Chalk } from 'chalk';
-import { listRunbooks, page, RUNBOOKS_DIR, runRunbook, sectionFor } from '../../src/commands/runbook.js';
-import type { CommandContext } from '../../src/commands/context.js';
+import { listRunbooks, RUNBOOKS_DIR, runRunbook, sectionFor } from '../../src/commands/runbook.js';
 import { classifyConnectError } from '../../src/core/classify.js';
 import { DIAGNOSE_NODES, diagnose } from '../../src/core/diagnose.js';
 import { UsageError } from '../../src/core/errors.js';
-import { ExitCode } from '../../src/core/exit-codes.js';
+import { page } from '../../src/ui/pager.js';
 import { connectNode, RUNBOOK_FILES, RUNBOOK_NODES, runbookLink } from '../../src/core/runbooks.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { type FixtureName, fixture } from '../support/diagnose.js';
+import { captureOutput } from '../support/output.js';
 
 const files = readdirSync(RUNBOOKS_DIR).filter((f) => f.endsWith('.md'));
 const text = (file: string) => readFileSync(join(RUNBOOKS_DIR, file), 'utf8');
@@ -142,23 +141,15 @@ describe('the pager', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-pager-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function ctx(isTTY: boolean, env: Record<string, string>): { ctx: CommandContext; out: string[] } {
-    const out: string[] = [];
-    const c: CommandContext = {
-      output: { out: (s) => out.push(s), err: () => undefined, stdoutIsTTY: isTTY, stderrIsTTY: isTTY, stdinIsTTY: isTTY, style: new Chalk({ level: 0 }), errStyle: new Chalk({ level: 0 }), columns: 80 },
-      env,
-      signal: new AbortController().signal,
-      version: 'test',
-      exitCode: ExitCode.OK,
-      json: false,
-    };
-    return { ctx: c, out };
+  function ctx(isTTY: boolean, env: Record<string, string>) {
+    const { output, out } = captureOutput({ tty: isTTY });
+    return { ctx: { output, env }, out };
   }
 
   test('not a terminal: plain text on stdout, no pager', async () => {
     const { ctx: c, out } = ctx(false, { PAGER: '/nonexistent/pager' });
-    await page('hello', c);
-    expect(out).toEqual(['hello']);
+    await page('hello', c.output, c.env);
+    expect(out).toEqual(['hello\n']);
   });
 
   test('a terminal: the text goes through $PAGER', async () => {
@@ -166,14 +157,14 @@ describe('the pager', () => {
     writeFileSync(pager, '#!/bin/sh\ncat > "$PAGER_OUT"\n');
     chmodSync(pager, 0o755);
     const { ctx: c, out } = ctx(true, { PAGER: pager, PAGER_OUT: join(dir, 'paged.txt'), PATH: process.env.PATH ?? '/usr/bin:/bin' });
-    await page('## Section\nbody', c);
+    await page('## Section\nbody', c.output, c.env);
     expect(out).toEqual([]);
     expect(readFileSync(join(dir, 'paged.txt'), 'utf8')).toBe('## Section\nbody\n');
   });
 
   test('a pager that cannot start does not swallow the text', async () => {
     const { ctx: c, out } = ctx(true, { PAGER: join(dir, 'no-such-pager') });
-    await page('still here', c);
-    expect(out).toEqual(['still here']);
+    await page('still here', c.output, c.env);
+    expect(out).toEqual(['still here\n']);
   });
 });

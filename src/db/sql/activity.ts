@@ -58,7 +58,7 @@ const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock: at
 // incident scale (1,500 sessions, 20,000 advisory locks, 400 waiters) that fold was ~3 ms of the
 // statement's ~23 (measured by `npm run bench`).
-const SA_COLUMNS = `pid, leader_pid, backend_type, datname, usename, usesysid, application_name, client_addr,
+const SA_COLUMNS = `pid, leader_pid, backend_type, datid, datname, usename, usesysid, application_name, client_addr,
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
 
@@ -101,7 +101,9 @@ function activitySql(detail: boolean, scope: 'all' | 'blocking', queryChars: num
 SELECT a.pid,
        a.leader_pid,
        a.backend_type,
+       a.datid,
        a.datname::text AS datname,
+       a.usesysid,
        a.usename::text AS usename,
        r.rolsuper AS superuser,
        coalesce(a.application_name, '') AS application_name,
@@ -151,7 +153,9 @@ function toSessionRow(r: Row): SessionRow {
     pid: r.pid,
     leader_pid: r.leader_pid,
     backend_type: r.backend_type,
+    datid: r.datid,
     datname: r.datname,
+    usesysid: r.usesysid,
     usename: r.usename,
     superuser: r.superuser,
     application_name: r.application_name,

@@ -14,6 +14,7 @@ export type ServerFactsRow = CheckFacts;
 export interface LimitRow {
   kind: 'database' | 'role';
   name: string;
+  oid: number;
   conn_limit: number;
   connections: number;
 }
@@ -79,6 +80,7 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
        current_setting('superuser_reserved_connections')::int AS superuser_reserved,
        ${reserved} AS reserved,${counts.columns}
        current_user::text AS current_user,
+       r.oid AS current_user_oid,
        current_database()::text AS current_database,
        r.rolsuper AS is_superuser,
        ${CAN_READ_ALL_STATS} AS can_read_all_stats,
@@ -87,11 +89,11 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
        (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
   FROM pg_roles r${counts.join} WHERE r.rolname = current_user`,
       `WITH c AS MATERIALIZED (SELECT datid, usesysid FROM pg_stat_activity WHERE ${isClient})
-SELECT 'database' AS kind, d.datname::text AS name, d.datconnlimit AS conn_limit,
+SELECT 'database' AS kind, d.datname::text AS name, d.oid, d.datconnlimit AS conn_limit,
        (SELECT count(*)::int FROM c WHERE c.datid = d.oid) AS connections
   FROM pg_database d WHERE d.datconnlimit >= 0
 UNION ALL
-SELECT 'role', r.rolname::text, r.rolconnlimit, (SELECT count(*)::int FROM c WHERE c.usesysid = r.oid)
+SELECT 'role', r.rolname::text, r.oid, r.rolconnlimit, (SELECT count(*)::int FROM c WHERE c.usesysid = r.oid)
   FROM pg_roles r WHERE r.rolconnlimit >= 0 AND r.rolcanlogin
 ORDER BY 1, 2`,
     ],
