@@ -25,11 +25,24 @@ export function sanitize(text: string | null | undefined): string {
   return revealHidden(text.replace(ESCAPES, '').replace(BREAKS, ' ').replace(CONTROLS, escapeCodePoint));
 }
 
-/** Sanitized, whitespace collapsed, and cut to `max` characters with an ellipsis. */
+let graphemes: Intl.Segmenter | undefined;
+
+/** The longest run of whole characters (grapheme clusters) from the start of `s` within `max` UTF-16 units. */
+function headOf(s: string, max: number): string {
+  graphemes ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+  let out = '';
+  for (const { segment } of graphemes.segment(s)) {
+    if (out.length + segment.length > max) break;
+    out += segment;
+  }
+  return out;
+}
+
+/** Sanitized, whitespace collapsed, and cut to `max` characters with an ellipsis (never inside a character). */
 export function oneLine(text: string | null | undefined, max = Number.POSITIVE_INFINITY): string {
   const s = sanitize(text).replace(/\s+/g, ' ').trim();
   if (s.length <= max) return s;
-  return max <= 1 ? s.slice(0, max) : `${s.slice(0, max - 1)}…`;
+  return max <= 1 ? headOf(s, max) : `${headOf(s, max - 1)}…`;
 }
 
 /** The SGR sequences chalk writes for the styles dbdoctor uses (weight, italic, underline, colours, reset). */
