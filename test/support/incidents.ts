@@ -25,8 +25,15 @@ function timeout(ms: number): Promise<void> {
 }
 
 async function open(s: TestServer, { app, user, dbname }: ConnectAs): Promise<pg.Client> {
+  // Connection fields, not a URL: pg reads a URL's database with decodeURI, which leaves %24 ($),
+  // %3B (;) and the like encoded, so hostile database names could not be reached through one.
+  const base = new URL(s.url());
   const c = new pg.Client({
-    connectionString: s.url({ user, password: user && user !== 'postgres' ? ROLE_PASSWORD : undefined, dbname }),
+    host: s.host,
+    port: s.port,
+    user: user ?? decodeURIComponent(base.username),
+    password: user && user !== 'postgres' ? ROLE_PASSWORD : s.password,
+    database: dbname ?? (decodeURIComponent(base.pathname.slice(1)) || 'postgres'),
     application_name: app,
   });
   // Errors after release (terminated by a test) must not crash the test process.

@@ -51,6 +51,8 @@ export interface PtyRun {
   child: ChildProcess;
   /** Everything the terminal showed so far, escape sequences removed. */
   text(): string;
+  /** Every byte dbdoctor wrote to the terminal so far, as written (decoded as UTF-8). */
+  raw(): string;
   /** Waits until `pattern` appears after the last thing waited for; returns the text up to it. */
   waitFor(pattern: RegExp, ms?: number): Promise<string>;
   /** Types keys, after a short pause so the prompt is listening. */
@@ -74,14 +76,12 @@ export function runInPty(args: string[], opts: { env?: Record<string, string>; c
     stdio: ['pipe', 'pipe', 'pipe'],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
-  let raw = '';
+  // Bytes, decoded only when read: a chunk may end inside a UTF-8 character.
+  const chunks: Buffer[] = [];
   let consumed = 0;
-  child.stdout!.on('data', (d: Buffer) => {
-    raw += d.toString('utf8');
-  });
-  child.stderr!.on('data', (d: Buffer) => {
-    raw += d.toString('utf8');
-  });
+  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
+  child.stderr!.on('data', (d: Buffer) => chunks.push(d));
+  const raw = () => Buffer.concat(chunks).toString('utf8');
   const exit = new Promise<number>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : -1)));
   });
@@ -89,10 +89,11 @@ export function runInPty(args: string[], opts: { env?: Record<string, string>; c
   void exit.then(() => {
     exited = true;
   });
-  const text = () => stripAnsi(raw);
+  const text = () => stripAnsi(raw());
   return {
     child,
     text,
+    raw,
     async waitFor(pattern, ms = 30_000) {
       const deadline = Date.now() + ms;
       for (;;) {
