@@ -97,7 +97,7 @@ const BACK = 'back';
 export async function runGuideSession(ctx: CommandContext, factory: ProgramFactory, opts: GuideSessionOptions): Promise<void> {
   const { output } = ctx;
   const style = output.style;
-  const menu = opts.menu ?? inquirerMenu(ctx.signal);
+  const menu = opts.menu ?? inquirerMenu({ signal: ctx.signal });
   const runSub = subcommandRunner(ctx, factory, opts.progress);
   const available = new Set(factory({ ...ctx, exitCode: ExitCode.OK, json: false }).commands.map((c) => c.name()));
   const connArgs = [...connectionArgs(opts.target), ...(opts.extraArgs ?? [])];
@@ -251,7 +251,7 @@ export function guideCommand(program: Command, ctx: CommandContext, factory: Pro
       throw new UsageError('the guided walk needs a terminal (its questions read stdin and are asked on stderr)', 'for a report without prompts run: dbdoctor diagnose');
     }
     const progress = createProgress(output, false);
-    const menu = inquirerMenu(ctx.signal);
+    const menu = inquirerMenu({ signal: ctx.signal });
     const doctor = await loadDoctor(ctx);
     const target = await connectInteractively(ctx, menu, progress, opts);
     if (typeof target === 'number') {

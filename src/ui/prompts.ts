@@ -121,8 +121,8 @@ function inquirer(opts: InquirerPrompterOptions): Menu & Prompter {
 }
 
 /** The guided walk's menu on the terminal. */
-export function inquirerMenu(signal: AbortSignal): Menu {
-  return inquirer({ signal });
+export function inquirerMenu(opts: InquirerPrompterOptions = {}): Menu {
+  return inquirer(opts);
 }
 
 /** terminate's questions on the terminal. */

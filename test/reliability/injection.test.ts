@@ -32,7 +32,7 @@ const GID = "gid\u001b'; CREATE ROLE pwned_gid SUPERUSER; --";
 const ROLE_HIDDEN = 'r\u001b"; ALTER ROLE app_user SUPERUSER; --';
 const ROLE_SHOWN = `o'brien "x" $HOME \`id\``;
 const DB_HIDDEN = "d\u001b'; --\u202e";
-const DB_SHOWN = `db "x" $(id) it's`;
+const DB_SHOWN = `db "x"  $(id) it's`;
 
 type Envelope<T> = { report: T };
 
@@ -96,11 +96,11 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     for (const i of incidents) await i.release();
     await Promise.all([owner, waiter, su].map((c) => c?.end().catch(() => undefined)));
     await s?.stop();
+    rmSync(state, { recursive: true, force: true });
   }, 60_000);
 
   const LOW = ['--idle-in-transaction', '1s', '--lock-wait', '1s'];
   const state = mkdtempSync(join(tmpdir(), 'dbdoctor-inj-'));
-  afterAll(() => rmSync(state, { recursive: true, force: true }));
 
   test('diagnose: every printed statement acts on exactly its object; every command reads back as its argv', async () => {
     const json = await runCli(['diagnose', '-d', s.url(), '--json', ...LOW]);

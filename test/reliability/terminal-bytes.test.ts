@@ -9,8 +9,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
+import { inquirerMenu, inquirerPrompter } from '../../src/ui/prompts.js';
 import { captureOutput } from '../support/output.js';
 import { idleInTransaction, type Incident, longQueries, waitForState } from '../support/incidents.js';
 import { KEY, runInPty, type PtyRun } from '../support/pty.js';
@@ -179,5 +181,30 @@ describe('the one writer', () => {
       // Without colour, the only escape is the spinner's own erase of its line.
       else expect([...out, ...err].join('').replace(/\r\u001b\[2K/g, '')).not.toContain('\u001b');
     }
+  });
+});
+
+describe('the prompts', () => {
+  test('inquirer is given only sanitized text: messages, labels, descriptions, defaults', async () => {
+    let written = '';
+    /** One terminal per question (inquirer ends its streams when a prompt is done); Enter answers. */
+    const terminal = () => {
+      const input = new PassThrough();
+      const output = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          written += chunk.toString('utf8');
+          done();
+        },
+      });
+      setTimeout(() => input.write('\r'), 50);
+      return { input, output };
+    };
+    expect(await inquirerPrompter(terminal()).checkbox(`pick ${ATTACK}`, [{ value: 1, name: `one ${ATTACK}`, short: `s ${ATTACK}`, checked: true }])).toEqual([1]);
+    expect(await inquirerPrompter(terminal()).confirm(`sure ${ATTACK}?`)).toBe(false);
+    expect(await inquirerMenu(terminal()).select(`menu ${ATTACK}`, [{ name: `label ${ATTACK}`, value: 'a', description: `about ${ATTACK}` }])).toBe('a');
+    // A default that cannot be shown exactly is not offered (it would also be the answer).
+    expect(await inquirerMenu(terminal()).input(`where ${ATTACK}`, { default: `host${ATTACK}` })).toBe('');
+    for (const text of ['pick L\\u202e', 'one L\\u202e', 'sure L\\u202e', 'menu L\\u202e', 'label L\\u202e', 'about L\\u202e', 'where L\\u202e']) expect(written).toContain(text);
+    expect(foreignEscapes(written)).toEqual([]);
   });
 });
