@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type DiagnoseReport, diagnose } from '../core/diagnose.js';
+import { requireValues } from '../core/connections.js';
 import { UsageError } from '../core/errors.js';
 import { exitCodeForSeverity } from '../core/exit-codes.js';
 import type { Target } from '../core/target.js';
@@ -114,6 +115,9 @@ Examples:
       const v = opts[camel(d.key)];
       if (typeof v === 'string') flags[d.key] = v;
     }
+    // --environment "$ENV" with ENV unset is refused, not read as "no environment" (DBDOCTOR_ENV, like libpq's variables, may be empty)
+    if (opts.environment !== undefined) requireValues('--environment', [opts.environment]);
+    if (opts.config !== undefined) requireValues('--config', [opts.config]);
     const environment = opts.environment ?? (ctx.env.DBDOCTOR_ENV || undefined) ?? null;
     const config = loadConfigFile(opts.config, ctx.env);
     const thresholds = resolveThresholds({ config, environment, flags });

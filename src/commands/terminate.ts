@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { requireValues } from '../core/connections.js';
 import { MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
 import { InterruptedError, UsageError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
@@ -22,7 +23,6 @@ import {
   parsePidList,
   planTermination,
   type ReportBase,
-  requireSelectingFilter,
   type SessionResult,
   type SignalKind,
   type StepResult,
@@ -30,7 +30,7 @@ import {
   statusOfResults,
   type TerminateFilters,
   type TerminateReport,
-  validateClients,
+  validateFilters,
 } from '../core/terminate.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
 import { readTerminateSnapshot, sessionStillThere, signalSession } from '../db/sql/terminate.js';
@@ -130,7 +130,7 @@ async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, after
   let step: StepResult;
   let fatal = false;
   try {
-    const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms });
+    const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms, stillBlocking: c.options.filters.blockers });
     if (!r.ok) {
       step = r.permissionDenied
         ? { outcome: 'permission_denied', detail: r.message }
@@ -206,7 +206,7 @@ async function act(c: ActContext, plan: PlannedSession[]): Promise<SessionResult
  * prints and never exits; the questions and the plan display are injected.
  */
 export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Promise<TerminateReport> {
-  requireSelectingFilter(o.filters);
+  validateFilters(o.filters);
   const now = deps.now ?? (() => new Date());
   const runId = randomUUID();
   // A dry run acts on nothing, so it takes no lock; every other run takes it before connecting.
@@ -332,14 +332,17 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
  * Comma-separated values, trimmed. An empty one (an unset shell variable, a stray comma) is a
  * usage error: dropping it would silently widen what a destructive command selects.
  */
-const splitList = (values: string[] | undefined, flag: string) =>
-  (values ?? [])
-    .flatMap((v) => v.split(','))
-    .map((v) => v.trim())
-    .map((v) => {
-      if (v === '') throw new UsageError(`${flag} has an empty value`, 'an unset shell variable? give a value, or leave the flag out');
-      return v;
-    });
+function splitList(values: string[] | undefined, flag: string): string[] {
+  const items = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim());
+  requireValues(flag, items);
+  return items;
+}
+
+/** A path flag given an empty value (an unset variable) is refused, not taken for the current directory. */
+function pathFlag(value: string | undefined, flag: string): string | undefined {
+  if (value !== undefined) requireValues(flag, [value]);
+  return value;
+}
 
 /** A longer wait cannot be kept: Node's timers are 32-bit and fire at once past 2^31-1 ms. */
 function parseGrace(text: string): number {
@@ -353,18 +356,15 @@ export function terminateOptionsFrom(opts: TerminateCliOptions, env: NodeJS.Proc
   const filters = emptyFilters();
   filters.states = [...new Set(splitList(opts.state, '--state').map(normalizeState))];
   if (opts.olderThan !== undefined) filters.older_than_ms = parseDuration(opts.olderThan, '--older-than');
+  // application names may hold commas: --app is repeated, never split
   filters.apps = opts.app ?? [];
   filters.users = splitList(opts.user, '--user');
   filters.dbs = splitList(opts.db, '--db');
   filters.clients = splitList(opts.client, '--client');
-  validateClients(filters.clients);
   filters.pids = [...new Set((opts.pid ?? []).flatMap(parsePidList))];
   filters.blockers = Boolean(opts.blockers);
-  if (opts.query !== undefined) {
-    if (opts.query.trim() === '') throw new UsageError('--query needs a pattern', 'e.g. --query "FROM orders"');
-    filters.query = opts.query;
-  }
-  requireSelectingFilter(filters);
+  if (opts.query !== undefined) filters.query = opts.query;
+  validateFilters(filters);
   if (opts.grace !== undefined && !opts.cancelFirst) throw new UsageError('--grace only applies with --cancel-first', 'add --cancel-first, or drop --grace');
   const dir = stateDir(env, env.HOME || homedir());
   return {
@@ -378,8 +378,8 @@ export function terminateOptionsFrom(opts: TerminateCliOptions, env: NodeJS.Proc
     max: opts.max !== undefined ? parseMax(opts.max) : DEFAULT_MAX,
     cancelFirst: Boolean(opts.cancelFirst),
     graceMs: opts.grace !== undefined ? parseGrace(opts.grace) : DEFAULT_GRACE_MS,
-    lockFile: opts.lockFile ?? join(dir, 'terminate.lock'),
-    auditLog: opts.auditLog ?? join(dir, 'audit.jsonl'),
+    lockFile: pathFlag(opts.lockFile, '--lock-file') ?? join(dir, 'terminate.lock'),
+    auditLog: pathFlag(opts.auditLog, '--audit-log') ?? join(dir, 'audit.jsonl'),
   };
 }
 

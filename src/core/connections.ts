@@ -8,6 +8,7 @@
  * application_name but lose state, ages, client and query: they are counted as state "hidden" and
  * never silently dropped.
  */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import {
   type ActivitySnapshot,
   clientSessions,
@@ -145,83 +146,143 @@ export function normalizeState(text: string): string {
   return s;
 }
 
-/** Parses an IPv4 or IPv6 address to a 128-bit number (IPv4 as ::ffff:a.b.c.d), or null. */
-export function parseIp(text: string): { value: bigint; v4: boolean } | null {
-  const t = text.trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
-  const v4 = parseIpv4(t);
-  if (v4 !== null) return { value: (0xffffn << 32n) | v4, v4: true };
-  if (!t.includes(':')) return null;
-  let head = t;
-  let tailV4: bigint | null = null;
-  const lastColon = t.lastIndexOf(':');
-  if (t.slice(lastColon + 1).includes('.')) {
-    tailV4 = parseIpv4(t.slice(lastColon + 1));
-    if (tailV4 === null) return null;
-    head = `${t.slice(0, lastColon + 1)}0:0`;
-  }
-  const halves = head.split('::');
-  if (halves.length > 2) return null;
-  const parse = (part: string): string[] | null => {
-    if (part === '') return [];
-    const groups = part.split(':');
-    return groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g)) ? groups : null;
-  };
-  const left = parse(halves[0]!);
-  const right = halves.length === 2 ? parse(halves[1]!) : [];
-  if (!left || !right) return null;
-  const missing = 8 - left.length - right.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const groups = [...left, ...Array(halves.length === 2 ? missing : 0).fill('0'), ...right];
-  let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(Number.parseInt(g, 16));
-  if (tailV4 !== null) value = (value & ~0xffffffffn) | tailV4;
-  // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address.
-  const mapped = value >> 32n === 0xffffn;
-  return { value, v4: mapped };
+/** What to do instead, where leaving the flag out is not the whole answer. */
+const EMPTY_VALUE_HINTS: Record<string, string> = {
+  '--app': 'an unset shell variable? give a value, or leave --app out (select sessions without an application_name by --pid)',
+};
+
+/**
+ * An empty or blank value (an unset shell variable, a stray comma) given to a flag: a usage error,
+ * never "no filter", "matches nothing" or "matches the empty name" (`--app ""` selected every
+ * session without an application_name).
+ */
+export function emptyValue(flag: string): UsageError {
+  return new UsageError(`${flag} has an empty value`, EMPTY_VALUE_HINTS[flag] ?? `an unset shell variable? give a value, or leave ${flag} out`);
 }
 
-function parseIpv4(t: string): bigint | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(t);
-  if (!m) return null;
-  let v = 0n;
-  for (const part of m.slice(1)) {
-    const n = Number(part);
-    if (n > 255) return null;
-    v = (v << 8n) | BigInt(n);
+/** Refuses an empty or blank value among a flag's values (see emptyValue). */
+export function requireValues(flag: string, values: readonly string[] | undefined): void {
+  if (values?.some((v) => v.trim() === '')) throw emptyValue(flag);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client addresses and CIDR ranges (matched with node:net's BlockList)
+
+type Family = 'ipv4' | 'ipv6';
+
+/** An address as its family, its bytes (4 or 16) and the text BlockList takes. */
+export interface IpAddress {
+  family: Family;
+  bytes: number[];
+  text: string;
+  /** Written as an IPv4-mapped IPv6 address (::ffff:a.b.c.d): family and bytes are the IPv4 address. */
+  mapped: boolean;
+}
+
+/**
+ * An IPv4 or IPv6 address (no prefix, no zone id), or null. An IPv4-mapped IPv6 address
+ * (::ffff:10.1.2.3, how a dual-stack socket shows an IPv4 client) is its IPv4 address, so either
+ * notation of a client matches either notation of a range.
+ */
+export function parseAddress(text: string): IpAddress | null {
+  if (isIPv4(text)) return { family: 'ipv4', bytes: text.split('.').map(Number), text, mapped: false };
+  // isIPv6 accepts a zone id (fe80::1%eth0); PostgreSQL's inet never holds one.
+  if (!isIPv6(text) || text.includes('%')) return null;
+  // The WHATWG URL parser writes an IPv6 address in its one canonical form: lowercase hex groups,
+  // the longest run of zero groups as "::", no dotted tail.
+  const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  const [head, tail] = canonical.split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':').map((g) => Number.parseInt(g, 16)) : []);
+  const left = groups(head);
+  const right = groups(tail);
+  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const bytes = all.flatMap((g) => [g >> 8, g & 0xff]);
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    const v4 = bytes.slice(12);
+    return { family: 'ipv4', bytes: v4, text: v4.join('.'), mapped: true };
   }
-  return v;
+  return { family: 'ipv6', bytes, text: canonical, mapped: false };
+}
+
+/** The network bits of each byte kept, the rest cleared. */
+function networkOf(bytes: number[], prefix: number): number[] {
+  return bytes.map((b, i) => b & (0xff00 >> Math.max(0, Math.min(8, prefix - 8 * i))) & 0xff);
+}
+
+function formatAddress(family: Family, bytes: number[]): string {
+  if (family === 'ipv4') return bytes.join('.');
+  const groups = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16));
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+}
+
+/** One --client range: a family, the network address and its prefix length in that family's bits. */
+export interface ClientRange {
+  family: Family;
+  network: string;
+  prefix: number;
+}
+
+const CLIENT_HINT = 'use an address (10.0.0.5, ::1), a CIDR range (10.0.0.0/8, fd00::/8) or "local" for Unix sockets';
+
+/**
+ * Parses one --client address or CIDR range, exactly as PostgreSQL's `cidr` type reads it: a range
+ * with bits set past its prefix (10.1.2.3/24) is refused, not silently widened. An IPv4-mapped
+ * range (::ffff:10.1.2.0/120) is the IPv4 range (10.1.2.0/24); one shorter than /96 would reach
+ * past IPv4 into IPv6 space, and is refused. Throws UsageError.
+ */
+export function parseClientRange(spec: string): ClientRange {
+  const text = spec.trim();
+  const bad = (why = '', hint = CLIENT_HINT) => new UsageError(`invalid --client ${JSON.stringify(spec)}${why ? `: ${why}` : ''}`, hint);
+  const m = /^(?:\[([^\]]*)\]|([^/[\]]+))(?:\/(\d{1,3}))?$/.exec(text);
+  if (!m) throw bad();
+  const written = m[1] ?? m[2]!;
+  if (written.includes('%')) throw bad('PostgreSQL shows client addresses without a zone id', `write it without the zone: ${text.replace(/%[^/\]]*/, '')}`);
+  const addr = parseAddress(written);
+  if (!addr) throw bad();
+  const maxBits = addr.mapped || addr.family === 'ipv6' ? 128 : 32;
+  const bits = m[3] === undefined ? maxBits : Number(m[3]);
+  if (bits > maxBits) throw bad(`a prefix of /${bits} is longer than the ${maxBits} bits of the address`);
+  if (addr.mapped && bits < 96) {
+    const example = bits <= 32 ? `${formatAddress('ipv4', networkOf(addr.bytes, bits))}/${bits}` : `${addr.text}/32`;
+    throw bad(
+      `an IPv4-mapped prefix shorter than /96 reaches past IPv4 into IPv6 space`,
+      `write the IPv4 range instead (${example}): an IPv4 range matches clients shown as a.b.c.d and as ::ffff:a.b.c.d alike`,
+    );
+  }
+  // In the address's own family: the bits of an IPv4-mapped prefix past the ::ffff: part.
+  const prefix = addr.mapped ? bits - 96 : bits;
+  const network = networkOf(addr.bytes, prefix);
+  if (network.some((b, i) => b !== addr.bytes[i])) {
+    const net = formatAddress(addr.family, network);
+    throw bad(`bits are set past the /${bits} prefix`, `write the network ${addr.mapped ? '::ffff:' : ''}${net}/${bits}, or the single address ${written}`);
+  }
+  return { family: addr.family, network: addr.text, prefix };
 }
 
 /** A matcher for one --client value: an address, a CIDR range, or "local". Throws UsageError. */
 export function clientMatcher(spec: string): (r: SessionRow) => boolean {
-  const text = spec.trim();
-  if (text.toLowerCase() === 'local') return (r) => clientOf(r) === 'local';
-  const bad = () => new UsageError(`invalid --client ${JSON.stringify(spec)}`, 'use an address (10.0.0.5, ::1), a CIDR range (10.0.0.0/8, fd00::/8) or "local" for Unix sockets');
-  const [addr, bitsText, ...rest] = text.split('/');
-  if (rest.length > 0 || addr === undefined) throw bad();
-  const ip = parseIp(addr);
-  if (!ip) throw bad();
-  // The prefix length counts in the notation the range is written in: /8 of 10.0.0.0 is IPv4
-  // bits; /104 of ::ffff:10.0.0.0 is IPv6 bits (IPv4 addresses are compared as IPv4-mapped).
-  const dotted = /^[\d.]+$/.test(addr.trim());
-  const maxBits = dotted ? 32 : 128;
-  let bits = maxBits;
-  if (bitsText !== undefined) {
-    if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > maxBits) throw bad();
-    bits = Number(bitsText);
-  }
-  const prefix = BigInt(dotted ? bits + 96 : bits);
-  const mask = prefix === 0n ? 0n : ((1n << prefix) - 1n) << (128n - prefix);
-  const net = ip.value & mask;
+  if (spec.trim() === '') throw emptyValue('--client');
+  if (spec.trim().toLowerCase() === 'local') return (r) => clientOf(r) === 'local';
+  const range = parseClientRange(spec);
+  const list = new BlockList();
+  list.addSubnet(range.network, range.prefix, range.family);
   return (r) => {
-    if (!r.client_addr) return false;
-    const other = parseIp(r.client_addr);
-    return other !== null && (other.value & mask) === net;
+    // Hidden rows and Unix sockets have no address; an address PostgreSQL would not show never matches.
+    const addr = r.client_addr ? parseAddress(r.client_addr) : null;
+    if (addr === null) return false;
+    if (addr.family === range.family) return list.check(addr.text, addr.family);
+    // An IPv4 client is also ::ffff:a.b.c.d, which an IPv6 range as wide as ::/80 holds.
+    return addr.family === 'ipv4' && list.check(`::ffff:${addr.text}`, 'ipv6');
   };
 }
 
 /** Validates a filter and compiles it into a predicate. Throws UsageError on bad values. */
 export function compileFilter(f: SessionFilter): (r: SessionRow) => boolean {
+  requireValues('--app', f.app);
+  requireValues('--user', f.user);
+  requireValues('--db', f.db);
+  requireValues('--state', f.state);
+  requireValues('--client', f.client);
   const apps = (f.app ?? []).map(globToRegExp);
   const states = (f.state ?? []).map((s) => {
     const n = normalizeState(s);
@@ -280,7 +341,9 @@ export function parseGroupBy(text: string): GroupKey[] {
     host: 'client',
   };
   const keys: GroupKey[] = [];
-  for (const part of text.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean)) {
+  const parts = text.split(',').map((p) => p.trim().toLowerCase());
+  requireValues('--by', parts);
+  for (const part of parts) {
     const k = aliases[part];
     if (!k) throw new UsageError(`unknown --by key ${JSON.stringify(part)}`, `use any of ${GROUP_KEYS.join(', ')}, comma-separated, e.g. --by app,client`);
     if (!keys.includes(k)) keys.push(k);

@@ -14,7 +14,7 @@ import {
   stateOf,
 } from './activity.js';
 import { buildBlockingReport } from './blocking.js';
-import { clientMatcher, clientOf as clientOrNull, globToRegExp, normalizeState as normalizeStateName } from './connections.js';
+import { clientMatcher, clientOf as clientOrNull, globToRegExp, normalizeState as normalizeStateName, requireValues } from './connections.js';
 import { redactStatement } from './conninfo.js';
 import { UsageError } from './errors.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
@@ -73,6 +73,21 @@ export function hasSelectingFilter(f: TerminateFilters): boolean {
   );
 }
 
+/**
+ * Every filter exactly as written: no empty or blank value (an unset shell variable would widen
+ * the selection, or select the sessions with an empty name), and at least one selecting filter.
+ */
+export function validateFilters(f: TerminateFilters): void {
+  requireValues('--state', f.states);
+  requireValues('--app', f.apps);
+  requireValues('--user', f.users);
+  requireValues('--db', f.dbs);
+  requireValues('--client', f.clients);
+  if (f.query !== null && f.query.trim() === '') throw new UsageError('--query needs a pattern', 'e.g. --query "FROM orders"');
+  validateClients(f.clients);
+  requireSelectingFilter(f);
+}
+
 export function requireSelectingFilter(f: TerminateFilters): void {
   if (!hasSelectingFilter(f)) {
     throw new UsageError(
@@ -97,10 +112,11 @@ export function normalizeState(input: string): string {
   return state;
 }
 
+/** `--pid 12,13 14`: pids separated by commas or spaces; an empty one (`12,,13`, `12,`, "") is refused. */
 export function parsePidList(input: string): number[] {
-  const parts = input.split(/[,\s]+/).filter((p) => p !== '');
-  if (parts.length === 0) throw new UsageError(`invalid --pid ${JSON.stringify(input)}`, 'give process ids, e.g. --pid 12345,12346');
-  return parts.map((p) => {
+  const items = input.split(',').map((p) => p.trim());
+  requireValues('--pid', items);
+  return items.flatMap((item) => item.split(/\s+/)).map((p) => {
     if (!/^\d{1,10}$/.test(p) || Number(p) < 1 || Number(p) > 2_147_483_647) {
       throw new UsageError(`invalid --pid ${JSON.stringify(p)}`, 'a pid is a positive whole number, e.g. --pid 12345,12346');
     }
@@ -376,6 +392,11 @@ export interface SignalRaw {
   state_now: string | null;
   /** null: the re-check failed, nothing was sent; true/false: the function's result. */
   signalled: boolean | null;
+  /**
+   * With --blockers: whether the session still blocked another session (a Lock waiter names it in
+   * pg_blocking_pids) when the statement ran; null or absent when not checked.
+   */
+  blocking_now?: boolean | null;
 }
 
 export type SignalKind = 'cancel' | 'terminate';
@@ -400,6 +421,7 @@ export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | '
     return { outcome: 'changed', detail: 'the pid now belongs to a new session (pid reused); not touched' };
   }
   if (raw.signalled === null) {
+    if (raw.blocking_now === false) return { outcome: 'changed', detail: 'the session no longer blocks anyone; not touched' };
     const now = raw.state_now ?? 'hidden';
     const what = now === planned.state ? `ran a new statement since the plan (still ${now})` : `is now ${now}, was ${planned.state}`;
     return { outcome: 'changed', detail: `the session ${what}; not touched` };
@@ -417,6 +439,9 @@ export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | '
 /** The terminate step after a successful cancel: a changed session means the query stopped. */
 export function classifyAfterCancel(planned: Pick<PlannedSession, 'backend_start' | 'state'>, raw: SignalRaw): StepResult {
   const r = classifySignal(planned, 'terminate', raw);
+  if (r.outcome === 'changed' && raw.present && raw.backend_start_now === planned.backend_start && raw.blocking_now === false) {
+    return { outcome: 'cancelled', detail: 'after the cancel it no longer blocks anyone; session kept' };
+  }
   if (r.outcome === 'changed' && raw.present && raw.backend_start_now === planned.backend_start) {
     return { outcome: 'cancelled', detail: `the query stopped after the cancel (now ${raw.state_now ?? 'hidden'}); session kept` };
   }

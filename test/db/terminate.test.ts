@@ -167,19 +167,19 @@ describe('selection and acting', () => {
       const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), apps: ['db-reuse'] }, allDatabases: false, includeSuperusers: false, cancelFirst: false });
       const p = plan.planned[0]!;
       const earlier = { ...p, backend_start: p.backend_start.replace(/^(\d{4})/, (y) => String(Number(y) - 1)) };
-      const r = await signalSession(session, earlier, 'terminate', { timeoutMs: 2000, minAgeMs: null });
+      const r = await signalSession(session, earlier, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false });
       expect(r).toMatchObject({ ok: true, raw: { present: true, signalled: null } });
       expect(await alive(s, one.pids)).toEqual(one.pids);
       // A microsecond off is another session too: the text comparison keeps every digit.
       const micro = { ...p, backend_start: p.backend_start.replace(/(\d)(?=[+-]\d{2}(:\d{2})?$)/, (d) => String((Number(d) + 1) % 10)) };
       expect(micro.backend_start).not.toBe(p.backend_start);
-      expect(await signalSession(session, micro, 'terminate', { timeoutMs: 2000, minAgeMs: null })).toMatchObject({ ok: true, raw: { signalled: null } });
+      expect(await signalSession(session, micro, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false })).toMatchObject({ ok: true, raw: { signalled: null } });
       expect(await alive(s, one.pids)).toEqual(one.pids);
       // And the real fingerprint is accepted.
-      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null })).toMatchObject({ ok: true, raw: { signalled: true } });
+      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false })).toMatchObject({ ok: true, raw: { signalled: true } });
       expect(await alive(s, one.pids)).toEqual([]);
       // Gone now: a second attempt finds nobody.
-      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null })).toMatchObject({ ok: true, raw: { present: false } });
+      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false })).toMatchObject({ ok: true, raw: { present: false } });
     } finally {
       await session.close();
       await one.release();

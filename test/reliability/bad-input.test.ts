@@ -56,8 +56,34 @@ const BAD_URLS_AND_CONNINFO = [
   'host=127.0.0.1 connect_timeout=soon',
 ];
 
+/** Where libpq takes an empty value for "not set" (psql -h "" is the default host): connection options. */
+const LIBPQ_FLAGS = new Set(['--host', '--port', '--username', '--dbname', '--service']);
+
+/** Flags that take a comma-separated list: an empty item (a stray comma, an unset variable) is refused too. */
+const LIST_FLAGS: Record<string, string[]> = {
+  '--state': ['idle,', ',idle', 'idle,,active', 'idle, ,active'],
+  '--user': ['app_user,', ',app_user', 'a,,b'],
+  '--db': ['postgres,', ',postgres'],
+  '--client': ['10.0.0.0/8,', ',local', '10.0.0.0/8,,::1'],
+  '--pid': ['1,', ',1', '1,,2', '1, ,2'],
+  '--by': ['app,', ',app', 'app,,user'],
+};
+
+/**
+ * Every value-taking flag outside the connection options refuses an empty or blank value: an
+ * unset shell variable must never widen a selection, select the sessions with an empty name, or
+ * fall back to a default. A new flag is covered the day it lands.
+ */
+function badValues(command: string, f: Flag): string[] | undefined {
+  const checked = checkedValues(f);
+  if (f.placeholder === null || LIBPQ_FLAGS.has(f.long)) return checked;
+  // connections and queries take a role or database name whole (it may hold a comma)
+  const lists = command !== 'terminate' && (f.long === '--user' || f.long === '--db') ? [] : (LIST_FLAGS[f.long] ?? []);
+  return [...new Set([...(checked ?? []), '', ' ', ...lists])];
+}
+
 /** Bad values per flag: by the flag's name first, then by its placeholder; undefined = free text. */
-function badValues(f: Flag): string[] | undefined {
+function checkedValues(f: Flag): string[] | undefined {
   switch (f.long) {
     case '--dbname':
       return BAD_URLS_AND_CONNINFO;
@@ -153,7 +179,7 @@ function rowsFor(command: string, kind: string): Row[] {
   // terminate needs a selecting filter to get as far as a later flag's check
   const base = command === 'terminate' ? ['--app', 'x'] : [];
   for (const f of flagsOf(command)) {
-    const values = badValues(f);
+    const values = badValues(command, f);
     if (!values) continue;
     for (const v of values) {
       // --grace is checked only with --cancel-first (alone it is a conflict, not a bad value)

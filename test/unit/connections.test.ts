@@ -11,7 +11,8 @@ import {
   median,
   normalizeState,
   parseGroupBy,
-  parseIp,
+  parseAddress,
+  parseClientRange,
   summarizeOtherProcesses,
   visibilityOf,
 } from '../../src/core/connections.js';
@@ -35,14 +36,79 @@ describe('globs', () => {
   });
 });
 
+/**
+ * The hand-written matcher BlockList replaced (issue #19), kept here as the oracle: both notations
+ * of an address as one 128-bit number (IPv4 as ::ffff:a.b.c.d), a range as a mask over it.
+ */
+function referenceAddress(text: string): bigint | null {
+  const v4 = (t: string): bigint | null => {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(t);
+    if (!m || m.slice(1).some((p) => Number(p) > 255 || (p.length > 1 && p.startsWith('0')))) return null;
+    return m.slice(1).reduce((v, p) => (v << 8n) | BigInt(Number(p)), 0n);
+  };
+  const four = v4(text);
+  if (four !== null) return (0xffffn << 32n) | four;
+  let head = text;
+  let tail: bigint | null = null;
+  const last = text.lastIndexOf(':');
+  if (text.slice(last + 1).includes('.')) {
+    tail = v4(text.slice(last + 1));
+    if (tail === null) return null;
+    head = `${text.slice(0, last + 1)}0:0`;
+  }
+  const halves = head.split('::');
+  if (halves.length > 2) return null;
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const left = groups(halves[0]!);
+  const right = halves.length === 2 ? groups(halves[1]!) : [];
+  if (![...left, ...right].every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return null;
+  const missing = 8 - left.length - right.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  let value = 0n;
+  for (const g of [...left, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...right]) value = (value << 16n) | BigInt(Number.parseInt(g, 16));
+  return tail === null ? value : (value & ~0xffffffffn) | tail;
+}
+function referenceMatch(spec: string, client: string): boolean {
+  const [addr, bitsText] = spec.split('/');
+  const dotted = /^[\d.]+$/.test(addr!);
+  const bits = bitsText === undefined ? (dotted ? 32 : 128) : Number(bitsText);
+  const prefix = BigInt(dotted ? bits + 96 : bits);
+  const mask = prefix === 0n ? 0n : ((1n << prefix) - 1n) << (128n - prefix);
+  const other = referenceAddress(client);
+  return other !== null && (other & mask) === (referenceAddress(addr!)! & mask);
+}
+
+const octet = fc.integer({ min: 0, max: 255 });
+const ipv4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+/** IPv4 addresses near a few networks, so that ranges and clients often meet. */
+const nearIpv4 = fc.tuple(fc.constantFrom('10.1.2', '10.1.3', '192.168.0', '127.0.0'), octet).map(([n, o]) => `${n}.${o}`);
+const ipv6 = fc.oneof(fc.ipV6(), fc.tuple(fc.constantFrom('fd00::', 'fd00:0:0:1::', '2001:db8::'), fc.integer({ min: 0, max: 0xffff })).map(([n, g]) => `${n}${g.toString(16)}`));
+/** How a client shows in pg_stat_activity: IPv4, IPv4-mapped IPv6 (dual-stack), IPv6. */
+const clientAddr = fc.oneof(ipv4, nearIpv4, nearIpv4.map((a) => `::ffff:${a}`), ipv6);
+/** A range with no bits set past its prefix (the network of a random address). */
+function networkRange(addr: string, bits: number): string {
+  const family = addr.includes(':') ? 6 : 4;
+  const total = family === 4 ? 32 : 128;
+  const value = referenceAddress(addr)! & (family === 4 ? 0xffffffffn : (1n << 128n) - 1n);
+  const net = bits === 0 ? 0n : (value >> BigInt(total - bits)) << BigInt(total - bits);
+  if (family === 4) return `${[24n, 16n, 8n, 0n].map((s) => (net >> s) & 0xffn).join('.')}/${bits}`;
+  const groups = Array.from({ length: 8 }, (_, i) => ((net >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+  return `${groups.join(':')}/${bits}`;
+}
+
 describe('addresses and CIDR ranges', () => {
   const at = (addr: string | null, visible = true) => (visible ? row({ pid: 1, client_addr: addr }) : hiddenRow({ pid: 1 }));
-  test('IPv4 and IPv6 parse; nonsense does not', () => {
-    expect(parseIp('10.0.0.5')).toEqual({ value: (0xffffn << 32n) | 0x0a000005n, v4: true });
-    expect(parseIp('::ffff:10.0.0.5')?.value).toBe(parseIp('10.0.0.5')?.value);
-    expect(parseIp('::1')).toEqual({ value: 1n, v4: false });
-    expect(parseIp('fd00::1:2')?.value).toBe((0xfd00n << 112n) | (1n << 16n) | 2n);
-    for (const bad of ['10.0.0.256', '10.0.0', 'fd00:::1', '1:2:3:4:5:6:7:8:9', 'host.example', '', '1::2::3']) expect(parseIp(bad)).toBeNull();
+  test('IPv4 and IPv6 parse; an IPv4-mapped address is its IPv4 address; nonsense and zone ids do not', () => {
+    expect(parseAddress('10.0.0.5')).toEqual({ family: 'ipv4', bytes: [10, 0, 0, 5], text: '10.0.0.5', mapped: false });
+    expect(parseAddress('::ffff:10.0.0.5')).toEqual({ family: 'ipv4', bytes: [10, 0, 0, 5], text: '10.0.0.5', mapped: true });
+    expect(parseAddress('::FFFF:a00:5')).toEqual({ family: 'ipv4', bytes: [10, 0, 0, 5], text: '10.0.0.5', mapped: true });
+    expect(parseAddress('::1')).toMatchObject({ family: 'ipv6', text: '::1', bytes: [...Array<number>(15).fill(0), 1] });
+    expect(parseAddress('FD00:0:0:0:0:0:1:2')).toMatchObject({ family: 'ipv6', text: 'fd00::1:2' });
+    // IPv4-compatible (::a.b.c.d, deprecated) is an IPv6 address, not an IPv4 one
+    expect(parseAddress('::10.0.0.5')).toMatchObject({ family: 'ipv6', text: '::a00:5' });
+    for (const bad of ['10.0.0.256', '10.0.0', '010.0.0.1', 'fd00:::1', '1:2:3:4:5:6:7:8:9', 'host.example', '', '1::2::3', 'fe80::1%eth0', '[::1]', '10.0.0.0/8']) {
+      expect([bad, parseAddress(bad)]).toEqual([bad, null]);
+    }
   });
   test('matchers: exact, CIDR, IPv6, local; hidden rows never match an address', () => {
     expect(clientMatcher('10.0.0.0/8')(at('10.200.1.1'))).toBe(true);
@@ -53,14 +119,90 @@ describe('addresses and CIDR ranges', () => {
     expect(clientMatcher('0.0.0.0/0')(at('::1'))).toBe(false);
     expect(clientMatcher('fd00::/8')(at('fd12::5'))).toBe(true);
     expect(clientMatcher('fd00::/8')(at('fe80::1'))).toBe(false);
+    expect(clientMatcher('[fd00::]/8')(at('fd12::5'))).toBe(true);
+    expect(clientMatcher('[::1]')(at('::1'))).toBe(true);
     expect(clientMatcher('::ffff:10.0.0.0/104')(at('10.1.2.3'))).toBe(true);
     expect(clientMatcher('local')(at(null))).toBe(true);
     expect(clientMatcher('LOCAL')(at('10.0.0.5'))).toBe(false);
     expect(clientMatcher('local')(at(null, false))).toBe(false);
     expect(clientMatcher('10.0.0.0/8')(at(null, false))).toBe(false);
+    expect(clientMatcher('::/0')(at(null, false))).toBe(false);
+    expect(clientMatcher('0.0.0.0/0')(at(null))).toBe(false);
+    // an address PostgreSQL would never show matches nothing (and throws nothing)
+    expect(clientMatcher('0.0.0.0/0')(at('not an address'))).toBe(false);
+    expect(clientMatcher('::/0')(at('fe80::1%eth0'))).toBe(false);
   });
-  test('bad ranges are usage errors', () => {
-    for (const bad of ['10.0.0.0/33', '10.0.0.0/x', '10.0.0.0/8/8', 'db1.example', '::1/129', '']) expect(() => clientMatcher(bad)).toThrow(UsageError);
+  test('an IPv4 range matches IPv4 clients in both notations; ::ffff:a.b.c.d/(96+n) is a.b.c.d/n', () => {
+    const clients = ['10.1.2.7', '::ffff:10.1.2.7', '::ffff:a01:207', '10.1.3.7', '::ffff:10.1.3.7', '::1', 'fd00::1'];
+    const matching = (spec: string) => clients.filter((c) => clientMatcher(spec)(at(c)));
+    expect(matching('10.1.2.0/24')).toEqual(['10.1.2.7', '::ffff:10.1.2.7', '::ffff:a01:207']);
+    expect(matching('::ffff:10.1.2.0/120')).toEqual(['10.1.2.7', '::ffff:10.1.2.7', '::ffff:a01:207']);
+    expect(matching('::ffff:10.1.2.7')).toEqual(['10.1.2.7', '::ffff:10.1.2.7', '::ffff:a01:207']);
+    expect(matching('::ffff:0.0.0.0/96')).toEqual(['10.1.2.7', '::ffff:10.1.2.7', '::ffff:a01:207', '10.1.3.7', '::ffff:10.1.3.7']);
+    expect(matching('0.0.0.0/0')).toEqual(matching('::ffff:0.0.0.0/96'));
+    // all of IPv6 space holds the mapped block too, as written
+    expect(matching('::/0')).toEqual(clients);
+    expect(parseClientRange('::ffff:10.1.2.0/120')).toEqual(parseClientRange('10.1.2.0/24'));
+    expect(parseClientRange('::ffff:10.1.2.0/120')).toEqual({ family: 'ipv4', network: '10.1.2.0', prefix: 24 });
+  });
+  test('a range with bits set past its prefix is refused, naming the network that was meant (as the cidr type does)', () => {
+    const refused = (spec: string) => {
+      try {
+        clientMatcher(spec);
+      } catch (err) {
+        return { message: (err as UsageError).message, hint: (err as UsageError).hint };
+      }
+      throw new Error(`${spec} was accepted`);
+    };
+    expect(refused('10.1.2.3/24')).toEqual({ message: 'invalid --client "10.1.2.3/24": bits are set past the /24 prefix', hint: 'write the network 10.1.2.0/24, or the single address 10.1.2.3' });
+    expect(refused('10.1.2.0/8').hint).toBe('write the network 10.0.0.0/8, or the single address 10.1.2.0');
+    expect(refused('fd00::1/8').hint).toBe('write the network fd00::/8, or the single address fd00::1');
+    expect(refused('::ffff:10.1.2.3/120').hint).toBe('write the network ::ffff:10.1.2.0/120, or the single address ::ffff:10.1.2.3');
+    for (const ok of ['10.1.2.0/24', '10.1.2.3/32', '10.1.2.3', '0.0.0.0/0', 'fd00::/8', '::/0', '::1/128', '::ffff:10.1.2.0/120', '::ffff:0.0.0.0/96']) {
+      expect(() => clientMatcher(ok)).not.toThrow();
+    }
+  });
+  test('an IPv4-mapped prefix shorter than /96 is refused with the IPv4 range to write instead', () => {
+    const e = (() => {
+      try {
+        clientMatcher('::ffff:10.1.2.0/24');
+      } catch (err) {
+        return err as UsageError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(e).toBeInstanceOf(UsageError);
+    expect(e.message).toBe('invalid --client "::ffff:10.1.2.0/24": an IPv4-mapped prefix shorter than /96 reaches past IPv4 into IPv6 space');
+    expect(e.hint).toMatch(/^write the IPv4 range instead \(10\.1\.2\.0\/24\)/);
+    for (const spec of ['::ffff:10.0.0.0/8', '::ffff:0.0.0.0/95', '::ffff:10.1.2.0/64', '::ffff:0:0/0']) expect(() => clientMatcher(spec)).toThrow(/IPv4-mapped prefix shorter than \/96/);
+  });
+  test('zone ids are refused: PostgreSQL shows client addresses without them', () => {
+    expect(() => clientMatcher('fe80::1%eth0')).toThrow(/without a zone id/);
+    expect(() => clientMatcher('fe80::%2/64')).toThrow(/without a zone id/);
+  });
+  test('bad ranges and empty values are usage errors', () => {
+    for (const bad of ['10.0.0.0/33', '10.0.0.0/x', '10.0.0.0/8/8', 'db1.example', '::1/129', '10.0.0.0/', '/8', '10/8', '::ffff:10.0.0.0/129']) expect(() => clientMatcher(bad)).toThrow(UsageError);
+    for (const empty of ['', ' ']) expect(() => clientMatcher(empty)).toThrow('--client has an empty value');
+  });
+  test('BlockList matches as the hand-written 128-bit matcher it replaced, on every range it still accepts', () => {
+    fc.assert(
+      fc.property(fc.oneof(ipv4, nearIpv4, ipv6), fc.nat(), clientAddr, (base, n, client) => {
+        const bits = n % ((base.includes(':') ? 128 : 32) + 1);
+        const spec = networkRange(base, bits);
+        expect([spec, client, clientMatcher(spec)(at(client))]).toEqual([spec, client, referenceMatch(spec, client)]);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+  test('an IPv4 range and its IPv4-mapped twin select the same clients', () => {
+    fc.assert(
+      fc.property(nearIpv4, fc.integer({ min: 0, max: 32 }), clientAddr, (base, bits, client) => {
+        const spec = networkRange(base, bits);
+        const [net, len] = spec.split('/');
+        expect(clientMatcher(`::ffff:${net}/${Number(len) + 96}`)(at(client))).toBe(clientMatcher(spec)(at(client)));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
@@ -91,6 +233,15 @@ describe('filters', () => {
     expect(normalizeState(' Fastpath-Function-Call ')).toBe('fastpath function call');
     expect(() => compileFilter({ state: ['starting', 'disabled'] })).not.toThrow();
   });
+  test('an empty or blank value of any filter is a usage error, never "matches the empty name"', () => {
+    for (const key of ['app', 'user', 'db', 'state', 'client'] as const) {
+      for (const values of [[''], [' '], ['x', ''], ['', 'x']]) {
+        expect(() => compileFilter({ [key]: values })).toThrow(new UsageError(`--${key} has an empty value`));
+      }
+    }
+    // a session without an application_name is not selected by --app "" (select it by pid)
+    expect(() => filterSessions([row({ pid: 1, application_name: '' })], { app: [''] })).toThrow(UsageError);
+  });
 });
 
 describe('grouping', () => {
@@ -99,6 +250,7 @@ describe('grouping', () => {
     expect(parseGroupBy(' database , role,app,app')).toEqual(['db', 'user', 'app']);
     expect(() => parseGroupBy('app,colour')).toThrow(UsageError);
     expect(() => parseGroupBy(',')).toThrow(UsageError);
+    for (const empty of ['', 'app,', ',app', 'app,,user', 'app, ,user']) expect(() => parseGroupBy(empty)).toThrow('--by has an empty value');
   });
   test('median of odd and even counts', () => {
     expect(median([])).toBeNull();

@@ -24,6 +24,7 @@ import {
   type TerminateFilters,
   terminateExitCode,
   validateClients,
+  validateFilters,
 } from '../../src/core/terminate.js';
 import { sessionRow } from '../support/session-row.js';
 
@@ -92,6 +93,22 @@ describe('flags', () => {
     expect(() => requireSelectingFilter(filters({ older_than_ms: 0 }))).not.toThrow();
   });
 
+  test('an empty or blank value of any filter is refused, never taken as "no filter" or "the empty name"', () => {
+    expect(() => validateFilters(filters({ apps: ['x'] }))).not.toThrow();
+    const cases: Array<[Partial<TerminateFilters>, string]> = [
+      [{ apps: [''] }, '--app has an empty value'],
+      [{ apps: ['x', ' '] }, '--app has an empty value'],
+      [{ users: [''], apps: ['x'] }, '--user has an empty value'],
+      [{ dbs: [''], apps: ['x'] }, '--db has an empty value'],
+      [{ states: [''], apps: ['x'] }, '--state has an empty value'],
+      [{ clients: [''], apps: ['x'] }, '--client has an empty value'],
+      [{ query: ' ', apps: ['x'] }, '--query needs a pattern'],
+      [{ clients: ['10.1.2.3/24'], apps: ['x'] }, 'invalid --client "10.1.2.3/24": bits are set past the /24 prefix'],
+    ];
+    for (const [f, message] of cases) expect(() => validateFilters(filters(f))).toThrow(message);
+    expect(() => validateFilters(emptyFilters())).toThrow(/at least one filter/);
+  });
+
   test('states are normalized and validated', () => {
     expect(normalizeState('idle-in-transaction')).toBe('idle in transaction');
     expect(normalizeState('IDLE_IN_TRANSACTION')).toBe('idle in transaction');
@@ -106,6 +123,8 @@ describe('flags', () => {
     expect(() => parsePidList('12,x')).toThrow(/invalid --pid/);
     expect(() => parsePidList('0')).toThrow(/invalid --pid/);
     expect(() => parsePidList('-5')).toThrow(/invalid --pid/);
+    expect(parsePidList(' 12 , 13 ')).toEqual([12, 13]);
+    for (const empty of ['', ' ', '12,', ',12', '12,,13', '12, ,13']) expect(() => parsePidList(empty)).toThrow('--pid has an empty value');
     expect(parseMax('25')).toBe(25);
     expect(() => parseMax('0')).toThrow(/invalid --max/);
     expect(() => parseMax('ten')).toThrow(/invalid --max/);
@@ -272,6 +291,21 @@ describe('outcomes', () => {
     expect(classifyAfterCancel(active, { ...same, state_now: 'idle', signalled: null }).outcome).toBe('cancelled');
     expect(classifyAfterCancel(active, { ...same, signalled: true }).outcome).toBe('terminated');
     expect(classifyAfterCancel(active, { present: false, backend_start_now: null, state_now: null, signalled: null }).outcome).toBe('gone');
+  });
+
+  test('--blockers: a session that no longer blocks anyone is reported as changed, not touched', () => {
+    const same = { present: true, backend_start_now: planned.backend_start, state_now: planned.state };
+    expect(classifySignal(planned, 'terminate', { ...same, signalled: null, blocking_now: false })).toEqual({ outcome: 'changed', detail: 'the session no longer blocks anyone; not touched' });
+    expect(classifySignal(planned, 'cancel', { ...same, signalled: null, blocking_now: false })).toEqual({ outcome: 'changed', detail: 'the session no longer blocks anyone; not touched' });
+    // still blocking, but moved on: the usual detail
+    expect(classifySignal(planned, 'terminate', { ...same, state_now: 'active', signalled: null, blocking_now: true }).detail).toContain('now active');
+    expect(classifySignal(planned, 'terminate', { ...same, signalled: true, blocking_now: true }).outcome).toBe('terminated');
+    // gone and pid reuse come first
+    expect(classifySignal(planned, 'terminate', { present: false, backend_start_now: null, state_now: null, signalled: null, blocking_now: false }).outcome).toBe('gone');
+    expect(classifySignal(planned, 'terminate', { ...same, backend_start_now: 'other', signalled: null, blocking_now: false }).detail).toContain('pid reused');
+    // after a cancel, no longer blocking is what was wanted: the query's cancel dealt with it
+    const active = { ...planned, state: 'active' };
+    expect(classifyAfterCancel(active, { ...same, state_now: 'active', signalled: null, blocking_now: false })).toEqual({ outcome: 'cancelled', detail: 'after the cancel it no longer blocks anyone; session kept' });
   });
 
   test('exit codes: all done 0, some 1, none 2, not confirmed 5, nothing hidden-free to do 0', () => {

@@ -7,8 +7,9 @@
  *   read in ONE round trip of SELECTs, one implicit transaction (src/db/sql/read.ts).
  *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant.
  * - signalSession: ONE autocommit statement per session (so one session's error cannot affect
- *   another's, and every statement reads a fresh snapshot) that re-checks the fingerprint and
- *   sends the signal only when it still holds. SQLSTATE 42501 is returned as permission denied.
+ *   another's, and every statement reads a fresh snapshot) that re-checks the fingerprint (and,
+ *   for --blockers, that the session still blocks someone) and sends the signal only when it
+ *   still holds. SQLSTATE 42501 is returned as permission denied.
  */
 import type { ActivitySnapshot } from '../../core/activity.js';
 import { DbdoctorError } from '../../core/errors.js';
@@ -49,14 +50,21 @@ export async function readTerminateSnapshot(s: Session): Promise<TerminateSnapsh
 /**
  * The re-check and the signal in one statement. The CASE only calls the (volatile) signal
  * function when the session is still the one planned (pid + backend_start), in the planned state,
- * has not moved since (state_change, xact_start), is still old enough, is a client backend and is
- * not dbdoctor itself.
+ * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
+ * not dbdoctor itself and, with --blockers ($7), still blocks at least one other session.
+ *
+ * "Still blocks": some session waiting on a Lock names it in pg_blocking_pids(), which is called
+ * for Lock waiters only (the CASE keeps it from the others: each call takes the lock manager's
+ * partition locks). The waiters come from this statement's own pg_stat_activity snapshot and
+ * pg_blocking_pids() reads the lock table as it is now, so a waiter that was cancelled, gave up or
+ * got its lock since the plan no longer counts.
  */
 function signalSql(kind: SignalKind): string {
-  const call = kind === 'terminate' ? 'pg_terminate_backend(a.pid, $7::bigint)' : 'pg_cancel_backend(a.pid)';
+  const call = kind === 'terminate' ? 'pg_terminate_backend(a.pid, $8::bigint)' : 'pg_cancel_backend(a.pid)';
   return `SELECT (a.pid IS NOT NULL) AS present,
        a.backend_start::text AS backend_start_now,
        a.state AS state_now,
+       b.blocking AS blocking_now,
        CASE WHEN a.backend_start::text = $2::text
              AND a.state = $3::text
              AND a.state_change::text IS NOT DISTINCT FROM $4::text
@@ -65,10 +73,17 @@ function signalSql(kind: SignalKind): string {
                   OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
              AND a.backend_type = 'client backend'
              AND a.pid <> pg_backend_pid()
+             AND (NOT $7::boolean OR b.blocking)
             THEN ${call}
        END AS signalled
   FROM (SELECT $1::int AS pid) AS t
-  LEFT JOIN pg_stat_activity a ON a.pid = t.pid`;
+  LEFT JOIN pg_stat_activity a ON a.pid = t.pid
+  LEFT JOIN LATERAL (
+        SELECT EXISTS (SELECT 1
+                         FROM pg_stat_activity w
+                        WHERE w.pid <> t.pid
+                          AND CASE WHEN w.wait_event_type = 'Lock' THEN t.pid = ANY (pg_blocking_pids(w.pid)) ELSE false END) AS blocking
+         WHERE $7::boolean) AS b ON true`;
 }
 
 export type SignalResult = { ok: true; raw: SignalRaw } | { ok: false; permissionDenied: boolean; message: string; fatal: boolean };
@@ -78,6 +93,8 @@ export interface SignalOptions {
   timeoutMs: number;
   /** The --older-than condition, re-checked; null when not filtering by age. */
   minAgeMs: number | null;
+  /** --blockers: signal only while the session still blocks at least one other session. */
+  stillBlocking: boolean;
 }
 
 /**
@@ -86,11 +103,11 @@ export interface SignalOptions {
  * own session (fatal) and Ctrl-C are reported as fatal / rethrown.
  */
 export async function signalSession(s: Session, p: PlannedSession, kind: SignalKind, opts: SignalOptions): Promise<SignalResult> {
-  const params: unknown[] = [p.pid, p.backend_start, p.state, p.state_change, p.xact_start, opts.minAgeMs];
+  const params: unknown[] = [p.pid, p.backend_start, p.state, p.state_change, p.xact_start, opts.minAgeMs, opts.stillBlocking];
   if (kind === 'terminate') params.push(Math.max(1, Math.round(opts.timeoutMs)));
   try {
     const [row] = await s.query<SignalRaw>(signalSql(kind), params);
-    return { ok: true, raw: row ?? { present: false, backend_start_now: null, state_now: null, signalled: null } };
+    return { ok: true, raw: row ?? { present: false, backend_start_now: null, state_now: null, signalled: null, blocking_now: null } };
   } catch (err) {
     if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
     return {
