@@ -167,7 +167,7 @@ async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, after
     // The signal was sent; the record of it is incomplete. Say so, and go no further.
     const message = (err as Error).message;
     const sent = step.outcome === 'signalled' ? 'cancel sent' : step.detail;
-    return { ...step, detail: `${sent}; its outcome line could not be written to the audit log, so dbdoctor stopped: ${message}`, fatal: true, auditError: message };
+    return { ...step, detail: `${sent}, but its outcome line is not in the audit log: ${message}`, fatal: true, auditError: message };
   }
   return { ...step, fatal };
 }

@@ -522,13 +522,13 @@ export function terminateExitCode(status: TerminateStatus, hiddenSessions: numbe
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-/** "the audit log failed (...): pid 12 (terminate: terminated) is not on record", or "". */
+/** "; the audit log failed, so it has no outcome for the signal sent to pid 12 (terminate: terminated): <why>", or "". */
 function auditFailureText(a: AuditFailure | null): string {
   if (!a) return '';
   const sent = a.unrecorded.map((u) => `pid ${u.pid} (${u.action}: ${u.outcome === 'signalled' ? 'sent' : u.outcome})`);
   return sent.length > 0
-    ? `; the audit log failed (${a.message}), so it has no outcome for the signal sent to ${sent.join(', ')}`
-    : `; the audit log failed (${a.message}): nothing more was signalled`;
+    ? `; the audit log failed, so it has no outcome for the signal sent to ${sent.join(', ')}: ${a.message}`
+    : `; the audit log failed, so nothing more was signalled: ${a.message}`;
 }
 
 export function terminateSummary(status: TerminateStatus, o: { planned: number; max: number; counts: OutcomeCounts | null; reason: NotConfirmedReason | null; hidden: number; audit?: AuditFailure | null }): string {

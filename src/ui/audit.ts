@@ -24,7 +24,7 @@ export interface AuditLog {
 function refused(path: string, what: string): DbdoctorError {
   return new DbdoctorError(`--audit-log ${path} is ${what}; nothing was terminated`, {
     exitCode: ExitCode.USAGE,
-    hint: `the audit log must be a regular file of dbdoctor's user (or not exist yet); links are not followed: give --audit-log the file itself`,
+    hint: `the audit log must be a regular file of dbdoctor's user with no other name (or not exist yet); links are not followed: give --audit-log the file itself`,
     cause: 'audit_log',
   });
 }
@@ -85,7 +85,7 @@ export function openAuditLog(path: string): AuditLog {
       } catch (err) {
         // Part of it may be on disk: the next line must not be glued to it.
         fresh = false;
-        throw new Error(`cannot write the audit log ${path} (${why(err)})`);
+        throw new Error(`cannot write the audit log ${path}: ${why(err)}`);
       }
     },
     close() {

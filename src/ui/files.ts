@@ -129,7 +129,7 @@ export function openRegular(path: string, o: OpenOptions = {}): OpenedFile | nul
       : o.owner !== undefined && stats.uid !== o.owner
         ? `owned by uid ${stats.uid}, not by dbdoctor's user (uid ${o.owner})`
         : o.oneLink && stats.nlink !== 1
-          ? `a file with ${stats.nlink} hard links (one name only, please)`
+          ? `a file with ${stats.nlink} hard links`
           : null;
   if (problem) {
     closeSync(fd);
