@@ -14,6 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   chownSync,
   linkSync,
   lstatSync,
@@ -35,6 +36,7 @@ import { execa } from 'execa';
 import { BIN, type CliResult, cleanEnv, parseJson, runCli } from '../support/cli.js';
 import { runTerminate } from '../../src/commands/terminate.js';
 import { emptyFilters } from '../../src/core/terminate.js';
+import { ownPrivateDir } from '../../src/db/embedded.js';
 import { resolveConnectionTarget } from '../../src/db/target.js';
 import type { AuditLog } from '../../src/ui/audit.js';
 import { alive, idleInTransaction, type Incident, longQueries, sorted } from '../support/incidents.js';
@@ -145,6 +147,41 @@ test('Node ignores SIGXFSZ: past a file-size limit, write() comes up short, then
   expect(r.exitCode).toBe(0);
   expect(JSON.parse(String(r.stdout))).toEqual([100, 'EFBIG']);
   expect(statSync(file).size).toBe(100);
+});
+
+describe("the demo server's shared binary cache ($TMPDIR/dbdoctor-pgbin, used as root)", () => {
+  test('is created 0755, or trusted only when it is a real directory of this user that no one else can write; nothing else is chmod\'ed', () => {
+    const d = fresh();
+    const made = join(d, 'made');
+    const umask = process.umask(0o077);
+    try {
+      expect(ownPrivateDir(made)).toBe(true);
+    } finally {
+      process.umask(umask);
+    }
+    expect(lstatSync(made).mode & 0o777).toBe(0o755);
+    expect(ownPrivateDir(made)).toBe(true);
+
+    const elsewhere = join(d, 'elsewhere');
+    mkdirSync(elsewhere, { mode: 0o700 });
+    const link = join(d, 'link');
+    symlinkSync(elsewhere, link);
+    const open = join(d, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const file = join(d, 'file');
+    writeFileSync(file, 'x', { mode: 0o600 });
+    const watched = [elsewhere, link, open, file];
+    const before = looks(watched);
+    for (const p of [link, open, file]) expect(ownPrivateDir(p)).toBe(false);
+    expect(looks(watched)).toEqual(before);
+    if (isRoot) {
+      const theirs = join(d, 'theirs');
+      mkdirSync(theirs, { mode: 0o755 });
+      chownSync(theirs, nobody().uid, nobody().gid);
+      expect(ownPrivateDir(theirs)).toBe(false);
+    }
+  });
 });
 
 describe.each([14, 18])('PostgreSQL %i', (major) => {
