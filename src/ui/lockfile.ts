@@ -64,20 +64,16 @@ interface FoundLock {
   uid: number;
 }
 
-/** Exactly the record acquireLock writes, or null. */
+/** Exactly the record acquireLock writes (these four fields, nothing else), or null. */
 function parseRecord(text: string): LockInfo | null {
-  let v: Record<string, unknown>;
   try {
-    v = JSON.parse(text) as Record<string, unknown>;
+    const v = JSON.parse(text) as LockInfo;
+    const shape = Object.keys(v).sort().join() === 'host,pid,started_at,token';
+    const valid = Number.isSafeInteger(v.pid) && v.pid > 0 && typeof v.started_at === 'string' && [v.host, v.token].every((x) => typeof x === 'string' && x !== '');
+    return shape && valid ? { pid: v.pid, host: v.host, started_at: v.started_at, token: v.token } : null;
   } catch {
-    return null;
+    return null; // not JSON, or null
   }
-  const { pid, host, started_at, token } = v ?? {};
-  const exact = typeof v === 'object' && v !== null && Object.keys(v).sort().join() === 'host,pid,started_at,token';
-  if (!exact || !Number.isSafeInteger(pid) || (pid as number) < 1 || typeof host !== 'string' || typeof started_at !== 'string' || typeof token !== 'string' || !host || !token) {
-    return null;
-  }
-  return { pid: pid as number, host, started_at, token };
 }
 
 function lockedError(path: string, holder: LockInfo | null, note = ''): DbdoctorError {
