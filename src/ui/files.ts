@@ -152,6 +152,17 @@ export function readCapped(f: OpenedFile, maxBytes: number, tooLarge: string): B
   return buf.subarray(0, total);
 }
 
+/** The text of a regular file (a link to one is followed), at most maxBytes; null when nothing is at the path. */
+export function readRegularText(path: string, maxBytes: number): string | null {
+  const f = openRegular(path, { follow: true });
+  if (!f) return null;
+  try {
+    return readCapped(f, maxBytes, `larger than ${maxBytes} bytes`).toString('utf8');
+  } finally {
+    closeSync(f.fd);
+  }
+}
+
 /** Writes all of text with one write() and fsyncs it; a short write throws ShortWrite. */
 export function writeWhole(fd: number, text: string): void {
   const buf = Buffer.from(text, 'utf8');

@@ -637,6 +637,22 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
       expect(nag.stdout.trim().split('\n')).toHaveLength(1);
     });
 
+    test('other files a user can point dbdoctor at never stall it either: sslrootcert and the service file as a FIFO or /dev/zero', async () => {
+      const d = fresh();
+      const fifo = join(d, 'fifo');
+      mkfifo(fifo);
+      for (const cert of [fifo, '/dev/zero']) {
+        const before = look(cert);
+        const r = await runIn(d, ['check', '-d', `host=127.0.0.1 port=${s.port} user=postgres sslmode=verify-full sslrootcert=${cert}`], { HOME: d });
+        expect(r.exitCode).toBe(3);
+        expectOneLine(r, /^dbdoctor: cannot read the root certificate file .*: it is a (FIFO \(named pipe\)|character device)$/);
+        expect(look(cert)).toEqual(before);
+      }
+      const svc = await runIn(d, ['check', '--service', 'prod'], { HOME: d, PGSERVICEFILE: fifo });
+      expect(svc.exitCode).toBe(3);
+      expectOneLine(svc, /^dbdoctor: cannot read the service file .*fifo: it is a FIFO \(named pipe\)$/);
+    });
+
     test('environments are own keys only: __proto__, constructor, toString are "no such environment"', async () => {
       const d = fresh();
       writeFileSync(join(d, 'dbdoctor.json'), JSON.stringify({ environments: { batch: { thresholds: { long_query: '30m' } } } }));
