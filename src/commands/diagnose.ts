@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -11,6 +11,7 @@ import { type ConfigFile, formatDefault, resolveThresholds, THRESHOLD_DEFS, type
 import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
 import type { SessionOptions } from '../db/session.js';
 import { envelope, renderJson } from '../render/json.js';
+import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 export interface DiagnoseOptions {
@@ -38,19 +39,55 @@ export async function runDiagnose(options: DiagnoseOptions, deps: DiagnoseDeps =
   return { ...diagnose(facts, options.thresholds), config: options.config ?? { file: null, environment: null } };
 }
 
+/** A config file is a few hundred bytes; a bigger one is a mistake (or /dev/zero behind a link). */
+export const CONFIG_MAX_BYTES = 1024 * 1024;
+
+const CONFIG_HINT = 'check --config, or leave it out to use ./dbdoctor.json or $XDG_CONFIG_HOME/dbdoctor/config.json';
+
+/** The text of a config file: a regular file (a link to one is followed), at most 1 MB, UTF-8, a BOM allowed. Null when absent. */
+function readConfigText(path: string): string | null {
+  let f: OpenedFile | null;
+  try {
+    // Never blocks: a FIFO, a device or a directory is refused before it is opened.
+    f = openRegular(path, { follow: true });
+  } catch (err) {
+    if (err instanceof FileProblem) throw new UsageError(`the config file ${path} is ${err.what}; nothing was read from it`, `a config file must be a regular file; ${CONFIG_HINT}`);
+    throw err;
+  }
+  if (!f) return null;
+  try {
+    const bytes = readCapped(f, CONFIG_MAX_BYTES, 'larger than 1 MB');
+    // fatal: invalid UTF-8 is refused, not read as U+FFFD; a leading BOM is dropped.
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (err) {
+    if (err instanceof FileProblem) throw new UsageError(`the config file ${path} is ${err.what}; nothing was read from it`, `a config file holds a few thresholds; ${CONFIG_HINT}`);
+    if (err instanceof TypeError) throw new UsageError(`the config file ${path} is not UTF-8 text`, 'save it as UTF-8 JSON');
+    throw err;
+  } finally {
+    closeSync(f.fd);
+  }
+}
+
 /**
  * The config file: `--config <file>`, else `./dbdoctor.json`, else
  * `$XDG_CONFIG_HOME/dbdoctor/config.json` (`~/.config/...`). JSON; see src/core/thresholds.ts.
+ * Only a regular file is read: anything else at one of these paths (a FIFO, a device, a
+ * directory, a dangling link) is a usage error, never skipped and never waited on.
  */
 export function loadConfigFile(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd: string = process.cwd()): ConfigFile | null {
   const read = (path: string, required: boolean): ConfigFile | null => {
-    let text: string;
+    let text: string | null;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readConfigText(path);
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (!required && (code === 'ENOENT' || code === 'ENOTDIR')) return null;
-      throw new UsageError(`cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 'check --config, or leave it out to use ./dbdoctor.json or $XDG_CONFIG_HOME/dbdoctor/config.json');
+      if (err instanceof UsageError) throw err;
+      const code = errorCode(err);
+      if (!required && code === 'ENOTDIR') return null;
+      throw new UsageError(`cannot read the config file ${path}: ${(err as Error).message}`, CONFIG_HINT);
+    }
+    if (text === null) {
+      if (!required) return null;
+      throw new UsageError(`cannot read the config file ${path}: no such file`, CONFIG_HINT);
     }
     try {
       return { path, doc: JSON.parse(text) as unknown };

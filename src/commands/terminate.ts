@@ -8,6 +8,7 @@ import { InterruptedError, UsageError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import {
   type AuditContext,
+  type AuditFailure,
   auditIntent,
   auditOutcome,
   classifyAfterCancel,
@@ -36,7 +37,7 @@ import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOp
 import { readTerminateSnapshot, sessionStillThere, signalSession } from '../db/sql/terminate.js';
 import { envelope, renderJson } from '../render/json.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';
-import { type AuditLog, openAuditLog } from '../ui/audit.js';
+import { type AuditLog, checkAuditLog, openAuditLog } from '../ui/audit.js';
 import { acquireLock, type HeldLock, type LockDeps } from '../ui/lockfile.js';
 import { inquirerPrompter, type Prompter } from '../ui/prompts.js';
 import { createProgress, type Progress } from '../ui/progress.js';
@@ -115,17 +116,20 @@ interface ActContext {
   signal: AbortSignal | undefined;
 }
 
+/** One attempt's result; `auditError`: the audit log failed (intent: nothing sent; outcome: sent, not on record). */
+type Attempt = StepResult & { fatal: boolean; auditError?: string };
+
 /**
- * Sends one signal to one planned session: intent line (flushed), the race-safe statement,
- * outcome line. Permission denied and failures are outcomes, not exceptions; Ctrl-C is recorded
- * and rethrown.
+ * Sends one signal to one planned session: intent line (whole, flushed), the race-safe statement,
+ * outcome line. No intent on record, no signal. Permission denied and failures are outcomes, not
+ * exceptions; Ctrl-C is recorded and rethrown.
  */
-async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<StepResult & { fatal: boolean }> {
+async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<Attempt> {
   try {
     c.audit.append(auditIntent(c.auditCtx, p, kind, c.now()));
   } catch (err) {
-    // No intent on record, no signal: stop here.
-    return { outcome: 'not_attempted', detail: `not attempted: ${(err as Error).message}`, fatal: true };
+    const message = (err as Error).message;
+    return { outcome: 'not_attempted', detail: `not attempted: its intent line could not be written: ${message}`, fatal: true, auditError: message };
   }
   let step: StepResult;
   let fatal = false;
@@ -149,29 +153,41 @@ async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, after
     }
   } catch (err) {
     const interrupted = err instanceof InterruptedError;
-    c.audit.append(
-      auditOutcome(c.auditCtx, p, kind, { outcome: 'failed', detail: interrupted ? 'interrupted: whether the signal was sent is unknown' : `error: ${(err as Error).message}` }, c.now()),
-    );
+    const detail = interrupted ? 'interrupted: whether the signal was sent is unknown' : `error: ${(err as Error).message}`;
+    try {
+      c.audit.append(auditOutcome(c.auditCtx, p, kind, { outcome: 'failed', detail }, c.now()));
+    } catch {
+      // The error below is what ends the run; the log keeps the intent line.
+    }
     throw err;
   }
   try {
     c.audit.append(auditOutcome(c.auditCtx, p, kind, step, c.now()));
   } catch (err) {
     // The signal was sent; the record of it is incomplete. Say so, and go no further.
-    return { ...step, detail: `${step.detail} (but its outcome line could not be written: ${(err as Error).message})`, fatal: true };
+    const message = (err as Error).message;
+    const sent = step.outcome === 'signalled' ? 'cancel sent' : step.detail;
+    return { ...step, detail: `${sent}, but its outcome line is not in the audit log: ${message}`, fatal: true, auditError: message };
   }
   return { ...step, fatal };
 }
 
-async function act(c: ActContext, plan: PlannedSession[]): Promise<SessionResult[]> {
+async function act(c: ActContext, plan: PlannedSession[]): Promise<{ results: SessionResult[]; audit: AuditFailure | null }> {
   const results = new Map<number, SessionResult>();
   const set = (p: PlannedSession, outcome: SessionResult['outcome'], detail: string) =>
     results.set(p.pid, { pid: p.pid, backend_start: p.backend_start, app: p.app, user: p.user, action: p.action, outcome, detail });
   let stop: string | null = null;
+  let audit: AuditFailure | null = null;
   const stopped = () => stop !== null || Boolean(c.signal?.aborted);
-  const record = (p: PlannedSession, step: StepResult & { fatal: boolean }) => {
+  const record = (p: PlannedSession, kind: SignalKind, step: Attempt) => {
     if (step.fatal) stop = step.detail;
-    if (step.outcome !== 'signalled') set(p, step.outcome, step.detail);
+    if (step.auditError !== undefined) {
+      const sent = step.outcome !== 'not_attempted';
+      audit = { message: step.auditError, unrecorded: sent ? [{ pid: p.pid, backend_start: p.backend_start, action: kind, outcome: step.outcome }] : [] };
+    }
+    // A cancel was sent and dbdoctor stops here: the session is not terminated, say so.
+    if (step.outcome === 'signalled' && step.fatal) set(p, 'failed', step.detail);
+    else if (step.outcome !== 'signalled') set(p, step.outcome, step.detail);
   };
 
   // Cancels first, so the grace period runs while the idle sessions are terminated.
@@ -179,26 +195,29 @@ async function act(c: ActContext, plan: PlannedSession[]): Promise<SessionResult
   for (const p of plan.filter((x) => x.action === 'cancel_then_terminate')) {
     if (stopped()) break;
     const step = await attempt(c, p, 'cancel', false);
-    record(p, step);
-    if (step.outcome === 'signalled') cancelled.push(p);
+    record(p, 'cancel', step);
+    if (step.outcome === 'signalled' && !step.fatal) cancelled.push(p);
   }
   const cancelledAt = Date.now();
   for (const p of plan.filter((x) => x.action === 'terminate')) {
     if (stopped()) break;
-    record(p, await attempt(c, p, 'terminate', false));
+    record(p, 'terminate', await attempt(c, p, 'terminate', false));
   }
   if (cancelled.length > 0 && !stopped()) {
     await abortableSleep(c.options.graceMs - (Date.now() - cancelledAt), c.signal);
   }
   for (const p of cancelled) {
     if (stopped()) break;
-    record(p, await attempt(c, p, 'terminate', true));
+    record(p, 'terminate', await attempt(c, p, 'terminate', true));
   }
   if (c.signal?.aborted) throw new InterruptedError();
   for (const p of plan) {
-    if (!results.has(p.pid)) set(p, 'not_attempted', stop ? `not attempted, an earlier step failed: ${stop}` : 'not attempted');
+    if (results.has(p.pid)) continue;
+    // A session whose cancel was sent is not "not attempted", whatever stopped the run after it.
+    if (cancelled.includes(p)) set(p, 'failed', `cancel sent; dbdoctor stopped before its grace period and terminate step: ${stop}`);
+    else set(p, 'not_attempted', stop ? `not attempted, an earlier step failed: ${stop}` : 'not attempted');
   }
-  return plan.map((p) => results.get(p.pid)!);
+  return { results: plan.map((p) => results.get(p.pid)!), audit };
 }
 
 /**
@@ -209,7 +228,9 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
   validateFilters(o.filters);
   const now = deps.now ?? (() => new Date());
   const runId = randomUUID();
-  // A dry run acts on nothing, so it takes no lock; every other run takes it before connecting.
+  // A dry run acts on nothing, so it takes no lock and writes no audit line; every other run
+  // checks both paths and takes the lock before connecting.
+  if (!o.dryRun) checkAuditLog(o.auditLog);
   const lock: HeldLock | null = o.dryRun ? null : acquireLock(o.lockFile, { ...(deps.pid !== undefined ? { pid: deps.pid } : {}), ...deps.lock });
   try {
     deps.progress?.start(`connecting to ${describeTarget(o.target)}, reading the sessions to plan`);
@@ -290,8 +311,10 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
           role: o.target.user,
           filters: o.filters,
         };
-        base.results = await act({ session, audit, auditCtx, options: o, now, signal: deps.signal }, chosen);
-        return finishReport(base, statusOfResults(base.results));
+        const acted = await act({ session, audit, auditCtx, options: o, now, signal: deps.signal }, chosen);
+        base.results = acted.results;
+        base.audit_failure = acted.audit;
+        return finishReport(base, statusOfResults(acted.results, acted.audit));
       } finally {
         audit.close();
       }

@@ -502,11 +502,26 @@ export function countOutcomes(planned: number, results: SessionResult[]): Outcom
   };
 }
 
-/** After acting: all done, some, or none. */
-export function statusOfResults(results: SessionResult[]): 'done' | 'partly_done' | 'not_done' {
+/**
+ * The audit log failed during the run (a write failed or was short): dbdoctor stopped there. An
+ * intent line that could not be written means its signal was not sent; an outcome line that could
+ * not be written means a signal WAS sent that the log does not account for.
+ */
+export interface AuditFailure {
+  /** The failure, one line (the path and the system's code, or the short count). */
+  message: string;
+  /** Signals sent whose outcome line is missing from the audit log. */
+  unrecorded: Array<{ pid: number; backend_start: string; action: SignalKind; outcome: Outcome | 'signalled' }>;
+}
+
+/**
+ * After acting: all done, some, or none. A run whose audit log failed is never `done`: the record
+ * is part of the action, so all sessions dealt with but not all recorded is `partly_done`.
+ */
+export function statusOfResults(results: SessionResult[], audit: AuditFailure | null = null): 'done' | 'partly_done' | 'not_done' {
   const done = results.filter((r) => DONE_OUTCOMES.includes(r.outcome)).length;
-  if (done === results.length) return 'done';
-  return done === 0 ? 'not_done' : 'partly_done';
+  if (done === 0) return 'not_done';
+  return done === results.length && audit === null ? 'done' : 'partly_done';
 }
 
 /**
@@ -532,7 +547,16 @@ export function terminateExitCode(status: TerminateStatus, hiddenSessions: numbe
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-export function terminateSummary(status: TerminateStatus, o: { planned: number; max: number; counts: OutcomeCounts | null; reason: NotConfirmedReason | null; hidden: number }): string {
+/** "; the audit log failed, so it has no outcome for the signal sent to pid 12 (terminate: terminated): <why>", or "". */
+function auditFailureText(a: AuditFailure | null): string {
+  if (!a) return '';
+  const sent = a.unrecorded.map((u) => `pid ${u.pid} (${u.action}: ${u.outcome === 'signalled' ? 'sent' : u.outcome})`);
+  return sent.length > 0
+    ? `; the audit log failed, so it has no outcome for the signal sent to ${sent.join(', ')}: ${a.message}`
+    : `; the audit log failed, so nothing more was signalled: ${a.message}`;
+}
+
+export function terminateSummary(status: TerminateStatus, o: { planned: number; max: number; counts: OutcomeCounts | null; reason: NotConfirmedReason | null; hidden: number; audit?: AuditFailure | null }): string {
   switch (status) {
     case 'nothing_to_do':
       return o.hidden > 0
@@ -559,12 +583,12 @@ export function terminateSummary(status: TerminateStatus, o: { planned: number; 
       if (c.failed) parts.push(`${c.failed} failed`);
       if (c.not_attempted) parts.push(`${c.not_attempted} not attempted`);
       const head = status === 'done' ? 'done' : status === 'partly_done' ? 'partly done' : 'nothing done';
-      return `${head}: ${c.done} of ${plural(c.planned, 'planned session')} dealt with (${parts.join(', ')})`;
+      return `${head}: ${c.done} of ${plural(c.planned, 'planned session')} dealt with (${parts.join(', ')})${auditFailureText(o.audit ?? null)}`;
     }
   }
 }
 
-export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null }): string | null {
+export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null; audit?: AuditFailure | null }): string | null {
   switch (status) {
     case 'nothing_to_do':
       return o.hidden > 0 ? 'grant the role pg_read_all_stats (or pg_monitor) so dbdoctor can see and re-check those sessions' : null;
@@ -576,6 +600,11 @@ export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmed
       return o.reason === 'no_tty' ? 'check the plan above (or use --dry-run), then run again with --yes' : null;
     default: {
       const c = o.counts!;
+      if (o.audit) {
+        return o.audit.unrecorded.length > 0
+          ? 'free space (or raise the file-size limit) for the audit log, add the missing outcomes to it by hand from this report, then look again before re-running'
+          : 'free space (or raise the file-size limit) for the audit log, then look again (dbdoctor connections) and re-run';
+      }
       if (c.permission_denied) return "the role needs pg_signal_backend (or membership in the session's role); only a superuser may signal superuser sessions";
       if (c.changed) return 'changed sessions were left alone; look again (dbdoctor connections) and re-run if they still need to go';
       if (c.failed) return 'see the detail per session: a timeout wants a longer --statement-timeout; a lost session or a restarted server means the plan is stale, so look again (dbdoctor connections) before re-running';
@@ -613,17 +642,22 @@ export interface TerminateReport {
   results: SessionResult[];
   counts: OutcomeCounts | null;
   audit_log: string | null;
+  /** The audit log failed during the run: why, and which signals it has no outcome for. */
+  audit_failure: AuditFailure | null;
   lock_file: string | null;
   run_id: string;
 }
 
-export type ReportBase = Omit<TerminateReport, 'status' | 'summary' | 'hint' | 'exit_code' | 'counts' | 'not_confirmed_reason'>;
+export type ReportBase = Omit<TerminateReport, 'status' | 'summary' | 'hint' | 'exit_code' | 'counts' | 'not_confirmed_reason' | 'audit_failure'> & {
+  audit_failure?: AuditFailure | null;
+};
 
 /** Fills in status, summary, hint, counts and exit code. */
 export function finishReport(base: ReportBase, status: TerminateStatus, reason: NotConfirmedReason | null = null): TerminateReport {
   const acted = status === 'done' || status === 'partly_done' || status === 'not_done';
   const counts = acted ? countOutcomes(base.results.length, base.results) : null;
-  const o = { planned: base.planned.length, max: base.max, counts, reason, hidden: base.hidden_sessions };
+  const audit = base.audit_failure ?? null;
+  const o = { planned: base.planned.length, max: base.max, counts, reason, hidden: base.hidden_sessions, audit };
   return {
     status,
     summary: terminateSummary(status, o),
@@ -632,6 +666,7 @@ export function finishReport(base: ReportBase, status: TerminateStatus, reason: 
     not_confirmed_reason: reason,
     counts,
     ...base,
+    audit_failure: audit,
   };
 }
 

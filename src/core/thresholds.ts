@@ -223,7 +223,8 @@ export function resolveThresholds(src: ThresholdSources = {}): Thresholds {
     applyObject(t, d.thresholds, `${cfg.path}: thresholds`);
     if (src.environment) {
       const envs = d.environments;
-      const env = envs && typeof envs === 'object' && !Array.isArray(envs) ? (envs as Record<string, unknown>)[src.environment] : undefined;
+      // Own keys only: "__proto__", "constructor" or "toString" name no environment unless the file defines one.
+      const env = envs && typeof envs === 'object' && !Array.isArray(envs) && Object.hasOwn(envs, src.environment) ? (envs as Record<string, unknown>)[src.environment] : undefined;
       if (env === undefined) {
         const known = envs && typeof envs === 'object' ? Object.keys(envs as object) : [];
         throw new UsageError(`${cfg.path}: no environment "${src.environment}"`, known.length ? `environments in the file: ${known.join(', ')}` : 'the file has no "environments"');

@@ -10,13 +10,17 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  constants,
   cpSync,
   existsSync,
+  fchmodSync,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -187,11 +191,15 @@ function accessibleBinaries(bins: PgBinaries, as: RunAs | undefined): PgBinaries
   }
   const nativeDir = dirname(bins.binDir);
   const cacheRoot = join(tmpdir(), 'dbdoctor-pgbin');
+  // A fixed name in a shared temp dir: anyone may have put something there first. Root runs
+  // binaries from it and writes into it, so it must be root's own directory that nobody else can
+  // write to (then nobody else can have put anything inside it either), and never a link.
+  if (!ownPrivateDir(cacheRoot)) {
+    throw new Error(`${cacheRoot} is not a directory of root's that only root can write to: remove it, so that dbdoctor can create it`);
+  }
   const target = join(cacheRoot, bins.source.replace(/[^A-Za-z0-9.@_-]+/g, '_'));
   const marker = join(target, '.complete');
   if (!existsSync(marker)) {
-    mkdirSync(cacheRoot, { recursive: true, mode: 0o755 });
-    chmodSync(cacheRoot, 0o755);
     const staging = mkdtempSync(join(cacheRoot, 'staging-'));
     cpSync(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
     chmodSync(staging, 0o755);
@@ -201,9 +209,76 @@ function accessibleBinaries(bins: PgBinaries, as: RunAs | undefined): PgBinaries
       // another process won the race; use its copy
       rmSync(staging, { recursive: true, force: true });
     }
-    writeFileSync(marker, '');
+    try {
+      writeFileSync(marker, '', { flag: 'wx' });
+    } catch {
+      // another process marked it first
+    }
   }
   return { ...bins, binDir: join(target, 'bin') };
+}
+
+/**
+ * Creates the directory (0755) or checks the one that is there: a real directory (not a link) of
+ * this user, writable by no one else. Only a directory this call created is chmod'ed.
+ */
+export function ownPrivateDir(path: string): boolean {
+  let created = false;
+  try {
+    mkdirSync(path, { mode: 0o755 });
+    created = true;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') return false;
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isDirectory() || st.uid !== process.geteuid?.()) return false;
+    // The umask may have narrowed a new one; the server's user must be able to read it.
+    if (created) fchmodSync(fd, 0o755);
+    return created || (st.mode & 0o022) === 0;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens the server log for appending without following a link or blocking: as root the server
+ * runs as `nobody`, which owns the data directory and could put a link to any file there.
+ */
+function openLog(logFile: string, create: boolean): number {
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK | (create ? constants.O_CREAT | constants.O_EXCL : 0);
+  const fd = openSync(logFile, flags, 0o600);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new Error(`${logFile} is not a regular file`);
+  }
+  return fd;
+}
+
+/** The log's last lines, for an error message: read the same careful way, at most its last 64 kB. */
+function logTail(logFile: string): string {
+  let fd: number;
+  try {
+    fd = openSync(logFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return '';
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return '';
+    const n = Math.min(st.size, 65_536);
+    const buf = Buffer.alloc(n);
+    const got = readSync(fd, buf, 0, n, st.size - n);
+    return buf.subarray(0, got).toString('utf8').split('\n').slice(-10).join('\n');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function run(cmd: string, args: string[], as: RunAs | undefined, cwd: string): void {
@@ -240,7 +315,7 @@ async function waitReady(port: number, password: string, child: ChildProcess, lo
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-10).join('\n') : '';
+  const log = logTail(logFile);
   throw new Error(`PostgreSQL did not become ready on port ${port}: ${last}\n${log}`);
 }
 
@@ -272,11 +347,18 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-pg-'));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
-    if (as) chownSync(dir, as.uid, as.gid);
+    // The files root writes here are created (O_EXCL) before the directory is handed to the
+    // server's user, who could otherwise put links in their place.
     const password = `dbd-${randomBytes(9).toString('base64url')}`;
     const pwfile = join(dir, 'pw');
-    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-    if (as) chownSync(pwfile, as.uid, as.gid);
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600, flag: 'wx' });
+    const logFile = join(dir, 'server.log');
+    closeSync(openLog(logFile, true));
+    if (as) {
+      chownSync(pwfile, as.uid, as.gid);
+      chownSync(logFile, as.uid, as.gid);
+      chownSync(dir, as.uid, as.gid);
+    }
     const data = join(dir, 'data');
     opts.onProgress?.(`initdb (PostgreSQL ${bins.major}, ${bins.source})`);
     run(
@@ -299,9 +381,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       max_wal_senders: 2,
       ...opts.settings,
     };
-    const logFile = join(dir, 'server.log');
-    const fd = openSync(logFile, 'a');
-    if (as) chownSync(logFile, as.uid, as.gid);
+    const fd = openLog(logFile, false);
     const args = ['-D', data];
     for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
 
@@ -366,7 +446,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       },
       restart: async () => {
         await stopProcess('fast');
-        const fd2 = openSync(logFile, 'a');
+        const fd2 = openLog(logFile, false);
         const relaunch = () => {
           child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd2, fd2], ...(as ?? {}) });
           child.on('error', () => undefined);

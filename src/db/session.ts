@@ -4,7 +4,6 @@
  * PgBouncer) statement_timeout, lock_timeout and idle_in_transaction_session_timeout on its own
  * session. Ctrl-C sends a protocol CancelRequest, which needs no connection slot.
  */
-import { readFileSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect, Socket } from 'node:net';
@@ -17,6 +16,7 @@ import { ExitCode } from '../core/exit-codes.js';
 import type { Target } from '../core/target.js';
 import { pgpassPassword } from './target.js';
 import { nowMs } from './clock.js';
+import { FileProblem, readRegularText } from '../ui/files.js';
 
 export const APPLICATION_NAME = 'dbdoctor';
 
@@ -63,16 +63,26 @@ export interface Session {
 
 function readCa(path: string | undefined): string | undefined {
   const p = path ?? join(homedir(), '.postgresql', 'root.crt');
-  if (path === undefined && !existsSync(p)) return undefined;
+  let text: string | null;
   try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    throw new DbdoctorError(`cannot read the root certificate file ${p}`, {
-      exitCode: ExitCode.UNKNOWN,
-      hint: 'check sslrootcert / PGSSLROOTCERT',
-      cause: 'tls_rootcert',
-    });
+    // A regular file only: a FIFO or a device such as /dev/zero would hang, or fill the memory.
+    text = readRegularText(p, CERT_MAX_BYTES);
+  } catch (err) {
+    throw certError(p, err instanceof FileProblem ? `: it is ${err.what}` : '');
   }
+  if (text === null && path !== undefined) throw certError(p, ': no such file');
+  return text ?? undefined;
+}
+
+/** Certificate bundles are a few hundred kB at most. */
+const CERT_MAX_BYTES = 4 * 1024 * 1024;
+
+function certError(p: string, why: string): DbdoctorError {
+  return new DbdoctorError(`cannot read the root certificate file ${p}${why}`, {
+    exitCode: ExitCode.UNKNOWN,
+    hint: 'check sslrootcert / PGSSLROOTCERT',
+    cause: 'tls_rootcert',
+  });
 }
 
 /** libpq's sslmode meanings, mapped onto Node's TLS options (node-postgres' own differ). */

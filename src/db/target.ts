@@ -2,12 +2,14 @@
  * Resolving where to connect, with the files libpq reads: pg_service.conf and ~/.pgpass. The
  * deciding is in core/target.ts; this module only reads files.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ConnParams } from '../core/conninfo.js';
+import { DbdoctorError } from '../core/errors.js';
+import { ExitCode } from '../core/exit-codes.js';
 import { type ConnectionFlags, resolveTarget, type Target } from '../core/target.js';
+import { FileProblem, readRegularText } from '../ui/files.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -18,11 +20,24 @@ function serviceFiles(env: Env): string[] {
   return files;
 }
 
+/** A service file's text, or null when there is none; a regular file only, never waited on. */
+function readServiceFile(file: string): string | null {
+  try {
+    return readRegularText(file, 1024 * 1024);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ENOTDIR') return null;
+    const why = err instanceof FileProblem ? `it is ${err.what}` : (code ?? String(err));
+    throw new DbdoctorError(`cannot read the service file ${file}: ${why}`, { exitCode: ExitCode.UNKNOWN, hint: 'check PGSERVICEFILE / PGSYSCONFDIR', cause: 'service_file' });
+  }
+}
+
 /** libpq reads the user's file first and the system file second; the first file naming the service wins. */
 export function lookupService(name: string, env: Env): ConnParams | undefined {
   for (const file of serviceFiles(env)) {
-    if (!existsSync(file)) continue;
-    const sections = parseIni(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const text = readServiceFile(file);
+    if (text === null) continue;
+    const sections = parseIni(text) as Record<string, unknown>;
     const section = sections[name];
     if (section && typeof section === 'object') {
       const out: Record<string, string> = {};

@@ -1,16 +1,24 @@
 /**
  * The lock file that keeps two terminate runs (say, overlapping cron jobs) from acting at once.
- * Taken with O_CREAT|O_EXCL, holding {pid, host, started_at, token}. A lock whose holder is a
- * dead process on this host is stale and is taken over: it is first renamed aside (atomic, so
- * only one of several runs can win it) and checked to be the stale lock that was judged, then the
- * lock is taken afresh. A lock from another host, or one being written this very moment, is held.
+ *
+ * A lock is a regular file owned by dbdoctor's user and holding one record {pid, host, started_at,
+ * token}. It appears whole: the record is written and fsync'd to a new file beside it, which is
+ * then hard-linked to the lock's path (link() fails when anything is there, so one run wins).
+ * Anything else at the path (another file, a symbolic link, a directory, a device, a FIFO) was not
+ * written by dbdoctor: it is refused as a usage error before anything happens, and never removed.
+ *
+ * A lock whose holder is a dead process on this host, written by this user, is stale and taken
+ * over: renamed aside (atomic: one of several runs wins it), checked to be the very file judged
+ * stale, removed, and the lock taken afresh. Any other lock is held. Release removes the lock
+ * only while the path still holds this run's own file.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { DbdoctorError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
+import { effectiveUid, errorCode, FileProblem, openRegular, readCapped, writeWhole } from './files.js';
 
 export interface LockInfo {
   pid: number;
@@ -22,7 +30,7 @@ export interface LockInfo {
 export interface HeldLock {
   readonly path: string;
   readonly info: LockInfo;
-  /** Takes over a stale lock? Says whose. */
+  /** Took over a stale lock? Says whose. */
   readonly tookOverFrom: LockInfo | null;
   release(): void;
 }
@@ -41,50 +49,143 @@ export function processIsAlive(pid: number): boolean {
     return true;
   } catch (err) {
     // EPERM: it exists, it just belongs to someone else.
-    return (err as { code?: string }).code === 'EPERM';
+    return errorCode(err) === 'EPERM';
   }
 }
 
-function readInfo(path: string): LockInfo | null | 'missing' {
-  let text: string;
+/** A lock record is small; a bigger file is not one. */
+const RECORD_MAX_BYTES = 4096;
+const NOT_A_RECORD = 'a file that does not hold a dbdoctor lock record';
+
+interface FoundLock {
+  info: LockInfo;
+  dev: number;
+  ino: number;
+  uid: number;
+}
+
+/** Exactly the record acquireLock writes (these four fields, nothing else), or null. */
+function parseRecord(text: string): LockInfo | null {
   try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return 'missing';
-    throw err;
-  }
-  try {
-    const v = JSON.parse(text) as Partial<LockInfo>;
-    if (typeof v.pid === 'number' && typeof v.host === 'string' && typeof v.token === 'string') {
-      return { pid: v.pid, host: v.host, started_at: String(v.started_at ?? ''), token: v.token };
-    }
+    const v = JSON.parse(text) as LockInfo;
+    const shape = Object.keys(v).sort().join() === 'host,pid,started_at,token';
+    const valid = Number.isSafeInteger(v.pid) && v.pid > 0 && typeof v.started_at === 'string' && [v.host, v.token].every((x) => typeof x === 'string' && x !== '');
+    return shape && valid ? { pid: v.pid, host: v.host, started_at: v.started_at, token: v.token } : null;
   } catch {
-    // Fall through: unreadable content.
+    return null; // not JSON, or null
   }
-  return null;
 }
 
-function lockedError(path: string, holder: LockInfo | null): DbdoctorError {
-  const who = holder ? `pid ${holder.pid} on ${holder.host}, since ${holder.started_at}` : 'another run (the lock is being written)';
-  return new DbdoctorError(`another dbdoctor terminate run holds the lock ${path} (${who}); nothing was done`, {
+function lockedError(path: string, holder: LockInfo | null, note = ''): DbdoctorError {
+  const who = holder ? `pid ${holder.pid} on ${holder.host}, since ${holder.started_at}` : 'another run is taking it over right now';
+  return new DbdoctorError(`another dbdoctor terminate run holds the lock ${path} (${who}${note}); nothing was done`, {
     exitCode: ExitCode.LOCKED,
     hint: holder
       ? `wait for it to finish; if no dbdoctor runs as pid ${holder.pid} on ${holder.host}, remove ${path}`
-      : `try again in a moment; if it persists, remove ${path}`,
+      : `try again in a moment; if it persists, look at ${path}`,
     cause: 'locked',
   });
 }
 
-function ioError(path: string, err: unknown): DbdoctorError {
-  const code = (err as { code?: string }).code ?? 'error';
-  return new DbdoctorError(`cannot use the lock file ${path} (${code}); nothing was done`, {
-    exitCode: ExitCode.UNKNOWN,
-    hint: 'fix the permissions of its directory, or choose another file with --lock-file',
+function notALock(path: string, what: string): DbdoctorError {
+  return new DbdoctorError(`--lock-file ${path} is ${what}, not a dbdoctor lock; nothing was done`, {
+    exitCode: ExitCode.USAGE,
+    hint: 'dbdoctor only ever removes or replaces its own lock records: give --lock-file a path of its own (default $XDG_STATE_HOME/dbdoctor/terminate.lock)',
     cause: 'lock_file',
   });
 }
 
-/** Takes the lock or throws DbdoctorError(LOCKED). Bounded: a few attempts, no waiting. */
+/** A path that cannot name a file (a parent is a file, a loop) is a usage error; the rest is the system's. */
+function ioError(path: string, err: unknown): DbdoctorError {
+  if (err instanceof FileProblem) return notALock(path, err.what);
+  const code = errorCode(err);
+  const badPath = ['ENOTDIR', 'ELOOP', 'ENAMETOOLONG', 'EISDIR'].includes(code);
+  return new DbdoctorError(`cannot use the lock file ${path} (${code}); nothing was done`, {
+    exitCode: badPath ? ExitCode.USAGE : ExitCode.UNKNOWN,
+    hint: badPath ? 'give --lock-file a path to a file in an existing directory' : 'fix the permissions of its directory or free space, or choose another file with --lock-file',
+    cause: 'lock_file',
+  });
+}
+
+/** The lock at the path; null when nothing is there; anything but a lock record is refused. */
+function readLock(path: string): FoundLock | null {
+  let f: ReturnType<typeof openRegular>;
+  try {
+    f = openRegular(path);
+  } catch (err) {
+    throw ioError(path, err);
+  }
+  if (!f) return null;
+  try {
+    const info = parseRecord(readCapped(f, RECORD_MAX_BYTES, NOT_A_RECORD).toString('utf8'));
+    if (!info) throw new FileProblem(NOT_A_RECORD);
+    return { info, dev: f.stats.dev, ino: f.stats.ino, uid: f.stats.uid };
+  } catch (err) {
+    throw ioError(path, err);
+  } finally {
+    closeSync(f.fd);
+  }
+}
+
+/** The record, whole and on disk, in a new file beside the lock's path. */
+function writeRecord(path: string, info: LockInfo): string {
+  const tmp = `${path}.new-${info.token}`;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const f = openRegular(tmp, { append: true, createMode: 0o600 });
+    if (!f?.created) throw new FileProblem('taken by another file');
+    try {
+      writeWhole(f.fd, `${JSON.stringify(info)}\n`);
+    } finally {
+      closeSync(f.fd);
+    }
+    return tmp;
+  } catch (err) {
+    unlinkQuietly(tmp);
+    throw ioError(path, err);
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** Moves the stale lock out of the way, or throws LOCKED when the path no longer holds it. */
+function takeOver(path: string, stale: FoundLock, token: string): void {
+  const aside = `${path}.stale-${token}`;
+  try {
+    renameSync(path, aside);
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return; // released meanwhile
+    throw ioError(path, err);
+  }
+  let moved: FoundLock | null = null;
+  try {
+    moved = readLock(aside);
+  } catch {
+    // not a lock: put back below
+  }
+  // The same file: inode numbers are reused at once, so the token must match too.
+  if (moved?.info.token === stale.info.token && moved.dev === stale.dev && moved.ino === stale.ino) {
+    unlinkQuietly(aside);
+    return;
+  }
+  // What was moved is not the stale lock (a fresh one, or a file put there meanwhile): put it
+  // back untouched. If a third run took the path meanwhile, the moved file stays beside it.
+  try {
+    linkSync(aside, path);
+    unlinkSync(aside);
+  } catch {
+    throw lockedError(path, null, `; what was there is now ${aside}`);
+  }
+  throw lockedError(path, moved?.info ?? null);
+}
+
+/** Takes the lock, or throws LOCKED (held) or USAGE (not a lock). Bounded: a few attempts, no waiting. */
 export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
   const info: LockInfo = {
     pid: deps.pid ?? process.pid,
@@ -93,96 +194,47 @@ export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
     token: randomUUID(),
   };
   const alive = deps.isAlive ?? processIsAlive;
-  try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw ioError(path, err);
-  }
+  let mine: string | null = null;
   let tookOverFrom: LockInfo | null = null;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    let fd: number;
-    try {
-      fd = openSync(path, 'wx', 0o600);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'EEXIST') throw ioError(path, err);
-      const holder = readInfo(path);
-      if (holder === 'missing') continue; // released meanwhile: try again
-      if (holder === null) {
-        // Being written right now, or garbage: garbage older than a minute is stale.
-        const age = (() => {
-          try {
-            return (deps.now?.() ?? new Date()).getTime() - statSync(path).mtimeMs;
-          } catch {
-            return 0;
-          }
-        })();
-        if (age < 60_000) throw lockedError(path, null);
-      } else if (holder.host !== info.host || alive(holder.pid)) {
-        throw lockedError(path, holder);
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const found = readLock(path);
+      if (found) {
+        if (found.info.host !== info.host || alive(found.info.pid)) throw lockedError(path, found.info);
+        if (found.uid !== effectiveUid()) throw lockedError(path, found.info, `, no longer running, but the lock belongs to uid ${found.uid}`);
+        takeOver(path, found, info.token);
+        tookOverFrom = found.info;
+        continue;
       }
-      // Stale: move it aside atomically; only one contender can win the rename.
-      const aside = `${path}.stale-${info.token}`;
+      mine ??= writeRecord(path, info);
       try {
-        renameSync(path, aside);
-      } catch {
-        continue; // someone else moved it first
+        linkSync(mine, path);
+        return holding(path, info, tookOverFrom);
+      } catch (err) {
+        if (errorCode(err) !== 'EEXIST') throw ioError(path, err);
       }
-      const moved = readInfo(aside);
-      const same = holder === null ? moved === null : moved !== null && moved !== 'missing' && moved.token === holder.token;
-      if (!same) {
-        // We moved a fresh lock someone took meanwhile: put it back and yield to it.
-        try {
-          linkSync(aside, path);
-        } catch {
-          // A third run took the lock; it holds it.
-        }
-        try {
-          unlinkSync(aside);
-        } catch {
-          // nothing to clean
-        }
-        throw lockedError(path, moved === null || moved === 'missing' ? null : moved);
-      }
-      try {
-        unlinkSync(aside);
-      } catch {
-        // nothing to clean
-      }
-      if (holder !== null) tookOverFrom = holder;
-      continue;
     }
-    try {
-      writeSync(fd, `${JSON.stringify(info)}\n`);
-      fsyncSync(fd);
-    } catch (err) {
-      try {
-        unlinkSync(path);
-      } catch {
-        // nothing to clean
-      }
-      throw ioError(path, err);
-    } finally {
-      closeSync(fd);
-    }
-    let released = false;
-    return {
-      path,
-      info,
-      tookOverFrom,
-      release() {
-        if (released) return;
-        released = true;
-        const now = readInfo(path);
-        // Only remove the lock if it is still ours.
-        if (now !== null && now !== 'missing' && now.token === info.token) {
-          try {
-            unlinkSync(path);
-          } catch {
-            // already gone
-          }
-        }
-      },
-    };
+    throw lockedError(path, null);
+  } finally {
+    if (mine) unlinkQuietly(mine);
   }
-  throw lockedError(path, null);
+}
+
+function holding(path: string, info: LockInfo, tookOverFrom: LockInfo | null): HeldLock {
+  let released = false;
+  return {
+    path,
+    info,
+    tookOverFrom,
+    release() {
+      if (released) return;
+      released = true;
+      try {
+        // Only while it is this run's own lock: one taken over meanwhile is another run's.
+        if (readLock(path)?.info.token === info.token) unlinkSync(path);
+      } catch {
+        // gone already, or no longer a lock: not ours to remove
+      }
+    },
+  };
 }

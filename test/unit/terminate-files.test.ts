@@ -1,6 +1,6 @@
 /** The lock file and the audit log, on a real file system (temporary directories). */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
@@ -72,14 +72,23 @@ describe('lock file', () => {
     expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
   });
 
-  test('a lock file being written (empty) is held; an old unreadable one is stale', () => {
+  test('a file that is not a lock record is refused (usage), however old, and left as it was', () => {
     const path = join(dir, 'terminate.lock');
-    writeFileSync(path, '');
-    expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
-    const lock = acquireLock(path, { now: () => new Date(Date.now() + 120_000) });
-    expect(lock.tookOverFrom).toBeNull();
-    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(lock.info.token);
+    for (const content of ['', '{ half a rec', JSON.stringify({ pid: 1, host: 'h', started_at: 'x', token: 't', extra: 1 }), 'x'.repeat(10_000)]) {
+      writeFileSync(path, content);
+      expect(lockedCode(() => acquireLock(path, { now: () => new Date(Date.now() + 3_600_000) }))).toBe(ExitCode.USAGE);
+      expect(readFileSync(path, 'utf8')).toBe(content);
+    }
+    expect(readdirSync(dir)).toEqual(['terminate.lock']);
+  });
+
+  test('the lock appears whole (a temporary file hard-linked into place) and leaves nothing beside it', () => {
+    const path = join(dir, 'terminate.lock');
+    const lock = acquireLock(path);
+    expect(statSync(path).nlink).toBe(1);
+    expect(readdirSync(dir)).toEqual(['terminate.lock']);
     lock.release();
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
 
@@ -99,12 +108,22 @@ describe('audit log', () => {
     expect(statSync(join(dir, 'deep', 'dbdoctor')).mode & 0o777).toBe(0o700);
   });
 
-  test('an existing audit file with wider permissions is tightened to 0600', () => {
+  test('an existing audit file is used as it is: never chmod\'ed', () => {
     const path = join(dir, 'loose.jsonl');
     writeFileSync(path, '', { mode: 0o644 });
+    chmodSync(path, 0o644);
     const log = openAuditLog(path);
     log.close();
-    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+  });
+
+  test('after a torn last line (an earlier short write), the next record starts on its own line', () => {
+    const path = join(dir, 'audit.jsonl');
+    writeFileSync(path, '{"event":"intent","pid":1}\n{"event":"int');
+    const log = openAuditLog(path);
+    log.append({ event: 'intent', pid: 2 });
+    log.close();
+    expect(readFileSync(path, 'utf8')).toBe('{"event":"intent","pid":1}\n{"event":"int\n{"event":"intent","pid":2}\n');
   });
 
   test('an unwritable place is a clear error, before anything is done', () => {

@@ -313,6 +313,10 @@ describe('outcomes', () => {
     expect(statusOfResults([r('terminated'), r('gone'), r('cancelled')])).toBe('done');
     expect(statusOfResults([r('terminated'), r('changed')])).toBe('partly_done');
     expect(statusOfResults([r('permission_denied'), r('changed'), r('failed')])).toBe('not_done');
+    // The audit log failed: never done, however the sessions fared.
+    const lost = { message: 'cannot write the audit log /x: EFBIG', unrecorded: [{ pid: 1, backend_start: 'x', action: 'terminate' as const, outcome: 'terminated' as const }] };
+    expect(statusOfResults([r('terminated')], lost)).toBe('partly_done');
+    expect(statusOfResults([r('not_attempted')], { ...lost, unrecorded: [] })).toBe('not_done');
     expect(terminateExitCode('done', 0)).toBe(ExitCode.OK);
     expect(terminateExitCode('partly_done', 0)).toBe(ExitCode.WARNING);
     expect(terminateExitCode('not_done', 0)).toBe(ExitCode.CRITICAL);
