@@ -17,6 +17,8 @@ export const KEY = {
 /** Removes terminal escape sequences and carriage returns, so the screen reads as text. */
 export function stripAnsi(text: string): string {
   return text
+    // A spinner's line, erased ("\r" + erase line) before the next thing is printed: gone from the screen.
+    .replace(/[^\n]*\r\u001b\[2K/g, '')
     .replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '')
     .replace(/\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/g, '')
     .replace(/\u001b[()][A-Za-z0-9]/g, '')
