@@ -34,10 +34,20 @@ const MASK = '***';
 const MAX_DEPTH = 4;
 /** A name whose value is a secret: password, sslpassword, oauth_client_secret, "password" ... */
 const SECRET_NAME = /password|secret/i;
-/** Whether a decoded literal may hold something only a further reading as SQL would find. */
-const WORTH_READING = /password|secret|\\|&/i;
-/** Whether a text may hold a secret at all (every form above needs one of these). */
-const MAY_HOLD_SECRET = /password|secret|postgres|\\|&/i;
+const SECRET_WORDS = /password|secret|postgres/i;
+const SECRET_HINTS = /password|secret|postgres|\\|&/i;
+const CONTINUED = /'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/;
+
+/**
+ * Whether a text (or a literal, read again as SQL) may hold a secret at all: every form masked
+ * needs one of these words, a backslash or U& escape, or a word split over a constant continued
+ * on the next line (`'pass'` newline `'word=...'`: the text without quotes, whitespace and `--`
+ * comments then holds the word). Most statements hold none and are passed through at once.
+ */
+function mayHoldSecret(text: string): boolean {
+  if (SECRET_HINTS.test(text)) return true;
+  return CONTINUED.test(text) && SECRET_WORDS.test(text.replace(/['\s]|--[^\n\r]*/g, ''));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Characters, as scan.l classifies them (bytes >= 0x80 are identifier characters)
@@ -201,11 +211,25 @@ function quotedIdent(s: string, start: number, q: number, quoted: 'plain' | 'uni
   return { kind: 'ident', start, end: Math.min(pos + 1, n), quoted, content: { start: q + 1, end: Math.min(pos, n) } };
 }
 
-/** The tokens of `s`, comments included, as scan.l finds them. */
-function lex(s: string, scsOff: boolean): Tok[] {
+/**
+ * How a text is read. scsOff: standard_conforming_strings off ('' takes backslash escapes).
+ * gluedDollar: a dollar quote may start right after a word (`PASSWORD$$x$$`); the server reads
+ * that as one word and fails, and shows the text all the same.
+ */
+interface Mode {
+  scsOff: boolean;
+  gluedDollar: boolean;
+}
+
+/**
+ * The tokens of one statement of `s` from `from`, comments included, as scan.l finds them: up to
+ * and including the `;` that ends it. `next` is where the next statement starts (or the end).
+ */
+function lex(s: string, mode: Mode, from = 0): { toks: Tok[]; next: number } {
+  const scsOff = mode.scsOff;
   const n = s.length;
   const out: Tok[] = [];
-  let i = 0;
+  let i = from;
   while (i < n) {
     const c = s[i]!;
     const c1 = s[i + 1];
@@ -241,7 +265,7 @@ function lex(s: string, scsOff: boolean): Tok[] {
         tok = quotedIdent(s, i, i + 2, 'unicode');
       } else {
         let j = i + 1;
-        while (j < n && isIdentCont(s[j])) j++;
+        while (j < n && isIdentCont(s[j]) && !(mode.gluedDollar && s[j] === '$' && dollarDelimAt(s, j))) j++;
         tok = { kind: 'ident', start: i, end: j, quoted: 'no', content: { start: i, end: j } };
       }
     } else if (c === '$') {
@@ -286,8 +310,9 @@ function lex(s: string, scsOff: boolean): Tok[] {
     }
     out.push(tok);
     i = tok.end;
+    if (tok.kind === 'punct' && tok.text === ';') break;
   }
-  return out;
+  return { toks: out, next: i };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,15 +426,23 @@ function decodeIdent(s: string, t: IdentTok, esc: string): Decoded {
   return b;
 }
 
-/** The escape character of the U& token at sig[i]: its UESCAPE '<c>' when one follows, else `\`. */
-function uescapeOf(s: string, sig: Tok[], i: number): string {
+/**
+ * The escape characters to read the U& token at sig[i] with: its UESCAPE '<c>' when one follows;
+ * else `\`, and (the clause may be cut off with the text) every character that stands before four
+ * or +six hex digits in it.
+ */
+function uescapesOf(s: string, sig: Tok[], i: number): string[] {
   const kw = sig[i + 1];
   const lit = sig[i + 2];
   if (kw?.kind === 'ident' && kw.quoted === 'no' && s.slice(kw.start, kw.end).toLowerCase() === 'uescape' && lit?.kind === 'string' && lit.form !== 'u') {
     const d = decodeString(s, lit, '\\').text;
-    if (d.length === 1) return d;
+    if (d.length === 1) return [d];
   }
-  return '\\';
+  const t = sig[i]!;
+  const out = new Set(['\\']);
+  const body = s.slice(t.start, t.end);
+  for (const m of body.matchAll(/([^0-9A-Fa-f+'"\s])(?:\+[0-9A-Fa-f]{6}|[0-9A-Fa-f]{4})/g)) out.add(m[1]!);
+  return [...out];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,7 +502,7 @@ function conninfoSecrets(v: string, f: Found, opts: { withQuotes: boolean }): vo
  * `postgres(ql)://user:password@...` URLs: the password (up to the last '@' of the URL, so a
  * password with an unencoded '@' is masked whole) and any query parameter whose name, decoded,
  * holds "password" or "secret". In a value the URL runs to the value's end; in raw text to
- * whitespace or a quote. A URL cut off before its '@' (`open`) has what follows its ':' masked.
+ * whitespace. A URL cut off before its '@' (`open`) has what follows its ':' masked.
  */
 function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }): void {
   const re = /postgres(?:ql)?:\/\//gi;
@@ -478,8 +511,9 @@ function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }):
     const k = m.index + m[0].length;
     let end = n;
     if (opts.raw) {
+      // up to whitespace only: libpq takes quotes in a URL as they are
       end = k;
-      while (end < n && !isSpace(v[end]) && v[end] !== "'" && v[end] !== '"' && v[end] !== '`') end++;
+      while (end < n && !isSpace(v[end])) end++;
     }
     const seg = v.slice(k, end);
     const at = seg.lastIndexOf('@');
@@ -491,7 +525,8 @@ function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }):
       if (opts.open) f.spans.push([k + colon + 1, n]);
       else f.tails.push([k + colon + 1, n]);
     }
-    const params = /[?&]([^=&\s#]*)=([^&\s#]*)/g;
+    // a parameter's value ends at whitespace, and in raw text at a quote (the literal's end)
+    const params = opts.raw ? /[?&]([^=&\s#]*)=([^&\s#'"]*)/g : /[?&]([^=&\s#]*)=([^&\s#]*)/g;
     for (let p = params.exec(seg); p !== null; p = params.exec(seg)) {
       let key = p[1]!;
       try {
@@ -517,7 +552,7 @@ function valueSecrets(v: string, depth: number, open: boolean): Found {
   if (depth + 1 >= MAX_DEPTH) {
     // too deep to read further: whatever could hold a secret goes whole
     if (SECRET_NAME.test(v)) f.spans.push([0, v.length]);
-  } else if (WORTH_READING.test(v)) {
+  } else if (mayHoldSecret(v)) {
     const inner = sqlSecrets(v, depth + 1, open);
     f.spans.push(...inner.spans);
     if (inner.pending) f.wantsNext = true;
@@ -549,6 +584,8 @@ function valueAfterName(s: string, sig: Tok[], i: number): { kind: 'string'; tok
         sep = true;
         continue;
       }
+      // PASSWORDU&'x': the U went into the word, the & is an operator
+      if (u.text === '&') continue;
       // format() placeholders: PASSWORD %L, password=%s
       if (u.text.startsWith('%') || u.text === '?') return { kind: 'open' };
       return { kind: 'none' };
@@ -624,15 +661,15 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
       continue;
     }
     if (t.kind === 'ident') {
-      const d = t.quoted === 'no' ? null : decodeIdent(s, t, t.quoted === 'unicode' ? uescapeOf(s, sig, i) : '\\');
-      if (SECRET_NAME.test(d ? d.text : s.slice(t.start, t.end))) {
+      const ds = t.quoted === 'no' ? [] : (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).map((esc) => decodeIdent(s, t, esc));
+      if (t.quoted === 'no' ? SECRET_NAME.test(s.slice(t.start, t.end)) : ds.some((d) => SECRET_NAME.test(d.text))) {
         if (t.quoted === 'no') dollarAfterName(s, t, out);
         const v = valueAfterName(s, sig, i);
         if (v.kind === 'string') whole.add(v.tok);
         else if (v.kind === 'word') out.push([v.tok.start, v.tok.end]);
         else if (v.kind === 'open') carry(false);
       }
-      if (d) {
+      for (const d of ds) {
         const f = found();
         conninfoSecrets(d.text, f, { withQuotes: false });
         urlSecrets(d.text, f, { raw: false, open: false });
@@ -649,25 +686,64 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
       if (concatenated) carry(true);
     }
     if (t.form === 'b' || t.form === 'x') continue;
-    const d = decodeString(s, t, t.form === 'u' ? uescapeOf(s, sig, i) : '\\');
-    const f = valueSecrets(d.text, depth, t.open);
-    mapSpans(d, f.spans, out);
-    if (f.wantsNext) carry(concatenated);
-    if (concatenated && (f.openEnd || f.tails.length > 0)) {
-      mapSpans(d, f.tails, out);
-      carry(true);
+    // the decoded text holds no more than the source when read without escapes: skip the decoding
+    if (t.form !== 'u' && !mayHoldSecret(s.slice(t.start, t.end))) continue;
+    for (const esc of t.form === 'u' ? uescapesOf(s, sig, i) : ['\\']) {
+      const d = decodeString(s, t, esc);
+      const f = valueSecrets(d.text, depth, t.open);
+      mapSpans(d, f.spans, out);
+      if (f.wantsNext) carry(concatenated);
+      if (concatenated && (f.openEnd || f.tails.length > 0)) {
+        mapSpans(d, f.tails, out);
+        carry(true);
+      }
+      if (t.open && (f.wantsNext || f.openEnd)) openAtEnd = true;
     }
-    if (t.open && (f.wantsNext || f.openEnd)) openAtEnd = true;
   }
   return pending !== null || openAtEnd;
 }
 
+/** How many statement starts a text with backslashes is read from, at most (each both ways). */
+const MAX_STARTS = 256;
+
 function sqlSecrets(s: string, depth: number, open: boolean): { spans: Span[]; pending: boolean } {
   const spans: Span[] = [];
   let pending = false;
-  // a backslash reads differently with standard_conforming_strings off: read it both ways
-  for (const scsOff of s.includes('\\') ? [false, true] : [false]) {
-    if (readStatement(s, lex(s, scsOff), depth, open, spans)) pending = true;
+  // A backslash reads differently with standard_conforming_strings off, and a SET between two
+  // statements of one text may switch it; a dollar quote glued to a word is read as a word. Every
+  // statement is read each way that can differ, from every place a statement can start in any
+  // reading, so one misread statement does not hide the ones after it. A quote too many (a failed
+  // statement: a URL with a quote in it, a typo) turns the lines after it into a literal: each line
+  // of a quoted literal is read again as the start of a statement, too.
+  const modes: Mode[] = [{ scsOff: false, gluedDollar: false }];
+  if (s.includes('\\')) modes.push({ scsOff: true, gluedDollar: false });
+  if (/[A-Za-z0-9_\u0080-\uffff]\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.test(s)) {
+    for (const m of [...modes]) modes.push({ ...m, gluedDollar: true });
+  }
+  const starts = [0];
+  const seen = new Set(starts);
+  for (let k = 0; k < starts.length; k++) {
+    const from = starts[k]!;
+    if (k >= MAX_STARTS) {
+      // a text built to make the readings diverge everywhere: the rest goes whole
+      spans.push([from, s.length]);
+      continue;
+    }
+    for (const mode of modes) {
+      const { toks, next } = lex(s, mode, from);
+      if (readStatement(s, toks, depth, open && next >= s.length, spans) && next >= s.length) pending = true;
+      const more = next < s.length ? [next] : [];
+      for (const t of toks) {
+        if (t.kind !== 'string' || t.form === 'dollar') continue;
+        for (let nl = s.indexOf('\n', t.start); nl >= 0 && nl < t.end; nl = s.indexOf('\n', nl + 1)) more.push(nl + 1);
+      }
+      for (const m of more) {
+        if (m < s.length && !seen.has(m)) {
+          seen.add(m);
+          starts.push(m);
+        }
+      }
+    }
   }
   // and as plain text: a URL anywhere (bare in the text, too)
   const f = found();
@@ -702,13 +778,13 @@ function applySpans(text: string, spans: Span[]): string {
  * it through this.
  */
 export function redactStatement(text: string): string {
-  if (!MAY_HOLD_SECRET.test(text)) return text;
+  if (!mayHoldSecret(text)) return text;
   return applySpans(text, sqlSecrets(text, 0, true).spans);
 }
 
 /** Removes passwords from any URL or conninfo string inside `text` (messages, targets). */
 export function redactSecrets(text: string): string {
-  if (!MAY_HOLD_SECRET.test(text)) return text;
+  if (!mayHoldSecret(text)) return text;
   const f = found();
   urlSecrets(text, f, { raw: true, open: false });
   conninfoSecrets(text, f, { withQuotes: true });
