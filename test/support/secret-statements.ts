@@ -73,7 +73,8 @@ function escapeE(c: string, r: Rng): string {
   if (c !== '\n' || r.chance(0.5)) options.push(c);
   if (cp < 0x80) {
     options.push(`\\x${hex(cp, 2)}`, `\\${cp.toString(8).padStart(3, '0')}`);
-    if (!/[0-7xuUbfnrt]/.test(c)) options.push(`\\${c}`);
+    // (\v is a vertical tab from PostgreSQL 16 on, a v before)
+    if (!/[0-7xuUbfnrtv]/.test(c)) options.push(`\\${c}`);
   }
   if (c === '\n') options.push('\\n');
   if (c === '\t') options.push('\\t');
