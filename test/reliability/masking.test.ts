@@ -67,6 +67,19 @@ function spellings(r: Rng): Spelling[] {
   add('CREATE ROLE, dollar quote with a tag', 'waits', (s) => place('CREATE ROLE rel_mask_new LOGIN PASSWORD ', literal('dollar', only(s), r), ''));
   add('PASSWORD with no space, continued over lines', 'waits', (s) => place(`alter role ${t} password`, literal('cont', only(s), r), ''));
   add('standard_conforming_strings off', 'waits', (s) => place(`ALTER ROLE ${t} PASSWORD `, literal('off', only(s), r), ''), { scsOff: true });
+  add(
+    'standard_conforming_strings off, conninfo in escapes',
+    'waits',
+    (s) => {
+      // "password" itself escaped: only a reading with backslash escapes finds the conninfo
+      const v = conninfoValue(s, r);
+      const off = (x: string) => x.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
+      const secret = literal('off', only(v.text.slice(v.inner[0], v.inner[1])), r);
+      const head = `'host=db \\x70assword=${off(v.text.slice(0, v.inner[0]))}`;
+      return place('SELECT dblink_connect(', { text: `${head}${secret.text.slice(1, -1)}${off(v.text.slice(v.inner[1]))}'`, secretStart: head.length, secretEnd: head.length + secret.text.length - 2, holes: [] }, ')');
+    },
+    { scsOff: true },
+  );
   add('USER MAPPING OPTIONS', 'waits', (s) => place("CREATE USER MAPPING FOR app_user SERVER rel_mask_srv OPTIONS (user 'bob', password ", literal('q', only(s), r), ')'));
   // N'' is no plain string constant to the grammar: a syntax error here, and shown all the same
   add('ALTER USER MAPPING ADD "password" N literal (a syntax error)', 'idle', (s) => place('ALTER USER MAPPING FOR app_user SERVER rel_mask_srv OPTIONS (ADD "password"', literal('n', only(s), r), ')'));
