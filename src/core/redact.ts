@@ -23,8 +23,13 @@
  *   (`'... password=' || '...'`, `format('... PASSWORD %L', ...)`): the literals after it, up to
  *   the end of the call or statement.
  * Whether the client had standard_conforming_strings on or off is not known, so a text with a
- * backslash is read both ways and what either reading finds is masked. Over-masking a literal that
- * merely follows such a name is accepted; leaving part of a secret is not.
+ * backslash is read both ways and what either reading finds is masked; likewise with a dollar quote
+ * glued to a word, and from every `;` on, so that one misread (or failed, or garbled) statement does
+ * not hide the next. Over-masking a literal that merely follows such a name is accepted; leaving
+ * part of a secret is not.
+ *
+ * The work per statement is bounded (any client can write a text built to make the readings
+ * diverge, and dbdoctor reads thousands at once): past the bound, the statement is not shown at all.
  */
 
 type Span = [number, number];
@@ -32,11 +37,28 @@ type Span = [number, number];
 const MASK = '***';
 /** Literals inside literals (a DO block's EXECUTE '...''...''...') are read this many levels deep. */
 const MAX_DEPTH = 4;
+
+/**
+ * The work one statement may cost (characters lexed, decoded and searched), per character of it:
+ * far above what any statement takes, and a bound on what a text built to make the readings
+ * diverge can cost (any client can write one, and dbdoctor reads thousands at once). Past it the
+ * statement is not shown at all (TOO_CONVOLUTED).
+ */
+const WORK_PER_CHAR = 200;
+const TOO_CONVOLUTED = '*** (statement not shown: too convoluted to mask its secrets safely)';
+class OverBudget extends Error {}
+let workLeft = Number.POSITIVE_INFINITY;
+function spend(units: number): void {
+  workLeft -= units;
+  if (workLeft < 0) throw new OverBudget();
+}
 /** A name whose value is a secret: password, sslpassword, oauth_client_secret, "password" ... */
 const SECRET_NAME = /password|secret/i;
 const SECRET_WORDS = /password|secret|postgres/i;
 const SECRET_HINTS = /password|secret|postgres|\\|&/i;
 const CONTINUED = /'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/;
+/** Any of the above, to find the last place in a text where a secret may start. */
+const ANY_HINT = /password|secret|postgres|\\|&|'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/gi;
 
 /**
  * Whether a text (or a literal, read again as SQL) may hold a secret at all: every form masked
@@ -309,6 +331,7 @@ function lex(s: string, mode: Mode, from = 0): { toks: Tok[]; next: number } {
       tok = { kind: 'punct', start: i, end: i + 1, text: c };
     }
     out.push(tok);
+    spend(tok.end - i + 1);
     i = tok.end;
     if (tok.kind === 'punct' && tok.text === ';') break;
   }
@@ -350,6 +373,7 @@ function codePoint(cp: number): string {
 
 /** One piece's content, as the server reads it (bytes from \x and octal escapes as Latin-1 units). */
 function decodePart(s: string, p: Part, form: Form, esc: string, out: DecodedBuilder): void {
+  spend(p.end - p.start);
   let i = p.start;
   const end = p.end;
   while (i < end) {
@@ -546,12 +570,17 @@ function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }):
 
 /** A decoded literal, quoted identifier or comment body: conninfo, URLs, and (a level down) SQL. */
 function valueSecrets(v: string, depth: number, open: boolean): Found {
+  spend(v.length);
   const f = found();
   conninfoSecrets(v, f, { withQuotes: false });
   urlSecrets(v, f, { raw: false, open });
   if (depth + 1 >= MAX_DEPTH) {
-    // too deep to read further: whatever could hold a secret goes whole
-    if (SECRET_NAME.test(v)) f.spans.push([0, v.length]);
+    // too deep to read further: whatever could hold a secret goes whole, and so do the literals
+    // after it (it may end where a password starts: format('... PASSWORD %L', ...))
+    if (mayHoldSecret(v)) {
+      f.spans.push([0, v.length]);
+      f.wantsNext = true;
+    }
   } else if (mayHoldSecret(v)) {
     const inner = sqlSecrets(v, depth + 1, open);
     f.spans.push(...inner.spans);
@@ -560,8 +589,23 @@ function valueSecrets(v: string, depth: number, open: boolean): Found {
   return f;
 }
 
+/** Spans found by the readings of one text, each kept once (the readings find the same ones). */
+class SpanSet {
+  readonly list: Span[] = [];
+  private readonly seen = new Set<number>();
+  /** `size`: the length of the text the spans are in (a span's key is start * (size + 1) + end). */
+  constructor(private readonly size: number) {}
+  push(span: Span): void {
+    const key = span[0] * (this.size + 1) + span[1];
+    if (this.seen.has(key)) return;
+    spend(1);
+    this.seen.add(key);
+    this.list.push(span);
+  }
+}
+
 /** Decoded-text spans back to source offsets. */
-function mapSpans(d: Decoded, spans: Span[], out: Span[]): void {
+function mapSpans(d: Decoded, spans: Span[], out: SpanSet): void {
   for (const [a, b] of spans) {
     if (b <= a || a >= d.text.length) continue;
     out.push([d.from[a]!, d.to[Math.min(b, d.text.length) - 1]!]);
@@ -611,7 +655,7 @@ function valueAfterName(s: string, sig: Tok[], i: number): { kind: 'string'; tok
  * `PASSWORD$$x$$` is one word to the lexer (`$` continues a word) and a syntax error, yet shown:
  * what follows the name's `$` is masked as the dollar quote it was meant to be.
  */
-function dollarAfterName(s: string, t: IdentTok, out: Span[]): void {
+function dollarAfterName(s: string, t: IdentTok, out: SpanSet): void {
   const word = s.slice(t.start, t.end);
   const m = /password|secret/i.exec(word);
   if (!m) return;
@@ -628,7 +672,7 @@ function dollarAfterName(s: string, t: IdentTok, out: Span[]): void {
 }
 
 /** One reading of the statement (standard_conforming_strings on or off). Returns: a secret goes on past the end. */
-function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out: Span[]): boolean {
+function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out: SpanSet): boolean {
   const sig: Tok[] = [];
   for (const t of toks) {
     if (t.kind !== 'comment') {
@@ -649,8 +693,13 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
     if (pending === null || (pending.chain && !chain)) pending = { paren, chain };
   };
   let openAtEnd = false;
+  // A literal that leaves a secret open, followed at once by a word: a quote too many before it
+  // made the password a word (`PASSWORD $a$x$a$` after a stray `$a$`). The word goes too.
+  let wordAfterOpen = false;
   for (let i = 0; i < sig.length; i++) {
     const t = sig[i]!;
+    if (wordAfterOpen && (t.kind === 'ident' || t.kind === 'number')) out.push([t.start, t.end]);
+    wordAfterOpen = false;
     if (t.kind === 'punct') {
       if (t.text === '(') paren++;
       else if (t.text === ')') {
@@ -692,7 +741,10 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
       const d = decodeString(s, t, esc);
       const f = valueSecrets(d.text, depth, t.open);
       mapSpans(d, f.spans, out);
-      if (f.wantsNext) carry(concatenated);
+      if (f.wantsNext) {
+        carry(concatenated);
+        wordAfterOpen = true;
+      }
       if (concatenated && (f.openEnd || f.tails.length > 0)) {
         mapSpans(d, f.tails, out);
         carry(true);
@@ -703,53 +755,50 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
   return pending !== null || openAtEnd;
 }
 
-/** How many statement starts a text with backslashes is read from, at most (each both ways). */
-const MAX_STARTS = 256;
+/** Readings of the same text at the same depth, within one statement (its readings repeat literals). */
+let memo = new Map<string, { spans: Span[]; pending: boolean }>();
 
 function sqlSecrets(s: string, depth: number, open: boolean): { spans: Span[]; pending: boolean } {
-  const spans: Span[] = [];
+  const key = `${depth}${open ? '+' : '-'}${s}`;
+  const known = memo.get(key);
+  if (known) return known;
+  const result = readAll(s, depth, open);
+  memo.set(key, result);
+  return result;
+}
+
+function readAll(s: string, depth: number, open: boolean): { spans: Span[]; pending: boolean } {
+  spend(100 + s.length);
+  const spans = new SpanSet(s.length);
   let pending = false;
   // A backslash reads differently with standard_conforming_strings off, and a SET between two
-  // statements of one text may switch it; a dollar quote glued to a word is read as a word. Every
-  // statement is read each way that can differ, from every place a statement can start in any
-  // reading, so one misread statement does not hide the ones after it. A quote too many (a failed
-  // statement: a URL with a quote in it, a typo) turns the lines after it into a literal: each line
-  // of a quoted literal is read again as the start of a statement, too.
+  // statements of one text may switch it; a dollar quote glued to a word is read as a word. A quote
+  // or comment start too many (a failed statement: a URL with a quote in it, a typo) turns what
+  // follows inside out. So every statement is read each way that can differ, and from every place a
+  // statement can start: the start of the text and after every `;` (in a literal or comment too, as
+  // long as something a secret needs still follows), so no misread statement hides the next one.
   const modes: Mode[] = [{ scsOff: false, gluedDollar: false }];
   if (s.includes('\\')) modes.push({ scsOff: true, gluedDollar: false });
   if (/[A-Za-z0-9_\u0080-\uffff]\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.test(s)) {
     for (const m of [...modes]) modes.push({ ...m, gluedDollar: true });
   }
+  let lastHint = -1;
+  for (const m of s.matchAll(ANY_HINT)) lastHint = m.index;
   const starts = [0];
-  const seen = new Set(starts);
-  for (let k = 0; k < starts.length; k++) {
-    const from = starts[k]!;
-    if (k >= MAX_STARTS) {
-      // a text built to make the readings diverge everywhere: the rest goes whole
-      spans.push([from, s.length]);
-      continue;
-    }
+  for (let k = s.indexOf(';'); k >= 0 && k < lastHint; k = s.indexOf(';', k + 1)) starts.push(k + 1);
+  for (const from of starts) {
     for (const mode of modes) {
+      spend(20);
       const { toks, next } = lex(s, mode, from);
       if (readStatement(s, toks, depth, open && next >= s.length, spans) && next >= s.length) pending = true;
-      const more = next < s.length ? [next] : [];
-      for (const t of toks) {
-        if (t.kind !== 'string' || t.form === 'dollar') continue;
-        for (let nl = s.indexOf('\n', t.start); nl >= 0 && nl < t.end; nl = s.indexOf('\n', nl + 1)) more.push(nl + 1);
-      }
-      for (const m of more) {
-        if (m < s.length && !seen.has(m)) {
-          seen.add(m);
-          starts.push(m);
-        }
-      }
     }
   }
   // and as plain text: a URL anywhere (bare in the text, too)
+  spend(s.length);
   const f = found();
   urlSecrets(s, f, { raw: true, open });
-  spans.push(...f.spans);
-  return { spans, pending };
+  for (const sp of f.spans) spans.push(sp);
+  return { spans: spans.list, pending };
 }
 
 function applySpans(text: string, spans: Span[]): string {
@@ -772,6 +821,11 @@ function applySpans(text: string, spans: Span[]): string {
   return out + text.slice(at);
 }
 
+// The same statement is shown by several views of one run, and many sessions run the same one:
+// each text is masked once (bounded; dropped whole when full).
+const RESULTS_LIMIT = 2000;
+const results = new Map<string, string>();
+
 /**
  * Statement text from other clients (pg_stat_activity, pg_stat_statements), with every secret it
  * carries masked as `***`. The text may be cut anywhere. Every view that shows a statement shows
@@ -779,8 +833,24 @@ function applySpans(text: string, spans: Span[]): string {
  */
 export function redactStatement(text: string): string {
   if (!mayHoldSecret(text)) return text;
-  return applySpans(text, sqlSecrets(text, 0, true).spans);
+  let out = results.get(text);
+  if (out !== undefined) return out;
+  workLeft = WORK_PER_CHAR * text.length + 10_000;
+  memo = new Map();
+  try {
+    out = applySpans(text, sqlSecrets(text, 0, true).spans);
+  } catch (err) {
+    if (!(err instanceof OverBudget)) throw err;
+    out = TOO_CONVOLUTED;
+  } finally {
+    workLeft = Number.POSITIVE_INFINITY;
+    memo = new Map();
+  }
+  if (results.size >= RESULTS_LIMIT) results.clear();
+  results.set(text, out);
+  return out;
 }
+
 
 /** Removes passwords from any URL or conninfo string inside `text` (messages, targets). */
 export function redactSecrets(text: string): string {
