@@ -121,7 +121,7 @@ function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCod
 /** The entry point: parses argv, runs the command, and sets the exit status. */
 export async function main(argv: string[], output: Output = processOutput()): Promise<ExitCodeValue> {
   const controller = new AbortController();
-  const ctx: CommandContext = { output, env: process.env, signal: controller.signal, version: pkg.version, exitCode: ExitCode.OK, json: false };
+  const ctx: CommandContext = { output, env: process.env, signal: controller.signal, version: pkg.version, exitCode: ExitCode.OK, json: false, argv: argv.slice(2), notices: new Set() };
   let interrupts = 0;
   const onSigint = () => {
     interrupts++;

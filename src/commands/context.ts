@@ -7,7 +7,7 @@ import { resolveConnectionTarget } from '../db/target.js';
 import type { SessionOptions } from '../db/session.js';
 import type { Output } from '../ui/output.js';
 import { createProgress, withProgress } from '../ui/progress.js';
-import { describeTarget } from '../core/target.js';
+import { commandLinePasswordWarning, describeTarget } from '../core/target.js';
 
 /** What every command gets from cli.ts: where to write, the environment, Ctrl-C, and its exit code. */
 export interface CommandContext {
@@ -19,6 +19,10 @@ export interface CommandContext {
   exitCode: ExitCodeValue;
   /** Set by commands that print JSON, so a failure is reported as a JSON document too. */
   json: boolean;
+  /** The command line as typed (after `node dbdoctor`), when there is one. */
+  argv?: readonly string[];
+  /** Warnings already given in this run (shared by the steps the guide runs), to give each once. */
+  notices?: Set<string>;
 }
 
 export interface ConnectionCliOptions extends ConnectionFlags {
@@ -39,7 +43,7 @@ export function addConnectionOptions(cmd: Command): Command {
 }
 
 export function targetFrom(opts: ConnectionCliOptions, ctx: CommandContext): Target {
-  return resolveConnectionTarget(
+  const target = resolveConnectionTarget(
     {
       host: opts.host,
       port: opts.port,
@@ -50,6 +54,13 @@ export function targetFrom(opts: ConnectionCliOptions, ctx: CommandContext): Tar
     },
     ctx.env,
   );
+  // a password on the command line: said once per run, on stderr (never the password itself)
+  const warning = commandLinePasswordWarning(opts.dbname, ctx.argv ?? []);
+  if (warning && !ctx.notices?.has('password-on-command-line')) {
+    ctx.notices?.add('password-on-command-line');
+    ctx.output.err(ctx.output.errStyle.yellow(`warning: ${warning}`));
+  }
+  return target;
 }
 
 export function sessionOptions(opts: ConnectionCliOptions, ctx: CommandContext): SessionOptions {

@@ -35,6 +35,19 @@ export interface RawError {
   message?: unknown;
   errors?: unknown;
   detail?: unknown;
+  /** Set on an error the server sent (an ErrorResponse): ERROR, FATAL, PANIC. */
+  severity?: unknown;
+  /** The server function that raised it (the ErrorResponse's R field): structure, never a name. */
+  routine?: unknown;
+}
+
+/**
+ * Whether the server sent this error (an ErrorResponse with a severity and a SQLSTATE). Its message
+ * then holds names any client chose (roles, databases) and may be translated (lc_messages): it is
+ * shown, and classified by its SQLSTATE and routine only, never by its words.
+ */
+export function isServerError(e: RawError): boolean {
+  return typeof e.severity === 'string' && typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code);
 }
 
 function codeOf(e: RawError): string | undefined {
@@ -62,9 +75,29 @@ const TLS_CODES = new Set([
 ]);
 
 
+/** A TLS failure by its code: OpenSSL's certificate codes, Node's ERR_TLS_* and ERR_SSL_*. */
+function isTlsCode(code: string): boolean {
+  return TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || /CERT/.test(code);
+}
+
+/**
+ * Where a 53300 (too many connections) comes from, by the server function that raised it: a
+ * role's or a database's CONNECTION LIMIT, or the server's slots. The message names the role or
+ * database, which anyone who may create one chose; it is not read.
+ */
+function connectionLimitOf(routine: unknown): 'role' | 'database' | null {
+  if (routine === 'InitializeSessionUserId') return 'role';
+  if (routine === 'CheckMyDatabase') return 'database';
+  return null;
+}
+
 /**
  * Turns a connection-time error into the cause an on-call engineer needs: which step failed, why,
  * what to do next, and the exit code (unreachable: CRITICAL; dbdoctor's own set-up: UNKNOWN).
+ *
+ * An error the server sent is classified by its SQLSTATE (and, for 53300, the routine that raised
+ * it); an error with a Node code by that code; only node-postgres' own errors, which have neither
+ * and whose fixed texts hold no name, by their words.
  */
 export function classifyConnectError(err: RawError, ctx: FailureContext): ConnectFailure {
   const code = codeOf(err);
@@ -97,7 +130,7 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
     case 'ETIMEDOUT':
       return timeout();
     case '28P01':
-      return f('auth', 'auth_failed', `password authentication failed for ${who} at ${where}`, 'check the password (PGPASSWORD, ~/.pgpass, the URL) and that the role exists', ExitCode.UNKNOWN);
+      return f('auth', 'auth_failed', `password authentication failed for ${who} at ${where}`, 'check the password (PGPASSWORD, ~/.pgpass, or wherever it was given) and that the role exists', ExitCode.UNKNOWN);
     case '28000':
       return f('auth', 'auth_rejected', `the server rejected ${who} from this host at ${where}: ${rawMessage}`, 'check pg_hba.conf for this client address, user and database, and whether it requires SSL (--dbname "sslmode=require ...")', ExitCode.UNKNOWN);
     case '3D000':
@@ -111,16 +144,18 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
         ctx.serverMajor === undefined || ctx.serverMajor >= 16
           ? 'superusers can still use superuser_reserved_connections, and (PostgreSQL 16+) roles granted pg_use_reserved_connections can use reserved_connections'
           : 'superusers can still use superuser_reserved_connections';
-      const perLimit = /too many connections for (role|database)/i.test(rawMessage);
+      const limit = isServerError(err) ? connectionLimitOf(err.routine) : null;
+      if (limit === 'role') {
+        return f('slots', 'connection_limit', `the role CONNECTION LIMIT of "${ctx.user}" is reached: ${rawMessage}`, `raise it with ALTER ROLE ... CONNECTION LIMIT, or free sessions of role "${ctx.user}"`, ExitCode.CRITICAL);
+      }
+      if (limit === 'database') {
+        return f('slots', 'connection_limit', `the database CONNECTION LIMIT of "${ctx.dbname}" is reached: ${rawMessage}`, `raise it with ALTER DATABASE ... CONNECTION LIMIT, or free sessions of database "${ctx.dbname}"`, ExitCode.CRITICAL);
+      }
       return f(
         'slots',
-        perLimit ? 'connection_limit' : 'out_of_slots',
-        perLimit
-          ? `the ${/role/i.test(rawMessage) ? 'role' : 'database'} CONNECTION LIMIT is reached: ${rawMessage}`
-          : `the server is out of connection slots for ordinary roles (${rawMessage})`,
-        perLimit
-          ? 'raise it with ALTER ROLE/DATABASE ... CONNECTION LIMIT, or free sessions of that role or database'
-          : `${reserved}; connect as such a role (dbdoctor -U postgres ...) and run: dbdoctor connections`,
+        'out_of_slots',
+        `the server is out of connection slots for ordinary roles (${rawMessage})`,
+        `${reserved}; connect as such a role (dbdoctor -U postgres ...) and run: dbdoctor connections`,
         ExitCode.CRITICAL,
       );
     }
@@ -131,16 +166,31 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
       return f('startup', 'shutting_down', `the server ended the session: ${rawMessage}`, 'the server is shutting down or the session was terminated; retry in a moment', ExitCode.CRITICAL);
     case '08P01':
       return f('protocol', 'protocol_violation', `the server broke the protocol: ${rawMessage}`, 'is this PostgreSQL (or PgBouncer) on that port?', ExitCode.CRITICAL);
+    case 'ENOENT':
+      // a Unix socket directory without the server's socket in it
+      return f('tcp', 'refused', `no server socket for port ${ctx.port} in ${ctx.host}: the server is down, or the socket directory or port is wrong`, 'check the server is running (pg_isready, systemctl status postgresql), the port, and unix_socket_directories', ExitCode.CRITICAL);
     default:
       break;
   }
-  // node-postgres' words for an answer to the SSLRequest that is neither 'S' nor 'N': whatever
-  // listens there does not speak PostgreSQL's protocol (or a server failed before it could).
+  if (isServerError(err)) {
+    // another refusal from the server itself: its SQLSTATE class says which kind
+    if (code!.startsWith('28')) {
+      return f('auth', 'auth_rejected', `the server rejected ${who} at ${where}: ${rawMessage} (SQLSTATE ${code})`, 'check the role, its password and pg_hba.conf', ExitCode.UNKNOWN);
+    }
+    return f('startup', 'server_refused', `the server at ${where} refused the connection: ${rawMessage} (SQLSTATE ${code})`, 'check the server log for why', ExitCode.CRITICAL);
+  }
+  if (code) {
+    // a Node error: its message holds host names and paths (-h "/tmp/timed out"): only the code counts
+    if (isTlsCode(code)) {
+      return f('tls', 'tls_certificate', `TLS failed at ${where}: ${rawMessage || code}`, `check the server certificate and sslrootcert; sslmode is ${ctx.sslmode} (verify-ca/verify-full check the certificate)`, ExitCode.UNKNOWN);
+    }
+    return f('protocol', 'unexpected_reply', `could not talk PostgreSQL with ${where}: ${rawMessage || code}`, 'is this PostgreSQL (or PgBouncer) on that port?', ExitCode.CRITICAL);
+  }
+  // From here on, node-postgres' own errors: no SQLSTATE, no code, fixed words without names.
+  // Its words for an answer to the SSLRequest that is neither 'S' nor 'N': whatever listens there
+  // does not speak PostgreSQL's protocol (or a server failed before it could).
   if (/There was an error establishing an SSL connection/i.test(rawMessage)) {
     return f('protocol', 'unexpected_reply', `${where} did not answer like PostgreSQL (its reply to the SSL request was neither yes nor no)`, 'is this PostgreSQL (or PgBouncer) on that port? check the host and port; if it is, check the server log', ExitCode.CRITICAL);
-  }
-  if (code && TLS_CODES.has(code)) {
-    return f('tls', 'tls_certificate', `TLS failed at ${where}: ${rawMessage || code}`, `check the server certificate and sslrootcert; sslmode is ${ctx.sslmode} (verify-ca/verify-full check the certificate)`, ExitCode.UNKNOWN);
   }
   if (/does not support SSL/i.test(rawMessage)) {
     return f('tls', 'tls_unsupported', `the server at ${where} does not support SSL, and sslmode=${ctx.sslmode} requires it`, 'use sslmode=prefer or disable, or enable ssl on the server', ExitCode.UNKNOWN);
@@ -150,7 +200,7 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
   }
   if (/timeout expired|timed out|Connection terminated due to connection timeout/i.test(rawMessage)) return timeout();
   if (/client password must be a (?:non-empty )?string|Password must be a string|password authentication/i.test(rawMessage)) {
-    return f('auth', 'no_password', `the server asks for a password for ${who} and none was given`, 'set PGPASSWORD, add a ~/.pgpass entry, or put it in the URL', ExitCode.UNKNOWN);
+    return f('auth', 'no_password', `the server asks for a password for ${who} and none was given`, 'set PGPASSWORD or add a ~/.pgpass entry (a password on the command line is visible to other users)', ExitCode.UNKNOWN);
   }
   if (/terminated unexpectedly|ended unexpectedly|Connection terminated/i.test(rawMessage)) {
     return f('protocol', 'closed', `${where} closed the connection during start-up`, 'is this PostgreSQL on that port? check the server log (out of memory, crash, proxy)', ExitCode.CRITICAL);

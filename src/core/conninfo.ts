@@ -27,6 +27,51 @@ const KNOWN = new Set([
   'application_name',
 ]);
 
+/** libpq's connection keywords (PostgreSQL 18): names that can be shown, never a secret. */
+const LIBPQ_KEYWORDS = new Set([
+  ...KNOWN,
+  'username',
+  'database',
+  'hostaddr',
+  'passfile',
+  'require_auth',
+  'channel_binding',
+  'options',
+  'fallback_application_name',
+  'keepalives',
+  'keepalives_idle',
+  'keepalives_interval',
+  'keepalives_count',
+  'tcp_user_timeout',
+  'replication',
+  'gssencmode',
+  'sslnegotiation',
+  'sslcompression',
+  'sslcert',
+  'sslkey',
+  'sslpassword',
+  'sslcertmode',
+  'sslcrl',
+  'sslcrldir',
+  'sslsni',
+  'requirepeer',
+  'ssl_min_protocol_version',
+  'ssl_max_protocol_version',
+  'krbsrvname',
+  'gsslib',
+  'gssdelegation',
+  'target_session_attrs',
+  'load_balance_hosts',
+  'min_protocol_version',
+  'max_protocol_version',
+  'scram_client_key',
+  'scram_server_key',
+  'oauth_issuer',
+  'oauth_client_id',
+  'oauth_client_secret',
+  'oauth_scope',
+]);
+
 /** libpq ignores keywords it does not use for the connection itself; so do we, except typos we can name. */
 function assign(out: ConnParams, key: string, value: string): void {
   const k = key === 'username' ? 'user' : key === 'database' ? 'dbname' : key;
@@ -51,7 +96,11 @@ export function parseConninfo(s: string): ConnParams {
   let i = 0;
   const n = s.length;
   const fail = (why: string) =>
-    new UsageError(`invalid connection string: ${why}`, "write it as key=value pairs, e.g. \"host=db1 dbname=app\"");
+    new UsageError(`invalid connection string: ${why}`, "write it as key=value pairs, e.g. \"host=db1 dbname=app\"; put a value with spaces in single quotes");
+  // A message names a key only when it is one of libpq's keywords: any other word may be a piece of
+  // a password (an unquoted one with a space in it), and is never echoed.
+  const named = (key: string) => (LIBPQ_KEYWORDS.has(key) ? `"${key}"` : 'a key');
+  let previous: string | undefined;
   while (i < n) {
     while (i < n && /\s/.test(s[i]!)) i++;
     if (i >= n) break;
@@ -59,7 +108,10 @@ export function parseConninfo(s: string): ConnParams {
     while (i < n && /[A-Za-z0-9_]/.test(s[i]!)) i++;
     const key = s.slice(keyStart, i);
     while (i < n && /\s/.test(s[i]!)) i++;
-    if (!key || s[i] !== '=') throw fail(`expected "=" after ${JSON.stringify(key || s.slice(keyStart, keyStart + 10))}`);
+    if (!key || s[i] !== '=') {
+      if (key && LIBPQ_KEYWORDS.has(key)) throw fail(`expected "=" after "${key}"`);
+      throw fail(`expected key=value ${previous === undefined ? 'at the start' : `after the value of ${named(previous)}`}`);
+    }
     i++;
     while (i < n && /\s/.test(s[i]!)) i++;
     let value = '';
@@ -80,7 +132,7 @@ export function parseConninfo(s: string): ConnParams {
           i++;
         }
       }
-      if (!closed) throw fail(`unterminated quoted value for "${key}"`);
+      if (!closed) throw fail(`unterminated quoted value for ${named(key)}`);
     } else {
       while (i < n && !/\s/.test(s[i]!)) {
         if (s[i] === '\\' && i + 1 < n) i++;
@@ -89,6 +141,7 @@ export function parseConninfo(s: string): ConnParams {
       }
     }
     assign(out, key, value);
+    previous = key;
   }
   return out;
 }
@@ -126,18 +179,6 @@ export function parseDbnameArg(s: string): ConnParams {
   return { dbname: s };
 }
 
-/** Removes passwords from any URL or conninfo string inside `text`. */
-export function redactSecrets(text: string): string {
-  return text
-    .replace(/(postgres(?:ql)?:\/\/[^:/?#@\s]*:)[^@\s]*@/gi, '$1***@')
-    .replace(/(password\s*=\s*)('(?:\\.|[^'])*'|\S+)/gi, '$1***');
-}
-
-/**
- * Statement text from other clients, with the secrets a statement can carry masked: passwords in
- * URLs and conninfo strings, and `PASSWORD '...'` literals (CREATE/ALTER ROLE). Every view that
- * shows a statement shows it through this.
- */
-export function redactStatement(text: string): string {
-  return redactSecrets(text).replace(/(\bpassword\s+)(E?'(?:''|\\.|[^'])*'?|\$\$[\s\S]*?(?:\$\$|$))/gi, '$1***');
-}
+// Masking lives in its own module (a tokenizer after PostgreSQL's lexer); these names stay here for
+// the callers that import them from conninfo.
+export { redactSecrets, redactStatement } from './redact.js';

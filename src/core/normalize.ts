@@ -7,7 +7,13 @@
  * inside a string literal is part of the literal, and a quote inside a comment is part of the
  * comment. A literal cut off at the end (query text is truncated by track_activity_query_size) is
  * still a literal.
+ *
+ * The normalized text is shown (queries --group, diagnose), so it is built from the statement with
+ * its secrets masked (redactStatement): what this lexer reads differently from the server's (a
+ * dollar quote glued to a word, standard_conforming_strings off) cannot carry a secret out.
  */
+import { redactStatement } from './redact.js';
+
 const TOKENS = new RegExp(
   [
     // comments (an unterminated block comment runs to the end)
@@ -40,7 +46,7 @@ export function normalizeStatement(sql: string): string {
   let out = memo.get(sql);
   if (out === undefined) {
     if (memo.size >= MEMO_LIMIT) memo.clear();
-    out = normalize(sql);
+    out = normalize(redactStatement(sql));
     memo.set(sql, out);
   }
   return out;

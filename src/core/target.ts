@@ -1,4 +1,4 @@
-import { type ConnParams, parseDbnameArg, parseUrl } from './conninfo.js';
+import { type ConnParams, looksLikeUrl, parseDbnameArg, parseUrl } from './conninfo.js';
 import { MAX_TIMEOUT_MS, parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
 
@@ -139,4 +139,24 @@ export function describeTarget(t: Pick<Target, 'host' | 'port' | 'user' | 'dbnam
   const host = t.host.includes(':') ? `[${t.host}]` : t.host;
   if (t.host.startsWith('/')) return `${t.user}@${t.dbname} via socket ${t.host} port ${t.port}`;
   return `postgres://${encodeURIComponent(t.user)}@${host}:${t.port}/${encodeURIComponent(t.dbname)}`;
+}
+
+/**
+ * The one-line warning for a password written on the command line (a URL or conninfo string in
+ * -d/--dbname): every user of the machine can read a process's arguments (ps, /proc/<pid>/cmdline).
+ * `argv` is the command line as typed: a -d that is not on it (the guide's own, built from a
+ * password it asked for) is not warned about. Null when there is nothing to warn about. The
+ * password itself is never part of it.
+ */
+export function commandLinePasswordWarning(dbname: string | undefined, argv: readonly string[]): string | null {
+  if (dbname === undefined || !argv.some((a) => a === dbname || a === `--dbname=${dbname}` || a === `-d${dbname}`)) return null;
+  let password: string | undefined;
+  try {
+    password = parseDbnameArg(dbname).password;
+  } catch {
+    return null; // not parsed: resolving the target reports it (and never echoes the password)
+  }
+  if (password === undefined || password === '') return null;
+  const what = looksLikeUrl(dbname) ? 'URL' : 'connection string';
+  return `the password in the -d ${what} is visible to other users of this machine (ps); give it in PGPASSWORD or ~/.pgpass instead`;
 }

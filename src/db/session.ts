@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { connect as netConnect, Socket } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
-import { classifyConnectError, type ConnectFailure, type RawError } from '../core/classify.js';
+import { classifyConnectError, type ConnectFailure, isServerError, type RawError } from '../core/classify.js';
 import { MAX_TIMEOUT_MS } from '../core/duration.js';
 import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
@@ -126,7 +126,9 @@ function attemptsFor(t: Target): Array<'ssl' | 'plain'> {
 
 function shouldFallBack(t: Target, err: RawError): boolean {
   const msg = typeof err.message === 'string' ? err.message : '';
-  if (t.sslmode === 'prefer') return /does not support SSL/i.test(msg);
+  // node-postgres' own words for the server's 'N' to the SSLRequest (no code, no SQLSTATE: the
+  // words of an error the server sent are never read)
+  if (t.sslmode === 'prefer') return err.code === undefined && !isServerError(err) && /does not support SSL/i.test(msg);
   if (t.sslmode === 'allow') return err.code === '28000';
   return false;
 }
@@ -212,7 +214,10 @@ export function queryError(err: unknown, t: Target, statementTimeoutMs: number, 
     default:
       break;
   }
-  if (/terminated|ECONNRESET|EPIPE|not queryable|ended unexpectedly|closed/i.test(message) || code === 'ECONNRESET') {
+  // A lost connection: Node's codes, or node-postgres' own words (never the words of an error the
+  // server sent: they hold names any client chose, and a table called "closed" is no lost server).
+  const clientSide = !isServerError(e);
+  if (code === 'ECONNRESET' || code === 'EPIPE' || (clientSide && code === undefined && /terminated|not queryable|ended unexpectedly|closed/i.test(message))) {
     return new DbdoctorError(`lost the connection to ${t.host}:${t.port}: ${message}`, {
       exitCode: ExitCode.CRITICAL,
       hint: 'the server went away (shutdown, crash or network); run: dbdoctor check',

@@ -164,7 +164,8 @@ describe('dbdoctor runs into its own timeouts', () => {
     const chain = await lockChain(s, { app: 'rel-chain' }, 1);
     const lock = await holdLock(s, 'pg_catalog.pg_settings');
     try {
-      const r = await runCli(['diagnose', '-d', s.url(), '--json', ...flags]);
+      // the password in PGPASSWORD: one in -d is warned about on stderr, and stderr is checked empty
+      const r = await runCli(['diagnose', '-d', s.url({ password: '' }), '--json', ...flags], { env: { PGPASSWORD: s.password } });
       const report = (JSON.parse(r.stdout) as { report: { unavailable: Array<{ what: string; reason: string }>; findings: Array<{ id: string; evidence: { pids: number[] } }> } }).report;
       expect(report.unavailable.map((u) => u.what)).toEqual(['settings', 'statements']);
       for (const u of report.unavailable) expect(u.reason).toMatch(reason);

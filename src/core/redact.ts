@@ -1,0 +1,862 @@
+/**
+ * Secrets in text that other clients control, masked where they are: statement texts from
+ * pg_stat_activity and pg_stat_statements, and error messages and targets that may hold a URL or a
+ * conninfo string. Pure: no I/O.
+ *
+ * A statement is read as PostgreSQL's lexer (src/backend/parser/scan.l) reads it, not by patterns
+ * over its text: string constants in every form ('', E'' with backslash escapes, U&'' with
+ * UESCAPE, N'', B'', X'', dollar quotes with tags), doubled quotes, constants split over lines that
+ * the server joins, quoted identifiers (U&"" too), `--` and nested block comments anywhere between
+ * tokens, and no whitespace needed between a word and a literal (`PASSWORD'x'`). The text may be
+ * cut anywhere (track_activity_query_size): a literal or comment left open runs to the end.
+ *
+ * What is masked (the secret's characters replaced by `***`, the statement's shape kept):
+ * - the literal (or, after `=`/`TO`, the word) that follows a name holding "password" or "secret":
+ *   `CREATE/ALTER ROLE|USER|GROUP ... PASSWORD '...'`, `USER MAPPING ... OPTIONS (password '...')`,
+ *   `ADD`/`SET password '...'`, `SET app.password = ...`, a column compared with a literal;
+ * - inside every literal, quoted identifier and comment: conninfo values of `password=`,
+ *   `sslpassword=`, `oauth_client_secret=` (quoted values with spaces and `\'` as libpq allows),
+ *   the password of a `postgres(ql)://user:password@` URL and password query parameters;
+ * - inside every literal and comment again, read as SQL (a DO block, an EXECUTE string, a
+ *   commented-out statement), a few levels deep;
+ * - a literal built by concatenation or format() after a text that ends where a password starts
+ *   (`'... password=' || '...'`, `format('... PASSWORD %L', ...)`): the literals after it, up to
+ *   the end of the call or statement.
+ * Whether the client had standard_conforming_strings on or off is not known, so a text with a
+ * backslash is read both ways and what either reading finds is masked; likewise with a dollar quote
+ * glued to a word, and from every `;` on, so that one misread (or failed, or garbled) statement does
+ * not hide the next. Over-masking a literal that merely follows such a name is accepted; leaving
+ * part of a secret is not.
+ *
+ * The work per statement is bounded (any client can write a text built to make the readings
+ * diverge, and dbdoctor reads thousands at once): past the bound, the statement is not shown at all.
+ */
+
+type Span = [number, number];
+
+const MASK = '***';
+/** Literals inside literals (a DO block's EXECUTE '...''...''...') are read this many levels deep. */
+const MAX_DEPTH = 4;
+
+/**
+ * The work one statement may cost (characters lexed, decoded and searched), per character of it:
+ * far above what any statement takes, and a bound on what a text built to make the readings
+ * diverge can cost (any client can write one, and dbdoctor reads thousands at once). Past it the
+ * statement is not shown at all (TOO_CONVOLUTED).
+ */
+const WORK_PER_CHAR = 200;
+const TOO_CONVOLUTED = '*** (statement not shown: too convoluted to mask its secrets safely)';
+class OverBudget extends Error {}
+let workLeft = Number.POSITIVE_INFINITY;
+function spend(units: number): void {
+  workLeft -= units;
+  if (workLeft < 0) throw new OverBudget();
+}
+/** A name whose value is a secret: password, sslpassword, oauth_client_secret, "password" ... */
+const SECRET_NAME = /password|secret/i;
+const SECRET_WORDS = /password|secret|postgres/i;
+const SECRET_HINTS = /password|secret|postgres|\\|&/i;
+const CONTINUED = /'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/;
+/** Any of the above, to find the last place in a text where a secret may start. */
+const ANY_HINT = /password|secret|postgres|\\|&|'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/gi;
+
+/**
+ * Whether a text (or a literal, read again as SQL) may hold a secret at all: every form masked
+ * needs one of these words, a backslash or U& escape, or a word split over a constant continued
+ * on the next line (`'pass'` newline `'word=...'`: the text without quotes, whitespace and `--`
+ * comments then holds the word). Most statements hold none and are passed through at once.
+ */
+function mayHoldSecret(text: string): boolean {
+  if (SECRET_HINTS.test(text)) return true;
+  return CONTINUED.test(text) && SECRET_WORDS.test(text.replace(/['\s]|--[^\n\r]*/g, ''));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Characters, as scan.l classifies them (bytes >= 0x80 are identifier characters)
+
+function isSpace(c: string | undefined): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+}
+function isNewline(c: string | undefined): boolean {
+  return c === '\n' || c === '\r';
+}
+function isDigit(c: string | undefined): boolean {
+  return c !== undefined && c >= '0' && c <= '9';
+}
+function isHex(c: string | undefined): boolean {
+  return c !== undefined && /^[0-9A-Fa-f]$/.test(c);
+}
+function isIdentStart(c: string | undefined): boolean {
+  if (c === undefined) return false;
+  const k = c.charCodeAt(0);
+  return (k >= 65 && k <= 90) || (k >= 97 && k <= 122) || k === 95 || k >= 0x80;
+}
+function isIdentCont(c: string | undefined): boolean {
+  return isIdentStart(c) || isDigit(c) || c === '$';
+}
+const OP_CHARS = '~!@#^&|`?+-*/%<>=';
+function isOpChar(c: string | undefined): boolean {
+  return c !== undefined && OP_CHARS.includes(c);
+}
+/** `$$` or `$tag$` (a tag is an identifier without `$`). */
+const DOLLAR_DELIM = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y;
+
+function dollarDelimAt(s: string, i: number): string | null {
+  DOLLAR_DELIM.lastIndex = i;
+  return DOLLAR_DELIM.exec(s)?.[0] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+/** The content of one quoted piece, quotes excluded, as offsets into the text. */
+interface Part {
+  start: number;
+  end: number;
+}
+
+/** q: standard; e: backslash escapes; u: U&; b, x: bit strings; dollar: $tag$...$tag$. */
+type Form = 'q' | 'e' | 'u' | 'b' | 'x' | 'dollar';
+
+interface StringTok {
+  kind: 'string';
+  start: number;
+  end: number;
+  form: Form;
+  /** Pieces the server joins into one constant (split over lines). */
+  parts: Part[];
+  /** Cut off at the end of the text. */
+  open: boolean;
+}
+interface IdentTok {
+  kind: 'ident';
+  start: number;
+  end: number;
+  /** no: a plain word (folded to lower case); plain: "..."; unicode: U&"..." */
+  quoted: 'no' | 'plain' | 'unicode';
+  content: Part;
+}
+interface CommentTok {
+  kind: 'comment';
+  start: number;
+  end: number;
+  body: Part;
+}
+interface OtherTok {
+  kind: 'op' | 'param' | 'number' | 'punct';
+  start: number;
+  end: number;
+  text: string;
+}
+type Tok = StringTok | IdentTok | CommentTok | OtherTok;
+
+/** Where a nested block comment starting at `i` ends, and where its body ends. */
+function blockComment(s: string, i: number): { end: number; bodyEnd: number } {
+  let depth = 0;
+  let j = i + 2;
+  while (j < s.length) {
+    if (s[j] === '/' && s[j + 1] === '*') {
+      depth++;
+      j += 2;
+    } else if (s[j] === '*' && s[j + 1] === '/') {
+      if (depth === 0) return { end: j + 2, bodyEnd: j };
+      depth--;
+      j += 2;
+    } else {
+      j++;
+    }
+  }
+  return { end: s.length, bodyEnd: s.length };
+}
+
+/**
+ * A quoted string constant whose opening quote is at `q`: its pieces, joined as the server joins
+ * them (`'a'` newline `'b'`, with only whitespace and `--` comments between, at least one newline).
+ */
+function quotedString(s: string, start: number, q: number, form: Exclude<Form, 'dollar'>): StringTok {
+  const n = s.length;
+  const parts: Part[] = [];
+  let pos = q + 1;
+  for (;;) {
+    const contentStart = pos;
+    while (pos < n) {
+      const c = s[pos];
+      if (form === 'e' && c === '\\') {
+        pos += 2;
+      } else if (c === "'") {
+        if (form !== 'b' && form !== 'x' && s[pos + 1] === "'") pos += 2;
+        else break;
+      } else {
+        pos++;
+      }
+    }
+    if (pos >= n) {
+      parts.push({ start: contentStart, end: n });
+      return { kind: 'string', start, end: n, form, parts, open: true };
+    }
+    parts.push({ start: contentStart, end: pos });
+    pos++;
+    // quotecontinue: whitespace and -- comments with at least one newline, then a quote
+    let k = pos;
+    let newline = false;
+    while (k < n) {
+      if (isNewline(s[k])) {
+        newline = true;
+        k++;
+      } else if (isSpace(s[k])) {
+        k++;
+      } else if (s[k] === '-' && s[k + 1] === '-') {
+        while (k < n && !isNewline(s[k])) k++;
+      } else {
+        break;
+      }
+    }
+    if (newline && s[k] === "'") {
+      pos = k + 1;
+      continue;
+    }
+    return { kind: 'string', start, end: pos, form, parts, open: false };
+  }
+}
+
+function quotedIdent(s: string, start: number, q: number, quoted: 'plain' | 'unicode'): IdentTok {
+  const n = s.length;
+  let pos = q + 1;
+  while (pos < n) {
+    if (s[pos] === '"') {
+      if (s[pos + 1] === '"') pos += 2;
+      else break;
+    } else {
+      pos++;
+    }
+  }
+  return { kind: 'ident', start, end: Math.min(pos + 1, n), quoted, content: { start: q + 1, end: Math.min(pos, n) } };
+}
+
+/**
+ * How a text is read. scsOff: standard_conforming_strings off ('' takes backslash escapes).
+ * gluedDollar: a dollar quote may start right after a word (`PASSWORD$$x$$`); the server reads
+ * that as one word and fails, and shows the text all the same.
+ */
+interface Mode {
+  scsOff: boolean;
+  gluedDollar: boolean;
+}
+
+/**
+ * The tokens of one statement of `s` from `from`, comments included, as scan.l finds them: up to
+ * and including the `;` that ends it. `next` is where the next statement starts (or the end).
+ */
+function lex(s: string, mode: Mode, from = 0): { toks: Tok[]; next: number } {
+  const scsOff = mode.scsOff;
+  const n = s.length;
+  const out: Tok[] = [];
+  let i = from;
+  while (i < n) {
+    const c = s[i]!;
+    const c1 = s[i + 1];
+    if (isSpace(c)) {
+      i++;
+      continue;
+    }
+    if (c === '-' && c1 === '-') {
+      let j = i + 2;
+      while (j < n && !isNewline(s[j])) j++;
+      out.push({ kind: 'comment', start: i, end: j, body: { start: i + 2, end: j } });
+      i = j;
+      continue;
+    }
+    if (c === '/' && c1 === '*') {
+      const { end, bodyEnd } = blockComment(s, i);
+      out.push({ kind: 'comment', start: i, end, body: { start: i + 2, end: bodyEnd } });
+      i = end;
+      continue;
+    }
+    let tok: Tok | null = null;
+    if (c === "'") {
+      tok = quotedString(s, i, i, scsOff ? 'e' : 'q');
+    } else if (c === '"') {
+      tok = quotedIdent(s, i, i, 'plain');
+    } else if (isIdentStart(c)) {
+      const low = c.toLowerCase();
+      if (c1 === "'" && (low === 'e' || low === 'b' || low === 'x' || low === 'n')) {
+        tok = quotedString(s, i, i + 1, low === 'e' ? 'e' : low === 'b' ? 'b' : low === 'x' ? 'x' : scsOff ? 'e' : 'q');
+      } else if (low === 'u' && c1 === '&' && s[i + 2] === "'") {
+        tok = quotedString(s, i, i + 2, 'u');
+      } else if (low === 'u' && c1 === '&' && s[i + 2] === '"') {
+        tok = quotedIdent(s, i, i + 2, 'unicode');
+      } else {
+        let j = i + 1;
+        while (j < n && isIdentCont(s[j]) && !(mode.gluedDollar && s[j] === '$' && dollarDelimAt(s, j))) j++;
+        tok = { kind: 'ident', start: i, end: j, quoted: 'no', content: { start: i, end: j } };
+      }
+    } else if (c === '$') {
+      if (isDigit(c1)) {
+        let j = i + 1;
+        while (j < n && isDigit(s[j])) j++;
+        tok = { kind: 'param', start: i, end: j, text: s.slice(i, j) };
+      } else {
+        const delim = dollarDelimAt(s, i);
+        if (delim) {
+          const from = i + delim.length;
+          const close = s.indexOf(delim, from);
+          tok =
+            close < 0
+              ? { kind: 'string', start: i, end: n, form: 'dollar', parts: [{ start: from, end: n }], open: true }
+              : { kind: 'string', start: i, end: close + delim.length, form: 'dollar', parts: [{ start: from, end: close }], open: false };
+        } else {
+          tok = { kind: 'punct', start: i, end: i + 1, text: '$' };
+        }
+      }
+    } else if (isDigit(c) || (c === '.' && isDigit(c1))) {
+      let j = i;
+      while (j < n && (isDigit(s[j]) || s[j] === '_')) j++;
+      if (s[j] === '.' && s[j + 1] !== '.') {
+        j++;
+        while (j < n && isDigit(s[j])) j++;
+      }
+      if ((s[j] === 'e' || s[j] === 'E') && (isDigit(s[j + 1]) || ((s[j + 1] === '+' || s[j + 1] === '-') && isDigit(s[j + 2])))) {
+        j += 2;
+        while (j < n && isDigit(s[j])) j++;
+      }
+      tok = { kind: 'number', start: i, end: j, text: s.slice(i, j) };
+    } else if (c === ':' && c1 === '=') {
+      tok = { kind: 'op', start: i, end: i + 2, text: ':=' };
+    } else if (isOpChar(c)) {
+      // an operator ends where a comment starts
+      let j = i + 1;
+      while (j < n && isOpChar(s[j]) && !(s[j] === '-' && s[j + 1] === '-') && !(s[j] === '/' && s[j + 1] === '*')) j++;
+      tok = { kind: 'op', start: i, end: j, text: s.slice(i, j) };
+    } else {
+      tok = { kind: 'punct', start: i, end: i + 1, text: c };
+    }
+    out.push(tok);
+    spend(tok.end - i + 1);
+    i = tok.end;
+    if (tok.kind === 'punct' && tok.text === ';') break;
+  }
+  return { toks: out, next: i };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: what the server reads a constant as, and where each character of that came from
+
+interface Decoded {
+  text: string;
+  /** For each UTF-16 unit of text: the offsets in the source it was read from. */
+  from: number[];
+  to: number[];
+}
+
+class DecodedBuilder {
+  text = '';
+  from: number[] = [];
+  to: number[] = [];
+  push(str: string, a: number, b: number): void {
+    for (let k = 0; k < str.length; k++) {
+      this.text += str[k];
+      this.from.push(a);
+      this.to.push(b);
+    }
+  }
+}
+
+function hexRun(s: string, i: number, end: number, max: number): string {
+  let j = i;
+  while (j < end && j - i < max && isHex(s[j])) j++;
+  return s.slice(i, j);
+}
+
+function codePoint(cp: number): string {
+  return cp <= 0x10ffff ? String.fromCodePoint(cp) : '\ufffd';
+}
+
+/** One piece's content, as the server reads it (bytes from \x and octal escapes as Latin-1 units). */
+function decodePart(s: string, p: Part, form: Form, esc: string, out: DecodedBuilder): void {
+  spend(p.end - p.start);
+  let i = p.start;
+  const end = p.end;
+  while (i < end) {
+    const c = s[i]!;
+    if ((form === 'q' || form === 'e' || form === 'u') && c === "'" && s[i + 1] === "'" && i + 1 < end) {
+      out.push("'", i, i + 2);
+      i += 2;
+    } else if (form === 'e' && c === '\\') {
+      const d = s[i + 1];
+      if (i + 1 >= end || d === undefined) {
+        out.push('\\', i, end);
+        i = end;
+      } else if (d >= '0' && d <= '7') {
+        let j = i + 1;
+        while (j < end && j - i <= 3 && s[j]! >= '0' && s[j]! <= '7') j++;
+        out.push(String.fromCharCode(Number.parseInt(s.slice(i + 1, j), 8) & 0xff), i, j);
+        i = j;
+      } else if (d === 'x' && isHex(s[i + 2]) && i + 2 < end) {
+        const h = hexRun(s, i + 2, end, 2);
+        out.push(String.fromCharCode(Number.parseInt(h, 16)), i, i + 2 + h.length);
+        i += 2 + h.length;
+      } else if ((d === 'u' || d === 'U') && hexRun(s, i + 2, end, d === 'u' ? 4 : 8).length === (d === 'u' ? 4 : 8)) {
+        const len = d === 'u' ? 4 : 8;
+        out.push(codePoint(Number.parseInt(s.slice(i + 2, i + 2 + len), 16)), i, i + 2 + len);
+        i += 2 + len;
+      } else {
+        const map: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+        out.push(map[d] ?? d, i, i + 2);
+        i += 2;
+      }
+    } else if (form === 'u' && c === esc) {
+      if (s[i + 1] === esc && i + 1 < end) {
+        out.push(esc, i, i + 2);
+        i += 2;
+      } else if (s[i + 1] === '+' && hexRun(s, i + 2, end, 6).length === 6) {
+        out.push(codePoint(Number.parseInt(s.slice(i + 2, i + 8), 16)), i, i + 8);
+        i += 8;
+      } else if (hexRun(s, i + 1, end, 4).length === 4) {
+        out.push(codePoint(Number.parseInt(s.slice(i + 1, i + 5), 16)), i, i + 5);
+        i += 5;
+      } else {
+        out.push(c, i, i + 1);
+        i++;
+      }
+    } else {
+      out.push(c, i, i + 1);
+      i++;
+    }
+  }
+}
+
+function decodeString(s: string, t: StringTok, esc: string): Decoded {
+  const b = new DecodedBuilder();
+  for (const p of t.parts) decodePart(s, p, t.form, esc, b);
+  return b;
+}
+
+/** A quoted identifier's name. */
+function decodeIdent(s: string, t: IdentTok, esc: string): Decoded {
+  const b = new DecodedBuilder();
+  // "" is one quote; U& escapes as in U&'' strings
+  let i = t.content.start;
+  while (i < t.content.end) {
+    if (s[i] === '"' && s[i + 1] === '"') {
+      b.push('"', i, i + 2);
+      i += 2;
+    } else {
+      const j = i;
+      while (i < t.content.end && !(s[i] === '"' && s[i + 1] === '"')) i++;
+      if (t.quoted === 'unicode') decodePart(s, { start: j, end: i }, 'u', esc, b);
+      else for (let k = j; k < i; k++) b.push(s[k]!, k, k + 1);
+    }
+  }
+  return b;
+}
+
+/**
+ * The escape characters to read the U& token at sig[i] with: its UESCAPE '<c>' when one follows;
+ * else `\`, and (the clause may be cut off with the text) every character that stands before four
+ * or +six hex digits in it.
+ */
+function uescapesOf(s: string, sig: Tok[], i: number): string[] {
+  const kw = sig[i + 1];
+  const lit = sig[i + 2];
+  if (kw?.kind === 'ident' && kw.quoted === 'no' && s.slice(kw.start, kw.end).toLowerCase() === 'uescape' && lit?.kind === 'string' && lit.form !== 'u') {
+    const d = decodeString(s, lit, '\\').text;
+    if (d.length === 1) return [d];
+  }
+  const t = sig[i]!;
+  const out = new Set(['\\']);
+  const body = s.slice(t.start, t.end);
+  for (const m of body.matchAll(/([^0-9A-Fa-f+'"\s])(?:\+[0-9A-Fa-f]{6}|[0-9A-Fa-f]{4})/g)) out.add(m[1]!);
+  return [...out];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets inside one value (a literal's content, a quoted identifier, a comment, a message)
+
+interface Found {
+  spans: Span[];
+  /** The secret certainly goes on after this text (an empty value at the end, a placeholder). */
+  wantsNext: boolean;
+  /** A secret value runs to the end of this text: it goes on if the text is concatenated. */
+  openEnd: boolean;
+  /** A URL's user:password cut off before its '@': masked when the text goes on. */
+  tails: Span[];
+}
+
+function found(): Found {
+  return { spans: [], wantsNext: false, openEnd: false, tails: [] };
+}
+
+const PLACEHOLDER = /^(?:%(?:\d+\$)?-?\d*[sILl]|\$\d+|\?)$/;
+
+/**
+ * Conninfo `password=` values (and sslpassword=, oauth_client_secret=, ...), read as libpq reads
+ * them: a value in single quotes with `\'` and `\\`, or a word up to whitespace with `\` escapes.
+ * `withQuotes` masks a quoted value's quotes too (messages: `password=***`).
+ */
+function conninfoSecrets(v: string, f: Found, opts: { withQuotes: boolean }): void {
+  const re = /(?:password|secret)\s*=(?!>)\s*/gi;
+  const n = v.length;
+  for (let m = re.exec(v); m !== null; m = re.exec(v)) {
+    const k = m.index + m[0].length;
+    if (v[k] === "'") {
+      let j = k + 1;
+      while (j < n && v[j] !== "'") j += v[j] === '\\' ? 2 : 1;
+      const end = Math.min(j, n);
+      if (opts.withQuotes) f.spans.push([k, Math.min(j + 1, n)]);
+      else f.spans.push([k + 1, end]);
+      if (j >= n) {
+        f.wantsNext = true;
+      } else if (PLACEHOLDER.test(v.slice(k + 1, end))) {
+        f.wantsNext = true;
+      }
+    } else {
+      let j = k;
+      while (j < n && !isSpace(v[j])) j += v[j] === '\\' ? 2 : 1;
+      const end = Math.min(j, n);
+      f.spans.push([k, end]);
+      if (end === k && end >= n) f.wantsNext = true;
+      else if (end >= n) f.openEnd = true;
+      if (PLACEHOLDER.test(v.slice(k, end))) f.wantsNext = true;
+    }
+    re.lastIndex = Math.max(re.lastIndex, k);
+  }
+}
+
+/**
+ * `postgres(ql)://user:password@...` URLs: the password (up to the last '@' of the URL, so a
+ * password with an unencoded '@' is masked whole) and any query parameter whose name, decoded,
+ * holds "password" or "secret". In a value the URL runs to the value's end; in raw text to
+ * whitespace. A URL cut off before its '@' (`open`) has what follows its ':' masked.
+ */
+function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }): void {
+  const re = /postgres(?:ql)?:\/\//gi;
+  const n = v.length;
+  for (let m = re.exec(v); m !== null; m = re.exec(v)) {
+    const k = m.index + m[0].length;
+    let end = n;
+    if (opts.raw) {
+      // up to whitespace only: libpq takes quotes in a URL as they are
+      end = k;
+      while (end < n && !isSpace(v[end])) end++;
+    }
+    const seg = v.slice(k, end);
+    const at = seg.lastIndexOf('@');
+    const colon = seg.indexOf(':');
+    if (at >= 0) {
+      if (colon >= 0 && colon < at) f.spans.push([k + colon + 1, k + at]);
+    } else if (colon >= 0 && end === n && !seg.slice(0, colon).includes('/')) {
+      // no '@' (yet): a password cut off, or one that goes on in a concatenated literal
+      if (opts.open) f.spans.push([k + colon + 1, n]);
+      else f.tails.push([k + colon + 1, n]);
+    }
+    // a parameter's value ends at whitespace, and in raw text at a quote (the literal's end)
+    const params = opts.raw ? /[?&]([^=&\s#]*)=([^&\s#'"]*)/g : /[?&]([^=&\s#]*)=([^&\s#]*)/g;
+    for (let p = params.exec(seg); p !== null; p = params.exec(seg)) {
+      let key = p[1]!;
+      try {
+        key = decodeURIComponent(key);
+      } catch {
+        // keep it as written
+      }
+      if (SECRET_NAME.test(key)) {
+        const vs = k + p.index + p[0].length - p[2]!.length;
+        f.spans.push([vs, k + p.index + p[0].length]);
+        if (k + p.index + p[0].length >= n) f.openEnd = true;
+      }
+    }
+    re.lastIndex = Math.max(re.lastIndex, k);
+  }
+}
+
+/** A decoded literal, quoted identifier or comment body: conninfo, URLs, and (a level down) SQL. */
+function valueSecrets(v: string, depth: number, open: boolean): Found {
+  spend(v.length);
+  const f = found();
+  conninfoSecrets(v, f, { withQuotes: false });
+  urlSecrets(v, f, { raw: false, open });
+  if (depth + 1 >= MAX_DEPTH) {
+    // too deep to read further: whatever could hold a secret goes whole, and so do the literals
+    // after it (it may end where a password starts: format('... PASSWORD %L', ...))
+    if (mayHoldSecret(v)) {
+      f.spans.push([0, v.length]);
+      f.wantsNext = true;
+    }
+  } else if (mayHoldSecret(v)) {
+    const inner = sqlSecrets(v, depth + 1, open);
+    f.spans.push(...inner.spans);
+    if (inner.pending) f.wantsNext = true;
+  }
+  return f;
+}
+
+/** Spans found by the readings of one text, each kept once (the readings find the same ones). */
+class SpanSet {
+  readonly list: Span[] = [];
+  private readonly seen = new Set<number>();
+  /** `size`: the length of the text the spans are in (a span's key is start * (size + 1) + end). */
+  constructor(private readonly size: number) {}
+  push(span: Span): void {
+    const key = span[0] * (this.size + 1) + span[1];
+    if (this.seen.has(key)) return;
+    spend(1);
+    this.seen.add(key);
+    this.list.push(span);
+  }
+}
+
+/** Decoded-text spans back to source offsets. */
+function mapSpans(d: Decoded, spans: Span[], out: SpanSet): void {
+  for (const [a, b] of spans) {
+    if (b <= a || a >= d.text.length) continue;
+    out.push([d.from[a]!, d.to[Math.min(b, d.text.length) - 1]!]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A statement
+
+/** What follows a secret-named word: a literal, a word after `=`/`TO`, a placeholder, nothing. */
+function valueAfterName(s: string, sig: Tok[], i: number): { kind: 'string'; tok: StringTok } | { kind: 'word'; tok: Tok } | { kind: 'open' } | { kind: 'none' } {
+  let sep = false;
+  for (let j = i + 1; j <= i + 4; j++) {
+    const u = sig[j];
+    if (!u) return { kind: 'open' };
+    if (u.kind === 'string') return { kind: 'string', tok: u };
+    if (u.kind === 'param') return { kind: 'open' };
+    if (u.kind === 'op') {
+      if (u.text === '=' || u.text === ':=' || u.text === '=>') {
+        sep = true;
+        continue;
+      }
+      // PASSWORDU&'x': the U went into the word, the & is an operator
+      if (u.text === '&') continue;
+      // format() placeholders: PASSWORD %L, password=%s
+      if (u.text.startsWith('%') || u.text === '?') return { kind: 'open' };
+      return { kind: 'none' };
+    }
+    if (u.kind === 'ident') {
+      const w = u.quoted === 'no' ? s.slice(u.start, u.end).toLowerCase() : '';
+      if (w === 'to') {
+        sep = true;
+        continue;
+      }
+      if (sep) return { kind: 'word', tok: u };
+      // a literal's prefix split off by a space (PASSWORD E 'x' is an error, and still shown)
+      if (w === 'e' || w === 'n' || w === 'b' || w === 'x' || w === 'u') continue;
+      return { kind: 'none' };
+    }
+    if (u.kind === 'number') return sep ? { kind: 'word', tok: u } : { kind: 'none' };
+    return { kind: 'none' };
+  }
+  return { kind: 'none' };
+}
+
+/**
+ * `PASSWORD$$x$$` is one word to the lexer (`$` continues a word) and a syntax error, yet shown:
+ * what follows the name's `$` is masked as the dollar quote it was meant to be.
+ */
+function dollarAfterName(s: string, t: IdentTok, out: SpanSet): void {
+  const word = s.slice(t.start, t.end);
+  const m = /password|secret/i.exec(word);
+  if (!m) return;
+  const d = word.indexOf('$', m.index);
+  if (d < 0) return;
+  const at = t.start + d;
+  const delim = dollarDelimAt(s, at);
+  if (delim) {
+    const close = s.indexOf(delim, at + delim.length);
+    out.push([at + delim.length, close < 0 ? s.length : close]);
+  } else {
+    out.push([at + 1, t.end]);
+  }
+}
+
+/** One reading of the statement (standard_conforming_strings on or off). Returns: a secret goes on past the end. */
+function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out: SpanSet): boolean {
+  const sig: Tok[] = [];
+  for (const t of toks) {
+    if (t.kind !== 'comment') {
+      sig.push(t);
+      continue;
+    }
+    const body = s.slice(t.body.start, t.body.end);
+    const f = valueSecrets(body, depth, open && t.end >= s.length);
+    for (const [a, b] of f.spans) out.push([t.body.start + a, t.body.start + b]);
+  }
+  const whole = new Set<Tok>();
+  let paren = 0;
+  // A secret that goes on in later literals: up to the end of the enclosing call or statement
+  // (format('... PASSWORD %L', r, 'x'), concat('password=', 'x')), or along a || chain only, up to
+  // the next argument ('password=' || 'x', 'not this').
+  let pending = null as { paren: number; chain: boolean } | null;
+  const carry = (chain: boolean) => {
+    if (pending === null || (pending.chain && !chain)) pending = { paren, chain };
+  };
+  let openAtEnd = false;
+  // A literal that leaves a secret open, followed at once by a word: a quote too many before it
+  // made the password a word (`PASSWORD $a$x$a$` after a stray `$a$`). The word goes too.
+  let wordAfterOpen = false;
+  for (let i = 0; i < sig.length; i++) {
+    const t = sig[i]!;
+    if (wordAfterOpen && (t.kind === 'ident' || t.kind === 'number')) out.push([t.start, t.end]);
+    wordAfterOpen = false;
+    if (t.kind === 'punct') {
+      if (t.text === '(') paren++;
+      else if (t.text === ')') {
+        paren--;
+        if (pending !== null && paren < pending.paren) pending = null;
+      } else if (t.text === ';') pending = null;
+      else if (t.text === ',' && pending?.chain && paren <= pending.paren) pending = null;
+      continue;
+    }
+    if (t.kind === 'ident') {
+      const ds = t.quoted === 'no' ? [] : (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).map((esc) => decodeIdent(s, t, esc));
+      if (t.quoted === 'no' ? SECRET_NAME.test(s.slice(t.start, t.end)) : ds.some((d) => SECRET_NAME.test(d.text))) {
+        if (t.quoted === 'no') dollarAfterName(s, t, out);
+        const v = valueAfterName(s, sig, i);
+        if (v.kind === 'string') whole.add(v.tok);
+        else if (v.kind === 'word') out.push([v.tok.start, v.tok.end]);
+        else if (v.kind === 'open') carry(false);
+      }
+      for (const d of ds) {
+        const f = found();
+        conninfoSecrets(d.text, f, { withQuotes: false });
+        urlSecrets(d.text, f, { raw: false, open: false });
+        mapSpans(d, f.spans, out);
+      }
+      continue;
+    }
+    if (t.kind !== 'string') continue;
+    const concatenated = sig[i + 1]?.kind === 'op' && (sig[i + 1] as OtherTok).text === '||';
+    const masked = whole.has(t) || (pending !== null && paren >= pending.paren);
+    if (masked) {
+      for (const p of t.parts) out.push([p.start, p.end]);
+      if (t.open) openAtEnd = true;
+      if (concatenated) carry(true);
+    }
+    if (t.form === 'b' || t.form === 'x') continue;
+    // the decoded text holds no more than the source when read without escapes: skip the decoding
+    if (t.form !== 'u' && !mayHoldSecret(s.slice(t.start, t.end))) continue;
+    for (const esc of t.form === 'u' ? uescapesOf(s, sig, i) : ['\\']) {
+      const d = decodeString(s, t, esc);
+      const f = valueSecrets(d.text, depth, t.open);
+      mapSpans(d, f.spans, out);
+      if (f.wantsNext) {
+        carry(concatenated);
+        wordAfterOpen = true;
+      }
+      if (concatenated && (f.openEnd || f.tails.length > 0)) {
+        mapSpans(d, f.tails, out);
+        carry(true);
+      }
+      if (t.open && (f.wantsNext || f.openEnd)) openAtEnd = true;
+    }
+  }
+  return pending !== null || openAtEnd;
+}
+
+/** Readings of the same text at the same depth, within one statement (its readings repeat literals). */
+let memo = new Map<string, { spans: Span[]; pending: boolean }>();
+
+function sqlSecrets(s: string, depth: number, open: boolean): { spans: Span[]; pending: boolean } {
+  const key = `${depth}${open ? '+' : '-'}${s}`;
+  const known = memo.get(key);
+  if (known) return known;
+  const result = readAll(s, depth, open);
+  memo.set(key, result);
+  return result;
+}
+
+function readAll(s: string, depth: number, open: boolean): { spans: Span[]; pending: boolean } {
+  spend(100 + s.length);
+  const spans = new SpanSet(s.length);
+  let pending = false;
+  // A backslash reads differently with standard_conforming_strings off, and a SET between two
+  // statements of one text may switch it; a dollar quote glued to a word is read as a word. A quote
+  // or comment start too many (a failed statement: a URL with a quote in it, a typo) turns what
+  // follows inside out. So every statement is read each way that can differ, and from every place a
+  // statement can start: the start of the text and after every `;` (in a literal or comment too, as
+  // long as something a secret needs still follows), so no misread statement hides the next one.
+  const modes: Mode[] = [{ scsOff: false, gluedDollar: false }];
+  if (s.includes('\\')) modes.push({ scsOff: true, gluedDollar: false });
+  if (/[A-Za-z0-9_\u0080-\uffff]\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.test(s)) {
+    for (const m of [...modes]) modes.push({ ...m, gluedDollar: true });
+  }
+  let lastHint = -1;
+  for (const m of s.matchAll(ANY_HINT)) lastHint = m.index;
+  const starts = [0];
+  for (let k = s.indexOf(';'); k >= 0 && k < lastHint; k = s.indexOf(';', k + 1)) starts.push(k + 1);
+  for (const from of starts) {
+    for (const mode of modes) {
+      spend(20);
+      const { toks, next } = lex(s, mode, from);
+      if (readStatement(s, toks, depth, open && next >= s.length, spans) && next >= s.length) pending = true;
+    }
+  }
+  // and as plain text: a URL anywhere (bare in the text, too)
+  spend(s.length);
+  const f = found();
+  urlSecrets(s, f, { raw: true, open });
+  for (const sp of f.spans) spans.push(sp);
+  return { spans: spans.list, pending };
+}
+
+function applySpans(text: string, spans: Span[]): string {
+  const sorted = spans.filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  if (sorted.length === 0) return text;
+  let out = '';
+  let at = 0;
+  let i = 0;
+  while (i < sorted.length) {
+    let [a, b] = sorted[i]!;
+    i++;
+    while (i < sorted.length && sorted[i]![0] <= b) {
+      b = Math.max(b, sorted[i]![1]);
+      i++;
+    }
+    a = Math.max(a, at);
+    out += text.slice(at, a) + MASK;
+    at = Math.min(b, text.length);
+  }
+  return out + text.slice(at);
+}
+
+// The same statement is shown by several views of one run, and many sessions run the same one:
+// each text is masked once (bounded; dropped whole when full).
+const RESULTS_LIMIT = 2000;
+const results = new Map<string, string>();
+
+/**
+ * Statement text from other clients (pg_stat_activity, pg_stat_statements), with every secret it
+ * carries masked as `***`. The text may be cut anywhere. Every view that shows a statement shows
+ * it through this.
+ */
+export function redactStatement(text: string): string {
+  if (!mayHoldSecret(text)) return text;
+  let out = results.get(text);
+  if (out !== undefined) return out;
+  workLeft = WORK_PER_CHAR * text.length + 10_000;
+  memo = new Map();
+  try {
+    out = applySpans(text, sqlSecrets(text, 0, true).spans);
+  } catch (err) {
+    if (!(err instanceof OverBudget)) throw err;
+    out = TOO_CONVOLUTED;
+  } finally {
+    workLeft = Number.POSITIVE_INFINITY;
+    memo = new Map();
+  }
+  if (results.size >= RESULTS_LIMIT) results.clear();
+  results.set(text, out);
+  return out;
+}
+
+
+/** Removes passwords from any URL or conninfo string inside `text` (messages, targets). */
+export function redactSecrets(text: string): string {
+  if (!mayHoldSecret(text)) return text;
+  const f = found();
+  urlSecrets(text, f, { raw: true, open: false });
+  conninfoSecrets(text, f, { withQuotes: true });
+  return applySpans(text, f.spans);
+}
