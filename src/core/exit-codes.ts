@@ -26,7 +26,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.UNKNOWN, "UNKNOWN: dbdoctor could not judge (its own credentials, database, TLS or privileges)"],
   [ExitCode.LOCKED, 'LOCKED: another terminate run holds the lock file; nothing was done'],
   [ExitCode.NOT_CONFIRMED, 'NOT CONFIRMED: nothing was done (no --yes without a TTY, answered No, or plan over --max)'],
-  [ExitCode.USAGE, 'usage error: a bad flag or value'],
+  [ExitCode.USAGE, 'usage error: a bad flag or value (a lock file, audit log or config path that is not a regular file dbdoctor may use included)'],
   [ExitCode.INTERNAL, 'internal error: a bug (stack trace with --debug)'],
   [ExitCode.INTERRUPTED, 'interrupted (Ctrl-C)'],
 ];
