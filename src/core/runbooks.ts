@@ -13,7 +13,11 @@ export const RUNBOOK_FILES = {
 
 export type RunbookFile = keyof typeof RUNBOOK_FILES;
 
-/** Node id -> runbook file. Ids are anchors (`<a id="...">`) in that file. */
+/**
+ * Anchor -> runbook file, for the anchors outside diagnose's tree (check's connect steps, the
+ * runbooks' own sections). The tree's nodes link to the runbook of their room
+ * (src/core/diagnose/*.ts; NODE_RUNBOOKS in src/core/diagnose.ts lists them).
+ */
 export const RUNBOOK_NODES: Record<string, RunbookFile> = {
   'cannot-connect': 'cannot-connect',
   'dns': 'cannot-connect',
@@ -25,34 +29,14 @@ export const RUNBOOK_NODES: Record<string, RunbookFile> = {
   'not-accepting': 'cannot-connect',
   'protocol': 'cannot-connect',
   'out-of-slots': 'out-of-slots',
-  'capacity': 'out-of-slots',
   'connection-limit': 'out-of-slots',
-  'who-holds': 'out-of-slots',
-  // diagnose's tree (src/core/diagnose.ts DIAGNOSE_NODES)
-  'connect': 'cannot-connect',
   'leaks': 'leaks',
-  'idle-in-transaction': 'leaks',
-  'unread-results': 'leaks',
-  'idle-pool': 'leaks',
   'listeners': 'leaks',
   'blocking-locks': 'blocking-locks',
-  'blocking': 'blocking-locks',
   'prepared-transactions': 'blocking-locks',
   'lock-cycles': 'blocking-locks',
   'slow-queries': 'slow-queries',
-  'long-queries': 'slow-queries',
-  'same-statement': 'slow-queries',
-  'top-statements': 'slow-queries',
-  'seq-scans': 'slow-queries',
   'settings': 'settings',
-  'setting-idle-in-transaction-session-timeout': 'settings',
-  'setting-statement-timeout': 'settings',
-  'setting-lock-timeout': 'settings',
-  'setting-idle-session-timeout': 'settings',
-  'setting-transaction-timeout': 'settings',
-  'setting-tcp-keepalives': 'settings',
-  'setting-log-lock-waits': 'settings',
-  'visibility': 'settings',
 };
 
 /** Maps a connect failure's step and cause to the runbook node that explains it. */

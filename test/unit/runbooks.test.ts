@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { listRunbooks, RUNBOOKS_DIR, runRunbook, sectionFor } from '../../src/commands/runbook.js';
 import { classifyConnectError } from '../../src/core/classify.js';
-import { DIAGNOSE_NODES, diagnose } from '../../src/core/diagnose.js';
+import { DIAGNOSE_NODES, diagnose, NODE_RUNBOOKS, type NodeId } from '../../src/core/diagnose.js';
 import { UsageError } from '../../src/core/errors.js';
 import { page } from '../../src/ui/pager.js';
 import { connectNode, RUNBOOK_FILES, RUNBOOK_NODES, runbookLink } from '../../src/core/runbooks.js';
@@ -39,14 +39,18 @@ describe('node ids and anchors', () => {
     }
   });
 
-  test("every node of diagnose's tree has a runbook section", () => {
-    for (const node of DIAGNOSE_NODES) expect([node, RUNBOOK_NODES[node] !== undefined && resolves(runbookLink(node))]).toEqual([node, true]);
+  test("every node of diagnose's tree is an anchor in the runbook its room mirrors", () => {
+    for (const node of DIAGNOSE_NODES) {
+      const file = NODE_RUNBOOKS.get(node);
+      expect([node, file !== undefined && resolves(`runbooks/${RUNBOOK_FILES[file]}#${node}`)]).toEqual([node, true]);
+    }
   });
 
   test('anchors are unique across runbooks, and each is known to the code', () => {
     const all = files.flatMap(anchorsOf);
     expect(new Set(all).size).toBe(all.length);
-    for (const a of all) expect([a, RUNBOOK_NODES[a] !== undefined || a in RUNBOOK_FILES]).toEqual([a, true]);
+    const tree = new Set<string>(DIAGNOSE_NODES);
+    for (const a of all) expect([a, RUNBOOK_NODES[a] !== undefined || tree.has(a) || a in RUNBOOK_FILES]).toEqual([a, true]);
   });
 });
 
@@ -97,7 +101,7 @@ describe('what the runbooks say', () => {
 
   test('each branch names the dbdoctor command that does the step, and keeps the manual SQL', () => {
     for (const node of leafNodes) {
-      const section = sectionFor(text(RUNBOOK_FILES[RUNBOOK_NODES[node]!]), node)!;
+      const section = sectionFor(text(RUNBOOK_FILES[NODE_RUNBOOKS.get(node as NodeId)!]), node)!;
       expect([node, /`dbdoctor [a-z]/.test(section)]).toEqual([node, true]);
       expect([node, section.includes('```sql')]).toEqual([node, true]);
     }
