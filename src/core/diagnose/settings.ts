@@ -7,7 +7,7 @@
  */
 import type { SessionRow } from '../activity.js';
 import type { Severity } from '../exit-codes.js';
-import { database, fixedStep, literal, type NextStep, role, type SqlPart, sqlStep, statementStep } from '../printed.js';
+import { database, fixedStep, literal, type NextStep, role, type SqlPart, sqlLiteral, sqlStep, statementStep } from '../printed.js';
 import { isVisible } from '../activity.js';
 import type { BlockingResult } from './blocking-locks.js';
 import type { IdlePoolResult, LeakResult } from './leaks.js';
@@ -27,7 +27,7 @@ import {
 } from './shared.js';
 import type { LongQueriesResult, SameStatementResult } from './slow-queries.js';
 import type { NodeId } from '../diagnose.js';
-import type { Evidence, Finding, PathStep, SettingOverride, SettingsFacts, SettingValue } from './types.js';
+import type { Evidence, Finding, SettingOverride, SettingsFacts, SettingValue } from './types.js';
 
 export const SETTING_NODES = [
   'setting-idle-in-transaction-session-timeout',
@@ -257,191 +257,190 @@ export interface SettingsInputs {
   same: SameStatementResult;
 }
 
+/** The guards that would have stopped what the other rooms found (warning or worse), with the sessions each would have stopped. */
+function guardsFor(c: Context, found: SettingsInputs, major: number): GuardSpec[] {
+  const { t, snap } = c;
+  const has = (f: Finding | null) => f !== null && RANK[f.severity] >= RANK.warning;
+  const guards: GuardSpec[] = [];
+  const blocking = found.blocking.report;
+  const iitRoots = blocking.roots.filter((r) => rootIit(r) && r.session).map((r) => r.session!);
+  if (has(found.iit.finding) || (has(found.blocking.finding) && iitRoots.length)) {
+    guards.push({
+      node: 'setting-idle-in-transaction-session-timeout',
+      name: 'idle_in_transaction_session_timeout',
+      value: pgInterval(Math.max(t.idle_in_transaction_crit_ms, 60_000)),
+      rows: [...found.iit.rows, ...iitRoots],
+      severity: 'warning',
+      why: 'ended these idle-in-transaction sessions and released their slots and locks',
+      because: found.iit.finding ? `${plural(found.iit.rows.length, 'session')} idle in transaction` : 'a root blocker idle in transaction',
+      systemWide: true,
+    });
+  }
+  if (has(found.long.finding) || has(found.same.finding)) {
+    guards.push({
+      node: 'setting-statement-timeout',
+      name: 'statement_timeout',
+      value: pgInterval(t.long_query_ms),
+      rows: [...found.long.rows, ...found.same.rows],
+      severity: 'warning',
+      why: 'cancelled statements running longer than the limit and freed their connections',
+      because: found.long.finding ? `${plural(found.long.rows.length, 'long query', 'long queries')}` : 'many sessions running the same slow statement',
+      systemWide: false,
+      caution: 'Set it per role (the application), not in postgresql.conf, and give batch roles a higher value.',
+    });
+  }
+  if (has(found.blocking.finding)) {
+    const byPid = new Map(snap.rows.map((r) => [r.pid, r]));
+    const waiters = blocking.roots.flatMap((r) => r.all).map((p) => byPid.get(p)).filter((x): x is SessionRow => Boolean(x));
+    guards.push({
+      node: 'setting-lock-timeout',
+      name: 'lock_timeout',
+      value: pgInterval(t.lock_wait_crit_ms),
+      rows: waiters,
+      severity: 'warning',
+      why: 'made the waiters fail fast instead of piling up behind the blocker, each holding a connection',
+      because: `${plural(waiters.length, 'session')} waiting on locks`,
+      systemWide: false,
+      caution: 'Set it per role; the application must retry on SQLSTATE 55P03.',
+    });
+  }
+  if (has(found.idle.finding) && major >= 14) {
+    guards.push({
+      node: 'setting-idle-session-timeout',
+      name: 'idle_session_timeout',
+      value: pgInterval(Math.max(t.idle_ms * 3, 3_600_000)),
+      rows: found.idle.rows.filter((r) => found.idle.groups.some((g) => g.pids.includes(r.pid))),
+      severity: 'warning',
+      why: 'closed sessions left idle far longer than any pool keeps them',
+      because: 'applications keeping many sessions idle',
+      systemWide: false,
+      caution: "Pools reconnect transparently only if they validate connections; set it per role, above the pool's own idle timeout, never for LISTEN roles.",
+    });
+  }
+  if (has(found.unread.finding) && major >= 17) {
+    guards.push({
+      node: 'setting-transaction-timeout',
+      name: 'transaction_timeout',
+      value: pgInterval(t.client_wait_crit_ms),
+      rows: found.unread.rows,
+      severity: 'warning',
+      why: 'ended these half-read result sets: it is the only server setting that does (statement_timeout and idle_in_transaction_session_timeout do not)',
+      because: `${plural(found.unread.rows.length, 'active session')} waiting on their client`,
+      systemWide: false,
+      caution: 'It ends any transaction longer than the limit, batch jobs included: set it per role.',
+    });
+  }
+  return guards;
+}
+
+const KEEPALIVES_QUESTION = 'do TCP keepalives notice dead clients soon?';
+
+/** setting-tcp-keepalives: dead peers behind ClientWrite waits (asked only when there are such waits). */
+function keepalives(view: SettingsView, waits: SessionRow[]): NodeResult {
+  const clientWrites = waits.filter((r) => r.wait_event === 'ClientWrite');
+  if (!clientWrites.length) return { findings: [], path: [] };
+  const idle = view.get('tcp_keepalives_idle');
+  const idleS = idle ? settingNumber(view.serverValue('tcp_keepalives_idle'), null, 'integer') : null;
+  if (idleS === null || (idleS !== 0 && idleS <= 300)) {
+    return { findings: [], path: [pathStep('setting-tcp-keepalives', KEEPALIVES_QUESTION, idleS === null ? 'unknown' : 'yes', `tcp_keepalives_idle = ${idleS ?? 'unknown'}`)] };
+  }
+  const ev = emptyEvidence();
+  ev.sessions = clientWrites.length;
+  ev.pids = clientWrites.map((r) => r.pid);
+  ev.facts = [`tcp_keepalives_idle = ${idleS === 0 ? '0 (the OS default, 7200s on Linux)' : `${idleS}s`}`, `${clientWrites.length} sessions blocked writing to their client`];
+  const f = finding(
+    'settings',
+    'setting-tcp-keepalives',
+    'warning',
+    `TCP keepalives are at ${idleS === 0 ? 'the OS default (2 hours on Linux)' : `${idleS}s`}: a dead client behind a ClientWrite wait is noticed late`,
+    ev,
+    'a client that vanished (crash, NAT or load-balancer timeout) leaves the server blocked writing until TCP gives up; keepalives and tcp_user_timeout bound that',
+    [
+      sqlStep('probe idle connections after 60s, every 10s, 6 times; give up on unacknowledged data after 60s', "ALTER SYSTEM SET tcp_keepalives_idle = 60; ALTER SYSTEM SET tcp_keepalives_interval = 10; ALTER SYSTEM SET tcp_keepalives_count = 6; ALTER SYSTEM SET tcp_user_timeout = '60s'; SELECT pg_reload_conf();"),
+      runbookStep('setting-tcp-keepalives'),
+    ],
+  );
+  return { findings: [f], path: [pathStep('setting-tcp-keepalives', KEEPALIVES_QUESTION, 'no', f.title)] };
+}
+
+/** setting-log-lock-waits: the evidence of a blocking incident in the server log (asked only when there is one). */
+function lockWaitLogging(view: SettingsView, found: SettingsInputs): NodeResult {
+  const blocked = found.blocking.finding;
+  if (blocked === null || RANK[blocked.severity] < RANK.warning) return { findings: [], path: [] };
+  const llw = view.get('log_lock_waits');
+  const off = llw ? settingNumber(view.serverValue('log_lock_waits'), null, 'bool') === 0 : false;
+  const path = [pathStep('setting-log-lock-waits', 'are lock waits logged?', off ? 'off' : 'on', `log_lock_waits = ${llw ? view.serverValue('log_lock_waits') ?? 'unknown' : 'unknown'}`)];
+  if (!off) return { findings: [], path };
+  const waiting = found.blocking.report.waiting;
+  const ev = emptyEvidence();
+  ev.facts = ['log_lock_waits = off', `${plural(waiting, 'session')} ${waiting === 1 ? 'waits' : 'wait'} on locks now, and the server log holds no trace of it`];
+  const f = finding(
+    'settings',
+    'setting-log-lock-waits',
+    'warning',
+    'log_lock_waits is off: lock waits longer than deadlock_timeout leave no trace in the server log',
+    ev,
+    'with log_lock_waits on, every wait longer than deadlock_timeout (1s by default) is logged with the holders and waiters: the evidence of this incident after it is over. It is cheap.',
+    [sqlStep('turn it on (takes effect on reload)', 'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();'), runbookStep('setting-log-lock-waits')],
+  );
+  return { findings: [f], path };
+}
+
+const OTHERS_QUESTION = 'which other guards are off?';
+
+/** settings: the other guards, off at server level (or turned off for a role) with no incident now: one info finding. */
+function otherGuards(c: Context, view: SettingsView, reported: Set<string>, major: number): NodeResult {
+  const { t } = c;
+  const serverOff = (name: string) => {
+    const s = view.get(name);
+    return s !== undefined && settingNumber(view.serverValue(name), s.unit, s.vartype) === 0;
+  };
+  const reload = '; SELECT pg_reload_conf();';
+  const candidates: Array<{ node: NodeId; name: string; fix: string }> = [
+    { node: 'setting-idle-in-transaction-session-timeout', name: 'idle_in_transaction_session_timeout', fix: `ALTER SYSTEM SET idle_in_transaction_session_timeout = ${sqlLiteral(pgInterval(Math.max(t.idle_in_transaction_crit_ms, 60_000)))}${reload}` },
+    { node: 'setting-statement-timeout', name: 'statement_timeout', fix: `ALTER ROLE <app_role> SET statement_timeout = ${sqlLiteral(pgInterval(t.long_query_ms))};` },
+    { node: 'setting-lock-timeout', name: 'lock_timeout', fix: `ALTER ROLE <app_role> SET lock_timeout = ${sqlLiteral(pgInterval(t.lock_wait_crit_ms))};` },
+    { node: 'setting-log-lock-waits', name: 'log_lock_waits', fix: `ALTER SYSTEM SET log_lock_waits = on${reload}` },
+  ];
+  if (major >= 17) candidates.push({ node: 'setting-transaction-timeout', name: 'transaction_timeout', fix: `ALTER ROLE <app_role> SET transaction_timeout = ${sqlLiteral(pgInterval(t.client_wait_crit_ms))};` });
+  const offNow = candidates.filter((g) => !reported.has(g.node) && serverOff(g.name));
+  const overridesOff = c.facts.settings!.overrides.filter((o) => {
+    const s = view.get(o.name);
+    return s && settingNumber(o.value, s.unit, s.vartype) === 0 && settingNumber(view.serverValue(o.name), s.unit, s.vartype) !== 0 && view.serverValue(o.name) !== null;
+  });
+  if (!offNow.length && !overridesOff.length) return { findings: [], path: [pathStep('settings', OTHERS_QUESTION, 'none', 'every guard checked is set (or already reported)')] };
+  const ev = emptyEvidence();
+  ev.facts = [
+    ...offNow.map((g) => `${g.name} is off at server level`),
+    ...overridesOff.map((o) => `${o.role ? `role ${o.role}` : 'every role'}${o.database ? ` in database ${o.database}` : ''} turns ${o.name} off (${o.value}) although the server sets it`),
+  ];
+  const f = finding(
+    'settings',
+    'settings',
+    'info',
+    `guards that are off: ${uniq([...offNow.map((g) => g.name), ...overridesOff.map((o) => o.name)]).join(', ')}`,
+    ev,
+    'none of them is behind a finding now; each bounds one kind of incident (a forgotten transaction, a runaway statement, a pile-up behind a lock) before it exhausts the pool',
+    [...offNow.slice(0, 4).map((g) => sqlStep(`turn on ${g.name}`, g.fix)), runbookStep('settings')],
+  );
+  return { findings: [f], path: [pathStep('settings', OTHERS_QUESTION, 'some', ev.facts.join('; '))] };
+}
+
 /** setting-* and settings: the guards that would have stopped what was found, and the others that are off. */
 export function settings(c: Context, found: SettingsInputs): NodeResult {
-  const { facts, t, snap } = c;
-  const [iit, iitFinding] = [found.iit.rows, found.iit.finding];
-  const [waits, unreadFinding] = [found.unread.rows, found.unread.finding];
-  const [idleCandidates, idleGroups, idleFinding] = [found.idle.rows, found.idle.groups, found.idle.finding];
-  const [blocking, blockFinding] = [found.blocking.report, found.blocking.finding];
-  const [longQ, longFinding] = [found.long.rows, found.long.finding];
-  const [sameCandidates, sameGroups, sameFinding] = [found.same.rows, found.same.groups, found.same.finding];
-  const findings: Finding[] = [];
-  const path: PathStep[] = [];
+  const { facts } = c;
   if (!facts.settings) {
     const why = facts.unavailable.find((u) => u.what === 'settings')?.reason ?? 'not read';
-    path.push(pathStep('settings', 'which guards were off?', 'unavailable', why));
-  } else {
-    const view = new SettingsView(facts.settings);
-    const major = Math.floor(facts.settings.server_version_num / 10000);
-    const has = (f: Finding | null, min: Severity = 'warning') => f !== null && RANK[f.severity] >= RANK[min];
-    const guards: GuardSpec[] = [];
-    const iitRoots = blocking.roots.filter((r) => rootIit(r) && r.session).map((r) => r.session!);
-    if (has(iitFinding) || (has(blockFinding) && iitRoots.length)) {
-      guards.push({
-        node: 'setting-idle-in-transaction-session-timeout',
-        name: 'idle_in_transaction_session_timeout',
-        value: pgInterval(Math.max(t.idle_in_transaction_crit_ms, 60_000)),
-        rows: [...iit, ...iitRoots],
-        severity: 'warning',
-        why: 'ended these idle-in-transaction sessions and released their slots and locks',
-        because: iitFinding ? `${plural(iit.length, 'session')} idle in transaction` : 'a root blocker idle in transaction',
-        systemWide: true,
-      });
-    }
-    if (has(longFinding) || has(sameFinding)) {
-      guards.push({
-        node: 'setting-statement-timeout',
-        name: 'statement_timeout',
-        value: pgInterval(t.long_query_ms),
-        rows: [...longQ, ...sameCandidates.filter((r) => sameGroups.some((g) => g.pids.includes(r.pid)))],
-        severity: 'warning',
-        why: 'cancelled statements running longer than the limit and freed their connections',
-        because: longFinding ? `${plural(longQ.length, 'long query', 'long queries')}` : 'many sessions running the same slow statement',
-        systemWide: false,
-        caution: 'Set it per role (the application), not in postgresql.conf, and give batch roles a higher value.',
-      });
-    }
-    if (has(blockFinding)) {
-      const byPid = new Map(snap.rows.map((r) => [r.pid, r]));
-      const waiters = blocking.roots.flatMap((r) => r.all).map((p) => byPid.get(p)).filter((x): x is SessionRow => Boolean(x));
-      guards.push({
-        node: 'setting-lock-timeout',
-        name: 'lock_timeout',
-        value: pgInterval(t.lock_wait_crit_ms),
-        rows: waiters,
-        severity: 'warning',
-        why: 'made the waiters fail fast instead of piling up behind the blocker, each holding a connection',
-        because: `${plural(waiters.length, 'session')} waiting on locks`,
-        systemWide: false,
-        caution: 'Set it per role; the application must retry on SQLSTATE 55P03.',
-      });
-    }
-    if (has(idleFinding) && major >= 14) {
-      guards.push({
-        node: 'setting-idle-session-timeout',
-        name: 'idle_session_timeout',
-        value: pgInterval(Math.max(t.idle_ms * 3, 3_600_000)),
-        rows: idleCandidates.filter((r) => idleGroups.some((g) => g.pids.includes(r.pid))),
-        severity: 'warning',
-        why: 'closed sessions left idle far longer than any pool keeps them',
-        because: 'applications keeping many sessions idle',
-        systemWide: false,
-        caution: "Pools reconnect transparently only if they validate connections; set it per role, above the pool's own idle timeout, never for LISTEN roles.",
-      });
-    }
-    if (has(unreadFinding) && major >= 17) {
-      guards.push({
-        node: 'setting-transaction-timeout',
-        name: 'transaction_timeout',
-        value: pgInterval(t.client_wait_crit_ms),
-        rows: waits,
-        severity: 'warning',
-        why: 'ended these half-read result sets: it is the only server setting that does (statement_timeout and idle_in_transaction_session_timeout do not)',
-        because: `${plural(waits.length, 'active session')} waiting on their client`,
-        systemWide: false,
-        caution: 'It ends any transaction longer than the limit, batch jobs included: set it per role.',
-      });
-    }
-    const clientWrites = waits.filter((r) => r.wait_event === 'ClientWrite');
-    const guardFindings: Finding[] = [];
-    for (const g of guards) {
-      const f = guardFinding(view, g);
-      if (f) guardFindings.push(f);
-      path.push(pathStep(g.node, `was ${g.name} set for the roles of this incident?`, f ? 'off' : 'set', f ? f.title : `set for every role involved (or not known)`));
-    }
-    // TCP keepalives: dead peers behind ClientWrite waits.
-    if (clientWrites.length) {
-      const idle = view.get('tcp_keepalives_idle');
-      const idleS = idle ? settingNumber(view.serverValue('tcp_keepalives_idle'), null, 'integer') : null;
-      if (idleS !== null && (idleS === 0 || idleS > 300)) {
-        const ev = emptyEvidence();
-        ev.sessions = clientWrites.length;
-        ev.pids = clientWrites.map((r) => r.pid);
-        ev.facts = [`tcp_keepalives_idle = ${idleS === 0 ? '0 (the OS default, 7200s on Linux)' : `${idleS}s`}`, `${clientWrites.length} sessions blocked writing to their client`];
-        const f = finding(
-          'settings',
-          'setting-tcp-keepalives',
-          'warning',
-          `TCP keepalives are at ${idleS === 0 ? 'the OS default (2 hours on Linux)' : `${idleS}s`}: a dead client behind a ClientWrite wait is noticed late`,
-          ev,
-          'a client that vanished (crash, NAT or load-balancer timeout) leaves the server blocked writing until TCP gives up; keepalives and tcp_user_timeout bound that',
-          [
-            sqlStep('probe idle connections after 60s, every 10s, 6 times; give up on unacknowledged data after 60s', "ALTER SYSTEM SET tcp_keepalives_idle = 60; ALTER SYSTEM SET tcp_keepalives_interval = 10; ALTER SYSTEM SET tcp_keepalives_count = 6; ALTER SYSTEM SET tcp_user_timeout = '60s'; SELECT pg_reload_conf();"),
-            runbookStep('setting-tcp-keepalives'),
-          ],
-        );
-        guardFindings.push(f);
-        path.push(pathStep('setting-tcp-keepalives', 'do TCP keepalives notice dead clients soon?', 'no', f.title));
-      } else {
-        path.push(pathStep('setting-tcp-keepalives', 'do TCP keepalives notice dead clients soon?', idleS === null ? 'unknown' : 'yes', `tcp_keepalives_idle = ${idleS ?? 'unknown'}`));
-      }
-    }
-    // log_lock_waits: the evidence of a blocking incident in the server log.
-    const llw = view.get('log_lock_waits');
-    const llwOff = llw ? settingNumber(view.serverValue('log_lock_waits'), null, 'bool') === 0 : false;
-    if (has(blockFinding)) {
-      if (llwOff) {
-        const ev = emptyEvidence();
-        ev.facts = ['log_lock_waits = off', `${plural(blocking.waiting, 'session')} ${blocking.waiting === 1 ? 'waits' : 'wait'} on locks now, and the server log holds no trace of it`];
-        guardFindings.push(
-          finding(
-            'settings',
-            'setting-log-lock-waits',
-            'warning',
-            'log_lock_waits is off: lock waits longer than deadlock_timeout leave no trace in the server log',
-            ev,
-            'with log_lock_waits on, every wait longer than deadlock_timeout (1s by default) is logged with the holders and waiters: the evidence of this incident after it is over. It is cheap.',
-            [sqlStep('turn it on (takes effect on reload)', 'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();'), runbookStep('setting-log-lock-waits')],
-          ),
-        );
-      }
-      path.push(pathStep('setting-log-lock-waits', 'are lock waits logged?', llwOff ? 'off' : 'on', `log_lock_waits = ${llw ? view.serverValue('log_lock_waits') ?? 'unknown' : 'unknown'}`));
-    }
-    findings.push(...guardFindings);
-
-    // The other guards, off at server level with no incident now: one info finding.
-    const reported = new Set(guardFindings.map((f) => f.id));
-    const offNow: Array<{ node: NodeId; name: string; fix: string }> = [];
-    const serverOff = (name: string) => {
-      const s = view.get(name);
-      if (!s) return false;
-      const n = settingNumber(view.serverValue(name), s.unit, s.vartype);
-      return n === 0;
-    };
-    const candidates: Array<{ node: NodeId; name: string; fix: string }> = [
-      { node: 'setting-idle-in-transaction-session-timeout', name: 'idle_in_transaction_session_timeout', fix: `ALTER SYSTEM SET idle_in_transaction_session_timeout = '${pgInterval(Math.max(t.idle_in_transaction_crit_ms, 60_000))}'; SELECT pg_reload_conf();` },
-      { node: 'setting-statement-timeout', name: 'statement_timeout', fix: `ALTER ROLE <app_role> SET statement_timeout = '${pgInterval(t.long_query_ms)}';` },
-      { node: 'setting-lock-timeout', name: 'lock_timeout', fix: `ALTER ROLE <app_role> SET lock_timeout = '${pgInterval(t.lock_wait_crit_ms)}';` },
-      { node: 'setting-log-lock-waits', name: 'log_lock_waits', fix: 'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();' },
-    ];
-    if (major >= 17) candidates.push({ node: 'setting-transaction-timeout', name: 'transaction_timeout', fix: `ALTER ROLE <app_role> SET transaction_timeout = '${pgInterval(t.client_wait_crit_ms)}';` });
-    for (const c of candidates) if (!reported.has(c.node) && serverOff(c.name)) offNow.push(c);
-    const overridesOff = facts.settings.overrides.filter((o) => {
-      const s = view.get(o.name);
-      return s && settingNumber(o.value, s.unit, s.vartype) === 0 && settingNumber(view.serverValue(o.name), s.unit, s.vartype) !== 0 && view.serverValue(o.name) !== null;
-    });
-    if (offNow.length || overridesOff.length) {
-      const ev = emptyEvidence();
-      ev.facts = [
-        ...offNow.map((c) => `${c.name} is off at server level`),
-        ...overridesOff.map((o) => `${o.role ? `role ${o.role}` : 'every role'}${o.database ? ` in database ${o.database}` : ''} turns ${o.name} off (${o.value}) although the server sets it`),
-      ];
-      findings.push(
-        finding(
-          'settings',
-          'settings',
-          'info',
-          `guards that are off: ${uniq([...offNow.map((c) => c.name), ...overridesOff.map((o) => o.name)]).join(', ')}`,
-          ev,
-          'none of them is behind a finding now; each bounds one kind of incident (a forgotten transaction, a runaway statement, a pile-up behind a lock) before it exhausts the pool',
-          [...offNow.slice(0, 4).map((c) => sqlStep(`turn on ${c.name}`, c.fix)), runbookStep('settings')],
-        ),
-      );
-      path.push(pathStep('settings', 'which other guards are off?', 'some', ev.facts.join('; ')));
-    } else {
-      path.push(pathStep('settings', 'which other guards are off?', 'none', 'every guard checked is set (or already reported)'));
-    }
+    return { findings: [], path: [pathStep('settings', 'which guards were off?', 'unavailable', why)] };
   }
-  return { findings, path };
+  const view = new SettingsView(facts.settings);
+  const major = Math.floor(facts.settings.server_version_num / 10000);
+  const guards: NodeResult[] = guardsFor(c, found, major).map((g) => {
+    const f = guardFinding(view, g);
+    return { findings: f ? [f] : [], path: [pathStep(g.node, `was ${g.name} set for the roles of this incident?`, f ? 'off' : 'set', f ? f.title : 'set for every role involved (or not known)')] };
+  });
+  guards.push(keepalives(view, found.unread.rows), lockWaitLogging(view, found));
+  const reported = new Set(guards.flatMap((g) => g.findings.map((f) => f.id)));
+  const results = [...guards, otherGuards(c, view, reported, major)];
+  return { findings: results.flatMap((r) => r.findings), path: results.flatMap((r) => r.path) };
 }
