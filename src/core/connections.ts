@@ -28,27 +28,35 @@ import { role, statement } from './printed.js';
 // ---------------------------------------------------------------------------------------------
 // Session view: the JSON shape of one session, shared by connections --list, locks and queries.
 
-export interface SessionInfo {
-  pid: number;
-  /** backend_start as text (microseconds intact); with pid, the session's identity. Null when hidden. */
-  backend_start: string | null;
-  application_name: string;
-  usename: string | null;
-  datname: string | null;
-  client_addr: string | null;
-  client_hostname: string | null;
-  client_port: number | null;
+/**
+ * The JSON view of one session, shared by connections --list, locks and queries: the row's
+ * identity, names, client and waits as read (SessionRow), with the state named ("hidden" when the
+ * role may not see it), ages rounded to whole milliseconds, the statement with its secrets masked,
+ * and the parallel workers working for it. What only the deciding needs (superuser, blocked_by,
+ * wait_lock, is_self, leader_pid, backend_type) is left out.
+ */
+export interface SessionInfo
+  extends Pick<
+    SessionRow,
+    | 'pid'
+    | 'backend_start'
+    | 'application_name'
+    | 'usename'
+    | 'datname'
+    | 'client_addr'
+    | 'client_hostname'
+    | 'client_port'
+    | 'wait_event_type'
+    | 'wait_event'
+    | 'backend_age_ms'
+    | 'xact_age_ms'
+    | 'query_age_ms'
+    | 'state_age_ms'
+    | 'query_id'
+  > {
   /** PostgreSQL's state name, or "hidden". */
   state: string;
-  wait_event_type: string | null;
-  wait_event: string | null;
-  /** now - backend_start / xact_start / query_start / state_change, in ms (null when unknown). */
-  backend_age_ms: number | null;
-  xact_age_ms: number | null;
-  query_age_ms: number | null;
-  state_age_ms: number | null;
-  query_id: string | null;
-  /** The current (active) or last statement, as the server shows it; null when hidden. */
+  /** The current (active) or last statement, secrets masked; null when hidden. */
   query: string | null;
   /** Parallel workers currently working for this session. */
   parallel_workers: number;

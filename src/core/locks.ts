@@ -3,10 +3,9 @@
  * views instead of raw rows), with the visibility accounting and a status. Pure.
  */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from './activity.js';
-import { type BlockNode, buildBlockingReport, type RootAction, type WaitedLock } from './blocking.js';
+import { type BlockNode, buildBlockingReport, type RootBlocker, type WaitedLock } from './blocking.js';
 import { parallelWorkersByLeader, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
 import type { Severity } from './exit-codes.js';
-import type { NextStep } from './printed.js';
 
 /** `locks` reads lock detail, so a waited lock's mode is always known here. */
 export type { WaitedLock };
@@ -20,27 +19,21 @@ export interface LockTreeNode {
   children: LockTreeNode[];
 }
 
-export interface LockRoot {
-  pid: number;
+/**
+ * A root blocker as `locks` shows it: RootBlocker (src/core/blocking.ts) in its JSON shape, with
+ * session views instead of rows, the tree of session views, and the pids it blocks under their
+ * JSON names.
+ */
+export interface LockRoot extends Pick<RootBlocker, 'pid' | 'longest_wait_ms' | 'waited_locks' | 'action' | 'advice' | 'next' | 'holds_advisory' | 'prepared'> {
   /** pid 0: a prepared transaction holds the lock (see `prepared`). */
   prepared_transaction: boolean;
   /** The blocker's process was gone (or hidden) when its details were read. */
   vanished: boolean;
   session: SessionInfo | null;
-  /** Pids it blocks directly, and directly or behind others. */
+  /** RootBlocker's `direct` and `all`: the pids it blocks directly, and directly or behind others. */
   blocks_direct: number[];
   blocks_all: number[];
   blocks_total: number;
-  /** The longest wait among the sessions it blocks (pg_locks.waitstart), ms. */
-  longest_wait_ms: number | null;
-  waited_locks: WaitedLock[];
-  action: RootAction;
-  /** What to do next, in words (with the exact dbdoctor command when there is one). */
-  advice: string;
-  /** The same as steps, each with its exact command or statement: what the text view prints. */
-  next: NextStep[];
-  holds_advisory: boolean;
-  prepared: PreparedXact[];
   tree: LockTreeNode;
 }
 
