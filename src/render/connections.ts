@@ -9,6 +9,7 @@ import type { ConnectionsReport, GroupKey, SessionGroup, SessionInfo, Visibility
 import { formatDuration } from '../core/duration.js';
 import type { Severity } from '../core/exit-codes.js';
 import { oneLine } from './sanitize.js';
+import { displayWidth, fitWidth } from './width.js';
 import { severityLabel } from './style.js';
 import { table } from './table.js';
 
@@ -70,16 +71,13 @@ export interface ColumnSpec {
   max?: number;
 }
 
-const SGR = /\u001b\[[0-9;]*m/g;
-export const visibleLength = (s: string) => s.replace(SGR, '').length;
-
 /**
  * Content widths (without padding) so that the columns plus `overhead` fit `total`: each column
  * gets what it needs; when that is too much, the widest columns give way first, down to their soft
  * width, then down to their min.
  */
 export function fitWidths(cols: ColumnSpec[], total: number, overhead: number): number[] {
-  const natural = cols.map((c) => Math.max(visibleLength(c.head), ...c.cells.map(visibleLength), 1));
+  const natural = cols.map((c) => Math.max(displayWidth(c.head), ...c.cells.map(displayWidth), 1));
   const want = cols.map((c, i) => Math.max(c.min ?? natural[i]!, Math.min(c.max ?? Number.POSITIVE_INFINITY, natural[i]!)));
   const min = cols.map((c, i) => Math.min(want[i]!, c.min ?? natural[i]!));
   const soft = cols.map((c, i) => Math.max(min[i]!, c.soft ?? min[i]!));
@@ -94,28 +92,6 @@ export function fitWidths(cols: ColumnSpec[], total: number, overhead: number): 
     }
   }
   return want;
-}
-
-/** Cuts a line to `width` visible characters, keeping our own colour codes intact. */
-export function cutLine(line: string, width: number): string {
-  if (visibleLength(line) <= width) return line;
-  let out = '';
-  let n = 0;
-  let coloured = false;
-  for (let i = 0; i < line.length; ) {
-    const m = line.startsWith('\u001b[', i) ? /^\u001b\[[0-9;]*m/.exec(line.slice(i)) : null;
-    if (m) {
-      out += m[0];
-      coloured = true;
-      i += m[0].length;
-      continue;
-    }
-    if (n >= width - 1) break;
-    out += line[i];
-    n++;
-    i++;
-  }
-  return `${out}…${coloured ? '\u001b[0m' : ''}`;
 }
 
 /** A bordered table fitted into `width` (cells cut with an ellipsis). */
@@ -140,7 +116,7 @@ export function listTable(cols: ColumnSpec[], width: number): string {
   return t
     .toString()
     .split('\n')
-    .map((l) => cutLine(l.replace(/\s+$/, ''), width))
+    .map((l) => fitWidth(l.replace(/\s+$/, ''), width))
     .join('\n');
 }
 
@@ -215,7 +191,7 @@ export function sessionList(sessions: SessionInfo[], width: number, style: Chalk
 /** Collects the "every session below: ..." line that hoistConstant() fills. */
 function lines0(style: ChalkInstance, width: number, what = 'every session below'): { add(text: string): void; text(): string } {
   const parts: string[] = [];
-  return { add: (t) => parts.push(t), text: () => (parts.length ? style.dim(cutLine(`${what}: ${parts.join(', ')}`, width)) : '') };
+  return { add: (t) => parts.push(t), text: () => (parts.length ? style.dim(fitWidth(`${what}: ${parts.join(', ')}`, width)) : '') };
 }
 
 /**
@@ -287,7 +263,7 @@ export function renderConnections(r: ConnectionsReport, style: ChalkInstance, co
 export function fitLines(text: string, width: number): string {
   return text
     .split('\n')
-    .map((l) => cutLine(l, width))
+    .map((l) => fitWidth(l, width))
     .join('\n');
 }
 
@@ -299,7 +275,7 @@ export function wrap(text: string, width: number, indent = ''): string {
   const out: string[] = [];
   let line = '';
   for (const token of text.match(/ *[^ ]+| +$/g) ?? []) {
-    if (line.trim() !== '' && visibleLength(line) + visibleLength(token) > width) {
+    if (line.trim() !== '' && displayWidth(line) + displayWidth(token) > width) {
       out.push(line);
       line = indent + token.trimStart();
     } else {
@@ -307,5 +283,5 @@ export function wrap(text: string, width: number, indent = ''): string {
     }
   }
   out.push(line);
-  return out.map((l) => cutLine(l, width)).join('\n');
+  return out.map((l) => fitWidth(l, width)).join('\n');
 }

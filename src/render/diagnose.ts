@@ -11,26 +11,28 @@ import type { Severity } from '../core/exit-codes.js';
 import { commandLines } from '../core/printed.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
+import { displayWidth, headToWidth } from './width.js';
 import { table } from './table.js';
 
 const WIDTH = 80;
 const LABEL = 10;
 
-/** Greedy word wrap of one (already sanitized) line; words longer than the width are cut. */
+/** Greedy word wrap of one (already sanitized) line, by display columns; words wider than the line are cut (never inside a character). */
 export function wrap(text: string, width: number): string[] {
   const out: string[] = [];
   let line = '';
   for (let word of text.split(' ')) {
-    while (word.length > width) {
+    while (displayWidth(word) > width) {
       if (line) {
         out.push(line);
         line = '';
       }
-      out.push(word.slice(0, width));
-      word = word.slice(width);
+      const head = headToWidth(word, width) || [...word][0]!;
+      out.push(head);
+      word = word.slice(head.length);
     }
     if (!line) line = word;
-    else if (line.length + 1 + word.length <= width) line += ` ${word}`;
+    else if (displayWidth(line) + 1 + displayWidth(word) <= width) line += ` ${word}`;
     else {
       out.push(line);
       line = word;
@@ -116,7 +118,7 @@ export function verdictLine(r: DiagnoseReport, width: number): string {
   let shown = 1;
   for (const item of items.slice(1)) {
     const more = shown + 1 < items.length ? 3 : 0;
-    if (line.length + 2 + item.length + more > width) break;
+    if (displayWidth(line) + 2 + displayWidth(item) + more > width) break;
     line = `${line}; ${item}`;
     shown++;
   }

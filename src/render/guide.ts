@@ -1,27 +1,15 @@
 /** The guided walk's own text: a finding's header when it is picked, and the menu labels. */
 import type { ChalkInstance } from 'chalk';
 import type { GuideAction, GuideFinding } from '../core/guide.js';
+import { wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
-
-function wrap(text: string, width: number, indent: string): string {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines.map((l) => indent + l).join('\n');
-}
 
 /** Shown when a finding is picked: its severity and title, and the likely cause, wrapped. */
 export function renderFindingHeader(f: GuideFinding, style: ChalkInstance, columns = 80): string {
   const width = Math.max(40, Math.min(columns, 100) - 2);
   const out = [`${severityLabel(style, f.severity)}  ${style.bold(oneLine(f.title))}`];
-  if (f.cause) out.push(style.dim(wrap(`likely cause: ${oneLine(f.cause)}`, width, '  ')));
+  if (f.cause) out.push(style.dim(wrap(`  likely cause: ${oneLine(f.cause)}`, width + 2, '  ')));
   return out.join('\n');
 }
 

@@ -9,6 +9,7 @@ import { formatDuration } from '../core/duration.js';
 import type { LockRoot, LocksReport, LockTreeNode, WaitedLock } from '../core/locks.js';
 import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
+import { fitWidth } from './width.js';
 import { severityLabel } from './style.js';
 import { commandLines } from '../core/printed.js';
 
@@ -21,10 +22,7 @@ type Line = string | Verbatim;
 /** Most tree lines printed per root; the rest are counted (all of them are in --json). */
 export const MAX_TREE_LINES = 40;
 
-/** Cuts already-safe text to `width` characters. */
-function cut(text: string, width: number): string {
-  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
-}
+const cut = fitWidth;
 
 function lockText(l: WaitedLock): string {
   return `${l.mode ? `${l.mode} on ` : ''}${l.locktype}${l.relation ? ` ${oneLine(l.relation, 40)}` : ''}`;

@@ -10,6 +10,7 @@
  * same rules, except that line breaks stay and dbdoctor's own colour codes pass.
  */
 import { escapeCodePoint, revealHidden } from '../core/text.js';
+import { displayWidth, headToWidth } from './width.js';
 
 // ESC [ ... final byte | ESC ] ... (BEL | ESC \) | ESC P/X/^/_ ... ESC \ | ESC + one char | 8-bit CSI/OSC
 const ESCAPES =
@@ -25,24 +26,11 @@ export function sanitize(text: string | null | undefined): string {
   return revealHidden(text.replace(ESCAPES, '').replace(BREAKS, ' ').replace(CONTROLS, escapeCodePoint));
 }
 
-let graphemes: Intl.Segmenter | undefined;
-
-/** The longest run of whole characters (grapheme clusters) from the start of `s` within `max` UTF-16 units. */
-function headOf(s: string, max: number): string {
-  graphemes ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
-  let out = '';
-  for (const { segment } of graphemes.segment(s)) {
-    if (out.length + segment.length > max) break;
-    out += segment;
-  }
-  return out;
-}
-
-/** Sanitized, whitespace collapsed, and cut to `max` characters with an ellipsis (never inside a character). */
+/** Sanitized, whitespace collapsed, and cut to `max` columns with an ellipsis (never inside a character). */
 export function oneLine(text: string | null | undefined, max = Number.POSITIVE_INFINITY): string {
   const s = sanitize(text).replace(/\s+/g, ' ').trim();
-  if (s.length <= max) return s;
-  return max <= 1 ? headOf(s, max) : `${headOf(s, max - 1)}…`;
+  if (displayWidth(s) <= max) return s;
+  return max <= 1 ? headToWidth(s, max) : `${headToWidth(s, max - 1)}…`;
 }
 
 /** The SGR sequences chalk writes for the styles dbdoctor uses (weight, italic, underline, colours, reset). */

@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { connectionsReport } from '../../src/core/connections.js';
 import { locksReport } from '../../src/core/locks.js';
 import { queriesReport } from '../../src/core/queries.js';
-import { cutLine, fitWidths, renderConnections, visibleLength, wrap } from '../../src/render/connections.js';
+import { fitWidths, renderConnections, wrap } from '../../src/render/connections.js';
+import { displayWidth, fitWidth } from '../../src/render/width.js';
 import { renderLocks } from '../../src/render/locks.js';
 import { renderQueries } from '../../src/render/queries.js';
 import { hiddenRow, row, snapshot, waiter } from './inspect-fixtures.js';
@@ -58,8 +59,27 @@ describe('widths', () => {
   test('with colour, the visible width still fits', () => {
     for (const out of allOutputs(80, colour)) {
       expect(out).toMatch(/\u001b\[\d+m/);
-      expectFits(out, 80, visibleLength);
+      expectFits(out, 80, displayWidth);
     }
+  });
+  test('CJK and emoji in names and queries: columns align by display width, and nothing is cut inside a character', () => {
+    const names = ['注文サービス', '👩‍💻-worker', 'café-api', 'plain'];
+    const snap = snapshot(
+      names.map((app, i) =>
+        row({ pid: 900 + i, application_name: app, usename: `用户${i}`, state: 'idle in transaction', state_age_ms: 60_000, query: `SELECT '${'顧客'.repeat(30)}' /* ${app} */` }),
+      ),
+    );
+    const out = renderConnections(connectionsReport(snap, settings, { by: ['app', 'user'], list: true }), plain, 80);
+    expectFits(out, 80, displayWidth);
+    // The list: every session row puts its state column at the same display column.
+    const rows = out.split('\n').filter((l) => /^90\d /.test(l));
+    expect(rows).toHaveLength(4);
+    const at = rows.map((l) => displayWidth(l.slice(0, l.indexOf('idle in xact'))));
+    expect(new Set(at).size).toBe(1);
+    // No half characters: no lone surrogate, no emoji sequence cut after its joiner.
+    expect(out).not.toMatch(/\p{Cs}|\u200d(?!\p{Extended_Pictographic})/u);
+    expect(fitWidth('日本語テキスト', 6)).toBe('日本…');
+    expect(fitWidth('👩‍💻👩‍💻👩‍💻', 5)).toBe('👩‍💻👩‍💻…');
   });
   test('fitWidths: needs met when they fit; soft widths give way before min widths', () => {
     const cols = [
@@ -80,12 +100,12 @@ describe('widths', () => {
       }),
     );
   });
-  test('cutLine counts visible characters and closes colour', () => {
+  test('fitWidth counts visible characters and closes colour', () => {
     const s = `${colour.red('abcdef')}ghij`;
-    const cut = cutLine(s, 5);
-    expect(visibleLength(cut)).toBe(5);
+    const cut = fitWidth(s, 5);
+    expect(displayWidth(cut)).toBe(5);
     expect(cut.endsWith('\u001b[0m')).toBe(true);
-    expect(cutLine('abc', 5)).toBe('abc');
+    expect(fitWidth('abc', 5)).toBe('abc');
   });
 });
 
