@@ -32,7 +32,7 @@ export interface OutputSinks {
   stderr: (chunk: string) => void;
   stdoutIsTTY: boolean;
   stderrIsTTY: boolean;
-  /** Read only when asked (making process.stdin costs ~1 ms, and only prompting commands need it). */
+  /** Read only when asked (making process.stdin has a cost, and only prompting commands need it). */
   stdinIsTTY: () => boolean;
   columns: number;
   env: Readonly<Record<string, string | undefined>>;

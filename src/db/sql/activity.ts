@@ -16,8 +16,8 @@ export interface ActivityOptions {
   /**
    * Also read, from pg_locks, the lock each waiter waits for: mode, relation, wait start (implies
    * withPrepared). pg_lock_status() builds every row of the lock table before any filter, under
-   * the lock manager's partition locks: at incident scale (21,500 locks) that was ~11 ms of
-   * `diagnose`'s ~23 ms statement (measured by `npm run bench`). Only `locks`, which shows them,
+   * the lock manager's partition locks: at incident scale that was half of `diagnose`'s statement
+   * (README, "Benchmark"). Only `locks`, which shows them,
    * asks for it; without it, who blocks whom still comes from pg_blocking_pids(), and the type of
    * lock waited for from wait_event.
    */
@@ -47,7 +47,7 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
 }
 
 // date_part() is float8 arithmetic; extract() is numeric since PostgreSQL 14, and four of them per
-// row were ~1 ms of server time at 1,500 sessions (measured by `npm run bench`).
+// row cost measurable server time at incident scale (`npm run bench`).
 const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 
 // Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
@@ -55,9 +55,8 @@ const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 // it), pg_blocking_pids() is called once per waiter, in `bp`, and pg_locks is read once, for its
 // ungranted rows: the lock each waiter waits for (a process waits for one lock at a time; DISTINCT
 // ON keeps one row per pid all the same). Which roots block through an advisory lock is told by
-// their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock: at
-// incident scale (1,500 sessions, 20,000 advisory locks, 400 waiters) that fold was ~3 ms of the
-// statement's ~23 (measured by `npm run bench`).
+// their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
+// at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
 const SA_COLUMNS = `pid, leader_pid, backend_type, datid, datname, usename, usesysid, application_name, client_addr,
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;

@@ -42,8 +42,7 @@ export function serverFactsRead(s: Session): Read<ServerFacts> {
 /**
  * The same facts without the backend counts, for commands that read the activity in the same
  * round trip and count from it (diagnose, connections): the same snapshot, so the same counts,
- * without forming every pg_stat_activity row once more (~2 ms of server time at 1,500 sessions,
- * measured by `npm run bench`).
+ * without forming every pg_stat_activity row once more.
  */
 export function serverProfileRead(s: Session): Read<ServerProfileFacts> {
   return factsRead(s, false);
