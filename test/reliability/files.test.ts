@@ -40,7 +40,7 @@ import { ownPrivateDir } from '../../src/db/embedded.js';
 import { resolveConnectionTarget } from '../../src/db/target.js';
 import type { AuditLog } from '../../src/ui/audit.js';
 import { alive, idleInTransaction, type Incident, longQueries, sorted } from '../support/incidents.js';
-import { expectNoStack } from '../support/reliability.js';
+import { expectNoStack, stderrLines } from '../support/reliability.js';
 import { connectionsOpenedBy, LOG_CONNECTIONS, startTestServer, type TestServer } from '../support/server.js';
 
 let root: string;
@@ -95,7 +95,7 @@ function looks(paths: string[]): Array<Record<string, unknown> | null> {
 /** Exactly one dbdoctor line (and its hint) on stderr, no stack. */
 function expectOneLine(r: CliResult, re: RegExp): void {
   expectNoStack(r);
-  const lines = r.stderr.trim().split('\n');
+  const lines = stderrLines(r);
   expect(lines.filter((l) => l.startsWith('dbdoctor: '))).toHaveLength(1);
   expect(lines[0]).toMatch(re);
   expect(lines.length).toBeLessThanOrEqual(2);

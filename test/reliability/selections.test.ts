@@ -28,7 +28,7 @@ import type { Prompter } from '../../src/ui/prompts.js';
 import { type CliResult, parseJson, runCli } from '../support/cli.js';
 import { alive, dbdoctorSessionsLeft, idleInTransaction, type Incident, lockChain, sorted, waitFor } from '../support/incidents.js';
 import { KEY, runInPty } from '../support/pty.js';
-import { expectNoStack } from '../support/reliability.js';
+import { expectNoStack, stderrLines } from '../support/reliability.js';
 import { ROLE_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let dir: string;
@@ -44,7 +44,7 @@ const stateHome = () => join(dir, `state-${++runs}`);
 /** A usage error: exit 64, one `dbdoctor:` line and a hint, nothing else (with --json: the error document). */
 function expectUsage(r: CliResult, message: RegExp | string, hint?: RegExp | string): void {
   expectNoStack(r);
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+  const lines = stderrLines(r);
   expect({ exitCode: r.exitCode, lines }).toMatchObject({ exitCode: 64 });
   expect(lines).toHaveLength(2);
   if (typeof message === 'string') expect(lines[0]).toBe(`dbdoctor: ${message}`);

@@ -36,3 +36,12 @@ export function strings(value: unknown, out: string[] = []): string[] {
   else if (value && typeof value === 'object') for (const v of Object.values(value)) strings(v, out);
   return out;
 }
+
+/**
+ * The lines a run wrote to stderr, without the warning every run given a password in its -d URL
+ * prints (the suite passes passwords that way for brevity; test/reliability/leaks.test.ts checks
+ * the warning itself).
+ */
+export function stderrLines(r: CliResult): string[] {
+  return r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^warning: the password in the -d .* is visible to other users/.test(l));
+}
