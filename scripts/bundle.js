@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`, second step: bundles the CLI with every package it uses into one CommonJS file,
 // dist/app/cli.cjs, which is what bin/dbdoctor.cjs runs, beside dist/app/compile-cache.cjs (Node's
-// compile cache, turned on before the bundle loads: src/ui/compile-cache.ts). tsc's
+// compile cache, turned on before the bundle loads: src/ui/compile-cache.ts) and
+// dist/app/THIRD-PARTY-NOTICES.txt. dist/app is what the package ships (package.json "files"); tsc's
 // per-file output in dist/ stays for the tests and scripts that import modules (dist/db/embedded.js,
 // say), and dist/bundle-meta.json is esbuild's metafile (what went into the bundle, and how big).
 //
@@ -13,7 +14,9 @@
 //
 // Packages go in as they are published, through their public entry points: nothing of theirs is
 // replaced or rewritten here.
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -37,3 +40,87 @@ const cli = await build({
 const cache = await build({ ...common, entryPoints: ['src/ui/compile-cache.ts'], outfile: `${OUT}/compile-cache.cjs` });
 const result = { metafile: { inputs: { ...cli.metafile.inputs, ...cache.metafile.inputs }, outputs: { ...cli.metafile.outputs, ...cache.metafile.outputs } } };
 writeFileSync(`${ROOT}dist/bundle-meta.json`, JSON.stringify(result.metafile));
+
+// What the bundles still require at run time must come with Node: the package has no runtime
+// dependencies (package.json lists everything it bundles as devDependencies).
+const builtins = new Set(builtinModules);
+for (const [file, output] of Object.entries(result.metafile.outputs)) {
+  for (const imp of output.imports) {
+    if (!imp.external) continue;
+    const name = imp.path.replace(/^node:/, '');
+    if (!builtins.has(name) && !builtins.has(name.split('/')[0]) && !EXTERNAL.includes(imp.path)) {
+      throw new Error(`${file} requires ${imp.path} at run time: bundle it, or it must become a dependency of the package`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// THIRD-PARTY-NOTICES.txt: every package the metafile says went into a bundle, with its licence
+// text as the package ships it (a LICENSE, LICENCE, COPYING or NOTICE file; else the licence
+// section of its README). The build fails for a package that ships neither.
+
+const LICENSE_FILE = /^(licen[cs]e|copying|notice)(\b|[-_.]|$)/i;
+
+/** The package directory (…/node_modules/<name> or …/node_modules/@scope/<name>) of a bundled input. */
+function packageDirOf(input) {
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+  return m ? m[1] : null;
+}
+
+/** The README's licence section: from a "License" heading to the next heading of its level or above. */
+function readmeLicense(dir) {
+  const readme = readdirSync(dir).find((f) => /^readme(\.md|\.markdown|\.txt)?$/i.test(f));
+  if (!readme) return null;
+  const lines = readFileSync(join(dir, readme), 'utf8').split(/\r?\n/);
+  const start = lines.findIndex((l) => /^#{1,6}\s*licen[cs]e\b/i.test(l));
+  if (start < 0) return null;
+  const level = /^#+/.exec(lines[start])[0].length;
+  let end = start + 1;
+  while (end < lines.length && !(/^#+\s/.test(lines[end]) && /^#+/.exec(lines[end])[0].length <= level)) end++;
+  const text = lines.slice(start + 1, end).join('\n').trim();
+  return text ? { from: `${readme}, section "${lines[start].replace(/^#+\s*/, '')}"`, text } : null;
+}
+
+function noticeOf(dir) {
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  const files = readdirSync(dir)
+    .filter((f) => LICENSE_FILE.test(f))
+    .sort();
+  const texts = files.map((f) => ({ from: f, text: readFileSync(join(dir, f), 'utf8').trim() }));
+  if (texts.length === 0) {
+    const section = readmeLicense(dir);
+    if (section) texts.push(section);
+  }
+  const license = typeof pkg.license === 'string' ? pkg.license : (pkg.license?.type ?? null);
+  if (texts.length === 0) throw new Error(`${relative(ROOT, dir)} (bundled) ships no licence text: no LICENSE/COPYING/NOTICE file and no licence section in its README`);
+  return { name: pkg.name, version: pkg.version, license, texts };
+}
+
+const dirs = new Set();
+for (const output of Object.values(result.metafile.outputs)) {
+  for (const input of Object.keys(output.inputs)) {
+    const dir = packageDirOf(input);
+    if (dir) dirs.add(join(ROOT, dir));
+  }
+}
+const notices = [...dirs]
+  .filter((d) => existsSync(join(d, 'package.json')))
+  .map(noticeOf)
+  .sort((a, b) => (a.name === b.name ? a.version.localeCompare(b.version) : a.name < b.name ? -1 : 1));
+const seen = new Set();
+const sections = [];
+for (const n of notices) {
+  const key = `${n.name}@${n.version}`;
+  if (seen.has(key)) continue;
+  seen.add(key);
+  const body = n.texts.map((t) => `(${t.from})\n\n${t.text}`).join('\n\n');
+  sections.push(`${'-'.repeat(78)}\n${key}${n.license ? ` (${n.license})` : ''}\n\n${body}\n`);
+}
+const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8'));
+writeFileSync(
+  `${OUT}/THIRD-PARTY-NOTICES.txt`,
+  `${pkg.name} ${pkg.version}: third-party software\n\n` +
+    `dist/app/cli.cjs contains the following ${sections.length} packages, as published, bundled by esbuild\n` +
+    `(this file is generated by scripts/bundle.js from the build's metafile). Each is listed with\n` +
+    `its version, its declared licence and its licence text as the package ships it.\n\n${sections.join('\n')}`,
+);
