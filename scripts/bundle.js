@@ -1,87 +1,126 @@
 #!/usr/bin/env node
 // `npm run build`, second step: bundles the CLI with every package it uses into one CommonJS file,
-// dist/app/cli.cjs, which is what bin/dbdoctor.cjs runs. tsc's per-file output in dist/ stays for
-// the tests and scripts that import modules (dist/db/embedded.js, say).
+// dist/app/cli.cjs, which is what bin/dbdoctor.cjs runs, beside dist/app/compile-cache.cjs (Node's
+// compile cache, turned on before the bundle loads: src/ui/compile-cache.ts) and
+// dist/app/THIRD-PARTY-NOTICES.txt. dist/app is what the package ships (package.json "files"); tsc's
+// per-file output in dist/ stays for the tests and scripts that import modules (dist/db/embedded.js,
+// say), and dist/bundle-meta.json is esbuild's metafile (what went into the bundle, and how big).
 //
-// Why: start-up is a feature during an incident. Node 20 loads each ES module and each file of a
-// package on its own, and its ES module loader alone costs ~5 ms before the first line runs;
-// dbdoctor's ~70 files plus pg's ~40 cost 40-50 ms per command before the first byte reached the
-// server (measured by `npm run bench`). In one CommonJS file, bin/ can also hand V8 a code cache
-// (see bin/dbdoctor.cjs). Modules stay lazy inside the bundle: a command still runs only its own
-// code (src/cli.ts loads commands on demand, pg is loaded when a session opens, the prompts and
-// execa only on a terminal).
+// Why one file: start-up is a feature during an incident. Node 20 loads each ES module and each
+// file of a package on its own; dbdoctor's ~70 files plus pg's ~40 cost tens of ms per command
+// before the first byte reached the server (`npm run bench` measures it). Modules stay lazy inside
+// the bundle: a command still runs only its own code (src/cli.ts loads commands on demand, pg is
+// loaded when a session opens, the prompts and execa only on a terminal).
 //
-// dist/app/meta.json is esbuild's metafile (what went into the bundle, and how big).
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// Packages go in as they are published, through their public entry points: nothing of theirs is
+// replaced or rewritten here.
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const require = createRequire(import.meta.url);
-
-/**
- * An esbuild plugin that puts dbdoctor's module `ours` (src/db/<ours>.ts) in place of the package
- * module `theirs`, once `shape` (what callers use of it) says the same of both: the build fails
- * when the package changes under it. tsc's dist/ has already been built (npm run build).
- */
-async function substitute(name, theirs, ours, shape) {
-  const [a, b] = [shape(require(theirs)), shape(await import(`${ROOT}dist/db/${ours}.js`))];
-  if (a !== b) throw new Error(`${theirs} (${a}) differs from src/db/${ours}.ts (${b}); update it`);
-  const filter = new RegExp(`[\\\\/]${theirs.replace(/\//g, '[\\\\/]').replace(/\./g, '\\.')}$`);
-  const contents = `module.exports = require(${JSON.stringify(`${ROOT}src/db/${ours}.ts`)});`;
-  return { name, setup: (b) => b.onLoad({ filter }, () => ({ contents, loader: 'js' })) };
-}
-const exportNames = (m) => Object.keys(m).sort().join(', ');
-const readerMethods = (m) => Object.getOwnPropertyNames(m.BufferReader.prototype).sort().join(', ');
-
-// pg's SCRAM helpers use WebCrypto; src/db/pg-crypto.ts gives the same functions on node:crypto,
-// ~1.6 ms less per connection.
-const nodeCryptoForPg = await substitute('node-crypto-for-pg', 'pg/lib/crypto/utils.js', 'pg-crypto', exportNames);
-// pg-protocol's reader reads every field's length and text through Buffer#readInt32BE and
-// Buffer#toString; src/db/pg-buffer-reader.ts reads the same bytes directly, ~2 ms less per
-// 1,500-session snapshot.
-const fastReaderForPg = await substitute('fast-reader-for-pg', 'pg-protocol/dist/buffer-reader.js', 'pg-buffer-reader', readerMethods);
-
-// commander requires node:child_process at load time, only to run executable subcommands, which
-// dbdoctor has none of; Node compiles that module on first require (~2 ms on every command). The
-// require moves to where commander spawns.
-const COMMANDER_EAGER = "const childProcess = require('node:child_process');";
-const lazyCommanderChildProcess = {
-  name: 'lazy-commander-child-process',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
-      const text = readFileSync(args.path, 'utf8');
-      if (!text.includes(COMMANDER_EAGER)) throw new Error(`${args.path}: commander no longer requires child_process as expected; update scripts/bundle.js`);
-      return { contents: text.replace(COMMANDER_EAGER, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
-    });
-  },
-};
 const OUT = `${ROOT}dist/app`;
+// The one module left out: pg's optional native binding, which dbdoctor never asks pg for.
+const EXTERNAL = ['pg-native'];
 
 rmSync(OUT, { recursive: true, force: true });
-const result = await build({
-  absWorkingDir: ROOT,
+const common = { absWorkingDir: ROOT, bundle: true, format: 'cjs', platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, charset: 'ascii', metafile: true, logLevel: 'warning' };
+const cli = await build({
+  ...common,
   entryPoints: ['src/cli.ts'],
   outfile: `${OUT}/cli.cjs`,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  // pg's optional native binding is never used.
-  external: ['pg-native'],
+  external: EXTERNAL,
   // import.meta.url in CommonJS: the bundle's own file URL (src/package-files.ts finds package.json from it).
   define: { 'import.meta.url': '__dbdoctorBundleUrl' },
   banner: { js: "const __dbdoctorBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [lazyCommanderChildProcess, nodeCryptoForPg, fastReaderForPg],
-  minifyWhitespace: true,
-  minifySyntax: true,
-  charset: 'ascii',
-  metafile: true,
-  logLevel: 'warning',
 });
-writeFileSync(`${OUT}/meta.json`, JSON.stringify(result.metafile));
-// bin/dbdoctor.cjs reads the bundle as latin1, which is exact only for ASCII (charset above).
-const bytes = readFileSync(`${OUT}/cli.cjs`);
-const wide = bytes.findIndex((b) => b > 0x7f);
-if (wide >= 0) throw new Error(`dist/app/cli.cjs is not ASCII at byte ${wide}; bin/dbdoctor.cjs reads it as latin1`);
+// Small and on its own: bin/ loads it only where Node has a compile cache, before the bundle.
+const cache = await build({ ...common, entryPoints: ['src/ui/compile-cache.ts'], outfile: `${OUT}/compile-cache.cjs` });
+const result = { metafile: { inputs: { ...cli.metafile.inputs, ...cache.metafile.inputs }, outputs: { ...cli.metafile.outputs, ...cache.metafile.outputs } } };
+writeFileSync(`${ROOT}dist/bundle-meta.json`, JSON.stringify(result.metafile));
+
+// What the bundles still require at run time must come with Node: the package has no runtime
+// dependencies (package.json lists everything it bundles as devDependencies).
+const builtins = new Set(builtinModules);
+for (const [file, output] of Object.entries(result.metafile.outputs)) {
+  for (const imp of output.imports) {
+    if (!imp.external) continue;
+    const name = imp.path.replace(/^node:/, '');
+    if (!builtins.has(name) && !builtins.has(name.split('/')[0]) && !EXTERNAL.includes(imp.path)) {
+      throw new Error(`${file} requires ${imp.path} at run time: bundle it, or it must become a dependency of the package`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// THIRD-PARTY-NOTICES.txt: every package the metafile says went into a bundle, with its licence
+// text as the package ships it (a LICENSE, LICENCE, COPYING or NOTICE file; else the licence
+// section of its README). The build fails for a package that ships neither.
+
+const LICENSE_FILE = /^(licen[cs]e|copying|notice)(\b|[-_.]|$)/i;
+
+/** The package directory (…/node_modules/<name> or …/node_modules/@scope/<name>) of a bundled input. */
+function packageDirOf(input) {
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+  return m ? m[1] : null;
+}
+
+/** The README's licence section: from a "License" heading to the next heading of its level or above. */
+function readmeLicense(dir) {
+  const readme = readdirSync(dir).find((f) => /^readme(\.md|\.markdown|\.txt)?$/i.test(f));
+  if (!readme) return null;
+  const lines = readFileSync(join(dir, readme), 'utf8').split(/\r?\n/);
+  const start = lines.findIndex((l) => /^#{1,6}\s*licen[cs]e\b/i.test(l));
+  if (start < 0) return null;
+  const level = /^#+/.exec(lines[start])[0].length;
+  let end = start + 1;
+  while (end < lines.length && !(/^#+\s/.test(lines[end]) && /^#+/.exec(lines[end])[0].length <= level)) end++;
+  const text = lines.slice(start + 1, end).join('\n').trim();
+  return text ? { from: `${readme}, section "${lines[start].replace(/^#+\s*/, '')}"`, text } : null;
+}
+
+function noticeOf(dir) {
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  const files = readdirSync(dir)
+    .filter((f) => LICENSE_FILE.test(f))
+    .sort();
+  const texts = files.map((f) => ({ from: f, text: readFileSync(join(dir, f), 'utf8').trim() }));
+  if (texts.length === 0) {
+    const section = readmeLicense(dir);
+    if (section) texts.push(section);
+  }
+  const license = typeof pkg.license === 'string' ? pkg.license : (pkg.license?.type ?? null);
+  if (texts.length === 0) throw new Error(`${relative(ROOT, dir)} (bundled) ships no licence text: no LICENSE/COPYING/NOTICE file and no licence section in its README`);
+  return { name: pkg.name, version: pkg.version, license, texts };
+}
+
+const dirs = new Set();
+for (const output of Object.values(result.metafile.outputs)) {
+  for (const input of Object.keys(output.inputs)) {
+    const dir = packageDirOf(input);
+    if (dir) dirs.add(join(ROOT, dir));
+  }
+}
+const notices = [...dirs]
+  .filter((d) => existsSync(join(d, 'package.json')))
+  .map(noticeOf)
+  .sort((a, b) => (a.name === b.name ? a.version.localeCompare(b.version) : a.name < b.name ? -1 : 1));
+const seen = new Set();
+const sections = [];
+for (const n of notices) {
+  const key = `${n.name}@${n.version}`;
+  if (seen.has(key)) continue;
+  seen.add(key);
+  const body = n.texts.map((t) => `(${t.from})\n\n${t.text}`).join('\n\n');
+  sections.push(`${'-'.repeat(78)}\n${key}${n.license ? ` (${n.license})` : ''}\n\n${body}\n`);
+}
+const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8'));
+writeFileSync(
+  `${OUT}/THIRD-PARTY-NOTICES.txt`,
+  `${pkg.name} ${pkg.version}: third-party software\n\n` +
+    `dist/app/cli.cjs contains the following ${sections.length} packages, as published, bundled by esbuild\n` +
+    `(this file is generated by scripts/bundle.js from the build's metafile). Each is listed with\n` +
+    `its version, its declared licence and its licence text as the package ships it.\n\n${sections.join('\n')}`,
+);

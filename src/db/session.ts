@@ -6,7 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { connect as netConnect, Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import { classifyConnectError, type ConnectFailure, isServerError, type RawError } from '../core/classify.js';
@@ -110,7 +110,13 @@ export function tlsFor(t: Target, attempt: 'ssl' | 'plain'): false | TlsOptions 
   }
 }
 
-/** The order of attempts libpq makes for each sslmode. */
+/**
+ * The order of attempts libpq makes for each sslmode. Under prefer, a server without TLS answers
+ * the first attempt's SSLRequest with 'N'; libpq then goes on over the same connection, but
+ * node-postgres ends it, so the plain attempt is a second TCP connection (the first one never
+ * authenticates and holds no slot). Over a Unix socket the server always says 'N', and libpq never
+ * asks: neither does dbdoctor.
+ */
 function attemptsFor(t: Target): Array<'ssl' | 'plain'> {
   switch (t.sslmode) {
     case 'disable':
@@ -118,7 +124,7 @@ function attemptsFor(t: Target): Array<'ssl' | 'plain'> {
     case 'allow':
       return ['plain', 'ssl'];
     case 'prefer':
-      return ['ssl', 'plain'];
+      return t.host.startsWith('/') ? ['plain'] : ['ssl', 'plain'];
     default:
       return ['ssl'];
   }
@@ -231,9 +237,9 @@ export function queryError(err: unknown, t: Target, statementTimeoutMs: number, 
   });
 }
 
-/** The client's socket (pg keeps it on its connection). */
+/** The client's socket: its connection's stream (a net.Socket, or a tls.TLSSocket over one). */
 function socketOf(client: Client): { destroy(): void; unref?(): void } | undefined {
-  return (client as unknown as { connection?: { stream?: { destroy(): void; unref?(): void } } }).connection?.stream;
+  return client.connection?.stream;
 }
 
 /** Drops the client's socket at once (no goodbye): nothing of dbdoctor's may keep the process alive. */
@@ -252,57 +258,12 @@ export function answerDeadlineMs(statementTimeoutMs: number): number {
   return Math.min(MAX_TIMEOUT_MS, statementTimeoutMs + Math.max(2000, Math.round(statementTimeoutMs / 2)));
 }
 
-/**
- * The socket of the TLS attempt under sslmode=prefer. When the server answers the SSLRequest with
- * 'N', libpq goes on without TLS over the same connection; pg instead ends the socket and reports
- * an error, so the plain attempt used to open a second TCP connection (and the server to start a
- * second process). This socket ignores pg's end() once the server said 'N', and the plain attempt
- * takes it over: one connection, as with psql. Any other answer, or an error, is left to pg.
- */
-class PreferSocket extends Socket {
-  refusedTls = false;
-  private takenOver = false;
-  private readonly baseline = new Map<string, number>();
-
-  constructor() {
-    super();
-    this.once('data', (b: Buffer) => {
-      this.refusedTls = b.length === 1 && b[0] === 0x4e; // 'N'
-    });
-    for (const e of ['error', 'close', 'end', 'data']) this.baseline.set(e, this.listenerCount(e));
-  }
-
-  // biome-ignore lint/suspicious/noExplicitAny: net.Socket's connect() has four overloads; this passes any of them on.
-  override connect(...args: any[]): this {
-    if (this.takenOver) {
-      process.nextTick(() => this.emit('connect'));
-      return this;
-    }
-    return Socket.prototype.connect.apply(this, args as never) as this;
-  }
-
-  override end(...args: unknown[]): this {
-    if (this.refusedTls && !this.takenOver) return this;
-    return super.end(...(args as []));
-  }
-
-  /** Drops what the TLS attempt's client attached; the next connect() is answered at once. */
-  takeOver(): this {
-    this.takenOver = true;
-    for (const [event, keep] of this.baseline) {
-      for (const listener of this.listeners(event).slice(keep)) this.removeListener(event, listener as (...a: unknown[]) => void);
-    }
-    return this;
-  }
-}
-
 async function connectOnce(
   pg: typeof import('pg').default,
   t: Target,
   password: () => Promise<string>,
   attempt: 'ssl' | 'plain',
   signal: AbortSignal | undefined,
-  stream?: Socket,
 ): Promise<Client> {
   const config: ClientConfig = {
     host: t.host,
@@ -313,7 +274,6 @@ async function connectOnce(
     connectionTimeoutMillis: t.connectTimeoutMs,
     application_name: APPLICATION_NAME,
     keepAlive: true,
-    ...(stream ? { stream: stream as unknown as ClientConfig['stream'] } : {}),
   };
   // The password is only ever handed to pg; it never reaches a message or log.
   config.password = password;
@@ -321,13 +281,11 @@ async function connectOnce(
   // An error event on an idle client would otherwise crash the process.
   client.on('error', () => undefined);
   // Ctrl-C while connecting: drop the half-open socket at once instead of waiting for the timeout.
-  const onAbort = () => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  const onAbort = () => destroySocket(client);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await client.connect();
   } catch (err) {
-    // The server refused TLS under sslmode=prefer: the socket stays open for the plain attempt.
-    if (stream instanceof PreferSocket && stream.refusedTls && !signal?.aborted) throw err;
     // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it. A peer
     // that is not PostgreSQL may never close its side of a half-closed socket, so destroy it too.
     await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
@@ -340,29 +298,10 @@ async function connectOnce(
 }
 
 /**
- * Loads pg. On Node 20 (no global `navigator`), pg's lib/stream.js probes for Cloudflare Workers
- * when it is imported, with `new Response(...)`: that makes Node load its whole fetch stack (undici,
- * http, tls, http2, zlib, web streams), about a third of the cost of loading pg and 10-20 ms of
- * every command's start (measured by `npm run bench`). A `navigator` with Node's user agent during
- * the import answers the probe the cheap way; it is removed again at once. Node 21+ has a global
- * navigator, so there this changes nothing.
- */
-async function loadPg(): Promise<typeof import('pg').default> {
-  const g = globalThis as { navigator?: unknown };
-  if (g.navigator !== undefined) return (await import('pg')).default;
-  Object.defineProperty(g, 'navigator', { value: { userAgent: `Node.js/${process.versions.node}` }, configurable: true, writable: true });
-  try {
-    return (await import('pg')).default;
-  } finally {
-    delete g.navigator;
-  }
-}
-
-/**
  * Opens the one session a command uses. Throws ConnectError (classified) when it cannot.
  */
 export async function openSession(t: Target, opts: SessionOptions = {}): Promise<Session> {
-  const pg = await loadPg();
+  const pg = (await import('pg')).default;
   const statementTimeoutMs = opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (opts.signal?.aborted) throw new InterruptedError();
@@ -376,22 +315,15 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
     cached ??= t.password !== undefined ? Promise.resolve(t.password) : pgpassPassword(t).then((pw) => pw ?? '');
     return cached;
   };
-  // sslmode=prefer over TCP: a refused TLS attempt hands its open socket to the plain attempt.
-  const preferSocket = t.sslmode === 'prefer' && !t.host.startsWith('/') ? new PreferSocket() : undefined;
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!;
-    const stream = attempt === 'ssl' ? preferSocket : preferSocket?.refusedTls ? preferSocket.takeOver() : undefined;
     try {
-      client = await connectOnce(pg, t, password, attempt, opts.signal, stream);
+      client = await connectOnce(pg, t, password, attempt, opts.signal);
       break;
     } catch (err) {
-      if (opts.signal?.aborted) {
-        preferSocket?.destroy();
-        throw new InterruptedError();
-      }
+      if (opts.signal?.aborted) throw new InterruptedError();
       const raw = (err ?? {}) as RawError;
       if (i + 1 < attempts.length && shouldFallBack(t, raw)) continue;
-      preferSocket?.destroy();
       if (err instanceof DbdoctorError) throw err;
       throw new ConnectError(classifyConnectError(raw, failureContext(t)));
     }

@@ -1,13 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
 import { execa } from 'execa';
 import { BIN, cleanEnv, runCli } from '../support/cli.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // @inquirer stands for every @inquirer/* package (the prompts and their core).
 const HEAVY = ['@inquirer', 'execa', 'pg', 'pg-cursor'];
 
@@ -79,23 +76,4 @@ describe('start-up', () => {
       expect(String(r.stderr)).toBe('');
     }
   });
-
-  test('the packed package installs elsewhere and runs', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'dbdoctor-pack-'));
-    try {
-      execFileSync('npm', ['pack', '--pack-destination', work, '--ignore-scripts'], { cwd: ROOT, stdio: 'pipe' });
-      const tgz = readdirSync(work).find((f) => f.endsWith('.tgz'))!;
-      const app = join(work, 'app');
-      execFileSync('mkdir', ['-p', app]);
-      execFileSync('npm', ['init', '-y'], { cwd: app, stdio: 'pipe' });
-      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev', join(work, tgz)], { cwd: app, stdio: 'pipe' });
-      const r = await execa('npx', ['--no-install', 'dbdoctor', '--version'], { cwd: app, reject: false });
-      expect(r.exitCode).toBe(0);
-      expect(String(r.stdout)).toMatch(/^\d+\.\d+\.\d+$/);
-      const help = await execa('npx', ['--no-install', 'dbdoctor', 'check', '--help'], { cwd: app, reject: false });
-      expect(String(help.stdout)).toMatch(/--dbname/);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
-  }, 180_000);
 });

@@ -188,7 +188,8 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
   let s: TestServer;
   beforeAll(async () => {
     s = await startTestServer({ major, settings: LOG_CONNECTIONS });
-    // The launcher's code cache for `terminate` is written once, here, not under a file-size limit.
+    // Where Node has a compile cache (22.1+), the bundle's is written once, here (in the user's cache
+    // directory), not under a file-size limit.
     await runCli(['terminate', '--app', 'warm-up', '--dry-run', '-d', s.url()]);
   }, 60_000);
   afterAll(async () => {

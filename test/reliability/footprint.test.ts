@@ -144,3 +144,27 @@ describe('Ctrl-C while a statement runs: the second connection is only the cance
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
   });
 });
+
+describe('sslmode=prefer (the default) against a server without TLS', () => {
+  /** Connections the server received while `args` ran, and the sessions dbdoctor authorized. */
+  async function counted(s: ReturnType<typeof server>, args: string[], env: Record<string, string> = {}): Promise<{ received: number; sessions: number }> {
+    const { result: r, log } = await serverLogDuring(s, () => runCli(['check', '--json', ...args], { env }));
+    expectNoStack(r);
+    expect(r.exitCode).toBe(0);
+    return { received: log.split('\n').filter((l) => /connection received: host=/.test(l)).length, sessions: dbdoctorConnections(log).length };
+  }
+
+  test('over TCP: one session; the refused TLS attempt is a second TCP connection that never authenticates', async () => {
+    const s = server();
+    // node-postgres ends the socket when the server answers the SSLRequest with 'N' (libpq goes on
+    // over it): dbdoctor uses pg as published, so the plain attempt connects again.
+    expect(await counted(s, ['-d', s.url()])).toEqual({ received: 2, sessions: 1 });
+    expect(await counted(s, ['-d', `${s.url()}?sslmode=disable`])).toEqual({ received: 1, sessions: 1 });
+  });
+
+  test('over a Unix socket: no TLS attempt at all, as libpq', async () => {
+    const s = server();
+    const args = ['-h', s.embedded!.dir, '-p', String(s.port), '-U', 'postgres', '-d', 'postgres'];
+    expect(await counted(s, args, { PGPASSWORD: s.password })).toEqual({ received: 1, sessions: 1 });
+  });
+});

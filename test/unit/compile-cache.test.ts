@@ -1,0 +1,136 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { compileCacheCandidates, enableCompileCache, preparePrivateDir } from '../../src/ui/compile-cache.js';
+
+const uid = process.geteuid!();
+const isRoot = uid === 0;
+const nobody = () => ({ uid: Number(spawnSync('id', ['-u', 'nobody']).stdout.toString().trim()), gid: Number(spawnSync('id', ['-g', 'nobody']).stdout.toString().trim()) });
+const base = mkdtempSync(join(tmpdir(), 'dbdoctor-cc-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => {
+  const d = join(base, `t${++n}`);
+  mkdirSync(d, { mode: 0o700 });
+  return d;
+};
+const mode = (p: string) => lstatSync(p).mode & 0o7777;
+
+describe('where the cache may live', () => {
+  test('$XDG_CACHE_HOME/dbdoctor (absolute only), else ~/.cache/dbdoctor, then <tmpdir>/dbdoctor-<uid>', () => {
+    expect(compileCacheCandidates({ XDG_CACHE_HOME: '/x/cache' }, 7, '/home/a', '/tmp')).toEqual(['/x/cache/dbdoctor', '/tmp/dbdoctor-7']);
+    expect(compileCacheCandidates({ XDG_CACHE_HOME: 'relative' }, 7, '/home/a', '/tmp')).toEqual(['/home/a/.cache/dbdoctor', '/tmp/dbdoctor-7']);
+    expect(compileCacheCandidates({}, 0, '', '/var/tmp')).toEqual(['/var/tmp/dbdoctor-0']);
+  });
+
+  test('a missing directory is created 0700, with its missing parents, and used', () => {
+    const d = join(fresh(), 'cache', 'dbdoctor');
+    expect(preparePrivateDir(d, uid)).toBe(true);
+    expect(mode(d)).toBe(0o700);
+    expect(mode(join(d, '..'))).toBe(0o700);
+    // and again, as it is now
+    expect(preparePrivateDir(d, uid)).toBe(true);
+  });
+
+  test('one that others may read or write is not used, and never chmod-ed', () => {
+    const d = join(fresh(), 'dbdoctor');
+    mkdirSync(d, { mode: 0o755 });
+    chmodSync(d, 0o755);
+    expect(preparePrivateDir(d, uid)).toBe(false);
+    expect(mode(d)).toBe(0o755);
+  });
+
+  test('a symbolic link, a file or a FIFO at the path is never followed, used or changed', () => {
+    const parent = fresh();
+    const target = join(parent, 'elsewhere');
+    mkdirSync(target, { mode: 0o700 });
+    const link = join(parent, 'link');
+    symlinkSync(target, link);
+    expect(preparePrivateDir(link, uid)).toBe(false);
+    expect(readlinkSync(link)).toBe(target);
+    expect(readdirSync(target)).toEqual([]);
+    const file = join(parent, 'file');
+    writeFileSync(file, 'x');
+    expect(preparePrivateDir(file, uid)).toBe(false);
+    const fifo = join(parent, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    expect(preparePrivateDir(fifo, uid)).toBe(false);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+  });
+
+  test('under a directory others may write into: only if it is sticky (as /tmp)', () => {
+    const open = fresh();
+    chmodSync(open, 0o777);
+    expect(preparePrivateDir(join(open, 'dbdoctor'), uid)).toBe(false);
+    expect(readdirSync(open)).toEqual([]);
+    const sticky = fresh();
+    chmodSync(sticky, 0o1777);
+    expect(preparePrivateDir(join(sticky, 'dbdoctor'), uid)).toBe(true);
+  });
+
+  (isRoot ? test : test.skip)('as root: nothing under another user\'s directory, and not their entry in a sticky one', () => {
+    const theirs = fresh();
+    chownSync(theirs, nobody().uid, nobody().gid);
+    expect(preparePrivateDir(join(theirs, '.cache', 'dbdoctor'), uid)).toBe(false);
+    expect(readdirSync(theirs)).toEqual([]);
+    const sticky = fresh();
+    chmodSync(sticky, 0o1777);
+    const planted = join(sticky, 'dbdoctor');
+    mkdirSync(planted, { mode: 0o700 });
+    chownSync(planted, nobody().uid, nobody().gid);
+    expect(preparePrivateDir(planted, uid)).toBe(false);
+    expect(lstatSync(planted).uid).toBe(nobody().uid);
+  });
+});
+
+describe('turning it on', () => {
+  const calls: Array<string | undefined> = [];
+  const api = {
+    enableCompileCache: (dir?: string) => {
+      calls.push(dir);
+      return { status: 1, directory: dir };
+    },
+    getCompileCacheDir: (): string | undefined => undefined,
+  };
+
+  test('Node 20 has no compile cache: nothing is created, nothing is called', () => {
+    const home = fresh();
+    expect(enableCompileCache({ XDG_CACHE_HOME: join(home, 'c') }, {}, join(home, 'tmp'))).toBeUndefined();
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  test('Node 22+: in the user\'s cache directory, a folder of dbdoctor\'s own', () => {
+    const home = fresh();
+    calls.length = 0;
+    expect(enableCompileCache({ XDG_CACHE_HOME: join(home, 'c') }, api, join(home, 'tmp'))).toBe(join(home, 'c', 'dbdoctor', 'compile'));
+    expect(calls).toEqual([join(home, 'c', 'dbdoctor', 'compile')]);
+  });
+
+  test('an unusable cache directory falls back to tmpdir, then to no cache', () => {
+    const home = fresh();
+    const xdg = join(home, 'c');
+    mkdirSync(join(xdg, 'dbdoctor'), { recursive: true, mode: 0o755 });
+    chmodSync(join(xdg, 'dbdoctor'), 0o755);
+    const tmp = join(home, 'tmp');
+    mkdirSync(tmp, { mode: 0o1777 });
+    chmodSync(tmp, 0o1777);
+    calls.length = 0;
+    expect(enableCompileCache({ XDG_CACHE_HOME: xdg }, api, tmp)).toBe(join(tmp, `dbdoctor-${uid}`, 'compile'));
+    chmodSync(tmp, 0o777);
+    rmSync(join(tmp, `dbdoctor-${uid}`), { recursive: true });
+    calls.length = 0;
+    expect(enableCompileCache({ XDG_CACHE_HOME: xdg }, api, tmp)).toBeUndefined();
+    expect(calls).toEqual([]);
+  });
+
+  test('NODE_DISABLE_COMPILE_CACHE, and a cache the user set up (NODE_COMPILE_CACHE), are left alone', () => {
+    const home = fresh();
+    calls.length = 0;
+    expect(enableCompileCache({ XDG_CACHE_HOME: home, NODE_DISABLE_COMPILE_CACHE: '1' }, api, home)).toBeUndefined();
+    expect(enableCompileCache({ XDG_CACHE_HOME: home }, { ...api, getCompileCacheDir: () => '/theirs' }, home)).toBe('/theirs');
+    expect(calls).toEqual([]);
+    expect(readdirSync(home)).toEqual([]);
+  });
+});
