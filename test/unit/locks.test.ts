@@ -38,7 +38,8 @@ describe('the blocking tree', () => {
     expect(root.tree.children).toHaveLength(400);
     expect(root.all).toHaveLength(400);
     expect(root.direct).toHaveLength(400);
-    const lines = treeLines(locksReport(snapshot(rows), priv).roots[0]!.tree, 80);
+    const report = locksReport(snapshot(rows), priv);
+    const lines = treeLines(report.roots[0]!.pid, report.nodes, 80);
     expect(lines).toHaveLength(41);
     expect(lines.at(-1)).toBe('… and 361 more (all of them in --json)');
   });
@@ -123,11 +124,11 @@ describe('the blocking tree', () => {
     const snap = snapshot([waiter(1, [2]), waiter(2, [1]), waiter(3, [2]), row({ pid: 9, state: 'idle in transaction' }), waiter(10, [9])]);
     const r = locksReport(snap, priv);
     expect(r.roots.map((x) => x.pid)).toEqual([9]);
-    expect(r.cycles.map((c) => c.pids)).toEqual([[1, 2, 3]]);
+    expect(r.cycles.map((c) => [c.members, c.stuck])).toEqual([[[1, 2], [3]]]);
     expect(r.waiting).toBe(4);
     const text = renderLocks(r, plain, 80);
     expect(text).toMatch(/^WARNING {2}4 sessions waiting on locks: 1 root blocker, 1 lock cycle/);
-    expect(text).toContain('lock cycle: 1, 2, 3');
+    expect(text).toContain('lock cycle: pids 1, 2 wait for each other; 1 more stuck behind them');
   });
 
   test('self-edges are dropped; nothing waiting is OK', () => {
