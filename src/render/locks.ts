@@ -22,7 +22,7 @@ type Line = string | Verbatim;
 /** Most tree lines printed per root; the rest are counted (all of them are in --json). */
 export const MAX_TREE_LINES = 40;
 /** Deepest level printed; a deeper chain is one line that counts it. */
-export const MAX_DEPTH = 12;
+export const MAX_DEPTH = 8;
 
 const cut = fitWidth;
 
@@ -75,7 +75,7 @@ export function treeLines(root: number, nodes: readonly LockNode[], width: numbe
   while (stack.length && lines.length < max) {
     const { n, prefix, childPrefix, depth } = stack.pop()!;
     if (depth > MAX_DEPTH) {
-      lines.push(cut(`${prefix}… ${n.behind + 1} more behind pid ${n.blocked_by} (all of them in --json)`, width));
+      lines.push(cut(`${prefix}… ${n.behind + 1} more behind pid ${n.blocked_by}`, width));
       shown += n.behind + 1;
       continue;
     }
