@@ -14,6 +14,8 @@ export interface BlockNode {
   session: SessionRow | null;
   /** Sessions this node blocks directly (each appears once in the tree, under its first blocker). */
   children: BlockNode[];
+  /** How many sessions wait behind it in the tree (its children, theirs, ...). */
+  behind: number;
 }
 
 export interface RootBlocker {
@@ -57,10 +59,24 @@ export interface WaitedLock {
   relation: string | null;
 }
 
+/**
+ * Sessions waiting for each other in a circle: a deadlock the server breaks only after
+ * deadlock_timeout (which a role or database may have raised), with everything queued behind it
+ * waiting too.
+ */
+export interface LockCycle {
+  /** The sessions that wait for each other (a strongly connected component of the waits-for graph), ascending. */
+  members: number[];
+  /** Sessions waiting behind the cycle (through the graph), not in it, ascending. */
+  stuck: number[];
+  /** The longest wait among members and stuck (as RootBlocker's). */
+  longest_wait_ms: number | null;
+}
+
 export interface BlockingReport {
   roots: RootBlocker[];
-  /** Waiters in a cycle with no root: a deadlock the server will break after deadlock_timeout. */
-  cycles: number[][];
+  /** Lock cycles: no root reaches them; members apart from the sessions stuck behind them. */
+  cycles: LockCycle[];
   /** Total sessions waiting on a lock held by another. */
   waiting: number;
 }
@@ -137,8 +153,17 @@ function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]):
   return { action: 'investigate', advice: `state ${s.state ?? 'hidden'}: grant pg_monitor to see more, then decide`, next: [fixedStep('see what this role can see and do', 'check')] };
 }
 
+/** The longest of these waits (a loop: spreading a huge pile-up into Math.max overflows the stack). */
+function longest(waits: Array<number | null>): number | null {
+  let m: number | null = null;
+  for (const w of waits) if (w !== null && (m === null || w > m)) m = w;
+  return m;
+}
+
 export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport {
   const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  // How long a session has waited: pg_locks.waitstart with lock detail, else its time in state (an upper bound).
+  const waitOf = (p: number) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null;
   const edges = blockingEdges(snapshot);
   // blocker -> waiters
   const blocks = new Map<number, number[]>();
@@ -153,12 +178,11 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
 
   // Roots: blockers that wait on nobody.
   const rootPids = [...blocks.keys()].filter((b) => !edges.has(b)).sort((a, b) => a - b);
-  const reached = new Set<number>();
   const roots: RootBlocker[] = rootPids.map((pid) => {
     // Breadth first, iteratively: each waiter sits under the blocker nearest the root (a queue of
     // N waiters on one lock is N children of the holder, not a chain N deep), and no recursion.
     const seen = new Set<number>([pid]);
-    const tree: BlockNode = { pid, session: pid === 0 ? null : (rows.get(pid) ?? null), children: [] };
+    const tree: BlockNode = { pid, session: pid === 0 ? null : (rows.get(pid) ?? null), children: [], behind: 0 };
     const order: number[] = [];
     const queue: BlockNode[] = [tree];
     for (let i = 0; i < queue.length; i++) {
@@ -167,15 +191,15 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
         if (seen.has(w)) continue;
         seen.add(w);
         order.push(w);
-        const child: BlockNode = { pid: w, session: rows.get(w) ?? null, children: [] };
+        const child: BlockNode = { pid: w, session: rows.get(w) ?? null, children: [], behind: 0 };
         node.children.push(child);
         queue.push(child);
       }
     }
+    // Leaves first: each node counts the sessions behind it.
+    for (let i = queue.length - 1; i >= 0; i--) for (const ch of queue[i]!.children) queue[i]!.behind += ch.behind + 1;
     const all = [...seen].filter((p) => p !== pid).sort((a, b) => a - b);
-    for (const p of all) reached.add(p);
     const direct = blocks.get(pid) ?? [];
-    const waits = all.map((p) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null).filter((v): v is number => v !== null);
     // The locks waited on, the direct waiters' first: a row lock shows as a wait on the holder's
     // transactionid (no relation); the waiters queued behind show the tuple and its relation.
     const waited = new Map<string, WaitedLock>();
@@ -191,7 +215,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
       direct,
       all,
       // a loop, not Math.max(...waits): spreading a huge pile-up overflows the call stack
-      longest_wait_ms: waits.length ? waits.reduce((a, b) => Math.max(a, b)) : null,
+      longest_wait_ms: longest(all.map(waitOf)),
       waited_locks: [...waited.values()],
       ...actionFor(pid, session, prepared),
       holds_advisory: session !== null && direct.some((w) => waitedLock(rows.get(w))?.locktype === 'advisory'),
@@ -201,23 +225,142 @@ export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport 
   });
   roots.sort((a, b) => b.all.length - a.all.length || a.pid - b.pid);
 
-  // Waiters no root reaches are in (or behind) a cycle.
-  const cycles: number[][] = [];
-  const unreached = [...edges.keys()].filter((w) => !reached.has(w));
-  const done = new Set<number>();
-  for (const start of unreached) {
-    if (done.has(start)) continue;
-    const component: number[] = [];
-    const stack = [start];
-    while (stack.length) {
-      const p = stack.pop()!;
-      if (done.has(p)) continue;
-      done.add(p);
-      component.push(p);
-      for (const b of edges.get(p) ?? []) if (!reached.has(b) && edges.has(b)) stack.push(b);
-      for (const w of blocks.get(p) ?? []) if (!reached.has(w)) stack.push(w);
+  // Cycles: sessions that wait for each other (a root may also hold up some of them: the cycle
+  // stays until deadlock_timeout all the same), and the waiters stuck behind them.
+  const cycles: LockCycle[] = [];
+  const assigned = new Set<number>();
+  for (const members of stronglyConnected(edges).filter((c) => c.length > 1)) {
+    const inCycle = new Set(members);
+    // Behind it: whoever waits for a member, or for someone behind it, outside the cycle.
+    const stuck: number[] = [];
+    const queue = [...members];
+    for (let i = 0; i < queue.length; i++) {
+      for (const w of blocks.get(queue[i]!) ?? []) {
+        if (inCycle.has(w) || assigned.has(w)) continue;
+        assigned.add(w);
+        stuck.push(w);
+        queue.push(w);
+      }
     }
-    cycles.push(component.sort((a, b) => a - b));
+    cycles.push({ members: members.sort((a, b) => a - b), stuck: stuck.sort((a, b) => a - b), longest_wait_ms: longest([...members, ...stuck].map(waitOf)) });
   }
+  cycles.sort((a, b) => b.stuck.length - a.stuck.length || a.members[0]! - b.members[0]!);
   return { roots, cycles, waiting: edges.size };
+}
+
+/** The strongly connected components of the waits-for graph (Tarjan's algorithm, without recursion). */
+function stronglyConnected(edges: Map<number, Set<number>>): number[][] {
+  const index = new Map<number, number>();
+  const low = new Map<number, number>();
+  const onStack = new Set<number>();
+  const stack: number[] = [];
+  const out: number[][] = [];
+  let next = 0;
+  for (const start of edges.keys()) {
+    if (index.has(start)) continue;
+    const work: Array<{ v: number; it: Iterator<number> }> = [];
+    const open = (v: number) => {
+      index.set(v, next);
+      low.set(v, next);
+      next++;
+      stack.push(v);
+      onStack.add(v);
+      work.push({ v, it: (edges.get(v) ?? new Set<number>()).values() });
+    };
+    open(start);
+    while (work.length) {
+      const top = work[work.length - 1]!;
+      const step = top.it.next();
+      if (!step.done) {
+        const w = step.value;
+        if (!index.has(w)) open(w);
+        else if (onStack.has(w)) low.set(top.v, Math.min(low.get(top.v)!, index.get(w)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low.set(parent.v, Math.min(low.get(parent.v)!, low.get(top.v)!));
+      if (low.get(top.v) === index.get(top.v)) {
+        const component: number[] = [];
+        let w: number;
+        do {
+          w = stack.pop()!;
+          onStack.delete(w);
+          component.push(w);
+        } while (w !== top.v);
+        out.push(component);
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DDL lock queue
+
+/** Lock modes a migration takes on a table, which queue every reader or writer behind them. */
+const STRONG_MODES = new Set(['AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock']);
+/** Statements that take such a lock (the CONCURRENTLY forms do not). */
+const DDL =
+  /^(?:ALTER\s+(?:TABLE|INDEX|MATERIALIZED\s+VIEW|SEQUENCE|VIEW|TYPE|DOMAIN)|DROP\s+(?:TABLE|INDEX(?!\s+CONCURRENTLY)|VIEW|MATERIALIZED\s+VIEW|SEQUENCE|TYPE)|TRUNCATE|CREATE\s+(?:UNIQUE\s+)?INDEX(?!\s+CONCURRENTLY)|VACUUM\s*(?:\([^)]*\bFULL\b|FULL\b)|REINDEX(?!\s*\([^)]*\bCONCURRENTLY\b)(?!\s+\w+\s+CONCURRENTLY)|LOCK\b|CLUSTER\b|REFRESH\s+MATERIALIZED\s+VIEW(?!\s+CONCURRENTLY))/i;
+
+/** The statement's text without the comments and spaces before its first word. */
+function firstWords(query: string): string {
+  return query.replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/, '');
+}
+
+/**
+ * Waits for a table lock that queues ordinary readers and writers behind it: with lock detail
+ * (`locks`), a strong mode on a relation; without it (`diagnose`), a wait on a relation by a
+ * statement that takes such a lock (ALTER TABLE, DROP, TRUNCATE, CREATE INDEX without
+ * CONCURRENTLY, VACUUM FULL, REINDEX, LOCK TABLE, CLUSTER, REFRESH MATERIALIZED VIEW).
+ */
+export function waitsAsDdl(r: SessionRow | null): boolean {
+  if (r?.wait_event_type !== 'Lock') return false;
+  if (r.wait_lock) return r.wait_lock.locktype === 'relation' && STRONG_MODES.has(r.wait_lock.mode);
+  return r.wait_event === 'relation' && r.query !== null && DDL.test(firstWords(r.query));
+}
+
+/** A waiter with sessions queued behind it, found in a root's tree. */
+export interface QueueHead {
+  node: BlockNode;
+  root: RootBlocker;
+  /** Its depth in the tree (1: it waits for the root itself). */
+  depth: number;
+}
+
+/** The nodes of every tree that wait and have others waiting behind them, most queued behind first. */
+export function queueHeads(report: BlockingReport): QueueHead[] {
+  const out: QueueHead[] = [];
+  for (const root of report.roots) {
+    const stack: Array<{ node: BlockNode; depth: number }> = root.tree.children.map((node) => ({ node, depth: 1 }));
+    while (stack.length) {
+      const { node, depth } = stack.pop()!;
+      if (node.behind > 0) out.push({ node, root, depth });
+      for (const c of node.children) stack.push({ node: c, depth: depth + 1 });
+    }
+  }
+  return out.sort((a, b) => b.node.behind - a.node.behind || a.node.pid - b.node.pid);
+}
+
+/**
+ * The member of a lock cycle to end: the one with the youngest transaction (the least work lost),
+ * the lowest pid on a tie; a member the role cannot see only when none can be seen.
+ */
+export function cycleVictim(cycle: LockCycle, rows: ReadonlyMap<number, SessionRow>): { pid: number; why: string } {
+  const age = (p: number) => rows.get(p)?.xact_age_ms ?? null;
+  const known = cycle.members.filter((p) => age(p) !== null);
+  if (known.length === 0) return { pid: cycle.members[0]!, why: 'the lowest pid (the transactions of the members are hidden)' };
+  const pid = known.reduce((a, b) => (age(b)! < age(a)! ? b : a));
+  return { pid, why: 'its transaction is the youngest of the cycle, so ending it loses the least work' };
+}
+
+/** The exact terminate that ends a lock cycle, naming the member and why. */
+export function cycleStep(cycle: LockCycle, rows: ReadonlyMap<number, SessionRow>): NextStep {
+  const v = cycleVictim(cycle, rows);
+  const s = rows.get(v.pid);
+  const args: Array<string | [string, string]> = [['--pid', String(v.pid)]];
+  if (s?.state === 'active' || s?.state === 'fastpath function call') args.push('--cancel-first');
+  if (s?.superuser) args.push('--include-superusers');
+  return fixedStep(`end the cycle now: terminate pid ${v.pid} (${v.why}); the others and the ${cycle.stuck.length} behind them go on`, 'terminate', args);
 }

@@ -14,7 +14,7 @@
  */
 import { type Capacity, worst } from './capacity.js';
 import { cannotConnect, cannotGather, NODES as CONNECT_NODES } from './diagnose/cannot-connect.js';
-import { blocking, NODES as BLOCKING_NODES } from './diagnose/blocking-locks.js';
+import { blocking, ddlQueue, NODES as BLOCKING_NODES } from './diagnose/blocking-locks.js';
 import { idleInTransaction, idlePool, NODES as LEAK_NODES, unreadResults } from './diagnose/leaks.js';
 import { capacity, capacityFinding, connectionLimit, NODES as SLOT_NODES, whoHolds } from './diagnose/out-of-slots.js';
 import { SETTING_NODES, settings, NODES as SETTINGS_ROOM_NODES, visibility } from './diagnose/settings.js';
@@ -68,12 +68,13 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   const unread = unreadResults(c);
   const idle = idlePool(c, slots.severity);
   const blocked = blocking(c);
+  const ddl = ddlQueue(c, blocked);
   const long = longQueries(c);
   const same = sameStatement(c);
   const top = topStatements(c);
   const seq = seqScans(c);
   const guards = settings(c, { iit, unread, idle, blocking: blocked, long, same });
-  const walked = [connected, seen, slots, limits, holders, iit, unread, idle, blocked, long, same, top, seq, guards];
+  const walked = [connected, seen, slots, limits, holders, iit, unread, idle, blocked, ddl, long, same, top, seq, guards];
 
   const findings = walked.flatMap((n) => n.findings);
   findings.push(capacityFinding(c, slots, holders.holders, findings, [...iit.cleanups, ...unread.cleanups, ...idle.cleanups]));

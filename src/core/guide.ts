@@ -52,7 +52,7 @@ const ORDER: Record<ActionKind, number> = { inspect: 0, terminate: 1, run: 2, ru
 /** A default inspection for findings that name none, by the branch of the tree they come from. */
 export function defaultInspection(findingId: string): string[] | null {
   const id = findingId.toLowerCase();
-  if (/block|lock/.test(id)) return ['locks'];
+  if (/block|lock|ddl/.test(id)) return ['locks'];
   if (/slow|long|statement|seq/.test(id)) return ['queries', '--group'];
   if (/leak|idle|client|transaction|cursor/.test(id)) return ['queries'];
   if (/capacity|slot|hold|limit|connection/.test(id)) return ['connections'];

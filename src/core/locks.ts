@@ -1,28 +1,48 @@
 /**
- * The `locks` report: the blocking tree of src/core/blocking.ts in a JSON-able shape (session
- * views instead of raw rows), with the visibility accounting and a status. Pure.
+ * The `locks` report: the blocking tree of src/core/blocking.ts in a JSON-able shape, with the
+ * visibility accounting and a status. Pure.
+ *
+ * Every session appears once, in a flat list of nodes (`nodes`): each names the root it waits
+ * behind, the session it is shown under (`blocked_by`) and everyone it waits for, so the document
+ * grows linearly with the sessions however deep a chain is (a nested tree repeated every subtree
+ * inside its parent: a 2,000-deep chain was hundreds of megabytes). The roots carry their summary.
  */
 import type { ActivitySnapshot, PreparedXact, SessionRow } from './activity.js';
-import { type BlockNode, buildBlockingReport, type RootBlocker, type WaitedLock } from './blocking.js';
+import { type BlockNode, blockingEdges, buildBlockingReport, cycleStep, type RootBlocker, type WaitedLock } from './blocking.js';
+import type { NextStep } from './printed.js';
 import { parallelWorkersByLeader, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
 import type { Severity } from './exit-codes.js';
 
 /** `locks` reads lock detail, so a waited lock's mode is always known here. */
 export type { WaitedLock };
 
-export interface LockTreeNode {
+/** One session of the blocking graph, once. */
+export interface LockNode {
   pid: number;
   /** The session, or null for a prepared transaction (pid 0) or a process gone since the read. */
   session: SessionInfo | null;
-  /** The lock this session waits for (null for the root, or when not known). */
+  /** The root blocker it waits behind (itself for a root); null in or behind a lock cycle. */
+  root: number | null;
+  /** The session it is shown under: the blocker nearest the root (null for a root or a cycle member). */
+  blocked_by: number | null;
+  /** Every session it waits for (pg_blocking_pids(), parallel workers folded into their leaders). */
+  blockers: number[];
+  /** Steps from its root (0 for the root itself; null in or behind a lock cycle). */
+  depth: number | null;
+  /** The lock this session waits for (null for a root, or when not known). */
   waits_for: (WaitedLock & { wait_ms: number | null }) | null;
-  children: LockTreeNode[];
+  /** It waits, and others wait behind it: the head of a lock queue (a DDL statement behind a long transaction, say). */
+  queue_head: boolean;
+  /** How many sessions wait behind it (in its root's tree, or for a cycle member, behind the cycle). */
+  behind: number;
+  /** The lock cycle it is in or behind (an index into `cycles`), or null. */
+  cycle: number | null;
 }
 
 /**
- * A root blocker as `locks` shows it: RootBlocker (src/core/blocking.ts) in its JSON shape, with
- * session views instead of rows, the tree of session views, and the pids it blocks under their
- * JSON names.
+ * A root blocker as `locks` shows it: RootBlocker (src/core/blocking.ts) in its JSON shape, with a
+ * session view instead of a row and the pids it blocks under their JSON names. The sessions
+ * behind it are the nodes whose `root` is its pid.
  */
 export interface LockRoot extends Pick<RootBlocker, 'pid' | 'longest_wait_ms' | 'waited_locks' | 'action' | 'advice' | 'next' | 'holds_advisory' | 'prepared'> {
   /** pid 0: a prepared transaction holds the lock (see `prepared`). */
@@ -34,7 +54,8 @@ export interface LockRoot extends Pick<RootBlocker, 'pid' | 'longest_wait_ms' | 
   blocks_direct: number[];
   blocks_all: number[];
   blocks_total: number;
-  tree: LockTreeNode;
+  /** Waiters in its tree that others queue behind. */
+  queue_heads: number[];
 }
 
 export interface LocksReport {
@@ -43,12 +64,14 @@ export interface LocksReport {
   server_version_num: number;
   taken_at: string;
   visibility: Visibility;
-  /** Sessions waiting on a lock held by another session. */
+  /** Sessions waiting on a lock held by another. */
   waiting: number;
   /** Root blockers, the one blocking most first. */
   roots: LockRoot[];
-  /** Sessions waiting in (or behind) a lock cycle: a deadlock the server breaks after deadlock_timeout. */
-  cycles: Array<{ pids: number[]; sessions: SessionInfo[] }>;
+  /** Every session of the blocking graph, once: each root followed by its tree, breadth first; then the lock cycles. */
+  nodes: LockNode[];
+  /** Sessions waiting for each other (a deadlock the server breaks after deadlock_timeout), and those stuck behind them. */
+  cycles: Array<{ members: number[]; stuck: number[]; longest_wait_ms: number | null; next: NextStep[] }>;
   /** Every prepared transaction on the server (they hold locks until COMMIT/ROLLBACK PREPARED). */
   prepared_transactions: PreparedXact[];
 }
@@ -59,33 +82,74 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
   const b = buildBlockingReport(snapshot);
   const workers = parallelWorkersByLeader(snapshot);
   const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  const edges = blockingEdges(snapshot);
   const view = (r: SessionRow | null | undefined) => (r ? sessionInfo(r, workers.get(r.pid) ?? 0) : null);
-  const node = (n: BlockNode, isRoot: boolean): LockTreeNode => {
-    const l = n.session?.wait_lock;
-    return {
-      pid: n.pid,
-      session: view(n.session),
-      waits_for: !isRoot && l ? { locktype: l.locktype, mode: l.mode, relation: l.relation, wait_ms: roundOrNull(l.wait_ms) } : null,
-      children: n.children.map((c) => node(c, false)),
-    };
+  const waitsFor = (r: SessionRow | null | undefined) => {
+    const l = r?.wait_lock;
+    return l ? { locktype: l.locktype, mode: l.mode, relation: l.relation, wait_ms: roundOrNull(l.wait_ms) } : null;
   };
-  const roots: LockRoot[] = b.roots.map((r) => ({
-    pid: r.pid,
-    prepared_transaction: r.pid === 0,
-    vanished: r.pid !== 0 && r.session === null,
-    session: view(r.session),
-    blocks_direct: r.direct,
-    blocks_all: r.all,
-    blocks_total: r.all.length,
-    longest_wait_ms: roundOrNull(r.longest_wait_ms),
-    waited_locks: r.waited_locks,
-    action: r.action,
-    advice: r.advice,
-    next: r.next,
-    holds_advisory: r.holds_advisory,
-    prepared: r.prepared,
-    tree: node(r.tree, true),
-  }));
+  const nodes: LockNode[] = [];
+  const listed = new Set<number>();
+  const roots: LockRoot[] = b.roots.map((r) => {
+    // Breadth first, without recursion: a chain thousands deep is a loop, not a call stack.
+    const heads: number[] = [];
+    const queue: Array<{ n: BlockNode; parent: number | null; depth: number }> = [{ n: r.tree, parent: null, depth: 0 }];
+    for (let i = 0; i < queue.length; i++) {
+      const { n, parent, depth } = queue[i]!;
+      const head = depth > 0 && n.behind > 0;
+      if (head) heads.push(n.pid);
+      listed.add(n.pid);
+      nodes.push({
+        pid: n.pid,
+        session: view(n.session),
+        root: r.pid,
+        blocked_by: parent,
+        blockers: [...(edges.get(n.pid) ?? [])].sort((x, y) => x - y),
+        depth,
+        waits_for: depth > 0 ? waitsFor(n.session) : null,
+        queue_head: head,
+        behind: n.behind,
+        cycle: null,
+      });
+      for (const c of n.children) queue.push({ n: c, parent: n.pid, depth: depth + 1 });
+    }
+    return {
+      pid: r.pid,
+      prepared_transaction: r.pid === 0,
+      vanished: r.pid !== 0 && r.session === null,
+      session: view(r.session),
+      blocks_direct: r.direct,
+      blocks_all: r.all,
+      blocks_total: r.all.length,
+      longest_wait_ms: roundOrNull(r.longest_wait_ms),
+      waited_locks: r.waited_locks,
+      action: r.action,
+      advice: r.advice,
+      next: r.next,
+      holds_advisory: r.holds_advisory,
+      prepared: r.prepared,
+      queue_heads: heads,
+    };
+  });
+  b.cycles.forEach((c, i) => {
+    for (const pid of [...c.members, ...c.stuck]) {
+      if (listed.has(pid)) continue;
+      listed.add(pid);
+      const member = c.members.includes(pid);
+      nodes.push({
+        pid,
+        session: view(rows.get(pid)),
+        root: null,
+        blocked_by: null,
+        blockers: [...(edges.get(pid) ?? [])].sort((x, y) => x - y),
+        depth: null,
+        waits_for: waitsFor(rows.get(pid)),
+        queue_head: false,
+        behind: member ? c.stuck.length : 0,
+        cycle: i,
+      });
+    }
+  });
   const visibility = visibilityOf(snapshot, priv);
   return {
     status: visibility.partial ? 'unknown' : b.waiting > 0 ? 'warning' : 'ok',
@@ -94,7 +158,8 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
     visibility,
     waiting: b.waiting,
     roots,
-    cycles: b.cycles.map((pids) => ({ pids, sessions: pids.map((p) => view(rows.get(p))).filter((s): s is SessionInfo => s !== null) })),
+    nodes,
+    cycles: b.cycles.map((c) => ({ members: c.members, stuck: c.stuck, longest_wait_ms: roundOrNull(c.longest_wait_ms), next: [cycleStep(c, rows)] })),
     prepared_transactions: snapshot.prepared.map((p) => ({ ...p, age_ms: Math.round(p.age_ms) })),
   };
 }

@@ -136,11 +136,11 @@ export type SqlPart = string | { ident: string; select: string | null } | { lite
 
 /** A role, by name, with the catalog expression that yields its name when it cannot be shown. */
 export function role(name: string, oid: number | null): SqlPart {
-  return { ident: name, select: oid === null ? null : `(SELECT rolname FROM pg_roles WHERE oid = ${oidText(oid)})` };
+  return { ident: name, select: isOid(oid) ? `(SELECT rolname FROM pg_roles WHERE oid = ${oid})` : null };
 }
 
 export function database(name: string, oid: number | null): SqlPart {
-  return { ident: name, select: oid === null ? null : `(SELECT datname FROM pg_database WHERE oid = ${oidText(oid)})` };
+  return { ident: name, select: isOid(oid) ? `(SELECT datname FROM pg_database WHERE oid = ${oid})` : null };
 }
 
 /** A prepared transaction's gid, selected by its transaction id when it cannot be shown. */
@@ -153,9 +153,9 @@ export function literal(value: string): SqlPart {
   return { literal: value, select: null };
 }
 
-function oidText(oid: number): string {
-  if (!Number.isInteger(oid) || oid < 0 || oid > 0xffffffff) throw new Error(`not an oid: ${oid}`);
-  return String(oid);
+/** An oid as the catalog holds it (a whole number of 32 bits); anything else selects nothing. */
+function isOid(oid: unknown): oid is number {
+  return typeof oid === 'number' && Number.isInteger(oid) && oid > 0 && oid <= 0xffffffff;
 }
 
 const rawValue = (p: Exclude<SqlPart, string>) => ('ident' in p ? p.ident : p.literal);

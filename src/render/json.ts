@@ -3,6 +3,13 @@ import { escapeCodePoint, revealHidden } from '../core/text.js';
 /** The versioned JSON envelope every `--json` document shares. */
 export const JSON_SCHEMA_VERSION = 1;
 
+/**
+ * Documents whose shape changed in a way a reader must know (a field removed or changed meaning)
+ * carry a higher version: dbdoctor.locks 2 lists every session once, flat (`nodes`), instead of a
+ * nested `tree` per root, and its `cycles` name members and stuck sessions apart.
+ */
+const SCHEMA_VERSIONS: Readonly<Record<string, number>> = { locks: 2 };
+
 export interface Envelope<K extends string, R> {
   schema: `dbdoctor.${K}`;
   schema_version: number;
@@ -14,7 +21,7 @@ export interface Envelope<K extends string, R> {
 export function envelope<K extends string, R>(kind: K, report: R, version: string, now = new Date()): Envelope<K, R> {
   return {
     schema: `dbdoctor.${kind}`,
-    schema_version: JSON_SCHEMA_VERSION,
+    schema_version: SCHEMA_VERSIONS[kind] ?? JSON_SCHEMA_VERSION,
     dbdoctor_version: version,
     generated_at: now.toISOString(),
     report,

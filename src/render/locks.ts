@@ -6,8 +6,8 @@
 import type { ChalkInstance } from 'chalk';
 import type { PreparedXact } from '../core/activity.js';
 import { formatDuration } from '../core/duration.js';
-import type { LockRoot, LocksReport, LockTreeNode, WaitedLock } from '../core/locks.js';
-import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
+import type { LockNode, LockRoot, LocksReport, WaitedLock } from '../core/locks.js';
+import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, stateCell, tableWidth, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { fitWidth } from './width.js';
 import { severityLabel } from './style.js';
@@ -21,6 +21,8 @@ type Line = string | Verbatim;
 
 /** Most tree lines printed per root; the rest are counted (all of them are in --json). */
 export const MAX_TREE_LINES = 40;
+/** Deepest level printed; a deeper chain is one line that counts it. */
+export const MAX_DEPTH = 8;
 
 const cut = fitWidth;
 
@@ -38,7 +40,7 @@ function preparedText(p: PreparedXact): string {
   return `gid ${oneLine(p.gid, 60)} (owner ${oneLine(p.owner, 20)}, database ${oneLine(p.database, 20)}, prepared ${formatDuration(p.age_ms)} ago)`;
 }
 
-function nodeText(n: LockTreeNode): string {
+function nodeText(n: LockNode): string {
   const s = n.session;
   if (n.pid === 0) return '0 prepared transaction';
   if (!s) return `${n.pid} (gone since the read)`;
@@ -48,29 +50,49 @@ function nodeText(n: LockTreeNode): string {
   } else {
     parts.push(`${oneLine(s.state)} ${formatDuration(s.state_age_ms)}`);
   }
+  if (n.queue_head) parts.push(`[queue head: ${n.behind} behind]`);
   if (s.parallel_workers) parts.push(`+${s.parallel_workers} parallel workers`);
   parts.push(s.query === null ? '(query hidden)' : oneLine(s.query));
   return parts.join('  ');
 }
 
-/** The tree as lines ("└─ " and "├─ "), at most `max` of them, cut to `width`. */
-export function treeLines(root: LockTreeNode, width: number, max = MAX_TREE_LINES): string[] {
+/**
+ * A root's tree as lines ("└─ " and "├─ "), from the flat node list: at most `max` lines and
+ * `MAX_DEPTH` levels (a deeper chain is one line, "… N more behind pid X"), cut to `width`.
+ */
+export function treeLines(root: number, nodes: readonly LockNode[], width: number, max = MAX_TREE_LINES): string[] {
+  const children = new Map<number, LockNode[]>();
+  let top: LockNode | undefined;
+  for (const n of nodes) {
+    if (n.root !== root) continue;
+    if (n.blocked_by === null) top = n;
+    else children.set(n.blocked_by, [...(children.get(n.blocked_by) ?? []), n]);
+  }
+  if (!top) return [];
   const lines: string[] = [];
-  let total = 0;
-  const walk = (n: LockTreeNode, prefix: string, childPrefix: string) => {
-    total++;
-    if (lines.length < max) lines.push(cut(prefix + nodeText(n), width));
-    n.children.forEach((c, i) => {
-      const last = i === n.children.length - 1;
-      walk(c, childPrefix + (last ? '└─ ' : '├─ '), childPrefix + (last ? '   ' : '│  '));
-    });
-  };
-  walk(root, '', '');
-  if (total > lines.length) lines.push(`… and ${total - lines.length} more (all of them in --json)`);
+  let shown = 0;
+  const stack: Array<{ n: LockNode; prefix: string; childPrefix: string; depth: number }> = [{ n: top, prefix: '', childPrefix: '', depth: 0 }];
+  while (stack.length && lines.length < max) {
+    const { n, prefix, childPrefix, depth } = stack.pop()!;
+    if (depth > MAX_DEPTH) {
+      lines.push(cut(`${prefix}… ${n.behind + 1} more behind pid ${n.blocked_by}`, width));
+      shown += n.behind + 1;
+      continue;
+    }
+    lines.push(cut(prefix + nodeText(n), width));
+    shown++;
+    const kids = children.get(n.pid) ?? [];
+    for (let i = kids.length - 1; i >= 0; i--) {
+      const last = i === kids.length - 1;
+      stack.push({ n: kids[i]!, prefix: childPrefix + (last ? '└─ ' : '├─ '), childPrefix: childPrefix + (last ? '   ' : '│  '), depth: depth + 1 });
+    }
+  }
+  const total = top.behind + 1;
+  if (total > shown) lines.push(`… and ${total - shown} more (all of them in --json)`);
   return lines;
 }
 
-function rootDetails(r: LockRoot, style: ChalkInstance, width: number): Line[] {
+function rootDetails(r: LockRoot, nodes: readonly LockNode[], style: ChalkInstance, width: number): Line[] {
   const lines: Line[] = [];
   const s = r.session;
   const head = r.prepared_transaction
@@ -96,7 +118,7 @@ function rootDetails(r: LockRoot, style: ChalkInstance, width: number): Line[] {
     const code = n.argv && n.command ? commandLines(n.argv, width - 11) : n.sql ? [n.sql] : [];
     for (const c of code) lines.push(new Verbatim(`${ind}         ${style.bold(c)}`));
   });
-  lines.push(...treeLines(r.tree, width - 2).map((l) => `${ind}${l}`));
+  lines.push(...treeLines(r.pid, nodes, width - 2).map((l) => `${ind}${l}`));
   return lines;
 }
 
@@ -128,17 +150,22 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     lines.push(style.dim(wrap('blocks: directly/in total; longest: longest wait among them', width, '  ')));
     for (const root of r.roots) {
       lines.push('');
-      lines.push(...rootDetails(root, style, width));
+      lines.push(...rootDetails(root, r.nodes, style, width));
     }
   }
-  for (const c of r.cycles) {
+  r.cycles.forEach((c, i) => {
     lines.push('');
-    lines.push(style.bold.red(`lock cycle: ${c.pids.join(', ')}`));
-    lines.push(wrap('  a deadlock: the server breaks it after deadlock_timeout by cancelling one of them; if it persists, dbdoctor terminate --pid <one of them>', width, '  '));
-    for (const s of c.sessions) {
-      lines.push(cut(`  ${s.pid}  ${oneLine(s.application_name || '-', 20)}  ${waitText(s.wait_event_type, s.wait_event)}  ${s.query === null ? '(hidden)' : oneLine(s.query)}`, width));
+    lines.push(style.bold.red(`lock cycle: pids ${c.members.join(', ')} wait for each other; ${c.stuck.length} more stuck behind them`));
+    lines.push(wrap('  a deadlock: the server breaks it only after deadlock_timeout (which a role or database may have raised), and everything behind it waits meanwhile', width, '  '));
+    for (const n of r.nodes.filter((x) => x.cycle === i && c.members.includes(x.pid))) {
+      const s = n.session;
+      lines.push(cut(`  ${n.pid}  ${oneLine(s?.application_name || '-', 20)}  waits ${formatDuration(n.waits_for?.wait_ms ?? s?.state_age_ms ?? null)}  for ${n.blockers.join(', ')}  ${s?.query === null || !s ? '(hidden)' : oneLine(s.query)}`, width));
     }
-  }
+    for (const n of c.next) {
+      lines.push(`  ${style.bold('next')}  ${wrap(oneLine(n.text), width - 8, '        ').trimStart()}`);
+      for (const l of n.argv ? commandLines(n.argv, width - 8) : []) lines.push(new Verbatim(`        ${style.bold(l)}`));
+    }
+  });
   if (r.prepared_transactions.length > 0 && r.roots.every((x) => !x.prepared_transaction)) {
     lines.push('');
     lines.push(style.dim(`prepared transactions (they hold their locks until COMMIT PREPARED / ROLLBACK PREPARED): ${r.prepared_transactions.length}`));

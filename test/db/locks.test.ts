@@ -103,7 +103,7 @@ describe('runLocks', () => {
       expect(root).toMatchObject({ action: 'cancel_then_terminate', holds_advisory: false });
       expect(root.advice).toContain(`dbdoctor terminate --pid ${pidOf(holder!)} --cancel-first`);
       expect(root.waited_locks).toEqual([{ locktype: 'relation', mode: 'AccessShareLock', relation: t }]);
-      expect(root.tree.children[0]!.waits_for).toMatchObject({ locktype: 'relation', mode: 'AccessShareLock', relation: t });
+      expect(r.nodes.find((n) => n.pid === pidOf(waiter!))!.waits_for).toMatchObject({ locktype: 'relation', mode: 'AccessShareLock', relation: t });
     });
   });
 
@@ -123,13 +123,14 @@ describe('runLocks', () => {
       const pids = waiters.map(pidOf).sort((a, b) => a - b);
       expect(root.pid).toBe(pidOf(holder!));
       expect(root.blocks_all).toEqual(pids);
-      expect(root.tree.children.map((c) => c.pid).sort((a, b) => a - b)).toEqual(pids);
-      expect(root.tree.children.every((c) => c.children.length === 0)).toBe(true);
+      const under = r.nodes.filter((n) => n.root === root.pid && n.blocked_by === root.pid);
+      expect(under.map((n) => n.pid).sort((a, b) => a - b)).toEqual(pids);
+      expect(under.every((n) => n.depth === 1 && n.behind === 0)).toBe(true);
       expect(r.waiting).toBe(5);
     });
   });
 
-  test('a lock cycle (deadlock_timeout not yet reached): no root, one cycle with the session queued behind it', async () => {
+  test('a lock cycle (deadlock_timeout not yet reached): no root, one cycle of two members, with the session queued behind it apart', async () => {
     const s = server();
     const t = await table(s);
     await withClients(s, 3, 'cycle', async ([a, b, c]) => {
@@ -148,11 +149,13 @@ describe('runLocks', () => {
       expect(r.waiting).toBe(3);
       expect(r.status).toBe('warning');
       expect(r.cycles).toHaveLength(1);
-      expect(r.cycles[0]!.pids).toEqual([a, b, c].map((x) => pidOf(x!)).sort((x, y) => x - y));
-      expect(r.cycles[0]!.sessions).toHaveLength(3);
+      expect(r.cycles[0]!.members).toEqual([a, b].map((x) => pidOf(x!)).sort((x, y) => x - y));
+      expect(r.cycles[0]!.stuck).toEqual([pidOf(c!)]);
+      expect(r.nodes.filter((n) => n.cycle === 0).map((n) => n.pid).sort((x, y) => x - y)).toEqual([a, b, c].map((x) => pidOf(x!)).sort((x, y) => x - y));
+      expect(r.cycles[0]!.next[0]!.argv).toEqual(['terminate', '--pid', expect.stringMatching(new RegExp(`^(${pidOf(a!)}|${pidOf(b!)})$`)), '--cancel-first']);
       const text = renderLocks(r, plain, 80);
       expect(text).toMatch(/^WARNING {2}3 sessions waiting on locks: 0 root blockers, 1 lock cycle/);
-      expect(text).toContain('lock cycle:');
+      expect(text).toContain('lock cycle: pids');
     });
   });
 
@@ -185,7 +188,7 @@ describe('runLocks', () => {
           waiting: r.waiting,
           visibility: r.visibility,
           roots: r.roots.map((x) => ({ pid: x.pid, blocks_direct: x.blocks_direct, blocks_all: x.blocks_all, action: x.action, holds_advisory: x.holds_advisory })),
-          cycles: r.cycles.map((c) => c.pids),
+          cycles: r.cycles.map((c) => [c.members, c.stuck]),
         });
         for (const user of ['postgres', 'app_user']) {
           const { role, all, edges, blocking } = await withSession(target(s, user), {}, async (session) => ({

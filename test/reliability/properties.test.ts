@@ -457,17 +457,22 @@ describe('buildBlockingReport over random lock graphs', () => {
           // every tree edge is a real blocking edge
           for (const [parent, child] of treeEdges(r.tree)) expect(edges.get(child)?.has(parent)).toBe(true);
         }
-        const inCycles = report.cycles.flat();
-        expect(new Set(inCycles).size).toBe(inCycles.length);
-        for (const w of edges.keys()) {
-          const underRoots = report.roots.filter((r) => r.all.includes(w)).length;
-          const cycleCount = inCycles.filter((p) => p === w).length;
-          expect(underRoots > 0 ? cycleCount : cycleCount - 1).toBe(0);
+        // Cycle members: each waits (directly or not) for every other member, and none is in two cycles.
+        const members = report.cycles.flatMap((c) => c.members);
+        expect(new Set(members).size).toBe(members.length);
+        for (const c of report.cycles) {
+          expect(c.members.length).toBeGreaterThan(1);
+          for (const p of c.members) for (const q of c.members) if (p !== q) expect(transitiveWaiters(edges, q).has(p)).toBe(true);
+          // stuck: waiters outside the cycle that wait (through others) for a member
+          for (const p of c.stuck) {
+            expect(c.members).not.toContain(p);
+            expect(c.members.some((m) => transitiveWaiters(edges, m).has(p))).toBe(true);
+          }
         }
-        // a cycle group holds only waiters, and at least one real cycle
-        for (const group of report.cycles) {
-          for (const p of group) expect(edges.has(p)).toBe(true);
-          expect(group.some((p) => [...(edges.get(p) ?? [])].some((b) => b === p || transitiveWaiters(edges, p).has(b)))).toBe(true);
+        // Every waiter is under a root, in a cycle or stuck behind one.
+        for (const w of edges.keys()) {
+          const placed = report.roots.some((r) => r.all.includes(w)) || report.cycles.some((c) => c.members.includes(w) || c.stuck.includes(w));
+          expect(placed).toBe(true);
         }
       }),
       { numRuns: 600 },

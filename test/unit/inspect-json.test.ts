@@ -73,9 +73,10 @@ describe('JSON shapes, schema version 1', () => {
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
   });
 
-  test('dbdoctor.locks', () => {
+  test('dbdoctor.locks (schema version 2: every session once, in nodes)', () => {
     const r = locksReport(snap, settings);
-    expect(keys(r)).toEqual(['cycles', 'prepared_transactions', 'roots', 'server_version_num', 'status', 'taken_at', 'visibility', 'waiting']);
+    expect(envelope('locks', r, '1.0.0').schema_version).toBe(2);
+    expect(keys(r)).toEqual(['cycles', 'nodes', 'prepared_transactions', 'roots', 'server_version_num', 'status', 'taken_at', 'visibility', 'waiting']);
     expect(keys(r.roots[0]!)).toEqual([
       'action',
       'advice',
@@ -88,14 +89,14 @@ describe('JSON shapes, schema version 1', () => {
       'pid',
       'prepared',
       'prepared_transaction',
+      'queue_heads',
       'session',
-      'tree',
       'vanished',
       'waited_locks',
     ]);
     expect(keys(r.roots[0]!.session!)).toEqual(SESSION);
-    expect(keys(r.roots[0]!.tree)).toEqual(['children', 'pid', 'session', 'waits_for']);
-    expect(keys(r.roots[0]!.tree.children[0]!.waits_for!)).toEqual(['locktype', 'mode', 'relation', 'wait_ms']);
+    expect(keys(r.nodes[0]!)).toEqual(['behind', 'blocked_by', 'blockers', 'cycle', 'depth', 'pid', 'queue_head', 'root', 'session', 'waits_for']);
+    expect(keys(r.nodes[1]!.waits_for!)).toEqual(['locktype', 'mode', 'relation', 'wait_ms']);
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
   });
 

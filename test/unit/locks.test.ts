@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { Chalk } from 'chalk';
-import { buildBlockingReport } from '../../src/core/blocking.js';
+import type { SessionRow } from '../../src/core/activity.js';
+import { buildBlockingReport, cycleVictim, waitsAsDdl } from '../../src/core/blocking.js';
 import { locksReport } from '../../src/core/locks.js';
 import { renderLocks, treeLines } from '../../src/render/locks.js';
 import { row, snapshot, waiter } from './inspect-fixtures.js';
@@ -38,7 +39,8 @@ describe('the blocking tree', () => {
     expect(root.tree.children).toHaveLength(400);
     expect(root.all).toHaveLength(400);
     expect(root.direct).toHaveLength(400);
-    const lines = treeLines(locksReport(snapshot(rows), priv).roots[0]!.tree, 80);
+    const report = locksReport(snapshot(rows), priv);
+    const lines = treeLines(report.roots[0]!.pid, report.nodes, 80);
     expect(lines).toHaveLength(41);
     expect(lines.at(-1)).toBe('… and 361 more (all of them in --json)');
   });
@@ -123,11 +125,11 @@ describe('the blocking tree', () => {
     const snap = snapshot([waiter(1, [2]), waiter(2, [1]), waiter(3, [2]), row({ pid: 9, state: 'idle in transaction' }), waiter(10, [9])]);
     const r = locksReport(snap, priv);
     expect(r.roots.map((x) => x.pid)).toEqual([9]);
-    expect(r.cycles.map((c) => c.pids)).toEqual([[1, 2, 3]]);
+    expect(r.cycles.map((c) => [c.members, c.stuck])).toEqual([[[1, 2], [3]]]);
     expect(r.waiting).toBe(4);
     const text = renderLocks(r, plain, 80);
     expect(text).toMatch(/^WARNING {2}4 sessions waiting on locks: 1 root blocker, 1 lock cycle/);
-    expect(text).toContain('lock cycle: 1, 2, 3');
+    expect(text).toContain('lock cycle: pids 1, 2 wait for each other; 1 more stuck behind them');
   });
 
   test('self-edges are dropped; nothing waiting is OK', () => {
@@ -138,5 +140,27 @@ describe('the blocking tree', () => {
   test('roots blocking most come first', () => {
     const snap = snapshot([row({ pid: 1, state: 'idle in transaction' }), waiter(2, [1]), row({ pid: 5, state: 'idle in transaction' }), waiter(6, [5]), waiter(7, [5])]);
     expect(locksReport(snap, priv).roots.map((x) => x.pid)).toEqual([5, 1]);
+  });
+});
+
+describe('the DDL lock queue and lock cycles, decided', () => {
+  test('waitsAsDdl: a strong table lock (with lock detail), or a DDL statement waiting on a relation (without)', () => {
+    const ddl = (query: string, wait_lock: SessionRow['wait_lock'] = null) => waitsAsDdl({ ...waiter(5, [1]), wait_event: 'relation', query, wait_lock });
+    for (const q of ['ALTER TABLE orders ADD COLUMN x int', '/* migration 42 */ alter table orders drop column y', 'DROP TABLE orders', 'TRUNCATE orders', 'CREATE INDEX i ON orders (x)', 'CREATE UNIQUE INDEX i ON orders (x)', 'VACUUM FULL orders', 'VACUUM (FULL, VERBOSE) orders', 'REINDEX TABLE orders', 'LOCK TABLE orders IN ACCESS EXCLUSIVE MODE', 'CLUSTER orders', 'REFRESH MATERIALIZED VIEW v']) {
+      expect([q, ddl(q)]).toEqual([q, true]);
+    }
+    for (const q of ['SELECT * FROM orders', 'UPDATE orders SET x = 1', 'CREATE INDEX CONCURRENTLY i ON orders (x)', 'REINDEX TABLE CONCURRENTLY orders', 'REFRESH MATERIALIZED VIEW CONCURRENTLY v', 'VACUUM orders']) {
+      expect([q, ddl(q)]).toEqual([q, false]);
+    }
+    expect(ddl('SELECT 1', { locktype: 'relation', mode: 'AccessExclusiveLock', relation: 'orders', wait_ms: 1 })).toBe(true);
+    expect(ddl('ALTER TABLE orders ADD x int', { locktype: 'relation', mode: 'RowExclusiveLock', relation: 'orders', wait_ms: 1 })).toBe(false);
+  });
+
+  test('cycleVictim: the member with the youngest transaction', () => {
+    const rows = new Map([
+      [1, { ...waiter(1, [2]), xact_age_ms: 90_000 }],
+      [2, { ...waiter(2, [1]), xact_age_ms: 5_000 }],
+    ]);
+    expect(cycleVictim({ members: [1, 2], stuck: [], longest_wait_ms: null }, rows)).toMatchObject({ pid: 2 });
   });
 });

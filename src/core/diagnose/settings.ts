@@ -80,7 +80,7 @@ interface Effective {
   unknown: boolean;
 }
 
-class SettingsView {
+export class SettingsView {
   constructor(readonly facts: SettingsFacts) {}
 
   get(name: string): SettingValue | undefined {

@@ -115,7 +115,7 @@ export function runbookStep(node: NodeId): NextStep {
 }
 
 export function emptyEvidence(): Evidence {
-  return { sessions: null, pids: [], applications: [], clients: [], users: [], databases: [], oldest_ms: null, statements: [], facts: [], groups: [] };
+  return { sessions: null, pids: [], prepared_transactions: [], applications: [], clients: [], users: [], databases: [], oldest_ms: null, statements: [], facts: [], groups: [] };
 }
 
 export function evidenceOf(rows: SessionRow[], ageOf: (r: SessionRow) => number | null, groups: EvidenceGroup[], facts: string[] = []): Evidence {
@@ -123,6 +123,7 @@ export function evidenceOf(rows: SessionRow[], ageOf: (r: SessionRow) => number 
   return {
     sessions: rows.length,
     pids: rows.map((r) => r.pid).sort((a, b) => a - b).slice(0, MAX_PIDS),
+    prepared_transactions: [],
     applications: uniq(rows.map((r) => r.application_name)),
     clients: uniq(nonNull(rows.map(clientOf))),
     users: uniq(nonNull(rows.map((r) => r.usename))),

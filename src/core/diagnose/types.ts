@@ -35,6 +35,9 @@ export interface SettingOverride {
   name: string;
   /** As written in the ALTER: "5s", "300000", "off". */
   value: string;
+  /** The role's and the database's oids (absent in facts recorded before they were read). */
+  role_oid?: number | null;
+  database_oid?: number | null;
 }
 
 export interface SettingsFacts {
@@ -124,8 +127,10 @@ export interface EvidenceGroup {
 export interface Evidence {
   /** Sessions involved (null when the finding is not about sessions). */
   sessions: number | null;
-  /** Their pids (at most 200; `sessions` has the full count). */
+  /** Their pids (at most 200; `sessions` has the full count). Never 0: a prepared transaction is in `prepared_transactions`. */
   pids: number[];
+  /** Prepared transactions involved (they hold locks, and have no pid). */
+  prepared_transactions: Array<{ gid: string; owner: string; database: string; transaction: string }>;
   applications: string[];
   clients: string[];
   users: string[];

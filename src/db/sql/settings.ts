@@ -39,6 +39,7 @@ const settingsSql = (names: string) => `SELECT
      FROM pg_settings s WHERE s.name = ANY(${names})) AS settings,
   (SELECT coalesce(json_agg(json_build_object(
             'role', r.rolname::text, 'database', d.datname::text,
+            'role_oid', nullif(o.setrole, 0)::int8, 'database_oid', nullif(o.setdatabase, 0)::int8,
             'name', split_part(c.item, '=', 1), 'value', substr(c.item, strpos(c.item, '=') + 1))
             ORDER BY r.rolname NULLS FIRST, d.datname NULLS FIRST, c.item), '[]'::json)
      FROM pg_db_role_setting o
