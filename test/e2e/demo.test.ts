@@ -6,7 +6,7 @@
  */
 import { existsSync, } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
-import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
+import { expectNoStackTrace, HOSTILE_PG_ENV, parseJson, runCli } from '../support/cli.js';
 import { running } from '../support/processes.js';
 
 interface Finding {
@@ -92,4 +92,20 @@ describe('dbdoctor demo without a terminal', () => {
     expect(existsSync(report.server.data_directory)).toBe(false);
     expect(r.stderr).toBe('');
   }, 120_000);
+
+  test("the user's PG* environment does not reach the demo's server or its clients: PGPORT= (empty) and a bad PGOPTIONS change nothing", async () => {
+    const r = await runCli(['demo', '--json'], { timeoutMs: 120_000, env: HOSTILE_PG_ENV });
+    expectNoStackTrace(r);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(parseJson<DemoDoc>(r).report).toMatchObject({ verdict_before: 'critical', verdict_after: 'ok', torn_down: true });
+  }, 120_000);
+
+  test('no server binaries anywhere it looks: one line saying how to get PostgreSQL on this platform, exit 3', async () => {
+    const r = await runCli(['demo'], { env: { DBDOCTOR_PG_BINDIR: '/nonexistent/bin' } });
+    expectNoStackTrace(r);
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^dbdoctor: the demo needs PostgreSQL (server binaries \(14 or newer\)|\d+ server binaries \(DBDOCTOR_PG_MAJOR\)), and none were found in DBDOCTOR_PG_BINDIR \(\/nonexistent\/bin\)\nhint: install [^\n]*(apt-get install postgresql|dnf install postgresql-server|brew install postgresql@18|your distribution's)[^\n]*$/);
+  });
 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import pg from 'pg';
 import { freePort, serverBinaries } from '../../src/db/embedded.js';
+import { serverProgramEnv } from '../../src/db/find-postgres.js';
 import { BIN, type CliResult, cleanEnv } from './cli.js';
 import { ROLE_PASSWORD, type TestServer } from './server.js';
 
@@ -251,7 +252,7 @@ function chownTree(path: string, as: { uid: number; gid: number }): void {
 export async function startStandby(primary: TestServer, settings: Record<string, string | number> = {}): Promise<Standby> {
   if (!primary.embedded) throw new Error('startStandby needs an embedded primary');
   // Binaries the server's OS user can reach (copied to a shared cache when the clone is private).
-  const found = serverBinaries(primary.major);
+  const found = await serverBinaries(primary.major);
   if (!found) throw new Error(`no PostgreSQL ${primary.major} binaries`);
   const { bins, runAs: as } = found;
   const srcData = join(primary.embedded.dir, 'data');
@@ -291,7 +292,7 @@ export async function startStandby(primary: TestServer, settings: Record<string,
     };
     const args = ['-D', data];
     for (const [k, v] of Object.entries(all)) args.push('-c', `${k}=${v}`);
-    child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], ...(as ?? {}) });
+    child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], env: serverProgramEnv(), ...(as ?? {}) });
     child.on('error', () => undefined);
     closeSync(fd);
     const proc = child;
