@@ -357,7 +357,7 @@ async function main() {
   mkdirSync(home);
 
   const { startServer, findPgBinaries } = await import('../dist/db/embedded.js');
-  const bins = await findPgBinaries();
+  const bins = findPgBinaries();
   const hasPgss = bins ? existsSync(join(bins.binDir, '..', 'lib', 'postgresql', 'pg_stat_statements.so')) || existsSync(join(bins.binDir, '..', 'lib', 'pg_stat_statements.so')) : false;
 
   // The shared lock table holds max_locks_per_transaction x (max_connections + ...) entries;

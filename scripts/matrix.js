@@ -50,7 +50,7 @@ function parseArgs(argv) {
  */
 async function binariesFor(major, embeddedPackageName, findPgBinaries) {
   if (!ON_DEMAND[major]) {
-    const bins = await findPgBinaries(major, { ...process.env, DBDOCTOR_PG_BINDIR: '' });
+    const bins = findPgBinaries(major, { ...process.env, DBDOCTOR_PG_BINDIR: '' });
     return bins ? { env: {}, label: bins.source } : { error: `no server binaries (npm install brings pg${major}, a dev dependency)` };
   }
   const pkg = embeddedPackageName(process.platform, process.arch);
@@ -67,7 +67,7 @@ async function binariesFor(major, embeddedPackageName, findPgBinaries) {
   }
   const { postgres } = await import(pathToFileURL(createRequire(pkgJson).resolve(pkg)).href);
   const binDir = dirname(postgres);
-  const bins = await findPgBinaries(major, { ...process.env, DBDOCTOR_PG_BINDIR: binDir });
+  const bins = findPgBinaries(major, { ...process.env, DBDOCTOR_PG_BINDIR: binDir });
   const version = /PostgreSQL [\d.]+\w*$/.exec(bins?.source ?? '')?.[0];
   return bins ? { env: { DBDOCTOR_PG_BINDIR: binDir }, label: `${spec}, ${version}` } : { error: `${spec} does not run here` };
 }

@@ -195,7 +195,7 @@ function guard(server: RunningServer): () => void {
 /** Starts the demo's server, runs `fn`, and always stops the server and removes its directory. */
 export async function withDemoServer<T>(progress: Progress, signal: AbortSignal, fn: (server: RunningServer) => Promise<T>): Promise<T> {
   if (signal.aborted) throw new InterruptedError();
-  if (!(await findPgBinaries())) throw noBinaries();
+  if (!findPgBinaries()) throw noBinaries();
   let server: RunningServer;
   progress.start('starting a throwaway PostgreSQL');
   try {

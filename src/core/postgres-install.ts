@@ -79,10 +79,10 @@ function majorOf(text: string): number | undefined {
 function fromListing(platform: string, root: string, entry: string): InstallCandidate | undefined {
   const path = platform === 'win32' ? win32 : posix;
   const bin = (...parts: string[]) => path.join(root, ...parts, 'bin');
-  if (root === '/usr/lib/postgresql' && /^\d+$/.test(entry)) return { binDir: bin(entry), source: 'Debian/Ubuntu PostgreSQL', majorHint: Number(entry) };
+  if (root === '/usr/lib/postgresql' && /^\d+$/.test(entry)) return { binDir: bin(entry), source: 'Debian/Ubuntu package', majorHint: Number(entry) };
   if (root === '/usr') {
     const m = /^pgsql-(\d+)$/.exec(entry);
-    return m ? { binDir: bin(entry), source: 'PGDG PostgreSQL (RHEL/Fedora)', majorHint: Number(m[1]) } : undefined;
+    return m ? { binDir: bin(entry), source: 'PGDG package (RHEL/Fedora)', majorHint: Number(m[1]) } : undefined;
   }
   if (root.endsWith('/opt')) {
     const m = /^postgresql(?:@(\d+))?$/.exec(entry);

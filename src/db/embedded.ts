@@ -98,8 +98,8 @@ export interface RunningServer {
  * The binaries a server of this major would run from, reachable by the OS user it runs as, and
  * that user (undefined when not root). For test helpers that start servers of their own.
  */
-export async function serverBinaries(major: number = wantedMajor().major): Promise<{ bins: PgBinaries; runAs: RunAs | undefined } | undefined> {
-  const found = await findPgBinaries(major);
+export function serverBinaries(major: number = wantedMajor().major): { bins: PgBinaries; runAs: RunAs | undefined } | undefined {
+  const found = findPgBinaries(major);
   if (!found) return undefined;
   const as = runAs();
   return { bins: accessibleBinaries(found, as), runAs: as };
@@ -300,7 +300,7 @@ function ensureExitHook(): void {
 
 /** Starts a throwaway server. Throws when no binaries are found (the caller says how to get them). */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
-  const found = await findPgBinaries(opts.major);
+  const found = findPgBinaries(opts.major);
   if (!found) {
     const { looked, hint, major, exact } = noBinariesAdvice();
     throw new Error(`no PostgreSQL ${opts.major ?? (exact ? major : `${MIN_SERVER_MAJOR}+`)} server binaries found (looked in ${looked}): ${hint}`);

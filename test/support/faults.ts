@@ -252,7 +252,7 @@ function chownTree(path: string, as: { uid: number; gid: number }): void {
 export async function startStandby(primary: TestServer, settings: Record<string, string | number> = {}): Promise<Standby> {
   if (!primary.embedded) throw new Error('startStandby needs an embedded primary');
   // Binaries the server's OS user can reach (copied to a shared cache when the clone is private).
-  const found = await serverBinaries(primary.major);
+  const found = serverBinaries(primary.major);
   if (!found) throw new Error(`no PostgreSQL ${primary.major} binaries`);
   const { bins, runAs: as } = found;
   const srcData = join(primary.embedded.dir, 'data');

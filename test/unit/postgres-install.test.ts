@@ -41,9 +41,9 @@ describe('candidate directories', () => {
   test('Debian/Ubuntu: /usr/lib/postgresql/<n>/bin, newest first; RHEL/PGDG: /usr/pgsql-<n>/bin', () => {
     const c = installCandidates(facts({ listings: { '/usr/lib/postgresql': ['15', '17', 'README'], '/usr': ['bin', 'pgsql-16', 'pgsql-x', 'lib'] } }));
     expect(c).toEqual([
-      { binDir: '/usr/lib/postgresql/17/bin', source: 'Debian/Ubuntu PostgreSQL', majorHint: 17 },
-      { binDir: '/usr/lib/postgresql/15/bin', source: 'Debian/Ubuntu PostgreSQL', majorHint: 15 },
-      { binDir: '/usr/pgsql-16/bin', source: 'PGDG PostgreSQL (RHEL/Fedora)', majorHint: 16 },
+      { binDir: '/usr/lib/postgresql/17/bin', source: 'Debian/Ubuntu package', majorHint: 17 },
+      { binDir: '/usr/lib/postgresql/15/bin', source: 'Debian/Ubuntu package', majorHint: 15 },
+      { binDir: '/usr/pgsql-16/bin', source: 'PGDG package (RHEL/Fedora)', majorHint: 16 },
     ]);
   });
   test('macOS: Homebrew on Apple silicon and Intel (links and versioned kegs), Postgres.app, MacPorts', () => {
