@@ -12,6 +12,8 @@ export default {
   },
   // Sources use NodeNext-style "./x.js" specifiers; map them back to the .ts file.
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // No PG* variable of the developer's reaches a test (see the file).
+  setupFiles: ['<rootDir>/test/support/isolate-env.ts'],
   testTimeout: 60000,
   maxWorkers: 2,
 };

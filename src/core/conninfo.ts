@@ -12,6 +12,7 @@ export interface ConnParams {
   connect_timeout?: string;
   service?: string;
   application_name?: string;
+  options?: string;
 }
 
 const KNOWN = new Set([
@@ -25,6 +26,7 @@ const KNOWN = new Set([
   'connect_timeout',
   'service',
   'application_name',
+  'options',
 ]);
 
 /** libpq's connection keywords (PostgreSQL 18): names that can be shown, never a secret. */
@@ -36,7 +38,6 @@ const LIBPQ_KEYWORDS = new Set([
   'passfile',
   'require_auth',
   'channel_binding',
-  'options',
   'fallback_application_name',
   'keepalives',
   'keepalives_idle',

