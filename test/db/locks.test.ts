@@ -152,7 +152,7 @@ describe('runLocks', () => {
       expect(r.cycles[0]!.members).toEqual([a, b].map((x) => pidOf(x!)).sort((x, y) => x - y));
       expect(r.cycles[0]!.stuck).toEqual([pidOf(c!)]);
       expect(r.nodes.filter((n) => n.cycle === 0).map((n) => n.pid).sort((x, y) => x - y)).toEqual([a, b, c].map((x) => pidOf(x!)).sort((x, y) => x - y));
-      expect(r.cycles[0]!.next[0]!.argv).toEqual(['terminate', '--pid', expect.stringMatching(new RegExp(`^(${pidOf(a!)}|${pidOf(b!)})$`)), '--cancel-first']);
+      expect(r.cycles[0]!.next[0]!.argv).toEqual(['terminate', '--pid', expect.stringMatching(new RegExp(`^(${pidOf(a!)}|${pidOf(b!)})$`)), '--cancel-first', '--include-superusers']);
       const text = renderLocks(r, plain, 80);
       expect(text).toMatch(/^WARNING {2}3 sessions waiting on locks: 0 root blockers, 1 lock cycle/);
       expect(text).toContain('lock cycle: pids');

@@ -51,11 +51,13 @@ interface ConnectionsDoc {
     sessions: Session[] | null;
   };
 }
-interface TreeNode {
+interface LockNodeDoc {
   pid: number;
   session: Session | null;
+  root: number | null;
+  blocked_by: number | null;
+  depth: number | null;
   waits_for: { locktype: string; mode: string; relation: string | null } | null;
-  children: TreeNode[];
 }
 interface LocksDoc {
   schema: string;
@@ -74,8 +76,8 @@ interface LocksDoc {
       action: string;
       advice: string;
       holds_advisory: boolean;
-      tree: TreeNode;
     }>;
+    nodes: LockNodeDoc[];
     cycles: unknown[];
   };
 }
@@ -216,11 +218,12 @@ describe('the acceptance incident', () => {
         { locktype: 'tuple', mode: 'ExclusiveLock', relation: billing.table },
       ]),
     );
-    // The tree: root -> the first waiter -> the two queued behind it.
-    expect(root.tree.pid).toBe(billing.blocker);
-    expect(root.tree.children.map((c) => c.pid)).toEqual(billing.direct);
-    expect(sorted(root.tree.children[0]!.children.map((c) => c.pid))).toEqual(sorted(billing.behind));
-    expect(root.tree.children[0]!.waits_for).toMatchObject({ locktype: 'transactionid', mode: 'ShareLock' });
+    // The tree, as flat nodes: root -> the first waiter -> the two queued behind it.
+    const under = (pid: number | null) => rep.nodes.filter((n) => n.blocked_by === pid && n.root === billing.blocker).map((n) => n.pid);
+    expect(under(null)).toEqual([billing.blocker]);
+    expect(under(billing.blocker)).toEqual(billing.direct);
+    expect(sorted(under(billing.direct[0]!))).toEqual(sorted(billing.behind));
+    expect(rep.nodes.find((n) => n.pid === billing.direct[0])!.waits_for).toMatchObject({ locktype: 'transactionid', mode: 'ShareLock' });
   });
 
   test('locks, human: root first, its tree and the next command, in 80 columns', async () => {

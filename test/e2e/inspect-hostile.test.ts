@@ -122,10 +122,12 @@ describe('hostile names and query text', () => {
     const conns = parseJson<{ report: { sessions: Session[] } }>(await cli(['connections', '--json', '--list', '--app', 'hostile']));
     const bySleeper = conns.report.sessions.find((x) => x.pid === sleeper)!;
     expect(bySleeper).toMatchObject({ usename: EVIL_ROLE, datname: EVIL_DB, query: sleepSql });
-    const locks = parseJson<{ report: { roots: Array<{ pid: number; session: Session; tree: { children: Array<{ session: Session }> } }> } }>(await cli(['locks', '--json']));
+    const locks = parseJson<{ report: { roots: Array<{ pid: number; session: Session }>; nodes: Array<{ pid: number; blocked_by: number | null; session: Session }> } }>(
+      await cli(['locks', '--json']),
+    );
     const root = locks.report.roots.find((x) => x.pid === blocker)!;
     expect(root.session).toMatchObject({ usename: EVIL_ROLE, datname: EVIL_DB, query: updateSql(table) });
-    expect(root.tree.children[0]!.session).toMatchObject({ pid: waiter, usename: EVIL_ROLE, query: updateSql(table) });
+    expect(locks.report.nodes.find((n) => n.blocked_by === blocker)!.session).toMatchObject({ pid: waiter, usename: EVIL_ROLE, query: updateSql(table) });
     const queries = parseJson<{ report: { long_queries: Session[]; statement_groups: Array<{ example: string; pids: number[] }> } }>(
       await cli(['queries', '--json', '--min-duration', '0', '--group']),
     );
