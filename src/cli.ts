@@ -118,10 +118,13 @@ function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCod
   return ExitCode.INTERNAL;
 }
 
-/** The entry point: parses argv, runs the command, and sets the exit status. */
-export async function main(argv: string[], output: Output = processOutput()): Promise<ExitCodeValue> {
+/**
+ * Parses argv and runs the command against this output and environment; returns the exit code
+ * without touching the process's (the tests run the bad-input table through here, in-process).
+ */
+export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv): Promise<ExitCodeValue> {
   const controller = new AbortController();
-  const ctx: CommandContext = { output, env: process.env, signal: controller.signal, version: pkg.version, exitCode: ExitCode.OK, json: false, argv: argv.slice(2), notices: new Set() };
+  const ctx: CommandContext = { output, env, signal: controller.signal, version: pkg.version, exitCode: ExitCode.OK, json: false, argv: argv.slice(2), notices: new Set() };
   let interrupts = 0;
   const onSigint = () => {
     interrupts++;
@@ -147,6 +150,12 @@ export async function main(argv: string[], output: Output = processOutput()): Pr
   } finally {
     process.off('SIGINT', onSigint);
   }
+  return code;
+}
+
+/** The entry point: runs argv with the process's streams and environment, and sets the exit status. */
+export async function main(argv: string[], output: Output = processOutput()): Promise<ExitCodeValue> {
+  const code = await run(argv, output, process.env);
   process.exitCode = code;
   return code;
 }

@@ -94,7 +94,7 @@ describe('runLocks', () => {
     await withClients(s, 2, 'active-root', async ([holder, waiter]) => {
       await holder!.query('BEGIN');
       await holder!.query(`LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
-      holder!.query('SELECT pg_sleep(60)').catch(() => undefined);
+      holder!.query('SELECT pg_sleep(3600)').catch(() => undefined);
       await waitForState(s, [pidOf(holder!)], 'active');
       waiter!.query(`SELECT count(*) FROM ${t}`).catch(() => undefined);
       await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');

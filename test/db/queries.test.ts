@@ -30,7 +30,7 @@ describe('runQueries', () => {
     const pids = clients.map(pidOf);
     try {
       clients.forEach((c, i) => {
-        c.query(`SELECT pg_sleep(60) FROM (SELECT ${i + 1} AS org_id, 'report-${i}' AS name) r WHERE r.org_id = ${i + 1} AND r.name <> $1`, [`x${i}`]).catch(() => undefined);
+        c.query(`SELECT pg_sleep(3600) FROM (SELECT ${i + 1} AS org_id, 'report-${i}' AS name) r WHERE r.org_id = ${i + 1} AND r.name <> $1`, [`x${i}`]).catch(() => undefined);
       });
       await waitForState(s, pids, 'active');
       const r = await runQueries(target(s), {}, { thresholds: { ...ZERO }, filter: { app: ['dedup'] }, group: true });

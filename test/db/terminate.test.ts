@@ -19,6 +19,7 @@ import type { AuditLog } from '../../src/ui/audit.js';
 import type { Choice, Prompter } from '../../src/ui/prompts.js';
 import { alive, dbdoctorSessionsLeft, idleInTransaction, idleSessions, lockChain, longQueries, sorted, waitFor, waitForState } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
+import { scaled } from '../support/timing.js';
 
 const server = useServer();
 let dir: string;
@@ -131,7 +132,7 @@ describe('selection and acting', () => {
         beforeConfirm: async () => {
           // One runs a statement and is idle in transaction again; one is busy right now.
           await moved!.query('SELECT 2');
-          sleeping = activeNow!.query('SELECT pg_sleep(30)').catch(() => undefined);
+          sleeping = activeNow!.query('SELECT pg_sleep(3600)').catch(() => undefined);
           await waitForState(s, [activePid], 'active');
         },
       });
@@ -308,15 +309,15 @@ describe('--cancel-first, --blockers, scope', () => {
     const s = server();
     await s.sql(`CREATE OR REPLACE FUNCTION stubborn_sleep() RETURNS void LANGUAGE plpgsql AS $$
       BEGIN
-        PERFORM pg_sleep(30);
+        PERFORM pg_sleep(3600);
       EXCEPTION WHEN query_canceled THEN
-        PERFORM pg_sleep(30);
+        PERFORM pg_sleep(3600);
       END $$`);
-    const polite = await longQueries(s, 1, { app: 'db-cancel', user: 'app_user' }, 30);
-    const stubborn = await longQueries(s, 1, { app: 'db-cancel', user: 'app_user' }, 30, 'SELECT stubborn_sleep()');
+    const polite = await longQueries(s, 1, { app: 'db-cancel', user: 'app_user' });
+    const stubborn = await longQueries(s, 1, { app: 'db-cancel', user: 'app_user' }, 3600, 'SELECT stubborn_sleep()');
     const idle = await idleInTransaction(s, 1, { app: 'db-cancel', user: 'app_user' });
     try {
-      const o = options(s, { apps: ['db-cancel'] }, { cancelFirst: true, graceMs: 500 });
+      const o = options(s, { apps: ['db-cancel'] }, { cancelFirst: true, graceMs: scaled(2000) });
       const r = await runTerminate(o, { prompter: null });
       const by = Object.fromEntries(r.results.map((x) => [x.pid, x]));
       expect(by[polite.pids[0]!]).toMatchObject({ action: 'cancel_then_terminate', outcome: 'cancelled' });

@@ -134,7 +134,7 @@ describe('exit codes 0, 1, 2, 3 and the nagios line', () => {
 
   test('a long query: 1, WARNING', async () => {
     const s = server();
-    const q = await longQueries(s, 1, { app: 'report', user: 'app_user' }, 60);
+    const q = await longQueries(s, 1, { app: 'report', user: 'app_user' });
     try {
       await aged(s, q.pids);
       const r = await runCli(['diagnose', '--json', '-d', s.url(), '--long-query', '1s'], { env: ENV });

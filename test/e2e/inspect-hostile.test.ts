@@ -38,7 +38,7 @@ describe('hostile names and query text', () => {
   let waiter = 0;
   let sleeper = 0;
   let table = '';
-  const sleepSql = `SELECT pg_sleep(120) ${EVIL_COMMENT}`;
+  const sleepSql = `SELECT pg_sleep(3600) ${EVIL_COMMENT}`;
   const updateSql = (t: string) => `UPDATE ${t} SET v = v + 1 WHERE id = 1 ${EVIL_COMMENT}`;
 
   beforeAll(async () => {
@@ -93,9 +93,9 @@ describe('hostile names and query text', () => {
     const list = await cli(['connections', '--list', '--app', 'hostile']);
     expectInert(list.stdout + list.stderr);
     expect(list.stdout).toMatch(/^every session below: user evil role, db evildb, client 127\.0\.0\.1$/m);
-    expect(list.stdout).toMatch(new RegExp(`^${sleeper} +hostile +active .*SELECT pg_sleep\\(120\\)`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${sleeper} +hostile +active .*SELECT pg_sleep\\(3600\\)`, 'm'));
     const wide = await cli(['connections', '--list', '--app', 'hostile'], { COLUMNS: '160' });
-    expect(wide.stdout).toMatch(new RegExp(`^${sleeper} +hostile +active .*SELECT pg_sleep\\(120\\) /\\* DROP TABLE everything; \\*/$`, 'm'));
+    expect(wide.stdout).toMatch(new RegExp(`^${sleeper} +hostile +active .*SELECT pg_sleep\\(3600\\) /\\* DROP TABLE everything; \\*/$`, 'm'));
     const byUser = await cli(['connections', '--by', 'user,db']);
     expectInert(byUser.stdout + byUser.stderr);
     expect(byUser.stdout).toMatch(/│ evil role +│ evildb +│ 3 /);
@@ -115,7 +115,7 @@ describe('hostile names and query text', () => {
   test('queries prints the hostile statements inert, also grouped', async () => {
     const r = await cli(['queries', '--min-duration', '0', '--group']);
     expectInert(r.stdout + r.stderr);
-    expect(r.stdout).toMatch(new RegExp(`^${sleeper} +hostile +.*SELECT pg_sleep\\(120\\) /\\* DROP`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^${sleeper} +hostile +.*SELECT pg_sleep\\(3600\\) /\\* DROP`, 'm'));
   });
 
   test('the JSON carries every name and query intact', async () => {

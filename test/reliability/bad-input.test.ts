@@ -7,11 +7,18 @@
  *
  * Every row points at a closed port: a command that tried to connect before validating would
  * exit 2, not 64.
+ *
+ * The table (hundreds of rows) runs in-process through `run(argv, output, env)`, the function the
+ * binary's `main` calls, with the real terminal writer over buffers; one row per command, the
+ * JSON rows and the hanging-peer rows also run as the built binary, for its exit path.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { freePort } from '../../src/db/embedded.js';
+import { run } from '../../src/cli.js';
 import { BIN, type CliResult, cleanEnv, parseJson, runCli } from '../support/cli.js';
+import { captureOutput } from '../support/output.js';
 import { expectNoStack } from '../support/reliability.js';
 import { COMMANDS, landed } from '../support/commands.js';
 import { fakePeer, type FakePeer } from '../support/faults.js';
@@ -21,14 +28,26 @@ interface Flag {
   placeholder: string | null;
 }
 
+const flagsByCommand = new Map<string, Flag[]>();
+
 /** The flags a command declares, from its --help (option lines start with two spaces and a dash). */
 function flagsOf(command: string): Flag[] {
+  const known = flagsByCommand.get(command);
+  if (known) return known;
   const help = execFileSync('node', [BIN, command, '--help'], { encoding: 'utf8', env: cleanEnv() });
   const out: Flag[] = [];
   for (const m of help.matchAll(/^ {2}(?:-\w, )?(--[a-z][a-z-]*)(?: <([a-z]+)>)?/gm)) {
     if (m[1] !== '--help') out.push({ long: m[1]!, placeholder: m[2] ?? null });
   }
+  flagsByCommand.set(command, out);
   return out;
+}
+
+/** One row in-process: the argv the binary would get, the same clean environment, the real writer. */
+async function runInProcess(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const { output, out, err } = captureOutput();
+  const exitCode = await run(['node', BIN, ...args], output, cleanEnv(env));
+  return { exitCode, stdout: out.join(''), stderr: err.join('') };
 }
 
 const BAD_DURATIONS = ['5x', '-1m', '', '1e309', '1h30', '5 m', '99999999999999999999d'];
@@ -133,6 +152,11 @@ let closedPort = 0;
 const CLOSED_PORT = '{closed-port}';
 let silent: FakePeer;
 beforeAll(async () => {
+  // Load the command modules one by one first: jest's ESM loader can fail an import that two
+  // concurrent dynamic imports share ("not in cache"), and the root help loads them all at once.
+  for (const f of readdirSync(new URL('../../src/commands/', import.meta.url)).filter((x) => x.endsWith('.ts'))) {
+    await import(`../../src/commands/${f.replace(/\.ts$/, '.js')}`);
+  }
   closedPort = await freePort();
   // a peer that never answers: a run that connects before validating would hang here, not exit 64
   silent = await fakePeer();
@@ -241,19 +265,29 @@ describe('bad input is a usage error (exit 64, one line, no stack trace, no conn
     expect(table.length).toBeGreaterThan(100);
   });
 
-  test.concurrent.each(table.map((r) => [r.label, r] as const))('%s', async (label, row) => {
+  const argsOf = (row: Row) => row.args.map((a) => (a === CLOSED_PORT ? String(closedPort) : a));
+
+  test.each(table.map((r) => [r.label, r] as const))('%s', async (label, row) => {
     expect(closedPort).toBeGreaterThan(0);
-    const r = await runCli(
-      row.args.map((a) => (a === CLOSED_PORT ? String(closedPort) : a)),
-      { env: row.env ?? {}, timeoutMs: 20_000 },
-    );
-    expectUsageError(r, label);
+    expectUsageError(await runInProcess(argsOf(row), row.env), label);
   });
 
-  test.concurrent.each(conflicts.map((r) => [r.label, r] as const))('conflict: %s', async (label, row) => {
+  // The binary's own exit path: the first row of each command, and one with a bad environment.
+  const spawned = [...commands.map((c) => table.find((r) => r.args[0] === c.name)!), table.find((r) => r.env !== undefined)!];
+  test.concurrent.each(spawned.map((r) => [r.label, r] as const))('as the built binary: %s', async (label, row) => {
+    expectUsageError(await runCli(argsOf(row), { env: row.env ?? {}, timeoutMs: 20_000 }), label);
+  });
+
+  const conflictArgs = (row: Row) => {
     const connects = !['runbook', 'no-such-command', '--bogus-global', 'demo'].includes(row.args[0]!);
-    const r = await runCli([...row.args, ...(connects ? ['-h', '127.0.0.1', '-p', String(closedPort)] : [])], { timeoutMs: 20_000 });
-    expectUsageError(r, label, row.args.includes('--json'));
+    return [...row.args, ...(connects ? ['-h', '127.0.0.1', '-p', String(closedPort)] : [])];
+  };
+  test.each(conflicts.map((r) => [r.label, r] as const))('conflict: %s', async (label, row) => {
+    expectUsageError(await runInProcess(conflictArgs(row)), label, row.args.includes('--json'));
+  });
+
+  test.concurrent.each(conflicts.slice(0, 2).map((r) => [r.label, r] as const))('conflict, as the built binary: %s', async (label, row) => {
+    expectUsageError(await runCli(conflictArgs(row), { timeoutMs: 20_000 }), label, row.args.includes('--json'));
   });
 
   test.concurrent.each(commands.filter((c) => c.json).map((c) => [c.name] as const))('%s --json: a usage error is also one JSON document on stdout', async (name) => {

@@ -28,7 +28,7 @@ beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), 'dbdoctor-rel-foot-'));
   incidents.push(await lockChain(s, { app: 'rel-foot-lock' }, 2));
   incidents.push(await idleInTransaction(s, 2, { app: 'rel-foot-iit', user: 'app_user' }));
-  incidents.push(await longQueries(s, 1, { app: 'rel-foot-long', user: 'app_user' }, 120));
+  incidents.push(await longQueries(s, 1, { app: 'rel-foot-long', user: 'app_user' }));
 }, 60_000);
 afterAll(() => {
   rmSync(state, { recursive: true, force: true });

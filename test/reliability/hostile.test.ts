@@ -26,7 +26,7 @@ const DB = 'dEVIL\u001b[2J\n\u202eY';
 const SQL_APP = "'; DROP TABLE rel_guard; --";
 const LIKE_APP = 'lit_a%b';
 const LIKE_DECOY = 'litXaYYb';
-const LONG = `SELECT 'MARK-LONG${'x'.repeat(12_000)}' AS filler, pg_sleep(60)`;
+const LONG = `SELECT 'MARK-LONG${'x'.repeat(12_000)}' AS filler, pg_sleep(3600)`;
 
 /** With colour forced on, the only escapes are dbdoctor's own 16-colour SGR codes. */
 function expectOnlyOwnColours(text: string, where: string): void {
@@ -50,7 +50,7 @@ beforeAll(async () => {
   await s.sql(`CREATE ROLE "${ROLE.replace(/"/g, '""')}" LOGIN PASSWORD '${ROLE_PASSWORD}' IN ROLE pg_read_all_stats`);
   await s.sql(`CREATE DATABASE "${DB.replace(/"/g, '""')}"`);
   // hostile query text, from a hostile role, in a hostile database; active and idle in transaction
-  incidents.push(await longQueries(s, 1, { app: 'rel-hostile-active', user: ROLE, dbname: DB }, 60, `SELECT pg_sleep(60) /* ${PAYLOAD} */`));
+  incidents.push(await longQueries(s, 1, { app: 'rel-hostile-active', user: ROLE, dbname: DB }, 3600, `SELECT pg_sleep(3600) /* ${PAYLOAD} */`));
   incidents.push(await idleInTransaction(s, 1, { app: 'rel-hostile-iit', user: ROLE }, `SELECT $$${PAYLOAD}$$::text`));
   // a blocker whose last statement is hostile, and a session waiting on it, so locks and diagnose show it
   await s.sql(`GRANT ALL ON rel_guard TO "${ROLE.replace(/"/g, '""')}"`);
@@ -71,7 +71,7 @@ beforeAll(async () => {
       await Promise.all([blocker.end(), waiter.end()].map((p) => p.catch(() => undefined)));
     },
   });
-  incidents.push(await longQueries(s, 1, { app: 'rel-hostile-long', user: 'app_user' }, 60, LONG));
+  incidents.push(await longQueries(s, 1, { app: 'rel-hostile-long', user: 'app_user' }, 3600, LONG));
   incidents.push(await idleInTransaction(s, 1, { app: SQL_APP, user: 'app_user' }));
   incidents.push(await idleInTransaction(s, 1, { app: LIKE_APP, user: 'app_user' }));
   incidents.push(await idleInTransaction(s, 1, { app: LIKE_DECOY, user: 'app_user' }));

@@ -22,7 +22,7 @@ const ATTACK = '\u001b]52;c;ZXZpbA==\u0007\u001b]0;PWNED\u0007\u001b]8;;https://
 const ROLE = `rEVIL${ATTACK}`.slice(0, 40);
 const DB = `dEVIL\u001b]52;c;ZXZpbA==\u0007\u202e\u200b`;
 const GID = `gEVIL${ATTACK}`;
-const QUERY = `SELECT pg_sleep(60) /* ${ATTACK} */`;
+const QUERY = `SELECT pg_sleep(3600) /* ${ATTACK} */`;
 
 /** The escape sequences in `raw` that dbdoctor did not write itself (its colours, its prompts' cursor moves). */
 function foreignEscapes(raw: string): string[] {
@@ -59,8 +59,8 @@ describe.each([14, 18])('PostgreSQL %i: raw terminal bytes', (major) => {
     su = await s.client();
     await su.query(`CREATE ROLE ${su.escapeIdentifier(ROLE)} LOGIN PASSWORD ${su.escapeLiteral(ROLE_PASSWORD)}`);
     await su.query(`CREATE DATABASE ${su.escapeIdentifier(DB)}`);
-    incidents.push(await idleInTransaction(s, 2, { app: 'bytes-iit', user: ROLE, dbname: DB }, QUERY.replace('pg_sleep(60)', '1')));
-    incidents.push(await longQueries(s, 1, { app: 'bytes-long', user: ROLE }, 60, QUERY));
+    incidents.push(await idleInTransaction(s, 2, { app: 'bytes-iit', user: ROLE, dbname: DB }, QUERY.replace('pg_sleep(3600)', '1')));
+    incidents.push(await longQueries(s, 1, { app: 'bytes-long', user: ROLE }, 3600, QUERY));
     // A prepared transaction with a hostile gid holding a lock that a session waits for.
     await su.query('CREATE TABLE bytes_t (id int PRIMARY KEY); INSERT INTO bytes_t VALUES (1)');
     owner = await s.client({ application_name: 'bytes-owner' });

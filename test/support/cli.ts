@@ -1,6 +1,7 @@
 /** Runs the built binary (bin/dbdoctor.cjs -> dist/app/cli.cjs) as a user would, with execa. */
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { scaled } from './timing.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/dbdoctor.cjs', import.meta.url));
 
@@ -50,7 +51,7 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
     env: cleanEnv(opts.env),
     extendEnv: false,
     reject: false,
-    timeout: opts.timeoutMs ?? 30_000,
+    timeout: scaled(opts.timeoutMs ?? 30_000),
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
   });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };

@@ -15,6 +15,7 @@ import { freePort, serverBinaries } from '../../src/db/embedded.js';
 import { serverProgramEnv } from '../../src/db/find-postgres.js';
 import { BIN, type CliResult, cleanEnv } from './cli.js';
 import { ROLE_PASSWORD, type TestServer } from './server.js';
+import { scaled } from './timing.js';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
@@ -77,7 +78,7 @@ export function startCli(args: string[], opts: { env?: Record<string, string>; t
     env: cleanEnv(opts.env),
     extendEnv: false,
     reject: false,
-    timeout: opts.timeoutMs ?? 30_000,
+    timeout: scaled(opts.timeoutMs ?? 30_000),
     stdin: 'ignore',
   });
   const done = sub.then((r) => ({
@@ -108,7 +109,7 @@ export interface DbdoctorBackend {
 
 /** Polls (bounded) until some dbdoctor session satisfies `ok`; returns it. */
 export async function waitForDbdoctor(obs: pg.Client, ok: (b: DbdoctorBackend) => boolean, ms = 10_000): Promise<DbdoctorBackend> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + scaled(ms);
   let last: DbdoctorBackend[] = [];
   while (Date.now() < deadline) {
     last = (

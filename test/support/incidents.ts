@@ -6,6 +6,7 @@
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { ROLE_PASSWORD, type TestServer } from './server.js';
+import { scaled } from './timing.js';
 
 export interface Incident {
   pids: number[];
@@ -72,7 +73,7 @@ export async function alive(s: TestServer, pids: number[]): Promise<number[]> {
 }
 
 export async function waitFor(s: TestServer, sql: string, params: unknown[], ok: (rows: Array<Record<string, unknown>>) => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + scaled(ms);
   let rows: Array<Record<string, unknown>> = [];
   while (Date.now() < deadline) {
     rows = await s.sql(sql, params);
@@ -159,7 +160,7 @@ export async function lockChain(s: TestServer, as: ConnectAs & { waiterApp?: str
 }
 
 /** Long-running queries (pg_sleep), still running when this returns. */
-export async function longQueries(s: TestServer, n: number, as: ConnectAs, seconds = 60, sql?: string): Promise<Incident> {
+export async function longQueries(s: TestServer, n: number, as: ConnectAs, seconds = 3600, sql?: string): Promise<Incident> {
   const clients = await Promise.all(Array.from({ length: n }, () => open(s, as)));
   const pids = await Promise.all(clients.map(pidOf));
   const pending = clients.map((c) => c.query(sql ?? `SELECT pg_sleep(${seconds}) /* long ${as.app} */`).catch(() => undefined));
@@ -229,7 +230,7 @@ export async function listeners(s: TestServer, n: number, as: ConnectAs, channel
  * N sessions running the same slow statement at once, each with its own literal (seeds/004's
  * dedup query in many sessions): the statement normalizes to one text.
  */
-export async function sameStatement(s: TestServer, n: number, as: ConnectAs, seconds = 60): Promise<Incident> {
+export async function sameStatement(s: TestServer, n: number, as: ConnectAs, seconds = 3600): Promise<Incident> {
   const clients = await Promise.all(Array.from({ length: n }, () => open(s, as)));
   const pids = await Promise.all(clients.map(pidOf));
   const pending = clients.map((c, i) => c.query(`SELECT pg_sleep(${seconds}), 'report-${i}' AS dedup_key /* dedup check */`).catch(() => undefined));

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { BIN, cleanEnv } from './cli.js';
+import { scaled } from './timing.js';
 
 export const KEY = {
   up: '\u001b[A',
@@ -97,7 +98,7 @@ export function runInPty(args: string[], opts: { env?: Record<string, string>; c
     text,
     raw,
     async waitFor(pattern, ms = 30_000) {
-      const deadline = Date.now() + ms;
+      const deadline = Date.now() + scaled(ms);
       for (;;) {
         const all = text();
         const rest = all.slice(consumed);

@@ -1,11 +1,14 @@
 /**
- * Real PostgreSQL for the tests: each test file starts its own throwaway server (about 0.6 s), so
- * session counts never mix between files. DBDOCTOR_TEST_URL points the suite at an existing
- * server instead (a superuser URL); DBDOCTOR_PG_MAJOR picks the major (default 18).
+ * Real PostgreSQL for the tests. A file that asks for settings of its own (or a major) starts its
+ * own throwaway server; a file that asks for none shares its jest worker's server, started once
+ * for the run by test/support/server-pool.mjs (files of one worker run one after another, each
+ * cleaning up what it starts). DBDOCTOR_TEST_URL points the suite at an existing server instead
+ * (a superuser URL); DBDOCTOR_PG_MAJOR picks the major (default 18).
  */
 import { afterAll, beforeAll } from '@jest/globals';
 import pg from 'pg';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/db/embedded.js';
+import { scaled } from './timing.js';
 
 export const ROLE_PASSWORD = 'Role-pw-7f3a';
 
@@ -47,9 +50,15 @@ async function createRoles(s: TestServer): Promise<void> {
   END $$`);
 }
 
+/** The server this worker shares (see test/support/server-pool.mjs), for a file that asks for no settings. */
+function sharedServerUrl(opts: ServerOptions & { forceEmbedded?: boolean }): string | undefined {
+  if (opts.forceEmbedded || opts.settings || opts.major !== undefined) return undefined;
+  return process.env.DBDOCTOR_TEST_URL || process.env[`DBDOCTOR_POOL_URL_${process.env.JEST_WORKER_ID ?? '1'}`] || undefined;
+}
+
 export async function startTestServer(opts: ServerOptions & { forceEmbedded?: boolean } = {}): Promise<TestServer> {
-  const external = process.env.DBDOCTOR_TEST_URL;
-  const embedded = external && !opts.forceEmbedded && !opts.settings ? undefined : await startServer(opts);
+  const external = sharedServerUrl(opts);
+  const embedded = external ? undefined : await startServer(opts);
   const base = embedded
     ? { host: embedded.host, port: embedded.port, password: embedded.password, major: embedded.major, url: embedded.url }
     : fromUrl(external!);
@@ -85,10 +94,10 @@ export function useServer(opts: ServerOptions = {}): () => TestServer {
   let server: TestServer | undefined;
   beforeAll(async () => {
     server = await startTestServer(opts);
-  }, 60_000);
+  }, scaled(60_000));
   afterAll(async () => {
     await server?.stop();
-  }, 60_000);
+  }, scaled(60_000));
   return () => {
     if (!server) throw new Error('server not started');
     return server;
