@@ -17,6 +17,7 @@ import { resolveThresholds } from '../../src/core/thresholds.js';
 import { envelope } from '../../src/render/json.js';
 import { expectValidDiagnoseDoc, mustFind } from '../support/diagnose.js';
 import { alive, dbdoctorSessionsLeft, sorted, waitFor } from '../support/incidents.js';
+import { expectValidLocksDoc } from '../support/schemas.js';
 import { shellWords } from '../support/output.js';
 import { ROLE_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
@@ -75,6 +76,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     await waiting(s, [...members, ...stuck]);
 
     const locks = await runLocks(target(s), {});
+    expectValidLocksDoc(envelope('locks', locks, '0.0.0-test'));
     expect(locks.roots).toEqual([]);
     expect(locks.cycles.map((c) => [c.members, c.stuck])).toEqual([[members, stuck]]);
 
@@ -102,6 +104,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     await waitFor(s, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pidArg], (rows) => rows[0]?.n === 0);
     expect(await alive(s, members)).toEqual(members.filter((p) => p !== pidArg));
     const after = await runLocks(target(s), {});
+    expectValidLocksDoc(envelope('locks', after, '0.0.0-test'));
     expect(after.cycles).toEqual([]);
     for (const c of [a, b, ...behind]) await c.query('ROLLBACK').catch(() => undefined);
   });
@@ -120,6 +123,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     await waiting(s, [pidOf(migrate), ...queued]);
 
     const locks = await runLocks(target(s), {});
+    expectValidLocksDoc(envelope('locks', locks, '0.0.0-test'));
     expect(locks.roots.map((x) => x.pid)).toEqual([pidOf(reader)]);
     const head = locks.nodes.find((n) => n.pid === pidOf(migrate))!;
     expect(head).toMatchObject({ queue_head: true, behind: 50, root: pidOf(reader), blocked_by: pidOf(reader), depth: 1 });

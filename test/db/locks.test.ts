@@ -10,8 +10,10 @@ import { type LocksReport, locksReport } from '../../src/core/locks.js';
 import { withSession } from '../../src/db/session.js';
 import { readActivity } from '../../src/db/sql/activity.js';
 import type { Target } from '../../src/core/target.js';
+import { envelope } from '../../src/render/json.js';
 import { renderLocks } from '../../src/render/locks.js';
 import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
+import { expectValidLocksDoc } from '../support/schemas.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 import { Chalk } from 'chalk';
 
@@ -20,6 +22,13 @@ const plain = new Chalk({ level: 0 });
 
 function target(s: TestServer, user = 'postgres'): Target {
   return { host: s.host, port: s.port, user, dbname: 'postgres', password: user === 'postgres' ? s.password : ROLE_PASSWORD, sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
+}
+
+/** runLocks, its report checked against schema/locks.schema.json in the envelope `locks --json` prints. */
+async function locks(t: Target): Promise<LocksReport> {
+  const r = await runLocks(t, {});
+  expectValidLocksDoc(envelope('locks', r, '0.0.0-test'));
+  return r;
 }
 
 const pidOf = (c: pg.Client) => (c as unknown as { processID: number }).processID;
@@ -52,7 +61,7 @@ describe('runLocks', () => {
       waiter!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).catch(() => undefined);
       await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');
       try {
-        const r = await runLocks(target(s), {});
+        const r = await locks(target(s));
         expect(await dbdoctorSessionsLeft(s)).toBe(0);
         expect(r.roots).toHaveLength(1);
         const root = r.roots[0]!;
@@ -78,7 +87,7 @@ describe('runLocks', () => {
       await holder!.query('SELECT pg_advisory_lock(4242)');
       waiter!.query('SELECT pg_advisory_lock(4242)').catch(() => undefined);
       await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');
-      const r = await runLocks(target(s), {});
+      const r = await locks(target(s));
       const root = r.roots.find((x) => x.pid === pidOf(holder!))!;
       expect(root).toMatchObject({ holds_advisory: true, action: 'terminate', blocks_direct: [pidOf(waiter!)] });
       expect(root.session).toMatchObject({ state: 'idle', application_name: 'advisory' });
@@ -98,7 +107,7 @@ describe('runLocks', () => {
       await waitForState(s, [pidOf(holder!)], 'active');
       waiter!.query(`SELECT count(*) FROM ${t}`).catch(() => undefined);
       await waitForState(s, [pidOf(waiter!)], 'active', 'Lock');
-      const r = await runLocks(target(s), {});
+      const r = await locks(target(s));
       const root = r.roots.find((x) => x.pid === pidOf(holder!))!;
       expect(root).toMatchObject({ action: 'cancel_then_terminate', holds_advisory: false });
       expect(root.advice).toContain(`dbdoctor terminate --pid ${pidOf(holder!)} --cancel-first`);
@@ -117,7 +126,7 @@ describe('runLocks', () => {
         w.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`).catch(() => undefined);
         await waitForState(s, [pidOf(w)], 'active', 'Lock');
       }
-      const r = await runLocks(target(s), {});
+      const r = await locks(target(s));
       expect(r.roots).toHaveLength(1);
       const root = r.roots[0]!;
       const pids = waiters.map(pidOf).sort((a, b) => a - b);
@@ -144,7 +153,7 @@ describe('runLocks', () => {
       await waitForState(s, [pidOf(b!)], 'active', 'Lock');
       c!.query(`UPDATE ${t} SET v = 3 WHERE id = 1`).catch(() => undefined);
       await waitForState(s, [pidOf(c!)], 'active', 'Lock');
-      const r = await runLocks(target(s), {});
+      const r = await locks(target(s));
       expect(r.roots).toEqual([]);
       expect(r.waiting).toBe(3);
       expect(r.status).toBe('warning');
@@ -161,10 +170,10 @@ describe('runLocks', () => {
 
   test('nobody waiting: OK; a role without pg_monitor: partial, UNKNOWN', async () => {
     const s = server();
-    const r = await runLocks(target(s), {});
+    const r = await locks(target(s));
     expect(r).toMatchObject({ status: 'ok', waiting: 0, roots: [], cycles: [] });
     expect(renderLocks(r, plain, 80)).toMatch(/^OK {2}no session waits on a lock held by another$/m);
-    const p = await runLocks(target(s, 'app_user'), {});
+    const p = await locks(target(s, 'app_user'));
     expect(p.status).toBe('unknown');
     expect(p.visibility).toMatchObject({ partial: true, can_read_all_stats: false });
     expect(renderLocks(p, plain, 80)).toMatch(/among the sessions this\s+role can see/);
@@ -199,6 +208,7 @@ describe('runLocks', () => {
             blocking: await readActivity(session, { scope: 'blocking' }),
           }));
           const priv = { can_read_all_stats: role.can_read_all_stats, role: role.current_user };
+          for (const snap of [all, edges, blocking]) expectValidLocksDoc(envelope('locks', locksReport(snap, priv), '0.0.0-test'));
           if (user === 'postgres') {
             expect(blocking.rows.filter((r) => !r.is_self).map((r) => r.pid)).toEqual(chain);
             expect(all.rows.length).toBeGreaterThanOrEqual(chain.length + bystanders.length);

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { type CliResult, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
 import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, type Incident, type LockChain, lockChain, longQueries, sorted, unreadCursor } from '../support/incidents.js';
+import { expectValidLocksDoc } from '../support/schemas.js';
 import { ROLE_PASSWORD, useServer } from '../support/server.js';
 
 const server = useServer({ settings: { max_connections: 60 } });
@@ -200,6 +201,7 @@ describe('the acceptance incident', () => {
     const r = await cli(['locks', '--json']);
     expect(r.exitCode).toBe(1);
     const doc = parseJson<LocksDoc>(r);
+    expectValidLocksDoc(doc);
     expect(doc.schema).toBe('dbdoctor.locks');
     const rep = doc.report;
     expect(rep.status).toBe('warning');
@@ -293,6 +295,7 @@ describe('the acceptance incident', () => {
     expect(human.stdout).toMatch(/^UNKNOWN {2}\d+ client sessions [\s\S]*\d+ hidden/m);
     const locks = await cli(['locks', '--json'], 'app_user');
     expect(locks.exitCode).toBe(3);
+    expectValidLocksDoc(parseJson(locks));
     expect(parseJson<LocksDoc>(locks).report.visibility).toMatchObject({ partial: true });
     expect(locks.stderr).toMatch(/partial view/);
     const queries = await cli(['queries', '--json', '--min-duration', '0'], 'app_user');

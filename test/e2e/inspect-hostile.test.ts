@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { type CliResult, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
 import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
+import { expectValidLocksDoc } from '../support/schemas.js';
 import { ROLE_PASSWORD, useServer } from '../support/server.js';
 
 const server = useServer();
@@ -125,6 +126,7 @@ describe('hostile names and query text', () => {
     const locks = parseJson<{ report: { roots: Array<{ pid: number; session: Session }>; nodes: Array<{ pid: number; blocked_by: number | null; session: Session }> } }>(
       await cli(['locks', '--json']),
     );
+    expectValidLocksDoc(locks);
     const root = locks.report.roots.find((x) => x.pid === blocker)!;
     expect(root.session).toMatchObject({ usename: EVIL_ROLE, datname: EVIL_DB, query: updateSql(table) });
     expect(locks.report.nodes.find((n) => n.blocked_by === blocker)!.session).toMatchObject({ pid: waiter, usename: EVIL_ROLE, query: updateSql(table) });

@@ -10,6 +10,7 @@ import type pg from 'pg';
 import type { LocksReport } from '../../src/core/locks.js';
 import { BIN, cleanEnv, parseJson, runCli } from '../support/cli.js';
 import { waitFor } from '../support/incidents.js';
+import { expectValidLocksDoc } from '../support/schemas.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 const DEPTH = 2000;
@@ -45,6 +46,7 @@ describe('a 2,000-deep lock chain', () => {
     expect(rssKb).toBeGreaterThan(0);
     expect(rssKb).toBeLessThan(150 * 1024);
     const doc = parseJson<{ schema_version: number; report: LocksReport }>({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
+    expectValidLocksDoc(doc);
     expect(doc.schema_version).toBe(2);
     const report = doc.report;
     expect(report.roots).toHaveLength(1);
