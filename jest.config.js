@@ -7,8 +7,8 @@
  * - reliability: hostile input, faults, leaks, files, privileges, the bad-input table.
  *
  * Time limits (the test timeout here, and the support code's) scale with the machine's load when
- * the run starts (test/support/timing.ts), so a busy runner gets longer limits instead of
- * failures; no test asserts how fast anything ran.
+ * the run starts (the factor below; test/support/timing.ts applies it), so a busy runner gets
+ * longer limits instead of failures; no test asserts how fast anything ran.
  */
 import { availableParallelism, loadavg } from 'node:os';
 

@@ -1,16 +1,13 @@
 /**
  * Time limits that follow the machine: a test never asserts how fast anything ran, but its
  * safety limits (a spawned binary's timeout, a wait for a session to reach a state) must hold on a
- * loaded CI runner as on a quiet laptop. `slowdown()` is the factor the suite's limits are scaled
- * by: the load average per core when the suite started (at least 1, at most 4), or
- * DBDOCTOR_TEST_SLOWDOWN when set. jest.config.js scales each tier's test timeout the same way.
+ * loaded CI runner as on a quiet laptop. jest.config.js fixes the factor when the run starts (the
+ * load average per core, 1 to 4, or DBDOCTOR_TEST_SLOWDOWN as given) and hands it to the workers
+ * in DBDOCTOR_TEST_SLOWDOWN; it scales jest's test timeout, and this scales the support code's.
  */
-import { availableParallelism, loadavg } from 'node:os';
-
 export function slowdown(env: NodeJS.ProcessEnv = process.env): number {
   const given = Number(env.DBDOCTOR_TEST_SLOWDOWN);
-  if (env.DBDOCTOR_TEST_SLOWDOWN && Number.isFinite(given) && given >= 1) return given;
-  return Math.min(4, Math.max(1, loadavg()[0]! / availableParallelism()));
+  return Number.isFinite(given) && given >= 1 ? given : 1;
 }
 
 /** A limit of `ms` on a quiet machine, on this one. */
