@@ -1,25 +1,14 @@
 /**
  * For the diagnose tests: the recorded snapshots (test/unit/fixtures/diagnose, recorded from real
- * incidents by scripts/record-diagnose-fixtures.mjs) and the JSON Schema check every diagnose
- * document a test produces goes through.
+ * incidents by scripts/record-diagnose-fixtures.mjs), and the JSON Schema check every diagnose
+ * document a test produces goes through (test/support/schemas.ts).
  */
 import { readFileSync } from 'node:fs';
-import { Ajv } from 'ajv';
 import type { DiagnoseFacts, DiagnoseReport, Finding, NodeId } from '../../src/core/diagnose.js';
 
+export { DIAGNOSE_SCHEMA, expectValidDiagnoseDoc } from './schemas.js';
+
 const ROOT = new URL('../../', import.meta.url);
-
-export const DIAGNOSE_SCHEMA = JSON.parse(readFileSync(new URL('schema/diagnose.schema.json', ROOT), 'utf8')) as Record<string, unknown>;
-
-const ajv = new Ajv({ allErrors: true, strict: true });
-const validate = ajv.compile(DIAGNOSE_SCHEMA);
-
-/** Throws with ajv's errors unless `doc` is a valid `dbdoctor diagnose --json` document. */
-export function expectValidDiagnoseDoc(doc: unknown): void {
-  if (!validate(doc)) {
-    throw new Error(`diagnose JSON does not match schema/diagnose.schema.json:\n${ajv.errorsText(validate.errors, { separator: '\n' })}`);
-  }
-}
 
 export type FixtureName = 'seeds-000' | 'seeds-000-pg14' | 'lock-chain' | 'same-statement' | 'listeners' | 'healthy-busy' | 'unprivileged';
 

@@ -1,26 +1,39 @@
 /**
- * The JSON Schema checks for the `--json` documents that have a schema besides diagnose's
- * (test/support/diagnose.ts): every `dbdoctor locks --json` document a test produces, from the
- * built binary or wrapped in-process with envelope('locks', report, ...), goes through
- * expectValidLocksDoc.
+ * The JSON Schema checks for the `--json` documents that have a schema (schema/*.schema.json):
+ * every `dbdoctor diagnose --json` and `dbdoctor locks --json` document a test produces, from the
+ * built binary or wrapped in-process with envelope(kind, report, ...), goes through one of these.
  */
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 
 const ROOT = new URL('../../', import.meta.url);
 
-export const LOCKS_SCHEMA = JSON.parse(readFileSync(new URL('schema/locks.schema.json', ROOT), 'utf8')) as Record<string, unknown>;
-
-const ajv = new Ajv({ allErrors: true, strict: true });
-const validateLocks = ajv.compile(LOCKS_SCHEMA);
-
-/** ajv's errors for a `dbdoctor locks --json` document, one a line, or null when it is valid. */
-export function locksDocErrors(doc: unknown): string | null {
-  return validateLocks(doc) ? null : ajv.errorsText(validateLocks.errors, { separator: '\n' });
+function loadSchema(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL(`schema/${name}.schema.json`, ROOT), 'utf8')) as Record<string, unknown>;
 }
 
+/** ajv's errors (one a line) for a document against schema/<name>.schema.json, or null when it is valid. */
+function checker(name: string, schema: Record<string, unknown>): { errors(doc: unknown): string | null; expectValid(doc: unknown): void } {
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  const validate = ajv.compile(schema);
+  const errors = (doc: unknown) => (validate(doc) ? null : ajv.errorsText(validate.errors, { separator: '\n' }));
+  return {
+    errors,
+    expectValid(doc) {
+      const e = errors(doc);
+      if (e !== null) throw new Error(`${name} JSON does not match schema/${name}.schema.json:\n${e}`);
+    },
+  };
+}
+
+export const DIAGNOSE_SCHEMA = loadSchema('diagnose');
+export const LOCKS_SCHEMA = loadSchema('locks');
+const diagnose = checker('diagnose', DIAGNOSE_SCHEMA);
+const locks = checker('locks', LOCKS_SCHEMA);
+
+/** Throws with ajv's errors unless `doc` is a valid `dbdoctor diagnose --json` document. */
+export const expectValidDiagnoseDoc = diagnose.expectValid;
 /** Throws with ajv's errors unless `doc` is a valid `dbdoctor locks --json` document. */
-export function expectValidLocksDoc(doc: unknown): void {
-  const errors = locksDocErrors(doc);
-  if (errors !== null) throw new Error(`locks JSON does not match schema/locks.schema.json:\n${errors}`);
-}
+export const expectValidLocksDoc = locks.expectValid;
+/** ajv's errors for a `dbdoctor locks --json` document, one a line, or null when it is valid. */
+export const locksDocErrors = locks.errors;
