@@ -27,7 +27,7 @@ export async function runCheck(target: Target, opts: SessionOptions): Promise<Ch
     sslmode: target.sslmode,
   };
   try {
-    const dns = await resolveHost(target.host, target.connectTimeoutMs);
+    const dns = await resolveHost(target.hostaddr ?? target.host, target.connectTimeoutMs);
     steps.push({ step: 'dns', ok: true, ms: dns.skipped ? null : dns.ms, detail: dns.skipped ? 'no lookup needed' : `${target.host} -> ${dns.addresses.join(', ')}` });
   } catch (err) {
     const failure = classifyConnectError(err as RawError, ctx);
@@ -44,7 +44,7 @@ export async function runCheck(target: Target, opts: SessionOptions): Promise<Ch
     return checkReportFailed(where, steps, err.failure);
   }
   try {
-    steps.push({ step: 'auth', ok: true, ms: session.connectMs, detail: `TCP, ${target.sslmode === 'disable' ? 'no TLS' : `sslmode=${target.sslmode}`}, start-up and authentication as "${target.user}"` });
+    steps.push({ step: 'auth', ok: true, ms: session.connectMs, detail: `${transport(target)}, start-up and authentication as "${target.user}"` });
     const latency = await ping(session);
     steps.push({ step: 'query', ok: true, ms: latency, detail: 'SELECT 1 round trip' });
     const t0 = nowMs();
@@ -54,6 +54,12 @@ export async function runCheck(target: Target, opts: SessionOptions): Promise<Ch
   } finally {
     await session.close();
   }
+}
+
+/** How the session went: over a Unix socket (never TLS, as in libpq), or TCP with its sslmode. */
+function transport(t: Target): string {
+  if (t.host.startsWith('/')) return `Unix socket ${t.host}`;
+  return `TCP${t.hostaddr !== undefined ? ` to ${t.hostaddr}` : ''}, ${t.sslmode === 'disable' ? 'no TLS' : `sslmode=${t.sslmode}`}`;
 }
 
 export function checkCommand(program: Command, ctx: CommandContext): void {

@@ -6,7 +6,8 @@ import type { ConnectionFlags, Target } from '../core/target.js';
 import { resolveConnectionTarget } from '../db/target.js';
 import type { SessionOptions } from '../db/session.js';
 import type { Output } from '../ui/output.js';
-import { createProgress, withProgress } from '../ui/progress.js';
+import { createProgress, holdProgress, withProgress } from '../ui/progress.js';
+import { inquirerMenu } from '../ui/prompts.js';
 import { commandLinePasswordWarning, describeTarget } from '../core/target.js';
 
 /** What every command gets from cli.ts: where to write, the environment, Ctrl-C, and its exit code. */
@@ -28,6 +29,8 @@ export interface CommandContext {
 export interface ConnectionCliOptions extends ConnectionFlags {
   statementTimeout?: string;
   json?: boolean;
+  /** psql's -W (true: ask before connecting) and -w (false: never ask). */
+  password?: boolean;
 }
 
 /** psql's connection options. `--help` is the help flag, so `-h` is the host, as in psql. */
@@ -38,6 +41,8 @@ export function addConnectionOptions(cmd: Command): Command {
     .option('-U, --username <user>', 'role to connect as (PGUSER)')
     .option('-d, --dbname <dbname>', 'database name, postgres:// URL, or conninfo string "host=... dbname=..." (PGDATABASE)')
     .option('--service <name>', 'service from pg_service.conf (PGSERVICE)')
+    .option('-W, --password', 'ask for the password before connecting (as psql -W)')
+    .option('-w, --no-password', 'never ask for a password (as psql -w)')
     .option('--connect-timeout <duration>', 'give up connecting after this long (PGCONNECT_TIMEOUT; default 5s)')
     .option('--statement-timeout <duration>', "server-side statement_timeout for dbdoctor's own queries (default 15s)");
 }
@@ -63,8 +68,38 @@ export function targetFrom(opts: ConnectionCliOptions, ctx: CommandContext): Tar
   return target;
 }
 
+/** Passwords typed in this run, per role: a command that opens a second session does not ask again. */
+const typed = new WeakMap<CommandContext, Map<string, string>>();
+
+/**
+ * The password prompt, as psql's: on the terminal (stdin and stderr), masked, never echoed; only
+ * when one is there and -w was not given.
+ */
+function passwordPrompt(opts: ConnectionCliOptions, ctx: CommandContext): Pick<SessionOptions, 'askPassword' | 'askPasswordFirst'> {
+  const terminal = ctx.output.stdinIsTTY && ctx.output.stderrIsTTY;
+  if (opts.password === true && !terminal) {
+    throw new UsageError('-W asks for the password on a terminal, and there is none', 'give the password in PGPASSWORD or ~/.pgpass');
+  }
+  if (opts.password === false || !terminal) return {};
+  const askPassword = async (user: string) => {
+    const known = typed.get(ctx) ?? new Map<string, string>();
+    typed.set(ctx, known);
+    const before = known.get(user);
+    if (before !== undefined) return before;
+    const resume = holdProgress();
+    try {
+      const answer = await inquirerMenu({ signal: ctx.signal }).password(`Password for user ${user}:`);
+      known.set(user, answer);
+      return answer;
+    } finally {
+      resume();
+    }
+  };
+  return { askPassword, ...(opts.password === true ? { askPasswordFirst: true } : {}) };
+}
+
 export function sessionOptions(opts: ConnectionCliOptions, ctx: CommandContext): SessionOptions {
-  const out: SessionOptions = { signal: ctx.signal };
+  const out: SessionOptions = { signal: ctx.signal, ...passwordPrompt(opts, ctx) };
   if (opts.statementTimeout !== undefined) {
     const ms = parseDuration(opts.statementTimeout, '--statement-timeout');
     if (ms < 100) throw new UsageError('--statement-timeout must be at least 100ms', 'for example --statement-timeout 15s');

@@ -200,7 +200,7 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
   }
   if (/timeout expired|timed out|Connection terminated due to connection timeout/i.test(rawMessage)) return timeout();
   if (/client password must be a (?:non-empty )?string|Password must be a string|password authentication/i.test(rawMessage)) {
-    return f('auth', 'no_password', `the server asks for a password for ${who} and none was given`, 'set PGPASSWORD or add a ~/.pgpass entry (a password on the command line is visible to other users)', ExitCode.UNKNOWN);
+    return f('auth', 'no_password', `the server asks for a password for ${who} and none was given`, 'run it on a terminal to be asked for it (or with -W), or set PGPASSWORD or a ~/.pgpass entry', ExitCode.UNKNOWN);
   }
   if (/terminated unexpectedly|ended unexpectedly|Connection terminated/i.test(rawMessage)) {
     return f('protocol', 'closed', `${where} closed the connection during start-up`, 'is this PostgreSQL on that port? check the server log (out of memory, crash, proxy)', ExitCode.CRITICAL);

@@ -1,82 +1,163 @@
 import { UsageError } from './errors.js';
 
-/** The libpq keywords dbdoctor understands, from URLs, conninfo strings and service files. */
+/** The libpq keywords dbdoctor takes, from URLs, conninfo strings, service files and PG* variables. */
 export interface ConnParams {
   host?: string;
+  hostaddr?: string;
   port?: string;
   user?: string;
   password?: string;
   dbname?: string;
   sslmode?: string;
   sslrootcert?: string;
+  sslcert?: string;
+  sslkey?: string;
+  sslpassword?: string;
+  sslcrl?: string;
+  ssl_min_protocol_version?: string;
+  ssl_max_protocol_version?: string;
   connect_timeout?: string;
+  keepalives?: string;
+  keepalives_idle?: string;
   service?: string;
-  application_name?: string;
   options?: string;
 }
 
-const KNOWN = new Set([
-  'host',
-  'port',
-  'user',
-  'password',
-  'dbname',
-  'sslmode',
-  'sslrootcert',
-  'connect_timeout',
-  'service',
-  'application_name',
-  'options',
-]);
+/**
+ * What dbdoctor does with each of libpq's connection keywords (PostgreSQL 18's list). `use`: it
+ * is honoured. `ignore`: libpq's meaning needs nothing from dbdoctor (or says so in the README).
+ * Otherwise the text says why it is refused; `allowed` lists values that mean no more than
+ * dbdoctor does anyway, which are taken. A keyword not in this table is an error, as in libpq.
+ */
+type KeywordUse = { use: keyof ConnParams } | { ignore: string } | { refuse: string; allowed?: readonly string[] };
 
-/** libpq's connection keywords (PostgreSQL 18): names that can be shown, never a secret. */
-const LIBPQ_KEYWORDS = new Set([
-  ...KNOWN,
-  'username',
-  'database',
-  'hostaddr',
-  'passfile',
-  'require_auth',
-  'channel_binding',
-  'fallback_application_name',
-  'keepalives',
-  'keepalives_idle',
-  'keepalives_interval',
-  'keepalives_count',
-  'tcp_user_timeout',
-  'replication',
-  'gssencmode',
-  'sslnegotiation',
-  'sslcompression',
-  'sslcert',
-  'sslkey',
-  'sslpassword',
-  'sslcertmode',
-  'sslcrl',
-  'sslcrldir',
-  'sslsni',
-  'requirepeer',
-  'ssl_min_protocol_version',
-  'ssl_max_protocol_version',
-  'krbsrvname',
-  'gsslib',
-  'gssdelegation',
-  'target_session_attrs',
-  'load_balance_hosts',
-  'min_protocol_version',
-  'max_protocol_version',
-  'scram_client_key',
-  'scram_server_key',
-  'oauth_issuer',
-  'oauth_client_id',
-  'oauth_client_secret',
-  'oauth_scope',
-]);
+const ONE_SERVER = 'dbdoctor examines one server: give the one you mean';
+const NO_GSS = 'GSSAPI and Kerberos are not supported; dbdoctor authenticates with passwords (SCRAM, md5), trust, peer and client certificates';
 
-/** libpq ignores keywords it does not use for the connection itself; so do we, except typos we can name. */
-function assign(out: ConnParams, key: string, value: string): void {
-  const k = key === 'username' ? 'user' : key === 'database' ? 'dbname' : key;
-  if (KNOWN.has(k)) (out as Record<string, string>)[k] = value;
+const KEYWORDS: Readonly<Record<string, KeywordUse>> = {
+  host: { use: 'host' },
+  hostaddr: { use: 'hostaddr' },
+  port: { use: 'port' },
+  user: { use: 'user' },
+  username: { use: 'user' },
+  password: { use: 'password' },
+  dbname: { use: 'dbname' },
+  database: { use: 'dbname' },
+  sslmode: { use: 'sslmode' },
+  sslrootcert: { use: 'sslrootcert' },
+  sslcert: { use: 'sslcert' },
+  sslkey: { use: 'sslkey' },
+  sslpassword: { use: 'sslpassword' },
+  sslcrl: { use: 'sslcrl' },
+  ssl_min_protocol_version: { use: 'ssl_min_protocol_version' },
+  ssl_max_protocol_version: { use: 'ssl_max_protocol_version' },
+  connect_timeout: { use: 'connect_timeout' },
+  keepalives: { use: 'keepalives' },
+  keepalives_idle: { use: 'keepalives_idle' },
+  service: { use: 'service' },
+  options: { use: 'options' },
+  // dbdoctor's own sessions are always called dbdoctor (that is how it tells them apart)
+  application_name: { ignore: 'dbdoctor names its own session "dbdoctor"' },
+  fallback_application_name: { ignore: 'dbdoctor names its own session "dbdoctor"' },
+  // Node sets a keepalive's idle time only; the interval and the count stay the system's
+  keepalives_interval: { ignore: "Node sets a keepalive's idle time only; the interval is the system's" },
+  keepalives_count: { ignore: "Node sets a keepalive's idle time only; the count is the system's" },
+  sslcompression: { ignore: 'PostgreSQL 14+ and current OpenSSL never compress' },
+  target_session_attrs: { refuse: ONE_SERVER, allowed: ['any'] },
+  load_balance_hosts: { refuse: ONE_SERVER, allowed: ['disable'] },
+  gssencmode: { refuse: NO_GSS, allowed: ['disable', 'prefer'] },
+  krbsrvname: { refuse: NO_GSS },
+  gsslib: { refuse: NO_GSS },
+  gssdelegation: { refuse: NO_GSS, allowed: ['0'] },
+  channel_binding: { refuse: 'channel binding cannot be required: dbdoctor cannot promise it', allowed: ['disable', 'prefer'] },
+  sslcertmode: { refuse: 'a client certificate cannot be required by the client here; give sslcert and sslkey', allowed: ['disable', 'allow'] },
+  sslnegotiation: { refuse: "direct TLS negotiation is not supported; drop sslnegotiation", allowed: ['postgres'] },
+  sslsni: { refuse: 'TLS server name indication is always sent for a host name', allowed: ['1'] },
+  sslcrldir: { refuse: 'give the revocation list as one file in sslcrl' },
+  passfile: { refuse: 'name the password file in the PGPASSFILE variable instead' },
+  require_auth: { refuse: 'dbdoctor cannot restrict the authentication methods the server may ask for' },
+  requirepeer: { refuse: 'dbdoctor cannot check the server process\'s user over a Unix socket' },
+  replication: { refuse: 'dbdoctor opens ordinary sessions only', allowed: ['0', 'false', 'off', 'no'] },
+  tcp_user_timeout: { refuse: 'Node cannot set TCP_USER_TIMEOUT; use connect_timeout' },
+  min_protocol_version: { refuse: 'dbdoctor speaks protocol 3.0', allowed: ['3.0'] },
+  max_protocol_version: { refuse: 'dbdoctor speaks protocol 3.0', allowed: ['3.0', 'latest'] },
+  scram_client_key: { refuse: 'SCRAM keys are for proxies; give the password' },
+  scram_server_key: { refuse: 'SCRAM keys are for proxies; give the password' },
+  oauth_issuer: { refuse: 'OAuth is not supported' },
+  oauth_client_id: { refuse: 'OAuth is not supported' },
+  oauth_client_secret: { refuse: 'OAuth is not supported' },
+  oauth_scope: { refuse: 'OAuth is not supported' },
+};
+
+/** libpq's connection keywords: names that can be shown, never a secret. */
+const LIBPQ_KEYWORDS = new Set(Object.keys(KEYWORDS));
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      // a swap of two neighbours counts as one edit (dbnmae)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, diag);
+      diag = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The libpq keyword a mistyped one was probably meant to be. */
+export function nearestKeyword(key: string): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.min(2, Math.floor(key.length / 3)));
+  for (const k of LIBPQ_KEYWORDS) {
+    const d = distance(key.toLowerCase(), k);
+    if (d <= bestD && (best === undefined || d < bestD)) {
+      best = k;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+/** Where a keyword came from, for the message: `-d`, a URL parameter, the service file. */
+export type KeywordSource = 'conninfo' | 'url' | 'service';
+
+const SOURCE_NAME: Record<KeywordSource, string> = {
+  conninfo: 'invalid connection option',
+  url: 'invalid URI query parameter',
+  service: 'invalid connection option in the service file',
+};
+
+/**
+ * Sets one keyword as libpq would take it, or says why not. An unknown keyword is an error, as in
+ * libpq; a word that is not one of libpq's may be a piece of a password, so it is echoed only
+ * when it is short and plain, and a suggestion is made only from libpq's own list.
+ */
+export function assignKeyword(out: ConnParams, key: string, value: string, source: KeywordSource): void {
+  const use = Object.hasOwn(KEYWORDS, key) ? KEYWORDS[key]! : undefined;
+  if (use === undefined) {
+    const near = /^[a-z_]{1,40}$/i.test(key) ? nearestKeyword(key) : undefined;
+    if (near !== undefined) throw new UsageError(`${SOURCE_NAME[source]} "${key}": did you mean "${near}"?`, `write ${near}=...`);
+    throw new UsageError(`${SOURCE_NAME[source]}: a key libpq does not know`, "the keys are libpq's (host, port, dbname, user, sslmode, ...): see the README's connection table");
+  }
+  if ('use' in use) {
+    if (use.use === 'host' && value.includes(',')) throw refused(key, ONE_SERVER, 'several hosts');
+    if (use.use === 'port' && value.includes(',')) throw refused(key, ONE_SERVER, 'several ports');
+    if (use.use === 'hostaddr' && value.includes(',')) throw refused(key, ONE_SERVER, 'several addresses');
+    out[use.use] = value;
+    return;
+  }
+  if ('ignore' in use) return;
+  if (use.allowed?.includes(value)) return;
+  throw refused(key, use.refuse, use.allowed ? `${key}=${/^[\w.-]{1,20}$/.test(value) ? value : '...'}` : undefined);
+}
+
+function refused(key: string, why: string, what?: string): UsageError {
+  return new UsageError(`dbdoctor does not support ${what ?? `the connection option "${key}"`}`, why);
 }
 
 export function looksLikeUrl(s: string): boolean {
@@ -141,7 +222,7 @@ export function parseConninfo(s: string): ConnParams {
         i++;
       }
     }
-    assign(out, key, value);
+    assignKeyword(out, key, value, 'conninfo');
     previous = key;
   }
   return out;
@@ -163,13 +244,17 @@ export function parseUrl(s: string): ConnParams {
       throw new UsageError('invalid connection URL: bad percent-encoding', 'encode special characters as %XX');
     }
   };
-  if (url.hostname) out.host = dec(url.hostname).replace(/^\[(.+)\]$/, '$1');
+  if (url.hostname) assignKeyword(out, 'host', dec(url.hostname).replace(/^\[(.+)\]$/, '$1'), 'url');
   if (url.port) out.port = url.port;
   if (url.username) out.user = dec(url.username);
   if (url.password) out.password = dec(url.password);
   const path = url.pathname.replace(/^\//, '');
   if (path) out.dbname = dec(path);
-  for (const [k, v] of url.searchParams) assign(out, k, v);
+  for (const [k, v] of url.searchParams) {
+    // libpq takes ssl=true in a URL, for JDBC's sake, as sslmode=require
+    if (k === 'ssl' && v === 'true') out.sslmode = 'require';
+    else assignKeyword(out, k, v, 'url');
+  }
   return out;
 }
 
@@ -183,3 +268,41 @@ export function parseDbnameArg(s: string): ConnParams {
 // Masking lives in its own module (a tokenizer after PostgreSQL's lexer); these names stay here for
 // the callers that import them from conninfo.
 export { redactSecrets, redactStatement } from './redact.js';
+
+/**
+ * One service's settings from a pg_service.conf text, read as libpq reads it (fe-connect.c,
+ * parseServiceFile): whitespace around a line is dropped; a line starting with `#` is a comment
+ * (a `#` anywhere else is part of the value); `[name]` starts a section whose name is taken
+ * verbatim (`[prod.eu]` is one service); a value is everything after the first `=`, kept literal
+ * (no quotes, no escapes); the first setting of a keyword in the section wins; a line without `=`
+ * or with a keyword libpq does not know is an error. Undefined when the service is not in it.
+ */
+export function parseServiceFile(text: string, name: string, file: string): ConnParams | undefined {
+  let found = false;
+  const out: ConnParams = {};
+  const lines = text.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('[')) {
+      if (found) break;
+      found = line.slice(1, 1 + name.length) === name && line[1 + name.length] === ']';
+      continue;
+    }
+    if (!found) continue;
+    const where = `the service file ${file}, line ${n + 1}`;
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new UsageError(`syntax error in ${where}: expected keyword=value`, 'each line of a service is keyword=value, as libpq reads it');
+    const key = line.slice(0, eq);
+    if (key === 'service') throw new UsageError(`nested service specifications are not supported (${where})`, 'a service cannot name another service');
+    const one: ConnParams = {};
+    try {
+      assignKeyword(one, key, line.slice(eq + 1), 'service');
+    } catch (err) {
+      if (err instanceof UsageError) throw new UsageError(`${err.message} (${where})`, err.hint);
+      throw err;
+    }
+    for (const [k, v] of Object.entries(one) as Array<[keyof ConnParams, string]>) out[k] ??= v;
+  }
+  return found ? out : undefined;
+}

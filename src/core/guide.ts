@@ -177,7 +177,19 @@ function conninfoValue(v: string): string {
 export function connectionArgs(t: Target): string[] {
   const parts = [`host=${conninfoValue(t.host)}`, `port=${t.port}`, `user=${conninfoValue(t.user)}`, `dbname=${conninfoValue(t.dbname)}`, `sslmode=${t.sslmode}`];
   if (t.password !== undefined) parts.push(`password=${conninfoValue(t.password)}`);
-  if (t.sslrootcert !== undefined) parts.push(`sslrootcert=${conninfoValue(t.sslrootcert)}`);
-  if (t.options !== undefined) parts.push(`options=${conninfoValue(t.options)}`);
+  const optional: Array<[string, string | undefined]> = [
+    ['hostaddr', t.hostaddr],
+    ['sslrootcert', t.sslrootcert],
+    ['sslcert', t.sslcert],
+    ['sslkey', t.sslkey],
+    ['sslpassword', t.sslpassword],
+    ['sslcrl', t.sslcrl],
+    ['ssl_min_protocol_version', t.sslMinProtocolVersion],
+    ['ssl_max_protocol_version', t.sslMaxProtocolVersion],
+    ['keepalives', t.keepalives === false ? '0' : undefined],
+    ['keepalives_idle', t.keepalivesIdleMs !== undefined ? String(t.keepalivesIdleMs / 1000) : undefined],
+    ['options', t.options],
+  ];
+  for (const [k, v] of optional) if (v !== undefined) parts.push(`${k}=${conninfoValue(v)}`);
   return ['-d', parts.join(' '), '--connect-timeout', `${t.connectTimeoutMs}ms`];
 }

@@ -6,7 +6,8 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { connect as netConnect } from 'node:net';
+import { statSync } from 'node:fs';
+import { isIP, connect as netConnect } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import { classifyConnectError, type ConnectFailure, isServerError, type RawError } from '../core/classify.js';
@@ -32,7 +33,17 @@ export interface SessionOptions {
   lockTimeoutMs?: number;
   /** Aborting cancels the running statement on the server and closes the session. */
   signal?: AbortSignal;
+  /**
+   * Asks for the password on the terminal, as psql does: when the server wants one that nothing
+   * gave (PGPASSWORD, ~/.pgpass, -d), or before connecting with `askPasswordFirst` (psql's -W).
+   * Absent without a terminal: then the missing password is reported.
+   */
+  askPassword?: (user: string) => Promise<string>;
+  askPasswordFirst?: boolean;
 }
+
+/** The server wants a password that nothing gave, and one can be asked for: ask, then connect again. */
+class PasswordWanted extends Error {}
 
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 15_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 1_000;
@@ -88,26 +99,83 @@ function certError(p: string, why: string): DbdoctorError {
 /** libpq's sslmode meanings, mapped onto Node's TLS options (node-postgres' own differ). */
 export function tlsFor(t: Target, attempt: 'ssl' | 'plain'): false | TlsOptions {
   if (attempt === 'plain') return false;
-  switch (t.sslmode) {
-    case 'disable':
-      return false;
-    case 'allow':
-    case 'prefer':
-      return { rejectUnauthorized: false };
-    case 'require': {
-      if (!t.sslrootcert) return { rejectUnauthorized: false };
-      const ca = readCa(t.sslrootcert);
-      return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  const check = ((): TlsOptions | false => {
+    switch (t.sslmode) {
+      case 'disable':
+        return false;
+      case 'allow':
+      case 'prefer':
+        return { rejectUnauthorized: false };
+      case 'require': {
+        if (!t.sslrootcert) return { rejectUnauthorized: false };
+        const ca = readCa(t.sslrootcert);
+        return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+      }
+      case 'verify-ca': {
+        const ca = readCa(t.sslrootcert);
+        return { ...(ca ? { ca } : {}), rejectUnauthorized: true, checkServerIdentity: () => undefined };
+      }
+      case 'verify-full': {
+        const ca = readCa(t.sslrootcert);
+        return { ...(ca ? { ca } : {}), rejectUnauthorized: true };
+      }
     }
-    case 'verify-ca': {
-      const ca = readCa(t.sslrootcert);
-      return { ...(ca ? { ca } : {}), rejectUnauthorized: true, checkServerIdentity: () => undefined };
-    }
-    case 'verify-full': {
-      const ca = readCa(t.sslrootcert);
-      return { ...(ca ? { ca } : {}), rejectUnauthorized: true };
-    }
+  })();
+  if (check === false) return false;
+  return { ...check, ...clientCertificate(t), ...tlsExtras(t) };
+}
+
+/**
+ * With hostaddr, the connection goes to the address but the certificate is checked against the
+ * host's name (and SNI names it), as in libpq; the revocation list and protocol bounds, when given.
+ */
+function tlsExtras(t: Target): TlsOptions {
+  const out: TlsOptions = {};
+  if (t.hostaddr !== undefined && t.host !== t.hostaddr && !t.host.startsWith('/')) {
+    out.host = t.host;
+    if (isIP(t.host) === 0) out.servername = t.host;
   }
+  if (t.sslcrl !== undefined) out.crl = readPem(t.sslcrl, 'certificate revocation list', 'sslcrl / PGSSLCRL', true) ?? undefined;
+  if (t.sslMinProtocolVersion) out.minVersion = t.sslMinProtocolVersion;
+  if (t.sslMaxProtocolVersion) out.maxVersion = t.sslMaxProtocolVersion;
+  return out;
+}
+
+/**
+ * The client certificate, as libpq finds it: sslcert and sslkey, else ~/.postgresql/postgresql.crt
+ * and postgresql.key when they exist. A key others may read is refused, as libpq refuses it.
+ */
+function clientCertificate(t: Target): TlsOptions {
+  const certPath = t.sslcert ?? join(homedir(), '.postgresql', 'postgresql.crt');
+  const cert = readPem(certPath, 'client certificate', 'sslcert / PGSSLCERT', t.sslcert !== undefined);
+  if (cert === null) return {};
+  const keyPath = t.sslkey ?? join(homedir(), '.postgresql', 'postgresql.key');
+  const key = readPem(keyPath, 'private key', 'sslkey / PGSSLKEY', true);
+  try {
+    const st = statSync(keyPath);
+    if (st.uid === process.geteuid?.() && (st.mode & 0o077) !== 0) {
+      throw tlsFileError(`the private key file ${keyPath} has group or world access`, 'chmod 600 it (libpq refuses it too)', 'tls_client_key');
+    }
+  } catch (err) {
+    if (err instanceof DbdoctorError) throw err;
+  }
+  return { cert, key: key ?? undefined, ...(t.sslpassword !== undefined ? { passphrase: t.sslpassword } : {}) };
+}
+
+function readPem(path: string, what: string, setting: string, required: boolean): string | null {
+  let text: string | null;
+  try {
+    // A regular file only: a FIFO or a device such as /dev/zero would hang, or fill the memory.
+    text = readRegularText(path, CERT_MAX_BYTES);
+  } catch (err) {
+    throw tlsFileError(`cannot read the ${what} file ${path}${err instanceof FileProblem ? `: it is ${err.what}` : ''}`, `check ${setting}`, 'tls_file');
+  }
+  if (text === null && required) throw tlsFileError(`cannot read the ${what} file ${path}: no such file`, `check ${setting}`, 'tls_file');
+  return text;
+}
+
+function tlsFileError(message: string, hint: string, cause: string): DbdoctorError {
+  return new DbdoctorError(message, { exitCode: ExitCode.UNKNOWN, hint, cause });
 }
 
 /**
@@ -144,7 +212,7 @@ export function sendCancelRequest(t: Target, pid: number, secretKey: number): Pr
   return new Promise((resolve) => {
     const socket = t.host.startsWith('/')
       ? netConnect(join(t.host, `.s.PGSQL.${t.port}`))
-      : netConnect(t.port, t.host);
+      : netConnect(t.port, t.hostaddr ?? t.host);
     const done = () => {
       socket.destroy();
       resolve();
@@ -267,14 +335,15 @@ async function connectOnce(
 ): Promise<Client> {
   const ssl = tlsFor(t, attempt);
   const config: ClientConfig = {
-    host: t.host,
+    host: t.hostaddr ?? t.host,
     port: t.port,
     user: t.user,
     database: t.dbname,
     ssl,
     connectionTimeoutMillis: t.connectTimeoutMs,
     application_name: APPLICATION_NAME,
-    keepAlive: true,
+    keepAlive: t.keepalives !== false,
+    ...(t.keepalivesIdleMs !== undefined ? { keepAliveInitialDelayMillis: t.keepalivesIdleMs } : {}),
     // pg reads PGOPTIONS itself when `options` is empty; the target says what to send (resolved
     // from -d, the service or PGOPTIONS, as libpq does). Without TLS there is no negotiation to
     // choose, whatever PGSSLNEGOTIATION says (pg would refuse 'direct' without TLS).
@@ -306,21 +375,32 @@ async function connectOnce(
 /**
  * Opens the one session a command uses. Throws ConnectError (classified) when it cannot.
  */
-export async function openSession(t: Target, opts: SessionOptions = {}): Promise<Session> {
+export async function openSession(given: Target, opts: SessionOptions = {}): Promise<Session> {
+  let t = given;
   const pg = (await import('pg')).default;
   const statementTimeoutMs = opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (opts.signal?.aborted) throw new InterruptedError();
 
+  const ask = opts.askPassword;
+  if (ask && opts.askPasswordFirst) t = { ...t, password: await ask(t.user) };
   const started = nowMs();
   let client: Client | undefined;
   const attempts = attemptsFor(t);
   // Asked for only when the server wants a password; ~/.pgpass is read at most once.
   let cached: Promise<string> | undefined;
   const password = () => {
-    cached ??= t.password !== undefined ? Promise.resolve(t.password) : pgpassPassword(t).then((pw) => pw ?? '');
+    cached ??=
+      t.password !== undefined
+        ? Promise.resolve(t.password)
+        : pgpassPassword(t).then((pw) => {
+            if (pw !== undefined) return pw;
+            if (ask) throw new PasswordWanted();
+            return '';
+          });
     return cached;
   };
+  let asked = false;
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!;
     try {
@@ -328,6 +408,14 @@ export async function openSession(t: Target, opts: SessionOptions = {}): Promise
       break;
     } catch (err) {
       if (opts.signal?.aborted) throw new InterruptedError();
+      if (err instanceof PasswordWanted && ask && !asked) {
+        // as psql: the first attempt learnt that a password is wanted; ask, and connect again
+        asked = true;
+        t = { ...t, password: await ask(t.user) };
+        cached = undefined;
+        i--;
+        continue;
+      }
       const raw = (err ?? {}) as RawError;
       if (i + 1 < attempts.length && shouldFallBack(t, raw)) continue;
       if (err instanceof DbdoctorError) throw err;

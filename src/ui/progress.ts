@@ -25,6 +25,18 @@ export interface ProgressOptions {
   columns?: number;
 }
 
+/** The spinners drawing now: a question asked meanwhile (a password prompt) holds them. */
+const drawing = new Set<{ hold(): void; resume(): void }>();
+
+/** Holds every spinner and erases its line while a question is asked on the terminal; returns the resume. */
+export function holdProgress(): () => void {
+  const held = [...drawing];
+  for (const p of held) p.hold();
+  return () => {
+    for (const p of held) p.resume();
+  };
+}
+
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const NO_PROGRESS: Progress = { start() {}, update() {}, stop() {}, enabled: false };
 
@@ -36,7 +48,18 @@ export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle' |
   let text = '';
   let frame = 0;
   let timer: NodeJS.Timeout | undefined;
+  let held = false;
+  const handle = {
+    hold() {
+      held = true;
+      output.status(null);
+    },
+    resume() {
+      held = false;
+    },
+  };
   const draw = () => {
+    if (held) return;
     const glyph = output.errStyle.cyan(FRAMES[frame % FRAMES.length]!);
     frame++;
     output.status(`${glyph} ${oneLine(text, width)}`);
@@ -49,6 +72,7 @@ export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle' |
         timer = setInterval(draw, interval);
         // A spinner must never keep the process alive.
         timer.unref();
+        drawing.add(handle);
       }
       draw();
     },
@@ -60,7 +84,9 @@ export function createProgress(output: Pick<Output, 'stderrIsTTY' | 'errStyle' |
       if (!timer) return;
       clearInterval(timer);
       timer = undefined;
-      output.status(null);
+      drawing.delete(handle);
+      if (!held) output.status(null);
+      held = false;
     },
   };
 }

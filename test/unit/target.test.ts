@@ -23,7 +23,7 @@ describe('conninfo and URLs', () => {
   test('-d takes a name, a URL or a conninfo string', () => {
     expect(parseDbnameArg('app')).toEqual({ dbname: 'app' });
     expect(parseDbnameArg('postgres://u:p%40ss@h:6000/d?sslmode=disable&application_name=x')).toEqual({
-      host: 'h', port: '6000', user: 'u', password: 'p@ss', dbname: 'd', sslmode: 'disable', application_name: 'x',
+      host: 'h', port: '6000', user: 'u', password: 'p@ss', dbname: 'd', sslmode: 'disable',
     });
     expect(parseDbnameArg('dbname=app host=h')).toEqual({ dbname: 'app', host: 'h' });
     expect(() => parseDbnameArg('postgres://u@h:99999999/d')).toThrow(UsageError);
