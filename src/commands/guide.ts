@@ -204,7 +204,9 @@ async function askTarget(menu: Menu, ctx: CommandContext, opts: ConnectionCliOpt
 async function connectInteractively(ctx: CommandContext, menu: Menu, progress: Progress, opts: ConnectionCliOptions): Promise<Target | ExitCodeValue> {
   let cli = targetGiven(opts, ctx.env) ? opts : await askTarget(menu, ctx, opts);
   let target = targetFrom(cli, ctx);
-  const sessionOpts = sessionOptions(cli, ctx);
+  // The walk asks for a password itself (after saying why, and again when it was wrong), and keeps
+  // it in the target for the steps it runs: not the commands' own prompt.
+  const { askPassword: _own, askPasswordFirst: _first, ...sessionOpts } = sessionOptions(cli, ctx);
   for (let attempt = 0; attempt < 20; attempt++) {
     progress.start(`connecting to ${describeTarget(target)}`);
     try {

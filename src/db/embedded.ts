@@ -72,6 +72,13 @@ export interface ServerOptions {
   settings?: Record<string, string | number | boolean>;
   /** Called with each line of progress (for a spinner); never with secrets. */
   onProgress?: (step: string) => void;
+  /** As root, the OS user the server runs as (default `nobody`): one that may write `socketOnly`. */
+  osUser?: string;
+  /**
+   * Listen on a Unix socket in this directory only (no TCP), as a packaged server does; `host` is
+   * then the directory. For the tests of connecting without a host.
+   */
+  socketOnly?: string;
 }
 
 export interface RunningServer {
@@ -123,10 +130,10 @@ export interface RunAs {
   gid: number;
 }
 
-function runAs(): RunAs | undefined {
+function runAs(user = 'nobody'): RunAs | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
-  const uid = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
-  const gid = Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim());
+  const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
   return { uid, gid };
 }
 
@@ -259,14 +266,14 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-async function waitReady(port: number, password: string, child: ChildProcess, logFile: string): Promise<void> {
+async function waitReady(host: string, port: number, password: string, child: ChildProcess, logFile: string): Promise<void> {
   const { default: pg } = await import('pg');
   const deadline = Date.now() + 30_000;
   let last = '';
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     const c = new pg.Client(
-      ownServerClientConfig({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', application_name: 'dbdoctor-server-start', connectionTimeoutMillis: 2000 }),
+      ownServerClientConfig({ host, port, user: 'postgres', password, database: 'postgres', application_name: 'dbdoctor-server-start', connectionTimeoutMillis: 2000 }),
     );
     c.on('error', () => undefined);
     try {
@@ -305,7 +312,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const { looked, hint, major, exact } = noBinariesAdvice();
     throw new Error(`no PostgreSQL ${opts.major ?? (exact ? major : `${MIN_SERVER_MAJOR}+`)} server binaries found (looked in ${looked}): ${hint}`);
   }
-  const as = runAs();
+  const as = runAs(opts.osUser);
   const bins = accessibleBinaries(found, as);
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-pg-'));
   // A Unix socket's path has a short limit (103 bytes on macOS, whose temp dir is long already):
@@ -349,18 +356,20 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       full_page_writes: 'off',
       max_connections: 100,
       max_wal_senders: 2,
+      ...(opts.socketOnly !== undefined ? { listen_addresses: '', unix_socket_directories: opts.socketOnly } : {}),
       ...opts.settings,
     };
+    const host = opts.socketOnly ?? '127.0.0.1';
     const fd = openLog(logFile, false);
     const args = ['-D', data];
     for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
 
     let child: ChildProcess;
     const launch = async () => {
-      opts.onProgress?.(`starting PostgreSQL ${bins.major} on 127.0.0.1:${port}`);
+      opts.onProgress?.(`starting PostgreSQL ${bins.major} on ${host}:${port}`);
       child = spawn(join(bins.binDir, 'postgres'), args, { cwd: dir, stdio: ['ignore', fd, fd], detached: false, env: serverProgramEnv(), ...(as ?? {}) });
       child.on('error', () => undefined);
-      await waitReady(port, password, child, logFile);
+      await waitReady(host, port, password, child, logFile);
     };
     try {
       await launch();
@@ -394,7 +403,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const forget = () => running.delete(onExit);
 
     const server: RunningServer = {
-      host: '127.0.0.1',
+      host,
       port,
       superuser: 'postgres',
       password,
@@ -409,7 +418,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
         return child.exitCode !== null || child.signalCode !== null;
       },
       url: ({ user = 'postgres', password: pw = password, dbname = 'postgres' } = {}) =>
-        `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(dbname)}`,
+        opts.socketOnly !== undefined
+          ? `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@/${encodeURIComponent(dbname)}?host=${encodeURIComponent(host)}&port=${port}`
+          : `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(dbname)}`,
       stop: async (mode = 'fast') => {
         await stopProcess(mode);
         forget();
@@ -424,7 +435,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
         };
         relaunch();
         closeSync(fd2);
-        await waitReady(port, password, child, logFile);
+        await waitReady(host, port, password, child, logFile);
       },
     };
     return server;

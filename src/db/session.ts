@@ -14,6 +14,7 @@ import { classifyConnectError, type ConnectFailure, isServerError, type RawError
 import { MAX_TIMEOUT_MS } from '../core/duration.js';
 import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
+import { statementTimeoutInOptions } from '../core/conninfo.js';
 import type { Target } from '../core/target.js';
 import { pgpassPassword } from './target.js';
 import { nowMs } from './clock.js';
@@ -378,7 +379,8 @@ async function connectOnce(
 export async function openSession(given: Target, opts: SessionOptions = {}): Promise<Session> {
   let t = given;
   const pg = (await import('pg')).default;
-  const statementTimeoutMs = opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  // --statement-timeout, else a statement_timeout the user's `options` give the session (libpq's)
+  const statementTimeoutMs = opts.statementTimeoutMs ?? statementTimeoutInOptions(given.options) ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (opts.signal?.aborted) throw new InterruptedError();
 

@@ -14,6 +14,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { normalizeStatement } from '../../src/core/normalize.js';
+import { parseConninfo, parseUrl } from '../../src/core/conninfo.js';
 import { redactSecrets, redactStatement } from '../../src/core/redact.js';
 import { type Encoded, encodeStatement, type Rng, rng, secretArb, type StatementKind, STATEMENT_KINDS, type LiteralForm, LITERAL_FORMS } from '../support/secret-statements.js';
 
@@ -208,6 +209,29 @@ describe('redactSecrets (messages, targets)', () => {
     ['postgres://bob@db:5432/app', 'postgres://bob@db:5432/app'],
   ])('%j', (text, masked) => {
     expect(redactSecrets(text)).toBe(masked);
+  });
+
+  test('a password written raw in a URL (with "@" and ":" unencoded) or conninfo is the one the parser connects with, and never shown', () => {
+    // every character a URL's userinfo may hold raw (not "/", "?", "#", "%" or a space); "@" and ":" often
+    const raw = fc.string({ unit: fc.constantFrom(...'@@@:::abcXYZ019!$&()*+,;=._~-[]'), minLength: 1, maxLength: 24 });
+    const user = fc.string({ unit: fc.constantFrom(...'abcxyz019_.-'), minLength: 1, maxLength: 8 });
+    fc.assert(
+      fc.property(user, raw, fc.constantFrom('h', 'db.example', '[::1]', '10.0.0.5'), fc.constantFrom('', ':5432'), fc.constantFrom('', '/app', '/app?sslmode=require'), (u, pw, host, port, rest) => {
+        const secret = `Q${pw}Z`;
+        const url = `postgres://${u}:${secret}@${host}${port}${rest}`;
+        expect(parseUrl(url).password).toBe(secret);
+        for (const text of [url, `could not connect: ${url} (refused)`]) {
+          const out = redactSecrets(text);
+          expect(out).not.toContain(secret);
+          // what follows the password (the host) is still shown: masked up to the last "@" only
+          expect(out).toContain(`${u}:***@${host}`);
+        }
+        const conninfo = `host=${host.replace(/[[\]]/g, '')} password=${secret} user=${u}`;
+        expect(parseConninfo(conninfo).password).toBe(secret);
+        expect(redactSecrets(conninfo)).toBe(`host=${host.replace(/[[\]]/g, '')} password=*** user=${u}`);
+      }),
+      RUNS,
+    );
   });
 
   test('a URL or conninfo string with a random password never shows it', () => {

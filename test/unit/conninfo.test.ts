@@ -4,7 +4,7 @@
  * pg_service.conf follows libpq's own grammar rather than a generic INI reader's.
  */
 import { describe, expect, test } from '@jest/globals';
-import { nearestKeyword, parseConninfo, parseDbnameArg, parseServiceFile, parseUrl } from '../../src/core/conninfo.js';
+import { nearestKeyword, parseConninfo, parseDbnameArg, parseServiceFile, parseUrl, statementTimeoutInOptions } from '../../src/core/conninfo.js';
 import { UsageError } from '../../src/core/errors.js';
 import { resolveTarget, type TargetInputs } from '../../src/core/target.js';
 
@@ -137,5 +137,22 @@ describe("pg_service.conf, read by libpq's grammar", () => {
   });
   test('-d and URLs still take everything they took', () => {
     expect(parseDbnameArg("host=db1 dbname=app password='a b'")).toEqual({ host: 'db1', dbname: 'app', password: 'a b' });
+  });
+});
+
+describe("options' statement_timeout is dbdoctor's own, as the user asked", () => {
+  test.each([
+    ['-c statement_timeout=4321', 4321],
+    ['-c statement_timeout=5s', 5000],
+    ['-cstatement_timeout=2min -c search_path=app', 120_000],
+    ['--statement_timeout=250ms', 250],
+    ['--statement-timeout=1h', 3_600_000],
+    ['-c statement_timeout=1s -c statement_timeout=3s', 3000],
+    ['-c statement_timeout=0', undefined],
+    ['-c statement_timeout=banana', undefined],
+    ['-c search_path=app', undefined],
+    ['-c lock_timeout=5s', undefined],
+  ])('%s', (options, ms) => {
+    expect(statementTimeoutInOptions(options)).toBe(ms);
   });
 });
