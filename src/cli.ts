@@ -41,6 +41,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['connections', async () => (await import('./commands/connections.js')).connectionsCommand],
   ['locks', async () => (await import('./commands/locks.js')).locksCommand],
   ['queries', async () => (await import('./commands/queries.js')).queriesCommand],
+  ['pools', async () => (await import('./commands/pools.js')).poolsCommand],
   ['terminate', async () => (await import('./commands/terminate.js')).terminateCommand],
   ['diagnose', async () => (await import('./commands/diagnose.js')).diagnoseCommand],
   ['runbook', async () => (await import('./commands/runbook.js')).runbookCommand],

@@ -8,7 +8,7 @@ import { ConnectError, openSession, type SessionOptions } from '../db/session.js
 import { ping, readServerFacts } from '../db/sql/server-facts.js';
 import { renderCheck } from '../render/check.js';
 import { envelope, renderJson } from '../render/json.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 import { nowMs } from '../db/clock.js';
 
 /**
@@ -72,6 +72,7 @@ export function checkCommand(program: Command, ctx: CommandContext): void {
     .action(async (opts: ConnectionCliOptions) => {
       ctx.json = Boolean(opts.json);
       const target = targetFrom(opts, ctx);
+      refuseConsole(target, 'check');
       const report = await withReadProgress(ctx, target, 'server facts', () => runCheck(target, sessionOptions(opts, ctx)));
       ctx.output.out(opts.json ? renderJson(envelope('check', report, ctx.version)) : renderCheck(report, ctx.output.style));
       ctx.exitCode = exitCodeForSeverity(report.status);

@@ -19,7 +19,7 @@ import { readTogether } from '../db/sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from '../db/sql/server-facts.js';
 import { renderConnections, visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
  * "Who holds the connections?" Reads the server's limits and one activity snapshot on one
@@ -92,6 +92,7 @@ export function connectionsCommand(program: Command, ctx: CommandContext): void 
       ctx.json = Boolean(opts.json);
       const options: ConnectionsOptions = { filter: filterFrom(opts), by: opts.by !== undefined ? parseGroupBy(opts.by) : DEFAULT_GROUP_BY, list: Boolean(opts.list) };
       const target = targetFrom(opts, ctx);
+      refuseConsole(target, 'connections');
       const report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runConnections(target, sessionOptions(opts, ctx), options));
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);

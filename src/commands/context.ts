@@ -8,6 +8,7 @@ import type { SessionOptions } from '../db/session.js';
 import type { Output } from '../ui/output.js';
 import { createProgress, holdProgress, withProgress } from '../ui/progress.js';
 import { inquirerMenu } from '../ui/prompts.js';
+import { isConsoleTarget, THROUGH_POOLER_NOTE } from '../core/pgbouncer.js';
 import { commandLinePasswordWarning, describeTarget } from '../core/target.js';
 
 /** What every command gets from cli.ts: where to write, the environment, Ctrl-C, and its exit code. */
@@ -98,8 +99,26 @@ function passwordPrompt(opts: ConnectionCliOptions, ctx: CommandContext): Pick<S
   return { askPassword, ...(opts.password === true ? { askPasswordFirst: true } : {}) };
 }
 
+/** Said once per run, on stderr: what an inspection sees through a pooler is the server side of the pool. */
+function poolerNote(ctx: CommandContext): () => void {
+  return () => {
+    if (ctx.notices?.has('through-pooler')) return;
+    ctx.notices?.add('through-pooler');
+    ctx.output.err(ctx.output.errStyle.yellow(`note: ${THROUGH_POOLER_NOTE}`));
+  };
+}
+
+/**
+ * PgBouncer's admin console (-d pgbouncer) is not a database: the commands that read a server
+ * say what it is and what reads it instead.
+ */
+export function refuseConsole(target: Target, command: string): void {
+  if (!isConsoleTarget(target)) return;
+  throw new UsageError(`-d pgbouncer is PgBouncer's admin console, not a PostgreSQL database: ${command} reads a server`, 'for the pooler run dbdoctor pools (or dbdoctor diagnose) with the same options; for the server, give its own host, port and database');
+}
+
 export function sessionOptions(opts: ConnectionCliOptions, ctx: CommandContext): SessionOptions {
-  const out: SessionOptions = { signal: ctx.signal, ...passwordPrompt(opts, ctx) };
+  const out: SessionOptions = { signal: ctx.signal, onThroughPooler: poolerNote(ctx), ...passwordPrompt(opts, ctx) };
   if (opts.statementTimeout !== undefined) {
     const ms = parseDuration(opts.statementTimeout, '--statement-timeout');
     if (ms < 100) throw new UsageError('--statement-timeout must be at least 100ms', 'for example --statement-timeout 15s');

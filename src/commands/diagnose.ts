@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { type DiagnoseReport, diagnose } from '../core/diagnose.js';
 import { requireValues } from '../core/connections.js';
 import { UsageError } from '../core/errors.js';
-import { exitCodeForSeverity } from '../core/exit-codes.js';
+import { type ExitCodeValue, exitCodeForSeverity } from '../core/exit-codes.js';
+import { isConsoleTarget } from '../core/pgbouncer.js';
 import type { Target } from '../core/target.js';
 import { type ConfigFile, formatDefault, resolveThresholds, THRESHOLD_DEFS, type ThresholdKey, type Thresholds } from '../core/thresholds.js';
 import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
@@ -116,6 +117,18 @@ interface DiagnoseCliOptions extends ConnectionCliOptions {
 
 const camel = (key: string) => key.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 
+/** diagnose pointed at PgBouncer's admin console: the pooler's own decisions (runbooks/pgbouncer.md). */
+async function diagnosePgBouncer(ctx: CommandContext, target: Target, session: SessionOptions, format: Format): Promise<ExitCodeValue> {
+  const { runPgBouncer } = await import('./pools.js');
+  const report = format === 'text' ? await withReadProgress(ctx, target, "PgBouncer's pools", () => runPgBouncer(target, session)) : await runPgBouncer(target, session);
+  if (format === 'json') ctx.output.out(renderJson(envelope('pgbouncer', report, ctx.version)));
+  else {
+    const { renderPgBouncer, renderPgBouncerNagios } = await import('../render/pgbouncer.js');
+    ctx.output.out(format === 'nagios' ? renderPgBouncerNagios(report) : renderPgBouncer(report, ctx.output.style));
+  }
+  return report.exit_code;
+}
+
 export function diagnoseCommand(program: Command, ctx: CommandContext): void {
   const cmd = addConnectionOptions(
     program
@@ -159,6 +172,10 @@ Examples:
     const config = loadConfigFile(opts.config, ctx.env);
     const thresholds = resolveThresholds({ config, environment, flags });
     const target = targetFrom(opts, ctx);
+    if (isConsoleTarget(target)) {
+      ctx.exitCode = await diagnosePgBouncer(ctx, target, sessionOptions(opts, ctx), format);
+      return;
+    }
     const read = () => runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });
     const report = format === 'text' ? await withReadProgress(ctx, target, 'activity, locks and settings', read) : await read();
     if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));

@@ -7,7 +7,7 @@ import { readActivity } from '../db/sql/activity.js';
 import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderLocks } from '../render/locks.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
  * "Who is blocking whom?" One activity snapshot of the blocking chains, with pg_blocking_pids()
@@ -31,6 +31,7 @@ export function locksCommand(program: Command, ctx: CommandContext): void {
     .action(async (opts: ConnectionCliOptions) => {
       ctx.json = Boolean(opts.json);
       const target = targetFrom(opts, ctx);
+      refuseConsole(target, 'locks');
       const report = await withReadProgress(ctx, target, 'pg_stat_activity and lock waits', () => runLocks(target, sessionOptions(opts, ctx)));
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);

@@ -11,7 +11,7 @@ import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderQueries } from '../render/queries.js';
 import { addFilterOptions, type FilterCliOptions, filterFrom } from './connections.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
  * "What has been running or open too long?" One activity snapshot, then the four lists and the
@@ -63,6 +63,7 @@ export function queriesCommand(program: Command, ctx: CommandContext): void {
       ctx.json = Boolean(opts.json);
       const options: QueriesOptions = { thresholds: thresholdsFrom(opts), filter: filterFrom(opts), group: Boolean(opts.group) };
       const target = targetFrom(opts, ctx);
+      refuseConsole(target, 'queries');
       const report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runQueries(target, sessionOptions(opts, ctx), options));
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);

@@ -34,6 +34,7 @@ import {
   validateFilters,
 } from '../core/terminate.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
+import { throughPoolerRefusal } from '../core/pgbouncer.js';
 import { readTerminateSnapshot, sessionStillThere, signalSession } from '../db/sql/terminate.js';
 import { envelope, renderJson } from '../render/json.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';
@@ -41,7 +42,7 @@ import { type AuditLog, checkAuditLog, openAuditLog } from '../ui/audit.js';
 import { acquireLock, type HeldLock, type LockDeps } from '../ui/lockfile.js';
 import { inquirerPrompter, type Prompter } from '../ui/prompts.js';
 import { createProgress, type Progress } from '../ui/progress.js';
-import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom } from './context.js';
+import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, refuseConsole } from './context.js';
 
 export interface TerminateOptions {
   target: Target;
@@ -243,6 +244,10 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
       throw err;
     }
     try {
+      if (session.throughPooler) {
+        deps.progress?.stop();
+        throw throughPoolerRefusal();
+      }
       try {
         snap = await readTerminateSnapshot(session);
       } finally {
@@ -442,6 +447,7 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
     .action(async (opts: TerminateCliOptions) => {
       ctx.json = Boolean(opts.json);
       const target = targetFrom(opts, ctx);
+      refuseConsole(target, 'terminate');
       const options = terminateOptionsFrom(opts, ctx.env, target, sessionOptions(opts, ctx));
       const { output } = ctx;
       const interactive = output.stdinIsTTY && output.stderrIsTTY;

@@ -39,6 +39,27 @@ export interface RawError {
   severity?: unknown;
   /** The server function that raised it (the ErrorResponse's R field): structure, never a name. */
   routine?: unknown;
+  /** The source file that raised it (F): PostgreSQL always sends it, PgBouncer never does. */
+  file?: unknown;
+}
+
+/**
+ * PgBouncer's own refusals: an ErrorResponse with SQLSTATE 08P01 and no source location (every
+ * PostgreSQL error names its file and routine; PgBouncer's never do), whose text is one of
+ * PgBouncer's fixed messages (none of them holds a name a client chose). The setting each points at.
+ */
+const PGBOUNCER_ERRORS: ReadonlyArray<[RegExp, string, string, string]> = [
+  [/^no more connections allowed \(max_client_conn\)$/, 'pgbouncer_max_client_conn', "PgBouncer refused the connection: its max_client_conn is reached", 'see who holds its client connections (dbdoctor pools, SHOW CLIENTS on its console); raise max_client_conn only with the file-descriptor limit'],
+  [/^pgbouncer cannot connect to server$/, 'pgbouncer_server_down', 'PgBouncer cannot connect to its PostgreSQL server', "check the server PgBouncer points at ([databases] in pgbouncer.ini) and PgBouncer's log; run dbdoctor check against the server directly"],
+  [/^query_wait_timeout$/, 'pgbouncer_query_wait_timeout', 'PgBouncer gave up waiting for a server connection (query_wait_timeout)', "the pool is full: every server connection is busy; run dbdoctor pools, then dbdoctor diagnose on the server"],
+  [/^server login has been failing, try again later \(server_login_retry\)$/, 'pgbouncer_server_login_failing', 'PgBouncer cannot log in to its PostgreSQL server (server_login_retry)', "check the credentials PgBouncer uses for the server (auth_file, auth_query) and PgBouncer's log"],
+  [/^client_login_timeout/, 'pgbouncer_client_login_timeout', 'PgBouncer timed out the login (client_login_timeout)', 'PgBouncer may be overloaded or its server unreachable; check its log'],
+];
+
+function pgbouncerError(err: RawError, message: string): [string, string, string] | null {
+  if (err.routine !== undefined || err.file !== undefined) return null;
+  for (const [re, cause, text, hint] of PGBOUNCER_ERRORS) if (re.test(message)) return [cause, text, hint];
+  return null;
 }
 
 /**
@@ -164,8 +185,11 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
     case '57P01':
     case '57P02':
       return f('startup', 'shutting_down', `the server ended the session: ${rawMessage}`, 'the server is shutting down or the session was terminated; retry in a moment', ExitCode.CRITICAL);
-    case '08P01':
+    case '08P01': {
+      const bouncer = pgbouncerError(err, typeof err.message === 'string' ? err.message : '');
+      if (bouncer) return f(bouncer[0] === 'pgbouncer_max_client_conn' ? 'slots' : 'startup', bouncer[0], bouncer[1], bouncer[2], ExitCode.CRITICAL);
       return f('protocol', 'protocol_violation', `the server broke the protocol: ${rawMessage}`, 'is this PostgreSQL (or PgBouncer) on that port?', ExitCode.CRITICAL);
+    }
     case 'ENOENT':
       // a Unix socket directory without the server's socket in it
       return f('tcp', 'refused', `no server socket for port ${ctx.port} in ${ctx.host}: the server is down, or the socket directory or port is wrong`, 'check the server is running (pg_isready, systemctl status postgresql), the port, and unix_socket_directories', ExitCode.CRITICAL);

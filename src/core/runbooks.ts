@@ -9,6 +9,7 @@ export const RUNBOOK_FILES = {
   'blocking-locks': 'blocking-locks.md',
   'slow-queries': 'slow-queries.md',
   settings: 'settings.md',
+  pgbouncer: 'pgbouncer.md',
 } as const;
 
 export type RunbookFile = keyof typeof RUNBOOK_FILES;
@@ -37,10 +38,19 @@ export const RUNBOOK_NODES: Record<string, RunbookFile> = {
   'lock-cycles': 'blocking-locks',
   'slow-queries': 'slow-queries',
   'settings': 'settings',
+  'pgbouncer': 'pgbouncer',
+  'pgbouncer-clients-waiting': 'pgbouncer',
+  'pgbouncer-pool-saturated': 'pgbouncer',
+  'pgbouncer-servers-in-transaction': 'pgbouncer',
+  'pgbouncer-max-client-conn': 'pgbouncer',
+  'pgbouncer-guards': 'pgbouncer',
+  'pgbouncer-errors': 'pgbouncer',
+  'through-a-pooler': 'pgbouncer',
 };
 
 /** Maps a connect failure's step and cause to the runbook node that explains it. */
 export function connectNode(step: string, cause: string): string {
+  if (cause.startsWith('pgbouncer_')) return 'pgbouncer-errors';
   if (step === 'dns') return 'dns';
   if (cause === 'timeout') return 'timeout';
   if (step === 'tcp') return 'refused';

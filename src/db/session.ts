@@ -41,6 +41,8 @@ export interface SessionOptions {
    */
   askPassword?: (user: string) => Promise<string>;
   askPasswordFirst?: boolean;
+  /** Told when the session turns out to go through a connection pooler (see Session.throughPooler). */
+  onThroughPooler?: () => void;
 }
 
 /** The server wants a password that nothing gave, and one can be asked for: ask, then connect again. */
@@ -67,6 +69,12 @@ export interface Session {
   readonly target: Target;
   /** Milliseconds the connect (TCP, TLS, start-up, auth) took. */
   readonly connectMs: number;
+  /**
+   * The connection goes through a pooler (PgBouncer, pgcat, a managed proxy): the pid the protocol
+   * gave (BackendKeyData) is not the server backend's. Then this session may share its server
+   * connection with other clients, and a pid names a pooled server connection, not one client.
+   */
+  readonly throughPooler: boolean;
   query<T extends object>(sql: string, params?: unknown[]): Promise<T[]>;
   /** Several statements in one round trip (simple protocol, no parameters). */
   multi<T extends object>(sql: string): Promise<T[][]>;
@@ -374,14 +382,13 @@ async function connectOnce(
 }
 
 /**
- * Opens the one session a command uses. Throws ConnectError (classified) when it cannot.
+ * Connects as libpq would (TLS attempts, the password from wherever it comes, asked for on a
+ * terminal), for a session or for a pooler's admin console, which takes no SET and no SELECT.
+ * Throws ConnectError (classified) when it cannot. The target returned holds a password typed.
  */
-export async function openSession(given: Target, opts: SessionOptions = {}): Promise<Session> {
+export async function connectClient(given: Target, opts: SessionOptions = {}): Promise<{ client: Client; target: Target; connectMs: number }> {
   let t = given;
   const pg = (await import('pg')).default;
-  // --statement-timeout, else a statement_timeout the user's `options` give the session (libpq's)
-  const statementTimeoutMs = opts.statementTimeoutMs ?? statementTimeoutInOptions(given.options) ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-  const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (opts.signal?.aborted) throw new InterruptedError();
 
   const ask = opts.askPassword;
@@ -425,8 +432,22 @@ export async function openSession(given: Target, opts: SessionOptions = {}): Pro
     }
   }
   if (!client) throw new ConnectError(classifyConnectError({ message: 'no connection attempt' }, failureContext(t)));
-  const connectMs = nowMs() - started;
-  const c = client;
+  return { client, target: t, connectMs: nowMs() - started };
+}
+
+/** The protocol's BackendKeyData pid: a pooler hands out its own, never the server backend's. */
+export function keyDataPid(client: Client): number | null {
+  return (client as unknown as { processID: number | null }).processID;
+}
+
+/**
+ * Opens the one session a command uses. Throws ConnectError (classified) when it cannot.
+ */
+export async function openSession(given: Target, opts: SessionOptions = {}): Promise<Session> {
+  // --statement-timeout, else a statement_timeout the user's `options` give the session (libpq's)
+  const statementTimeoutMs = opts.statementTimeoutMs ?? statementTimeoutInOptions(given.options) ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const { client: c, target: t, connectMs } = await connectClient(given, opts);
   const internals = c as unknown as { processID: number | null; secretKey: number | null };
   // What ended the session while it sat idle (a restart's 57P01, say): the next statement only
   // learns "not queryable", so that is the better cause to report.
@@ -519,6 +540,8 @@ export async function openSession(given: Target, opts: SessionOptions = {}): Pro
     throw err;
   }
   const facts = setup[setup.length - 1]?.[0] ?? {};
+  const throughPooler = facts.pid !== undefined && internals.processID !== null && internals.processID !== facts.pid;
+  if (throughPooler) opts.onThroughPooler?.();
 
   return {
     pid: facts.pid ?? internals.processID ?? 0,
@@ -526,6 +549,7 @@ export async function openSession(given: Target, opts: SessionOptions = {}): Pro
     role: { current_user: facts.current_user ?? t.user ?? '', can_read_all_stats: facts.can_read_all_stats ?? false },
     target: t,
     connectMs,
+    throughPooler,
     query: <T extends object>(sql: string, params: unknown[] = []) =>
       run(async () => (await c.query(sql, params)).rows as T[]),
     multi,
