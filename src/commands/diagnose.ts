@@ -10,6 +10,9 @@ import { isConsoleTarget } from '../core/pgbouncer.js';
 import type { Target } from '../core/target.js';
 import { type ConfigFile, formatDefault, resolveThresholds, THRESHOLD_DEFS, type ThresholdKey, type Thresholds } from '../core/thresholds.js';
 import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
+import { resolveConnectionTarget } from '../db/target.js';
+import { describeTarget } from '../core/target.js';
+import { worst } from '../core/capacity.js';
 import type { SessionOptions } from '../db/session.js';
 import { envelope, renderJson } from '../render/json.js';
 import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
@@ -110,6 +113,8 @@ type Format = (typeof FORMATS)[number];
 
 interface DiagnoseCliOptions extends ConnectionCliOptions {
   format?: string;
+  pgbouncer?: string;
+  pgbouncerInstances?: string;
   config?: string;
   environment?: string;
   [flag: string]: unknown;
@@ -127,6 +132,40 @@ async function diagnosePgBouncer(ctx: CommandContext, target: Target, session: S
     ctx.output.out(format === 'nagios' ? renderPgBouncerNagios(report) : renderPgBouncer(report, ctx.output.style));
   }
   return report.exit_code;
+}
+
+/**
+ * diagnose --pgbouncer: the server's diagnosis and the pooler's console, read at the same time
+ * (one connection each), joined by server connection: which application's clients wait in which
+ * pool, and which server sessions hold that pool's connections.
+ */
+async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions, options: DiagnoseOptions, format: Format): Promise<ExitCodeValue> {
+  const instances = opts.pgbouncerInstances === undefined ? 1 : Number(opts.pgbouncerInstances);
+  if (!Number.isInteger(instances) || instances < 1 || instances > 10_000) {
+    throw new UsageError(`invalid --pgbouncer-instances ${JSON.stringify(opts.pgbouncerInstances)}`, 'the number of PgBouncer instances in front of the server, e.g. --pgbouncer-instances 3');
+  }
+  const { consoleTarget } = await import('./pools.js');
+  const { readConsole } = await import('../db/pgbouncer.js');
+  const { joinPooler } = await import('../core/pgbouncer.js');
+  const given = opts.pgbouncer ?? '';
+  requireValues('--pgbouncer', [given]);
+  const consoleT = consoleTarget(resolveConnectionTarget({ dbname: given }, ctx.env));
+  let facts: Awaited<ReturnType<typeof gatherFacts>> | undefined;
+  const gather: typeof gatherFacts = async (...args) => {
+    facts = await gatherFacts(...args);
+    return facts;
+  };
+  const both = () => Promise.all([runDiagnose(options, { gather }), readConsole(consoleT, options.session)]);
+  const [report, consoleFacts] = format === 'text' ? await withReadProgress(ctx, options.target, "activity, locks, settings and PgBouncer's pools", both) : await both();
+  const consoleName = describeTarget(consoleT);
+  const joined = joinPooler(consoleFacts, consoleName, `host=${consoleT.hostaddr ?? consoleT.host} port=${consoleT.port} user=${consoleT.user} dbname=pgbouncer`, facts?.activity?.rows ?? [], report.capacity?.ordinary_slots ?? null, instances);
+  if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', { ...report, pgbouncer: joined }, ctx.version)));
+  else {
+    const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
+    const { renderPoolerJoin } = await import('../render/pgbouncer.js');
+    ctx.output.out(format === 'nagios' ? renderNagios(report) : `${renderDiagnose(report, ctx.output.style)}\n${renderPoolerJoin(joined, ctx.output.style)}`);
+  }
+  return exitCodeForSeverity(worst(report.verdict, joined.verdict));
 }
 
 export function diagnoseCommand(program: Command, ctx: CommandContext): void {
@@ -151,7 +190,9 @@ Examples:
     .option('--json', 'one JSON document on stdout (same as --format json)')
     .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line)`)
     .option('--config <file>', 'JSON file with thresholds (default ./dbdoctor.json, then $XDG_CONFIG_HOME/dbdoctor/config.json)')
-    .option('--environment <name>', 'use the thresholds of this environment in the config file (DBDOCTOR_ENV)');
+    .option('--environment <name>', 'use the thresholds of this environment in the config file (DBDOCTOR_ENV)')
+    .option('--pgbouncer <conninfo>', "also read this PgBouncer's console (a URL or conninfo string for its host and port) and join its pools with the server's sessions")
+    .option('--pgbouncer-instances <n>', 'how many PgBouncer instances share the server, for the pool-size arithmetic (default 1)');
   for (const d of THRESHOLD_DEFS) {
     cmd.option(`${d.flag} <${d.kind === 'duration' ? 'duration' : d.kind === 'pct' ? 'percent' : 'n'}>`, `${d.help} (default ${formatDefault(d)})`);
   }
@@ -174,6 +215,10 @@ Examples:
     const target = targetFrom(opts, ctx);
     if (isConsoleTarget(target)) {
       ctx.exitCode = await diagnosePgBouncer(ctx, target, sessionOptions(opts, ctx), format);
+      return;
+    }
+    if (opts.pgbouncer !== undefined) {
+      ctx.exitCode = await diagnoseWithPooler(ctx, opts, { target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } }, format);
       return;
     }
     const read = () => runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });

@@ -4,6 +4,7 @@
  * unavailable, an unknown one ignored), and the runbook's decisions about them. No I/O here: the
  * console is read in src/db/pgbouncer.ts.
  */
+import type { SessionRow } from './activity.js';
 import { worst } from './capacity.js';
 import { DbdoctorError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
@@ -58,7 +59,7 @@ export const GUARD_SETTINGS = ['query_wait_timeout', 'idle_transaction_timeout',
 export type GuardSetting = (typeof GUARD_SETTINGS)[number];
 
 export interface PoolerFinding {
-  id: 'pgbouncer_clients_waiting' | 'pgbouncer_pool_saturated' | 'pgbouncer_servers_in_transaction' | 'pgbouncer_max_client_conn' | 'pgbouncer_guard_off';
+  id: 'pgbouncer_clients_waiting' | 'pgbouncer_pool_saturated' | 'pgbouncer_servers_in_transaction' | 'pgbouncer_max_client_conn' | 'pgbouncer_guard_off' | 'pgbouncer_pools_exceed_server';
   severity: Severity;
   summary: string;
   /** The pool (database/user) it is about, when it is about one. */
@@ -294,3 +295,129 @@ export function throughPoolerRefusal(): DbdoctorError {
 /** What the inspections say when their session goes through a pooler. */
 export const THROUGH_POOLER_NOTE =
   "dbdoctor's connection goes through a connection pooler (PgBouncer or the like): this is the server side of the pool; client addresses are the pooler's. For the pooler itself: dbdoctor pools";
+
+/** A server session that holds one of a pool's server connections, as pg_stat_activity shows it. */
+export interface PoolServerSession {
+  pid: number;
+  state: string | null;
+  application_name: string;
+  xact_age_ms: number | null;
+  wait_event_type: string | null;
+  wait_event: string | null;
+  /** Other sessions wait for a lock this one holds. */
+  blocks_others: boolean;
+}
+
+export interface JoinedPool {
+  database: string;
+  user: string;
+  pool_mode: string | null;
+  cl_waiting: number | null;
+  maxwait_s: number | null;
+  waiting_applications: Array<{ application_name: string; clients: number }>;
+  /** The server sessions behind the pool's server connections (SHOW SERVERS joined with pg_stat_activity). */
+  server_sessions: PoolServerSession[];
+  /** Server connections of the pool not found in pg_stat_activity (another server, or hidden). */
+  unmatched: number;
+}
+
+export interface PoolerJoin {
+  verdict: Severity;
+  console: string;
+  version: string | null;
+  pools: JoinedPool[];
+  /** "Too many clients": what the PgBouncer instances may open against what the server allows. */
+  arithmetic: {
+    instances: number;
+    pool_size_sum: number | null;
+    may_open: number | null;
+    server_ordinary_slots: number | null;
+    exceeds: boolean | null;
+    summary: string;
+  };
+  findings: PoolerFinding[];
+  unavailable: string[];
+}
+
+/** The pooler's side and the server's side, joined by the server connection (its pid, PgBouncer's local port). */
+export function joinPooler(
+  facts: ConsoleFacts,
+  consoleName: string,
+  consoleArgs: string,
+  rows: readonly Pick<SessionRow, 'pid' | 'state' | 'application_name' | 'client_port' | 'xact_age_ms' | 'wait_event_type' | 'wait_event' | 'blocked_by'>[],
+  serverOrdinarySlots: number | null,
+  instances: number,
+): PoolerJoin {
+  const report = pgbouncerReport(facts, consoleName, consoleArgs);
+  const blockers = new Set(rows.flatMap((r) => r.blocked_by ?? []));
+  const byPid = new Map(rows.map((r) => [r.pid, r]));
+  const byPort = new Map(rows.filter((r) => r.client_port !== null).map((r) => [r.client_port!, r]));
+  const unavailable = new Set(report.unavailable);
+  const pools: JoinedPool[] = report.pools.map((p) => {
+    const servers = (facts.servers ?? []).filter((s) => str(s, 'database') === p.database && str(s, 'user') === p.user);
+    const sessions: PoolServerSession[] = [];
+    let unmatched = 0;
+    for (const s of servers) {
+      const pid = num(s, 'remote_pid', unavailable, 'servers');
+      const port = num(s, 'local_port', unavailable, 'servers');
+      // the pid PgBouncer knows, checked against PgBouncer's own end of the connection when it says
+      const row = pid !== null && pid > 0 ? byPid.get(pid) : port !== null ? byPort.get(port) : undefined;
+      if (!row || (port !== null && row.client_port !== null && row.client_port !== port)) {
+        unmatched++;
+        continue;
+      }
+      sessions.push({
+        pid: row.pid,
+        state: row.state,
+        application_name: row.application_name,
+        xact_age_ms: row.xact_age_ms,
+        wait_event_type: row.wait_event_type,
+        wait_event: row.wait_event,
+        blocks_others: blockers.has(row.pid),
+      });
+    }
+    sessions.sort((a, b) => (b.xact_age_ms ?? -1) - (a.xact_age_ms ?? -1) || a.pid - b.pid);
+    return { database: p.database, user: p.user, pool_mode: p.pool_mode, cl_waiting: p.cl_waiting, maxwait_s: p.maxwait_s, waiting_applications: p.waiting_applications, server_sessions: sessions, unmatched };
+  });
+  const sizes = report.pools.map((p) => p.pool_size);
+  const sum = sizes.every((s) => s !== null) ? sizes.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+  const mayOpen = sum === null ? null : sum * instances;
+  const exceeds = mayOpen === null || serverOrdinarySlots === null ? null : mayOpen > serverOrdinarySlots;
+  const summary =
+    mayOpen === null || serverOrdinarySlots === null
+      ? 'the pool sizes or the server slots are unknown'
+      : `${plural(report.pools.length, 'pool')} of ${sum} server connections in all × ${plural(instances, 'PgBouncer instance')} = ${mayOpen} server connections, against ${serverOrdinarySlots} ordinary slots on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
+  const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, pools.find((p) => p.database === f.pool!.database && p.user === f.pool!.user)) } : f));
+  if (exceeds) {
+    findings.push({
+      id: 'pgbouncer_pools_exceed_server',
+      severity: 'warning',
+      summary,
+      pool: null,
+      evidence: `pool sizes ${sizes.join(' + ')} = ${sum}, × ${instances} = ${mayOpen}; server ordinary slots ${serverOrdinarySlots}`,
+      next: 'lower default_pool_size/pool_size or max_db_connections so that pools × instances fit the server, or raise max_connections',
+      runbook: 'pgbouncer-pool-saturated',
+    });
+  }
+  return {
+    verdict: worst('ok', ...findings.map((f) => f.severity)),
+    console: consoleName,
+    version: report.version,
+    pools,
+    arithmetic: { instances, pool_size_sum: sum, may_open: mayOpen, server_ordinary_slots: serverOrdinarySlots, exceeds, summary },
+    findings,
+    unavailable: [...unavailable].sort(),
+  };
+}
+
+/** With the server side in view, a pool's finding says which server sessions hold it. */
+function joinedNext(f: PoolerFinding, pool: JoinedPool | undefined): string {
+  if (!pool || pool.server_sessions.length === 0) return f.next;
+  const idle = pool.server_sessions.filter((s) => s.state === 'idle in transaction' || s.state === 'idle in transaction (aborted)');
+  const apps = [...new Set(pool.server_sessions.map((s) => s.application_name).filter((a) => a !== ''))];
+  if (idle.length > 0) {
+    const pids = idle.map((s) => s.pid).join(',');
+    return `${plural(idle.length, 'server session')} behind the pool ${idle.length === 1 ? 'is' : 'are'} idle in transaction (pids ${pids}${apps.length ? `; application ${apps.join(', ')}` : ''}): end them on the server, dbdoctor terminate --pid ${pids} (with the server's -h and -p)`;
+  }
+  return `the pool's server sessions: pids ${pool.server_sessions.map((s) => `${s.pid} (${s.state ?? '?'})`).join(', ')}`;
+}

@@ -9,6 +9,8 @@ import pg from 'pg';
 import type { PgBouncerReport } from '../../src/core/pgbouncer.js';
 import { parseJson, runCli } from '../support/cli.js';
 import { type RunningPgBouncer, startPgBouncer } from '../support/pgbouncer.js';
+import { expectValidDiagnoseDoc, expectValidPgBouncerDoc } from '../support/schemas.js';
+import type { PoolerJoin } from '../../src/core/pgbouncer.js';
 import { ROLE_PASSWORD, useServer } from '../support/server.js';
 import { scaled } from '../support/timing.js';
 
@@ -71,6 +73,7 @@ describe('transaction pooling, default_pool_size = 5: 20 clients of api, 5 in op
   test('pools shows the pool with cl_waiting = 10, its 5 server connections busy, transaction pooling', async () => {
     const r = await runCli(['pools', '--json', ...at()], { env: env() });
     const doc = parseJson<Doc<PgBouncerReport>>(r);
+    expectValidPgBouncerDoc(doc);
     expect(doc.schema).toBe('dbdoctor.pgbouncer');
     const pool = doc.report.pools.find((p) => p.database === 'postgres' && p.user === 'app_user')!;
     expect(pool).toMatchObject({ cl_waiting: 10, sv_active: 5, pool_size: 5, pool_mode: 'transaction' });
@@ -88,6 +91,7 @@ describe('transaction pooling, default_pool_size = 5: 20 clients of api, 5 in op
     const r = await runCli(['diagnose', '--json', ...at(), '-d', 'pgbouncer'], { env: env() });
     expect(r.exitCode).toBe(2);
     const doc = parseJson<Doc<PgBouncerReport>>(r);
+    expectValidPgBouncerDoc(doc);
     const waiting = doc.report.findings.find((f) => f.id === 'pgbouncer_clients_waiting')!;
     expect(waiting).toMatchObject({ severity: 'critical', pool: { database: 'postgres', user: 'app_user' }, runbook: 'pgbouncer-clients-waiting' });
     expect(waiting.summary).toMatch(/^10 clients waiting in pool postgres\/app_user, the oldest for \d+\.\ds$/);
@@ -95,6 +99,31 @@ describe('transaction pooling, default_pool_size = 5: 20 clients of api, 5 in op
     expect(doc.report.findings.map((f) => f.id)).toContain('pgbouncer_servers_in_transaction');
     const nagios = await runCli(['diagnose', '--format', 'nagios', ...at(), '-d', 'pgbouncer'], { env: env() });
     expect(nagios.stdout).toMatch(/^DBDOCTOR PGBOUNCER CRITICAL: 10 clients waiting in pool postgres\/app_user.* \| 'postgres\/app_user cl_waiting'=10 /);
+  });
+
+  test('diagnose --pgbouncer beside the server names the 5 server sessions idle in transaction behind the pool, and the application', async () => {
+    const s = server();
+    const args = ['diagnose', '--json', '-h', s.host, '-p', String(s.port), '-U', 'postgres', '-d', 'postgres', '--pgbouncer', b.conninfo('pgbouncer'), '--pgbouncer-instances', '30'];
+    const r = await runCli(args, { env: env() });
+    const doc = parseJson<Doc<{ verdict: string; pgbouncer: PoolerJoin }>>(r);
+    expectValidDiagnoseDoc(doc);
+    const join = doc.report.pgbouncer;
+    const pool = join.pools.find((p) => p.database === 'postgres' && p.user === 'app_user')!;
+    expect(pool.cl_waiting).toBe(10);
+    expect(pool.waiting_applications).toEqual([{ application_name: 'api', clients: 10 }]);
+    expect(pool.server_sessions.map((x) => x.pid).sort((a, c) => a - c)).toEqual([...holderPids].sort((a, c) => a - c));
+    expect(pool.server_sessions.every((x) => x.state === 'idle in transaction' && x.application_name === 'api')).toBe(true);
+    expect(pool.unmatched).toBe(0);
+    const waiting = join.findings.find((f) => f.id === 'pgbouncer_clients_waiting')!;
+    expect(waiting.next).toMatch(/5 server sessions behind the pool are idle in transaction .*application api.*dbdoctor terminate --pid \d+(,\d+){4}/);
+    // pools × instances against the server's ordinary slots
+    expect(join.arithmetic).toMatchObject({ instances: 30, exceeds: true });
+    expect(join.arithmetic.may_open).toBe(join.arithmetic.pool_size_sum! * 30);
+    expect(join.findings.map((f) => f.id)).toContain('pgbouncer_pools_exceed_server');
+    expect(r.exitCode).toBe(2);
+    const text = await runCli(args.filter((a) => a !== '--json'), { env: env() });
+    expect(text.stdout).toMatch(/pool postgres\/app_user \(transaction\): 10 waiting \(api 10\)/);
+    for (const pid of holderPids) expect(text.stdout).toMatch(new RegExp(`pid ${pid}  idle in transaction`));
   });
 
   test('through the pooler: terminate refuses, connections says it sees the server side of the pool', async () => {
@@ -137,7 +166,8 @@ describe("PgBouncer's own refusals, named as PgBouncer's", () => {
     const b = await startPgBouncer(server(), { app_user: ROLE_PASSWORD }, { poolMode: 'session', defaultPoolSize: 2 });
     const held: pg.Client[] = [];
     try {
-      for (let i = 0; i < 3; i++) held.push(await client(b, { application_name: 'worker' }));
+      // the waiting client's application_name is hostile terminal text
+      for (let i = 0; i < 3; i++) held.push(await client(b, { application_name: i < 2 ? 'worker' : 'evil\u001b]0;pwned\u0007\u001b[31mred' }));
       await held[0]!.query('SELECT 1');
       await held[1]!.query('SELECT 1');
       void held[2]!.query('SELECT 1').catch(() => undefined);
@@ -146,6 +176,9 @@ describe("PgBouncer's own refusals, named as PgBouncer's", () => {
       const doc = parseJson<Doc<PgBouncerReport>>(r);
       expect(doc.report.findings.map((f) => f.id)).toEqual(expect.arrayContaining(['pgbouncer_clients_waiting', 'pgbouncer_pool_saturated']));
       expect(doc.report.pools.find((p) => p.user === 'app_user')).toMatchObject({ pool_mode: 'session', sv_active: 2, cl_waiting: 1 });
+      const text = await runCli(['pools', '-h', b.host, '-p', String(b.port), '-U', 'postgres'], { env: { PGPASSWORD: b.password, HOME: '/nonexistent' } });
+      expect(text.stdout).toMatch(/waiting: evil/);
+      expect(text.stdout + text.stderr).not.toMatch(/\u001b|\u0007/);
     } finally {
       await Promise.all(held.map((c) => c.end().catch(() => undefined)));
       await b.stop();

@@ -28,6 +28,10 @@ function checker(name: string, schema: Record<string, unknown>): { errors(doc: u
 
 export const DIAGNOSE_SCHEMA = loadSchema('diagnose');
 export const LOCKS_SCHEMA = loadSchema('locks');
+export const PGBOUNCER_SCHEMA = loadSchema('pgbouncer');
+const pgbouncer = checker('pgbouncer', PGBOUNCER_SCHEMA);
+/** Throws with ajv's errors unless `doc` is a valid `dbdoctor pools --json` document. */
+export const expectValidPgBouncerDoc = pgbouncer.expectValid;
 const diagnose = checker('diagnose', DIAGNOSE_SCHEMA);
 const locks = checker('locks', LOCKS_SCHEMA);
 
