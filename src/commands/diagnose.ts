@@ -134,16 +134,22 @@ async function diagnosePgBouncer(ctx: CommandContext, target: Target, session: S
   return report.exit_code;
 }
 
+function pgbouncerInstances(value: string | undefined): number {
+  if (value === undefined) return 1;
+  const n = /^\s*\d{1,5}\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new UsageError(`invalid --pgbouncer-instances ${JSON.stringify(value)}`, 'the number of PgBouncer instances in front of the server (1 to 10000), e.g. --pgbouncer-instances 3');
+  }
+  return n;
+}
+
 /**
  * diagnose --pgbouncer: the server's diagnosis and the pooler's console, read at the same time
  * (one connection each), joined by server connection: which application's clients wait in which
  * pool, and which server sessions hold that pool's connections.
  */
 async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions, options: DiagnoseOptions, format: Format): Promise<ExitCodeValue> {
-  const instances = opts.pgbouncerInstances === undefined ? 1 : Number(opts.pgbouncerInstances);
-  if (!Number.isInteger(instances) || instances < 1 || instances > 10_000) {
-    throw new UsageError(`invalid --pgbouncer-instances ${JSON.stringify(opts.pgbouncerInstances)}`, 'the number of PgBouncer instances in front of the server, e.g. --pgbouncer-instances 3');
-  }
+  const instances = pgbouncerInstances(opts.pgbouncerInstances);
   const { consoleTarget } = await import('./pools.js');
   const { readConsole } = await import('../db/pgbouncer.js');
   const { joinPooler } = await import('../core/pgbouncer.js');
@@ -212,6 +218,9 @@ Examples:
     const environment = opts.environment ?? (ctx.env.DBDOCTOR_ENV || undefined) ?? null;
     const config = loadConfigFile(opts.config, ctx.env);
     const thresholds = resolveThresholds({ config, environment, flags });
+    // checked before connecting, whether or not --pgbouncer is given
+    pgbouncerInstances(opts.pgbouncerInstances);
+    if (opts.pgbouncer !== undefined) requireValues('--pgbouncer', [opts.pgbouncer]);
     const target = targetFrom(opts, ctx);
     if (isConsoleTarget(target)) {
       ctx.exitCode = await diagnosePgBouncer(ctx, target, sessionOptions(opts, ctx), format);

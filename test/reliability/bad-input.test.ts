@@ -199,7 +199,7 @@ interface Row {
 
 function rowsFor(command: string, kind: string): Row[] {
   const rows: Row[] = [];
-  const connects = kind === 'read' || kind === 'terminate' || kind === 'tty';
+  const connects = kind === 'read' || kind === 'terminate' || kind === 'tty' || kind === 'pooler';
   // terminate needs a selecting filter to get as far as a later flag's check
   const base = command === 'terminate' ? ['--app', 'x'] : [];
   for (const f of flagsOf(command)) {
@@ -218,7 +218,7 @@ function rowsFor(command: string, kind: string): Row[] {
   if (valued) rows.push({ label: `${command} ${valued.long} (no value)`, args: [command, ...base, ...(connects ? target(null) : []), valued.long] });
   if (command !== 'runbook') rows.push({ label: `${command} stray positional`, args: [command, ...base, ...(connects ? target(null) : []), 'stray-argument'] });
   // the environment, as libpq reads it
-  if (kind === 'read' || kind === 'terminate') {
+  if (kind === 'read' || kind === 'terminate' || kind === 'pooler') {
     for (const [k, v] of [
       ['PGPORT', 'abc'],
       ['PGPORT', '70000'],
@@ -239,6 +239,8 @@ function rowsFor(command: string, kind: string): Row[] {
 const CONFLICTS: Row[] = [
   { label: 'diagnose --json --format nagios', args: ['diagnose', '--json', '--format', 'nagios'] },
   { label: 'diagnose --format text --json', args: ['diagnose', '--format', 'text', '--json'] },
+  { label: 'diagnose --pgbouncer ""', args: ['diagnose', '--pgbouncer', ''] },
+  { label: 'diagnose --pgbouncer with an unknown keyword', args: ['diagnose', '--pgbouncer', 'host=pgb prot=6432'] },
   { label: 'terminate with no filter', args: ['terminate', '--yes'] },
   { label: 'terminate with only --dry-run', args: ['terminate', '--dry-run'] },
   { label: 'terminate --grace without --cancel-first', args: ['terminate', '--app', 'x', '--grace', '5s'] },

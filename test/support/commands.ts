@@ -16,7 +16,9 @@ export type CommandKind =
   /** Starts its own throwaway server (demo). */
   | 'own-server'
   /** Needs a terminal (guide). */
-  | 'tty';
+  | 'tty'
+  /** Reads a PgBouncer admin console, not a server (pools: test/e2e/pgbouncer.test.ts drives it against a real one). */
+  | 'pooler';
 
 export interface CommandSpec {
   name: string;
@@ -38,6 +40,7 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'queries', kind: 'read', args: ['--min-duration', '0s'], variants: [[], ['--group']], json: true },
   { name: 'diagnose', kind: 'read', args: [], variants: [[], ['--format', 'nagios']], json: true },
   { name: 'terminate', kind: 'terminate', args: [...TERMINATE_NOTHING, '--dry-run'], variants: [[]], json: true },
+  { name: 'pools', kind: 'pooler', args: [], variants: [[]], json: true },
   { name: 'runbook', kind: 'offline', args: [], variants: [[]], json: false },
   { name: 'demo', kind: 'own-server', args: [], variants: [[]], json: false },
   { name: 'guide', kind: 'tty', args: [], variants: [[]], json: false },
