@@ -42,6 +42,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['locks', async () => (await import('./commands/locks.js')).locksCommand],
   ['queries', async () => (await import('./commands/queries.js')).queriesCommand],
   ['pools', async () => (await import('./commands/pools.js')).poolsCommand],
+  ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
   ['terminate', async () => (await import('./commands/terminate.js')).terminateCommand],
   ['diagnose', async () => (await import('./commands/diagnose.js')).diagnoseCommand],
   ['runbook', async () => (await import('./commands/runbook.js')).runbookCommand],

@@ -1,4 +1,5 @@
 import { closeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -7,6 +8,10 @@ import { requireValues } from '../core/connections.js';
 import { UsageError } from '../core/errors.js';
 import { type ExitCodeValue, exitCodeForSeverity } from '../core/exit-codes.js';
 import { isConsoleTarget } from '../core/pgbouncer.js';
+import { type FleetReport, fleetReport } from '../core/fleet.js';
+import { parseDuration } from '../core/duration.js';
+import { nowMs } from '../db/clock.js';
+import { fleetTargets, parseConcurrency, runFleet } from './fleet.js';
 import type { Target } from '../core/target.js';
 import { type ConfigFile, formatDefault, resolveThresholds, THRESHOLD_DEFS, type ThresholdKey, type Thresholds } from '../core/thresholds.js';
 import { type GatherDeps, gatherFacts } from '../db/diagnose.js';
@@ -108,11 +113,14 @@ export function loadConfigFile(explicit: string | undefined, env: NodeJS.Process
   return null;
 }
 
-const FORMATS = ['text', 'json', 'nagios'] as const;
+const FORMATS = ['text', 'json', 'nagios', 'prometheus', 'openmetrics', 'icinga'] as const;
 type Format = (typeof FORMATS)[number];
 
 interface DiagnoseCliOptions extends ConnectionCliOptions {
   format?: string;
+  targets?: string;
+  concurrency?: string;
+  ttl?: string;
   pgbouncer?: string;
   pgbouncerInstances?: string;
   config?: string;
@@ -174,6 +182,26 @@ async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions,
   return exitCodeForSeverity(worst(report.verdict, joined.verdict));
 }
 
+/** A fleet (or one target) in a monitoring engine's format, or as the fleet table and document. */
+async function renderFleetAs(format: Format, fleet: FleetReport, ctx: CommandContext, ttlS: number): Promise<string> {
+  if (format === 'json') return renderJson(envelope('fleet', fleet, ctx.version));
+  if (format === 'prometheus' || format === 'openmetrics') {
+    const { exposition } = await import('../render/exposition.js');
+    return exposition(fleet.targets, format);
+  }
+  if (format === 'icinga') {
+    const { icingaCheckResult } = await import('../render/exposition.js');
+    // one JSON body a line (a target each), for a loop that POSTs them to /v1/actions/process-check-result
+    return fleet.targets.map((t) => JSON.stringify(icingaCheckResult(t, hostname(), ttlS))).join('\n');
+  }
+  if (format === 'nagios') {
+    const status = { ok: 'OK', info: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' }[fleet.verdict];
+    return `DBDOCTOR ${status}: ${fleet.summary}`;
+  }
+  const { renderFleet } = await import('../render/fleet.js');
+  return renderFleet(fleet, ctx.output.style);
+}
+
 export function diagnoseCommand(program: Command, ctx: CommandContext): void {
   const cmd = addConnectionOptions(
     program
@@ -194,9 +222,12 @@ Examples:
       ),
   )
     .option('--json', 'one JSON document on stdout (same as --format json)')
-    .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line)`)
+    .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line; prometheus and openmetrics: an exposition; icinga: process-check-result bodies)`)
     .option('--config <file>', 'JSON file with thresholds (default ./dbdoctor.json, then $XDG_CONFIG_HOME/dbdoctor/config.json)')
     .option('--environment <name>', 'use the thresholds of this environment in the config file (DBDOCTOR_ENV)')
+    .option('--targets <file>', 'diagnose every target in this file (one a line: a URL, a conninfo string or service=name; @name first to name it), side by side')
+    .option('--concurrency <n>', 'with --targets or --service a,b,c: how many targets at once (default 16)')
+    .option('--ttl <duration>', 'icinga: how long the check result stays valid (default 5m)')
     .option('--pgbouncer <conninfo>', "also read this PgBouncer's console (a URL or conninfo string for its host and port) and join its pools with the server's sessions")
     .option('--pgbouncer-instances <n>', 'how many PgBouncer instances share the server, for the pool-size arithmetic (default 1)');
   for (const d of THRESHOLD_DEFS) {
@@ -220,6 +251,21 @@ Examples:
     const thresholds = resolveThresholds({ config, environment, flags });
     // checked before connecting, whether or not --pgbouncer is given
     pgbouncerInstances(opts.pgbouncerInstances);
+    const concurrency = parseConcurrency(opts.concurrency);
+    const ttlS = opts.ttl === undefined ? 300 : Math.max(1, Math.round(parseDuration(opts.ttl, '--ttl') / 1000));
+    if (opts.targets !== undefined || opts.service?.includes(',')) {
+      if (opts.targets !== undefined) requireValues('--targets', [opts.targets]);
+      if (opts.host !== undefined || opts.port !== undefined || opts.dbname !== undefined || (opts.targets !== undefined && opts.service !== undefined) || opts.pgbouncer !== undefined) {
+        throw new UsageError('--targets and --service a,b,c name the targets: -h, -p, -d and --pgbouncer do not go with them', 'put each target in the file (a URL, a conninfo string or service=name); -U and the timeouts apply to every target');
+      }
+      const targets = fleetTargets(opts.targets !== undefined ? { file: opts.targets } : { services: opts.service ?? '' }, { username: opts.username, connectTimeout: opts.connectTimeout }, ctx.env);
+      const started = nowMs();
+      const entries = await runFleet(targets, sessionOptions({ ...opts, password: false }, ctx), thresholds, concurrency);
+      const fleet = fleetReport(entries, concurrency, nowMs() - started);
+      ctx.output.out(await renderFleetAs(format, fleet, ctx, ttlS));
+      ctx.exitCode = fleet.exit_code;
+      return;
+    }
     if (opts.pgbouncer !== undefined) requireValues('--pgbouncer', [opts.pgbouncer]);
     const target = targetFrom(opts, ctx);
     if (isConsoleTarget(target)) {
@@ -231,9 +277,12 @@ Examples:
       return;
     }
     const read = () => runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });
+    const started = nowMs();
     const report = format === 'text' ? await withReadProgress(ctx, target, 'activity, locks and settings', read) : await read();
     if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));
-    else {
+    else if (format === 'prometheus' || format === 'openmetrics' || format === 'icinga') {
+      ctx.output.out(await renderFleetAs(format, fleetReport([{ name: describeTarget(target), ms: nowMs() - started, report }], 1, nowMs() - started), ctx, ttlS));
+    } else {
       // The human and nagios renderers (cli-table3 and friends) load only when they are used.
       const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
       ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style));

@@ -18,7 +18,9 @@ export type CommandKind =
   /** Needs a terminal (guide). */
   | 'tty'
   /** Reads a PgBouncer admin console, not a server (pools: test/e2e/pgbouncer.test.ts drives it against a real one). */
-  | 'pooler';
+  | 'pooler'
+  /** Serves until stopped (exporter: test/e2e/fleet.test.ts drives it with a real Prometheus). */
+  | 'server';
 
 export interface CommandSpec {
   name: string;
@@ -41,6 +43,7 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'diagnose', kind: 'read', args: [], variants: [[], ['--format', 'nagios']], json: true },
   { name: 'terminate', kind: 'terminate', args: [...TERMINATE_NOTHING, '--dry-run'], variants: [[]], json: true },
   { name: 'pools', kind: 'pooler', args: [], variants: [[]], json: true },
+  { name: 'exporter', kind: 'server', args: [], variants: [[]], json: false },
   { name: 'runbook', kind: 'offline', args: [], variants: [[]], json: false },
   { name: 'demo', kind: 'own-server', args: [], variants: [[]], json: false },
   { name: 'guide', kind: 'tty', args: [], variants: [[]], json: false },
