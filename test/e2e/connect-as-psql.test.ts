@@ -5,7 +5,7 @@
  * Both reach the same server, or both refuse.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -252,6 +252,8 @@ describe('TLS, as libpq: sslmode, the server certificate and client certificates
         ssl_key_file: join(serverFiles, 'server.key'),
         ssl_ca_file: join(serverFiles, 'ca.crt'),
         hba_file: join(serverFiles, 'pg_hba.conf'),
+        // the statements dbdoctor sends, for the options test
+        log_statement: 'all',
       },
     });
     const c = new pg.Client({ connectionString: tls.url(), ssl: false });
@@ -286,6 +288,18 @@ describe('TLS, as libpq: sslmode, the server certificate and client certificates
     expect({ dbdoctor: r.exitCode === 0, psql: psql.exitCode === 0 }).toEqual({ dbdoctor: ok, psql: ok });
     if (ok) expect(psql.stdout).toMatch(new RegExp(`\\|${tls!.port}$`));
     else expect(r.exitCode).not.toBe(64);
+  });
+
+  test("options' statement_timeout is honoured: dbdoctor keeps it for its own statements instead of its 15s default", async () => {
+    const c = `host=127.0.0.1 port=${tls!.port} user=tlsonly dbname=postgres sslmode=require options='-c statement_timeout=4321'`;
+    const r = await runCli(['check', '--json', '-d', c], { env: { ...bare, PGPASSWORD: ROLE_PASSWORD } });
+    expect(r.exitCode).toBe(0);
+    const log = readFileSync(tls!.logFile, 'utf8');
+    expect(log).toMatch(/statement: SET statement_timeout = 4321;/);
+    // and --statement-timeout still wins
+    const flag = await runCli(['check', '--json', '-d', c, '--statement-timeout', '7s'], { env: { ...bare, PGPASSWORD: ROLE_PASSWORD } });
+    expect(flag.exitCode).toBe(0);
+    expect(readFileSync(tls!.logFile, 'utf8')).toMatch(/statement: SET statement_timeout = 7000;/);
   });
 
   test('the client certificate in ~/.postgresql is used when sslcert is not given, as libpq does', async () => {
