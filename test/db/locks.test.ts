@@ -25,8 +25,8 @@ function target(s: TestServer, user = 'postgres'): Target {
 }
 
 /** runLocks, its report checked against schema/locks.schema.json in the envelope `locks --json` prints. */
-async function locks(t: Target): Promise<LocksReport> {
-  const r = await runLocks(t, {});
+async function locks(t: Target, detail = false): Promise<LocksReport> {
+  const r = await runLocks(t, {}, { detail });
   expectValidLocksDoc(envelope('locks', r, '0.0.0-test'));
   return r;
 }
@@ -94,6 +94,32 @@ describe('runLocks', () => {
       expect(root.waited_locks).toEqual([{ locktype: 'advisory', mode: 'ExclusiveLock', relation: null }]);
       expect(root.advice).toMatch(/advisory/);
       expect(renderLocks(r, plain, 80)).toMatch(/advisory +holds advisory locks/);
+    });
+  });
+
+  test('without --detail, advisory (shared or not) and row waits are told from wait_event and the statement; --detail reads the exact lock and its wait start', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 5, 'derived', async ([holder, excl, shared, rowHolder, rowWaiter]) => {
+      await holder!.query('SELECT pg_advisory_lock(4343)');
+      excl!.query('SELECT pg_advisory_lock(4343)').catch(() => undefined);
+      shared!.query('SELECT pg_advisory_lock_shared(4343)').catch(() => undefined);
+      await rowHolder!.query('BEGIN');
+      await rowHolder!.query(`UPDATE ${t} SET v = 1 WHERE id = 1`);
+      rowWaiter!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).catch(() => undefined);
+      await waitForState(s, [pidOf(excl!), pidOf(shared!), pidOf(rowWaiter!)], 'active', 'Lock');
+      const node = (r: LocksReport, c: pg.Client) => r.nodes.find((n) => n.pid === pidOf(c))!.waits_for;
+      const cheap = await locks(target(s));
+      expect(node(cheap, excl!)).toEqual({ locktype: 'advisory', mode: 'ExclusiveLock', relation: null, wait_ms: null });
+      expect(node(cheap, shared!)).toEqual({ locktype: 'advisory', mode: 'ShareLock', relation: null, wait_ms: null });
+      expect(node(cheap, rowWaiter!)).toEqual({ locktype: 'transactionid', mode: 'ShareLock', relation: null, wait_ms: null });
+      const exact = await locks(target(s), true);
+      for (const c of [excl!, shared!, rowWaiter!]) {
+        const { wait_ms, ...lock } = node(exact, c)!;
+        expect(lock).toEqual({ ...node(cheap, c), wait_ms: undefined });
+        expect(wait_ms).toBeGreaterThanOrEqual(0);
+      }
+      await rowHolder!.query('ROLLBACK');
     });
   });
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// `node scripts/bench-locks-sql.js [--major 14,18] [--scale full|small] [--runs N]`: the server
+// time of each candidate read behind `locks`, measured with EXPLAIN (ANALYZE) in a FRESH backend
+// (a new connection per measurement: a backend that has never read the lock table or
+// pg_stat_activity must fault all of it in, as dbdoctor's one-shot session does), on the bench's
+// incident (scripts/bench-incident.js), for each PostgreSQL major given. Prints a table of median
+// execution (and planning) times; needs `npm run build` first (the SQL comes from dist/).
+//
+// Every server is started by this script on 127.0.0.1 and stopped by its handle; the incident's
+// sessions end with it (and by their own timeouts if the script is killed hard).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { buildIncident, planIncident, releaseClients } from './bench-incident.js';
+
+const SCALES = {
+  full: { sessions: 1500, locks: 20_000, waiters: 400, maxConnections: 2000 },
+  small: { sessions: 50, locks: 500, waiters: 20, maxConnections: 200 },
+};
+
+const { values: opts } = parseArgs({ options: { major: { type: 'string', default: '14,18' }, scale: { type: 'string', default: 'full' }, runs: { type: 'string', default: '5' } } });
+const SCALE = SCALES[opts.scale];
+if (!SCALE) throw new Error(`unknown --scale ${opts.scale}`);
+const RUNS = Math.max(1, Math.min(50, Number(opts.runs) || 5));
+const majors = opts.major.split(',').map(Number);
+
+const say = (s) => process.stderr.write(`${s}\n`);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null;
+};
+
+const { activityRead } = await import('../dist/db/sql/activity.js');
+const SEED_SELF_JOIN = `SELECT blocked_locks.pid AS blocked_pid, blocking_locks.pid AS blocking_pid
+FROM pg_catalog.pg_locks blocked_locks
+JOIN pg_catalog.pg_stat_activity blocked_activity ON blocked_activity.pid = blocked_locks.pid
+JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_locks.locktype
+    AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
+    AND blocking_locks.page IS NOT DISTINCT FROM blocked_locks.page
+    AND blocking_locks.tuple IS NOT DISTINCT FROM blocked_locks.tuple
+    AND blocking_locks.virtualxid IS NOT DISTINCT FROM blocked_locks.virtualxid
+    AND blocking_locks.transactionid IS NOT DISTINCT FROM blocked_locks.transactionid
+    AND blocking_locks.classid IS NOT DISTINCT FROM blocked_locks.classid
+    AND blocking_locks.objid IS NOT DISTINCT FROM blocked_locks.objid
+    AND blocking_locks.objsubid IS NOT DISTINCT FROM blocked_locks.objsubid
+    AND blocking_locks.pid != blocked_locks.pid
+JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
+WHERE NOT blocked_locks.granted`;
+
+function candidates(serverVersionNum) {
+  const fake = { serverVersionNum, target: { dbname: 'postgres' } };
+  const first = (o) => activityRead(fake, o).statements[0];
+  return [
+    { id: 'locks_default', label: '`locks` (targeted: no pg_locks for advisory/xid waits)', sql: first({ scope: 'blocking', queryChars: 1000, lockDetail: 'targeted' }) },
+    { id: 'locks_detail', label: '`locks --detail` (pg_locks ungranted rows; the old default)', sql: first({ scope: 'blocking', queryChars: 1000, lockDetail: 'full' }) },
+    { id: 'pg_locks_waiting', label: 'pg_locks WHERE NOT granted, alone', sql: 'SELECT pid, locktype, mode, relation, waitstart FROM pg_locks WHERE NOT granted' },
+    { id: 'blocking_pids', label: 'pg_blocking_pids() of the Lock waiters, alone', sql: "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" },
+    { id: 'diagnose_activity', label: "diagnose's activity read (every session, no pg_locks)", sql: first({ queryChars: 200 }) },
+    { id: 'selfjoin', label: 'seed pg_locks self-join', sql: SEED_SELF_JOIN },
+  ];
+}
+
+async function explainOnce(conn, sql) {
+  const c = new pg.Client({ ...conn, application_name: 'bench-explain' });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    await c.query('SET statement_timeout = 120000');
+    const { rows } = await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`);
+    const plan = rows[0]['QUERY PLAN'][0];
+    return { exec: plan['Execution Time'], plan: plan['Planning Time'] };
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+const out = [];
+for (const major of majors) {
+  const { startServer } = await import('../dist/db/embedded.js');
+  const maxLocksPerTx = Math.max(64, Math.ceil((SCALE.locks + 2 * SCALE.waiters + 5000) / SCALE.maxConnections));
+  const server = await startServer({ major, settings: { max_connections: SCALE.maxConnections, max_locks_per_transaction: maxLocksPerTx, shared_buffers: '64MB' }, onProgress: say });
+  const clients = [];
+  const tmp = mkdtempSync(join(tmpdir(), 'dbdoctor-bench-sql-'));
+  let control;
+  try {
+    const conn = { host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'postgres' };
+    control = new pg.Client({ ...conn, application_name: 'bench-control' });
+    control.on('error', () => undefined);
+    await control.connect();
+    const built = await buildIncident({ conn, control, plan: planIncident(SCALE), lifetimeMs: 20 * 60_000, concurrency: 16, onProgress: say, clients });
+    say(`PostgreSQL ${server.major}: ${built.summary.client_sessions} sessions, pg_locks ${JSON.stringify(built.summary.pg_locks)}`);
+    const v = (await control.query("SELECT current_setting('server_version_num')::int AS v")).rows[0].v;
+    for (const cand of candidates(v)) {
+      const runs = [];
+      for (let i = 0; i < RUNS; i++) runs.push(await explainOnce(conn, cand.sql));
+      const row = { major: server.major, id: cand.id, label: cand.label, exec_ms: median(runs.map((r) => r.exec)), plan_ms: median(runs.map((r) => r.plan)), runs_ms: runs.map((r) => Math.round(r.exec * 10) / 10) };
+      out.push(row);
+      say(`  PG${server.major} ${cand.id}: ${row.exec_ms.toFixed(1)} ms (+${row.plan_ms.toFixed(1)} planning)  runs ${row.runs_ms.join(' ')}`);
+    }
+  } finally {
+    await control?.end().catch(() => undefined);
+    await server.stop('fast').catch((e) => say(`could not stop the server: ${e.message}`));
+    await releaseClients(clients);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const lines = ['| PostgreSQL | candidate | server ms (median) | planning ms |', '|---|---|---:|---:|'];
+for (const r of out) lines.push(`| ${r.major} | ${r.label} | ${r.exec_ms.toFixed(1)} | ${r.plan_ms.toFixed(1)} |`);
+process.stdout.write(`${lines.join('\n')}\n`);
