@@ -158,7 +158,7 @@ if (opts.help) {
 const scaleName = opts.scale ?? process.env.BENCH_SCALE ?? 'full';
 // A list of session counts (`--scale 500,1500,3000`): the linearity steps.
 const STEPS = /^\d+(,\d+)*$/.test(scaleName) ? scaleName.split(',').map(Number) : null;
-if (STEPS && STEPS.some((n) => n < 100 || n > 10_000)) {
+if (STEPS?.some((n) => n < 100 || n > 10_000)) {
   say('--scale steps must be session counts from 100 to 10000, e.g. --scale 500,1500,3000');
   process.exit(64);
 }
