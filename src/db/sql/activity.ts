@@ -24,8 +24,14 @@ export interface ActivityOptions {
    * lock waited for from wait_event.
    */
   lockDetail?: boolean | LockDetail;
-  /** Cut query text to this many characters (default 2000). */
+  /** Cut query text to this many characters, server-side (default 2000). */
   queryChars?: number;
+  /**
+   * Leave out the columns only the session views show (query_id, client_port, backend_age_ms,
+   * client_hostname): `diagnose` decides and prints without them, and each costs per row (an age
+   * is float8 arithmetic, query_id a cast to text). They come back as null.
+   */
+  lean?: boolean;
   /**
    * Which sessions come back. 'all' (the default): every row of pg_stat_activity. 'blocking'
    * (implies at least 'targeted' lock detail): only what the blocking tree shows, that is the sessions waiting on a
@@ -117,8 +123,9 @@ const BLOCKING_SCOPE = `
     OR (a.state IS NULL AND a.query IS NULL)
     OR a.pid = pg_backend_pid()`;
 
-function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number): string {
+function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number, lean = false): string {
   const blocking = scope === 'blocking';
+  const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
   const withBp = blocking || detail !== 'none';
   return `WITH n AS (SELECT clock_timestamp() AS t)${withBp ? BLOCKING_CTES : ''}${detail !== 'none' ? waitingCte(detail) : ''}${blocking ? CHAIN_CTE : ''}
 SELECT a.pid,
@@ -130,18 +137,14 @@ SELECT a.pid,
        a.usename::text AS usename,
        r.rolsuper AS superuser,
        coalesce(a.application_name, '') AS application_name,
-       host(a.client_addr) AS client_addr,
-       a.client_hostname,
-       a.client_port,
+       host(a.client_addr) AS client_addr,${viewOnly('a.client_hostname', 'client_hostname')}${viewOnly('a.client_port', 'client_port')}
        a.backend_start::text AS backend_start,
        a.state,
        a.wait_event_type,
-       a.wait_event,
-       ${ms('a.backend_start')} AS backend_age_ms,
+       a.wait_event,${viewOnly(ms('a.backend_start'), 'backend_age_ms')}
        ${ms('a.xact_start')} AS xact_age_ms,
        ${ms('a.query_start')} AS query_age_ms,
-       ${ms('a.state_change')} AS state_age_ms,
-       a.query_id::text AS query_id,
+       ${ms('a.state_change')} AS state_age_ms,${viewOnly('a.query_id::text', 'query_id')}
        left(a.query, ${queryChars}) AS query,
        array_to_string(${withBp ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
@@ -183,17 +186,17 @@ function toSessionRow(r: Row, derive: boolean): SessionRow {
     superuser: r.superuser,
     application_name: r.application_name,
     client_addr: r.client_addr,
-    client_hostname: r.client_hostname,
-    client_port: r.client_port,
+    client_hostname: r.client_hostname ?? null,
+    client_port: r.client_port ?? null,
     backend_start: r.backend_start,
     state: r.state,
     wait_event_type: r.wait_event_type,
     wait_event: r.wait_event,
-    backend_age_ms: r.backend_age_ms,
+    backend_age_ms: r.backend_age_ms ?? null,
     xact_age_ms: r.xact_age_ms,
     query_age_ms: r.query_age_ms,
     state_age_ms: r.state_age_ms,
-    query_id: r.query_id,
+    query_id: r.query_id ?? null,
     query: r.query,
     blocked_by: pidList(r.blocked_by),
     is_self: r.is_self,
@@ -217,7 +220,7 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
   // The prepared transactions come in the same round trip and the same implicit transaction
   // (simple protocol, so no parameters: queryChars is an integer written into the text).
-  const activity = activitySql(detail, scope, queryChars);
+  const activity = activitySql(detail, scope, queryChars, opts.lean ?? false);
   return {
     statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
     parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[], detail === 'targeted'),
