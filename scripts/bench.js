@@ -876,11 +876,20 @@ async function mainScaling() {
 }
 
 function printScaling(file) {
-  const rows = [['sessions', 'waiters', 'command', 'wall ms', 'wall-node µs/session', 'server ms', 'server µs/session', 'RSS MB', 'out KB', 'out B/session', 'wall-node µs/waiter']];
+  // Marginal costs: what one more session (or waiter) adds between this step and the one before;
+  // the fixed costs (node, the bundle, the connection) cancel out, so these are what must stay flat.
+  const rows = [['sessions', 'waiters', 'command', 'wall ms', 'server ms', 'RSS MB', 'out KB', 'Δwall µs/session', 'Δserver µs/session', 'ΔRSS KB/session', 'Δout B/session', 'Δwall µs/waiter']];
+  const d = (a, b, n) => (a === null || a === undefined || b === null || b === undefined || n === 0 ? '-' : String(Math.round(((a - b) / n) * 10) / 10));
+  let prev = null;
   for (const st of results.steps) {
     for (const [cmd, c] of Object.entries(st.commands)) {
-      rows.push([String(st.sessions), String(st.waiters), cmd, fmtMs(c.wall_ms), String(c.per_session_us), fmtMs(c.server_ms), String(c.server_per_session_us), c.peak_rss_kb ? (c.peak_rss_kb / 1024).toFixed(0) : '-', (c.out_bytes / 1024).toFixed(0), String(c.out_per_session_bytes), String(c.per_waiter_us)]);
+      const p = prev?.commands[cmd];
+      const dn = prev ? st.sessions - prev.sessions : 0;
+      const dw = prev ? st.waiters - prev.waiters : 0;
+      const us = (a, b, n) => (p ? d(a * 1000, b * 1000, n) : '-');
+      rows.push([String(st.sessions), String(st.waiters), cmd, fmtMs(c.wall_ms), fmtMs(c.server_ms), c.peak_rss_kb ? (c.peak_rss_kb / 1024).toFixed(0) : '-', (c.out_bytes / 1024).toFixed(0), us(c.wall_ms, p?.wall_ms, dn), us(c.server_ms, p?.server_ms, dn), p ? d(c.peak_rss_kb, p.peak_rss_kb, dn) : '-', p ? d(c.out_bytes, p.out_bytes, dn) : '-', us(c.wall_ms, p?.wall_ms, dw)]);
     }
+    prev = st;
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r) => r.map((c, i) => (i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
