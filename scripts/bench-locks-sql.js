@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// `node scripts/bench-locks-sql.js [--major 14,18] [--scale full|small] [--runs N]`: the server
+// `node scripts/bench-locks-sql.js [--major 14,18] [--scale full|small] [--runs N] [--queue 50,500,1500]`: the server
 // time of each candidate read behind `locks`, measured with EXPLAIN (ANALYZE) in a FRESH backend
 // (a new connection per measurement: a backend that has never read the lock table or
 // pg_stat_activity must fault all of it in, as dbdoctor's one-shot session does), on the bench's
 // incident (scripts/bench-incident.js), for each PostgreSQL major given. Prints a table of median
 // execution (and planning) times; needs `npm run build` first (the SQL comes from dist/).
+// With --queue: instead of the incident, one lock queue per step (a holder of ACCESS EXCLUSIVE on
+// a table and N sessions queued for it), and for pg_blocking_pids() as read before issue 22 and
+// `locks`' statement now: server time and the bytes of blocker lists sent.
 //
 // Every server is started by this script on 127.0.0.1 and stopped by its handle; the incident's
 // sessions end with it (and by their own timeouts if the script is killed hard).
@@ -13,14 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { buildIncident, planIncident, releaseClients } from './bench-incident.js';
+import { buildIncident, inParallel, planIncident, releaseClients } from './bench-incident.js';
 
 const SCALES = {
   full: { sessions: 1500, locks: 20_000, waiters: 400, maxConnections: 2000 },
   small: { sessions: 50, locks: 500, waiters: 20, maxConnections: 200 },
 };
 
-const { values: opts } = parseArgs({ options: { major: { type: 'string', default: '14,18' }, scale: { type: 'string', default: 'full' }, runs: { type: 'string', default: '5' } } });
+const { values: opts } = parseArgs({ options: { major: { type: 'string', default: '14,18' }, scale: { type: 'string', default: 'full' }, runs: { type: 'string', default: '5' }, queue: { type: 'string' } } });
 const SCALE = SCALES[opts.scale];
 if (!SCALE) throw new Error(`unknown --scale ${opts.scale}`);
 const RUNS = Math.max(1, Math.min(50, Number(opts.runs) || 5));
@@ -74,6 +77,69 @@ async function explainOnce(conn, sql) {
   } finally {
     await c.end().catch(() => undefined);
   }
+}
+
+async function queueSteps(major, steps) {
+  const { startServer } = await import('../dist/db/embedded.js');
+  const max = Math.max(...steps);
+  const server = await startServer({ major, settings: { max_connections: max + 50, shared_buffers: '64MB' }, onProgress: say });
+  const conn = { host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'postgres' };
+  const clients = [];
+  const rows = [];
+  try {
+    const control = new pg.Client({ ...conn, application_name: 'bench-control' });
+    clients.push(control);
+    await control.connect();
+    const v = (await control.query("SELECT current_setting('server_version_num')::int AS v")).rows[0].v;
+    const locksSql = activityRead({ serverVersionNum: v, target: { dbname: 'postgres' } }, { scope: 'blocking', queryChars: 1000, lockDetail: 'targeted' }).statements[0];
+    const oldSql = "SELECT pid, array_to_string(pg_blocking_pids(pid), ',') AS blocked_by FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+    for (const n of steps) {
+      await control.query('DROP TABLE IF EXISTS q; CREATE TABLE q (id int)');
+      const holder = new pg.Client({ ...conn, application_name: 'bench-holder' });
+      clients.push(holder);
+      await holder.connect();
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE q IN ACCESS EXCLUSIVE MODE');
+      const waiters = [];
+      await inParallel(n, 16, async () => {
+        const c = new pg.Client({ ...conn, application_name: 'bench-queued', options: '-c statement_timeout=600000' });
+        c.on('error', () => undefined);
+        clients.push(c);
+        waiters.push(c);
+        await c.connect();
+        c.query('LOCK TABLE q IN ACCESS EXCLUSIVE MODE').catch(() => undefined);
+      });
+      for (let i = 0; i < 600; i++) {
+        const { rows: r } = await control.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'bench-queued' AND wait_event_type = 'Lock'");
+        if (r[0].n === n) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      for (const [id, sql] of [['pg_blocking_pids, full lists (before)', oldSql], ['locks now (one edge per waiter)', locksSql]]) {
+        const runs = [];
+        for (let i = 0; i < RUNS; i++) runs.push((await explainOnce(conn, sql)).exec);
+        const { rows: got } = await control.query(sql);
+        const bytes = got.reduce((a, r) => a + (r.blocked_by ? String(r.blocked_by).length : 0), 0);
+        const row = { major: server.major, waiters: n, id, exec_ms: median(runs), blocker_bytes: bytes };
+        rows.push(row);
+        say(`  PG${server.major} queue ${n}: ${id}: ${row.exec_ms.toFixed(1)} ms, ${bytes} bytes of blocker lists`);
+      }
+      await control.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('bench-queued', 'bench-holder')");
+    }
+  } finally {
+    await server.stop('fast').catch(() => undefined);
+    await releaseClients(clients);
+  }
+  return rows;
+}
+
+if (opts.queue) {
+  const steps = opts.queue.split(',').map(Number);
+  const all = [];
+  for (const major of majors) all.push(...(await queueSteps(major, steps)));
+  const lines = ['| PostgreSQL | waiters in one queue | read | server ms | bytes of blocker lists |', '|---|---:|---|---:|---:|'];
+  for (const r of all) lines.push(`| ${r.major} | ${r.waiters} | ${r.id} | ${r.exec_ms.toFixed(1)} | ${r.blocker_bytes} |`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.exit(0);
 }
 
 const out = [];

@@ -25,7 +25,10 @@ export interface LockNode {
   root: number | null;
   /** The session it is shown under: the blocker nearest the root (null for a root or a cycle member). */
   blocked_by: number | null;
-  /** Every session it waits for (pg_blocking_pids(), parallel workers folded into their leaders). */
+  /**
+   * The sessions it waits for (pg_blocking_pids(), parallel workers folded into their leaders): as
+   * `locks` reads them, the holders and only the waiter just ahead of it in its queue (src/db/sql/activity.ts).
+   */
   blockers: number[];
   /** Steps from its root (0 for the root itself; null in or behind a lock cycle). */
   depth: number | null;

@@ -12,7 +12,7 @@ import { readActivity } from '../../src/db/sql/activity.js';
 import type { Target } from '../../src/core/target.js';
 import { envelope } from '../../src/render/json.js';
 import { renderLocks } from '../../src/render/locks.js';
-import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, sorted, waitForState } from '../support/incidents.js';
 import { expectValidLocksDoc } from '../support/schemas.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 import { Chalk } from 'chalk';
@@ -162,6 +162,54 @@ describe('runLocks', () => {
       expect(under.map((n) => n.pid).sort((a, b) => a - b)).toEqual(pids);
       expect(under.every((n) => n.depth === 1 && n.behind === 0)).toBe(true);
       expect(r.waiting).toBe(5);
+    });
+  });
+
+  test('a lock queue is read as holder plus one edge per waiter (the waiter just ahead), its position known; a chain keeps its hard edges', async () => {
+    const s = server();
+    const t = await table(s);
+    const u = await table(s);
+    await withClients(s, 12, 'queue-model', async ([holder, chainRoot, chainMid, chainEnd, ...queue]) => {
+      await holder!.query('BEGIN');
+      await holder!.query(`LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      for (const w of queue) {
+        w.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`).catch(() => undefined);
+        await waitForState(s, [pidOf(w)], 'active', 'Lock');
+      }
+      // A chain: chainMid holds u and waits behind chainRoot's advisory lock; chainEnd waits for u.
+      await chainRoot!.query('SELECT pg_advisory_lock(4545)');
+      await chainMid!.query('BEGIN');
+      await chainMid!.query(`LOCK TABLE ${u} IN ACCESS EXCLUSIVE MODE`);
+      chainMid!.query('SELECT pg_advisory_lock(4545)').catch(() => undefined);
+      await waitForState(s, [pidOf(chainMid!)], 'active', 'Lock');
+      chainEnd!.query(`SELECT count(*) FROM ${u}`).catch(() => undefined);
+      await waitForState(s, [pidOf(chainEnd!)], 'active', 'Lock');
+
+      const full = await s.sql<{ pid: number; n: number }>('SELECT pid, cardinality(pg_blocking_pids(pid))::int AS n FROM pg_stat_activity WHERE pid = ANY($1)', [queue.map(pidOf)]);
+      // pg_blocking_pids() lists every waiter ahead: 1 + 2 + ... + 8 holders-and-waiters.
+      expect(full.reduce((a, r) => a + r.n, 0)).toBe((queue.length * (queue.length + 1)) / 2);
+
+      const snap = await withSession(target(s), {}, (session) => readActivity(session, { scope: 'blocking', queryChars: 100 }));
+      const row = (c: pg.Client) => snap.rows.find((r) => r.pid === pidOf(c))!;
+      queue.forEach((w, i) => {
+        const ahead = i === 0 ? null : pidOf(queue[i - 1]!);
+        expect(row(w).blocked_by).toEqual([pidOf(holder!), ...(ahead === null ? [] : [ahead])].sort((a, b) => a - b));
+        expect(row(w).lock_queue).toEqual({ ahead, position: i });
+      });
+      // chainEnd waits for a lock chainMid holds: a hard edge, though chainMid waits too.
+      expect(row(chainEnd!)).toMatchObject({ blocked_by: [pidOf(chainMid!)], lock_queue: { ahead: null, position: 0 } });
+      expect(row(chainMid!)).toMatchObject({ blocked_by: [pidOf(chainRoot!)], lock_queue: { ahead: null, position: 0 } });
+
+      // The report is the same as from the full lists: one root, everyone under it, nothing behind.
+      const r = await locks(target(s));
+      const root = r.roots.find((x) => x.pid === pidOf(holder!))!;
+      expect(root.blocks_all).toEqual(sorted(queue.map(pidOf)));
+      const under = r.nodes.filter((n) => n.root === root.pid && n.blocked_by === root.pid);
+      expect(sorted(under.map((n) => n.pid))).toEqual(sorted(queue.map(pidOf)));
+      const chain = r.roots.find((x) => x.pid === pidOf(chainRoot!))!;
+      expect(chain.blocks_all).toEqual(sorted([pidOf(chainMid!), pidOf(chainEnd!)]));
+      expect(r.nodes.find((n) => n.pid === pidOf(chainEnd!))).toMatchObject({ blocked_by: pidOf(chainMid!), depth: 2 });
+      await chainRoot!.query('SELECT pg_advisory_unlock_all()');
     });
   });
 
