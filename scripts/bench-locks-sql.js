@@ -6,17 +6,20 @@
 // incident (scripts/bench-incident.js), for each PostgreSQL major given. Prints a table of median
 // execution (and planning) times; needs `npm run build` first (the SQL comes from dist/).
 // With --queue: instead of the incident, one lock queue per step (a holder of ACCESS EXCLUSIVE on
-// a table and N sessions queued for it), and for pg_blocking_pids() as read before issue 22 and
-// `locks`' statement now: server time and the bytes of blocker lists sent.
+// a table and N sessions queued for it): `locks`' statement's server time, the pids
+// pg_blocking_pids() returns (N^2/2), and `dbdoctor locks --json`'s wall time, output and edges.
 //
 // Every server is started by this script on 127.0.0.1 and stopped by its handle; the incident's
 // sessions end with it (and by their own timeouts if the script is killed hard).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { buildIncident, inParallel, planIncident, releaseClients } from './bench-incident.js';
+
+const BIN = new URL('../bin/dbdoctor.cjs', import.meta.url).pathname;
 
 const SCALES = {
   full: { sessions: 1500, locks: 20_000, waiters: 400, maxConnections: 2000 },
@@ -88,6 +91,7 @@ async function queueSteps(major, steps) {
   const rows = [];
   try {
     const control = new pg.Client({ ...conn, application_name: 'bench-control' });
+    control.on('error', () => undefined);
     clients.push(control);
     await control.connect();
     const v = (await control.query("SELECT current_setting('server_version_num')::int AS v")).rows[0].v;
@@ -96,6 +100,7 @@ async function queueSteps(major, steps) {
     for (const n of steps) {
       await control.query('DROP TABLE IF EXISTS q; CREATE TABLE q (id int)');
       const holder = new pg.Client({ ...conn, application_name: 'bench-holder' });
+      holder.on('error', () => undefined);
       clients.push(holder);
       await holder.connect();
       await holder.query('BEGIN');
@@ -107,23 +112,39 @@ async function queueSteps(major, steps) {
         clients.push(c);
         waiters.push(c);
         await c.connect();
-        c.query('LOCK TABLE q IN ACCESS EXCLUSIVE MODE').catch(() => undefined);
+        c.query('BEGIN; LOCK TABLE q IN ACCESS EXCLUSIVE MODE').catch(() => undefined);
       });
       for (let i = 0; i < 600; i++) {
         const { rows: r } = await control.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'bench-queued' AND wait_event_type = 'Lock'");
         if (r[0].n === n) break;
         await new Promise((res) => setTimeout(res, 100));
       }
-      for (const [id, sql] of [['pg_blocking_pids, full lists (before)', oldSql], ['locks now (one edge per waiter)', locksSql]]) {
-        const runs = [];
-        for (let i = 0; i < RUNS; i++) runs.push((await explainOnce(conn, sql)).exec);
-        const { rows: got } = await control.query(sql);
-        const bytes = got.reduce((a, r) => a + (r.blocked_by ? String(r.blocked_by).length : 0), 0);
-        const row = { major: server.major, waiters: n, id, exec_ms: median(runs), blocker_bytes: bytes };
-        rows.push(row);
-        say(`  PG${server.major} queue ${n}: ${id}: ${row.exec_ms.toFixed(1)} ms, ${bytes} bytes of blocker lists`);
+      const runs = [];
+      for (let i = 0; i < RUNS; i++) runs.push((await explainOnce(conn, locksSql)).exec);
+      const { rows: got } = await control.query(oldSql);
+      const pids = got.reduce((a, r) => a + (r.blocked_by ? String(r.blocked_by).split(',').length : 0), 0);
+      // dbdoctor locks --json against the queue: wall, output, and the edges it reports
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', PGHOST: server.host, PGPORT: String(server.port), PGUSER: 'postgres', PGPASSWORD: server.password, PGDATABASE: 'postgres', NO_COLOR: '1' };
+      const walls = [];
+      let doc = null;
+      let bytes = 0;
+      for (let i = 0; i < RUNS; i++) {
+        const t0 = performance.now();
+        const r = spawnSync(process.execPath, [BIN, 'locks', '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 30, timeout: 120_000 });
+        walls.push(performance.now() - t0);
+        bytes = Buffer.byteLength(r.stdout ?? '');
+        doc = JSON.parse(r.stdout);
       }
+      const edges = doc.report.nodes.reduce((a, nd) => a + nd.blockers.length, 0);
+      const row = { major: server.major, waiters: n, exec_ms: median(runs), pids_read: pids, wall_ms: median(walls), out_bytes: bytes, edges };
+      rows.push(row);
+      say(`  PG${server.major} queue ${n}: server ${row.exec_ms.toFixed(1)} ms, ${pids} pids read, locks --json ${row.wall_ms.toFixed(0)} ms, ${bytes} bytes, ${edges} edges in nodes[].blockers`);
       await control.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('bench-queued', 'bench-holder')");
+      for (let i = 0; i < 100; i++) {
+        const { rows: r } = await control.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name IN ('bench-queued', 'bench-holder')");
+        if (r[0].n === 0) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
     }
   } finally {
     await server.stop('fast').catch(() => undefined);
@@ -136,8 +157,8 @@ if (opts.queue) {
   const steps = opts.queue.split(',').map(Number);
   const all = [];
   for (const major of majors) all.push(...(await queueSteps(major, steps)));
-  const lines = ['| PostgreSQL | waiters in one queue | read | server ms | bytes of blocker lists |', '|---|---:|---|---:|---:|'];
-  for (const r of all) lines.push(`| ${r.major} | ${r.waiters} | ${r.id} | ${r.exec_ms.toFixed(1)} | ${r.blocker_bytes} |`);
+  const lines = ['| PostgreSQL | waiters in one queue | server ms | pids pg_blocking_pids() returns | `locks --json` ms | output bytes | edges in nodes[].blockers |', '|---|---:|---:|---:|---:|---:|---:|'];
+  for (const r of all) lines.push(`| ${r.major} | ${r.waiters} | ${r.exec_ms.toFixed(1)} | ${r.pids_read} | ${r.wall_ms.toFixed(0)} | ${r.out_bytes} | ${r.edges} |`);
   process.stdout.write(`${lines.join('\n')}\n`);
   process.exit(0);
 }

@@ -41,14 +41,6 @@ export interface SessionRow {
   wait_lock: { locktype: string; mode: string; relation: string | null; wait_ms: number | null } | null;
   /** This is dbdoctor's own session. */
   is_self: boolean;
-  /**
-   * For lock waiters, when read with the blocking chains (`locks`): its place in a lock queue.
-   * `ahead`: the waiter just ahead of it in the same queue (a soft edge: it waits behind that
-   * request, not for a lock that one holds), null when it is first or only waits for holders;
-   * `position`: how many waiters of the same queue are ahead of it (0 with none). Its
-   * `blocked_by` then holds the holders (hard edges) and `ahead`, not every waiter ahead.
-   */
-  lock_queue?: { ahead: number | null; position: number } | null;
 }
 
 export interface PreparedXact {

@@ -6,6 +6,7 @@
 import { describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
 import { runLocks } from '../../src/commands/locks.js';
+import { blockingEdges, lockQueues } from '../../src/core/blocking.js';
 import { type LocksReport, locksReport } from '../../src/core/locks.js';
 import { withSession } from '../../src/db/session.js';
 import { readActivity } from '../../src/db/sql/activity.js';
@@ -165,7 +166,7 @@ describe('runLocks', () => {
     });
   });
 
-  test('a lock queue is read as holder plus one edge per waiter (the waiter just ahead), its position known; a chain keeps its hard edges', async () => {
+  test('a lock queue is modelled as holder plus one edge per waiter (the waiter just ahead), each with its position; a chain keeps its hard edges', async () => {
     const s = server();
     const t = await table(s);
     const u = await table(s);
@@ -190,15 +191,18 @@ describe('runLocks', () => {
       expect(full.reduce((a, r) => a + r.n, 0)).toBe((queue.length * (queue.length + 1)) / 2);
 
       const snap = await withSession(target(s), {}, (session) => readActivity(session, { scope: 'blocking', queryChars: 100 }));
-      const row = (c: pg.Client) => snap.rows.find((r) => r.pid === pidOf(c))!;
+      const queues = lockQueues(snap.rows);
+      const place = (c: pg.Client) => queues.get(pidOf(c))!;
       queue.forEach((w, i) => {
         const ahead = i === 0 ? null : pidOf(queue[i - 1]!);
-        expect(row(w).blocked_by).toEqual([pidOf(holder!), ...(ahead === null ? [] : [ahead])].sort((a, b) => a - b));
-        expect(row(w).lock_queue).toEqual({ ahead, position: i });
+        expect(place(w)).toEqual({ blockers: [pidOf(holder!), ...(ahead === null ? [] : [ahead])], ahead, position: i });
       });
       // chainEnd waits for a lock chainMid holds: a hard edge, though chainMid waits too.
-      expect(row(chainEnd!)).toMatchObject({ blocked_by: [pidOf(chainMid!)], lock_queue: { ahead: null, position: 0 } });
-      expect(row(chainMid!)).toMatchObject({ blocked_by: [pidOf(chainRoot!)], lock_queue: { ahead: null, position: 0 } });
+      expect(place(chainEnd!)).toEqual({ blockers: [pidOf(chainMid!)], ahead: null, position: 0 });
+      expect(place(chainMid!)).toEqual({ blockers: [pidOf(chainRoot!)], ahead: null, position: 0 });
+      // The edges are the queues': one per waiter behind the first, plus the holder.
+      const edges = blockingEdges(snap);
+      expect(queue.reduce((a, w) => a + edges.get(pidOf(w))!.size, 0)).toBe(2 * queue.length - 1);
 
       // The report is the same as from the full lists: one root, everyone under it, nothing behind.
       const r = await locks(target(s));

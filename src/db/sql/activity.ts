@@ -50,10 +50,7 @@ export interface ActivityOptions {
  */
 export type LockDetail = 'none' | 'targeted' | 'full';
 
-interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by' | 'lock_queue'> {
-  /** With the blocking CTEs: the soft edge and the place in the queue (see BLOCKING_CTES). */
-  queue_ahead?: number | null;
-  queue_position?: number | null;
+interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
   blocked_by: string | null;
   /** The wl_* columns come with lock detail only. */
@@ -80,47 +77,9 @@ const SA_COLUMNS = `pid, leader_pid, backend_type, datid, datname, usename, uses
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
 
-/**
- * Lock queues, read linearly. pg_blocking_pids() lists, for a waiter, the holders it waits for AND
- * every earlier waiter in the same queue whose request conflicts: a queue of N waiters is N^2/2
- * pids. The statement keeps, per waiter, its blockers minus the waiters that already block the
- * waiter just ahead of it (which stays): those are reached through it, so who waits behind whom,
- * the roots, the trees, the counts behind each session and the cycles are unchanged, and a queue
- * comes back as holders plus one edge per waiter.
- *
- * "Just ahead" (`ahead`, the soft edge): among the waiters it lists, the one with the longest list
- * shorter than its own, taken only when everything that blocks that one blocks it too (then they
- * queue for the same lock; a waiter that holds the lock it waits behind, in a chain, is not taken,
- * and stays a hard edge). `queue_position`: 1 + the waiters ahead of it that this drops (0 when it
- * has no verified predecessor: the first in its queue, or only hard edges). Every step is a hash
- * join or a grouping over the pairs pg_blocking_pids() returned, never a per-pair array search.
- */
 const BLOCKING_CTES = `,
   sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity),
-  bp0 AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS b FROM sa WHERE wait_event_type = 'Lock'),
-  pairs AS MATERIALIZED (SELECT DISTINCT w.pid AS w, x.pid AS x FROM bp0 w CROSS JOIN LATERAL unnest(w.b) AS x(pid)),
-  sized AS MATERIALIZED (SELECT w AS pid, count(*)::int AS n FROM pairs GROUP BY w),
-  cand AS MATERIALIZED (
-    SELECT DISTINCT ON (p.w) p.w, p.x AS ahead, q.n AS an
-      FROM pairs p JOIN sized q ON q.pid = p.x JOIN sized me ON me.pid = p.w
-     WHERE q.n < me.n
-     ORDER BY p.w, q.n DESC, p.x),
-  ver AS MATERIALIZED (
-    SELECT c.w, c.ahead FROM cand c
-      JOIN pairs pa ON pa.w = c.ahead
-      JOIN pairs pw ON pw.w = c.w AND pw.x = pa.x
-     GROUP BY c.w, c.ahead, c.an HAVING count(*) = c.an),
-  dropped AS MATERIALIZED (
-    SELECT pw.w, pw.x FROM ver v
-      JOIN pairs pw ON pw.w = v.w
-      JOIN pairs pa ON pa.w = v.ahead AND pa.x = pw.x
-      JOIN sized q ON q.pid = pw.x),
-  kept AS (SELECT w, array_agg(x ORDER BY x) AS b FROM (SELECT w, x FROM pairs EXCEPT SELECT w, x FROM dropped) k GROUP BY w),
-  dcount AS (SELECT w, count(*)::int AS k FROM dropped GROUP BY w),
-  bp AS MATERIALIZED (
-    SELECT b0.pid, coalesce(k.b, '{}'::int[]) AS blocked_by, v.ahead AS queue_ahead,
-           CASE WHEN v.ahead IS NULL THEN 0 ELSE 1 + coalesce(dc.k, 0) END AS queue_position
-      FROM bp0 b0 LEFT JOIN kept k ON k.w = b0.pid LEFT JOIN ver v ON v.w = b0.pid LEFT JOIN dcount dc ON dc.w = b0.pid)`;
+  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock')`;
 
 /**
  * When pg_locks is read at all: 'full' whenever someone waits; 'targeted' only when a waiter waits
@@ -188,7 +147,7 @@ SELECT a.pid,
        ${ms('a.state_change')} AS state_age_ms,${viewOnly('a.query_id::text', 'query_id')}
        left(a.query, ${queryChars}) AS query,
        array_to_string(${withBp ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
-       (a.pid = pg_backend_pid()) AS is_self,${withBp ? '\n       bp.queue_ahead,\n       bp.queue_position,' : ''}
+       (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
        current_database()::text AS database${detail !== 'none' ? DETAIL_COLUMNS : ''}
   FROM ${withBp ? 'sa' : 'pg_stat_activity'} a
@@ -241,7 +200,6 @@ function toSessionRow(r: Row, derive: boolean): SessionRow {
     query: r.query,
     blocked_by: pidList(r.blocked_by),
     is_self: r.is_self,
-    ...(r.queue_position !== undefined ? { lock_queue: r.queue_position === null ? null : { ahead: r.queue_ahead ?? null, position: r.queue_position } } : {}),
     wait_lock: r.wl_locktype
       ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null }
       : derive && r.wait_event_type === 'Lock'
