@@ -115,14 +115,21 @@ export interface QueuePlace {
  * pid waits just behind that one in the same queue (`ahead`); it then keeps the hard blockers of
  * the one ahead plus the one ahead, and the rest of the queue is reached through it. Anything else
  * (the first in a queue, a chain where the holder itself waits, modes that do not all conflict,
- * lists read at different instants) keeps its whole list. Who waits behind whom, transitively, is
+ * lists read at different instants) keeps its whole list; where pg_locks was read, the waiters at the
+ * end of such a list that wait on the same relation are still told apart as queued ahead of it (the
+ * readers behind a migration's ACCESS EXCLUSIVE request wait for that request, not for a lock it
+ * holds: the soft edge the DDL-queue finding is about). Who waits behind whom, transitively, is
  * unchanged, and so are the roots, the trees (each waiter still hangs under the holder) and the
  * cycles; a queue becomes holders plus one edge per waiter. The comparison is one pass over the
  * list read, and waiters are taken shortest list first, so the one ahead is always done before.
  */
 export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace> {
   const lists = new Map<number, number[]>();
-  for (const r of rows) if (r.blocked_by && r.blocked_by.length > 0) lists.set(r.pid, r.blocked_by);
+  const byPid = new Map<number, SessionRow>();
+  for (const r of rows) {
+    byPid.set(r.pid, r);
+    if (r.blocked_by && r.blocked_by.length > 0) lists.set(r.pid, r.blocked_by);
+  }
   const order = [...lists.keys()].sort((a, b) => lists.get(a)!.length - lists.get(b)!.length || a - b);
   const out = new Map<number, QueuePlace>();
   for (const w of order) {
@@ -135,11 +142,23 @@ export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace>
     if (same) {
       const hard = prev!.ahead === null ? prev!.blockers : prev!.blockers.slice(0, -1);
       out.set(w, { blockers: [...hard, p], ahead: p, position: prev!.position + 1 });
-    } else {
-      out.set(w, { blockers: list, ahead: null, position: 0 });
+      continue;
     }
+    // Its list does not extend the last one's (its mode may not conflict with the holders', as a
+    // reader queued behind a migration's ACCESS EXCLUSIVE). When pg_locks was read, the waiters at
+    // the end of its list waiting on the same relation are queued ahead of it all the same.
+    let soft = 0;
+    while (soft < list.length && sameRelationWait(byPid.get(w), byPid.get(list[list.length - 1 - soft]!))) soft++;
+    out.set(w, { blockers: list, ahead: soft > 0 ? p : null, position: soft });
   }
   return out;
+}
+
+/** Both wait for a lock on the same relation (known only when pg_locks was read). */
+function sameRelationWait(a: SessionRow | undefined, b: SessionRow | undefined): boolean {
+  const x = a?.wait_lock;
+  const y = b?.wait_lock;
+  return !!x && !!y && x.relation !== null && x.locktype === 'relation' && y.locktype === 'relation' && x.relation === y.relation;
 }
 
 /** Edges waiter -> blockers (the lock queues' edges), parallel workers folded into their leaders, self-edges dropped. */

@@ -48,4 +48,21 @@ describe('lockQueues', () => {
     expect(lockQueues(apart).get(102)).toEqual({ blockers: [1, 100, 101], ahead: null, position: 0 });
     expect(buildBlockingReport(snapshot(apart)).roots.map((r) => r.pid)).toEqual([1, 5]);
   });
+
+  test('readers queued behind a migration: a soft edge when the lock detail says they wait on the same relation, a hard one otherwise', () => {
+    const lock = (mode: string) => ({ locktype: 'relation', mode, relation: 'orders', wait_ms: null });
+    const rows = [
+      sessionRow({ pid: 1, state: 'idle in transaction' }),
+      { ...waiter(10, [1]), wait_lock: lock('AccessExclusiveLock') },
+      { ...waiter(20, [10]), wait_lock: lock('AccessShareLock') },
+      { ...waiter(21, [10]), wait_lock: lock('AccessShareLock') },
+    ];
+    const q = lockQueues(rows);
+    expect(q.get(10)).toEqual({ blockers: [1], ahead: null, position: 0 });
+    expect(q.get(20)).toEqual({ blockers: [10], ahead: 10, position: 1 });
+    // without lock detail the same lists say nothing more: kept as they are, hard
+    const bare = rows.map((r) => ({ ...r, wait_lock: null }));
+    expect(lockQueues(bare).get(21)).toEqual({ blockers: [10], ahead: null, position: 0 });
+    expect(buildBlockingReport(snapshot(rows)).roots[0]!.tree.children[0]!.children.map((c) => c.pid)).toEqual([20, 21]);
+  });
 });
