@@ -351,10 +351,11 @@ async function runSubject(subject, { env, rss = false, keepStdout = false, nodeF
 // ---------------------------------------------------------------------------------------------
 // host figures: what every ratio here depends on, measured on this host in this run
 
-// One byte written per 4 KiB page of a fresh 256 MiB buffer: the cost of faulting in a new page
+// One byte written per 4 KiB page of a fresh buffer: the cost of faulting in a new page
 // (a VM with expensive page faults makes every fresh process and backend slower).
-const PAGE_PROBE =
-  'const n=256*1024*1024;const t0=process.hrtime.bigint();const b=Buffer.allocUnsafeSlow(n);for(let i=0;i<n;i+=4096)b[i]=1;process.stdout.write(String(Number(process.hrtime.bigint()-t0)/(n/4096)/1000))';
+// 256 MiB at full scale, 32 MiB for the CI smoke test (where a slow host would spend seconds on it).
+const pageProbe = (mib) =>
+  `const n=${mib}*1024*1024;const t0=process.hrtime.bigint();const b=Buffer.allocUnsafeSlow(n);for(let i=0;i<n;i+=4096)b[i]=1;process.stdout.write(String(Number(process.hrtime.bigint()-t0)/(n/4096)/1000))`;
 
 async function hostFigures(env, psql) {
   const node = [];
@@ -364,7 +365,7 @@ async function hostFigures(env, psql) {
     node.push((await runProcess(NODE, ['-e', '0'], { env })).ms);
     if (psql) select1.push((await runProcess(psql, ['-X', '-q', '-A', '-t', '-c', 'select 1'], { env })).ms);
     if (i < 3) {
-      const r = await runProcess(NODE, ['-e', PAGE_PROBE], { env, keepStdout: true });
+      const r = await runProcess(NODE, ['-e', pageProbe(FULL ? 256 : 32)], { env, keepStdout: true });
       const us = Number(r.stdout);
       if (Number.isFinite(us)) page.push(us);
     }
