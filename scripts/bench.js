@@ -4,9 +4,13 @@
 //
 //   npm run bench                       full scale: 1,500 sessions, 20,000 locks, 400 waiters, 7 runs
 //   npm run bench -- --scale small      CI smoke test: 50 sessions, 500 locks, 20 waiters, 3 runs
-//   options: --runs N, --explain (EXPLAIN ANALYZE dbdoctor's SQL), --cpu-prof (profile each
-//            dbdoctor command once), --strict (exit 1 when a target is missed at full scale),
-//            --alt-bin PATH (time another build of bin/dbdoctor.cjs side by side, e.g. a prototype)
+//   npm run bench -- --scale 500,1500,3000   linearity: one incident per step (waiters 30% of the
+//                                       sessions), wall, server time, RSS, output and per-session cost
+//   options: --runs N, --explain (EXPLAIN ANALYZE each statement of dbdoctor's SQL, in a fresh
+//            backend), --cpu-prof (profile each dbdoctor command once), --strict (exit 1 when a
+//            target is missed at full scale), --terminate N (sessions for the terminate throughput
+//            subject; default 1,000 at full scale, 20 small, 0 to skip), --alt-bin PATH (time another
+//            build of bin/dbdoctor.cjs side by side, e.g. a prototype)
 //
 // It starts a throwaway server (dist/db/embedded.js), builds the incident with real sessions
 // (scripts/bench-incident.js), captures dbdoctor's SQL, connections, server-side time and rows from
@@ -23,7 +27,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { buildIncident, planIncident, releaseClients } from './bench-incident.js';
+import { buildIncident, inParallel, planIncident, releaseClients } from './bench-incident.js';
 import { connectionsIn, inlineParams, LOG_LINE_PREFIX, LogReader, parseEntries, statementsIn } from './bench-log.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -142,20 +146,29 @@ const { values: opts } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
     'alt-bin': { type: 'string' },
+    terminate: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
 });
 if (opts.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 8).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const scaleName = opts.scale ?? process.env.BENCH_SCALE ?? 'full';
-if (!(scaleName in SCALES)) {
-  say(`unknown --scale ${scaleName}: use full or small`);
+// A list of session counts (`--scale 500,1500,3000`): the linearity steps.
+const STEPS = /^\d+(,\d+)*$/.test(scaleName) ? scaleName.split(',').map(Number) : null;
+if (STEPS?.some((n) => n < 100 || n > 10_000)) {
+  say('--scale steps must be session counts from 100 to 10000, e.g. --scale 500,1500,3000');
   process.exit(64);
 }
-const SCALE = { ...SCALES[scaleName] };
+if (!STEPS && !(scaleName in SCALES)) {
+  say(`unknown --scale ${scaleName}: use full, small or a list of session counts (500,1500,3000)`);
+  process.exit(64);
+}
+const SCALE = STEPS
+  ? { ...SCALES.full, sessions: Math.max(...STEPS), runs: 3, budgetMs: 40 * 60_000 }
+  : { ...SCALES[scaleName] };
 if (opts.runs !== undefined) {
   const n = Number(opts.runs);
   if (!Number.isInteger(n) || n < 1 || n > 50) {
@@ -165,12 +178,17 @@ if (opts.runs !== undefined) {
   SCALE.runs = n;
 }
 const FULL = scaleName === 'full';
+const TERMINATE_N = opts.terminate !== undefined ? Number(opts.terminate) : FULL ? 1000 : 20;
+if (!Number.isInteger(TERMINATE_N) || TERMINATE_N < 0 || TERMINATE_N > 5000) {
+  say('--terminate must be a number of sessions from 0 to 5000');
+  process.exit(64);
+}
 
 // 1,500+ client sockets from this one process (plus the server's backends, which inherit this
 // limit): make sure the descriptor limit allows it, raising the soft limit by re-running under
 // `ulimit -n` when the hard limit permits.
 {
-  const need = SCALE.sessions + 256;
+  const need = SCALE.sessions + TERMINATE_N + 256;
   const lim = fdLimit();
   if (lim.soft < need) {
     if (process.env.BENCH_FD_RAISED || lim.hard < need) {
@@ -331,6 +349,115 @@ async function runSubject(subject, { env, rss = false, keepStdout = false, nodeF
 }
 
 // ---------------------------------------------------------------------------------------------
+// host figures: what every ratio here depends on, measured on this host in this run
+
+// One byte written per 4 KiB page of a fresh buffer: the cost of faulting in a new page
+// (a VM with expensive page faults makes every fresh process and backend slower).
+// 256 MiB at full scale, 32 MiB for the CI smoke test (where a slow host would spend seconds on it).
+const pageProbe = (mib) =>
+  `const n=${mib}*1024*1024;const t0=process.hrtime.bigint();const b=Buffer.allocUnsafeSlow(n);for(let i=0;i<n;i+=4096)b[i]=1;process.stdout.write(String(Number(process.hrtime.bigint()-t0)/(n/4096)/1000))`;
+
+async function hostFigures(env, psql) {
+  const node = [];
+  const select1 = [];
+  const page = [];
+  for (let i = 0; i < 5; i++) {
+    node.push((await runProcess(NODE, ['-e', '0'], { env })).ms);
+    if (psql) select1.push((await runProcess(psql, ['-X', '-q', '-A', '-t', '-c', 'select 1'], { env })).ms);
+    if (i < 3) {
+      const r = await runProcess(NODE, ['-e', pageProbe(FULL ? 256 : 32)], { env, keepStdout: true });
+      const us = Number(r.stdout);
+      if (Number.isFinite(us)) page.push(us);
+    }
+  }
+  const load = (() => {
+    try {
+      return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+    } catch {
+      return null;
+    }
+  })();
+  return { node_ms: median(node), psql_select1_ms: median(select1), fresh_page_us: median(page), loadavg: load };
+}
+
+function hostLine(h) {
+  if (!h) return 'host: not measured';
+  return `host: node -e 0 ${fmtMs(h.node_ms)} ms, psql select 1 ${fmtMs(h.psql_select1_ms)} ms, a fresh 4 KiB page ${h.fresh_page_us === null ? '-' : h.fresh_page_us.toFixed(2)} µs${h.loadavg ? `, load average ${h.loadavg.join(' ')}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// --explain: each statement of a captured text (dbdoctor sends reads that go together as one
+// simple-protocol text, statements joined by ';\n'), in a fresh backend each
+
+function splitStatements(text) {
+  return text
+    .split(/;\s*\n/)
+    .map((q) => q.trim().replace(/;$/, ''))
+    .filter((q) => q.length > 0);
+}
+
+async function explainFresh(conn, sql) {
+  const c = new pg.Client({ ...conn, application_name: 'bench-explain' });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    await c.query('SET statement_timeout = 120000');
+    const { rows } = await c.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`);
+    const plan = rows[0]['QUERY PLAN'][0];
+    return { sql: sql.replace(/\s+/g, ' ').slice(0, 120), execution_ms: plan['Execution Time'], planning_ms: plan['Planning Time'], plan: plan.Plan };
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// terminate throughput: N idle-in-transaction sessions, one `dbdoctor terminate --yes` run
+
+async function terminateThroughput({ control, conn, env, n }) {
+  const clients = [];
+  try {
+    const t0 = Date.now();
+    await inParallel(n, 16, async () => {
+      const c = new pg.Client({ ...conn, application_name: 'bench-victim', options: '-c idle_in_transaction_session_timeout=600000' });
+      c.on('error', () => undefined);
+      clients.push(c);
+      await c.connect();
+      await c.query('BEGIN');
+      await c.query('SELECT 1');
+    }, controller.signal);
+    const ready = (await control.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'bench-victim' AND state = 'idle in transaction'")).rows[0].n;
+    say(`terminate subject: ${ready} idle-in-transaction sessions opened in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const audit = join(state.tmp, `audit-${randomBytes(4).toString('hex')}.jsonl`);
+    const r = await runSubject(
+      { steps: [{ cmd: NODE, args: [BIN, 'terminate', '--app', 'bench-victim', '--state', 'idle in transaction', '--yes', '--json', '--max', String(n), '--audit-log', audit, '--lock-file', join(state.tmp, 'terminate.lock')] }] },
+      { env, rss: true, keepStdout: true },
+    );
+    let counts = null;
+    try {
+      counts = JSON.parse(r.stdout).report.counts;
+    } catch {
+      note(`terminate did not print one JSON document (exit ${r.codes.join(',')}): ${r.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+    }
+    const lines = existsSync(audit) ? readFileSync(audit, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+    const left = (await control.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'bench-victim'")).rows[0].n;
+    return {
+      sessions: ready,
+      ms: Math.round(r.ms),
+      per_session_ms: ready ? Math.round((r.ms / ready) * 100) / 100 : null,
+      sessions_per_s: r.ms ? Math.round((ready / r.ms) * 1000) : null,
+      exit_codes: r.codes,
+      counts,
+      audit_intents: lines.filter((l) => l.event === 'intent').length,
+      audit_outcomes: lines.filter((l) => l.event === 'outcome').length,
+      left_after: left,
+      peak_rss_kb: r.peakKb,
+    };
+  } finally {
+    await releaseClients(clients);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // the benchmark
 
 const results = {
@@ -428,6 +555,8 @@ async function main() {
   results.versions.check_postgres = checkPostgres ? versionOf(checkPostgres) : null;
   if (!psql) note('psql not found: the floor (node -e 0 + psql running the same SQL) and the seed self-join are skipped (apt-get install postgresql-client)');
   if (!checkPostgres) note('check_postgres not found: the check_postgres comparison is skipped (apt-get install check-postgres)');
+  results.host = await hostFigures(env, psql);
+  say(hostLine(results.host));
 
   const help = await runProcess(NODE, [BIN, '--help'], { env, keepStdout: true });
   const available = new Set();
@@ -562,14 +691,22 @@ async function main() {
   }
 
   if (opts.explain) {
+    await setLogging(false);
+    const conn = { host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'postgres' };
     for (const s of subjects.filter((x) => x.command)) {
       const plans = [];
-      for (const q of results.subjects[s.id].sql ?? []) {
-        if (!/^\s*(SELECT|WITH)\b/i.test(q) || /;\s*\S/.test(q)) continue;
-        const { rows } = await control.query(`EXPLAIN (ANALYZE, BUFFERS) ${q}`);
-        plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
+      for (const text of results.subjects[s.id].sql ?? []) {
+        for (const q of splitStatements(text)) {
+          if (!/^(SELECT|WITH)\b/i.test(q)) continue;
+          try {
+            plans.push(await explainFresh(conn, q));
+          } catch (e) {
+            plans.push({ sql: q.replace(/\s+/g, ' ').slice(0, 120), error: e.message });
+          }
+        }
       }
       results.subjects[s.id].explain = plans;
+      say(`explain ${s.id}: ${plans.map((x) => (x.error ? `error (${x.error})` : `${x.execution_ms.toFixed(1)} ms`)).join(' + ') || 'no statement'}`);
     }
   }
   await setLogging(false);
@@ -635,8 +772,132 @@ async function main() {
     out.min_ms = out.runs_ms.length ? Math.min(...out.runs_ms) : null;
     out.max_ms = out.runs_ms.length ? Math.max(...out.runs_ms) : null;
   }
+  // --- terminate throughput (destructive, so last): the incident's own sessions are ended first
+  // (they are this script's), then N idle-in-transaction sessions, then one `terminate --yes`.
+  if (TERMINATE_N > 0 && !controller.signal.aborted) {
+    await control.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'bench-%' AND application_name NOT IN ('bench-control') AND pid <> pg_backend_pid()");
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await control.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'bench-%' AND application_name <> 'bench-control'");
+      if (rows[0].n === 0) break;
+      await sleep(100);
+    }
+    results.terminate = await terminateThroughput({ control, conn: { host: server.host, port: server.port, user: 'bench_app', password: appPassword, database: 'postgres' }, env, n: TERMINATE_N });
+    say(`terminate: ${results.terminate.sessions} sessions in ${results.terminate.ms} ms (${results.terminate.sessions_per_s}/s), ${JSON.stringify(results.terminate.counts)}`);
+  }
   results.duration_s = Math.round((Date.now() - t0) / 1000);
   evaluateTargets(commands.map((c) => c.id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// --scale 500,1500,3000: linearity. One incident per step (waiters 30% of the sessions, advisory
+// locks 13x), on a fresh server each; diagnose and locks captured once (server time from the log,
+// output size, peak RSS) and timed 3 times; per-session (and for locks per-waiter) costs.
+
+async function mainScaling() {
+  const t0 = Date.now();
+  state.tmp = mkdtempSync(join(tmpdir(), 'dbdoctor-bench-'));
+  const home = join(state.tmp, 'home');
+  mkdirSync(home);
+  const { startServer } = await import('../dist/db/embedded.js');
+  const psql = findExecutable(['psql']);
+  results.steps = [];
+  for (const n of STEPS) {
+    if (controller.signal.aborted || Date.now() > t0 + SCALE.budgetMs) break;
+    const plan = planIncident({ sessions: n, locks: Math.round((n * 40) / 3), waiters: Math.round(n * 0.3) });
+    const maxConnections = n + 300;
+    const settings = {
+      max_connections: maxConnections,
+      max_locks_per_transaction: Math.max(64, Math.ceil((plan.locks + 2 * plan.waiters + 5000) / maxConnections)),
+      shared_buffers: '64MB',
+      log_connections: 'on',
+      log_min_duration_statement: 0,
+      log_line_prefix: LOG_LINE_PREFIX,
+      lc_messages: 'C',
+    };
+    say(`step ${n}: ${plan.waiters} waiters, ${plan.locks} advisory locks`);
+    const server = await startServer({ settings, onProgress: (x) => say(x) });
+    state.server = server;
+    results.versions.server_major = server.major;
+    const control = new pg.Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'postgres', application_name: 'bench-control' });
+    control.on('error', () => undefined);
+    await control.connect();
+    state.control = control;
+    const appPassword = randomBytes(12).toString('hex');
+    await control.query(`CREATE ROLE bench_app LOGIN PASSWORD '${appPassword}'`);
+    const built = await buildIncident({
+      conn: { host: server.host, port: server.port, user: 'bench_app', password: appPassword, database: 'postgres' },
+      control,
+      plan,
+      lifetimeMs: SCALE.budgetMs + 5 * 60_000,
+      concurrency: SCALE.concurrency,
+      signal: controller.signal,
+      onProgress: (x) => say(x),
+      clients: state.clients,
+    });
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: state.tmp, LANG: 'C', LC_ALL: 'C', NO_COLOR: '1', PGHOST: server.host, PGPORT: String(server.port), PGUSER: 'postgres', PGPASSWORD: server.password, PGDATABASE: 'postgres' };
+    if (!results.host) {
+      results.host = await hostFigures(env, psql);
+      say(hostLine(results.host));
+    }
+    const nodeRuns = [];
+    for (let i = 0; i < 3; i++) nodeRuns.push((await runProcess(NODE, ['-e', '0'], { env })).ms);
+    const step = { sessions: built.summary.client_sessions, waiters: plan.waiters, pg_locks: built.summary.pg_locks.total, node_ms: median(nodeRuns), commands: {} };
+    const log = new LogReader(server.logFile);
+    for (const cmd of ['diagnose', 'locks']) {
+      const subject = { steps: [{ cmd: NODE, args: [BIN, cmd, '--json'] }] };
+      const off = log.size();
+      const cap = await runSubject(subject, { env, rss: true, keepStdout: true });
+      await sleep(100);
+      const st = statementsIn(parseEntries(log.readFrom(off)), (e) => e.app === 'dbdoctor');
+      const runs = [];
+      for (let i = 0; i < SCALE.runs; i++) runs.push((await runSubject(subject, { env })).ms);
+      const wall = median(runs);
+      step.commands[cmd] = {
+        wall_ms: Math.round(wall * 10) / 10,
+        server_ms: Math.round(st.serverMs * 10) / 10,
+        peak_rss_kb: cap.peakKb,
+        out_bytes: Buffer.byteLength(cap.stdout),
+        exit_codes: cap.codes,
+        per_session_us: Math.round(((wall - step.node_ms) / step.sessions) * 1000),
+        server_per_session_us: Math.round((st.serverMs / step.sessions) * 1000),
+        out_per_session_bytes: Math.round(Buffer.byteLength(cap.stdout) / step.sessions),
+        per_waiter_us: Math.round(((wall - step.node_ms) / plan.waiters) * 1000),
+      };
+      say(`step ${n} ${cmd}: ${JSON.stringify(step.commands[cmd])}`);
+    }
+    results.steps.push(step);
+    await control.end().catch(() => undefined);
+    state.control = undefined;
+    await server.stop('fast').catch((e) => say(`could not stop the server cleanly: ${e.message}`));
+    state.server = undefined;
+    await releaseClients(state.clients);
+    state.clients.length = 0;
+  }
+  results.duration_s = Math.round((Date.now() - t0) / 1000);
+}
+
+function printScaling(file) {
+  // Marginal costs: what one more session (or waiter) adds between this step and the one before;
+  // the fixed costs (node, the bundle, the connection) cancel out, so these are what must stay flat.
+  const rows = [['sessions', 'waiters', 'command', 'wall ms', 'server ms', 'RSS MB', 'out KB', 'Δwall µs/session', 'Δserver µs/session', 'ΔRSS KB/session', 'Δout B/session', 'Δwall µs/waiter']];
+  const d = (a, b, n) => (a === null || a === undefined || b === null || b === undefined || n === 0 ? '-' : String(Math.round(((a - b) / n) * 10) / 10));
+  let prev = null;
+  for (const st of results.steps) {
+    for (const [cmd, c] of Object.entries(st.commands)) {
+      const p = prev?.commands[cmd];
+      const dn = prev ? st.sessions - prev.sessions : 0;
+      const dw = prev ? st.waiters - prev.waiters : 0;
+      const us = (a, b, n) => (p ? d(a * 1000, b * 1000, n) : '-');
+      rows.push([String(st.sessions), String(st.waiters), cmd, fmtMs(c.wall_ms), fmtMs(c.server_ms), c.peak_rss_kb ? (c.peak_rss_kb / 1024).toFixed(0) : '-', (c.out_bytes / 1024).toFixed(0), us(c.wall_ms, p?.wall_ms, dn), us(c.server_ms, p?.server_ms, dn), p ? d(c.peak_rss_kb, p.peak_rss_kb, dn) : '-', p ? d(c.out_bytes, p.out_bytes, dn) : '-', us(c.wall_ms, p?.wall_ms, dw)]);
+    }
+    prev = st;
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const out = ['', `dbdoctor bench, scale steps ${STEPS.join(', ')} (PostgreSQL ${results.versions.server_major}, node ${process.version}, ${results.machine.cpus} CPUs)`, hostLine(results.host), '', line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
+  out.push('per-session and per-waiter costs should stay within ±30% across steps when the work grows linearly');
+  out.push(`results: ${file}`);
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,15 +910,22 @@ function evaluateTargets(commandIds) {
   const add = (t) => results.targets.push({ ...t, status: t.value === null ? 'skipped' : t.ok ? 'holds' : judged ? 'MISSED' : 'missed (small scale: not judged)' });
   const ratio = (a, b) => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 100) / 100);
 
-  const floor = med('node') !== null && med('psql_diagnose') !== null ? med('node') + med('psql_diagnose') : null;
-  const r1 = ratio(med('diagnose'), floor);
-  add({ id: 'diagnose_vs_floor', target: 'diagnose <= 1.5 x (node -e 0 + psql same SQL)', value: r1, ok: r1 !== null && r1 <= 1.5, detail: `${fmtMs(med('diagnose'))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med('psql_diagnose'))} ms`, why_skipped: med('diagnose') === null ? 'no diagnose command yet' : floor === null ? 'no psql' : null });
-  const r2 = ratio(med('check_postgres'), med('diagnose'));
-  add({ id: 'diagnose_vs_check_postgres', target: 'check_postgres set >= 10 x diagnose', value: r2, ok: r2 !== null && r2 >= 10, detail: `${fmtMs(med('check_postgres'))} ms vs ${fmtMs(med('diagnose'))} ms`, why_skipped: med('diagnose') === null ? 'no diagnose command yet' : med('check_postgres') === null ? 'check_postgres not installed' : null });
-  const r3 = ratio(med('selfjoin'), med('locks'));
-  const sjServer = S.selfjoin?.capture?.server_ms ?? null;
-  const lkServer = S.locks?.capture?.server_ms ?? null;
-  add({ id: 'locks_vs_selfjoin', target: 'seed self-join >= 10 x locks', value: r3, ok: r3 !== null && r3 >= 10, detail: `${fmtMs(med('selfjoin'))} ms vs ${fmtMs(med('locks'))} ms (server side ${fmtMs(sjServer)} vs ${fmtMs(lkServer)} ms)`, why_skipped: med('locks') === null ? 'no locks command yet' : med('selfjoin') === null ? 'no psql' : null });
+  const srv = (id) => S[id]?.capture?.server_ms ?? null;
+  const floorOf = (id) => (med('node') !== null && med(`psql_${id}`) !== null ? med('node') + med(`psql_${id}`) : null);
+  for (const id of ['diagnose', 'locks']) {
+    const floor = floorOf(id);
+    const r = ratio(med(id), floor);
+    add({ id: `${id}_vs_floor`, target: `${id} <= 1.3 x its floor (node -e 0 + psql replaying its SQL)`, value: r, ok: r !== null && r <= 1.3, detail: `${fmtMs(med(id))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med(`psql_${id}`))} ms`, why_skipped: med(id) === null ? `no ${id} command` : floor === null ? 'no psql' : null });
+  }
+  const rl = ratio(srv('locks'), srv('selfjoin'));
+  add({ id: 'locks_server_vs_selfjoin', target: "locks' server time <= 1/20 of the seed self-join's", value: rl, ok: rl !== null && rl <= 0.05, detail: `server ${fmtMs(srv('locks'))} vs ${fmtMs(srv('selfjoin'))} ms; wall ${fmtMs(med('locks'))} vs ${fmtMs(med('selfjoin'))} ms (${fmtMs(ratio(med('selfjoin'), med('locks')))}x)`, why_skipped: srv('selfjoin') === null ? 'no psql' : null });
+  const rd = ratio(srv('diagnose'), srv('check_postgres'));
+  add({ id: 'diagnose_server_vs_check_postgres', target: "diagnose's server time <= 1/2 of check_postgres' six actions'", value: rd, ok: rd !== null && rd <= 0.5, detail: `server ${fmtMs(srv('diagnose'))} vs ${fmtMs(srv('check_postgres'))} ms; wall ${fmtMs(med('diagnose'))} vs ${fmtMs(med('check_postgres'))} ms (${fmtMs(ratio(med('check_postgres'), med('diagnose')))}x)`, why_skipped: srv('check_postgres') === null ? 'check_postgres not installed' : null });
+  const t = results.terminate;
+  if (t) {
+    const done = t.counts?.terminated ?? null;
+    add({ id: 'terminate_throughput', target: `terminate ${TERMINATE_N} idle-in-transaction sessions in <= ${(15 * Math.max(1000, TERMINATE_N)) / 1000} s, all terminated and audited`, value: t.ms / 1000, ok: done === t.sessions && t.audit_intents === t.sessions && t.audit_outcomes === t.sessions && t.left_after === 0 && t.ms <= 15 * Math.max(1000, TERMINATE_N), detail: `${t.sessions} sessions in ${t.ms} ms (${t.per_session_ms} ms each), ${done} terminated, ${t.audit_intents} intents and ${t.audit_outcomes} outcomes in the audit log, ${t.left_after} left` });
+  }
   const r4 = ratio(med('version'), med('node'));
   add({ id: 'version_vs_node', target: '--version <= 1.3 x node -e 0', value: r4, ok: r4 !== null && r4 <= 1.3, detail: `${fmtMs(med('version'))} ms vs ${fmtMs(med('node'))} ms` });
   const extraTcp = [];
@@ -708,6 +976,7 @@ function printReport(file) {
   out.push('');
   out.push(`dbdoctor bench, scale ${results.scale}: ${inc ? `${inc.client_sessions} client sessions ${JSON.stringify(inc.sessions_by_state)}, ${inc.pg_locks.total} rows in pg_locks (${inc.pg_locks.waiting} waiting)` : 'no incident'}`);
   out.push(`PostgreSQL ${results.versions.server_major}, node ${results.versions.node}, ${results.machine.cpus} CPUs; ${Math.max(0, ...Object.values(S).map((s) => s.runs_ms?.length ?? 0))} interleaved runs, medians`);
+  out.push(hostLine(results.host));
   out.push('');
   out.push(line(rows[0]));
   out.push(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -716,7 +985,7 @@ function printReport(file) {
   out.push('conns = sessions authorized / TCP connections accepted per run (max); server ms (parse+bind+execute, from the log),');
   out.push('rows (pg_stat_statements), out KB (stdout) and RSS (peak: /usr/bin/time, else VmHWM polled) from one captured run');
   out.push('');
-  out.push('targets (issue 8):');
+  out.push('targets (issue 22; ratios beside the host figures above):');
   for (const t of results.targets) {
     const v = t.value === null ? '' : ` = ${t.value}`;
     out.push(`  ${t.status.padEnd(8)} ${t.target}${v}${t.value === null ? ` (${t.why_skipped ?? 'not measured'})` : `  [${t.detail}]`}`);
@@ -735,7 +1004,7 @@ function printReport(file) {
 
 let failed = false;
 try {
-  await main();
+  await (STEPS ? mainScaling() : main());
 } catch (err) {
   failed = true;
   say(`failed: ${err?.stack ?? err}`);
@@ -746,9 +1015,9 @@ try {
 if (!interrupted) {
   const dir = join(ROOT, 'bench-results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `bench-${results.started_at.replace(/[:.]/g, '-')}${FULL ? '' : `-${scaleName}`}.json`);
+  const file = join(dir, `bench-${results.started_at.replace(/[:.]/g, '-')}${FULL ? '' : `-${STEPS ? `steps-${STEPS.join('-')}` : scaleName}`}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  if (!failed) printReport(file);
+  if (!failed) (STEPS ? printScaling : printReport)(file);
   else say(`partial results: ${file}`);
   const missed = results.targets.some((t) => t.status === 'MISSED');
   process.exit(failed ? 1 : opts.strict && missed ? 1 : 0);

@@ -12,11 +12,14 @@ import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, s
 /**
  * "Who is blocking whom?" One activity snapshot of the blocking chains, with pg_blocking_pids()
  * for lock waiters only (never the pg_locks self-join), then the tree (src/core/blocking.ts). The
- * role's privileges come with the session. Never prints, never exits.
+ * lock each waiter waits for comes from its wait_event where that fixes it, and from pg_locks only
+ * when a waiter waits for a relation-level lock; `detail` reads pg_locks' ungranted rows whenever
+ * someone waits (exact modes and wait starts, at the cost of the whole lock table: README, "locks").
+ * The role's privileges come with the session. Never prints, never exits.
  */
-export async function runLocks(target: Target, opts: SessionOptions): Promise<LocksReport> {
+export async function runLocks(target: Target, opts: SessionOptions, how: { detail?: boolean } = {}): Promise<LocksReport> {
   return withSession(target, opts, async (session) => {
-    const snapshot = await readActivity(session, { scope: 'blocking', queryChars: 1000 });
+    const snapshot = await readActivity(session, { scope: 'blocking', queryChars: 1000, lockDetail: how.detail ? 'full' : 'targeted' });
     return locksReport(snapshot, { can_read_all_stats: session.role.can_read_all_stats, role: session.role.current_user });
   });
 }
@@ -28,11 +31,12 @@ export function locksCommand(program: Command, ctx: CommandContext): void {
       .description('who is blocking whom: root blockers first, with the sessions they block as a tree and what to do about each'),
   )
     .option('--json', 'one JSON document on stdout')
-    .action(async (opts: ConnectionCliOptions) => {
+    .option('--detail', "every waiter's exact lock mode, relation and wait start from pg_locks (reads the whole lock table: slower at scale)")
+    .action(async (opts: ConnectionCliOptions & { detail?: boolean }) => {
       ctx.json = Boolean(opts.json);
       const target = targetFrom(opts, ctx);
       refuseConsole(target, 'locks');
-      const report = await withReadProgress(ctx, target, 'pg_stat_activity and lock waits', () => runLocks(target, sessionOptions(opts, ctx)));
+      const report = await withReadProgress(ctx, target, 'pg_stat_activity and lock waits', () => runLocks(target, sessionOptions(opts, ctx), { detail: Boolean(opts.detail) }));
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);
       ctx.output.out(opts.json ? renderJson(envelope('locks', report, ctx.version)) : renderLocks(report, ctx.output.style, ctx.output.columns));

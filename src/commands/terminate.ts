@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { requireValues } from '../core/connections.js';
 import { MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
-import { InterruptedError, UsageError } from '../core/errors.js';
+import { DbdoctorError, InterruptedError, UsageError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import {
   type AuditContext,
@@ -12,11 +12,15 @@ import {
   auditIntent,
   auditOutcome,
   classifyAfterCancel,
+  classifyBatchRow,
   classifySignal,
+  DEFAULT_BATCH_SIZE,
   DEFAULT_GRACE_MS,
   DEFAULT_MAX,
   DEFAULT_TERMINATE_TIMEOUT_MS,
   emptyFilters,
+  exitConfirmed,
+  exitTimedOut,
   finishReport,
   normalizeState,
   type PlannedSession,
@@ -35,10 +39,10 @@ import {
 } from '../core/terminate.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
 import { throughPoolerRefusal } from '../core/pgbouncer.js';
-import { readTerminateSnapshot, sessionStillThere, signalSession } from '../db/sql/terminate.js';
+import { readTerminateSnapshot, sessionStillThere, signalBatch, signalSession, stillThere } from '../db/sql/terminate.js';
 import { envelope, renderJson } from '../render/json.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';
-import { type AuditLog, checkAuditLog, openAuditLog } from '../ui/audit.js';
+import { type AuditLog, appendRecords, checkAuditLog, openAuditLog } from '../ui/audit.js';
 import { acquireLock, type HeldLock, type LockDeps } from '../ui/lockfile.js';
 import { inquirerPrompter, type Prompter } from '../ui/prompts.js';
 import { createProgress, type Progress } from '../ui/progress.js';
@@ -59,6 +63,8 @@ export interface TerminateOptions {
   terminateTimeoutMs?: number;
   lockFile: string;
   auditLog: string;
+  /** Sessions per batch statement (default DEFAULT_BATCH_SIZE). */
+  batchSize?: number;
 }
 
 export interface TerminateDeps {
@@ -78,6 +84,8 @@ export interface TerminateDeps {
   openAuditLog?: (path: string) => AuditLog;
   /** A spinner while connecting and reading the plan (erased before the plan is shown). */
   progress?: Pick<Progress, 'start' | 'stop'>;
+  /** Called before each batch statement, with its index (tests change sessions between the plan and a batch). */
+  beforeBatch?: (index: number) => Promise<void>;
 }
 
 function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -115,62 +123,132 @@ interface ActContext {
   options: TerminateOptions;
   now: () => Date;
   signal: AbortSignal | undefined;
+  /** Called before each batch statement (tests change sessions between the plan and a batch). */
+  beforeBatch?: (index: number) => Promise<void>;
 }
 
 /** One attempt's result; `auditError`: the audit log failed (intent: nothing sent; outcome: sent, not on record). */
 type Attempt = StepResult & { fatal: boolean; auditError?: string };
 
+/** A statement error for the target's sake, as an outcome; `fatal`: dbdoctor's own session is gone. */
+function failedStep(r: { permissionDenied: boolean; message: string; fatal: boolean }): Attempt {
+  if (r.permissionDenied) return { outcome: 'permission_denied', detail: r.message, fatal: false };
+  return {
+    outcome: 'failed',
+    // dbdoctor's own session is gone: whatever the plan said no longer describes the server
+    detail: r.fatal ? `${r.message}; dbdoctor lost its session, so the plan is stale (the server restarted or went away since it was made): run terminate again for a new plan` : r.message,
+    fatal: r.fatal,
+  };
+}
+
 /**
- * Sends one signal to one planned session: intent line (whole, flushed), the race-safe statement,
- * outcome line. No intent on record, no signal. Permission denied and failures are outcomes, not
- * exceptions; Ctrl-C is recorded and rethrown.
+ * One session by its own statement (signalSession, waiting for the exit): what a batch falls back
+ * to when its statement failed, since which of its rows were signalled is then unknown. Each
+ * re-check holds as in the batch: a session already signalled is gone, or signalled again under
+ * the same identity.
  */
-async function attempt(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<Attempt> {
-  try {
-    c.audit.append(auditIntent(c.auditCtx, p, kind, c.now()));
-  } catch (err) {
-    const message = (err as Error).message;
-    return { outcome: 'not_attempted', detail: `not attempted: its intent line could not be written: ${message}`, fatal: true, auditError: message };
+async function oneByOne(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<Attempt> {
+  const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms, stillBlocking: c.options.filters.blockers });
+  if (!r.ok) return failedStep(r);
+  let step = afterCancel ? classifyAfterCancel(p, r.raw) : classifySignal(p, kind, r.raw);
+  // pg_terminate_backend returned false: it did not exit within the timeout. Did it since?
+  if (kind === 'terminate' && r.raw.signalled === false && !(await sessionStillThere(c.session, p.pid, p.backend_start))) {
+    step = { outcome: 'terminated', detail: 'terminated; it exited just after the timeout' };
   }
-  let step: StepResult;
-  let fatal = false;
+  return { ...step, fatal: false };
+}
+
+/**
+ * Waits for the batch's terminated sessions to exit, all at once: each step is a fresh statement
+ * that lists those still there and waits server-side (up to what is left of the timeout) for one
+ * of them. Bounded: every step either sees one more exit or uses up the time left.
+ */
+async function awaitExits(c: ActContext, sent: PlannedSession[], afterCancel: boolean): Promise<Map<number, Attempt>> {
+  const out = new Map<number, Attempt>();
+  let pending = sent;
+  const deadline = Date.now() + terminateTimeout(c.options);
   try {
-    const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms, stillBlocking: c.options.filters.blockers });
-    if (!r.ok) {
-      step = r.permissionDenied
-        ? { outcome: 'permission_denied', detail: r.message }
-        : {
-            outcome: 'failed',
-            // dbdoctor's own session is gone: whatever the plan said no longer describes the server
-            detail: r.fatal ? `${r.message}; dbdoctor lost its session, so the plan is stale (the server restarted or went away since it was made): run terminate again for a new plan` : r.message,
-          };
-      fatal = r.fatal;
-    } else {
-      step = afterCancel ? classifyAfterCancel(p, r.raw) : classifySignal(p, kind, r.raw);
-      // pg_terminate_backend returned false: it did not exit within the timeout. Did it since?
-      if (kind === 'terminate' && r.raw.signalled === false && !(await sessionStillThere(c.session, p.pid, p.backend_start))) {
-        step = { outcome: 'terminated', detail: 'terminated; it exited just after the timeout' };
-      }
+    for (let step = 0; pending.length > 0 && step <= sent.length + 50; step++) {
+      const left = deadline - Date.now();
+      const still = await stillThere(c.session, pending, Math.max(left, 0));
+      for (const p of pending) if (!still.has(p.pid)) out.set(p.pid, { ...exitConfirmed(afterCancel), fatal: false });
+      pending = pending.filter((p) => still.has(p.pid));
+      if (left <= 0) break;
     }
+    for (const p of pending) out.set(p.pid, { ...exitTimedOut(), fatal: false });
   } catch (err) {
-    const interrupted = err instanceof InterruptedError;
-    const detail = interrupted ? 'interrupted: whether the signal was sent is unknown' : `error: ${(err as Error).message}`;
+    if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
+    const fatal = err.cause_id === 'server_gone';
+    const detail = fatal
+      ? `SIGTERM sent; dbdoctor lost its session before it saw the exit (${err.message}), so the plan is stale: run terminate again for a new plan`
+      : `SIGTERM sent; its exit could not be confirmed: ${err.message}`;
+    for (const p of pending) out.set(p.pid, { outcome: 'failed', detail, fatal });
+  }
+  return out;
+}
+
+/**
+ * One batch: its intent lines (whole, in one write, fsync'd once), ONE race-safe statement that
+ * re-checks and signals every session of it, the wait for the exits, then its outcome lines
+ * (again one write). No intent on record, no signal. Permission denied and failures are outcomes,
+ * not exceptions; Ctrl-C is recorded and rethrown.
+ */
+async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind, afterCancel: boolean): Promise<Attempt[]> {
+  const intents = appendRecords(
+    c.audit,
+    batch.map((p) => auditIntent(c.auditCtx, p, kind, c.now())),
+  );
+  const onRecord = batch.slice(0, intents.written);
+  const steps = new Map<number, Attempt>();
+  for (const p of batch.slice(intents.written)) {
+    steps.set(p.pid, { outcome: 'not_attempted', detail: `not attempted: its intent line could not be written: ${intents.error}`, fatal: true, auditError: intents.error ?? '' });
+  }
+  if (onRecord.length > 0) {
     try {
-      c.audit.append(auditOutcome(c.auditCtx, p, kind, { outcome: 'failed', detail }, c.now()));
-    } catch {
-      // The error below is what ends the run; the log keeps the intent line.
+      const r = await signalBatch(c.session, onRecord, kind, { minAgeMs: c.options.filters.older_than_ms, stillBlocking: c.options.filters.blockers });
+      if (!r.ok && r.fatal) {
+        for (const p of onRecord) steps.set(p.pid, failedStep(r));
+      } else if (!r.ok) {
+        for (const p of onRecord) steps.set(p.pid, await oneByOne(c, p, kind, afterCancel));
+      } else {
+        const sent: PlannedSession[] = [];
+        onRecord.forEach((p, i) => {
+          const step = classifyBatchRow(p, kind, r.raws[i]!, afterCancel);
+          if (step === 'sent') sent.push(p);
+          else steps.set(p.pid, { ...step, fatal: false });
+        });
+        for (const [pid, step] of await awaitExits(c, sent, afterCancel)) steps.set(pid, step);
+      }
+    } catch (err) {
+      const interrupted = err instanceof InterruptedError;
+      const detail = interrupted ? 'interrupted: whether the signal was sent is unknown' : `error: ${(err as Error).message}`;
+      // The error below is what ends the run; the log keeps the intent lines.
+      appendRecords(
+        c.audit,
+        onRecord.filter((p) => !steps.has(p.pid)).map((p) => auditOutcome(c.auditCtx, p, kind, { outcome: 'failed', detail }, c.now())),
+      );
+      throw err;
     }
-    throw err;
   }
-  try {
-    c.audit.append(auditOutcome(c.auditCtx, p, kind, step, c.now()));
-  } catch (err) {
-    // The signal was sent; the record of it is incomplete. Say so, and go no further.
-    const message = (err as Error).message;
-    const sent = step.outcome === 'signalled' ? 'cancel sent' : step.detail;
-    return { ...step, detail: `${sent}, but its outcome line is not in the audit log: ${message}`, fatal: true, auditError: message };
+  const outcomes = appendRecords(
+    c.audit,
+    onRecord.map((p) => auditOutcome(c.auditCtx, p, kind, steps.get(p.pid)!, c.now())),
+  );
+  if (outcomes.error !== null) {
+    // The signals were sent; the record of them is incomplete. Say so, and go no further.
+    for (const p of onRecord.slice(outcomes.written)) {
+      const step = steps.get(p.pid)!;
+      const sent = step.outcome === 'signalled' ? 'cancel sent' : step.detail;
+      steps.set(p.pid, { ...step, detail: `${sent}, but its outcome line is not in the audit log: ${outcomes.error}`, fatal: true, auditError: outcomes.error });
+    }
   }
-  return { ...step, fatal };
+  return batch.map((p) => steps.get(p.pid)!);
+}
+
+function batchesOf<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 async function act(c: ActContext, plan: PlannedSession[]): Promise<{ results: SessionResult[]; audit: AuditFailure | null }> {
@@ -181,36 +259,41 @@ async function act(c: ActContext, plan: PlannedSession[]): Promise<{ results: Se
   let audit: AuditFailure | null = null;
   const stopped = () => stop !== null || Boolean(c.signal?.aborted);
   const record = (p: PlannedSession, kind: SignalKind, step: Attempt) => {
-    if (step.fatal) stop = step.detail;
+    if (step.fatal && stop === null) stop = step.detail;
     if (step.auditError !== undefined) {
       const sent = step.outcome !== 'not_attempted';
-      audit = { message: step.auditError, unrecorded: sent ? [{ pid: p.pid, backend_start: p.backend_start, action: kind, outcome: step.outcome }] : [] };
+      audit ??= { message: step.auditError, unrecorded: [] };
+      if (sent) audit.unrecorded.push({ pid: p.pid, backend_start: p.backend_start, action: kind, outcome: step.outcome });
     }
     // A cancel was sent and dbdoctor stops here: the session is not terminated, say so.
     if (step.outcome === 'signalled' && step.fatal) set(p, 'failed', step.detail);
     else if (step.outcome !== 'signalled') set(p, step.outcome, step.detail);
   };
+  const size = Math.max(1, c.options.batchSize ?? DEFAULT_BATCH_SIZE);
+  let batchIndex = 0;
+  const run = async (sessions: PlannedSession[], kind: SignalKind, afterCancel: boolean, onStep?: (p: PlannedSession, s: Attempt) => void) => {
+    for (const batch of batchesOf(sessions, size)) {
+      if (stopped()) break;
+      await c.beforeBatch?.(batchIndex++);
+      const steps = await actBatch(c, batch, kind, afterCancel);
+      batch.forEach((p, i) => {
+        record(p, kind, steps[i]!);
+        onStep?.(p, steps[i]!);
+      });
+    }
+  };
 
   // Cancels first, so the grace period runs while the idle sessions are terminated.
   const cancelled: PlannedSession[] = [];
-  for (const p of plan.filter((x) => x.action === 'cancel_then_terminate')) {
-    if (stopped()) break;
-    const step = await attempt(c, p, 'cancel', false);
-    record(p, 'cancel', step);
+  await run(plan.filter((x) => x.action === 'cancel_then_terminate'), 'cancel', false, (p, step) => {
     if (step.outcome === 'signalled' && !step.fatal) cancelled.push(p);
-  }
+  });
   const cancelledAt = Date.now();
-  for (const p of plan.filter((x) => x.action === 'terminate')) {
-    if (stopped()) break;
-    record(p, 'terminate', await attempt(c, p, 'terminate', false));
-  }
+  await run(plan.filter((x) => x.action === 'terminate'), 'terminate', false);
   if (cancelled.length > 0 && !stopped()) {
     await abortableSleep(c.options.graceMs - (Date.now() - cancelledAt), c.signal);
   }
-  for (const p of cancelled) {
-    if (stopped()) break;
-    record(p, 'terminate', await attempt(c, p, 'terminate', true));
-  }
+  await run(cancelled, 'terminate', true);
   if (c.signal?.aborted) throw new InterruptedError();
   for (const p of plan) {
     if (results.has(p.pid)) continue;
@@ -316,7 +399,7 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
           role: o.target.user,
           filters: o.filters,
         };
-        const acted = await act({ session, audit, auditCtx, options: o, now, signal: deps.signal }, chosen);
+        const acted = await act({ session, audit, auditCtx, options: o, now, signal: deps.signal, ...(deps.beforeBatch ? { beforeBatch: deps.beforeBatch } : {}) }, chosen);
         base.results = acted.results;
         base.audit_failure = acted.audit;
         return finishReport(base, statusOfResults(acted.results, acted.audit));

@@ -98,3 +98,33 @@ export function otherProcesses(s: ActivitySnapshot): SessionRow[] {
 export function isListener(r: SessionRow): boolean {
   return r.state === 'idle' && /^\s*(LISTEN|UNLISTEN)\b/i.test(r.query ?? '');
 }
+
+/**
+ * Lock types whose mode a lock waiter's wait_event fixes without reading pg_locks: a transaction
+ * ID, a virtual transaction ID and a speculative insertion token are always waited for in
+ * ShareLock (XactLockTableWait, VirtualXactLock, SpeculativeInsertionWait), and none of them names
+ * a relation. An advisory lock names no relation either; its mode is the function's (see
+ * derivedWaitLock). Every other type (relation, tuple, page, extend, object, ...) needs pg_locks
+ * for its relation or mode.
+ */
+export const DERIVABLE_LOCK_TYPES = ['transactionid', 'virtualxid', 'spectoken', 'advisory'] as const;
+
+const SHARED_ADVISORY = /\bpg_(?:try_)?advisory(?:_xact)?_lock_shared\s*\(/i;
+
+/**
+ * The lock a Lock waiter waits for, told from its wait_event (and for an advisory lock its
+ * statement: the `_shared` functions wait in ShareLock, the others in ExclusiveLock), without
+ * pg_locks; null for types that need pg_locks, and the wait's start is not known (null).
+ */
+export function derivedWaitLock(waitEvent: string | null, query: string | null): SessionRow['wait_lock'] {
+  switch (waitEvent) {
+    case 'transactionid':
+    case 'virtualxid':
+    case 'spectoken':
+      return { locktype: waitEvent, mode: 'ShareLock', relation: null, wait_ms: null };
+    case 'advisory':
+      return { locktype: 'advisory', mode: query !== null && SHARED_ADVISORY.test(query) ? 'ShareLock' : 'ExclusiveLock', relation: null, wait_ms: null };
+    default:
+      return null;
+  }
+}

@@ -97,14 +97,80 @@ function key(pid: number, rows: Map<number, SessionRow>): number {
   return r && isParallelWorker(r) && r.leader_pid !== null ? r.leader_pid : pid;
 }
 
-/** Edges waiter -> blockers, parallel workers folded into their leaders, self-edges dropped. */
+/** A waiter's place in a lock queue (see lockQueues). */
+export interface QueuePlace {
+  /** What it waits for: the hard edges (the holders), then `ahead` when there is one. */
+  blockers: number[];
+  /** The waiter just ahead of it in the same queue (a soft edge: it waits behind that request), or null. */
+  ahead: number | null;
+  /** How many waiters of the same queue are ahead of it (0: none). */
+  position: number;
+}
+
+/**
+ * Lock queues, derived once, linearly in what they output. pg_blocking_pids() lists, for a
+ * waiter, the holders it conflicts with (hard blockers, first) and then every conflicting waiter
+ * ahead of it in the lock's wait queue, in queue order (soft blockers): a queue of N waiters is
+ * N^2/2 pids. A waiter whose list is exactly the list of its last pid, a waiter, followed by that
+ * pid waits just behind that one in the same queue (`ahead`); it then keeps the hard blockers of
+ * the one ahead plus the one ahead, and the rest of the queue is reached through it. Anything else
+ * (the first in a queue, a chain where the holder itself waits, modes that do not all conflict,
+ * lists read at different instants) keeps its whole list; where pg_locks was read, the waiters at the
+ * end of such a list that wait on the same relation are still told apart as queued ahead of it (the
+ * readers behind a migration's ACCESS EXCLUSIVE request wait for that request, not for a lock it
+ * holds: the soft edge the DDL-queue finding is about). Who waits behind whom, transitively, is
+ * unchanged, and so are the roots, the trees (each waiter still hangs under the holder) and the
+ * cycles; a queue becomes holders plus one edge per waiter. The comparison is one pass over the
+ * list read, and waiters are taken shortest list first, so the one ahead is always done before.
+ */
+export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace> {
+  const lists = new Map<number, number[]>();
+  const byPid = new Map<number, SessionRow>();
+  for (const r of rows) {
+    byPid.set(r.pid, r);
+    if (r.blocked_by && r.blocked_by.length > 0) lists.set(r.pid, r.blocked_by);
+  }
+  const order = [...lists.keys()].sort((a, b) => lists.get(a)!.length - lists.get(b)!.length || a - b);
+  const out = new Map<number, QueuePlace>();
+  for (const w of order) {
+    const list = lists.get(w)!;
+    const p = list[list.length - 1]!;
+    const before = lists.get(p);
+    const prev = out.get(p);
+    let same = before !== undefined && prev !== undefined && p !== w && before.length === list.length - 1;
+    for (let i = 0; same && i < before!.length; i++) if (before![i] !== list[i]) same = false;
+    if (same) {
+      const hard = prev!.ahead === null ? prev!.blockers : prev!.blockers.slice(0, -1);
+      out.set(w, { blockers: [...hard, p], ahead: p, position: prev!.position + 1 });
+      continue;
+    }
+    // Its list does not extend the last one's (its mode may not conflict with the holders', as a
+    // reader queued behind a migration's ACCESS EXCLUSIVE). When pg_locks was read, the waiters at
+    // the end of its list waiting on the same relation are queued ahead of it all the same.
+    let soft = 0;
+    while (soft < list.length && sameRelationWait(byPid.get(w), byPid.get(list[list.length - 1 - soft]!))) soft++;
+    out.set(w, { blockers: list, ahead: soft > 0 ? p : null, position: soft });
+  }
+  return out;
+}
+
+/** Both wait for a lock on the same relation (known only when pg_locks was read). */
+function sameRelationWait(a: SessionRow | undefined, b: SessionRow | undefined): boolean {
+  const x = a?.wait_lock;
+  const y = b?.wait_lock;
+  return !!x && !!y && x.relation !== null && x.locktype === 'relation' && y.locktype === 'relation' && x.relation === y.relation;
+}
+
+/** Edges waiter -> blockers (the lock queues' edges), parallel workers folded into their leaders, self-edges dropped. */
 export function blockingEdges(snapshot: ActivitySnapshot): Map<number, Set<number>> {
   const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  const queues = lockQueues(snapshot.rows);
   const edges = new Map<number, Set<number>>();
   for (const r of snapshot.rows) {
-    if (!r.blocked_by || r.blocked_by.length === 0) continue;
+    const blockedBy = queues.get(r.pid)?.blockers;
+    if (!blockedBy) continue;
     const waiter = key(r.pid, rows);
-    for (const b of r.blocked_by) {
+    for (const b of blockedBy) {
       const blocker = key(b, rows);
       if (blocker === waiter) continue;
       let set = edges.get(waiter);

@@ -25,7 +25,11 @@ export interface LockNode {
   root: number | null;
   /** The session it is shown under: the blocker nearest the root (null for a root or a cycle member). */
   blocked_by: number | null;
-  /** Every session it waits for (pg_blocking_pids(), parallel workers folded into their leaders). */
+  /**
+   * The sessions it waits for (pg_blocking_pids(), parallel workers folded into their leaders), as
+   * the lock queues give them (lockQueues, src/core/blocking.ts), the holders and of the waiters queued
+   * ahead of it for the same lock only the one just ahead.
+   */
   blockers: number[];
   /** Steps from its root (0 for the root itself; null in or behind a lock cycle). */
   depth: number | null;

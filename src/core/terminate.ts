@@ -449,6 +449,42 @@ export function classifyAfterCancel(planned: Pick<PlannedSession, 'backend_start
   return r;
 }
 
+/** How many sessions one batch statement re-checks and signals (and one fsync'd write announces). */
+export const DEFAULT_BATCH_SIZE = 200;
+
+/**
+ * A row of a batch statement (src/db/sql/terminate.ts signalBatch). `sent`: a terminate went out
+ * and its exit is awaited with the rest of the batch (then `exitConfirmed` or `exitTimedOut`).
+ */
+export function classifyBatchRow(
+  planned: Pick<PlannedSession, 'backend_start' | 'state'>,
+  kind: SignalKind,
+  raw: SignalRaw & { denied: boolean },
+  afterCancel: boolean,
+): StepResult | 'sent' {
+  if (raw.present && raw.backend_start_now === planned.backend_start && raw.denied) {
+    return {
+      outcome: 'permission_denied',
+      detail: `permission denied to ${kind === 'terminate' ? 'terminate' : 'cancel'} it: another role's session needs pg_signal_backend (or that role's privileges), a superuser's session a superuser; not signalled`,
+    };
+  }
+  if (kind === 'terminate' && raw.signalled === true) return 'sent';
+  if (kind === 'terminate' && raw.signalled === false) return { outcome: 'gone', detail: 'the session ended before the signal reached it' };
+  return afterCancel ? classifyAfterCancel(planned, raw) : classifySignal(planned, kind, raw);
+}
+
+/** A terminate that went out, once its session is seen gone (pid + backend_start no longer there). */
+export function exitConfirmed(afterCancel: boolean): StepResult {
+  return afterCancel
+    ? { outcome: 'terminated', detail: 'still running after the cancel and the grace period; terminated, its exit confirmed' }
+    : { outcome: 'terminated', detail: 'terminated; its exit confirmed' };
+}
+
+/** A terminate that went out, and the session was still there when the timeout ran out. */
+export function exitTimedOut(): StepResult {
+  return { outcome: 'failed', detail: 'SIGTERM sent, but the session did not exit within the timeout' };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The report
 

@@ -32,9 +32,17 @@ export interface GatherDeps {
 
 export interface GatherOptions {
   thresholds: Thresholds;
-  /** Cut query text to this many characters (default 2000). */
+  /** Cut query text to this many characters (default DIAGNOSE_QUERY_CHARS). */
   queryChars?: number;
 }
+
+/**
+ * How much of each session's statement `diagnose` reads, cut server-side: what it shows is at most
+ * 300 characters (core/diagnose/shared.ts), and it groups statements and matches them with
+ * pg_stat_statements' texts, which are read to 500 (src/db/sql/statements.ts): 500 serves both,
+ * where 2,000 was read for every session.
+ */
+export const DIAGNOSE_QUERY_CHARS = 500;
 
 /**
  * Failures an optional read can cause on its own, so that reading again apart may get past them.
@@ -75,7 +83,7 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
   facts.connect = { ok: true, connect_ms: session.connectMs };
   try {
     const statementsOpts = { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements };
-    const state = () => [serverProfileRead(session), activityRead(session, { withPrepared: true, queryChars: opts.queryChars ?? 2000 })] as const;
+    const state = () => [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
     const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
     try {

@@ -6,13 +6,14 @@
 import { describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
 import { runLocks } from '../../src/commands/locks.js';
+import { blockingEdges, lockQueues } from '../../src/core/blocking.js';
 import { type LocksReport, locksReport } from '../../src/core/locks.js';
 import { withSession } from '../../src/db/session.js';
 import { readActivity } from '../../src/db/sql/activity.js';
 import type { Target } from '../../src/core/target.js';
 import { envelope } from '../../src/render/json.js';
 import { renderLocks } from '../../src/render/locks.js';
-import { dbdoctorSessionsLeft, waitForState } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, sorted, waitForState } from '../support/incidents.js';
 import { expectValidLocksDoc } from '../support/schemas.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 import { Chalk } from 'chalk';
@@ -25,8 +26,8 @@ function target(s: TestServer, user = 'postgres'): Target {
 }
 
 /** runLocks, its report checked against schema/locks.schema.json in the envelope `locks --json` prints. */
-async function locks(t: Target): Promise<LocksReport> {
-  const r = await runLocks(t, {});
+async function locks(t: Target, detail = false): Promise<LocksReport> {
+  const r = await runLocks(t, {}, { detail });
   expectValidLocksDoc(envelope('locks', r, '0.0.0-test'));
   return r;
 }
@@ -97,6 +98,32 @@ describe('runLocks', () => {
     });
   });
 
+  test('without --detail, advisory (shared or not) and row waits are told from wait_event and the statement; --detail reads the exact lock and its wait start', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 5, 'derived', async ([holder, excl, shared, rowHolder, rowWaiter]) => {
+      await holder!.query('SELECT pg_advisory_lock(4343)');
+      excl!.query('SELECT pg_advisory_lock(4343)').catch(() => undefined);
+      shared!.query('SELECT pg_advisory_lock_shared(4343)').catch(() => undefined);
+      await rowHolder!.query('BEGIN');
+      await rowHolder!.query(`UPDATE ${t} SET v = 1 WHERE id = 1`);
+      rowWaiter!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).catch(() => undefined);
+      await waitForState(s, [pidOf(excl!), pidOf(shared!), pidOf(rowWaiter!)], 'active', 'Lock');
+      const node = (r: LocksReport, c: pg.Client) => r.nodes.find((n) => n.pid === pidOf(c))!.waits_for;
+      const cheap = await locks(target(s));
+      expect(node(cheap, excl!)).toEqual({ locktype: 'advisory', mode: 'ExclusiveLock', relation: null, wait_ms: null });
+      expect(node(cheap, shared!)).toEqual({ locktype: 'advisory', mode: 'ShareLock', relation: null, wait_ms: null });
+      expect(node(cheap, rowWaiter!)).toEqual({ locktype: 'transactionid', mode: 'ShareLock', relation: null, wait_ms: null });
+      const exact = await locks(target(s), true);
+      for (const c of [excl!, shared!, rowWaiter!]) {
+        const { wait_ms, ...lock } = node(exact, c)!;
+        expect(lock).toEqual({ ...node(cheap, c), wait_ms: undefined });
+        expect(wait_ms).toBeGreaterThanOrEqual(0);
+      }
+      await rowHolder!.query('ROLLBACK');
+    });
+  });
+
   test('an active root: cancel first; the relation and mode waited on', async () => {
     const s = server();
     const t = await table(s);
@@ -136,6 +163,57 @@ describe('runLocks', () => {
       expect(under.map((n) => n.pid).sort((a, b) => a - b)).toEqual(pids);
       expect(under.every((n) => n.depth === 1 && n.behind === 0)).toBe(true);
       expect(r.waiting).toBe(5);
+    });
+  });
+
+  test('a lock queue is modelled as holder plus one edge per waiter (the waiter just ahead), each with its position; a chain keeps its hard edges', async () => {
+    const s = server();
+    const t = await table(s);
+    const u = await table(s);
+    await withClients(s, 12, 'queue-model', async ([holder, chainRoot, chainMid, chainEnd, ...queue]) => {
+      await holder!.query('BEGIN');
+      await holder!.query(`LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      for (const w of queue) {
+        w.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`).catch(() => undefined);
+        await waitForState(s, [pidOf(w)], 'active', 'Lock');
+      }
+      // A chain: chainMid holds u and waits behind chainRoot's advisory lock; chainEnd waits for u.
+      await chainRoot!.query('SELECT pg_advisory_lock(4545)');
+      await chainMid!.query('BEGIN');
+      await chainMid!.query(`LOCK TABLE ${u} IN ACCESS EXCLUSIVE MODE`);
+      chainMid!.query('SELECT pg_advisory_lock(4545)').catch(() => undefined);
+      await waitForState(s, [pidOf(chainMid!)], 'active', 'Lock');
+      chainEnd!.query(`SELECT count(*) FROM ${u}`).catch(() => undefined);
+      await waitForState(s, [pidOf(chainEnd!)], 'active', 'Lock');
+
+      const full = await s.sql<{ pid: number; n: number }>('SELECT pid, cardinality(pg_blocking_pids(pid))::int AS n FROM pg_stat_activity WHERE pid = ANY($1)', [queue.map(pidOf)]);
+      // pg_blocking_pids() lists every waiter ahead: 1 + 2 + ... + 8 holders-and-waiters.
+      expect(full.reduce((a, r) => a + r.n, 0)).toBe((queue.length * (queue.length + 1)) / 2);
+
+      const snap = await withSession(target(s), {}, (session) => readActivity(session, { scope: 'blocking', queryChars: 100 }));
+      const queues = lockQueues(snap.rows);
+      const place = (c: pg.Client) => queues.get(pidOf(c))!;
+      queue.forEach((w, i) => {
+        const ahead = i === 0 ? null : pidOf(queue[i - 1]!);
+        expect(place(w)).toEqual({ blockers: [pidOf(holder!), ...(ahead === null ? [] : [ahead])], ahead, position: i });
+      });
+      // chainEnd waits for a lock chainMid holds: a hard edge, though chainMid waits too.
+      expect(place(chainEnd!)).toEqual({ blockers: [pidOf(chainMid!)], ahead: null, position: 0 });
+      expect(place(chainMid!)).toEqual({ blockers: [pidOf(chainRoot!)], ahead: null, position: 0 });
+      // The edges are the queues': one per waiter behind the first, plus the holder.
+      const edges = blockingEdges(snap);
+      expect(queue.reduce((a, w) => a + edges.get(pidOf(w))!.size, 0)).toBe(2 * queue.length - 1);
+
+      // The report is the same as from the full lists: one root, everyone under it, nothing behind.
+      const r = await locks(target(s));
+      const root = r.roots.find((x) => x.pid === pidOf(holder!))!;
+      expect(root.blocks_all).toEqual(sorted(queue.map(pidOf)));
+      const under = r.nodes.filter((n) => n.root === root.pid && n.blocked_by === root.pid);
+      expect(sorted(under.map((n) => n.pid))).toEqual(sorted(queue.map(pidOf)));
+      const chain = r.roots.find((x) => x.pid === pidOf(chainRoot!))!;
+      expect(chain.blocks_all).toEqual(sorted([pidOf(chainMid!), pidOf(chainEnd!)]));
+      expect(r.nodes.find((n) => n.pid === pidOf(chainEnd!))).toMatchObject({ blocked_by: pidOf(chainMid!), depth: 2 });
+      await chainRoot!.query('SELECT pg_advisory_unlock_all()');
     });
   });
 

@@ -92,6 +92,7 @@ function auditLines(path: string): Array<Record<string, unknown>> {
   return readFileSync(path, 'utf8')
     .trimEnd()
     .split('\n')
+    .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
@@ -111,7 +112,8 @@ describe('selection and acting', () => {
       expect(await alive(s, leak.pids)).toEqual([]);
       expect(await alive(s, [...other.pids, ...idle.pids])).toEqual([...other.pids, ...idle.pids].sort((a, b) => a - b));
       const lines = auditLines(o.auditLog);
-      expect(lines.map((l) => [l.event, l.pid])).toEqual(r.planned.flatMap((p) => [['intent', p.pid], ['outcome', p.pid]]));
+      // One batch: its intent lines, written together before its signals, then its outcomes.
+      expect(lines.map((l) => [l.event, l.pid])).toEqual([...r.planned.map((p) => ['intent', p.pid]), ...r.planned.map((p) => ['outcome', p.pid])]);
       expect(lines.filter((l) => l.event === 'outcome').every((l) => l.outcome === 'terminated')).toBe(true);
       expect(lines[0]).toMatchObject({ action: 'terminate', host: s.host, port: s.port, database: 'postgres', role: 'postgres', app: 'db-leak', user: 'app_user', state: 'idle in transaction', dbdoctor_version: 'test' });
       expect(readFileSync(o.auditLog, 'utf8')).not.toContain(s.password);
@@ -155,6 +157,49 @@ describe('selection and acting', () => {
     } finally {
       await s.sql('SELECT pg_cancel_backend($1)', [activePid]);
       await sleeping;
+      await leak.release();
+    }
+  });
+
+  test('a session that changes between the plan and its batch is changed and survives; each batch is announced whole before its signals', async () => {
+    const s = server();
+    const leak = await idleInTransaction(s, 4, { app: 'db-batch', user: 'app_user' });
+    const sortedPids = sorted(leak.pids);
+    const clientOf = (pid: number) => leak.clients[leak.pids.indexOf(pid)]!;
+    const o = options(s, { states: ['idle in transaction'], apps: ['db-batch'] }, { batchSize: 2 });
+    const seen: Array<Array<[unknown, unknown]>> = [];
+    try {
+      const r = await runTerminate(o, {
+        prompter: null,
+        beforeBatch: async (index) => {
+          seen.push(auditLines(o.auditLog).map((l) => [l.event, l.pid]));
+          // After the first batch went out and before the second: one of the second batch's
+          // sessions runs a statement (still idle in transaction, but not the session planned).
+          if (index === 1) await clientOf(sortedPids[3]!).query('SELECT 2');
+        },
+      });
+      const by = Object.fromEntries(r.results.map((x) => [x.pid, x]));
+      expect(by[sortedPids[3]!]).toMatchObject({ outcome: 'changed', detail: expect.stringContaining('new statement') });
+      for (const pid of sortedPids.slice(0, 3)) expect(by[pid]!.outcome).toBe('terminated');
+      expect(await alive(s, leak.pids)).toEqual([sortedPids[3]]);
+      expect((await clientOf(sortedPids[3]!).query('SELECT 3 AS x')).rows[0]).toEqual({ x: 3 });
+      // Before batch 0 nothing was written; before batch 1, batch 0's two intents then its two outcomes.
+      expect(seen[0]).toEqual([]);
+      expect(seen[1]).toEqual([
+        ['intent', sortedPids[0]],
+        ['intent', sortedPids[1]],
+        ['outcome', sortedPids[0]],
+        ['outcome', sortedPids[1]],
+      ]);
+      const lines = auditLines(o.auditLog);
+      expect(lines.slice(4).map((l) => [l.event, l.pid])).toEqual([
+        ['intent', sortedPids[2]],
+        ['intent', sortedPids[3]],
+        ['outcome', sortedPids[2]],
+        ['outcome', sortedPids[3]],
+      ]);
+      expect(lines[7]).toMatchObject({ outcome: 'changed' });
+    } finally {
       await leak.release();
     }
   });

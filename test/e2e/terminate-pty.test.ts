@@ -124,7 +124,7 @@ describe('terminate on a terminal', () => {
       expect(await alive(s, leak.pids)).toEqual([]);
       // Only the run that acted wrote to the audit log: two intents, two outcomes, one run.
       const lines = readFileSync(audit, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { run_id: string; event: string });
-      expect(lines.map((l) => l.event)).toEqual(['intent', 'outcome', 'intent', 'outcome']);
+      expect(lines.map((l) => l.event)).toEqual(['intent', 'intent', 'outcome', 'outcome']);
       expect(new Set(lines.map((l) => l.run_id)).size).toBe(1);
       expect(await dbdoctorSessionsLeft(s)).toBe(0);
     } finally {

@@ -93,7 +93,8 @@ describe('the mixed incident', () => {
       expect(doc.report.audit_log).toBe(path);
       expect(statSync(path).mode & 0o777).toBe(0o600);
       const lines = auditLines(path);
-      expect(lines.map((l) => `${l.event}:${l.pid}`)).toEqual(sorted(workerLeak.pids).flatMap((pid) => [`intent:${pid}`, `outcome:${pid}`]));
+      // one batch: its intent lines, written together before its signals, then its outcomes
+      expect(lines.map((l) => `${l.event}:${l.pid}`)).toEqual([...sorted(workerLeak.pids).map((pid) => `intent:${pid}`), ...sorted(workerLeak.pids).map((pid) => `outcome:${pid}`)]);
       for (const l of lines.filter((x) => x.event === 'intent')) {
         expect(l).toMatchObject({ action: 'terminate', host: s.host, port: s.port, database: 'postgres', role: 'postgres', app: 'worker', user: 'app_user', state: 'idle in transaction', filters: { states: ['idle in transaction'], apps: ['worker'], older_than_ms: 1000 } });
         expect(typeof l.backend_start).toBe('string');

@@ -1,12 +1,14 @@
 /**
  * The activity snapshot: pg_stat_activity with ages on one clock reading, and, for sessions
- * waiting on a Lock only, pg_blocking_pids(). Never the pg_locks self-join (quadratic). With lock
- * detail (`locks` only), pg_locks is scanned once, for its ungranted rows, and only when some
- * session waits on a lock. PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round
+ * waiting on a Lock only, pg_blocking_pids(). Never the pg_locks self-join (quadratic). pg_locks
+ * (pg_lock_status(), which builds every row of the lock table under the lock manager's partition
+ * locks) is read for its ungranted rows with 'full' lock detail (`locks --detail`), and with
+ * 'targeted' detail (`locks`) only when a waiter waits for a type of lock whose relation or mode its
+ * wait_event does not fix (a relation, a tuple, ...). PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round
  * trip (withPrepared, the prepared transactions ride along); autocommit, so every call reads a
  * fresh snapshot.
  */
-import type { ActivitySnapshot, PreparedXact, SessionRow } from '../../core/activity.js';
+import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
@@ -21,18 +23,32 @@ export interface ActivityOptions {
    * asks for it; without it, who blocks whom still comes from pg_blocking_pids(), and the type of
    * lock waited for from wait_event.
    */
-  lockDetail?: boolean;
-  /** Cut query text to this many characters (default 2000). */
+  lockDetail?: boolean | LockDetail;
+  /** Cut query text to this many characters, server-side (default 2000). */
   queryChars?: number;
   /**
+   * Leave out the columns only the session views show (query_id, client_port, backend_age_ms,
+   * client_hostname): `diagnose` decides and prints without them, and each costs per row (an age
+   * is float8 arithmetic, query_id a cast to text). They come back as null.
+   */
+  lean?: boolean;
+  /**
    * Which sessions come back. 'all' (the default): every row of pg_stat_activity. 'blocking'
-   * (implies lockDetail): only what the blocking tree shows, that is the sessions waiting on a
+   * (implies at least 'targeted' lock detail): only what the blocking tree shows, that is the sessions waiting on a
    * lock, the sessions they wait for, the parallel workers of both, plus every hidden row (so the
    * partial-view count stays exact) and dbdoctor's own. At incident scale this is a third of the
    * rows and of the bytes (measured by `npm run bench`).
    */
   scope?: 'all' | 'blocking';
 }
+
+/**
+ * Lock detail: 'none' (the type of lock from wait_event only); 'targeted': the mode and relation
+ * told from wait_event where it fixes them (core/activity.ts derivedWaitLock), pg_locks read only
+ * when a waiter waits for another type of lock; 'full' (true): pg_locks' ungranted rows whenever
+ * someone waits, so every waiter's exact mode, relation and wait start.
+ */
+export type LockDetail = 'none' | 'targeted' | 'full';
 
 interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
@@ -50,10 +66,10 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
 // row cost measurable server time at incident scale (`npm run bench`).
 const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 
-// Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
-// on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
-// it), pg_blocking_pids() is called once per waiter, in `bp`, and pg_locks is read once, for its
-// ungranted rows: the lock each waiter waits for (a process waits for one lock at a time; DISTINCT
+// Without lock detail and the blocking scope, pg_blocking_pids() is called in the select list, only
+// for sessions waiting on a Lock. With either, pg_stat_activity is read once into `sa` (every part
+// of the statement shares it), pg_blocking_pids() is called once per waiter, in `bp`; with lock
+// detail pg_locks is read once (when its guard holds, see waitingCte), for its ungranted rows: the lock each waiter waits for (a process waits for one lock at a time; DISTINCT
 // ON keeps one row per pid all the same). Which roots block through an advisory lock is told by
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
 // at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
@@ -61,25 +77,38 @@ const SA_COLUMNS = `pid, leader_pid, backend_type, datid, datname, usename, uses
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
 
-const DETAIL_CTES = `,
+const BLOCKING_CTES = `,
   sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity),
-  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock'),
+  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock')`;
+
+/**
+ * When pg_locks is read at all: 'full' whenever someone waits; 'targeted' only when a waiter waits
+ * for a lock type whose relation or mode its wait_event does not fix (DERIVABLE_LOCK_TYPES in
+ * core/activity.ts: transactionid, virtualxid, spectoken and advisory waits need no pg_locks).
+ * The guard is a one-time filter: when it is false, pg_lock_status() is not called.
+ */
+function waitingCte(detail: 'targeted' | 'full'): string {
+  const guard =
+    detail === 'full'
+      ? 'EXISTS (SELECT 1 FROM bp)'
+      : `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))`;
+  return `,
   waiting AS MATERIALIZED (
     SELECT DISTINCT ON (l.pid) l.pid, l.locktype, l.mode,
            CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 THEN l.relation::regclass::text ELSE l.relation::text END AS relation,
            l.waitstart
       FROM pg_locks l
-     WHERE NOT l.granted AND EXISTS (SELECT 1 FROM bp)
+     WHERE NOT l.granted AND ${guard}
      ORDER BY l.pid
   )`;
+}
 const DETAIL_COLUMNS = `,
        w.locktype AS wl_locktype,
        w.mode AS wl_mode,
        w.relation AS wl_relation,
        ${ms('w.waitstart')} AS wl_wait_ms`;
-const DETAIL_JOINS = `
-  LEFT JOIN bp ON bp.pid = a.pid
+const DETAIL_JOIN = `
   LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'`;
 
 // 'blocking' scope (with lock detail): the sessions of a blocking chain (waiters and the sessions
@@ -94,9 +123,11 @@ const BLOCKING_SCOPE = `
     OR (a.state IS NULL AND a.query IS NULL)
     OR a.pid = pg_backend_pid()`;
 
-function activitySql(detail: boolean, scope: 'all' | 'blocking', queryChars: number): string {
+function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number, lean = false): string {
   const blocking = scope === 'blocking';
-  return `WITH n AS (SELECT clock_timestamp() AS t)${detail ? DETAIL_CTES : ''}${blocking ? CHAIN_CTE : ''}
+  const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
+  const withBp = blocking || detail !== 'none';
+  return `WITH n AS (SELECT clock_timestamp() AS t)${withBp ? BLOCKING_CTES : ''}${detail !== 'none' ? waitingCte(detail) : ''}${blocking ? CHAIN_CTE : ''}
 SELECT a.pid,
        a.leader_pid,
        a.backend_type,
@@ -106,26 +137,22 @@ SELECT a.pid,
        a.usename::text AS usename,
        r.rolsuper AS superuser,
        coalesce(a.application_name, '') AS application_name,
-       host(a.client_addr) AS client_addr,
-       a.client_hostname,
-       a.client_port,
+       host(a.client_addr) AS client_addr,${viewOnly('a.client_hostname', 'client_hostname')}${viewOnly('a.client_port', 'client_port')}
        a.backend_start::text AS backend_start,
        a.state,
        a.wait_event_type,
-       a.wait_event,
-       ${ms('a.backend_start')} AS backend_age_ms,
+       a.wait_event,${viewOnly(ms('a.backend_start'), 'backend_age_ms')}
        ${ms('a.xact_start')} AS xact_age_ms,
        ${ms('a.query_start')} AS query_age_ms,
-       ${ms('a.state_change')} AS state_age_ms,
-       a.query_id::text AS query_id,
+       ${ms('a.state_change')} AS state_age_ms,${viewOnly('a.query_id::text', 'query_id')}
        left(a.query, ${queryChars}) AS query,
-       array_to_string(${detail ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
+       array_to_string(${withBp ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
-       current_database()::text AS database${detail ? DETAIL_COLUMNS : ''}
-  FROM ${detail ? 'sa' : 'pg_stat_activity'} a
+       current_database()::text AS database${detail !== 'none' ? DETAIL_COLUMNS : ''}
+  FROM ${withBp ? 'sa' : 'pg_stat_activity'} a
  CROSS JOIN n
-  LEFT JOIN pg_roles r ON r.oid = a.usesysid${detail ? DETAIL_JOINS : ''}${blocking ? BLOCKING_SCOPE : ''}
+  LEFT JOIN pg_roles r ON r.oid = a.usesysid${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${detail !== 'none' ? DETAIL_JOIN : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
 }
 
@@ -147,7 +174,7 @@ function pidList(text: string | null): number[] | null {
  * rest/spread over 1,500 rows of 30 columns cost several milliseconds per command at incident
  * scale (measured by `npm run bench`); a plain literal is a fraction of that.
  */
-function toSessionRow(r: Row): SessionRow {
+function toSessionRow(r: Row, derive: boolean): SessionRow {
   return {
     pid: r.pid,
     leader_pid: r.leader_pid,
@@ -159,21 +186,25 @@ function toSessionRow(r: Row): SessionRow {
     superuser: r.superuser,
     application_name: r.application_name,
     client_addr: r.client_addr,
-    client_hostname: r.client_hostname,
-    client_port: r.client_port,
+    client_hostname: r.client_hostname ?? null,
+    client_port: r.client_port ?? null,
     backend_start: r.backend_start,
     state: r.state,
     wait_event_type: r.wait_event_type,
     wait_event: r.wait_event,
-    backend_age_ms: r.backend_age_ms,
+    backend_age_ms: r.backend_age_ms ?? null,
     xact_age_ms: r.xact_age_ms,
     query_age_ms: r.query_age_ms,
     state_age_ms: r.state_age_ms,
-    query_id: r.query_id,
+    query_id: r.query_id ?? null,
     query: r.query,
     blocked_by: pidList(r.blocked_by),
     is_self: r.is_self,
-    wait_lock: r.wl_locktype ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null } : null,
+    wait_lock: r.wl_locktype
+      ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null }
+      : derive && r.wait_event_type === 'Lock'
+        ? derivedWaitLock(r.wait_event, r.query)
+        : null,
   };
 }
 
@@ -183,15 +214,16 @@ function toSessionRow(r: Row): SessionRow {
  */
 export function activityRead(s: Session, opts: ActivityOptions = {}): Read<ActivitySnapshot> {
   const scope = opts.scope ?? 'all';
-  const detail = (opts.lockDetail ?? false) || scope === 'blocking';
-  const withPrepared = (opts.withPrepared ?? false) || detail;
+  const asked: LockDetail = opts.lockDetail === true ? 'full' : opts.lockDetail === false || opts.lockDetail === undefined ? 'none' : opts.lockDetail;
+  const detail: LockDetail = scope === 'blocking' && asked === 'none' ? 'targeted' : asked;
+  const withPrepared = (opts.withPrepared ?? false) || detail !== 'none';
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
   // The prepared transactions come in the same round trip and the same implicit transaction
   // (simple protocol, so no parameters: queryChars is an integer written into the text).
-  const activity = activitySql(detail, scope, queryChars);
+  const activity = activitySql(detail, scope, queryChars, opts.lean ?? false);
   return {
     statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
-    parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[]),
+    parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[], detail === 'targeted'),
   };
 }
 
@@ -199,13 +231,13 @@ export function readActivity(s: Session, opts: ActivityOptions = {}): Promise<Ac
   return readOne(s, activityRead(s, opts));
 }
 
-function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[]): ActivitySnapshot {
+function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], derive: boolean): ActivitySnapshot {
   const first = rows[0];
   return {
     server_version_num: s.serverVersionNum,
     taken_at: first?.taken_at ?? new Date().toISOString(),
     database: first?.database ?? s.target.dbname,
     prepared,
-    rows: rows.map(toSessionRow),
+    rows: rows.map((r) => toSessionRow(r, derive)),
   };
 }

@@ -127,3 +127,122 @@ export async function sessionStillThere(s: Session, pid: number, backendStart: s
   );
   return (row?.n ?? 0) > 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batches: one statement signals many sessions, each re-checked as signalSession re-checks one
+
+/**
+ * One statement for a batch of planned sessions. Each row re-checks its session exactly as
+ * signalSql does (identity, state, state_change, xact_start, age, client backend, not dbdoctor,
+ * with --blockers still blocking) in this statement's own pg_stat_activity snapshot, and also
+ * whether the role may signal it (pg_signal_backend's rules: the session's role's privileges or
+ * pg_signal_backend, and a superuser's session only by a superuser), so that no row raises an
+ * error after earlier rows' signals went out. The signal is sent without waiting
+ * (pg_terminate_backend(pid) returns once the signal is delivered): the exits are awaited together
+ * by confirmExits, not one 100 ms wait after another.
+ *
+ * With --blockers the blocked sessions' blockers are read once for the statement (a MATERIALIZED
+ * CTE: pg_blocking_pids() once per Lock waiter, not once per waiter and planned session).
+ */
+function batchSql(kind: SignalKind): string {
+  const call = kind === 'terminate' ? 'pg_terminate_backend(a_pid)' : 'pg_cancel_backend(a_pid)';
+  return `WITH t AS (
+  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+           AS t(pid, backend_start, state, state_change, xact_start, n)
+), blockers AS MATERIALIZED (
+  SELECT DISTINCT b.pid
+    FROM pg_stat_activity w
+    CROSS JOIN LATERAL unnest(CASE WHEN w.wait_event_type = 'Lock' THEN pg_blocking_pids(w.pid) END) AS b(pid)
+   WHERE $7::boolean AND w.wait_event_type = 'Lock' AND b.pid <> w.pid
+), me AS MATERIALIZED (
+  SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) AS super,
+         pg_has_role('pg_signal_backend', 'USAGE') AS signal_backend
+), c AS (
+  SELECT t.n, t.pid, a.pid AS a_pid,
+         a.backend_start::text AS backend_start_now,
+         a.state AS state_now,
+         CASE WHEN $7::boolean THEN EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid) END AS blocking_now,
+         (a.backend_start::text = t.backend_start
+          AND a.state = t.state
+          AND a.state_change::text IS NOT DISTINCT FROM t.state_change
+          AND a.xact_start::text IS NOT DISTINCT FROM t.xact_start
+          AND ($6::float8 IS NULL
+               OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
+          AND a.backend_type = 'client backend'
+          AND a.pid <> pg_backend_pid()
+          AND (NOT $7::boolean OR EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid))) AS holds,
+         ((me.super OR NOT coalesce(r.rolsuper, false))
+          AND (me.signal_backend OR (a.usesysid IS NOT NULL AND pg_has_role(a.usesysid, 'USAGE')))) AS permitted
+    FROM t
+    CROSS JOIN me
+    LEFT JOIN pg_stat_activity a ON a.pid = t.pid
+    LEFT JOIN pg_roles r ON r.oid = a.usesysid
+)
+SELECT n::int AS n, pid, (a_pid IS NOT NULL) AS present, backend_start_now, state_now, blocking_now,
+       coalesce(holds, false) AND NOT coalesce(permitted, false) AS denied,
+       CASE WHEN coalesce(holds, false) AND coalesce(permitted, false) THEN ${call} END AS signalled
+  FROM c
+ ORDER BY n`;
+}
+
+/** What the batch statement says of one session; `denied`: it still matched, but the role may not signal it. */
+export type BatchRaw = SignalRaw & { pid: number; denied: boolean };
+
+export type BatchResult = { ok: true; raws: BatchRaw[] } | { ok: false; permissionDenied: boolean; message: string; fatal: boolean };
+
+/**
+ * Re-checks and signals a batch of planned sessions in ONE autocommit statement, one row per
+ * session in the plan's order. Never throws for the targets' sake; a statement error comes back
+ * as a result (the caller then cannot know which rows were signalled, and re-checks them one by
+ * one: a session already signalled is then gone, or re-signalled under the same identity).
+ */
+export async function signalBatch(s: Session, batch: readonly PlannedSession[], kind: SignalKind, opts: Omit<SignalOptions, 'timeoutMs'>): Promise<BatchResult> {
+  const params: unknown[] = [
+    batch.map((p) => p.pid),
+    batch.map((p) => p.backend_start),
+    batch.map((p) => p.state),
+    batch.map((p) => p.state_change),
+    batch.map((p) => p.xact_start),
+    opts.minAgeMs,
+    opts.stillBlocking,
+  ];
+  try {
+    const rows = await s.query<BatchRaw & { n: number }>(batchSql(kind), params);
+    if (rows.length !== batch.length || rows.some((r, i) => r.pid !== batch[i]!.pid)) {
+      return { ok: false, permissionDenied: false, message: `the batch statement returned ${rows.length} rows for ${batch.length} sessions`, fatal: false };
+    }
+    return { ok: true, raws: rows.map(({ n: _n, ...raw }) => raw) };
+  } catch (err) {
+    if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
+    return { ok: false, permissionDenied: err.cause_id === 'permission_denied', message: err.message, fatal: err.cause_id === 'server_gone' };
+  }
+}
+
+/**
+ * One step of waiting for signalled sessions to exit: which of them (pid + backend_start) are
+ * still there, in a fresh statement, and while at it a wait of up to `waitMs` for the first of
+ * them (pg_terminate_backend(pid, timeout) on the same identity, re-checked in this statement:
+ * SIGTERM again to a session already terminating, and the server's own wait for its exit). The
+ * others exit meanwhile, so a batch takes about as long as its slowest exit, not the sum.
+ * `waitMs` 0: only look.
+ */
+const CONFIRM_SQL = `WITH t AS (
+  SELECT * FROM unnest($1::int[], $2::text[]) AS t(pid, backend_start)
+), still AS MATERIALIZED (
+  SELECT a.pid, row_number() OVER (ORDER BY a.pid) AS k
+    FROM t JOIN pg_stat_activity a ON a.pid = t.pid AND a.backend_start::text = t.backend_start
+   WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+)
+SELECT pid, CASE WHEN k = 1 AND $3::bigint > 0 THEN pg_terminate_backend(pid, $3::bigint) END AS exited
+  FROM still`;
+
+/** Confirm-step rows: the sessions still there when the statement began. */
+export async function stillThere(s: Session, sessions: ReadonlyArray<{ pid: number; backend_start: string }>, waitMs: number): Promise<Set<number>> {
+  if (sessions.length === 0) return new Set();
+  const rows = await s.query<{ pid: number; exited: boolean | null }>(CONFIRM_SQL, [
+    sessions.map((x) => x.pid),
+    sessions.map((x) => x.backend_start),
+    Math.max(0, Math.round(waitMs)),
+  ]);
+  return new Set(rows.filter((r) => r.exited !== true).map((r) => r.pid));
+}
