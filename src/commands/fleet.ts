@@ -49,12 +49,13 @@ export function fleetTargets(source: { file?: string; services?: string }, flags
 }
 
 /** A target that could not even be tried (its certificate file is missing, say): its report, UNKNOWN. */
-export function failedReport(t: Target, err: DbdoctorError, thresholds: Thresholds, ms: number): DiagnoseReport {
+export function failedReport(t: Target, err: DbdoctorError, thresholds: Thresholds, ms: number): DiagnoseReport & { config: { file: null; environment: null } } {
   const failure: ConnectFailure = { step: 'target', cause: err.cause_id, message: err.message, hint: err.hint ?? '', exit_code: err.exitCode === ExitCode.CRITICAL ? ExitCode.CRITICAL : ExitCode.UNKNOWN, code: undefined, runbook: 'cannot-connect' };
-  return diagnose(
+  const report = diagnose(
     { target: describeTarget(t), connect: { ok: false, failure, ms }, server: null, limits: [], activity: null, settings: null, statements: null, gather_error: null, unavailable: [], gather_ms: ms },
     thresholds,
   );
+  return { ...report, config: { file: null, environment: null } };
 }
 
 /** Diagnoses one target, never throwing for what is the target's problem. */

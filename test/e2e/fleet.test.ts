@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { FleetReport } from '../../src/core/fleet.js';
 import { freePort } from '../../src/db/embedded.js';
 import { BIN, cleanEnv, parseJson, runCli } from '../support/cli.js';
+import { expectValidFleetDoc } from '../support/schemas.js';
 import { idleInTransaction, type Incident } from '../support/incidents.js';
 import { startTestServer, type TestServer, useServer } from '../support/server.js';
 import { scaled } from '../support/timing.js';
@@ -71,6 +72,7 @@ describe('diagnose --targets: many servers in one run', () => {
     const r = await runCli(['diagnose', '--targets', f, '--connect-timeout', '2s', '--idle-in-transaction', '100ms', '--json'], { timeoutMs: 60_000 });
     expect(r.exitCode).toBe(2);
     const doc = parseJson<{ schema: string; report: FleetReport }>(r);
+    expectValidFleetDoc(doc);
     expect(doc.schema).toBe('dbdoctor.fleet');
     const by = Object.fromEntries(doc.report.targets.map((t) => [t.name, t.report]));
     expect(Object.keys(by).sort()).toEqual(['closed1', 'closed2', 'db1', 'db2', 'db3', 'silent']);
@@ -92,6 +94,19 @@ describe('diagnose --targets: many servers in one run', () => {
     expect(text.exitCode).toBe(2);
     expect(text.stdout).toMatch(/6 targets: 3 critical, .*2 ok/);
     for (const pw of passwords()) expect(text.stdout + text.stderr).not.toContain(pw);
+  });
+
+  test('a target that cannot even be tried (its root certificate file is missing) is UNKNOWN in the fleet, the others still run', async () => {
+    const f = targetsFile('badcert', [`@badcert host=127.0.0.1 port=${s2.port} user=postgres dbname=postgres sslmode=verify-full sslrootcert=${join(dir, 'no-such-ca.crt')}`, `@db2 ${url(s2)}`]);
+    const r = await runCli(['diagnose', '--targets', f, '--json'], { timeoutMs: 60_000 });
+    const doc = parseJson<{ report: FleetReport }>(r);
+    expectValidFleetDoc(doc);
+    expect(doc.report.targets.map((t) => [t.name, t.report.verdict])).toEqual([
+      ['badcert', 'unknown'],
+      ['db2', 'ok'],
+    ]);
+    expect(doc.report.targets[0]!.report.summary).toMatch(/root certificate file/);
+    expect(r.exitCode).toBe(3);
   });
 
   test('--format prometheus passes promtool check metrics; labels are bounded; dbdoctor_up per target', async () => {
@@ -135,6 +150,7 @@ describe('diagnose --targets: many servers in one run', () => {
     const f = targetsFile('hundred', lines);
     const r = await runCli(['diagnose', '--targets', f, '--connect-timeout', '2s', '--json'], { timeoutMs: 120_000 });
     const doc = parseJson<{ report: FleetReport }>(r);
+    expectValidFleetDoc(doc);
     expect(doc.report.targets).toHaveLength(100);
     expect(doc.report.concurrency).toBe(16);
     expect(doc.report.targets.filter((t) => t.report.connected)).toHaveLength(30);

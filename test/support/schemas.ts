@@ -13,8 +13,9 @@ function loadSchema(name: string): Record<string, unknown> {
 }
 
 /** ajv's errors (one a line) for a document against schema/<name>.schema.json, or null when it is valid. */
-function checker(name: string, schema: Record<string, unknown>): { errors(doc: unknown): string | null; expectValid(doc: unknown): void } {
+function checker(name: string, schema: Record<string, unknown>, refs: Array<Record<string, unknown>> = []): { errors(doc: unknown): string | null; expectValid(doc: unknown): void } {
   const ajv = new Ajv({ allErrors: true, strict: true });
+  for (const r of refs) ajv.addSchema(r);
   const validate = ajv.compile(schema);
   const errors = (doc: unknown) => (validate(doc) ? null : ajv.errorsText(validate.errors, { separator: '\n' }));
   return {
@@ -30,6 +31,9 @@ export const DIAGNOSE_SCHEMA = loadSchema('diagnose');
 export const LOCKS_SCHEMA = loadSchema('locks');
 export const PGBOUNCER_SCHEMA = loadSchema('pgbouncer');
 const pgbouncer = checker('pgbouncer', PGBOUNCER_SCHEMA);
+const fleet = checker('fleet', loadSchema('fleet'), [DIAGNOSE_SCHEMA]);
+/** Throws with ajv's errors unless `doc` is a valid `dbdoctor diagnose --targets --json` document. */
+export const expectValidFleetDoc = fleet.expectValid;
 /** Throws with ajv's errors unless `doc` is a valid `dbdoctor pools --json` document. */
 export const expectValidPgBouncerDoc = pgbouncer.expectValid;
 const diagnose = checker('diagnose', DIAGNOSE_SCHEMA);
