@@ -108,6 +108,7 @@ const FORMATS = ['text', 'json', 'nagios'] as const;
 type Format = (typeof FORMATS)[number];
 
 interface DiagnoseCliOptions extends ConnectionCliOptions {
+  verbose?: boolean;
   format?: string;
   config?: string;
   environment?: string;
@@ -135,6 +136,7 @@ Examples:
 `,
       ),
   )
+    .option('--verbose', 'text: every finding in full (evidence, cause, every next step), the info findings, the holders table and the path through the tree')
     .option('--json', 'one JSON document on stdout (same as --format json)')
     .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line)`)
     .option('--config <file>', 'JSON file with thresholds (default ./dbdoctor.json, then $XDG_CONFIG_HOME/dbdoctor/config.json)')
@@ -165,7 +167,7 @@ Examples:
     else {
       // The human and nagios renderers (cli-table3 and friends) load only when they are used.
       const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
-      ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style));
+      ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style, { verbose: Boolean(opts.verbose) }));
     }
     ctx.exitCode = exitCodeForSeverity(report.verdict);
   });

@@ -118,7 +118,8 @@ export function diagnoseDoctor(ctx: CommandContext): Doctor['diagnose'] {
         runbook: f.runbook.includes('#') ? f.runbook.slice(f.runbook.indexOf('#') + 1) : null,
       })),
       report,
-      render: (style) => renderDiagnose(report, style),
+      // The walk lists the findings in its menu: above it, the verdict (so it stays on the first screen).
+      render: (style) => renderDiagnose(report, style, { brief: true }),
     };
   };
 }
