@@ -12,6 +12,7 @@ import { DbdoctorError, InterruptedError } from './core/errors.js';
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
 import { envelope, renderJson } from './render/json.js';
 import { packageFile } from './package-files.js';
+import { helpWidth, wrapHelp } from './render/help.js';
 import { oneLine } from './render/sanitize.js';
 import { type Output, processOutput } from './ui/output.js';
 
@@ -65,9 +66,14 @@ function assemble(ctx: CommandContext, registers: Register[]): Command {
     .helpOption('--help', 'show help (-h is the host, as in psql)')
     .addOption(new Option('--debug', 'print stack traces of internal errors'))
     .showSuggestionAfterError(true)
+    // Help at the terminal's width: commander wraps descriptions at helpWidth (wrapping even beside
+    // a wide term, as diagnose's thresholds have), and wrapHelp the rest (examples, exit codes).
+    .configureHelp({ minWidthToWrap: 20 })
     .configureOutput({
-      writeOut: (s) => ctx.output.out(s.replace(/\n$/, '')),
-      writeErr: (s) => ctx.output.err(s.replace(/\n$/, '')),
+      writeOut: (s) => ctx.output.out(wrapHelp(s.replace(/\n$/, ''), helpWidth(ctx.output.columns))),
+      writeErr: (s) => ctx.output.err(wrapHelp(s.replace(/\n$/, ''), helpWidth(ctx.output.columns))),
+      getOutHelpWidth: () => helpWidth(ctx.output.columns),
+      getErrHelpWidth: () => helpWidth(ctx.output.columns),
       outputError: (s, write) => write(`dbdoctor: ${s.replace(/^error: /, '').trim()}\nhint: see dbdoctor --help\n`),
     })
     .exitOverride()

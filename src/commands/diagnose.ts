@@ -126,8 +126,9 @@ export function diagnoseCommand(program: Command, ctx: CommandContext): void {
         'after',
         `
 Thresholds can also be set in a JSON config file (--config, ./dbdoctor.json, or
-$XDG_CONFIG_HOME/dbdoctor/config.json): { "thresholds": { "idle_in_transaction": "1m" },
-"environments": { "batch": { "thresholds": { "long_query": "30m" } } } }. Flags win.
+$XDG_CONFIG_HOME/dbdoctor/config.json), flags winning:
+  { "thresholds": { "idle_in_transaction": "1m" },
+    "environments": { "batch": { "thresholds": { "long_query": "30m" } } } }
 
 Examples:
   dbdoctor diagnose -h db1 -U monitor

@@ -425,7 +425,8 @@ Examples:
   dbdoctor terminate --state "idle in transaction" --older-than 5m --app 'worker*'
   dbdoctor terminate --blockers --dry-run
   dbdoctor terminate --pid 12345 --cancel-first --grace 10s
-  dbdoctor terminate --state idle --older-than 30m --app api --yes --json --max 50   (cron)
+  # in cron (no terminal, so --yes; one JSON document for the log):
+  dbdoctor terminate --state idle --older-than 30m --app api --yes --json --max 50
 `;
 
 export function terminateCommand(program: Command, ctx: CommandContext): void {

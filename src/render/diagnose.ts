@@ -175,7 +175,8 @@ function shortFinding(f: Finding, style: ChalkInstance): string[] {
   // The command that deals with it (a clean-up) when the finding has one of its own; capacity's
   // clean-ups are its causes' (listed as findings of their own), so it shows who holds the slots.
   const commands = f.next.filter((n) => n.command && n.argv);
-  const step = (f.id === 'capacity' ? undefined : commands.find((n) => n.argv![0] === 'terminate')) ?? commands[0] ?? f.next[0];
+  const first = f.next[0];
+  const step = (f.id === 'capacity' ? undefined : commands.find((n) => n.argv![0] === 'terminate')) ?? (first?.sql ? first : undefined) ?? commands[0] ?? first;
   if (step) {
     const code = step.argv && step.command ? commandLines(step.argv, WIDTH - 2 - LABEL) : step.sql ? [step.sql] : null;
     if (code) {
