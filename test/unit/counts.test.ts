@@ -17,7 +17,7 @@ const PLURALS: Record<string, string> = { query: 'queries' };
 const pl = (n: string) => PLURALS[n] ?? `${n}s`;
 
 /** What disagrees in number in `text`: "(s)", "1 <plural>", "<n != 1> <singular>". */
-export function disagreements(text: string): string[] {
+function disagreements(text: string): string[] {
   const bad: string[] = [];
   if (/\w\(s\)/.test(text)) bad.push(`"(s)" in: ${text}`);
   for (const n of NOUNS) {
