@@ -8,6 +8,7 @@ import { displayWidth } from '../../src/render/width.js';
 import { COMMANDS, landed } from '../support/commands.js';
 import { shellWords } from '../support/output.js';
 import { runInPty } from '../support/pty.js';
+import { runCli } from '../support/cli.js';
 
 const commands = ['', ...landed(COMMANDS).map((c) => c.name)];
 
@@ -41,5 +42,26 @@ describe('every --help fits an 80-column terminal', () => {
     } finally {
       pty.kill();
     }
+  });
+});
+
+describe('dbdoctor runbook on a terminal', () => {
+  test('rendered: headings, lists, code and tables, links as text, no <a id> anchors; raw markdown when piped', async () => {
+    const pty = runInPty(['runbook', 'leaks'], { cols: 80, rows: 24, env: { PAGER: 'cat', NO_COLOR: '1' } });
+    try {
+      expect(await pty.exit).toBe(0);
+      const text = pty.text();
+      expect(text.split('\n')[0]).toBe('Connection leaks');
+      expect(text).not.toMatch(/<a id=|```|^#+ |\]\(|\*\*/m);
+      expect(text).toMatch(/^• Terminating sessions relieves the incident/m);
+      expect(text).toMatch(/^1\. See them\. dbdoctor connections/m);
+      expect(text).toMatch(/^ {4}SELECT application_name, client_addr, state/m);
+      expect(text).toMatch(/^• signature: idle in transaction \(aborted\)$/m);
+    } finally {
+      pty.kill();
+    }
+    const piped = await runCli(['runbook', 'leaks'], { env: { PAGER: 'cat' } });
+    expect(piped.stdout.split('\n')[0]).toBe('# Connection leaks');
+    expect(piped.stdout).toContain('<a id="idle-in-transaction"></a>');
   });
 });
