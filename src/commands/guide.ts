@@ -140,14 +140,19 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
     output.out(`\n${renderFindingHeader(f, style, output.columns)}`);
     let cleanedUp = false;
     for (;;) {
-      const choices: Array<MenuChoice<string> | 'separator'> = actions.map((a, i) => ({ ...actionLabel(a), value: `a${i}` }));
+      // One line per choice at the terminal's width ("❯ " takes 2); the whole command is printed when it runs.
+      const choices: Array<MenuChoice<string> | 'separator'> = actions.map((a, i) => {
+        const l = actionLabel(a);
+        return { ...l, name: oneLine(l.name, Math.max(30, Math.min(output.columns, 100) - 3)), value: `a${i}` };
+      });
       if (choices.length > 0) choices.push('separator');
       choices.push(
         { name: 'Diagnose again (see the effect)', value: DIAGNOSE },
         { name: 'Back to the findings', value: BACK },
         { name: 'Quit', value: QUIT },
       );
-      const pick = await menu.select(`Next step for: ${oneLine(f.title, width)}`, choices, cleanedUp ? { default: DIAGNOSE } : {});
+      // "? Next step for: " takes 17 columns of the line.
+      const pick = await menu.select(`Next step for: ${oneLine(f.title, Math.max(20, Math.min(output.columns, 100) - 19))}`, choices, cleanedUp ? { default: DIAGNOSE } : {});
       if (pick === DIAGNOSE || pick === BACK || pick === QUIT) return pick;
       const action = actions[Number(pick.slice(1))];
       if (!action) continue;

@@ -590,11 +590,13 @@ export function terminateSummary(status: TerminateStatus, o: { planned: number; 
   }
 }
 
-export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null; audit?: AuditFailure | null }): string | null {
+export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null; audit?: AuditFailure | null; planned?: number; max?: number }): string | null {
   switch (status) {
     case 'nothing_to_do':
       return o.hidden > 0 ? 'grant the role pg_read_all_stats (or pg_monitor) so dbdoctor can see and re-check those sessions' : null;
     case 'dry_run':
+      // Over --max the real run would refuse: the hint is the over-max one.
+      if (o.planned !== undefined && o.max !== undefined && o.planned > o.max) return 'narrow the filters (--app, --older-than, --pid ...), or raise --max if you mean it';
       return 'run the same command without --dry-run to act (with --yes where there is no terminal)';
     case 'over_max':
       return 'narrow the filters (--app, --older-than, --pid ...), or raise --max if you mean it';

@@ -140,7 +140,7 @@ export function renderPlan(r: TerminateReport, style: ChalkInstance, columns = 8
 /** The detail of a result, short enough for one table line (the JSON keeps the whole sentence). */
 export function shortDetail(detail: string): string {
   if (detail === 'terminated; its exit confirmed') return 'exit confirmed';
-  if (detail === 'still running after the cancel and the grace period; terminated, its exit confirmed') return 'still running after the grace period; exit confirmed';
+  if (detail === 'still running after the cancel and the grace period; terminated, its exit confirmed') return 'ran past the grace period; exit confirmed';
   const stopped = /^the query stopped after the cancel \(now (.*)\); session kept$/.exec(detail);
   if (stopped) return `query stopped (now ${stopped[1]}); session kept`;
   return detail;

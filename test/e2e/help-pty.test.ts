@@ -17,6 +17,8 @@ describe('every --help fits an 80-column terminal', () => {
     const pty = runInPty([...(name ? [name] : []), '--help'], { cols: 80, rows: 24 });
     try {
       expect(await pty.exit).toBe(0);
+      // The last bytes may arrive just after the exit: wait (bounded) for the end of the help.
+      for (let i = 0; i < 100 && !/130 {2}interrupted/.test(pty.text()); i++) await new Promise((r) => setTimeout(r, 20));
       const lines = pty.text().split('\n');
       expect(lines.length).toBeGreaterThan(10);
       const wide = lines.filter((l) => displayWidth(l) > 80);
