@@ -140,11 +140,8 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
     output.out(`\n${renderFindingHeader(f, style, output.columns)}`);
     let cleanedUp = false;
     for (;;) {
-      // One line per choice at the terminal's width ("❯ " takes 2); the whole command is printed when it runs.
-      const choices: Array<MenuChoice<string> | 'separator'> = actions.map((a, i) => {
-        const l = actionLabel(a);
-        return { ...l, name: oneLine(l.name, Math.max(30, Math.min(output.columns, 100) - 3)), value: `a${i}` };
-      });
+      // Each command whole (what will run matters more than one line per choice; the menu wraps it).
+      const choices: Array<MenuChoice<string> | 'separator'> = actions.map((a, i) => ({ ...actionLabel(a), value: `a${i}` }));
       if (choices.length > 0) choices.push('separator');
       choices.push(
         { name: 'Diagnose again (see the effect)', value: DIAGNOSE },

@@ -141,7 +141,7 @@ describe('the guide shows fresh ages', () => {
     const s = server();
     const leak = await idleInTransaction(s, 2, { app: 'guide-ages', user: 'app_user' });
     await sleep(1200);
-    const pty = runInPty(['guide', '-d', s.url()], { env: env(), cwd: home, cols: 80, rows: 24 });
+    const pty = runInPty(['guide', '-d', s.url()], { env: env(), cwd: home });
     try {
       await pty.choose(/Pick a finding to see its next steps/, /WARNING .*guide-ages.*idle in transaction/);
       const header = await pty.waitFor(/(?=Next step for:)/);
