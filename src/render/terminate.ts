@@ -163,8 +163,9 @@ export function renderResults(r: TerminateReport, style: ChalkInstance, columns 
 /** The whole report for stdout. `planShown`: the plan was already printed before the questions. */
 export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: { planShown?: boolean; columns?: number } = {}): string {
   const width = tableWidth(opts.columns ?? 80);
-  // The label says it: "DRY RUN  2 sessions would be terminated", not "DRY RUN  dry run: ...".
-  const summary = r.status === 'dry_run' ? r.summary.replace(/^dry run: /, '') : r.summary;
+  // The label says it: "DRY RUN  2 sessions would be terminated", not "DRY RUN  dry run: ...", and
+  // "NOT CONFIRMED  nothing was terminated", not "NOT CONFIRMED  not confirmed; ...".
+  const summary = r.status === 'dry_run' ? r.summary.replace(/^dry run: /, '') : r.status === 'not_confirmed' ? r.summary.replace(/^not confirmed[;:] /, '') : r.summary;
   const lines: string[] = [wrap(`${label(style, r)}  ${oneLine(summary)}`, width, '  '), style.dim(wrap(`target: ${oneLine(r.target)}`, width, '  ')), ''];
   if (!opts.planShown) lines.push(renderPlan(r, style, opts.columns));
   if (r.results.length > 0) {
