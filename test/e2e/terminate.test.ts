@@ -121,7 +121,7 @@ describe('nothing is terminated unless confirmed', () => {
       expect(r.exitCode).toBe(5);
       expect(r.stderr).toContain('dbdoctor: not confirmed: no terminal to ask on and no --yes; nothing was terminated');
       expect(r.stderr).toMatch(/^hint: .*--yes/m);
-      expect(r.stdout).toMatch(/^NOT CONFIRMED {2}not confirmed/);
+      expect(r.stdout).toMatch(/^NOT CONFIRMED {2}no terminal to ask on and no --yes; nothing was terminated/);
       for (const pid of leak.pids) expect(r.stdout).toContain(String(pid));
       expect(await alive(s, leak.pids)).toEqual(sorted(leak.pids));
       expect(await dbdoctorSessionsLeft(s)).toBe(0);
