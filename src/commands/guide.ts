@@ -120,7 +120,8 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
       return null;
     }
     opts.progress.stop();
-    output.out(d.render(style));
+    // The walk lists the findings in its menu: above it, the verdict (so it stays on the first screen).
+    output.out(d.render(style, { brief: true }));
     return d;
   };
 
