@@ -212,7 +212,9 @@ export function renderDiagnose(r: DiagnoseReport, style: ChalkInstance, opts: Di
   // Worst first (the report's order: severity, then the tree's order).
   for (const f of serious.filter((x) => !isSettingsAdvice(x))) {
     lines.push('');
-    lines.push(...shortFinding(f, style));
+    // Not connected: one finding, and its cause is the answer (what the server said, what to
+    // change): shown whole, as --verbose does.
+    lines.push(...(r.connected ? shortFinding(f, style) : renderFinding(f, style, true)));
   }
   const advice = serious.filter(isSettingsAdvice);
   if (advice.length) {
