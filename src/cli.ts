@@ -12,6 +12,7 @@ import { DbdoctorError, InterruptedError } from './core/errors.js';
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
 import { envelope, renderJson } from './render/json.js';
 import { packageFile } from './package-files.js';
+import { helpWidth, wrapHelp } from './render/help.js';
 import { oneLine } from './render/sanitize.js';
 import { type Output, processOutput } from './ui/output.js';
 
@@ -67,9 +68,14 @@ function assemble(ctx: CommandContext, registers: Register[]): Command {
     .helpOption('--help', 'show help (-h is the host, as in psql)')
     .addOption(new Option('--debug', 'print stack traces of internal errors'))
     .showSuggestionAfterError(true)
+    // Help at the terminal's width: commander wraps descriptions at helpWidth (wrapping even beside
+    // a wide term, as diagnose's thresholds have), and wrapHelp the rest (examples, exit codes).
+    .configureHelp({ minWidthToWrap: 20 })
     .configureOutput({
-      writeOut: (s) => ctx.output.out(s.replace(/\n$/, '')),
-      writeErr: (s) => ctx.output.err(s.replace(/\n$/, '')),
+      writeOut: (s) => ctx.output.out(wrapHelp(s.replace(/\n$/, ''), helpWidth(ctx.output.columns))),
+      writeErr: (s) => ctx.output.err(wrapHelp(s.replace(/\n$/, ''), helpWidth(ctx.output.columns))),
+      getOutHelpWidth: () => helpWidth(ctx.output.columns),
+      getErrHelpWidth: () => helpWidth(ctx.output.columns),
       outputError: (s, write) => write(`dbdoctor: ${s.replace(/^error: /, '').trim()}\nhint: see dbdoctor --help\n`),
     })
     .exitOverride()
@@ -81,9 +87,56 @@ function assemble(ctx: CommandContext, registers: Register[]): Command {
   for (const sub of program.commands) {
     sub.helpOption('--help', 'show help');
     sub.exitOverride();
+    // "Did you mean" names only a flag this command has, and only one a typo away (commander's
+    // own guess also looks at the parent's flags and accepts far ones: `locks --list` got --host).
+    sub.configureOutput({
+      ...sub.configureOutput(),
+      outputError: (s, write) => write(`dbdoctor: ${withOwnSuggestion(s, sub).replace(/^error: /, '').trim()}\nhint: see dbdoctor ${sub.name()} --help\n`),
+    });
     sub.addHelpText('after', exitCodeHelp());
   }
   return program;
+}
+
+/** The edit distance (with transpositions) between two short strings. */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The flags of `cmd` close to `flag`: a typo away (one edit for short names, two for names of 8
+ * or more letters), or the start of one (--all -> --all-databases). Best first.
+ */
+export function similarFlags(flag: string, cmd: Command): string[] {
+  const name = flag.replace(/^--?/, '').replace(/=.*$/, '');
+  const longs = [...cmd.options.map((o) => o.long).filter((l): l is string => Boolean(l)), '--help'];
+  const scored = longs
+    .map((l) => {
+      const n = l.slice(2);
+      const d = distance(name, n);
+      const near = d <= (name.length >= 8 ? 2 : 1) || (name.length >= 3 && n.startsWith(name));
+      return { l, d, near };
+    })
+    .filter((x) => x.near)
+    .sort((a, b) => a.d - b.d || a.l.localeCompare(b.l));
+  return scored.map((x) => x.l);
+}
+
+/** commander's error text with its "(Did you mean ...?)" replaced by ours for an unknown option. */
+function withOwnSuggestion(message: string, cmd: Command): string {
+  const m = /unknown option '([^']+)'/.exec(message);
+  if (!m) return message;
+  const base = message.replace(/\n?\(Did you mean [^)]*\)/, '');
+  const similar = similarFlags(m[1]!, cmd).slice(0, 2);
+  return similar.length ? `${base.trimEnd()}\n(Did you mean ${similar.join(' or ')}?)` : base;
 }
 
 /**

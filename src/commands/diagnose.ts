@@ -117,6 +117,7 @@ const FORMATS = ['text', 'json', 'nagios', 'prometheus', 'openmetrics', 'icinga'
 type Format = (typeof FORMATS)[number];
 
 interface DiagnoseCliOptions extends ConnectionCliOptions {
+  verbose?: boolean;
   format?: string;
   targets?: string;
   concurrency?: string;
@@ -177,7 +178,7 @@ async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions,
   else {
     const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
     const { renderPoolerJoin } = await import('../render/pgbouncer.js');
-    ctx.output.out(format === 'nagios' ? renderNagios(report) : `${renderDiagnose(report, ctx.output.style)}\n${renderPoolerJoin(joined, ctx.output.style)}`);
+    ctx.output.out(format === 'nagios' ? renderNagios(report) : `${renderDiagnose(report, ctx.output.style, { verbose: Boolean(opts.verbose) })}\n${renderPoolerJoin(joined, ctx.output.style)}`);
   }
   return exitCodeForSeverity(worst(report.verdict, joined.verdict));
 }
@@ -211,8 +212,9 @@ export function diagnoseCommand(program: Command, ctx: CommandContext): void {
         'after',
         `
 Thresholds can also be set in a JSON config file (--config, ./dbdoctor.json, or
-$XDG_CONFIG_HOME/dbdoctor/config.json): { "thresholds": { "idle_in_transaction": "1m" },
-"environments": { "batch": { "thresholds": { "long_query": "30m" } } } }. Flags win.
+$XDG_CONFIG_HOME/dbdoctor/config.json), flags winning:
+  { "thresholds": { "idle_in_transaction": "1m" },
+    "environments": { "batch": { "thresholds": { "long_query": "30m" } } } }
 
 Examples:
   dbdoctor diagnose -h db1 -U monitor
@@ -221,6 +223,7 @@ Examples:
 `,
       ),
   )
+    .option('--verbose', 'text: every finding in full (evidence, cause, every next step), the info findings, the holders table and the path through the tree')
     .option('--json', 'one JSON document on stdout (same as --format json)')
     .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line; prometheus and openmetrics: an exposition; icinga: process-check-result bodies)`)
     .option('--config <file>', 'JSON file with thresholds (default ./dbdoctor.json, then $XDG_CONFIG_HOME/dbdoctor/config.json)')
@@ -285,7 +288,7 @@ Examples:
     } else {
       // The human and nagios renderers (cli-table3 and friends) load only when they are used.
       const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
-      ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style));
+      ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style, { verbose: Boolean(opts.verbose) }));
     }
     ctx.exitCode = exitCodeForSeverity(report.verdict);
   });

@@ -29,7 +29,8 @@ export interface Diagnosis {
   findings: GuideFinding[];
   /** diagnose's own report, as its --json carries it. */
   report: unknown;
-  render(style: ChalkInstance): string;
+  /** diagnose's text; `brief`: the verdict and where only (the guide lists the findings in its menu). */
+  render(style: ChalkInstance, opts?: { brief?: boolean }): string;
 }
 
 export interface Cleanup {
@@ -118,7 +119,7 @@ export function diagnoseDoctor(ctx: CommandContext): Doctor['diagnose'] {
         runbook: f.runbook.includes('#') ? f.runbook.slice(f.runbook.indexOf('#') + 1) : null,
       })),
       report,
-      render: (style) => renderDiagnose(report, style),
+      render: (style, o) => renderDiagnose(report, style, { brief: Boolean(o?.brief) }),
     };
   };
 }

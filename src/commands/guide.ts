@@ -120,7 +120,8 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
       return null;
     }
     opts.progress.stop();
-    output.out(d.render(style));
+    // The walk lists the findings in its menu: above it, the verdict (so it stays on the first screen).
+    output.out(d.render(style, { brief: true }));
     return d;
   };
 
@@ -140,6 +141,7 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
     output.out(`\n${renderFindingHeader(f, style, output.columns)}`);
     let cleanedUp = false;
     for (;;) {
+      // Each command whole (what will run matters more than one line per choice; the menu wraps it).
       const choices: Array<MenuChoice<string> | 'separator'> = actions.map((a, i) => ({ ...actionLabel(a), value: `a${i}` }));
       if (choices.length > 0) choices.push('separator');
       choices.push(
@@ -147,7 +149,8 @@ export async function runGuideSession(ctx: CommandContext, factory: ProgramFacto
         { name: 'Back to the findings', value: BACK },
         { name: 'Quit', value: QUIT },
       );
-      const pick = await menu.select(`Next step for: ${oneLine(f.title, width)}`, choices, cleanedUp ? { default: DIAGNOSE } : {});
+      // "? Next step for: " takes 17 columns of the line.
+      const pick = await menu.select(`Next step for: ${oneLine(f.title, Math.max(20, Math.min(output.columns, 100) - 19))}`, choices, cleanedUp ? { default: DIAGNOSE } : {});
       if (pick === DIAGNOSE || pick === BACK || pick === QUIT) return pick;
       const action = actions[Number(pick.slice(1))];
       if (!action) continue;

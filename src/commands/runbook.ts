@@ -101,7 +101,18 @@ export function runbookCommand(program: Command, ctx: CommandContext): void {
     .description('print a runbook, or the section for a diagnose node id; without an id, list them')
     .action(async (id: string | undefined) => {
       const r = runRunbook(id);
-      if (r.kind === 'list') ctx.output.out(renderRunbookList(r.runbooks));
-      else await page(r.section ? `${r.text}\n\n(from ${r.file}#${r.id}; the whole runbook: dbdoctor runbook ${r.file.replace(/^runbooks\/|\.md$/g, '')})` : r.text, ctx.output, ctx.env);
+      if (r.kind === 'list') {
+        ctx.output.out(renderRunbookList(r.runbooks));
+        return;
+      }
+      const text = r.section ? `${r.text}\n\n(from ${r.file}#${r.id}; the whole runbook: dbdoctor runbook ${r.file.replace(/^runbooks\/|\.md$/g, '')})` : r.text;
+      // On a terminal, rendered (headings, lists, code, tables, links as text); piped, the markdown itself.
+      if (!ctx.output.stdoutIsTTY) {
+        ctx.output.out(text);
+        return;
+      }
+      const { renderMarkdown } = await import('../render/markdown.js');
+      const width = Math.max(40, Math.min(ctx.output.columns, 100));
+      await page(renderMarkdown(text, ctx.output.style, width), ctx.output, ctx.env);
     });
 }

@@ -3,7 +3,8 @@ import { homedir, hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { requireValues } from '../core/connections.js';
-import { MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
+import { plural } from '../core/count.js';
+import { formatDuration, MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
 import { DbdoctorError, InterruptedError, UsageError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import {
@@ -383,8 +384,7 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
           base.planned = chosen;
           if (chosen.length === 0) return finishReport(base, 'not_confirmed', 'none_selected');
           const cancels = chosen.filter((p) => p.action === 'cancel_then_terminate').length;
-          const what = cancels > 0 ? `Cancel ${cancels} and terminate ${chosen.length - cancels} (plus any still running after the grace period)` : `Terminate ${chosen.length}`;
-          const yes = await deps.prompter.confirm(`${what} session${chosen.length === 1 ? '' : 's'} on ${describeTarget(o.target)}?`);
+          const yes = await deps.prompter.confirm(confirmQuestion(chosen.length, cancels, o.graceMs, describeTarget(o.target)));
           if (!yes) return finishReport(base, 'not_confirmed', 'answered_no');
         }
         const auditCtx: AuditContext = {
@@ -416,6 +416,20 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
 
 // ---------------------------------------------------------------------------------------------
 // The command
+
+/**
+ * The question before acting, saying plainly what will happen: "Terminate 3 sessions on X?",
+ * "Cancel the queries of 9 sessions, then terminate those still running after 5s on X?", or both
+ * parts when the plan mixes them.
+ */
+export function confirmQuestion(total: number, cancels: number, graceMs: number, target: string): string {
+  const grace = formatDuration(graceMs);
+  const terms = total - cancels;
+  if (cancels === 0) return `Terminate ${plural(total, 'session')} on ${target}?`;
+  const cancelPart = `cancel the ${cancels === 1 ? 'query of 1 session' : `queries of ${cancels} sessions`}, then terminate ${cancels === 1 ? 'it if still running' : 'those still running'} after ${grace}`;
+  if (terms === 0) return `${cancelPart[0]!.toUpperCase()}${cancelPart.slice(1)} on ${target}?`;
+  return `Terminate ${plural(terms, 'session')}, and ${cancelPart}, on ${target}?`;
+}
 
 interface TerminateCliOptions extends ConnectionCliOptions {
   state?: string[];
@@ -499,7 +513,8 @@ Examples:
   dbdoctor terminate --state "idle in transaction" --older-than 5m --app 'worker*'
   dbdoctor terminate --blockers --dry-run
   dbdoctor terminate --pid 12345 --cancel-first --grace 10s
-  dbdoctor terminate --state idle --older-than 30m --app api --yes --json --max 50   (cron)
+  # in cron (no terminal, so --yes; one JSON document for the log):
+  dbdoctor terminate --state idle --older-than 30m --app api --yes --json --max 50
 `;
 
 export function terminateCommand(program: Command, ctx: CommandContext): void {
@@ -517,7 +532,7 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
     .option('--query <pattern>', 'query text contains this (case-insensitive; * and ? are wildcards)')
     .option('--all-databases', 'look at every database (default: only the one connected to)')
     .option('--include-superusers', 'also act on superuser sessions (excluded by default)')
-    .option('--dry-run', 'show the plan and stop')
+    .option('--dry-run', 'show the plan and stop (exit 5, as the real run, when it is over --max)')
     .option('-y, --yes', 'do not ask (needed without a terminal: cron, scripts)')
     .option('--max <n>', `refuse a plan of more than n sessions, terminating none (default ${DEFAULT_MAX})`)
     .option('--cancel-first', 'for active sessions: cancel the query, wait --grace, terminate only if still running')
@@ -548,7 +563,9 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
         progress: createProgress(output, ctx.json),
       });
       output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown, columns: output.columns }));
-      for (const line of terminateNotices(report)) output.err(line);
+      // When the text report and stderr are the same terminal, the report's first line said it already.
+      const summaryShown = !opts.json && output.stdoutIsTTY && output.stderrIsTTY;
+      for (const line of terminateNotices(report, { summaryShown })) output.err(line);
       ctx.exitCode = report.exit_code;
     });
 }

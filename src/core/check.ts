@@ -1,3 +1,4 @@
+import { plural } from './count.js';
 import { type Capacity, type CapacityThresholds, capacityOf, capacitySeverity, type ConnLimit, nearLimits, worst } from './capacity.js';
 import type { ConnectFailure, ConnectStep } from './classify.js';
 import type { Severity } from './exit-codes.js';
@@ -117,7 +118,7 @@ export function checkReportConnected(args: {
     `connected to PostgreSQL ${major} (${facts.in_recovery ? 'standby' : 'primary'}) in ${Math.round(args.connectMs)} ms`,
     `${capacity.client_backends}/${capacity.ordinary_slots} ordinary slots used, headroom ${capacity.headroom} (${capacity.headroom_pct}%)`,
   ];
-  if (limitsNear.length) parts.push(`${limitsNear.length} connection limit(s) nearly used up`);
+  if (limitsNear.length) parts.push(`${plural(limitsNear.length, 'connection limit')} nearly used up`);
   return {
     status,
     summary: parts.join('; '),

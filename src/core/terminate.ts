@@ -4,6 +4,7 @@
  * code, and the audit records. Pure: the SQL is in src/db/sql/terminate.ts, the file IO in
  * src/ui/audit.ts and src/ui/lockfile.ts, the wiring in src/commands/terminate.ts.
  */
+import { plural } from './count.js';
 import {
   type ActivitySnapshot,
   isClientBackend,
@@ -562,12 +563,14 @@ export function statusOfResults(results: SessionResult[], audit: AuditFailure | 
 
 /**
  * The exit code: 0 all done (or nothing to do), 1 some done, 2 none done, 5 not confirmed or over
- * --max, 3 when nothing matched but the role cannot see sessions that might.
+ * --max (a dry run of such a plan too), 3 when nothing matched but the role cannot see sessions that might.
  */
-export function terminateExitCode(status: TerminateStatus, hiddenSessions: number): ExitCodeValue {
+export function terminateExitCode(status: TerminateStatus, hiddenSessions: number, overMax = false): ExitCodeValue {
   switch (status) {
-    case 'done':
     case 'dry_run':
+      // A dry run exits as the real run would decide before asking: over --max is refused (5).
+      return overMax ? ExitCode.NOT_CONFIRMED : ExitCode.OK;
+    case 'done':
       return ExitCode.OK;
     case 'nothing_to_do':
       return hiddenSessions > 0 ? ExitCode.UNKNOWN : ExitCode.OK;
@@ -581,7 +584,6 @@ export function terminateExitCode(status: TerminateStatus, hiddenSessions: numbe
   }
 }
 
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** "; the audit log failed, so it has no outcome for the signal sent to pid 12 (terminate: terminated): <why>", or "". */
 function auditFailureText(a: AuditFailure | null): string {
@@ -612,7 +614,7 @@ export function terminateSummary(status: TerminateStatus, o: { planned: number; 
       const c = o.counts!;
       const parts: string[] = [];
       if (c.terminated) parts.push(`${c.terminated} terminated`);
-      if (c.cancelled) parts.push(`${c.cancelled} query cancelled`);
+      if (c.cancelled) parts.push(`${plural(c.cancelled, 'query', 'queries')} cancelled`);
       if (c.gone) parts.push(`${c.gone} already gone`);
       if (c.changed) parts.push(`${c.changed} changed (kept)`);
       if (c.permission_denied) parts.push(`${c.permission_denied} permission denied`);
@@ -624,11 +626,13 @@ export function terminateSummary(status: TerminateStatus, o: { planned: number; 
   }
 }
 
-export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null; audit?: AuditFailure | null }): string | null {
+export function terminateHint(status: TerminateStatus, o: { reason: NotConfirmedReason | null; hidden: number; counts: OutcomeCounts | null; audit?: AuditFailure | null; planned?: number; max?: number }): string | null {
   switch (status) {
     case 'nothing_to_do':
       return o.hidden > 0 ? 'grant the role pg_read_all_stats (or pg_monitor) so dbdoctor can see and re-check those sessions' : null;
     case 'dry_run':
+      // Over --max the real run would refuse: the hint is the over-max one.
+      if (o.planned !== undefined && o.max !== undefined && o.planned > o.max) return 'narrow the filters (--app, --older-than, --pid ...), or raise --max if you mean it';
       return 'run the same command without --dry-run to act (with --yes where there is no terminal)';
     case 'over_max':
       return 'narrow the filters (--app, --older-than, --pid ...), or raise --max if you mean it';
@@ -698,7 +702,7 @@ export function finishReport(base: ReportBase, status: TerminateStatus, reason: 
     status,
     summary: terminateSummary(status, o),
     hint: terminateHint(status, o),
-    exit_code: terminateExitCode(status, base.hidden_sessions),
+    exit_code: terminateExitCode(status, base.hidden_sessions, base.planned.length > base.max),
     not_confirmed_reason: reason,
     counts,
     ...base,

@@ -5,6 +5,7 @@
  * columns into a width). Every piece of client-controlled text goes through oneLine().
  */
 import type { ChalkInstance } from 'chalk';
+import { plural } from '../core/count.js';
 import type { ConnectionsReport, GroupKey, SessionGroup, SessionInfo, Visibility, WaitEventCount } from '../core/connections.js';
 import { formatDuration } from '../core/duration.js';
 import type { Severity } from '../core/exit-codes.js';
@@ -223,8 +224,22 @@ export function renderConnections(r: ConnectionsReport, style: ChalkInstance, co
     .join(', ');
   const filters = filtersText(r);
   const label = r.status.toUpperCase();
-  const verdict = wrap(`${label}  ${r.total} client session${r.total === 1 ? '' : 's'}${filters ? ` of ${r.total_unfiltered} matching ${filters}` : ''} (dbdoctor itself left out)${states ? `: ${states}` : ''}`, width, '  ');
-  lines.push(severityLabel(style, r.status) + verdict.slice(label.length));
+  const sessionsText = `${plural(r.total, 'client session')}${filters ? ` of ${r.total_unfiltered} matching ${filters}` : ''} (dbdoctor itself left out)${states ? `: ${states}` : ''}`;
+  if (filters && r.status !== 'ok') {
+    // The level is the server's (capacity, or a partial view), not the filtered sessions': it is
+    // labelled as what it is, and the matching sessions get a line of their own, unlabelled.
+    const c = r.capacity;
+    const why =
+      c.severity === r.status
+        ? `capacity: ${c.client_backends} of ${c.ordinary_slots} ordinary slots in use on the server, headroom ${c.headroom} (${c.headroom_pct}%)`
+        : 'partial view: some sessions are hidden from this role';
+    const verdict = wrap(`${label}  ${why}`, width, '  ');
+    lines.push(severityLabel(style, r.status) + verdict.slice(label.length));
+    lines.push(wrap(sessionsText, width, '  '));
+  } else {
+    const verdict = wrap(`${label}  ${sessionsText}`, width, '  ');
+    lines.push(severityLabel(style, r.status) + verdict.slice(label.length));
+  }
   if (r.groups.length > 0) {
     lines.push('');
     const keys = r.by;

@@ -125,10 +125,113 @@ export function verdictLine(r: DiagnoseReport, width: number): string {
   return shown < items.length ? `${line}; …` : line;
 }
 
-/** The human report. `detailed` shows evidence, causes and every next step (default). */
-export function renderDiagnose(r: DiagnoseReport, style: ChalkInstance): string {
+export interface DiagnoseTextOptions {
+  /** Everything: evidence, causes and every next step of each finding, the info findings, the holders table, the path. */
+  verbose?: boolean;
+  /** Only the verdict and where (the guided walk lists the findings in its menu). */
+  brief?: boolean;
+}
+
+/** Settings advice (`setting-*`): what would have prevented the incident, not the incident itself. */
+export function isSettingsAdvice(f: Finding): boolean {
+  return f.id.startsWith('setting-');
+}
+
+/**
+ * The verdict, wrapped (never cut: every serious finding's summary is there), with its label on
+ * the first line and the rest indented under the text.
+ */
+function verdictLines(r: DiagnoseReport, style: ChalkInstance, width: number): string[] {
+  const sev = r.verdict === 'info' ? 'ok' : r.verdict;
+  const label = sev.toUpperCase();
+  const serious = r.findings.filter((f) => f.severity === 'critical' || f.severity === 'unknown' || f.severity === 'warning');
+  const incident = serious.filter((f) => !isSettingsAdvice(f));
+  const advice = serious.length - incident.length;
+  const text = !r.connected || serious.length === 0 ? oneLine(r.summary) : [...incident.map((f) => oneLine(f.summary)), ...(advice > 0 ? [`${advice} setting${advice === 1 ? '' : 's'} to prevent a repeat`] : [])].join('; ');
+  const indent = label.length + 2;
+  const wrapped = wrap(text, width - indent);
+  return wrapped.map((l, i) => (i === 0 ? `${severityLabel(style, sev)}  ${l}` : `${' '.repeat(indent)}${l}`));
+}
+
+/** At most `max` lines of `text` wrapped to `width`, the last one cut with "…" when there is more. */
+function clipped(text: string, width: number, max: number): string[] {
+  const lines = wrap(text, width);
+  if (lines.length <= max) return lines;
+  const kept = lines.slice(0, max);
+  kept[max - 1] = oneLine(`${kept[max - 1]} ${lines[max]}`, width);
+  return kept;
+}
+
+/** One finding in a few lines: what (severity, id, title), the evidence in one line, the next command. */
+function shortFinding(f: Finding, style: ChalkInstance): string[] {
   const lines: string[] = [];
-  lines.push(`${severityLabel(style, r.verdict === 'info' ? 'ok' : r.verdict)}  ${verdictLine(r, WIDTH - r.verdict.length - 2)}`);
+  const head = `${f.severity.toUpperCase()} ${f.id}: `;
+  const title = clipped(`${head}${oneLine(f.title)}`, WIDTH - 2, 2);
+  title.forEach((l, i) => {
+    lines.push(i === 0 ? `${severityLabel(style, f.severity)} ${style.bold(f.id)}:${l.slice(head.length - 1)}` : `  ${l}`);
+  });
+  const fact = f.evidence.facts[0];
+  if (fact) lines.push(`  ${style.dim('evidence'.padEnd(LABEL))}${oneLine(fact, WIDTH - 2 - LABEL)}`);
+  // The command that deals with it (a clean-up) when the finding has one of its own; capacity's
+  // clean-ups are its causes' (listed as findings of their own), so it shows who holds the slots.
+  const commands = f.next.filter((n) => n.command && n.argv);
+  const first = f.next[0];
+  const step = (f.id === 'capacity' ? undefined : commands.find((n) => n.argv![0] === 'terminate')) ?? (first?.sql ? first : undefined) ?? commands[0] ?? first;
+  if (step) {
+    const code = step.argv && step.command ? commandLines(step.argv, WIDTH - 2 - LABEL) : step.sql ? [step.sql] : null;
+    if (code) {
+      code.forEach((l, k) => {
+        lines.push(`  ${k === 0 ? style.dim('next'.padEnd(LABEL)) : ' '.repeat(LABEL)}${style.cyan(l)}`);
+      });
+    } else lines.push(...block('next', step.text, style));
+  }
+  return lines;
+}
+
+/** What --verbose adds, in one line. */
+function verboseLine(r: DiagnoseReport): string {
+  const info = r.findings.filter((f) => f.severity === 'info' || f.severity === 'ok').length;
+  const parts = ['evidence, causes, all steps', ...(info > 0 ? [`${info} info finding${info === 1 ? '' : 's'}`] : []), ...(r.holders.length ? ['holders'] : []), 'path'];
+  return `--verbose adds: ${parts.join(', ')}`;
+}
+
+/**
+ * The human report. By default, one screen: the verdict, the incident's findings worst first (a
+ * few lines each), one section gathering the settings advice, and what --verbose adds. With
+ * `verbose`, every finding in full (evidence, cause, every next step), the summary tables and the
+ * path taken. With `brief`, the verdict and where only.
+ */
+export function renderDiagnose(r: DiagnoseReport, style: ChalkInstance, opts: DiagnoseTextOptions = {}): string {
+  if (opts.verbose) return renderVerbose(r, style);
+  const lines: string[] = [];
+  lines.push(...verdictLines(r, style, WIDTH));
+  const where = r.server ? `PostgreSQL ${r.server.major} ${r.server.role}` : 'not connected';
+  for (const l of wrap(oneLine(`${r.target} · ${where}`), WIDTH)) lines.push(style.dim(l));
+  if (opts.brief) return lines.join('\n');
+  const serious = r.findings.filter((f) => f.severity === 'critical' || f.severity === 'unknown' || f.severity === 'warning');
+  // Worst first (the report's order: severity, then the tree's order).
+  for (const f of serious.filter((x) => !isSettingsAdvice(x))) {
+    lines.push('');
+    // Not connected: one finding, and its cause is the answer (what the server said, what to
+    // change): shown whole, as --verbose does.
+    lines.push(...(r.connected ? shortFinding(f, style) : renderFinding(f, style, true)));
+  }
+  const advice = serious.filter(isSettingsAdvice);
+  if (advice.length) {
+    lines.push('');
+    lines.push(`${style.bold('to prevent a repeat')}${style.dim('  (the statements: --verbose, or dbdoctor runbook <id>)')}`);
+    for (const f of advice) lines.push(`  ${oneLine(f.summary === f.title ? f.title.split(':')[0]! : f.summary, WIDTH - 2)}`);
+  }
+  if (!r.connected) return lines.join('\n');
+  lines.push('');
+  for (const l of wrap(verboseLine(r), WIDTH)) lines.push(style.dim(l));
+  return lines.join('\n');
+}
+
+/** Everything, as --verbose shows it. */
+function renderVerbose(r: DiagnoseReport, style: ChalkInstance): string {
+  const lines: string[] = [];
+  lines.push(...verdictLines(r, style, WIDTH));
   const counts = ORDER.filter((s) => r.counts[s] > 0).map((s) => `${r.counts[s]} ${s}`).join(', ');
   const where = r.server ? `PostgreSQL ${r.server.major} ${r.server.role}, as ${r.server.user} on ${r.server.database}` : 'not connected';
   for (const l of wrap(oneLine(`${r.target} · ${where} · ${counts || 'no findings'}`), WIDTH)) lines.push(style.dim(l));

@@ -8,7 +8,10 @@ import { severityLabel } from './style.js';
 /** Shown when a finding is picked: its severity and title, and the likely cause, wrapped. */
 export function renderFindingHeader(f: GuideFinding, style: ChalkInstance, columns = 80): string {
   const width = Math.max(40, Math.min(columns, 100) - 2);
-  const out = [`${severityLabel(style, f.severity)}  ${style.bold(oneLine(f.title))}`];
+  // The title wrapped at the terminal's width, continuations under its first word.
+  const label = f.severity.toUpperCase();
+  const title = wrap(`${label}  ${oneLine(f.title)}`, width + 2, ' '.repeat(label.length + 2)).split('\n');
+  const out = [`${severityLabel(style, f.severity)}  ${style.bold(title[0]!.slice(label.length + 2))}`, ...title.slice(1).map((l) => style.bold(l))];
   if (f.cause) out.push(style.dim(wrap(`  likely cause: ${oneLine(f.cause)}`, width + 2, '  ')));
   return out.join('\n');
 }

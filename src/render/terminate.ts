@@ -137,20 +137,40 @@ export function renderPlan(r: TerminateReport, style: ChalkInstance, columns = 8
   return lines.join('\n');
 }
 
-export function renderResults(r: TerminateReport, style: ChalkInstance): string {
-  const t = table({ head: ['pid', 'app', 'outcome', 'detail'].map((h) => style.bold(h)), colWidths: [9, 14, 19, 30], wordWrap: true });
-  for (const x of r.results) t.push([String(x.pid), oneLine(x.app || '-', 12), outcomeText(style, x.outcome), oneLine(x.detail)]);
-  return t.toString();
+/** The detail of a result, short enough for one table line (the JSON keeps the whole sentence). */
+export function shortDetail(detail: string): string {
+  if (detail === 'terminated; its exit confirmed') return 'exit confirmed';
+  if (detail === 'still running after the cancel and the grace period; terminated, its exit confirmed') return 'ran past the grace period; exit confirmed';
+  const stopped = /^the query stopped after the cancel \(now (.*)\); session kept$/.exec(detail);
+  if (stopped) return `query stopped (now ${stopped[1]}); session kept`;
+  return detail;
+}
+
+/** One line per session, whatever the width: long details are cut (the JSON has them whole). */
+export function renderResults(r: TerminateReport, style: ChalkInstance, columns = 80): string {
+  const rs = r.results;
+  return listTable(
+    [
+      { head: 'pid', cells: rs.map((x) => String(x.pid)) },
+      { head: 'app', cells: rs.map((x) => oneLine(x.app || '-')), min: 3, soft: 8, max: 20 },
+      { head: 'outcome', cells: rs.map((x) => outcomeText(style, x.outcome)) },
+      { head: 'detail', cells: rs.map((x) => oneLine(shortDetail(x.detail))), min: 12 },
+    ].map((c) => ({ ...c, head: style.bold(c.head) })),
+    tableWidth(columns),
+  );
 }
 
 /** The whole report for stdout. `planShown`: the plan was already printed before the questions. */
 export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: { planShown?: boolean; columns?: number } = {}): string {
   const width = tableWidth(opts.columns ?? 80);
-  const lines: string[] = [wrap(`${label(style, r)}  ${oneLine(r.summary)}`, width, '  '), style.dim(`target: ${oneLine(r.target)}`), ''];
+  // The label says it: "DRY RUN  2 sessions would be terminated", not "DRY RUN  dry run: ...", and
+  // "NOT CONFIRMED  nothing was terminated", not "NOT CONFIRMED  not confirmed; ...".
+  const summary = r.status === 'dry_run' ? r.summary.replace(/^dry run: /, '') : r.status === 'not_confirmed' ? r.summary.replace(/^not confirmed[;:] /, '') : r.summary;
+  const lines: string[] = [wrap(`${label(style, r)}  ${oneLine(summary)}`, width, '  '), style.dim(wrap(`target: ${oneLine(r.target)}`, width, '  ')), ''];
   if (!opts.planShown) lines.push(renderPlan(r, style, opts.columns));
   if (r.results.length > 0) {
     if (!opts.planShown) lines.push('');
-    lines.push(renderResults(r, style));
+    lines.push(renderResults(r, style, opts.columns));
   }
   if (r.deselected.length > 0) lines.push(style.dim(wrap(`deselected (kept): pid ${r.deselected.join(', ')}`, width, '  ')));
   if (r.audit_log && r.results.some((x) => x.outcome !== 'not_attempted')) lines.push(style.dim(`audit log: ${oneLine(r.audit_log)}`));
@@ -161,10 +181,11 @@ export function renderTerminate(r: TerminateReport, style: ChalkInstance, opts: 
  * What goes to stderr besides the report: the clear line and hint when nothing was done on
  * purpose (no TTY, over --max, answered No) or when the result needs attention.
  */
-export function terminateNotices(r: TerminateReport): string[] {
+export function terminateNotices(r: TerminateReport, opts: { summaryShown?: boolean } = {}): string[] {
   const out: string[] = [];
   const loud = r.status === 'over_max' || r.status === 'not_confirmed' || r.exit_code !== 0;
-  if (loud) out.push(`dbdoctor: ${oneLine(r.summary)}`);
+  // On one terminal the report above already said it: said once, not twice.
+  if (loud && !opts.summaryShown) out.push(`dbdoctor: ${oneLine(r.summary)}`);
   if (loud && r.hint) out.push(`hint: ${oneLine(r.hint)}`);
   return out;
 }

@@ -20,7 +20,8 @@ export async function page(text: string, output: Output, env: Readonly<Record<st
     return;
   }
   const r = await execa(file, args, {
-    input: terminalText(`${text}\n`, false),
+    // dbdoctor's own colours pass (less -R shows them); nothing else does.
+    input: terminalText(`${text}\n`, output.style.level > 0),
     stdout: 'inherit',
     stderr: 'inherit',
     reject: false,

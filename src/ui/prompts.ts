@@ -79,12 +79,15 @@ function inquirer(opts: InquirerPrompterOptions): Menu & Prompter {
     clearPromptOnDone: false,
   };
   const signal = opts.signal;
+  // A menu leaves room for the lines above it (the verdict) on a short terminal: 24 rows give 14.
+  const rows = (context.output as { rows?: number }).rows || 24;
+  const pageSize = Math.max(5, Math.min(15, rows - 10));
   return {
     select: (message, choices, o = {}) =>
       guarded(signal, async () => {
         const { default: select, Separator } = await import('@inquirer/select');
         const list = choices.map((c) => (c === 'separator' ? new Separator() : { name: shown(c.name), value: c.value, ...(c.description ? { description: shown(c.description) } : {}) }));
-        return select({ message: shown(message), choices: list, pageSize: 15, loop: false, ...(o.default !== undefined ? { default: o.default } : {}) }, context);
+        return select({ message: shown(message), choices: list, pageSize, loop: false, ...(o.default !== undefined ? { default: o.default } : {}) }, context);
       }),
     input: (message, o = {}) =>
       guarded(signal, async () => {
@@ -111,7 +114,7 @@ function inquirer(opts: InquirerPrompterOptions): Menu & Prompter {
           {
             message: shown(message),
             choices: choices.map((c) => ({ value: c.value, name: shown(c.name), checked: c.checked, ...(c.short !== undefined ? { short: shown(c.short) } : {}) })),
-            pageSize: Math.min(Math.max(choices.length, 1), 15),
+            pageSize: Math.min(Math.max(choices.length, 1), pageSize),
             required: false,
             loop: false,
           },

@@ -12,7 +12,7 @@ import { ExitCode } from '../../src/core/exit-codes.js';
 import type { Target } from '../../src/core/target.js';
 import { renderConnections } from '../../src/render/connections.js';
 import { dbdoctorSessionsLeft, idleInTransaction, idleSessions, type Incident, sorted, waitFor } from '../support/incidents.js';
-import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
+import { ROLE_PASSWORD, startTestServer, type TestServer, useServer } from '../support/server.js';
 
 const server = useServer();
 const plain = new Chalk({ level: 0 });
@@ -116,6 +116,38 @@ describe('parallel workers', () => {
       await running;
     } finally {
       await c.end().catch(() => undefined);
+    }
+  });
+});
+
+describe('a capacity warning with filters is labelled as capacity', () => {
+  let small: TestServer;
+  beforeAll(async () => {
+    // 10 slots, 3 for superusers: 7 ordinary ones; 5 idle sessions and dbdoctor's own use 86%.
+    small = await startTestServer({ settings: { max_connections: 10, superuser_reserved_connections: 3 } });
+  }, 60_000);
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  test('WARNING capacity: ..., then the matching sessions on a line of their own', async () => {
+    const busy = await idleSessions(small, 5, { app: 'busy' });
+    try {
+      const r = await runConnections(target(small), {}, { filter: { app: ['nothing-matches'] }, by: ['app'] });
+      expect(r.status).toBe('warning');
+      expect(r.total).toBe(0);
+      const text = renderConnections(r, plain, 80);
+      const lines = text.split('\n');
+      const verdict = lines.find((l) => l.startsWith('WARNING'))!;
+      expect(verdict).toMatch(/^WARNING {2}capacity: 6 of 7 ordinary slots in use on the server, headroom 1/);
+      // Never the severity of the filtered sessions: no "WARNING  0 client sessions ...".
+      expect(text).not.toMatch(/WARNING {2}\d+ client session/);
+      expect(text).toMatch(/^0 client sessions of \d+ matching app nothing-matches/m);
+      // Without filters the line is about every session, and keeps its label.
+      const all = renderConnections(await runConnections(target(small), {}, { filter: {}, by: ['app'] }), plain, 80);
+      expect(all).toMatch(/^WARNING {2}5 client sessions \(dbdoctor itself left out\)/m);
+    } finally {
+      await busy.release();
     }
   });
 });

@@ -110,10 +110,10 @@ describe('gathering', () => {
 
   test('pg_stat_statements and sequential-scan tables', async () => {
     const s = server();
-    for (let i = 0; i < 3; i++) await s.sql(`SELECT count(*) FROM files WHERE name LIKE '%ab%'`);
+    for (let i = 0; i < 6; i++) await s.sql(`SELECT count(*) FROM files WHERE name LIKE '%ab%'`);
     // Table statistics arrive asynchronously (PostgreSQL 14's stats collector lags up to ~0.5 s;
     // 15+ flushes at most once a second): wait, bounded, until the scans are counted.
-    await waitFor(s, `SELECT coalesce(sum(seq_scan), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'files'`, [], (rows) => Number(rows[0]?.n) >= 3, 15_000);
+    await waitFor(s, `SELECT coalesce(sum(seq_scan), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'files'`, [], (rows) => Number(rows[0]?.n) >= 6, 15_000);
     const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
     expect(facts.statements).toMatchObject({ pg_stat_statements: 'available', extension_schema: 'public' });
     expect(facts.statements!.by_total.length).toBeGreaterThan(0);
@@ -121,6 +121,47 @@ describe('gathering', () => {
     const r = await diagnoseNow(s);
     expect(mustFind(r, 'seq-scans').evidence.facts[0]).toMatch(/^public\.files: \d+ sequential scans read \d+ rows \(20000 live rows/);
     expect(mustFind(r, 'top-statements').severity).toBe('info');
+  });
+
+  test('seq-scans: only tables really read by sequential scans; the summary is whole in text, JSON and nagios', async () => {
+    const s = server();
+    // Big tables that are no finding: one scanned once, one scanned often but reading nothing
+    // (LIMIT 0 plans no scan at all; an empty result of a filter still reads, so: scans of an
+    // empty-then-filled table are counted before the rows arrive), one read by its index.
+    await s.sql(`CREATE TABLE once_read (id int PRIMARY KEY, v text);
+      INSERT INTO once_read SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+      CREATE TABLE empty_reads (id int PRIMARY KEY, v text);
+      CREATE TABLE by_index (id int PRIMARY KEY, v text);
+      INSERT INTO by_index SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+      ANALYZE once_read; ANALYZE by_index;`);
+    for (let i = 0; i < 6; i++) await s.sql(`SELECT count(*) FROM empty_reads`);
+    await s.sql(`INSERT INTO empty_reads SELECT g, md5(g::text) FROM generate_series(1, 20000) g; ANALYZE empty_reads;`);
+    await s.sql(`SELECT count(*) FROM once_read`);
+    await s.sql(`SET enable_seqscan = off; SELECT v FROM by_index WHERE id = 1`);
+    for (let i = 0; i < 6; i++) await s.sql(`SELECT count(*) FROM files WHERE name LIKE '%cd%'`);
+    await waitFor(
+      s,
+      `SELECT count(*)::int AS n FROM pg_stat_user_tables WHERE (relname = 'once_read' AND seq_scan >= 1) OR (relname = 'empty_reads' AND seq_scan >= 6 AND n_live_tup >= 20000) OR (relname = 'files' AND seq_scan >= 6)`,
+      [],
+      (rows) => rows[0]?.n === 3,
+      15_000,
+    );
+    const r = await diagnoseNow(s, { seq_scan_rows: '10000' });
+    const f = mustFind(r, 'seq-scans');
+    const tables = f.evidence.facts.map((x) => x.split(':')[0]);
+    expect(tables).toContain('public.files');
+    expect(tables).not.toContain('public.once_read');
+    expect(tables).not.toContain('public.empty_reads');
+    expect(tables).not.toContain('public.by_index');
+    // The summary is a whole phrase (no "…; most"), in the report, the text and the nagios line.
+    expect(f.summary).toMatch(/^\d+ tables? read mostly by sequential scans \(public\.files\)$/);
+    const { renderDiagnose, renderNagios } = await import('../../src/render/diagnose.js');
+    const { Chalk } = await import('chalk');
+    const text = renderDiagnose(r, new Chalk({ level: 0 }), { verbose: true });
+    expect(text).not.toMatch(/; most\b|most:$/m);
+    expect(renderNagios(r)).not.toMatch(/; most\b/);
+    expect(JSON.stringify(envelope('diagnose', r, '0'))).not.toMatch(/; most"/);
+    await s.sql('DROP TABLE once_read, empty_reads, by_index');
   });
 
   test('a database without the extension: pg_stat_statements is unavailable, and the path says why', async () => {

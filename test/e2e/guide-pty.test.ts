@@ -129,6 +129,42 @@ describe('dbdoctor guide on a terminal', () => {
   });
 });
 
+/** "1m 5s", "35s", "2h 3m" as seconds. */
+function seconds(text: string): number {
+  let n = 0;
+  for (const m of text.matchAll(/(\d+)(h|m|s)/g)) n += Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  return n;
+}
+
+describe('the guide shows fresh ages', () => {
+  test('the plan it shows is read afresh: its ages are never older than the view above it', async () => {
+    const s = server();
+    const leak = await idleInTransaction(s, 2, { app: 'guide-ages', user: 'app_user' });
+    await sleep(1200);
+    const pty = runInPty(['guide', '-d', s.url()], { env: env(), cwd: home });
+    try {
+      await pty.choose(/Pick a finding to see its next steps/, /WARNING .*guide-ages.*idle in transaction/);
+      const header = await pty.waitFor(/(?=Next step for:)/);
+      const above = seconds(/idle\s+in\s+transaction,\s+oldest\s+((?:\d+[hms] ?)+)/.exec(header)![1]!);
+      // Time passes at the menu, as it does at 3 a.m.
+      await sleep(2500);
+      await pty.choose(/Next step for:/, /Clean up: dbdoctor terminate --state "idle in transaction" --app guide-ages/);
+      const plan = await pty.waitFor(/Sessions to terminate/);
+      const ages = leak.pids.map((pid) => {
+        const row = new RegExp(`^${pid}\\*? .*?idle in xact ((?:\\d+[hms] ?)+)`, 'm').exec(plan);
+        return seconds(row![1]!);
+      });
+      expect(Math.max(...ages)).toBeGreaterThanOrEqual(above + 2);
+      await pty.type(KEY.ctrlC);
+      expect(await pty.exit).toBe(130);
+      expect(await alive(leak.pids)).toEqual([...leak.pids].sort((a, b) => a - b));
+    } finally {
+      pty.kill();
+      await leak.release();
+    }
+  });
+});
+
 describe('dbdoctor guide when the server cannot be reached', () => {
   test('says why, offers to try again, elsewhere or quit; quit exits with the code check gives (2: refused)', async () => {
     const port = await freePort();

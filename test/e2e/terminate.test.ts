@@ -122,7 +122,7 @@ describe('nothing is terminated unless confirmed', () => {
       expect(r.exitCode).toBe(5);
       expect(r.stderr).toContain('dbdoctor: not confirmed: no terminal to ask on and no --yes; nothing was terminated');
       expect(r.stderr).toMatch(/^hint: .*--yes/m);
-      expect(r.stdout).toMatch(/^NOT CONFIRMED {2}not confirmed/);
+      expect(r.stdout).toMatch(/^NOT CONFIRMED {2}no terminal to ask on and no --yes; nothing was terminated/);
       for (const pid of leak.pids) expect(r.stdout).toContain(String(pid));
       expect(await alive(s, leak.pids)).toEqual(sorted(leak.pids));
       expect(await dbdoctorSessionsLeft(s)).toBe(0);
@@ -144,10 +144,32 @@ describe('nothing is terminated unless confirmed', () => {
     try {
       const r = await runCli(['terminate', '--app', 'e2e-dry', '--dry-run', '--yes', '-d', s.url()], { env: { XDG_STATE_HOME: stateHome() } });
       expect(r.exitCode).toBe(0);
-      expect(r.stdout).toMatch(/^DRY RUN {2}dry run: 2 sessions would be terminated/);
+      expect(r.stdout).toMatch(/^DRY RUN {2}2 sessions would be terminated/);
+      // Said once: the label, not the label and the words again.
+      expect(r.stdout.match(/dry run/gi)).toHaveLength(1);
       expect(r.stdout).toMatch(/Plan: terminate 2 sessions/);
       expect(await alive(s, leak.pids)).toEqual(sorted(leak.pids));
       expect(await dbdoctorSessionsLeft(s)).toBe(0);
+    } finally {
+      await leak.release();
+    }
+  });
+
+  test('a dry run over --max exits 5, as the real run would; within --max it exits 0', async () => {
+    const s = server();
+    const leak = await idleInTransaction(s, 3, { app: 'e2e-dry-max', user: 'app_user' });
+    try {
+      const over = await runCli(['terminate', '--app', 'e2e-dry-max', '--dry-run', '--max', '2', '-d', s.url()], { env: { XDG_STATE_HOME: stateHome() } });
+      expect(over.exitCode).toBe(5);
+      expect(over.stdout).toMatch(/^DRY RUN {2}3 sessions would be terminated \(more than --max 2: a real run would\s+refuse\)/);
+      const json = await runCli(['terminate', '--app', 'e2e-dry-max', '--dry-run', '--max', '2', '--json', '-d', s.url()], { env: { XDG_STATE_HOME: stateHome() } });
+      expect(json.exitCode).toBe(5);
+      expect(parseJson<Doc>(json).report).toMatchObject({ status: 'dry_run', exit_code: 5 });
+      const real = await runCli(['terminate', '--app', 'e2e-dry-max', '--max', '2', '--yes', '-d', s.url()], { env: { XDG_STATE_HOME: stateHome() } });
+      expect(real.exitCode).toBe(5);
+      const within = await runCli(['terminate', '--app', 'e2e-dry-max', '--dry-run', '--max', '3', '-d', s.url()], { env: { XDG_STATE_HOME: stateHome() } });
+      expect(within.exitCode).toBe(0);
+      expect(await alive(s, leak.pids)).toEqual(sorted(leak.pids));
     } finally {
       await leak.release();
     }

@@ -312,3 +312,31 @@ describe('bad input is a usage error (exit 64, one line, no stack trace, no conn
     },
   );
 });
+
+describe('"Did you mean" names only flags the command has', () => {
+  const commands = landed(COMMANDS);
+  const allFlags = [...new Set(commands.flatMap((c) => flagsOf(c.name).map((f) => f.long)))];
+
+  test('locks --list suggests nothing (--list is a flag of connections, and --host is no near miss)', async () => {
+    const r = await runInProcess(['locks', '--list']);
+    expect(r.exitCode).toBe(64);
+    expect(r.stderr).toMatch(/unknown option '--list'/);
+    expect(r.stderr).not.toMatch(/Did you mean/);
+  });
+
+  test('a typo of a flag of the command is suggested', async () => {
+    const r = await runInProcess(['terminate', '--dryrun']);
+    expect(r.stderr).toMatch(/\(Did you mean --dry-run\?\)/);
+    expect((await runInProcess(['locks', '--jsn'])).stderr).toMatch(/\(Did you mean --json\?\)/);
+  });
+
+  test.each(commands.map((c) => [c.name] as const))('%s: every flag of another command, if answered with a suggestion, gets one of its own flags', async (name) => {
+    const own = new Set([...flagsOf(name).map((f) => f.long), '--help']);
+    for (const flag of allFlags.filter((f) => !own.has(f))) {
+      const r = await runInProcess([name, flag]);
+      const m = /Did you mean ([^?]+)\?/.exec(r.stderr);
+      if (!m) continue;
+      for (const s of m[1]!.split(' or ')) expect({ flag, suggested: s, own: own.has(s) }).toEqual({ flag, suggested: s, own: true });
+    }
+  });
+});

@@ -104,8 +104,11 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
 
   test('diagnose: every printed statement acts on exactly its object; every command reads back as its argv', async () => {
     const json = await runCli(['diagnose', '-d', s.url(), '--json', ...LOW]);
-    const text = await runCli(['diagnose', '-d', s.url(), ...LOW], { env: { COLUMNS: '80' } });
+    const text = await runCli(['diagnose', '--verbose', '-d', s.url(), ...LOW], { env: { COLUMNS: '80' } });
     expectInert(text.stdout, 'diagnose text');
+    // The default (short) text: inert too, and each command it prints is one the JSON has.
+    const short = await runCli(['diagnose', '-d', s.url(), ...LOW], { env: { COLUMNS: '80' } });
+    expectInert(short.stdout, 'diagnose short text');
     const r = parseJson<Envelope<DiagnoseReport>>(json).report;
     const steps = r.findings.flatMap((f) => f.next);
     const sqls = steps.map((n) => n.sql).filter((x): x is string => x !== null);
@@ -116,6 +119,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     const printed = printedCommands(text.stdout);
     expect(printed.length).toBeGreaterThan(3);
     for (const c of printed) expect(commands.map((n) => n.command)).toContain(c);
+    for (const c of printedCommands(short.stdout)) expect(commands.map((n) => n.command)).toContain(c);
     // Names that cannot be shown are never inlined: the statement selects them from the catalog.
     for (const sql of sqls) for (const bad of [ROLE_HIDDEN, DB_HIDDEN, GID]) expect(sql.includes(bad)).toBe(false);
 

@@ -27,18 +27,52 @@ function refused(): DiagnoseFacts {
 const reports: Array<[string, DiagnoseReport]> = [...NAMES.map((n): [string, DiagnoseReport] => [n, diagnose(fixture(n), LOW)]), ['refused', diagnose(refused(), LOW)]];
 
 describe('the human report', () => {
-  test.each(reports)('%s: every line fits in 80 columns', (_name, r) => {
+  test.each(reports)('%s: every line fits in 80 columns, by default and with --verbose', (_name, r) => {
     // Statements are printed whole, never broken (a break could fall inside a quoted name): the
     // terminal wraps them, and a copy of the line is the statement.
     const statements = r.findings.flatMap((f) => f.next.map((n) => n.sql)).filter((s): s is string => s !== null);
-    for (const line of renderDiagnose(r, plain).split('\n')) {
-      const whole = statements.some((s) => line.endsWith(` ${s}`));
-      expect([...line].length <= 80 || whole ? '' : line).toBe('');
+    for (const verbose of [false, true]) {
+      for (const line of renderDiagnose(r, plain, { verbose }).split('\n')) {
+        const whole = statements.some((s) => line.endsWith(` ${s}`));
+        expect([...line].length <= 80 || whole ? '' : line).toBe('');
+      }
     }
   });
 
-  test.each(reports)('%s: the verdict comes first, then the findings from worst to best', (_name, r) => {
+  test.each(reports)('%s: by default, the verdict, the incident worst first in a few lines each, the settings advice gathered, what --verbose adds', (_name, r) => {
     const lines = renderDiagnose(r, plain).split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^${(r.verdict === 'info' ? 'ok' : r.verdict).toUpperCase()} {2}\\S`));
+    const serious = r.findings.filter((f) => ['critical', 'unknown', 'warning'].includes(f.severity));
+    const incident = serious.filter((f) => !f.id.startsWith('setting-'));
+    // Not connected, the one finding is shown whole (its cause is the answer), as --verbose does.
+    const heads = lines.filter((l) => (r.connected ? /^(CRITICAL|UNKNOWN|WARNING|INFO|OK) [a-z-]+: / : /^(CRITICAL|UNKNOWN|WARNING|INFO|OK) [a-z-]+$/).test(l)).map((l) => l.split(':')[0]);
+    expect(heads).toEqual(incident.map((f) => `${f.severity.toUpperCase()} ${f.id}`));
+    if (!r.connected) expect(lines.join('\n')).toMatch(/^ {2}cause {5}/m);
+    // Each finding in a few lines: head (title in at most 2 lines), one evidence line, the next command.
+    const blocks = lines.join('\n').split('\n\n').filter((b) => /^(CRITICAL|UNKNOWN|WARNING) [a-z-]+: /.test(b));
+    for (const b of blocks) {
+      const ls = b.split('\n');
+      const next = ls.findIndex((l) => l.startsWith('  next'));
+      // What and evidence: at most 3 lines; then the next command (its continuation lines, if long).
+      expect(next === -1 ? ls.length : next).toBeLessThanOrEqual(4);
+      expect(ls.filter((l) => l.startsWith('  evidence')).length).toBeLessThanOrEqual(1);
+    }
+    const advice = serious.filter((f) => f.id.startsWith('setting-'));
+    const text = lines.join('\n');
+    if (advice.length) {
+      expect(text.match(/^to prevent a repeat/gm)).toHaveLength(1);
+      const section = text.slice(text.search(/^to prevent a repeat/m)).split('\n\n')[0]!;
+      expect(section.split('\n')).toHaveLength(advice.length + 1);
+    } else {
+      expect(text).not.toMatch(/to prevent a repeat/);
+    }
+    // Settings statements, evidence tables and the path are behind --verbose.
+    expect(text).not.toMatch(/path taken\n|who holds the connections|ALTER ROLE/);
+    if (r.connected) expect(text.split('\n\n').at(-1)).toMatch(/^--verbose adds: [^\n]*$/);
+  });
+
+  test.each(reports)('%s: --verbose: the verdict comes first, then the findings from worst to best', (_name, r) => {
+    const lines = renderDiagnose(r, plain, { verbose: true }).split('\n');
     expect(lines[0]).toMatch(new RegExp(`^${r.verdict.toUpperCase()} {2}\\S`));
     const heads = lines.filter((l) => /^(CRITICAL|UNKNOWN|WARNING|INFO|OK) [a-z-]+$/.test(l)).map((l) => l.split(' ')[0]);
     const rank = { CRITICAL: 0, UNKNOWN: 1, WARNING: 2, INFO: 3, OK: 4 } as Record<string, number>;
@@ -47,7 +81,7 @@ describe('the human report', () => {
   });
 
   test('seeds/000: each finding shows its next command and its runbook', () => {
-    const text = renderDiagnose(reports[0]![1], plain);
+    const text = renderDiagnose(reports[0]![1], plain, { verbose: true });
     expect(text).toMatch(/^CRITICAL {2}26\/27 slots used/);
     expect(text).toContain('  next      dbdoctor terminate --state "idle in transaction" --app cloudvault');
     expect(text).toContain('  runbook   runbooks/leaks.md#unread-results  (dbdoctor runbook unread-results)');

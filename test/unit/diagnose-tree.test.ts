@@ -13,7 +13,7 @@ import { shellWord } from '../../src/core/printed.js';
 import { shellWords } from '../support/output.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { envelope } from '../../src/render/json.js';
-import { commandsOf, expectValidDiagnoseDoc, findingOf, mustFind } from '../support/diagnose.js';
+import { commandsOf, expectValidDiagnoseDoc, findingOf, fixture, mustFind } from '../support/diagnose.js';
 import { hiddenRow, row, snapshot, waiter } from './inspect-fixtures.js';
 
 const T = resolveThresholds({ flags: { idle_in_transaction: '10s', client_wait: '10s', idle: '1m', idle_pool: '3' } });
@@ -343,5 +343,29 @@ describe('counting', () => {
     const r = run(facts([], { settings: settings({ idle_in_transaction_session_timeout: '60000', statement_timeout: '0', lock_timeout: '0', log_lock_waits: 'on', transaction_timeout: '0' }) }));
     expect(r.verdict).toBe('ok');
     expect(r.summary).toBe('no problems found: 1 of 97 ordinary slots in use (1%)');
+  });
+});
+
+describe('seq-scans: only tables really read by sequential scans', () => {
+  const seq = (x: Partial<{ table: string; seq_scan: number; seq_tup_read: number; idx_scan: number; live_rows: number }>) => ({ table: 'public.files', seq_scan: 6, seq_tup_read: 120_000, idx_scan: 0, live_rows: 20_000, ...x });
+  const run = (tables: ReturnType<typeof seq>[]) => {
+    const f = fixture('seeds-000');
+    f.statements!.seq_scan_tables = tables;
+    return diagnose(f, resolveThresholds());
+  };
+
+  test('one scan that read nothing (the issue\'s case), few scans, few rows read, more index scans: none', () => {
+    for (const t of [seq({ seq_scan: 1, seq_tup_read: 0 }), seq({ seq_scan: 4 }), seq({ seq_tup_read: 9_999 }), seq({ idx_scan: 7 }), seq({ live_rows: 9_999 })]) {
+      const r = run([t]);
+      expect(r.findings.find((x) => x.id === 'seq-scans')).toBeUndefined();
+      expect(r.path.find((p) => p.node === 'seq-scans')?.branch).toBe('none');
+    }
+  });
+
+  test('scanned often, reading many rows: found, and the summary is a whole phrase', () => {
+    const f = mustFind(run([seq({}), seq({ table: 'public.once', seq_scan: 1, seq_tup_read: 20_000 })]), 'seq-scans');
+    expect(f.summary).toBe('1 table read mostly by sequential scans (public.files)');
+    expect(f.title).toBe('1 table of 10000+ rows read mostly by sequential scans; the most read: public.files (120000 rows in 6 scans)');
+    expect(f.evidence.facts).toEqual(['public.files: 6 sequential scans read 120000 rows (20000 live rows; 0 index scans)']);
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { Chalk } from 'chalk';
 import type { ActivitySnapshot, SessionRow } from '../../src/core/activity.js';
 import { emptyFilters, finishReport, planTermination, type ReportBase, type SessionResult } from '../../src/core/terminate.js';
-import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../../src/render/terminate.js';
+import { choiceLabel, renderPlan, renderResults, renderTerminate, terminateNotices } from '../../src/render/terminate.js';
 import { sessionRow } from '../support/session-row.js';
 
 const plain = new Chalk({ level: 0 });
@@ -69,6 +69,32 @@ describe('terminate rendering', () => {
     const text = [renderTerminate(finishReport(base, 'partly_done'), plain, { columns: 80 }), renderPlan(finishReport(base, 'dry_run'), plain, 80)].join('\n');
     for (const line of text.split('\n')) expect([line.length <= 80, line]).toEqual([true, line]);
     expect(text).toContain('4194301');
+  });
+
+  test('the results: one line per session, within the width, whatever the detail', () => {
+    const rows = [row(101), row(102), row(103)];
+    const results: SessionResult[] = [
+      { pid: 101, backend_start: 'b', app: 'files-api', user: 'u', action: 'cancel_then_terminate', outcome: 'terminated', detail: 'still running after the cancel and the grace period; terminated, its exit confirmed' },
+      { pid: 102, backend_start: 'b', app: 'files-api', user: 'u', action: 'cancel_then_terminate', outcome: 'cancelled', detail: 'the query stopped after the cancel (now idle); session kept' },
+      { pid: 103, backend_start: 'b', app: 'files-api', user: 'u', action: 'terminate', outcome: 'failed', detail: `SIGTERM sent, but ${'x'.repeat(200)}` },
+    ];
+    for (const columns of [80, 120]) {
+      const lines = renderResults(finishReport(report(rows, results), 'partly_done'), plain, columns).split('\n');
+      expect(lines).toHaveLength(results.length + 1);
+      for (const l of lines) expect(l.length).toBeLessThanOrEqual(columns);
+    }
+  });
+
+  test('said once: DRY RUN and NOT CONFIRMED are the label, not the label and the words again', () => {
+    const base = report([row(101), row(102)]);
+    const dry = renderTerminate(finishReport(base, 'dry_run'), plain).split('\n')[0]!;
+    expect(dry).toBe('DRY RUN  2 sessions would be terminated');
+    const no = renderTerminate(finishReport(base, 'not_confirmed', 'answered_no'), plain);
+    expect(no.split('\n')[0]).toBe('NOT CONFIRMED  nothing was terminated');
+    expect(no.match(/not confirmed/gi)).toHaveLength(1);
+    // On one terminal, stderr does not say it again; without one (cron mail, a log), it does.
+    expect(terminateNotices(finishReport(base, 'not_confirmed', 'answered_no'), { summaryShown: true })).toEqual([]);
+    expect(terminateNotices(finishReport(base, 'not_confirmed', 'answered_no'))).toEqual(['dbdoctor: not confirmed; nothing was terminated']);
   });
 
   test('not confirmed, over --max: one clear line and a hint for stderr; done: nothing extra', () => {

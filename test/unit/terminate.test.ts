@@ -323,6 +323,7 @@ describe('outcomes', () => {
     expect(terminateExitCode('over_max', 0)).toBe(ExitCode.NOT_CONFIRMED);
     expect(terminateExitCode('not_confirmed', 0)).toBe(ExitCode.NOT_CONFIRMED);
     expect(terminateExitCode('dry_run', 0)).toBe(ExitCode.OK);
+    expect(terminateExitCode('dry_run', 0, true)).toBe(ExitCode.NOT_CONFIRMED);
     expect(terminateExitCode('nothing_to_do', 0)).toBe(ExitCode.OK);
     expect(terminateExitCode('nothing_to_do', 3)).toBe(ExitCode.UNKNOWN);
   });

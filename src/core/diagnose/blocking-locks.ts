@@ -148,7 +148,7 @@ export function blocking(c: Context): BlockingResult {
   const stuck = report.cycles.reduce((n, cy) => n + cy.stuck.length, 0);
   const cyclesText = report.cycles.length ? `${plural(report.cycles.length, 'lock cycle')} (${stuck} stuck behind)` : '';
   const title = r0
-    ? `${g0.label} blocks ${plural(r0.all.length, 'session')}${r0.longest_wait_ms !== null ? `, longest wait ${dur(r0.longest_wait_ms)}` : ''}${report.roots.length > 1 ? `; ${report.roots.length - 1} more root blocker(s)` : ''}${cyclesText ? `; ${cyclesText}` : ''}`
+    ? `${g0.label} blocks ${plural(r0.all.length, 'session')}${r0.longest_wait_ms !== null ? `, longest wait ${dur(r0.longest_wait_ms)}` : ''}${report.roots.length > 1 ? `; ${plural(report.roots.length - 1, 'more root blocker')}` : ''}${cyclesText ? `; ${cyclesText}` : ''}`
     : `${cyclesText}: sessions waiting for each other, which the server breaks only after deadlock_timeout`;
   const blocked = uniq([...report.roots.flatMap((r) => r.all), ...report.cycles.flatMap((cy) => [...cy.members, ...cy.stuck])]);
   const prepared = report.roots.filter((r) => r.pid === 0).flatMap((r) => r.prepared);

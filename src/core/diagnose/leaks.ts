@@ -79,7 +79,7 @@ export function idleInTransaction(c: Context): LeakResult {
   }
   const g0 = eg[0]!;
   const sev = worst(...eg.map((g) => g.severity));
-  const title = `${g0.label} holds ${plural(g0.count, 'session')} idle in transaction, oldest ${dur(g0.oldest_ms)}${g0.statement ? `, last statement: ${cut(g0.statement, 60)}` : ''}${eg.length > 1 ? `; ${eg.length - 1} more group(s), ${iit.length} in all` : ''}`;
+  const title = `${g0.label} holds ${plural(g0.count, 'session')} idle in transaction, oldest ${dur(g0.oldest_ms)}${g0.statement ? `, last statement: ${cut(g0.statement, 60)}` : ''}${eg.length > 1 ? `; ${plural(eg.length - 1, 'more group')}, ${iit.length} in all` : ''}`;
   const ev = evidenceOf(iit, (r) => r.state_age_ms, eg, [
     `${plural(iit.length, 'session')} idle in transaction for ${dur(t.idle_in_transaction_ms)} or more (${sharePct(iit.length, ordinary)}% of the ordinary slots)`,
     ...eg.slice(0, 5).map((g) => `${g.label}: ${g.count}, oldest ${dur(g.oldest_ms)}, pids ${g.pids.slice(0, 10).join(', ')}${g.pids.length > 10 ? ', ...' : ''}`),
@@ -94,7 +94,7 @@ export function idleInTransaction(c: Context): LeakResult {
     [...next, listStep('list them with their last statements', [['--state', 'idle in transaction']], g0.application)],
     `${iit.length} idle in transaction${topApps(ev)}`,
   );
-  return result(iit, f, [`${iit.length} in ${eg.length} group(s); largest ${g0.label} (${g0.count})`], next.slice(0, 2), 'idle-in-transaction', question, sev);
+  return result(iit, f, [`${iit.length} in ${plural(eg.length, 'group')}; largest ${g0.label} (${g0.count})`], next.slice(0, 2), 'idle-in-transaction', question, sev);
 }
 
 /** unread-results: active sessions waiting on their client (ClientRead/ClientWrite): seeds/000. */
@@ -134,7 +134,7 @@ export function unreadResults(c: Context): LeakResult {
   const g0 = eg[0]!;
   const sev = worst(...eg.map((g) => g.severity));
   const writes = waits.filter((r) => r.wait_event === 'ClientWrite').length;
-  const title = `${g0.label} has ${plural(g0.count, 'active session')} waiting on ${g0.wait_event} for up to ${dur(g0.oldest_ms)}: results never read to the end${g0.statement ? ` (${cut(g0.statement, 50)})` : ''}${eg.length > 1 ? `; ${eg.length - 1} more group(s), ${waits.length} in all` : ''}`;
+  const title = `${g0.label} has ${plural(g0.count, 'active session')} waiting on ${g0.wait_event} for up to ${dur(g0.oldest_ms)}: results never read to the end${g0.statement ? ` (${cut(g0.statement, 50)})` : ''}${eg.length > 1 ? `; ${plural(eg.length - 1, 'more group')}, ${waits.length} in all` : ''}`;
   const ev = evidenceOf(waits, (r) => r.state_age_ms, eg, [
     `${plural(waits.length, 'active session')} waiting on the client for ${dur(t.client_wait_ms)} or more (${sharePct(waits.length, ordinary)}% of the ordinary slots)`,
     ...eg.slice(0, 5).map((g) => `${g.label}: ${g.count} on ${g.wait_event}, oldest ${dur(g.oldest_ms)}, pids ${g.pids.slice(0, 10).join(', ')}${g.pids.length > 10 ? ', ...' : ''}`),
@@ -156,9 +156,9 @@ export function unreadResults(c: Context): LeakResult {
     ev,
     cause,
     [...next, textStep('in the application: close result sets on every path (defer rows.Close(), finally { cursor.close() }), and read them to the end')],
-    `${waits.length} unread result sets${topApps(ev)}`,
+    `${plural(waits.length, 'unread result set')}${topApps(ev)}`,
   );
-  return result(waits, f, [`${waits.length} in ${eg.length} group(s); largest ${g0.label} (${g0.count})`], next.slice(0, 2), 'unread-results', question, sev);
+  return result(waits, f, [`${waits.length} in ${plural(eg.length, 'group')}; largest ${g0.label} (${g0.count})`], next.slice(0, 2), 'unread-results', question, sev);
 }
 
 export interface IdlePoolResult extends LeakResult {
@@ -208,7 +208,7 @@ export function idlePool(c: Context, capacitySeverity: Severity): IdlePoolResult
     'leaks',
     'idle-pool',
     sev,
-    `${g0.label} keeps ${plural(g0.count, 'session')} idle for ${dur(t.idle_ms)} or more (oldest ${dur(g0.oldest_ms)})${eg.length > 1 ? `; ${eg.length - 1} more application(s)` : ''}`,
+    `${g0.label} keeps ${plural(g0.count, 'session')} idle for ${dur(t.idle_ms)} or more (oldest ${dur(g0.oldest_ms)})${eg.length > 1 ? `; ${plural(eg.length - 1, 'more application')}` : ''}`,
     ev,
     `a pool larger than its load needs (or one per process times many processes), or clients leaked without being closed. ${sev === 'warning' ? 'With the slots nearly used up, these idle sessions are what other clients are missing.' : 'Not urgent while there is headroom.'}`,
     [...next, textStep("in the application: lower the pool's maximum size and set its idle timeout (e.g. idleTimeoutMillis), or put PgBouncer in front")],

@@ -8,7 +8,7 @@ import { type Capacity, capacityOf, capacitySeverity, nearLimits, worst } from '
 import { bucketSessions, clientOf, countByState } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import { database, fixedStep, type NextStep, role, statementStep } from '../printed.js';
-import { appLabel, type Context, emptyEvidence, finding, MAX_PIDS, type NodeResult, nonNull, pathStep, RANK, sharePct, slotsInUse, uniq } from './shared.js';
+import { appLabel, type Context, emptyEvidence, finding, MAX_PIDS, type NodeResult, nonNull, pathStep, plural, RANK, sharePct, slotsInUse, uniq } from './shared.js';
 import type { Finding, HolderRow } from './types.js';
 
 export const NODES = ['capacity', 'connection-limit', 'who-holds'] as const;
@@ -36,7 +36,7 @@ export function connectionLimit(c: Context): NodeResult {
   const { facts, t } = c;
   const near = nearLimits(facts.limits, { warnPct: t.capacity_warn_pct, critPct: t.capacity_crit_pct });
   const question = 'are roles or databases near their CONNECTION LIMIT?';
-  if (!near.length) return { findings: [], path: [pathStep('connection-limit', question, 'no', `${facts.limits.length} limit(s) set, none near`)] };
+  if (!near.length) return { findings: [], path: [pathStep('connection-limit', question, 'no', `${plural(facts.limits.length, 'limit')} set, none near`)] };
   const ev = emptyEvidence();
   ev.facts = near.map((l) => `${l.kind} ${l.name}: ${l.connections} of its CONNECTION LIMIT ${l.conn_limit} (${l.used_pct}%)`);
   ev.users = near.filter((l) => l.kind === 'role').map((l) => l.name);

@@ -234,7 +234,7 @@ export function visibility(c: Context): VisibilityResult {
       fixedStep('or diagnose as a role that sees everything', 'diagnose', [['-U', 'postgres']]),
       fixedStep('see what this role can see and do', 'check'),
     ],
-    hidden.length > 0 ? `partial view, ${hidden.length} sessions hidden` : 'partial view (no pg_read_all_stats)',
+    hidden.length > 0 ? `partial view, ${plural(hidden.length, 'session')} hidden` : 'partial view (no pg_read_all_stats)',
   );
   return {
     hidden,
@@ -347,7 +347,7 @@ function keepalives(view: SettingsView, waits: SessionRow[]): NodeResult {
   const ev = emptyEvidence();
   ev.sessions = clientWrites.length;
   ev.pids = clientWrites.map((r) => r.pid);
-  ev.facts = [`tcp_keepalives_idle = ${idleS === 0 ? '0 (the OS default, 7200s on Linux)' : `${idleS}s`}`, `${clientWrites.length} sessions blocked writing to their client`];
+  ev.facts = [`tcp_keepalives_idle = ${idleS === 0 ? '0 (the OS default, 7200s on Linux)' : `${idleS}s`}`, `${plural(clientWrites.length, 'session')} blocked writing to their client`];
   const f = finding(
     'settings',
     'setting-tcp-keepalives',

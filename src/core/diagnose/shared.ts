@@ -9,6 +9,7 @@ import type { ServerProfile } from '../check.js';
 import { bucketSessions, clientOf } from '../connections.js';
 import type { NodeId } from '../diagnose.js';
 import { formatDuration } from '../duration.js';
+import { plural, these } from '../count.js';
 import type { Severity } from '../exit-codes.js';
 import { type Arg, commandStep, fixedStep, type NextStep } from '../printed.js';
 import { RUNBOOK_FILES, type RunbookFile } from '../runbooks.js';
@@ -81,9 +82,7 @@ export function appLabel(app: string | null | undefined): string {
   return app ? app : '(no application_name)';
 }
 
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+export { plural };
 
 function chunks<T>(xs: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -232,7 +231,7 @@ export function terminateFor(scope: TerminateScope, target: SessionRow[], base: 
     // Long pid lists as several --pid flags (terminate accepts it repeated), so no word is huge.
     ...chunks(f.pids, 8).map((c): Arg => ['--pid', c.join(',')]),
   ];
-  const words = `terminate exactly these ${plural(target.length, 'session')}`;
+  const words = `terminate exactly ${these(target.length, 'session')}`;
   const why = ' (a plan is shown first; each session is re-checked as it is signalled)';
   // A name that cannot be shown exactly is never printed: the sessions are then named by pid.
   if (!base.pidsOnly && apps.length === 1 && !/[*?]/.test(apps[0]!)) {

@@ -13,7 +13,7 @@ import { fixedStep, type NextStep, textStep } from '../printed.js';
 import { isClientWait, longActiveQueries, type StatementGroup, statementGroups } from '../queries.js';
 import { durationArg } from '../thresholds.js';
 import { appLabel, type Context, cut, dur, emptyEvidence, evidenceOf, finding, lockWaiter, type NodeResult, nonNull, pathStep, plural, runbookStep, sharePct, terminateFor, topApps, uniq } from './shared.js';
-import type { EvidenceGroup, Finding, PgssStatus, StatementsFacts, TopStatement } from './types.js';
+import type { EvidenceGroup, Finding, PgssStatus, SeqScanTable, StatementsFacts, TopStatement } from './types.js';
 
 export const NODES = ['long-queries', 'same-statement', 'top-statements', 'seq-scans'] as const;
 
@@ -135,7 +135,7 @@ export function sameStatement(c: Context): SameStatementResult {
     ],
     `${eg[0]!.count} sessions run the same statement${topApps(ev)}`,
   );
-  return { rows, groups, finding: f, findings: [f], path: [pathStep('same-statement', question, sev, `${groups.length} statement(s); largest ${g0.count} sessions`)] };
+  return { rows, groups, finding: f, findings: [f], path: [pathStep('same-statement', question, sev, `${plural(groups.length, 'statement')}; largest ${g0.count} sessions`)] };
 }
 
 const TOP_QUESTION = 'which statements cost the most over time (pg_stat_statements)?';
@@ -183,22 +183,35 @@ export function topStatements(c: Context): NodeResult {
   return { findings: [f], path: [pathStep('top-statements', TOP_QUESTION, 'found', `${st.by_total.length} by total, ${st.by_mean.length} by mean`)] };
 }
 
+/**
+ * A table is "read mostly by sequential scans" only when it was scanned sequentially at least this
+ * many times, those scans read at least --seq-scan-rows rows in all, and they outnumber its index
+ * scans (the read also asks that they read more rows than its index scans fetched): one scan that
+ * read nothing is no finding.
+ */
+export const SEQ_SCAN_MIN_SCANS = 5;
+
+export function readMostlyBySeqScans(x: SeqScanTable, minRows: number): boolean {
+  return x.seq_scan >= SEQ_SCAN_MIN_SCANS && x.seq_tup_read >= minRows && x.live_rows >= minRows && x.seq_scan >= x.idx_scan;
+}
+
 /** seq-scans: big tables read mostly by sequential scans. */
 export function seqScans(c: Context): NodeResult {
   const { facts, t } = c;
-  const st = facts.statements;
+  const read = facts.statements;
   const question = 'are big tables read mostly by sequential scans?';
+  const st = read ? { ...read, seq_scan_tables: read.seq_scan_tables.filter((x) => readMostlyBySeqScans(x, t.seq_scan_rows)) } : read;
   if (!st?.seq_scan_tables.length) {
     return { findings: [], path: [pathStep('seq-scans', question, st ? 'none' : 'unavailable', st ? `no table of ${t.seq_scan_rows}+ rows is read mostly by sequential scans` : 'not read')] };
   }
   const ev = emptyEvidence();
-  ev.facts = st.seq_scan_tables.map((x) => `${x.table}: ${Math.round(x.seq_scan)} sequential scans read ${Math.round(x.seq_tup_read)} rows (${Math.round(x.live_rows)} live rows; ${Math.round(x.idx_scan)} index scans)`);
+  ev.facts = st.seq_scan_tables.map((x) => `${x.table}: ${plural(Math.round(x.seq_scan), 'sequential scan')} read ${plural(Math.round(x.seq_tup_read), 'row')} (${plural(Math.round(x.live_rows), 'live row')}; ${plural(Math.round(x.idx_scan), 'index scan')})`);
   const x0 = st.seq_scan_tables[0]!;
   const f = finding(
     'slow-queries',
     'seq-scans',
     'info',
-    `${plural(st.seq_scan_tables.length, 'table')} of ${t.seq_scan_rows}+ rows read mostly by sequential scans; most: ${x0.table} (${Math.round(x0.seq_tup_read)} rows read)`,
+    `${plural(st.seq_scan_tables.length, 'table')} of ${t.seq_scan_rows}+ rows read mostly by sequential scans; the most read: ${x0.table} (${plural(Math.round(x0.seq_tup_read), 'row')} in ${plural(Math.round(x0.seq_scan), 'scan')})`,
     ev,
     'queries that filter these tables without a matching index read every row; as the table grows, each call holds its connection longer (seeds/003, seeds/004)',
     [
@@ -206,6 +219,7 @@ export function seqScans(c: Context): NodeResult {
       textStep(`find the statements on ${x0.table} (pg_stat_statements) and EXPLAIN them; add the index their WHERE clause needs (CREATE INDEX CONCURRENTLY)`),
       runbookStep('seq-scans'),
     ],
+    `${plural(st.seq_scan_tables.length, 'table')} read mostly by sequential scans (${x0.table})`,
   );
-  return { findings: [f], path: [pathStep('seq-scans', question, 'found', `${st.seq_scan_tables.length} table(s)`)] };
+  return { findings: [f], path: [pathStep('seq-scans', question, 'found', plural(st.seq_scan_tables.length, 'table'))] };
 }

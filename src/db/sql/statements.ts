@@ -11,6 +11,7 @@
  * pg_upgrade an old extension version keeps its old column set (total_time before 1.8).
  */
 import type { SeqScanTable, StatementsFacts, TopStatement } from '../../core/diagnose.js';
+import { SEQ_SCAN_MIN_SCANS } from '../../core/diagnose/slow-queries.js';
 import type { Session } from '../session.js';
 import { intLiteral, type Read } from './read.js';
 
@@ -23,6 +24,7 @@ interface ProbeRow {
   has_info: boolean;
   seq_tables: SeqScanTable[];
 }
+
 
 const probeSql = (minRows: string, limit: string) => `WITH ext AS (
   SELECT n.nspname::text AS schema, e.extversion::text AS version,
@@ -43,7 +45,9 @@ SELECT (SELECT schema FROM ext) AS schema,
                  seq_scan::float8 AS seq_scan, seq_tup_read::float8 AS seq_tup_read,
                  coalesce(idx_scan, 0)::float8 AS idx_scan, n_live_tup::float8 AS live_rows
             FROM pg_stat_user_tables
-           WHERE n_live_tup >= ${minRows}::bigint AND seq_scan > 0 AND seq_scan >= coalesce(idx_scan, 0)
+           WHERE n_live_tup >= ${minRows}::bigint
+             AND seq_scan >= ${SEQ_SCAN_MIN_SCANS} AND seq_tup_read >= ${minRows}::bigint
+             AND seq_scan >= coalesce(idx_scan, 0) AND seq_tup_read > coalesce(idx_tup_fetch, 0)
            ORDER BY seq_tup_read DESC, relname
            LIMIT ${limit}) t) AS seq_tables`;
 
