@@ -210,7 +210,7 @@ export function poolerFindings(pools: Pool[], limits: PgBouncerLimits, clients: 
         severity: clients.total >= limits.max_client_conn ? 'critical' : 'warning',
         summary: `${clients.total} of max_client_conn ${limits.max_client_conn} client connections in use${clients.total >= limits.max_client_conn ? ': new clients are refused' : ''}`,
         pool: null,
-        evidence: `SHOW CLIENTS: ${clients.total} clients; max_client_conn ${limits.max_client_conn} (${Math.round(pct)}%)`,
+        evidence: `SHOW CLIENTS: ${plural(clients.total, 'client')}; max_client_conn ${limits.max_client_conn} (${Math.round(pct)}%)`,
         next: 'find the application opening clients without closing them (SHOW CLIENTS by application_name and addr), then raise max_client_conn only with the file-descriptor limit',
         runbook: 'pgbouncer-max-client-conn',
       });
@@ -386,7 +386,7 @@ export function joinPooler(
   const summary =
     mayOpen === null || serverOrdinarySlots === null
       ? 'the pool sizes or the server slots are unknown'
-      : `${plural(report.pools.length, 'pool')} of ${sum} server connections in all × ${plural(instances, 'PgBouncer instance')} = ${mayOpen} server connections, against ${serverOrdinarySlots} ordinary slots on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
+      : `${plural(report.pools.length, 'pool')} of ${plural(sum, 'server connection')} in all × ${plural(instances, 'PgBouncer instance')} = ${plural(mayOpen, 'server connection')}, against ${plural(serverOrdinarySlots, 'ordinary slot')} on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
   const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, pools.find((p) => p.database === f.pool!.database && p.user === f.pool!.user)) } : f));
   if (exceeds) {
     findings.push({

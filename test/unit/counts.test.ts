@@ -11,8 +11,10 @@ import { isAre, noun, plural, these } from '../../src/core/count.js';
 import type { DiagnoseReport } from '../../src/core/diagnose.js';
 import { type OutcomeCounts, terminateSummary, type TerminateStatus } from '../../src/core/terminate.js';
 import { renderNagios } from '../../src/render/diagnose.js';
+import { type ConsoleFacts, joinPooler, pgbouncerReport } from '../../src/core/pgbouncer.js';
+import { fleetReport } from '../../src/core/fleet.js';
 
-const NOUNS = ['session', 'table', 'group', 'query', 'scan', 'row', 'application', 'limit', 'blocker', 'result set', 'finding', 'warning', 'waiter', 'lock cycle', 'slot', 'statement', 'role', 'transaction', 'connection limit', 'setting', 'pid'];
+const NOUNS = ['server connection', 'server session', 'pool', 'target', 'PgBouncer instance', 'session', 'table', 'group', 'query', 'scan', 'row', 'application', 'limit', 'blocker', 'result set', 'finding', 'warning', 'waiter', 'lock cycle', 'slot', 'statement', 'role', 'transaction', 'connection limit', 'setting', 'pid'];
 const PLURALS: Record<string, string> = { query: 'queries' };
 const pl = (n: string) => PLURALS[n] ?? `${n}s`;
 
@@ -74,6 +76,32 @@ describe('the message builders agree in number', () => {
     const texts = statuses.map((s) => terminateSummary(s, { planned: n, max: 1, counts, reason: 'answered_no', hidden: n }));
     for (let c = 0; c <= n; c++) texts.push(confirmQuestion(n, c, 5000, 'postgres://db1/app'));
     expect(texts.flatMap(disagreements)).toEqual([]);
+  });
+
+  test.each([0, 1, 2])("PgBouncer's findings, the join and the fleet summary with %i", (n) => {
+    const facts: ConsoleFacts = {
+      version: 'PgBouncer 1.18.0',
+      pools: [{ database: 'app', user: 'api', cl_active: n, cl_waiting: n, sv_active: n, sv_idle: 0, sv_used: 0, sv_tested: 0, sv_login: 0, maxwait: n, maxwait_us: 0, pool_mode: 'transaction' }],
+      databases: [{ name: 'app', pool_size: n, max_connections: 0 }],
+      users: [],
+      config: [
+        { key: 'max_client_conn', value: String(n) },
+        { key: 'default_pool_size', value: String(n) },
+        { key: 'query_wait_timeout', value: '0' },
+        { key: 'idle_transaction_timeout', value: '0' },
+      ],
+      clients: Array.from({ length: n }, () => ({ database: 'app', user: 'api', state: 'waiting', application_name: 'w' })),
+      servers: Array.from({ length: n }, (_, i) => ({ database: 'app', user: 'api', remote_pid: 100 + i, local_port: 4000 + i })),
+    };
+    const rows = Array.from({ length: n }, (_, i) => ({ pid: 100 + i, state: 'idle in transaction', application_name: 'w', client_port: 4000 + i, xact_age_ms: 1000, wait_event_type: null, wait_event: null, blocked_by: null }));
+    const report = pgbouncerReport(facts, 'console', 'args');
+    const join = joinPooler(facts, 'console', 'args', rows, 1, Math.max(1, n));
+    const fleet = fleetReport(
+      Array.from({ length: n }, (_, i) => ({ name: `t${i}`, ms: 1, report: { verdict: i === 0 ? 'critical' : 'ok' } as DiagnoseReport })),
+      1,
+      1,
+    );
+    expect([...strings({ report, join }), fleet.summary].flatMap(disagreements)).toEqual([]);
   });
 
   test('the question says plainly what happens', () => {
