@@ -41,3 +41,8 @@ export const expectValidDiagnoseDoc = diagnose.expectValid;
 export const expectValidLocksDoc = locks.expectValid;
 /** ajv's errors for a `dbdoctor locks --json` document, one a line, or null when it is valid. */
 export const locksDocErrors = locks.errors;
+
+export const SNAPSHOT_SCHEMA = loadSchema('snapshot');
+const snapshot = checker('snapshot', SNAPSHOT_SCHEMA);
+/** Throws with ajv's errors unless `doc` is a valid `dbdoctor snapshot` document. */
+export const expectValidSnapshotDoc = snapshot.expectValid;
