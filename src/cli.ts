@@ -45,6 +45,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
   ['terminate', async () => (await import('./commands/terminate.js')).terminateCommand],
   ['diagnose', async () => (await import('./commands/diagnose.js')).diagnoseCommand],
+  ['watch', async () => (await import('./commands/watch.js')).watchCommand],
   ['snapshot', async () => (await import('./commands/snapshot.js')).snapshotCommand],
   ['runbook', async () => (await import('./commands/runbook.js')).runbookCommand],
   ['guide', async () => (await import('./commands/guide.js')).guideCommand],

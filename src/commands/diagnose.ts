@@ -21,7 +21,8 @@ import { worst } from '../core/capacity.js';
 import type { SessionOptions } from '../db/session.js';
 import { envelope, renderJson } from '../render/json.js';
 import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
-import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
+import { DEFAULT_TREND_OPTIONS, trendsNode } from '../core/diagnose/trends.js';
+import { addFromOption, readFromFile, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 export interface DiagnoseOptions {
@@ -258,9 +259,10 @@ Examples:
     const ttlS = opts.ttl === undefined ? 300 : Math.max(1, Math.round(parseDuration(opts.ttl, '--ttl') / 1000));
     if (opts.from !== undefined) {
       refuseServerWithFrom(opts, { '--targets': opts.targets, '--pgbouncer': opts.pgbouncer, '--pgbouncer-instances': opts.pgbouncerInstances, '--concurrency': opts.concurrency });
-      const facts = readFromFacts(opts.from);
+      const { facts, recording } = readFromFile(opts.from);
       const started = nowMs();
-      const report: DiagnoseResult = { ...diagnose(facts, thresholds), config: { file: config?.path ?? null, environment } };
+      const extra = recording ? trendsNode(recording.samples, { ...DEFAULT_TREND_OPTIONS, window: recording.window }) : null;
+      const report: DiagnoseResult = { ...diagnose(facts, thresholds, extra), config: { file: config?.path ?? null, environment } };
       if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));
       else if (format === 'prometheus' || format === 'openmetrics' || format === 'icinga') {
         ctx.output.out(await renderFleetAs(format, fleetReport([{ name: facts.target, ms: nowMs() - started, report }], 1, nowMs() - started), ctx, ttlS));

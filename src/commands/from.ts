@@ -10,17 +10,17 @@ import type { Command } from 'commander';
 import { requireValues } from '../core/connections.js';
 import type { DiagnoseFacts } from '../core/diagnose.js';
 import { UsageError } from '../core/errors.js';
-import { parseSnapshotText } from '../core/snapshot.js';
+import { type FromFile, parseFromText } from '../core/snapshot.js';
 import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
 import type { ConnectionCliOptions } from './context.js';
 
 /** A snapshot of 10,000 sessions with 2,000-character queries is about 40 MB. */
 export const FROM_MAX_BYTES = 256 * 1024 * 1024;
 
-const HINT = 'give a file written by dbdoctor snapshot, e.g. dbdoctor snapshot > incident.json, then --from incident.json';
+const HINT = 'give a file written by dbdoctor snapshot (dbdoctor snapshot > incident.json) or recorded by dbdoctor watch --json > incident.jsonl';
 
 export function addFromOption(cmd: Command): Command {
-  return cmd.option('--from <file>', 'decide and render from a `dbdoctor snapshot` file instead of a server (no connection)');
+  return cmd.option('--from <file>', 'decide and render from a `dbdoctor snapshot` file or a `watch --json` recording instead of a server (no connection)');
 }
 
 /** The text of the file --from names. */
@@ -49,9 +49,14 @@ export function readFromText(path: string, cwd: string = process.cwd()): string 
   }
 }
 
-/** The facts in the snapshot --from names. */
+/** The facts in the snapshot (or the latest facts of the recording) --from names. */
 export function readFromFacts(path: string): DiagnoseFacts {
-  return parseSnapshotText(readFromText(path), path);
+  return parseFromText(readFromText(path), path).facts;
+}
+
+/** The snapshot or recording --from names. */
+export function readFromFile(path: string): FromFile {
+  return parseFromText(readFromText(path), path);
 }
 
 /** --from reads a file: the options that name a server do not go with it. */

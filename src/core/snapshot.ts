@@ -6,6 +6,7 @@
  * back into facts (a file is hostile input: every field is checked before a decision sees it).
  */
 import type { ActivitySnapshot, SessionRow } from './activity.js';
+import type { TrendSample } from './diagnose/trends.js';
 import type { DiagnoseFacts, SettingsFacts, StatementsFacts } from './diagnose/types.js';
 import { DbdoctorError, UsageError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
@@ -13,6 +14,7 @@ import { redactSecrets, redactStatement } from './redact.js';
 
 export const SNAPSHOT_SCHEMA = 'dbdoctor.snapshot';
 export const SNAPSHOT_VERSION = 1;
+export const WATCH_SCHEMA = 'dbdoctor.watch';
 
 /** A setting whose name says it holds a secret: its value is never written. */
 const SECRET_NAME = /password|secret|passphrase|token|credential/i;
@@ -225,6 +227,65 @@ export function factsFromSnapshot(doc: unknown, source: string): DiagnoseFacts {
     if (err instanceof Bad) throw new UsageError(`${source} is not a snapshot dbdoctor can read: ${err.message}`, HINT);
     throw err;
   }
+}
+
+/** What a `--from` file holds: the facts to decide on, and for a `watch` recording its samples. */
+export interface FromFile {
+  facts: DiagnoseFacts;
+  recording: { samples: TrendSample[]; window: number } | null;
+}
+
+function checkSample(v: unknown, where: string): TrendSample {
+  const s = obj(v, where);
+  fields(s, { at_ms: 'num', client_sessions: 'int', ordinary_slots: 'int', new_sessions: 'int?' }, where);
+  for (const [i, a] of arr(s.by_app, `${where}.by_app`).entries()) {
+    const o = obj(a, `${where}.by_app[${i}]`);
+    fields(o, { app: 'str', total: 'int', idle_in_transaction: 'int', client_read: 'int', new_sessions: 'int' }, `${where}.by_app[${i}]`);
+    for (const [k, p] of arr(o.pids_iit, `${where}.by_app[${i}].pids_iit`).entries()) check(p, 'int', `${where}.by_app[${i}].pids_iit[${k}]`);
+  }
+  if (s.session_stats !== null) fields(obj(s.session_stats, `${where}.session_stats`), { sessions: 'num', abandoned: 'num', fatal: 'num', killed: 'num' }, `${where}.session_stats`);
+  return s as unknown as TrendSample;
+}
+
+/**
+ * A `dbdoctor watch --json` recording (one dbdoctor.watch document a line): the samples, and the
+ * facts of the latest line that kept them (the first, every change, the last).
+ */
+function parseRecording(lines: string[], source: string): FromFile {
+  const samples: TrendSample[] = [];
+  let facts: DiagnoseFacts | null = null;
+  let window = 0;
+  for (const [i, line] of lines.entries()) {
+    const where = `line ${i + 1}`;
+    try {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(line);
+      } catch (err) {
+        throw new Bad(`it is not JSON (${(err as Error).message})`);
+      }
+      const d = obj(doc, 'the document');
+      if (d.schema !== WATCH_SCHEMA) throw new Bad(`it is not a ${WATCH_SCHEMA} document`);
+      if (d.schema_version !== SNAPSHOT_VERSION) throw new Bad(`its schema_version ${JSON.stringify(d.schema_version)} is not ${SNAPSHOT_VERSION}`);
+      const r = obj(d.report, 'report');
+      samples.push(checkSample(r.sample, 'sample'));
+      check(r.trend_window, 'int', 'trend_window');
+      window = r.trend_window as number;
+      if (r.facts !== null) facts = checkFacts(r.facts);
+    } catch (err) {
+      if (err instanceof Bad) throw new UsageError(`${source} is not a recording dbdoctor can read: ${where}: ${err.message}`, HINT);
+      throw err;
+    }
+  }
+  if (!facts) throw new UsageError(`${source} is a recording with no facts in it (cut before its first line ended?)`, HINT);
+  return { facts, recording: { samples, window: Math.max(3, window) } };
+}
+
+/** A `--from` file's text: a snapshot (one JSON document) or a watch recording (JSON lines). */
+export function parseFromText(text: string, source: string): FromFile {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length >= 1 && lines[0]!.trimStart().startsWith('{"schema":"dbdoctor.watch"')) return parseRecording(lines, source);
+  return { facts: parseSnapshotText(text, source), recording: null };
 }
 
 /** Parses a snapshot file's text (JSON) into facts. */

@@ -50,6 +50,7 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'terminate', kind: 'terminate', args: [...TERMINATE_NOTHING, '--dry-run'], variants: [[]], json: true },
   { name: 'pools', kind: 'pooler', args: [], variants: [[]], json: true },
   { name: 'exporter', kind: 'server', args: [], variants: [[]], json: false },
+  { name: 'watch', kind: 'recorder', args: ['--count', '1'], variants: [[]], json: true },
   { name: 'snapshot', kind: 'recorder', args: [], variants: [[]], json: true },
   { name: 'runbook', kind: 'offline', args: [], variants: [[]], json: false },
   { name: 'demo', kind: 'own-server', args: [], variants: [[]], json: false },
