@@ -4,7 +4,7 @@
  * from pg_stat_database's deltas, the ring buffer's bound, and the interval's back-off.
  */
 import { describe, expect, test } from '@jest/globals';
-import { DEFAULT_TREND_OPTIONS, fit, type TrendSample, trendFindings } from '../../src/core/diagnose/trends.js';
+import { DEFAULT_TREND_OPTIONS, leastSquares, type TrendSample, trendFindings } from '../../src/core/diagnose/trends.js';
 import { nextInterval, Ring } from '../../src/core/watch.js';
 
 function samples(counts: number[], opts: { app?: string; iit?: boolean; stepMs?: number; slots?: number; fresh?: number } = {}): TrendSample[] {
@@ -21,9 +21,9 @@ function samples(counts: number[], opts: { app?: string; iit?: boolean; stepMs?:
   }));
 }
 
-describe('fit', () => {
+describe('leastSquares', () => {
   test('a straight line', () => {
-    const f = fit([
+    const f = leastSquares([
       [0, 1],
       [1, 3],
       [2, 5],
@@ -32,7 +32,7 @@ describe('fit', () => {
     expect(f.r2).toBeCloseTo(1);
   });
   test('a flat series explains nothing', () => {
-    expect(fit([[0, 4], [1, 4], [2, 4]]).r2).toBe(0);
+    expect(leastSquares([[0, 4], [1, 4], [2, 4]]).r2).toBe(0);
   });
 });
 

@@ -48,7 +48,7 @@ export interface Fit {
 }
 
 /** Least squares over (minutes, value). A flat series has r2 0 (nothing to explain). */
-export function fit(points: Array<[number, number]>): Fit {
+export function leastSquares(points: Array<[number, number]>): Fit {
   const n = points.length;
   if (n < 2) return { slope: 0, r2: 0, n };
   const mx = points.reduce((a, [x]) => a + x, 0) / n;
@@ -95,7 +95,7 @@ export function growthOf(samples: TrendSample[], o: TrendOptions): Growth[] {
   for (const app of apps) {
     for (const [metric, what] of METRICS) {
       const ys = w.map((s) => s.by_app.find((a) => a.app === app)?.[metric] ?? 0);
-      const f = fit(w.map((s, i) => [(s.at_ms - t0) / 60_000, ys[i]!]));
+      const f = leastSquares(w.map((s, i) => [(s.at_ms - t0) / 60_000, ys[i]!]));
       if (f.slope >= o.minPerMin && f.r2 >= o.minR2 && ys[ys.length - 1]! - ys[0]! >= 2) {
         const last = w[w.length - 1]!.by_app.find((a) => a.app === app);
         out.push({ app, metric, what, fit: f, from: ys[0]!, to: ys[ys.length - 1]!, pids: metric === 'idle_in_transaction' ? (last?.pids_iit ?? []) : [] });
@@ -128,7 +128,7 @@ export function trendFindings(samples: TrendSample[], o: TrendOptions = DEFAULT_
   const w = samples.slice(-o.window);
   if (w.length >= o.window && w.length >= 3) {
     const t0 = w[0]!.at_ms;
-    const f = fit(w.map((s) => [(s.at_ms - t0) / 60_000, s.client_sessions]));
+    const f = leastSquares(w.map((s) => [(s.at_ms - t0) / 60_000, s.client_sessions]));
     const last = w[w.length - 1]!;
     const free = last.ordinary_slots - last.client_sessions;
     if (f.slope >= o.minPerMin && f.r2 >= o.minR2 && free > 0) {
