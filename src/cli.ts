@@ -52,8 +52,8 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['demo', async () => (await import('./commands/demo.js')).demoCommand],
 ];
 
-/** Commands that run other commands in-process, and so need the whole tree. */
-const NEEDS_ALL = new Set(['guide', 'demo']);
+/** Commands that run other commands in-process, and so need the whole tree (watch: its `t` hands over to terminate). */
+const NEEDS_ALL = new Set(['guide', 'demo', 'watch']);
 
 /** The subcommand named in argv (root options take no values), if it is one of ours. */
 function requestedCommand(argv: string[]): string | undefined {

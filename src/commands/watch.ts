@@ -3,14 +3,20 @@ import { worst } from '../core/capacity.js';
 import { diagnose } from '../core/diagnose.js';
 import { DEFAULT_TREND_OPTIONS, type TrendOptions } from '../core/diagnose/trends.js';
 import { MAX_TIMEOUT_MS, parseDuration } from '../core/duration.js';
-import { UsageError } from '../core/errors.js';
-import { exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
+import { InterruptedError, UsageError } from '../core/errors.js';
+import { ExitCode, exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
 import { maskFacts } from '../core/snapshot.js';
 import { resolveThresholds } from '../core/thresholds.js';
-import { deltas, eventsBetween, identities, nextInterval, Ring, summarize, trends, type WatchSample } from '../core/watch.js';
+import { connectionArgs } from '../core/guide.js';
+import { describeTarget } from '../core/target.js';
+import type { Thresholds } from '../core/thresholds.js';
+import { deltas, eventsBetween, identities, nextInterval, Ring, summarize, trends, type WatchEvent, type WatchSample } from '../core/watch.js';
+import type { Finding } from '../core/diagnose.js';
+import type { ScreenState } from '../render/watch-screen.js';
+import type { LiveScreen } from '../ui/watch-screen.js';
+import { type Session, withSession } from '../db/session.js';
+import { readFullFacts, readSample } from '../db/watch.js';
 import { nowMs } from '../db/clock.js';
-import { withSession } from '../db/session.js';
-import { readSample } from '../db/watch.js';
 import { envelope, renderJsonLine } from '../render/json.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, refuseConsole, sessionOptions, targetFrom } from './context.js';
 
@@ -68,7 +74,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * `dbdoctor.watch` document per sample, one per line (a recording). Stops after --count samples or
  * --for a duration (or Ctrl-C); the exit code is the worst verdict seen.
  */
-export function watchCommand(program: Command, ctx: CommandContext): void {
+export function watchCommand(program: Command, ctx: CommandContext, factory: (ctx: CommandContext) => Command): void {
   addConnectionOptions(
     program
       .command('watch')
@@ -95,34 +101,28 @@ Examples:
       const target = targetFrom(opts, ctx);
       refuseConsole(target, 'watch');
       const session = sessionOptions(opts, ctx);
-      const lines = opts.json || !ctx.output.stdoutIsTTY;
+      const live = !opts.json && ctx.output.stdoutIsTTY && ctx.output.stdinIsTTY && ctx.output.frame !== undefined;
       const started = nowMs();
-      let worstSeen: Severity = 'ok';
+      const sampler = new Sampler(plan, thresholds);
+      let handOver: string[] | null = null;
       await withSession(target, session, async (s) => {
-        const ring = new Ring<WatchSample>(RING_SAMPLES);
-        let prev: WatchSample | null = null;
-        let prevIds: Set<string> | null = null;
-        let interval = plan.intervalMs;
-        let backedOff = false;
+        if (live) {
+          const r = await liveView(ctx, s, sampler, plan, thresholds, describeTarget(target));
+          handOver = r.handOver;
+          if (r.interrupted) ctx.exitCode = ExitCode.INTERRUPTED;
+          return;
+        }
         for (let seq = 1; !ctx.signal.aborted; seq++) {
-          const at = Date.now();
-          const read = await readSample(s);
-          const report = diagnose(read.facts, thresholds);
-          const sample = summarize(read.facts, report, prevIds, read.stats, { seq, at_ms: at, server_ms: read.ms, interval_ms: interval, backed_off: backedOff });
-          ({ interval_ms: interval, backed_off: backedOff } = nextInterval(plan.intervalMs, read.ms));
-          ring.push(sample);
-          const trendNow = trends(ring.all(), plan.trend);
-          const events = eventsBetween(prev, sample);
-          worstSeen = worst(worstSeen, sample.verdict, ...trendNow.map((f) => f.severity));
-          const last = (plan.count !== undefined && seq >= plan.count) || (plan.forMs !== undefined && nowMs() + interval - started > plan.forMs);
-          if (lines) {
+          const { sample, read, events, trendNow } = await sampler.next(s, seq);
+          const last = (plan.count !== undefined && seq >= plan.count) || (plan.forMs !== undefined && nowMs() + sampler.interval - started > plan.forMs);
+          if (opts.json || !ctx.output.stdoutIsTTY) {
             const withFacts = seq === 1 || events.length > 0 || last;
             const doc = {
               sample,
-              deltas: deltas(prev, sample),
+              deltas: deltas(sampler.prevOf(sample), sample),
               events,
               trends: trendNow,
-              worst_verdict: worstSeen,
+              worst_verdict: sampler.worstSeen,
               trend_window: plan.trend.window,
               facts: withFacts ? maskFacts(read.facts) : null,
             };
@@ -131,12 +131,166 @@ Examples:
             const { renderWatchSample } = await import('../render/watch.js');
             ctx.output.out(renderWatchSample(sample, events, trendNow, ctx.output.style));
           }
-          prev = sample;
-          prevIds = identities(read.facts);
           if (last) break;
-          await sleep(interval, ctx.signal);
+          await sleep(sampler.interval, ctx.signal);
         }
       });
-      ctx.exitCode = exitCodeForSeverity(worstSeen);
+      if (ctx.exitCode !== ExitCode.INTERRUPTED) ctx.exitCode = exitCodeForSeverity(sampler.worstSeen);
+      if (handOver) {
+        // t: terminate's own guided flow (plan, checkbox, confirmation), unchanged, on the normal screen
+        ctx.output.out(ctx.output.style.bold(`$ dbdoctor ${(handOver as string[]).join(' ')}`));
+        const sub: CommandContext = { ...ctx, exitCode: ExitCode.OK, json: false };
+        await factory(sub).parseAsync(['node', 'dbdoctor', ...(handOver as string[]), ...connectionArgs(target)]);
+        ctx.exitCode = sub.exitCode;
+      }
     });
+}
+
+/** The samples, their summaries, the trends and the back-off, shared by both views. */
+class Sampler {
+  readonly ring = new Ring<WatchSample>(RING_SAMPLES);
+  private prev: WatchSample | null = null;
+  private prevIds: Set<string> | null = null;
+  private backedOff = false;
+  interval: number;
+  worstSeen: Severity = 'ok';
+  readonly log: WatchEvent[] = [];
+  trendNow: Finding[] = [];
+  session: Session | null = null;
+
+  constructor(
+    private readonly plan: WatchPlan,
+    private readonly thresholds: Thresholds,
+  ) {
+    this.interval = plan.intervalMs;
+  }
+
+  prevOf(sample: WatchSample): WatchSample | null {
+    const all = this.ring.all();
+    const i = all.indexOf(sample);
+    return i > 0 ? (all[i - 1] ?? null) : null;
+  }
+
+  async next(s: Session, seq: number) {
+    const at = Date.now();
+    const read = await readSample(s);
+    const report = diagnose(read.facts, this.thresholds);
+    const sample = summarize(read.facts, report, this.prevIds, read.stats, { seq, at_ms: at, server_ms: read.ms, interval_ms: this.interval, backed_off: this.backedOff });
+    ({ interval_ms: this.interval, backed_off: this.backedOff } = nextInterval(this.plan.intervalMs, read.ms));
+    this.ring.push(sample);
+    this.trendNow = trends(this.ring.all(), this.plan.trend);
+    const events = eventsBetween(this.prev, sample);
+    this.log.push(...events);
+    if (this.log.length > 200) this.log.splice(0, this.log.length - 200);
+    this.worstSeen = worst(this.worstSeen, sample.verdict, ...this.trendNow.map((f) => f.severity));
+    this.prev = sample;
+    this.prevIds = identities(read.facts);
+    return { sample, read, events, trendNow: this.trendNow };
+  }
+}
+
+/** The application `t` hands over: the / filter when it names one exactly, else the one with most sessions idle in transaction. */
+function handOverApp(sample: WatchSample | undefined, filter: string | null): string | null {
+  if (!sample) return null;
+  const exact = filter ? sample.by_app.find((a) => a.app === filter) : undefined;
+  const pick = exact ?? [...sample.by_app].filter((a) => a.idle_in_transaction > 0).sort((a, b) => b.idle_in_transaction - a.idle_in_transaction)[0];
+  return pick && pick.app !== '' && !/[*?]/.test(pick.app) ? pick.app : null;
+}
+
+/** The full-screen view: samples every interval, keys between them; the terminal is always given back. */
+async function liveView(ctx: CommandContext, s: Session, sampler: Sampler, plan: WatchPlan, thresholds: Thresholds, target: string): Promise<{ interrupted: boolean; handOver: string[] | null }> {
+  const { renderScreen, SORTS } = await import('../render/watch-screen.js');
+  const { openLiveScreen } = await import('../ui/watch-screen.js');
+  const state: ScreenState = { target, samples: [], trends: [], events: [], paused: false, sort: 'total', filter: null, typing: null, help: false, overlay: null, message: null, cols: 80, rows: 24, intervalMs: plan.intervalMs };
+  let quit: 'q' | 'ctrl-c' | 'signal' | 't' | null = null;
+  let wantDiagnose = false;
+  let handOver: string[] | null = null;
+  let wake = new AbortController();
+  let screen: LiveScreen | null = null;
+  const draw = () => {
+    if (!screen) return;
+    const { cols, rows } = screen.size();
+    Object.assign(state, { cols, rows, samples: sampler.ring.all(), trends: sampler.trendNow, events: sampler.log });
+    screen.draw(renderScreen(state, ctx.output.style));
+  };
+  const poke = () => wake.abort();
+  screen = openLiveScreen(ctx.output, {
+    onResize: draw,
+    onSignal: () => {
+      quit = 'signal';
+      poke();
+    },
+    onKey: (key) => {
+      if (key === '\u0003') {
+        quit = 'ctrl-c';
+        return poke();
+      }
+      if (state.overlay || state.help) {
+        state.overlay = null;
+        state.help = false;
+        return draw();
+      }
+      if (state.typing !== null) {
+        if (key === '\r' || key === '\n') {
+          state.filter = state.typing.trim() === '' ? null : state.typing;
+          state.typing = null;
+        } else if (key === '\u001b') state.typing = null;
+        else if (key === '\u007f' || key === '\b') state.typing = state.typing.slice(0, -1);
+        else if (key.length === 1 && key >= ' ' && state.typing.length < 60) state.typing += key;
+        return draw();
+      }
+      state.message = null;
+      if (key === 'q') {
+        quit = 'q';
+        return poke();
+      }
+      if (key === 'p') state.paused = !state.paused;
+      else if (key === 's') state.sort = SORTS[(SORTS.indexOf(state.sort) + 1) % SORTS.length]!;
+      else if (key === '/') state.typing = '';
+      else if (key === '?') state.help = true;
+      else if (key === 'd') {
+        wantDiagnose = true;
+        state.message = 'diagnosing...';
+        poke();
+      } else if (key === 't') {
+        const all = sampler.ring.all();
+        const app = handOverApp(all[all.length - 1], state.filter);
+        if (app === null) state.message = 'nothing to hand over: no application with sessions idle in transaction (pick one with /)';
+        else {
+          handOver = ['terminate', '--app', app, '--state', 'idle in transaction'];
+          quit = 't';
+          return poke();
+        }
+      }
+      draw();
+    },
+  });
+  try {
+    draw();
+    const started = nowMs();
+    for (let seq = 1; quit === null && !ctx.signal.aborted; ) {
+      if (!state.paused) {
+        await sampler.next(s, seq);
+        seq++;
+      }
+      if (wantDiagnose) {
+        wantDiagnose = false;
+        const { renderDiagnose } = await import('../render/diagnose.js');
+        const report = diagnose(await readFullFacts(s), thresholds);
+        state.overlay = renderDiagnose(report, ctx.output.style).split('\n');
+        state.message = null;
+      }
+      draw();
+      if ((plan.count !== undefined && seq > plan.count) || (plan.forMs !== undefined && nowMs() - started > plan.forMs)) break;
+      if (quit !== null) break;
+      wake = new AbortController();
+      await sleep(sampler.interval, AbortSignal.any([ctx.signal, wake.signal]));
+    }
+  } finally {
+    screen.close();
+    screen = null;
+  }
+  const q = quit as string | null;
+  if (q === 'signal') throw new InterruptedError();
+  return { interrupted: q === 'ctrl-c', handOver };
 }

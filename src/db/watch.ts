@@ -6,7 +6,7 @@
  * sample (they do not move in seconds). Read-only.
  */
 import type { ActivitySnapshot } from '../core/activity.js';
-import type { DiagnoseFacts } from '../core/diagnose.js';
+import type { DiagnoseFacts, SettingsFacts } from '../core/diagnose.js';
 import { describeTarget } from '../core/target.js';
 import type { SessionStats } from '../core/watch.js';
 import { nowMs } from './clock.js';
@@ -15,6 +15,7 @@ import { activityRead } from './sql/activity.js';
 import { readTogether } from './sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from './sql/server-facts.js';
 import { sessionStatsRead } from './sql/session-stats.js';
+import { settingsRead } from './sql/settings.js';
 
 export interface SampleRead {
   facts: DiagnoseFacts;
@@ -48,4 +49,27 @@ export async function readSample(session: Session, now: () => number = nowMs): P
     gather_ms: ms,
   };
   return { facts, stats, ms };
+}
+
+/** The watch's `d`: the sample's reads and the settings, over the same session, for a full diagnosis now. */
+export async function readFullFacts(session: Session, now: () => number = nowMs): Promise<DiagnoseFacts> {
+  const started = now();
+  const [{ server, limits }, activity, settings] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts]>(
+    session,
+    serverProfileRead(session),
+    activityRead(session, { withPrepared: true, queryChars: 2000 }),
+    settingsRead(session),
+  );
+  return {
+    target: describeTarget(session.target),
+    connect: { ok: true, connect_ms: session.connectMs },
+    server,
+    limits,
+    activity,
+    settings,
+    statements: null,
+    gather_error: null,
+    unavailable: [{ what: 'statements', reason: 'not read by the live view (run dbdoctor diagnose for them)' }],
+    gather_ms: now() - started,
+  };
 }
