@@ -177,6 +177,9 @@ class Sampler {
     const report = diagnose(read.facts, this.thresholds);
     const sample = summarize(read.facts, report, this.prevIds, read.stats, { seq, at_ms: at, server_ms: read.ms, interval_ms: this.interval, backed_off: this.backedOff });
     ({ interval_ms: this.interval, backed_off: this.backedOff } = nextInterval(this.plan.intervalMs, read.ms));
+    // only the latest sample's pids are read (a growth finding's evidence): the older ones drop
+    // theirs, so that an hour of samples of thousands of sessions stays small
+    if (this.prev) for (const a of this.prev.by_app) a.pids_iit = [];
     this.ring.push(sample);
     this.trendNow = trends(this.ring.all(), this.plan.trend);
     const events = eventsBetween(this.prev, sample);
