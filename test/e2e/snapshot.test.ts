@@ -54,7 +54,8 @@ describe('snapshot, then --from, on a real incident', () => {
       made.push(cursors);
       const chain = await lockChain(s, { app: 'locker' });
       made.push(chain);
-      await aged(s, [...iit.pids, ...cursors.pids]);
+      // every session past the thresholds of this run (1s, and diagnose's lock_wait 1s) before either run reads
+      await aged(s, [...iit.pids, ...cursors.pids, ...chain.pids]);
       const conf = ['--config', CONFIG, '--environment', 'incident'];
 
       let snap!: CliResult;
