@@ -122,6 +122,7 @@ Examples:
               deltas: deltas(sampler.prevOf(sample), sample),
               events,
               trends: trendNow,
+              trends_seen: [...sampler.trendsSeen.values()],
               worst_verdict: sampler.worstSeen,
               trend_window: plan.trend.window,
               facts: withFacts ? maskFacts(read.facts) : null,
@@ -156,6 +157,8 @@ class Sampler {
   worstSeen: Severity = 'ok';
   readonly log: WatchEvent[] = [];
   trendNow: Finding[] = [];
+  /** Every trend finding seen so far in this watch: its worst severity, its latest title, when first and last seen. */
+  readonly trendsSeen = new Map<string, { id: string; severity: Severity; title: string; first_at: string; last_at: string }>();
   session: Session | null = null;
 
   constructor(
@@ -186,6 +189,10 @@ class Sampler {
     this.log.push(...events);
     if (this.log.length > 200) this.log.splice(0, this.log.length - 200);
     this.worstSeen = worst(this.worstSeen, sample.verdict, ...this.trendNow.map((f) => f.severity));
+    for (const f of this.trendNow) {
+      const seen = this.trendsSeen.get(f.id);
+      this.trendsSeen.set(f.id, { id: f.id, severity: seen ? worst(seen.severity, f.severity) : f.severity, title: f.title, first_at: seen?.first_at ?? sample.at, last_at: sample.at });
+    }
     this.prev = sample;
     this.prevIds = identities(read.facts);
     return { sample, read, events, trendNow: this.trendNow };

@@ -24,7 +24,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Line {
   schema: string;
-  report: { sample: WatchSample; events: WatchEvent[]; trends: Finding[]; worst_verdict: string; facts: unknown };
+  report: { sample: WatchSample; events: WatchEvent[]; trends: Finding[]; trends_seen: Array<{ id: string; first_at: string }>; worst_verdict: string; facts: unknown };
 }
 
 function linesOf(r: CliResult): Line[] {
@@ -66,6 +66,9 @@ describe('watch --json on incidents that move', () => {
       expect(lines).toHaveLength(10);
       const grown = lines.find((l) => l.report.trends.some((f) => f.id === 'growth' && f.evidence.applications.includes('worker')));
       expect(grown).toBeDefined();
+      // kept as seen so far, with when it was first seen
+      const seen = lines[9]!.report.trends_seen.find((t) => t.id === 'growth');
+      expect(seen?.first_at).toBe(grown!.report.sample.at);
       const forecast = lines.find((l) => l.report.trends.some((f) => f.id === 'exhaustion-forecast'));
       expect(forecast).toBeDefined();
       expect(forecast!.report.trends.find((f) => f.id === 'exhaustion-forecast')!.title).toMatch(/exhausted in about .* at \+.*\/min, mostly worker/);
