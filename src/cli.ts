@@ -46,13 +46,15 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
   ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
   ['terminate', async () => (await import('./commands/terminate.js')).terminateCommand],
   ['diagnose', async () => (await import('./commands/diagnose.js')).diagnoseCommand],
+  ['watch', async () => (await import('./commands/watch.js')).watchCommand],
+  ['snapshot', async () => (await import('./commands/snapshot.js')).snapshotCommand],
   ['runbook', async () => (await import('./commands/runbook.js')).runbookCommand],
   ['guide', async () => (await import('./commands/guide.js')).guideCommand],
   ['demo', async () => (await import('./commands/demo.js')).demoCommand],
 ];
 
-/** Commands that run other commands in-process, and so need the whole tree. */
-const NEEDS_ALL = new Set(['guide', 'demo']);
+/** Commands that run other commands in-process, and so need the whole tree (watch: its `t` hands over to terminate). */
+const NEEDS_ALL = new Set(['guide', 'demo', 'watch']);
 
 /** The subcommand named in argv (root options take no values), if it is one of ours. */
 function requestedCommand(argv: string[]): string | undefined {

@@ -19,6 +19,9 @@ import { readTogether } from '../db/sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from '../db/sql/server-facts.js';
 import { renderConnections, visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
+import type { DiagnoseFacts } from '../core/diagnose.js';
+import { viewFacts } from '../core/snapshot.js';
+import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
@@ -77,6 +80,15 @@ export function filterFrom(opts: FilterCliOptions): SessionFilter {
 interface ConnectionsCliOptions extends ConnectionCliOptions, FilterCliOptions {
   by?: string;
   list?: boolean;
+  from?: string;
+}
+
+/** The report from a snapshot's facts, with the query texts cut as the live read cuts them. */
+export function connectionsFromFacts(facts: DiagnoseFacts, source: string, options: ConnectionsOptions): ConnectionsReport {
+  const { activity, server } = viewFacts(facts, source);
+  const chars = options.list ? 1000 : 200;
+  const rows = activity.rows.map((r) => (r.query !== null && r.query.length > chars ? { ...r, query: r.query.slice(0, chars) } : r));
+  return connectionsReport({ ...activity, rows }, server, options);
 }
 
 export function connectionsCommand(program: Command, ctx: CommandContext): void {
@@ -86,14 +98,21 @@ export function connectionsCommand(program: Command, ctx: CommandContext): void 
     .option('--by <keys>', `group by any of ${GROUP_KEYS.join(', ')}, comma-separated (default ${DEFAULT_GROUP_BY.join(',')})`)
     .option('--list', 'one row per session (pid, app, user, db, client, state, ages, wait, query)');
   addFilterOptions(cmd);
+  addFromOption(cmd);
   addConnectionOptions(cmd)
     .option('--json', 'one JSON document on stdout')
     .action(async (opts: ConnectionsCliOptions) => {
       ctx.json = Boolean(opts.json);
       const options: ConnectionsOptions = { filter: filterFrom(opts), by: opts.by !== undefined ? parseGroupBy(opts.by) : DEFAULT_GROUP_BY, list: Boolean(opts.list) };
-      const target = targetFrom(opts, ctx);
-      refuseConsole(target, 'connections');
-      const report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runConnections(target, sessionOptions(opts, ctx), options));
+      let report: ConnectionsReport;
+      if (opts.from !== undefined) {
+        refuseServerWithFrom(opts);
+        report = connectionsFromFacts(readFromFacts(opts.from), opts.from, options);
+      } else {
+        const target = targetFrom(opts, ctx);
+        refuseConsole(target, 'connections');
+        report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runConnections(target, sessionOptions(opts, ctx), options));
+      }
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);
       ctx.output.out(opts.json ? renderJson(envelope('connections', report, ctx.version)) : renderConnections(report, ctx.output.style, ctx.output.columns));

@@ -21,6 +21,8 @@ import { worst } from '../core/capacity.js';
 import type { SessionOptions } from '../db/session.js';
 import { envelope, renderJson } from '../render/json.js';
 import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
+import { DEFAULT_TREND_OPTIONS, trendsNode } from '../core/diagnose/trends.js';
+import { addFromOption, readFromFile, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
 export interface DiagnoseOptions {
@@ -126,6 +128,7 @@ interface DiagnoseCliOptions extends ConnectionCliOptions {
   pgbouncerInstances?: string;
   config?: string;
   environment?: string;
+  from?: string;
   [flag: string]: unknown;
 }
 
@@ -233,6 +236,7 @@ Examples:
     .option('--ttl <duration>', 'icinga: how long the check result stays valid (default 5m)')
     .option('--pgbouncer <conninfo>', "also read this PgBouncer's console (a URL or conninfo string for its host and port) and join its pools with the server's sessions")
     .option('--pgbouncer-instances <n>', 'how many PgBouncer instances share the server, for the pool-size arithmetic (default 1)');
+  addFromOption(cmd);
   for (const d of THRESHOLD_DEFS) {
     cmd.option(`${d.flag} <${d.kind === 'duration' ? 'duration' : d.kind === 'pct' ? 'percent' : 'n'}>`, `${d.help} (default ${formatDefault(d)})`);
   }
@@ -256,6 +260,22 @@ Examples:
     pgbouncerInstances(opts.pgbouncerInstances);
     const concurrency = parseConcurrency(opts.concurrency);
     const ttlS = opts.ttl === undefined ? 300 : Math.max(1, Math.round(parseDuration(opts.ttl, '--ttl') / 1000));
+    if (opts.from !== undefined) {
+      refuseServerWithFrom(opts, { '--targets': opts.targets, '--pgbouncer': opts.pgbouncer, '--pgbouncer-instances': opts.pgbouncerInstances, '--concurrency': opts.concurrency });
+      const { facts, recording } = readFromFile(opts.from);
+      const started = nowMs();
+      const extra = recording ? trendsNode(recording.samples, { ...DEFAULT_TREND_OPTIONS, window: recording.window }) : null;
+      const report: DiagnoseResult = { ...diagnose(facts, thresholds, extra), config: { file: config?.path ?? null, environment } };
+      if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', report, ctx.version)));
+      else if (format === 'prometheus' || format === 'openmetrics' || format === 'icinga') {
+        ctx.output.out(await renderFleetAs(format, fleetReport([{ name: facts.target, ms: nowMs() - started, report }], 1, nowMs() - started), ctx, ttlS));
+      } else {
+        const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
+        ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style));
+      }
+      ctx.exitCode = exitCodeForSeverity(report.verdict);
+      return;
+    }
     if (opts.targets !== undefined || opts.service?.includes(',')) {
       if (opts.targets !== undefined) requireValues('--targets', [opts.targets]);
       if (opts.host !== undefined || opts.port !== undefined || opts.dbname !== undefined || (opts.targets !== undefined && opts.service !== undefined) || opts.pgbouncer !== undefined) {

@@ -7,6 +7,8 @@ import { readActivity } from '../db/sql/activity.js';
 import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderLocks } from '../render/locks.js';
+import { viewFacts } from '../core/snapshot.js';
+import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
@@ -26,17 +28,28 @@ export async function runLocks(target: Target, opts: SessionOptions, how: { deta
 
 export function locksCommand(program: Command, ctx: CommandContext): void {
   addConnectionOptions(
-    program
-      .command('locks')
-      .description('who is blocking whom: root blockers first, with the sessions they block as a tree and what to do about each'),
+    addFromOption(
+      program
+        .command('locks')
+        .description('who is blocking whom: root blockers first, with the sessions they block as a tree and what to do about each'),
+    ),
   )
     .option('--json', 'one JSON document on stdout')
     .option('--detail', "every waiter's exact lock mode, relation and wait start from pg_locks (reads the whole lock table: slower at scale)")
-    .action(async (opts: ConnectionCliOptions & { detail?: boolean }) => {
+    .action(async (opts: ConnectionCliOptions & { from?: string; detail?: boolean }) => {
       ctx.json = Boolean(opts.json);
-      const target = targetFrom(opts, ctx);
-      refuseConsole(target, 'locks');
-      const report = await withReadProgress(ctx, target, 'pg_stat_activity and lock waits', () => runLocks(target, sessionOptions(opts, ctx), { detail: Boolean(opts.detail) }));
+      let report: LocksReport;
+      if (opts.from !== undefined) {
+        refuseServerWithFrom(opts);
+        const { activity, server } = viewFacts(readFromFacts(opts.from), opts.from);
+        // the query texts cut as the live read cuts them
+        const rows = activity.rows.map((r) => (r.query !== null && r.query.length > 1000 ? { ...r, query: r.query.slice(0, 1000) } : r));
+        report = locksReport({ ...activity, rows }, { can_read_all_stats: server.can_read_all_stats, role: server.current_user });
+      } else {
+        const target = targetFrom(opts, ctx);
+        refuseConsole(target, 'locks');
+        report = await withReadProgress(ctx, target, 'pg_stat_activity and lock waits', () => runLocks(target, sessionOptions(opts, ctx), { detail: Boolean(opts.detail) }));
+      }
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);
       ctx.output.out(opts.json ? renderJson(envelope('locks', report, ctx.version)) : renderLocks(report, ctx.output.style, ctx.output.columns));

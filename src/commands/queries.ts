@@ -11,6 +11,8 @@ import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderQueries } from '../render/queries.js';
 import { addFilterOptions, type FilterCliOptions, filterFrom } from './connections.js';
+import { viewFacts } from '../core/snapshot.js';
+import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
@@ -32,6 +34,7 @@ interface QueriesCliOptions extends ConnectionCliOptions, FilterCliOptions {
   idleInXact?: string;
   clientWait?: string;
   group?: boolean;
+  from?: string;
 }
 
 /** Each threshold: its own flag, else --min-duration, else its default. */
@@ -57,14 +60,22 @@ export function queriesCommand(program: Command, ctx: CommandContext): void {
     .option('--client-wait <duration>', `active sessions waiting on ClientRead/ClientWrite at least this long (default ${formatDuration(d.clientWaitMs)})`)
     .option('--group', 'group the sessions found by normalized statement (literals and $n replaced)');
   addFilterOptions(cmd);
+  addFromOption(cmd);
   addConnectionOptions(cmd)
     .option('--json', 'one JSON document on stdout')
     .action(async (opts: QueriesCliOptions) => {
       ctx.json = Boolean(opts.json);
       const options: QueriesOptions = { thresholds: thresholdsFrom(opts), filter: filterFrom(opts), group: Boolean(opts.group) };
-      const target = targetFrom(opts, ctx);
-      refuseConsole(target, 'queries');
-      const report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runQueries(target, sessionOptions(opts, ctx), options));
+      let report: QueriesReport;
+      if (opts.from !== undefined) {
+        refuseServerWithFrom(opts);
+        const { activity, server } = viewFacts(readFromFacts(opts.from), opts.from);
+        report = queriesReport(activity, { can_read_all_stats: server.can_read_all_stats, role: server.current_user }, options);
+      } else {
+        const target = targetFrom(opts, ctx);
+        refuseConsole(target, 'queries');
+        report = await withReadProgress(ctx, target, 'pg_stat_activity', () => runQueries(target, sessionOptions(opts, ctx), options));
+      }
       const warning = visibilityWarning(report.visibility, ctx.output.errStyle);
       if (warning) ctx.output.err(warning);
       ctx.output.out(opts.json ? renderJson(envelope('queries', report, ctx.version)) : renderQueries(report, ctx.output.style, ctx.output.columns));

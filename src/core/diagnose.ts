@@ -19,6 +19,7 @@ import { idleInTransaction, idlePool, NODES as LEAK_NODES, unreadResults } from 
 import { capacity, capacityFinding, connectionLimit, NODES as SLOT_NODES, whoHolds } from './diagnose/out-of-slots.js';
 import { SETTING_NODES, settings, NODES as SETTINGS_ROOM_NODES, visibility } from './diagnose/settings.js';
 import { type Context, type NodeResult, pathStep, RANK, sessionsOf } from './diagnose/shared.js';
+import { NODES as TREND_NODES } from './diagnose/trends.js';
 import { longQueries, sameStatement, NODES as SLOW_NODES, seqScans, topStatements } from './diagnose/slow-queries.js';
 import type { DiagnoseFacts, DiagnoseReport, Finding, HolderRow, Metric, PathStep } from './diagnose/types.js';
 import { exitCodeForSeverity, type Severity } from './exit-codes.js';
@@ -30,7 +31,7 @@ export { appLabel } from './diagnose/shared.js';
 export { pgInterval, SETTING_NODES, settingNumber } from './diagnose/settings.js';
 
 /** Every node of the tree, in visiting order. Each is an anchor in runbooks/ (tested). */
-export const DIAGNOSE_NODES = [...CONNECT_NODES, 'visibility', ...SLOT_NODES, ...LEAK_NODES, ...BLOCKING_NODES, ...SLOW_NODES, ...SETTING_NODES, 'settings'] as const;
+export const DIAGNOSE_NODES = [...CONNECT_NODES, 'visibility', ...SLOT_NODES, ...LEAK_NODES, ...BLOCKING_NODES, ...SLOW_NODES, ...SETTING_NODES, 'settings', ...TREND_NODES] as const;
 
 export type NodeId = (typeof DIAGNOSE_NODES)[number];
 
@@ -42,10 +43,11 @@ export const NODE_RUNBOOKS: ReadonlyMap<NodeId, RunbookFile> = new Map<NodeId, R
   ...BLOCKING_NODES.map((n) => [n, 'blocking-locks'] as const),
   ...SLOW_NODES.map((n) => [n, 'slow-queries'] as const),
   ...SETTINGS_ROOM_NODES.map((n) => [n, 'settings'] as const),
+  ...TREND_NODES.map((n) => [n, 'trends'] as const),
 ]);
 
 /** Decides. Pure: the same facts and thresholds always give the same report. */
-export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLDS): DiagnoseReport {
+export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLDS, extra: NodeResult | null = null): DiagnoseReport {
   if (!facts.connect.ok) {
     return assemble({ facts, t, ...cannotConnect(facts as DiagnoseFacts & { connect: { ok: false } }), capacity: null, visibility: null, holders: [], metrics: [timeMetric(facts)], server: null });
   }
@@ -74,7 +76,8 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   const top = topStatements(c);
   const seq = seqScans(c);
   const guards = settings(c, { iit, unread, idle, blocking: blocked, long, same });
-  const walked = [connected, seen, slots, limits, holders, iit, unread, idle, blocked, ddl, long, same, top, seq, guards];
+  // the trends (src/core/diagnose/trends.ts), when the facts come with samples (a watch recording)
+  const walked = [connected, seen, slots, limits, holders, iit, unread, idle, blocked, ddl, long, same, top, seq, guards, ...(extra ? [extra] : [])];
 
   const findings = walked.flatMap((n) => n.findings);
   findings.push(capacityFinding(c, slots, holders.holders, findings, [...iit.cleanups, ...unread.cleanups, ...idle.cleanups]));

@@ -386,7 +386,7 @@ export function joinPooler(
   const summary =
     mayOpen === null || serverOrdinarySlots === null
       ? 'the pool sizes or the server slots are unknown'
-      : `${plural(report.pools.length, 'pool')} of ${plural(sum, 'server connection')} in all × ${plural(instances, 'PgBouncer instance')} = ${plural(mayOpen, 'server connection')}, against ${plural(serverOrdinarySlots, 'ordinary slot')} on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
+      : `${plural(report.pools.length, 'pool')} of ${plural(sum ?? 0, 'server connection')} in all × ${plural(instances, 'PgBouncer instance')} = ${plural(mayOpen ?? 0, 'server connection')}, against ${plural(serverOrdinarySlots ?? 0, 'ordinary slot')} on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
   const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, pools.find((p) => p.database === f.pool!.database && p.user === f.pool!.user)) } : f));
   if (exceeds) {
     findings.push({

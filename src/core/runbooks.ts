@@ -10,6 +10,7 @@ export const RUNBOOK_FILES = {
   'slow-queries': 'slow-queries.md',
   settings: 'settings.md',
   pgbouncer: 'pgbouncer.md',
+  trends: 'trends.md',
 } as const;
 
 export type RunbookFile = keyof typeof RUNBOOK_FILES;
@@ -46,6 +47,7 @@ export const RUNBOOK_NODES: Record<string, RunbookFile> = {
   'pgbouncer-guards': 'pgbouncer',
   'pgbouncer-errors': 'pgbouncer',
   'through-a-pooler': 'pgbouncer',
+  trends: 'trends',
 };
 
 /** Maps a connect failure's step and cause to the runbook node that explains it. */

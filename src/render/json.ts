@@ -37,3 +37,8 @@ export function renderJson(doc: unknown): string {
   const text = JSON.stringify(doc, null, 2);
   return `${revealHidden(text.replace(/[\u007f-\u009f]/g, escapeCodePoint))}\n`;
 }
+
+/** One JSON document on one line (JSON lines: `watch --json`), inert on a terminal as renderJson's. */
+export function renderJsonLine(doc: unknown): string {
+  return revealHidden(JSON.stringify(doc).replace(/[\u007f-\u009f]/g, escapeCodePoint));
+}

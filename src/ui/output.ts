@@ -9,9 +9,29 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import { terminalText } from '../render/sanitize.js';
 
+/**
+ * The only terminal controls dbdoctor writes besides colour, for the live screen of `watch`: each
+ * op is a fixed sequence from this table (never text from elsewhere), written to stdout only when
+ * it is a terminal.
+ */
+export const SCREEN_CONTROLS = {
+  /** The alternate screen on, cursor hidden, cleared. */
+  enter: '\u001b[?1049h\u001b[?25l\u001b[H\u001b[2J',
+  /** Cursor home and the screen cleared, before a frame. */
+  frame: '\u001b[H\u001b[2J',
+  /** The cursor shown and the normal screen back, attributes reset. */
+  leave: '\u001b[0m\u001b[?25h\u001b[?1049l',
+} as const;
+
+export type ScreenControl = keyof typeof SCREEN_CONTROLS;
+
 export interface Output {
   /** A block of text on stdout (a line break is added when missing). */
   out(text: string): void;
+  /** A frame of the live screen: the text as out() sanitizes it, after `frame` control, with no added line break. */
+  frame?(text: string): void;
+  /** One of dbdoctor's own screen controls (SCREEN_CONTROLS), on a terminal only. */
+  control?(op: ScreenControl): void;
   /** A block of text on stderr. */
   err(text: string): void;
   /** The one status line on stderr (a spinner): drawn over itself; null erases it. */
@@ -54,6 +74,12 @@ export function createOutput(sinks: OutputSinks): Output {
   const block = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
   return {
     out: (text) => sinks.stdout(terminalText(block(text), outColour > 0)),
+    frame: (text) => {
+      if (sinks.stdoutIsTTY) sinks.stdout(SCREEN_CONTROLS.frame + terminalText(text, outColour > 0).replace(/\n/g, '\r\n'));
+    },
+    control: (op) => {
+      if (sinks.stdoutIsTTY) sinks.stdout(SCREEN_CONTROLS[op]);
+    },
     err: (text) => sinks.stderr(terminalText(block(text), errColour > 0)),
     status: (line) => sinks.stderr(line === null ? CLEAR_LINE : `${CLEAR_LINE}${terminalText(line.replace(/\n/g, ' '), errColour > 0)}`),
     stdoutIsTTY: sinks.stdoutIsTTY,

@@ -199,7 +199,7 @@ interface Row {
 
 function rowsFor(command: string, kind: string): Row[] {
   const rows: Row[] = [];
-  const connects = kind === 'read' || kind === 'terminate' || kind === 'tty' || kind === 'pooler';
+  const connects = kind === 'read' || kind === 'terminate' || kind === 'tty' || kind === 'pooler' || kind === 'recorder';
   // terminate needs a selecting filter to get as far as a later flag's check
   const base = command === 'terminate' ? ['--app', 'x'] : [];
   for (const f of flagsOf(command)) {
@@ -218,7 +218,7 @@ function rowsFor(command: string, kind: string): Row[] {
   if (valued) rows.push({ label: `${command} ${valued.long} (no value)`, args: [command, ...base, ...(connects ? target(null) : []), valued.long] });
   if (command !== 'runbook') rows.push({ label: `${command} stray positional`, args: [command, ...base, ...(connects ? target(null) : []), 'stray-argument'] });
   // the environment, as libpq reads it
-  if (kind === 'read' || kind === 'terminate' || kind === 'pooler') {
+  if (kind === 'read' || kind === 'terminate' || kind === 'pooler' || kind === 'recorder') {
     for (const [k, v] of [
       ['PGPORT', 'abc'],
       ['PGPORT', '70000'],
@@ -302,7 +302,7 @@ describe('bad input is a usage error (exit 64, one line, no stack trace, no conn
     expect(r.stderr.split('\n').filter((l) => l.startsWith('dbdoctor:'))).toHaveLength(1);
   });
 
-  test.concurrent.each(landed(COMMANDS.filter((c) => c.kind === 'read' || c.kind === 'terminate')).map((c) => [c.name] as const))(
+  test.concurrent.each(landed(COMMANDS.filter((c) => c.kind === 'read' || c.kind === 'terminate' || c.kind === 'recorder')).map((c) => [c.name] as const))(
     '%s: a bad flag is refused before connecting, even to a peer that would hang',
     async (name) => {
       const filter = name === 'terminate' ? ['--app', 'x'] : [];

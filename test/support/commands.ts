@@ -20,7 +20,13 @@ export type CommandKind =
   /** Reads a PgBouncer admin console, not a server (pools: test/e2e/pgbouncer.test.ts drives it against a real one). */
   | 'pooler'
   /** Serves until stopped (exporter: test/e2e/fleet.test.ts drives it with a real Prometheus). */
-  | 'server';
+  | 'server'
+  /**
+   * Reads the server through one connection and writes the facts as they are, with no verdict and
+   * no human view (snapshot; watch --json): test/e2e/snapshot.test.ts and test/e2e/watch.test.ts
+   * drive them on real incidents; their bad input is checked here like a read's.
+   */
+  | 'recorder';
 
 export interface CommandSpec {
   name: string;
@@ -44,6 +50,8 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'terminate', kind: 'terminate', args: [...TERMINATE_NOTHING, '--dry-run'], variants: [[]], json: true },
   { name: 'pools', kind: 'pooler', args: [], variants: [[]], json: true },
   { name: 'exporter', kind: 'server', args: [], variants: [[]], json: false },
+  { name: 'watch', kind: 'recorder', args: ['--count', '1'], variants: [[]], json: true },
+  { name: 'snapshot', kind: 'recorder', args: [], variants: [[]], json: true },
   { name: 'runbook', kind: 'offline', args: [], variants: [[]], json: false },
   { name: 'demo', kind: 'own-server', args: [], variants: [[]], json: false },
   { name: 'guide', kind: 'tty', args: [], variants: [[]], json: false },

@@ -45,3 +45,13 @@ export const expectValidDiagnoseDoc = diagnose.expectValid;
 export const expectValidLocksDoc = locks.expectValid;
 /** ajv's errors for a `dbdoctor locks --json` document, one a line, or null when it is valid. */
 export const locksDocErrors = locks.errors;
+
+export const SNAPSHOT_SCHEMA = loadSchema('snapshot');
+const snapshot = checker('snapshot', SNAPSHOT_SCHEMA);
+/** Throws with ajv's errors unless `doc` is a valid `dbdoctor snapshot` document. */
+export const expectValidSnapshotDoc = snapshot.expectValid;
+
+export const WATCH_SCHEMA = loadSchema('watch');
+const watch = checker('watch', WATCH_SCHEMA);
+/** Throws with ajv's errors unless `doc` is a valid line of `dbdoctor watch --json`. */
+export const expectValidWatchDoc = watch.expectValid;

@@ -1,0 +1,174 @@
+/**
+ * `dbdoctor watch --json` with the built binary on real incidents that move while it watches: a
+ * leak (one more idle-in-transaction session from `worker` every 2 s) is growth naming `worker`
+ * with a forecast within 10 samples; a large stable pool is no growth; a connection storm is
+ * churn; a blocker appearing and clearing is logged with its times. One connection for the whole
+ * watch; every line validated against schema/watch.schema.json; the exit code is the worst verdict
+ * seen; a recording read back by `diagnose --from` carries the trend findings.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import type { DiagnoseReport, Finding } from '../../src/core/diagnose.js';
+import type { WatchEvent, WatchSample } from '../../src/core/watch.js';
+import { type CliResult, expectNoStackTrace, runCli } from '../support/cli.js';
+import { expectValidDiagnoseDoc } from '../support/diagnose.js';
+import { dbdoctorSessionsLeft, type Incident, idleInTransaction, idleSessions, lockChain } from '../support/incidents.js';
+import { expectValidSnapshotDoc, expectValidWatchDoc } from '../support/schemas.js';
+import { connectionsOpenedBy, LOG_CONNECTIONS, useServer } from '../support/server.js';
+
+const server = useServer({ settings: { ...LOG_CONNECTIONS, max_connections: 60 } });
+const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-watch-e2e-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Line {
+  schema: string;
+  report: { sample: WatchSample; events: WatchEvent[]; trends: Finding[]; trends_seen: Array<{ id: string; first_at: string }>; worst_verdict: string; facts: unknown };
+}
+
+function linesOf(r: CliResult): Line[] {
+  expectNoStackTrace(r);
+  const lines = r.stdout.split('\n').filter((l) => l !== '');
+  return lines.map((l) => {
+    const doc = JSON.parse(l) as Line;
+    expectValidWatchDoc(doc);
+    expect(doc.schema).toBe('dbdoctor.watch');
+    // the facts kept on a line are a snapshot's report
+    if (doc.report.facts !== null) expectValidSnapshotDoc({ schema: 'dbdoctor.snapshot', schema_version: 1, dbdoctor_version: '0', generated_at: '', report: doc.report.facts });
+    return doc;
+  });
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('watch --json on incidents that move', () => {
+  test('a leak from worker, +1 idle in transaction every 2 s: growth naming worker and a forecast within 10 samples', async () => {
+    const s = server();
+    const leaked: Incident[] = [];
+    let stop = false;
+    // bounded: at most 14 sessions, stops when the watch is done
+    const leak = (async () => {
+      for (let i = 0; i < 14 && !stop; i++) {
+        leaked.push(await idleInTransaction(s, 1, { app: 'worker' }));
+        await pause(2000);
+      }
+    })();
+    try {
+      const r = await runCli(['watch', '-d', s.url(), '--json', '--interval', '2s', '--count', '10'], { timeoutMs: 60_000 });
+      stop = true;
+      const lines = linesOf(r);
+      // one connection for the whole watch: its own session is the same on the first and the last sample
+      const selfPid = (l: Line) => (l.report.facts as { activity: { rows: Array<{ pid: number; is_self: boolean; backend_start: string }> } }).activity.rows
+          .filter((x) => x.is_self)
+          .map((x) => `${x.pid}@${x.backend_start}`);
+      expect(selfPid(lines[0]!)).toEqual(selfPid(lines[9]!));
+      expect(lines).toHaveLength(10);
+      const grown = lines.find((l) => l.report.trends.some((f) => f.id === 'growth' && f.evidence.applications.includes('worker')));
+      expect(grown).toBeDefined();
+      // kept as seen so far, with when it was first seen
+      const seen = lines[9]!.report.trends_seen.find((t) => t.id === 'growth');
+      expect(seen?.first_at).toBe(grown!.report.sample.at);
+      const forecast = lines.find((l) => l.report.trends.some((f) => f.id === 'exhaustion-forecast'));
+      expect(forecast).toBeDefined();
+      expect(forecast!.report.trends.find((f) => f.id === 'exhaustion-forecast')!.title).toMatch(/exhausted in about .* at \+.*\/min, mostly worker/);
+      expect(r.exitCode).toBeGreaterThanOrEqual(1);
+      expect(r.exitCode).toBe({ ok: 0, info: 0, warning: 1, critical: 2, unknown: 3 }[lines[lines.length - 1]!.report.worst_verdict]);
+      // samples timed, facts kept on the first and the last line
+      for (const l of lines) expect(l.report.sample.server_ms).toBeGreaterThanOrEqual(0);
+      expect(lines[0]!.report.facts).not.toBeNull();
+      expect(lines[9]!.report.facts).not.toBeNull();
+      expect(await dbdoctorSessionsLeft(s)).toBe(0);
+
+      // the recording, read back: diagnose adds the trend findings
+      const file = join(dir, 'leak.jsonl');
+      writeFileSync(file, r.stdout);
+      const d = await runCli(['diagnose', '--from', file, '--json']);
+      expectNoStackTrace(d);
+      const doc = JSON.parse(d.stdout) as { report: DiagnoseReport };
+      expectValidDiagnoseDoc(doc);
+      expect(doc.report.findings.map((f) => f.id)).toEqual(expect.arrayContaining(['growth', 'exhaustion-forecast']));
+      expect(doc.report.findings.find((f) => f.id === 'growth')!.runbook).toBe('runbooks/trends.md#growth');
+    } finally {
+      stop = true;
+      await leak;
+      for (const i of leaked) await i.release();
+    }
+  }, 90_000);
+
+  test('a large stable pool: no growth, no forecast, no churn', async () => {
+    const s = server();
+    const pool = await idleSessions(s, 40, { app: 'stable-pool' });
+    try {
+      let r!: CliResult;
+      const opened = await connectionsOpenedBy(s, async () => {
+        r = await runCli(['watch', '-d', s.url(), '--json', '--interval', '500ms', '--count', '8', '--trend-window', '4']);
+      });
+      // one connection for the whole watch
+      expect(opened).toBe(1);
+      const lines = linesOf(r);
+      expect(lines).toHaveLength(8);
+      for (const l of lines) expect(l.report.trends).toEqual([]);
+      expect(lines[7]!.report.sample.by_app.find((a) => a.app === 'stable-pool')?.total).toBe(40);
+      expect(r.exitCode).toBe(0);
+    } finally {
+      await pool.release();
+    }
+  }, 60_000);
+
+  test('a bounded connection storm: churn', async () => {
+    const s = server();
+    let stop = false;
+    let opened = 0;
+    const storm = (async () => {
+      const deadline = Date.now() + 8000;
+      // bounded in count and time
+      for (let i = 0; i < 400 && !stop && Date.now() < deadline; i++) {
+        const c = await s.client({ application_name: 'storm' });
+        await c.query('SELECT 1');
+        await c.end();
+        opened++;
+      }
+    })();
+    try {
+      const r = await runCli(['watch', '-d', s.url(), '--json', '--interval', '1s', '--count', '5', '--trend-window', '3']);
+      stop = true;
+      await storm;
+      const lines = linesOf(r);
+      expect(opened).toBeGreaterThan(20);
+      const churn = lines.flatMap((l) => l.report.trends).find((f) => f.id === 'churn');
+      expect(churn).toBeDefined();
+      expect(churn!.title).toMatch(/new sessions\/s/);
+    } finally {
+      stop = true;
+      await storm;
+    }
+  }, 60_000);
+
+  test('a blocker appearing and clearing is logged with its times', async () => {
+    const s = server();
+    let chain: Incident | undefined;
+    const run = runCli(['watch', '-d', s.url(), '--json', '--interval', '500ms', '--count', '24'], { timeoutMs: 60_000 });
+    try {
+      await pause(2500);
+      chain = await lockChain(s, { app: 'locker' });
+      await pause(4000);
+      await chain.release();
+      chain = undefined;
+      const r = await run;
+      const lines = linesOf(r);
+      const events = lines.flatMap((l) => l.report.events).filter((e) => e.id === 'blocking');
+      const appeared = events.find((e) => e.change === 'appeared');
+      const cleared = events.find((e) => e.change === 'cleared');
+      expect(appeared).toBeDefined();
+      expect(cleared).toBeDefined();
+      expect(Date.parse(cleared!.at)).toBeGreaterThan(Date.parse(appeared!.at));
+      expect(appeared!.pids.length).toBeGreaterThan(0);
+      // the line where it appeared keeps the facts of that moment
+      expect(lines.find((l) => l.report.sample.seq === appeared!.seq)!.report.facts).not.toBeNull();
+    } finally {
+      await chain?.release();
+      await run;
+    }
+  }, 90_000);
+});
