@@ -156,7 +156,14 @@ function tlsExtras(t: Target): TlsOptions {
  */
 function clientCertificate(t: Target): TlsOptions {
   const certPath = t.sslcert ?? join(homedir(), '.postgresql', 'postgresql.crt');
-  const cert = readPem(certPath, 'client certificate', 'sslcert / PGSSLCERT', t.sslcert !== undefined);
+  let cert: string | null;
+  try {
+    cert = readPem(certPath, 'client certificate', 'sslcert / PGSSLCERT', t.sslcert !== undefined);
+  } catch (err) {
+    // libpq skips a default certificate it cannot stat (no such file, or a home it may not enter)
+    if (t.sslcert === undefined) return {};
+    throw err;
+  }
   if (cert === null) return {};
   const keyPath = t.sslkey ?? join(homedir(), '.postgresql', 'postgresql.key');
   const key = readPem(keyPath, 'private key', 'sslkey / PGSSLKEY', true);

@@ -302,6 +302,19 @@ describe('TLS, as libpq: sslmode, the server certificate and client certificates
     expect(readFileSync(tls!.logFile, 'utf8')).toMatch(/statement: SET statement_timeout = 7000;/);
   });
 
+  test('a default client certificate that cannot be read (here a FIFO, never waited on) is skipped, as libpq skips one it cannot stat', async () => {
+    const home = join(dir, 'fifo-home');
+    mkdirSync(join(home, '.postgresql'), { recursive: true });
+    execFileSync('mkfifo', [join(home, '.postgresql', 'postgresql.crt')]);
+    const c = `host=127.0.0.1 port=${tls!.port} user=tlsonly dbname=postgres sslmode=require`;
+    const r = await runCli(['check', '--json', '-d', c], { env: { HOME: home, PGPASSWORD: ROLE_PASSWORD } });
+    expect(r.exitCode).toBe(0);
+    // named explicitly, the same file is an error that says what it is
+    const named = await runCli(['check', '--json', '-d', `${c} sslcert=${join(home, '.postgresql', 'postgresql.crt')}`], { env: { HOME: home, PGPASSWORD: ROLE_PASSWORD } });
+    expect(named.exitCode).toBe(3);
+    expect(named.stderr).toMatch(/cannot read the client certificate file .*: it is/);
+  });
+
   test('the client certificate in ~/.postgresql is used when sslcert is not given, as libpq does', async () => {
     const c = `host=127.0.0.1 port=${tls!.port} user=certuser dbname=postgres sslmode=require`;
     const r = await runCli(['check', '--json', '-d', c], { env: { HOME: clientHome } });
