@@ -4,6 +4,9 @@
  * `diagnose`; dbdoctor's own session through the pooler (terminate refuses, inspections say so);
  * PgBouncer's own refusals named as PgBouncer's. Ground truth is what the test's clients did.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { PgBouncerReport } from '../../src/core/pgbouncer.js';
@@ -20,6 +23,9 @@ interface Doc<R> {
 }
 
 const server = useServer();
+/** An empty home for dbdoctor's runs (no ~/.pgpass, no certificates); never a shared path such as /nonexistent, which root would create. */
+const home = mkdtempSync(join(tmpdir(), 'dbdoctor-pgb-home-'));
+afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 /** A client through PgBouncer; errors after the test ends it are expected and ignored. */
 async function client(b: RunningPgBouncer, opts: { user?: string; password?: string; application_name?: string; database?: string } = {}): Promise<pg.Client> {
@@ -67,7 +73,7 @@ describe('transaction pooling, default_pool_size = 5: 20 clients of api (5 of th
     await b?.stop();
   }, scaled(60_000));
 
-  const env = () => ({ PGPASSWORD: b.password, HOME: '/nonexistent' });
+  const env = () => ({ PGPASSWORD: b.password, HOME: home });
   const at = () => ['-h', b.host, '-p', String(b.port), '-U', 'postgres'];
 
   test('pools shows the pool with cl_waiting = 10, its 5 server connections busy, transaction pooling', async () => {
@@ -148,12 +154,12 @@ describe("PgBouncer's own refusals, named as PgBouncer's", () => {
     const held: pg.Client[] = [];
     try {
       held.push(await client(b), await client(b));
-      const r = await runCli(['check', '--json', '-h', b.host, '-p', String(b.port), '-U', 'app_user', '-d', 'postgres'], { env: { PGPASSWORD: ROLE_PASSWORD, HOME: '/nonexistent' } });
+      const r = await runCli(['check', '--json', '-h', b.host, '-p', String(b.port), '-U', 'app_user', '-d', 'postgres'], { env: { PGPASSWORD: ROLE_PASSWORD, HOME: home } });
       expect(r.exitCode).toBe(2);
       const doc = parseJson<Doc<{ failure: { cause: string; message: string; hint: string; runbook: string } }>>(r);
       expect(doc.report.failure).toMatchObject({ cause: 'pgbouncer_max_client_conn', runbook: 'pgbouncer-errors' });
       expect(doc.report.failure.message).toMatch(/PgBouncer refused the connection: its max_client_conn is reached/);
-      const text = await runCli(['check', '-h', b.host, '-p', String(b.port), '-U', 'app_user', '-d', 'postgres'], { env: { PGPASSWORD: ROLE_PASSWORD, HOME: '/nonexistent' } });
+      const text = await runCli(['check', '-h', b.host, '-p', String(b.port), '-U', 'app_user', '-d', 'postgres'], { env: { PGPASSWORD: ROLE_PASSWORD, HOME: home } });
       expect(text.stdout).not.toMatch(/broke the protocol/);
     } finally {
       await Promise.all(held.map((c) => c.end().catch(() => undefined)));
@@ -171,11 +177,11 @@ describe("PgBouncer's own refusals, named as PgBouncer's", () => {
       await held[1]!.query('SELECT 1');
       void held[2]!.query('SELECT 1').catch(() => undefined);
       await waitFor('1 waiting client', async () => (await showPools(b)).some((p) => p.user === 'app_user' && p.cl_waiting === 1));
-      const r = await runCli(['pools', '--json', '-h', b.host, '-p', String(b.port), '-U', 'postgres'], { env: { PGPASSWORD: b.password, HOME: '/nonexistent' } });
+      const r = await runCli(['pools', '--json', '-h', b.host, '-p', String(b.port), '-U', 'postgres'], { env: { PGPASSWORD: b.password, HOME: home } });
       const doc = parseJson<Doc<PgBouncerReport>>(r);
       expect(doc.report.findings.map((f) => f.id)).toEqual(expect.arrayContaining(['pgbouncer_clients_waiting', 'pgbouncer_pool_saturated']));
       expect(doc.report.pools.find((p) => p.user === 'app_user')).toMatchObject({ pool_mode: 'session', sv_active: 2, cl_waiting: 1 });
-      const text = await runCli(['pools', '-h', b.host, '-p', String(b.port), '-U', 'postgres'], { env: { PGPASSWORD: b.password, HOME: '/nonexistent' } });
+      const text = await runCli(['pools', '-h', b.host, '-p', String(b.port), '-U', 'postgres'], { env: { PGPASSWORD: b.password, HOME: home } });
       expect(text.stdout).toMatch(/waiting: evil/);
       expect(text.stdout + text.stderr).not.toMatch(/\u001b|\u0007/);
     } finally {
