@@ -8,10 +8,7 @@ import { formatDuration, MAX_TIMEOUT_MS, parseDuration } from '../core/duration.
 import { DbdoctorError, InterruptedError, UsageError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import {
-  type AuditContext,
   type AuditFailure,
-  auditIntent,
-  auditOutcome,
   classifyAfterCancel,
   classifyBatchRow,
   classifySignal,
@@ -32,7 +29,6 @@ import {
   type SessionResult,
   type SignalKind,
   type StepResult,
-  stateDir,
   statusOfResults,
   type TerminateFilters,
   type TerminateReport,
@@ -40,6 +36,7 @@ import {
 } from '../core/terminate.js';
 import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
 import { throughPoolerRefusal } from '../core/pgbouncer.js';
+import { type AuditContext, auditIntent, auditOutcome, stateDir } from '../core/terminate-audit.js';
 import { readTerminateSnapshot, sessionStillThere, signalBatch, signalSession, stillThere } from '../db/sql/terminate.js';
 import { envelope, renderJson } from '../render/json.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';

@@ -6,7 +6,7 @@
  * Each line goes out in one write() whose count is checked, then fsync'd: an intent line is whole
  * on disk before its signal is sent, or the caller sends nothing. After a torn line (this run's or
  * an earlier one's) the next record starts on a fresh line. The records themselves (never a
- * password) are built in src/core/terminate.ts.
+ * password) are built in src/core/terminate-audit.ts.
  */
 import { closeSync, mkdirSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -2,9 +2,6 @@ import { describe, expect, test } from '@jest/globals';
 import type { ActivitySnapshot, SessionRow } from '../../src/core/activity.js';
 import { ExitCode } from '../../src/core/exit-codes.js';
 import {
-  AUDIT_QUERY_CHARS,
-  auditIntent,
-  auditOutcome,
   classifyAfterCancel,
   classifySignal,
   emptyFilters,
@@ -19,13 +16,13 @@ import {
   redactQuery,
   requireSelectingFilter,
   type SessionResult,
-  stateDir,
   statusOfResults,
   type TerminateFilters,
   terminateExitCode,
   validateClients,
   validateFilters,
 } from '../../src/core/terminate.js';
+import { AUDIT_QUERY_CHARS, auditIntent, auditOutcome, stateDir } from '../../src/core/terminate-audit.js';
 import { sessionRow } from '../support/session-row.js';
 
 let nextPid = 1000;
