@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { buildIncident, inParallel, planIncident, releaseClients } from './bench-incident.js';
+import { buildIncident, inParallel, planIncident, releaseClients, SEED_SELF_JOIN } from './bench-incident.js';
 
 const BIN = new URL('../bin/dbdoctor.cjs', import.meta.url).pathname;
 
@@ -39,21 +39,6 @@ const median = (xs) => {
 };
 
 const { activityRead } = await import('../dist/db/sql/activity.js');
-const SEED_SELF_JOIN = `SELECT blocked_locks.pid AS blocked_pid, blocking_locks.pid AS blocking_pid
-FROM pg_catalog.pg_locks blocked_locks
-JOIN pg_catalog.pg_stat_activity blocked_activity ON blocked_activity.pid = blocked_locks.pid
-JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_locks.locktype
-    AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
-    AND blocking_locks.page IS NOT DISTINCT FROM blocked_locks.page
-    AND blocking_locks.tuple IS NOT DISTINCT FROM blocked_locks.tuple
-    AND blocking_locks.virtualxid IS NOT DISTINCT FROM blocked_locks.virtualxid
-    AND blocking_locks.transactionid IS NOT DISTINCT FROM blocked_locks.transactionid
-    AND blocking_locks.classid IS NOT DISTINCT FROM blocked_locks.classid
-    AND blocking_locks.objid IS NOT DISTINCT FROM blocked_locks.objid
-    AND blocking_locks.objsubid IS NOT DISTINCT FROM blocked_locks.objsubid
-    AND blocking_locks.pid != blocked_locks.pid
-JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
-WHERE NOT blocked_locks.granted`;
 
 function candidates(serverVersionNum) {
   const fake = { serverVersionNum, target: { dbname: 'postgres' } };

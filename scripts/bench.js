@@ -27,7 +27,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { buildIncident, inParallel, planIncident, releaseClients } from './bench-incident.js';
+import { buildIncident, inParallel, planIncident, releaseClients, SEED_SELF_JOIN } from './bench-incident.js';
 import { connectionsIn, inlineParams, LOG_LINE_PREFIX, LogReader, parseEntries, statementsIn } from './bench-log.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -39,29 +39,6 @@ const SCALES = {
   full: { sessions: 1500, locks: 20_000, waiters: 400, runs: 7, maxConnections: 2000, concurrency: 16, subjectTimeoutMs: 120_000, budgetMs: 25 * 60_000 },
   small: { sessions: 50, locks: 500, waiters: 20, runs: 3, maxConnections: 200, concurrency: 8, subjectTimeoutMs: 30_000, budgetMs: 3 * 60_000 },
 };
-
-// The seed runbook's blocking query (seeds/002, "Identify Blocking Queries"), verbatim.
-const SEED_SELF_JOIN = `SELECT 
-    blocked_locks.pid AS blocked_pid,
-    blocked_activity.usename AS blocked_user,
-    blocking_locks.pid AS blocking_pid,
-    blocking_activity.usename AS blocking_user,
-    blocked_activity.query AS blocked_statement,
-    blocking_activity.query AS blocking_statement
-FROM pg_catalog.pg_locks blocked_locks
-JOIN pg_catalog.pg_stat_activity blocked_activity ON blocked_activity.pid = blocked_locks.pid
-JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_locks.locktype
-    AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
-    AND blocking_locks.page IS NOT DISTINCT FROM blocked_locks.page
-    AND blocking_locks.tuple IS NOT DISTINCT FROM blocked_locks.tuple
-    AND blocking_locks.virtualxid IS NOT DISTINCT FROM blocked_locks.virtualxid
-    AND blocking_locks.transactionid IS NOT DISTINCT FROM blocked_locks.transactionid
-    AND blocking_locks.classid IS NOT DISTINCT FROM blocked_locks.classid
-    AND blocking_locks.objid IS NOT DISTINCT FROM blocked_locks.objid
-    AND blocking_locks.objsubid IS NOT DISTINCT FROM blocked_locks.objsubid
-    AND blocking_locks.pid != blocked_locks.pid
-JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
-WHERE NOT blocked_locks.granted;`;
 
 // check_postgres's equivalent of `diagnose` for a connection incident: one process per action.
 const CHECK_POSTGRES_ACTIONS = [
