@@ -164,7 +164,7 @@ async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions,
   const instances = pgbouncerInstances(opts.pgbouncerInstances);
   const { consoleTarget } = await import('./pools.js');
   const { readConsole } = await import('../db/pgbouncer.js');
-  const { joinPooler } = await import('../core/pgbouncer.js');
+  const { consoleConninfo, joinPooler } = await import('../core/pgbouncer.js');
   const given = opts.pgbouncer ?? '';
   requireValues('--pgbouncer', [given]);
   const consoleT = consoleTarget(resolveConnectionTarget({ dbname: given }, ctx.env));
@@ -176,7 +176,7 @@ async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions,
   const both = () => Promise.all([runDiagnose(options, { gather }), readConsole(consoleT, options.session)]);
   const [report, consoleFacts] = format === 'text' ? await withReadProgress(ctx, options.target, "activity, locks, settings and PgBouncer's pools", both) : await both();
   const consoleName = describeTarget(consoleT);
-  const joined = joinPooler(consoleFacts, consoleName, `host=${consoleT.hostaddr ?? consoleT.host} port=${consoleT.port} user=${consoleT.user} dbname=pgbouncer`, facts?.activity?.rows ?? [], report.capacity?.ordinary_slots ?? null, instances);
+  const joined = joinPooler(consoleFacts, consoleName, consoleConninfo(consoleT), facts?.activity?.rows ?? [], report.capacity?.ordinary_slots ?? null, instances);
   if (format === 'json') ctx.output.out(renderJson(envelope('diagnose', { ...report, pgbouncer: joined }, ctx.version)));
   else {
     const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
@@ -194,16 +194,11 @@ async function renderFleetAs(format: Format, fleet: FleetReport, ctx: CommandCon
     return exposition(fleet.targets, format);
   }
   if (format === 'icinga') {
-    const { icingaCheckResult } = await import('../render/exposition.js');
-    // one JSON body a line (a target each), for a loop that POSTs them to /v1/actions/process-check-result
-    return fleet.targets.map((t) => JSON.stringify(icingaCheckResult(t, hostname(), ttlS))).join('\n');
+    const { icingaLines } = await import('../render/exposition.js');
+    return icingaLines(fleet.targets, hostname(), ttlS);
   }
-  if (format === 'nagios') {
-    const status = { ok: 'OK', info: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' }[fleet.verdict];
-    return `DBDOCTOR ${status}: ${fleet.summary}`;
-  }
-  const { renderFleet } = await import('../render/fleet.js');
-  return renderFleet(fleet, ctx.output.style);
+  const { renderFleet, renderFleetNagios } = await import('../render/fleet.js');
+  return format === 'nagios' ? renderFleetNagios(fleet) : renderFleet(fleet, ctx.output.style);
 }
 
 export function diagnoseCommand(program: Command, ctx: CommandContext): void {

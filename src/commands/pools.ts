@@ -1,15 +1,10 @@
 import type { Command } from 'commander';
-import { type PgBouncerReport, pgbouncerReport } from '../core/pgbouncer.js';
+import { consoleConninfo, type PgBouncerReport, pgbouncerReport } from '../core/pgbouncer.js';
 import { describeTarget, type Target } from '../core/target.js';
 import { readConsole } from '../db/pgbouncer.js';
 import type { SessionOptions } from '../db/session.js';
 import { envelope, renderJson } from '../render/json.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
-
-/** The options that reach this console again (for the next command a finding suggests): never the password. */
-function consoleArgs(t: Target): string {
-  return `host=${t.hostaddr ?? t.host} port=${t.port} user=${t.user} dbname=pgbouncer`;
-}
 
 /**
  * "Is it the pooler?" Reads PgBouncer's admin console (SHOW POOLS, DATABASES, USERS, CONFIG,
@@ -17,7 +12,7 @@ function consoleArgs(t: Target): string {
  */
 export async function runPgBouncer(target: Target, opts: SessionOptions): Promise<PgBouncerReport> {
   const facts = await readConsole(target, opts);
-  return pgbouncerReport(facts, describeTarget(target), consoleArgs(target));
+  return pgbouncerReport(facts, describeTarget(target), consoleConninfo(target));
 }
 
 /** The console of the PgBouncer the options point at: its admin database is always `pgbouncer`. */

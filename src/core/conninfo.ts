@@ -258,6 +258,11 @@ export function parseUrl(s: string): ConnParams {
   return out;
 }
 
+/** `key=value` for a conninfo string, the value single-quoted (with \\ and \\' escapes) when libpq needs it. */
+export function conninfoPair(key: string, value: string): string {
+  return /^[^\s'\\]+$/.test(value) ? `${key}=${value}` : `${key}='${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
 /** A database name, a URL or a conninfo string, as psql's -d takes it. */
 export function parseDbnameArg(s: string): ConnParams {
   if (looksLikeUrl(s)) return parseUrl(s);

@@ -3,6 +3,7 @@
  * diagnosis. No I/O here (src/commands/fleet.ts runs the diagnoses).
  */
 import { worst } from './capacity.js';
+import { RANK } from './diagnose/shared.js';
 import type { DiagnoseReport } from './diagnose/types.js';
 import { UsageError } from './errors.js';
 import { exitCodeForSeverity, type ExitCodeValue, type Severity } from './exit-codes.js';
@@ -71,10 +72,8 @@ export interface FleetReport {
   targets: FleetEntry[];
 }
 
-const RANK: Record<Severity, number> = { critical: 0, unknown: 1, warning: 2, info: 3, ok: 4 };
-
 export function fleetReport(entries: FleetEntry[], concurrency: number, ms: number): FleetReport {
-  const targets = [...entries].sort((a, b) => RANK[a.report.verdict] - RANK[b.report.verdict] || a.name.localeCompare(b.name));
+  const targets = [...entries].sort((a, b) => RANK[b.report.verdict] - RANK[a.report.verdict] || a.name.localeCompare(b.name));
   const counts: Record<Severity, number> = { ok: 0, info: 0, warning: 0, critical: 0, unknown: 0 };
   for (const e of targets) counts[e.report.verdict]++;
   const verdict = worst('ok', ...targets.map((e) => e.report.verdict));

@@ -6,8 +6,12 @@
  */
 import type { SessionRow } from './activity.js';
 import { worst } from './capacity.js';
+import { conninfoPair } from './conninfo.js';
+import { RANK } from './diagnose/shared.js';
 import { DbdoctorError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
+import { shellWord } from './printed.js';
+import type { Target } from './target.js';
 import { exitCodeForSeverity, type ExitCodeValue, type Severity } from './exit-codes.js';
 
 /** One row of a SHOW command, as the console sent it. */
@@ -84,6 +88,11 @@ export interface PgBouncerReport {
   findings: PoolerFinding[];
   /** What the console did not show (a SHOW that failed, a column this version lacks). */
   unavailable: string[];
+}
+
+/** The conninfo that reaches this console again, for the next command a finding suggests: never the password. */
+export function consoleConninfo(t: Pick<Target, 'host' | 'hostaddr' | 'port' | 'user'>): string {
+  return [conninfoPair('host', t.hostaddr ?? t.host), `port=${t.port}`, conninfoPair('user', t.user), 'dbname=pgbouncer'].join(' ');
 }
 
 /** The admin console is the database named pgbouncer, on PgBouncer's port (as psql users reach it). */
@@ -180,7 +189,7 @@ export function poolerFindings(pools: Pool[], limits: PgBouncerLimits, clients: 
         pool: { database: p.database, user: p.user },
         evidence: `cl_waiting ${waiting}, maxwait ${(p.maxwait_s ?? 0).toFixed(1)}s, cl_active ${p.cl_active ?? '?'}, sv_active ${p.sv_active ?? '?'} of pool_size ${p.pool_size ?? '?'}${apps.length ? `; waiting: ${apps.join(', ')}` : ''}`,
         next: full
-          ? `every server connection of the pool is busy: see what holds them on the server (dbdoctor diagnose -h <server> --pgbouncer "${consoleArgs}")`
+          ? `every server connection of the pool is busy: see what holds them on the server (dbdoctor diagnose -h <server> --pgbouncer ${shellWord(consoleArgs)})`
           : 'the pool has room: look at server_login and max_db_connections/max_user_connections (SHOW POOLS, SHOW DATABASES)',
         runbook: 'pgbouncer-clients-waiting',
       });
@@ -196,7 +205,7 @@ export function poolerFindings(pools: Pool[], limits: PgBouncerLimits, clients: 
         pool: { database: p.database, user: p.user },
         evidence: `sv_active ${p.sv_active} of pool_size ${p.pool_size} (${p.pool_mode ?? '?'} pooling), sv_idle ${p.sv_idle ?? '?'}, cl_waiting ${waiting}`,
         next: inTransaction
-          ? `a server connection is held for a whole transaction: find the transactions left open (dbdoctor diagnose -h <server> --pgbouncer "${consoleArgs}")`
+          ? `a server connection is held for a whole transaction: find the transactions left open (dbdoctor diagnose -h <server> --pgbouncer ${shellWord(consoleArgs)})`
           : 'in session pooling a client keeps its server connection until it disconnects: look for idle clients holding them, or use transaction pooling',
         runbook: inTransaction ? 'pgbouncer-servers-in-transaction' : 'pgbouncer-pool-saturated',
       });
@@ -235,8 +244,7 @@ export function poolerFindings(pools: Pool[], limits: PgBouncerLimits, clients: 
       });
     }
   }
-  const rank: Record<Severity, number> = { critical: 0, unknown: 1, warning: 2, info: 3, ok: 4 };
-  return out.sort((a, b) => rank[a.severity] - rank[b.severity]);
+  return out.sort((a, b) => RANK[b.severity] - RANK[a.severity]);
 }
 
 /** The console's facts, judged: the report `pools` and `diagnose` (on a console) print. */

@@ -81,29 +81,14 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/** The root certificate: sslrootcert, else ~/.postgresql/root.crt when it is there. */
 function readCa(path: string | undefined): string | undefined {
-  const p = path ?? join(homedir(), '.postgresql', 'root.crt');
-  let text: string | null;
-  try {
-    // A regular file only: a FIFO or a device such as /dev/zero would hang, or fill the memory.
-    text = readRegularText(p, CERT_MAX_BYTES);
-  } catch (err) {
-    throw certError(p, err instanceof FileProblem ? `: it is ${err.what}` : '');
-  }
-  if (text === null && path !== undefined) throw certError(p, ': no such file');
-  return text ?? undefined;
+  return readPem(path ?? join(homedir(), '.postgresql', 'root.crt'), 'root certificate', 'sslrootcert / PGSSLROOTCERT', path !== undefined, 'tls_rootcert') ?? undefined;
 }
 
 /** Certificate bundles are a few hundred kB at most. */
 const CERT_MAX_BYTES = 4 * 1024 * 1024;
 
-function certError(p: string, why: string): DbdoctorError {
-  return new DbdoctorError(`cannot read the root certificate file ${p}${why}`, {
-    exitCode: ExitCode.UNKNOWN,
-    hint: 'check sslrootcert / PGSSLROOTCERT',
-    cause: 'tls_rootcert',
-  });
-}
 
 /** libpq's sslmode meanings, mapped onto Node's TLS options (node-postgres' own differ). */
 export function tlsFor(t: Target, attempt: 'ssl' | 'plain'): false | TlsOptions {
@@ -178,15 +163,16 @@ function clientCertificate(t: Target): TlsOptions {
   return { cert, key: key ?? undefined, ...(t.sslpassword !== undefined ? { passphrase: t.sslpassword } : {}) };
 }
 
-function readPem(path: string, what: string, setting: string, required: boolean): string | null {
+/** A PEM file, a regular file only (a FIFO or a device would hang, or fill the memory); null when absent and not required. */
+function readPem(path: string, what: string, setting: string, required: boolean, cause = 'tls_file'): string | null {
   let text: string | null;
   try {
     // A regular file only: a FIFO or a device such as /dev/zero would hang, or fill the memory.
     text = readRegularText(path, CERT_MAX_BYTES);
   } catch (err) {
-    throw tlsFileError(`cannot read the ${what} file ${path}${err instanceof FileProblem ? `: it is ${err.what}` : ''}`, `check ${setting}`, 'tls_file');
+    throw tlsFileError(`cannot read the ${what} file ${path}${err instanceof FileProblem ? `: it is ${err.what}` : ''}`, `check ${setting}`, cause);
   }
-  if (text === null && required) throw tlsFileError(`cannot read the ${what} file ${path}: no such file`, `check ${setting}`, 'tls_file');
+  if (text === null && required) throw tlsFileError(`cannot read the ${what} file ${path}: no such file`, `check ${setting}`, cause);
   return text;
 }
 

@@ -271,7 +271,8 @@ function renderVerbose(r: DiagnoseReport, style: ChalkInstance): string {
 // ---------------------------------------------------------------------------------------------
 // Nagios / Icinga / Sensu
 
-const NAGIOS_STATUS: Record<Severity, string> = { ok: 'OK', info: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' };
+/** The monitoring-plugin status word of a verdict. */
+export const NAGIOS_STATUS: Record<Severity, string> = { ok: 'OK', info: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' };
 
 function num(v: number | null): string {
   if (v === null || !Number.isFinite(v)) return '';

@@ -6,8 +6,8 @@
  * client port. Every sample is a gauge (no counter here counts since a start).
  */
 import type { DiagnoseReport, Metric } from '../core/diagnose/types.js';
-import type { Severity } from '../core/exit-codes.js';
-import { perfItem } from './diagnose.js';
+import { exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
+import { NAGIOS_STATUS, perfItem } from './diagnose.js';
 import { oneLine } from './sanitize.js';
 
 export interface Exposed {
@@ -117,15 +117,18 @@ export interface IcingaCheckResult {
   target: string;
 }
 
-const ICINGA_STATUS: Record<Severity, number> = { ok: 0, info: 0, warning: 1, critical: 2, unknown: 3 };
-
 export function icingaCheckResult(t: Exposed, checkSource: string, ttlSeconds: number): IcingaCheckResult {
   return {
-    exit_status: ICINGA_STATUS[t.report.verdict],
-    plugin_output: `DBDOCTOR ${t.report.verdict === 'info' ? 'OK' : t.report.verdict.toUpperCase()}: ${oneLine(t.report.summary, 400)}`,
+    exit_status: exitCodeForSeverity(t.report.verdict),
+    plugin_output: `DBDOCTOR ${NAGIOS_STATUS[t.report.verdict]}: ${oneLine(t.report.summary, 400)}`,
     performance_data: t.report.metrics.map(perfItem),
     check_source: checkSource,
     ttl: ttlSeconds,
     target: t.name,
   };
+}
+
+/** The bodies of a fleet, one JSON document a line (a target each), for a loop that POSTs them. */
+export function icingaLines(targets: readonly Exposed[], checkSource: string, ttlSeconds: number): string {
+  return targets.map((t) => JSON.stringify(icingaCheckResult(t, checkSource, ttlSeconds))).join('\n');
 }

@@ -1,6 +1,7 @@
 /** The fleet at a glance, worst first, then the findings of every target that is not OK. */
 import type { ChalkInstance } from 'chalk';
 import type { FleetReport } from '../core/fleet.js';
+import { NAGIOS_STATUS } from './diagnose.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
 import { table } from './table.js';
@@ -21,4 +22,9 @@ export function renderFleet(r: FleetReport, style: ChalkInstance): string {
     for (const f of serious) lines.push(`  ${severityLabel(style, f.severity)}  ${oneLine(f.summary)}`);
   }
   return lines.join('\n');
+}
+
+/** The fleet as one monitoring-plugin line: the worst verdict and the counts. */
+export function renderFleetNagios(r: FleetReport): string {
+  return `DBDOCTOR ${NAGIOS_STATUS[r.verdict]}: ${oneLine(r.summary, 400)}`;
 }

@@ -6,6 +6,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatDuration } from '../core/duration.js';
 import type { PgBouncerReport, PoolerJoin } from '../core/pgbouncer.js';
 import { runbookLink } from '../core/runbooks.js';
+import { NAGIOS_STATUS } from './diagnose.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
 import { table } from './table.js';
@@ -53,8 +54,6 @@ export function renderPgBouncer(r: PgBouncerReport, style: ChalkInstance): strin
   if (r.unavailable.length > 0) lines.push('', style.dim(`not shown by this PgBouncer: ${oneLine(r.unavailable.join(', '))}`));
   return lines.join('\n');
 }
-
-const NAGIOS_STATUS = { ok: 'OK', info: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' } as const;
 
 /** One monitoring-plugin line: status, summary, and per-pool waiting clients and maxwait as perfdata. */
 export function renderPgBouncerNagios(r: PgBouncerReport): string {
