@@ -3,7 +3,6 @@
  * `concurrency` at a time, so one dead server costs its connect timeout and nothing more. Used by
  * `diagnose --targets/--service a,b` and by the exporter. Never prints, never exits.
  */
-import { readFileSync } from 'node:fs';
 import type { ConnectFailure } from '../core/classify.js';
 import { diagnose } from '../core/diagnose.js';
 import type { DiagnoseReport } from '../core/diagnose/types.js';
@@ -15,6 +14,7 @@ import type { Thresholds } from '../core/thresholds.js';
 import { nowMs } from '../db/clock.js';
 import type { SessionOptions } from '../db/session.js';
 import { resolveConnectionTarget } from '../db/target.js';
+import { FileProblem, readRegularText } from '../ui/files.js';
 import { runDiagnose } from './diagnose.js';
 
 export interface FleetTarget {
@@ -24,16 +24,23 @@ export interface FleetTarget {
 
 export const DEFAULT_CONCURRENCY = 16;
 
+/** A targets file of thousands of lines is well under this. */
+const TARGETS_MAX_BYTES = 16 * 1024 * 1024;
+
 /** The targets of a targets file or a --service list, resolved (PG* variables fill what a line leaves out). */
 export function fleetTargets(source: { file?: string; services?: string }, flags: { username?: string; connectTimeout?: string }, env: NodeJS.ProcessEnv): FleetTarget[] {
   let lines: TargetLine[];
   if (source.file !== undefined) {
-    let text: string;
+    const hint = 'one target a line: a postgres:// URL, a conninfo string or service=name';
+    let text: string | null;
     try {
-      text = readFileSync(source.file, 'utf8');
+      // a regular file only, never waited on (a FIFO there is refused, not read)
+      text = readRegularText(source.file, TARGETS_MAX_BYTES);
     } catch (err) {
-      throw new UsageError(`cannot read the targets file ${source.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'one target a line: a postgres:// URL, a conninfo string or service=name');
+      const why = err instanceof FileProblem ? `it is ${err.what}` : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+      throw new UsageError(`cannot read the targets file ${source.file}: ${why}`, hint);
     }
+    if (text === null) throw new UsageError(`cannot read the targets file ${source.file}: no such file`, hint);
     lines = parseTargetsFile(text, source.file);
   } else lines = serviceTargets(source.services ?? '');
   const targets = lines.map((l) => {

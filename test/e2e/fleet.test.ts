@@ -109,6 +109,14 @@ describe('diagnose --targets: many servers in one run', () => {
     expect(r.exitCode).toBe(3);
   });
 
+  test('a targets file that is not a regular file (a FIFO) is refused at once, never waited on (exit 64)', async () => {
+    const fifo = join(dir, 'targets.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = await runCli(['diagnose', '--targets', fifo]);
+    expect(r.exitCode).toBe(64);
+    expect(r.stderr).toMatch(/^dbdoctor: cannot read the targets file .*: it is a FIFO/);
+  });
+
   test('--format prometheus passes promtool check metrics; labels are bounded; dbdoctor_up per target', async () => {
     const f = targetsFile('six-prom', six());
     const r = await runCli(['diagnose', '--targets', f, '--connect-timeout', '2s', '--idle-in-transaction', '100ms', '--format', 'prometheus'], { timeoutMs: 60_000 });
