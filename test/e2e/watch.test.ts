@@ -12,11 +12,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import type { DiagnoseReport, Finding } from '../../src/core/diagnose.js';
 import type { WatchEvent, WatchSample } from '../../src/core/watch.js';
-import { type CliResult, expectNoStackTrace, runCli } from '../support/cli.js';
+import { execa } from 'execa';
+import { BIN, type CliResult, cleanEnv, expectNoStackTrace, runCli } from '../support/cli.js';
 import { expectValidDiagnoseDoc } from '../support/diagnose.js';
 import { dbdoctorSessionsLeft, type Incident, idleInTransaction, idleSessions, lockChain } from '../support/incidents.js';
 import { expectValidSnapshotDoc, expectValidWatchDoc } from '../support/schemas.js';
 import { connectionsOpenedBy, LOG_CONNECTIONS, useServer } from '../support/server.js';
+import { scaled } from '../support/timing.js';
 
 const server = useServer({ settings: { ...LOG_CONNECTIONS, max_connections: 60 } });
 const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-watch-e2e-'));
@@ -147,28 +149,64 @@ describe('watch --json on incidents that move', () => {
 
   test('a blocker appearing and clearing is logged with its times', async () => {
     const s = server();
-    let chain: Incident | undefined;
-    const run = runCli(['watch', '-d', s.url(), '--json', '--interval', '500ms', '--count', '24'], { timeoutMs: 60_000 });
+    let chain: (Incident & { blocker: number }) | undefined;
+    let blocker = -1;
+    // Driven by the watch's own lines, not by sleeps: the blocker is made once the watch has
+    // printed a line, released once a line logs it, and the watch is interrupted once a line logs
+    // it cleared. Bounded by --count (60 x 500 ms) and the timeout.
+    const child = execa('node', [BIN, 'watch', '-d', s.url(), '--json', '--interval', '500ms', '--count', '60'], {
+      env: cleanEnv(),
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      timeout: scaled(80_000),
+    });
+    const seen: Line[] = [];
+    const waiting: Array<{ want: (l: Line) => boolean; resolve: () => void }> = [];
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line === '') continue;
+        const doc = JSON.parse(line) as Line;
+        seen.push(doc);
+        for (const w of waiting.filter((x) => x.want(doc))) w.resolve();
+      }
+    });
+    const lineWhere = (want: (l: Line) => boolean) =>
+      new Promise<void>((resolve) => {
+        if (seen.some(want)) return resolve();
+        waiting.push({ want, resolve });
+        void child.finally(resolve);
+      });
+    const logs = (change: WatchEvent['change']) => (l: Line) => l.report.events.some((e) => e.id === 'blocking' && e.change === change);
     try {
-      await pause(2500);
+      await lineWhere(() => true);
       chain = await lockChain(s, { app: 'locker' });
-      await pause(4000);
+      blocker = chain.blocker;
+      await lineWhere(logs('appeared'));
       await chain.release();
       chain = undefined;
-      const r = await run;
-      const lines = linesOf(r);
+      await lineWhere(logs('cleared'));
+      child.kill('SIGINT');
+      const r = await child;
+      const lines = linesOf({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
       const events = lines.flatMap((l) => l.report.events).filter((e) => e.id === 'blocking');
       const appeared = events.find((e) => e.change === 'appeared');
       const cleared = events.find((e) => e.change === 'cleared');
       expect(appeared).toBeDefined();
       expect(cleared).toBeDefined();
       expect(Date.parse(cleared!.at)).toBeGreaterThan(Date.parse(appeared!.at));
-      expect(appeared!.pids.length).toBeGreaterThan(0);
+      // the pids of the moment: the blocker the suite made
+      expect(appeared!.pids).toContain(blocker);
       // the line where it appeared keeps the facts of that moment
       expect(lines.find((l) => l.report.sample.seq === appeared!.seq)!.report.facts).not.toBeNull();
     } finally {
       await chain?.release();
-      await run;
+      child.kill('SIGINT');
+      await child;
     }
   }, 90_000);
 });
