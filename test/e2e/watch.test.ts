@@ -122,16 +122,18 @@ describe('watch --json on incidents that move', () => {
     const s = server();
     let stop = false;
     let opened = 0;
-    const storm = (async () => {
-      const deadline = Date.now() + 8000;
-      // bounded in count and time
-      for (let i = 0; i < 400 && !stop && Date.now() < deadline; i++) {
-        const c = await s.client({ application_name: 'storm' });
-        await c.query('SELECT 1');
-        await c.end();
-        opened++;
-      }
-    })();
+    const deadline = Date.now() + 8000;
+    // bounded in count (4 x 100) and time; four at once, so a loaded machine still storms
+    const storm = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 100 && !stop && Date.now() < deadline; i++) {
+          const c = await s.client({ application_name: 'storm' });
+          await c.query('SELECT 1');
+          await c.end();
+          opened++;
+        }
+      }),
+    );
     try {
       const r = await runCli(['watch', '-d', s.url(), '--json', '--interval', '1s', '--count', '5', '--trend-window', '3']);
       stop = true;
