@@ -28,6 +28,8 @@ const base = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   // No PG* variable of the developer's reaches a test (see the file).
   setupFiles: ['<rootDir>/test/support/isolate-env.ts'],
+  // Display widths loaded, as the CLI loads them for people's output (see the file).
+  setupFilesAfterEnv: ['<rootDir>/test/support/widths.ts'],
 };
 
 /** The db and e2e tiers share one default server per worker (test/support/server-pool.mjs). */

@@ -14,6 +14,7 @@ import { envelope, renderJson } from './render/json.js';
 import { packageFile } from './package-files.js';
 import { helpWidth, wrapHelp } from './render/help.js';
 import { oneLine } from './render/sanitize.js';
+import { loadWidths } from './render/width.js';
 import { type Output, processOutput } from './ui/output.js';
 
 const pkg = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string };
@@ -176,6 +177,15 @@ function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCod
 }
 
 /**
+ * A `--json` run (not asking for help) prints nothing that is measured in columns: it skips
+ * loading the display-width tables (src/render/width.ts), a good part of its start-up.
+ */
+function forMachinesOnly(argv: string[]): boolean {
+  const args = argv.slice(2);
+  return args.includes('--json') && !args.some((a) => a === '--help' || a === '-h');
+}
+
+/**
  * Parses argv and runs the command against this output and environment; returns the exit code
  * without touching the process's (the tests run the bad-input table through here, in-process).
  */
@@ -192,6 +202,7 @@ export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv
   const debug = argv.includes('--debug');
   let code: ExitCodeValue;
   try {
+    if (!forMachinesOnly(argv)) await loadWidths();
     if (argv.length <= 2 && !(output.stdinIsTTY && output.stdoutIsTTY && output.stderrIsTTY)) {
       // No subcommand: the guided walk needs a terminal; without one, help and the usage code.
       (await buildProgram(ctx, argv)).outputHelp({ error: true });

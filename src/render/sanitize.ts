@@ -19,6 +19,8 @@ const BREAKS = /[\t\n\u000b\u000c\r\u0085]/g;
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
 /** Printable ASCII is returned as it is (most text); anything else is looked at. */
 const SUSPECT = /[^\u0020-\u007e]/;
+/** The same, line breaks aside: text of printable ASCII lines (a JSON document, say) is written as it is. */
+const SUSPECT_BUT_BREAKS = /[^\n\u0020-\u007e]/;
 
 export function sanitize(text: string | null | undefined): string {
   if (text === null || text === undefined) return '';
@@ -29,7 +31,7 @@ export function sanitize(text: string | null | undefined): string {
 /** Sanitized, whitespace collapsed, and cut to `max` columns with an ellipsis (never inside a character). */
 export function oneLine(text: string | null | undefined, max = Number.POSITIVE_INFINITY): string {
   const s = sanitize(text).replace(/\s+/g, ' ').trim();
-  if (displayWidth(s) <= max) return s;
+  if (max === Number.POSITIVE_INFINITY || displayWidth(s) <= max) return s;
   return max <= 1 ? headToWidth(s, max) : `${headToWidth(s, max - 1)}…`;
 }
 
@@ -42,7 +44,7 @@ const SGR_SPLIT = /(\u001b\[[0-9;]*m)/;
  * dbdoctor's own colour codes kept (and any other escape removed). Idempotent.
  */
 export function terminalText(text: string, colour: boolean): string {
-  if (!SUSPECT.test(text)) return text;
+  if (!SUSPECT_BUT_BREAKS.test(text)) return text;
   const parts = text.split(SGR_SPLIT);
   let out = '';
   for (let i = 0; i < parts.length; i++) {

@@ -4,15 +4,35 @@
  * clusters, Intl.Segmenter), keeping dbdoctor's own colour codes intact. Every renderer measures
  * and cuts through these, so names and queries in any script align in tables and are never cut in
  * half.
+ *
+ * string-width is loaded by `loadWidths()`, which the CLI awaits before any command whose output
+ * is for people (src/cli.ts): loading it builds an Intl.Segmenter and compiles its Unicode property
+ * expressions, 20-40 ms of every start-up (`npm run bench`), which a `--json` run, whose output no
+ * one measures, never pays. Printable ASCII (most text) never needs it. Before it is loaded, other
+ * text counts one column per character: only a machine run gets there, and nothing of it aligns.
  */
-import stringWidth from 'string-width';
+
+type Measure = (text: string) => number;
+let stringWidth: Measure | undefined;
+
+/** Loads string-width (once); until then widths of non-ASCII text are counted per character. */
+export async function loadWidths(): Promise<void> {
+  stringWidth ??= (await import('string-width')).default;
+}
 
 const PRINTABLE_ASCII = /^[\u0020-\u007e]*$/;
 const SGR = /\u001b\[[0-9;]*m/y;
 
+function measure(text: string): number {
+  if (stringWidth) return stringWidth(text);
+  let n = 0;
+  for (const _ of text.replace(/\u001b\[[0-9;]*m/g, '')) n++;
+  return n;
+}
+
 /** Columns the text takes on a terminal (colour codes take none). */
 export function displayWidth(text: string): number {
-  return PRINTABLE_ASCII.test(text) ? text.length : stringWidth(text);
+  return PRINTABLE_ASCII.test(text) ? text.length : measure(text);
 }
 
 let graphemes: Intl.Segmenter | undefined;
@@ -38,7 +58,7 @@ export function headToWidth(text: string, width: number): string {
     const next = text.indexOf('\u001b[', i);
     const run = text.slice(i, next < 0 ? text.length : next);
     for (const { segment } of graphemes.segment(run)) {
-      const w = stringWidth(segment);
+      const w = measure(segment);
       if (used + w > width) return out;
       out += segment;
       used += w;
