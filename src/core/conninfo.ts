@@ -315,22 +315,33 @@ export function parseServiceFile(text: string, name: string, file: string): Conn
 const PG_TIME_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
+ * The settings libpq's `options` give the session (`-c name=value`, `-cname=value`,
+ * `--name=value`), by name as PostgreSQL folds it (lower case, `-` read as `_`); the last one
+ * given wins, as on the server.
+ */
+export function settingsInOptions(options: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (options === undefined) return out;
+  // libpq splits options at unescaped whitespace; a backslash escapes the next character
+  const words = (options.match(/(?:\\.|\S)+/g) ?? []).map((w) => w.replace(/\\(.)/g, '$1'));
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const setting = w === '-c' ? words[++i] : w.startsWith('-c') ? w.slice(2) : w.startsWith('--') ? w.slice(2) : undefined;
+    const eq = setting?.indexOf('=') ?? -1;
+    if (setting === undefined || eq <= 0) continue;
+    out.set(setting.slice(0, eq).toLowerCase().replace(/-/g, '_'), setting.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
  * The statement_timeout that libpq's `options` (`-c statement_timeout=5s`, `--statement_timeout=5s`)
  * gives the session, in ms, as PostgreSQL reads the value (a bare number is ms): dbdoctor keeps
  * it for its own statements rather than setting its default over it. Undefined when there is
  * none, when it is 0 (no timeout: dbdoctor never waits forever) or when the server will refuse it.
  */
 export function statementTimeoutInOptions(options: string | undefined): number | undefined {
-  if (options === undefined) return undefined;
-  // libpq splits options at unescaped whitespace; a backslash escapes the next character
-  const words = (options.match(/(?:\\.|\S)+/g) ?? []).map((w) => w.replace(/\\(.)/g, '$1'));
-  let value: string | undefined;
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    const setting = w === '-c' ? words[++i] : w.startsWith('-c') ? w.slice(2) : w.startsWith('--') ? w.slice(2) : undefined;
-    const m = setting === undefined ? null : /^statement[_-]timeout=(.*)$/i.exec(setting);
-    if (m) value = m[1];
-  }
+  const value = settingsInOptions(options).get('statement_timeout');
   const m = value === undefined ? null : /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$/.exec(value);
   if (!m) return undefined;
   const ms = Number(m[1]) * PG_TIME_UNITS[m[2] ?? 'ms']!;

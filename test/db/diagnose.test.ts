@@ -320,6 +320,38 @@ describe('cannot connect', () => {
   });
 });
 
+describe("dbdoctor's own connection options", () => {
+  // idle_in_transaction_session_timeout is 1h at server level here (the sessions are not ended)
+  let guarded: TestServer;
+  beforeAll(async () => {
+    guarded = await startTestServer({ settings: { max_connections: 20, idle_in_transaction_session_timeout: '1h' } });
+  }, 60_000);
+  afterAll(async () => {
+    await guarded?.stop();
+  });
+
+  test("a setting they set (PGOPTIONS) is the client's, not the server's: no guard is claimed off because of it", async () => {
+    const sessions = await idleInTransaction(guarded, 2, { app: 'worker' });
+    try {
+      await aged(guarded, sessions.pids);
+      // the server sets the guard: no finding about it
+      expect(findingOf(await diagnoseNow(guarded, LOW), 'setting-idle-in-transaction-session-timeout')).toBeUndefined();
+      // '-c idle_in_transaction_session_timeout=0' in the options makes reset_val 0 for dbdoctor's
+      // session only: read as the server's value, it claimed the guard off for every role
+      const t = { ...target(guarded), options: '-c idle_in_transaction_session_timeout=0' };
+      const facts = await gatherFacts(t, {}, { thresholds: resolveThresholds({ flags: LOW }) });
+      expect(facts.settings!.client_options).toEqual(['idle_in_transaction_session_timeout']);
+      expect(facts.settings!.settings.find((x) => x.name === 'idle_in_transaction_session_timeout')!.value).toBe('0');
+      const r = await diagnoseNow(guarded, LOW, t);
+      expect(findingOf(r, 'setting-idle-in-transaction-session-timeout')).toBeUndefined();
+      // the sessions idle in transaction themselves are still found
+      expect(mustFind(r, 'idle-in-transaction').evidence.pids).toEqual(sorted(sessions.pids));
+    } finally {
+      await sessions.release();
+    }
+  });
+});
+
 describe('another major version', () => {
   let old: TestServer;
   beforeAll(async () => {

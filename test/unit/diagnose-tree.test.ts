@@ -179,6 +179,16 @@ describe('settings: what the sessions of the incident actually got', () => {
     expect(findingOf(r, 'setting-idle-in-transaction-session-timeout')).toBeUndefined();
   });
 
+  test("a value set by dbdoctor's own connection options (PGOPTIONS) is its own, not the server's: not known, so not claimed to be off", () => {
+    // reset_val is what this session started with: '-c idle_in_transaction_session_timeout=0' in
+    // the options makes it 0 whatever the server says
+    const r = run(facts(incident, { settings: settings({ idle_in_transaction_session_timeout: '0' }, [], { client_options: ['idle_in_transaction_session_timeout'] }) }));
+    expect(findingOf(r, 'setting-idle-in-transaction-session-timeout')).toBeUndefined();
+    // a setting the options did not touch is still read as the server's
+    const other = run(facts(incident, { settings: settings({ idle_in_transaction_session_timeout: '0' }, [], { client_options: ['statement_timeout'] }) }));
+    expect(mustFind(other, 'setting-idle-in-transaction-session-timeout').evidence.facts.join('\n')).toMatch(/is 0 \(off\) for role worker/);
+  });
+
   test('a healthy server with guards off gets one info finding, never a warning', () => {
     const r = run(facts([row({ pid: 20 })]));
     const s = mustFind(r, 'settings');

@@ -76,7 +76,7 @@ type OverrideLevel = 'role in database' | 'role' | 'database' | 'server';
 interface Effective {
   value: string | null;
   level: OverrideLevel;
-  /** True when the server-level value is not known (masked by an override on dbdoctor's own role/db). */
+  /** True when the server-level value is not known (masked by an override on dbdoctor's own role/db, or by its connection options). */
   unknown: boolean;
 }
 
@@ -95,10 +95,10 @@ export class SettingsView {
     return this.facts.overrides.find((o) => o.name === name && o.role === role && o.database === db);
   }
 
-  /** The server-level value, or null when dbdoctor's own role/database overrides mask it. */
+  /** The server-level value, or null when dbdoctor's own role/database overrides or its connection options mask it. */
   serverValue(name: string): string | null {
     const s = this.get(name);
-    if (!s) return null;
+    if (!s || this.facts.client_options?.includes(name)) return null;
     const u = this.facts.current_user;
     const d = this.facts.current_database;
     if (this.override(name, u, d) || this.override(name, u, null) || this.override(name, null, d)) return null;

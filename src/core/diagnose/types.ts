@@ -19,7 +19,7 @@ export type { NextStep };
 
 export interface SettingValue {
   name: string;
-  /** pg_settings.reset_val: what a new session gets (dbdoctor's own SETs excluded). */
+  /** pg_settings.reset_val: what a new session gets (dbdoctor's own SETs excluded; its connection options not: see client_options). */
   value: string;
   unit: string | null;
   vartype: string;
@@ -46,6 +46,12 @@ export interface SettingsFacts {
   overrides: SettingOverride[];
   current_user: string;
   current_database: string;
+  /**
+   * The settings dbdoctor's own connection options set (`options`, PGOPTIONS: `-c name=value`):
+   * for these reset_val is the client's value, not the server's, which is then unknown. Absent in
+   * snapshots written before it was recorded.
+   */
+  client_options?: string[];
 }
 
 export interface TopStatement {

@@ -7,10 +7,12 @@
  *
  * dbdoctor SETs statement_timeout, lock_timeout and idle_in_transaction_session_timeout on its own
  * session, so `setting` is its own value: the server's is `reset_val`, which is what a new
- * session gets. reset_val includes overrides for dbdoctor's own role and database; the decision
- * code knows them from the override list and treats such a server value as masked.
+ * session gets. reset_val includes overrides for dbdoctor's own role and database, and what its
+ * own connection options set (`-c name=value` in options or PGOPTIONS); the decision code knows
+ * them from the override list and from client_options, and treats such a server value as masked.
  * Both catalogs are readable by every role.
  */
+import { settingsInOptions } from '../../core/conninfo.js';
 import type { SettingsFacts } from '../../core/diagnose.js';
 import type { Session } from '../session.js';
 import { type Read, textArrayLiteral } from './read.js';
@@ -52,8 +54,10 @@ const settingsSql = (names: string) => `SELECT
 
 /** The statement (the names written in as a literal) and its parser; see src/db/sql/read.ts. */
 export function settingsRead(s: Session): Read<SettingsFacts> {
+  const names = settingNames(s.serverVersionNum);
+  const fromOptions = settingsInOptions(s.target.options);
   return {
-    statements: [settingsSql(textArrayLiteral(settingNames(s.serverVersionNum)))],
+    statements: [settingsSql(textArrayLiteral(names))],
     parse([rows = []]) {
       const row = rows[0] as Omit<SettingsFacts, 'server_version_num'> | undefined;
       if (!row) throw new Error('the settings query returned no row');
@@ -63,6 +67,7 @@ export function settingsRead(s: Session): Read<SettingsFacts> {
         overrides: row.overrides,
         current_user: row.current_user,
         current_database: row.current_database,
+        client_options: names.filter((n) => fromOptions.has(n)),
       };
     },
   };
