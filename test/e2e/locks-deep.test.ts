@@ -20,7 +20,11 @@ describe('a 2,000-deep lock chain', () => {
   const clients: pg.Client[] = [];
 
   beforeAll(async () => {
-    s = await startTestServer({ settings: { max_connections: DEPTH + 40, shared_buffers: '32MB' } });
+    // deadlock_timeout far away: a waiter that reaches it runs the deadlock check, walking the
+    // chain under every lock partition, and pg_stat_activity shows it active with no wait event
+    // meanwhile (WaitLatch has returned). 1,999 such checks, one at a time, took long enough on a
+    // loaded PostgreSQL 14 for locks to see a waiter mid-check, and the chain cut in two.
+    s = await startTestServer({ settings: { max_connections: DEPTH + 40, shared_buffers: '32MB', deadlock_timeout: '10min' } });
     // Opened in bounded batches; each session takes its own advisory lock.
     for (let i = 0; i < DEPTH; i += 50) {
       const batch = await Promise.all(Array.from({ length: Math.min(50, DEPTH - i) }, () => s.client({ application_name: 'deep-chain' })));
