@@ -12,13 +12,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import type { DiagnoseReport, Finding } from '../../src/core/diagnose.js';
 import type { WatchEvent, WatchSample } from '../../src/core/watch.js';
-import { execa } from 'execa';
-import { BIN, type CliResult, cleanEnv, expectNoStackTrace, runCli } from '../support/cli.js';
+import { type CliResult, expectNoStackTrace, runCli } from '../support/cli.js';
 import { expectValidDiagnoseDoc } from '../support/diagnose.js';
-import { dbdoctorSessionsLeft, type Incident, idleInTransaction, idleSessions, lockChain } from '../support/incidents.js';
+import { dbdoctorSessionsLeft, type Incident, idleInTransaction, idleSessions, type LockChain, lockChain } from '../support/incidents.js';
+import { startCli } from '../support/faults.js';
 import { expectValidSnapshotDoc, expectValidWatchDoc } from '../support/schemas.js';
 import { connectionsOpenedBy, LOG_CONNECTIONS, useServer } from '../support/server.js';
-import { scaled } from '../support/timing.js';
 
 const server = useServer({ settings: { ...LOG_CONNECTIONS, max_connections: 60 } });
 const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-watch-e2e-'));
@@ -151,18 +150,12 @@ describe('watch --json on incidents that move', () => {
 
   test('a blocker appearing and clearing is logged with its times', async () => {
     const s = server();
-    let chain: (Incident & { blocker: number }) | undefined;
+    let chain: LockChain | undefined;
     let blocker = -1;
     // Driven by the watch's own lines, not by sleeps: the blocker is made once the watch has
     // printed a line, released once a line logs it, and the watch is interrupted once a line logs
     // it cleared. Bounded by --count (60 x 500 ms) and the timeout.
-    const child = execa('node', [BIN, 'watch', '-d', s.url(), '--json', '--interval', '500ms', '--count', '60'], {
-      env: cleanEnv(),
-      extendEnv: false,
-      reject: false,
-      stdin: 'ignore',
-      timeout: scaled(80_000),
-    });
+    const { child, done } = startCli(['watch', '-d', s.url(), '--json', '--interval', '500ms', '--count', '60'], { timeoutMs: 80_000 });
     const seen: Line[] = [];
     const waiting: Array<{ want: (l: Line) => boolean; resolve: () => void }> = [];
     let buffered = '';
@@ -181,7 +174,7 @@ describe('watch --json on incidents that move', () => {
       new Promise<void>((resolve) => {
         if (seen.some(want)) return resolve();
         waiting.push({ want, resolve });
-        void child.finally(resolve);
+        void done.finally(resolve);
       });
     const logs = (change: WatchEvent['change']) => (l: Line) => l.report.events.some((e) => e.id === 'blocking' && e.change === change);
     try {
@@ -193,8 +186,7 @@ describe('watch --json on incidents that move', () => {
       chain = undefined;
       await lineWhere(logs('cleared'));
       child.kill('SIGINT');
-      const r = await child;
-      const lines = linesOf({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
+      const lines = linesOf(await done);
       const events = lines.flatMap((l) => l.report.events).filter((e) => e.id === 'blocking');
       const appeared = events.find((e) => e.change === 'appeared');
       const cleared = events.find((e) => e.change === 'cleared');
@@ -208,7 +200,7 @@ describe('watch --json on incidents that move', () => {
     } finally {
       await chain?.release();
       child.kill('SIGINT');
-      await child;
+      await done;
     }
   }, 90_000);
 });
