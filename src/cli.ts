@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext } from './commands/context.js';
 import { redactSecrets } from './core/conninfo.js';
+import { editDistance } from './core/edit-distance.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from './core/exit-codes.js';
 import { envelope, renderJson } from './render/json.js';
@@ -101,19 +102,6 @@ function assemble(ctx: CommandContext, registers: Register[]): Command {
   return program;
 }
 
-/** The edit distance (with transpositions) between two short strings. */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
 /**
  * The flags of `cmd` close to `flag`: a typo away (one edit for short names, two for names of 8
  * or more letters), or the start of one (--all -> --all-databases). Best first.
@@ -124,7 +112,7 @@ export function similarFlags(flag: string, cmd: Command): string[] {
   const scored = longs
     .map((l) => {
       const n = l.slice(2);
-      const d = distance(name, n);
+      const d = editDistance(name, n);
       const near = d <= (name.length >= 8 ? 2 : 1) || (name.length >= 3 && n.startsWith(name));
       return { l, d, near };
     })

@@ -20,9 +20,12 @@ import { type ServerProfileFacts, serverProfileRead } from '../db/sql/server-fac
 import { renderConnections, visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import type { DiagnoseFacts } from '../core/diagnose.js';
-import { viewFacts } from '../core/snapshot.js';
-import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
+import { cutQueries, viewFacts } from '../core/snapshot.js';
+import { addFromOption, readFromFile, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
+
+/** How much of each statement `connections` reads (and keeps from a snapshot): more for --list. */
+const queryChars = (options: ConnectionsOptions): number => (options.list ? 1000 : 200);
 
 /**
  * "Who holds the connections?" Reads the server's limits and one activity snapshot on one
@@ -36,7 +39,7 @@ export async function runConnections(target: Target, opts: SessionOptions, optio
     const [{ server }, snapshot] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(
       session,
       serverProfileRead(session),
-      activityRead(session, { queryChars: options.list ? 1000 : 200 }),
+      activityRead(session, { queryChars: queryChars(options) }),
     );
     return connectionsReport(snapshot, server, options);
   });
@@ -86,9 +89,7 @@ interface ConnectionsCliOptions extends ConnectionCliOptions, FilterCliOptions {
 /** The report from a snapshot's facts, with the query texts cut as the live read cuts them. */
 export function connectionsFromFacts(facts: DiagnoseFacts, source: string, options: ConnectionsOptions): ConnectionsReport {
   const { activity, server } = viewFacts(facts, source);
-  const chars = options.list ? 1000 : 200;
-  const rows = activity.rows.map((r) => (r.query !== null && r.query.length > chars ? { ...r, query: r.query.slice(0, chars) } : r));
-  return connectionsReport({ ...activity, rows }, server, options);
+  return connectionsReport(cutQueries(activity, queryChars(options)), server, options);
 }
 
 export function connectionsCommand(program: Command, ctx: CommandContext): void {
@@ -107,7 +108,7 @@ export function connectionsCommand(program: Command, ctx: CommandContext): void 
       let report: ConnectionsReport;
       if (opts.from !== undefined) {
         refuseServerWithFrom(opts);
-        report = connectionsFromFacts(readFromFacts(opts.from), opts.from, options);
+        report = connectionsFromFacts(readFromFile(opts.from).facts, opts.from, options);
       } else {
         const target = targetFrom(opts, ctx);
         refuseConsole(target, 'connections');

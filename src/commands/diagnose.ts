@@ -160,13 +160,11 @@ function pgbouncerInstances(value: string | undefined): number {
  * (one connection each), joined by server connection: which application's clients wait in which
  * pool, and which server sessions hold that pool's connections.
  */
-async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions, options: DiagnoseOptions, format: Format): Promise<ExitCodeValue> {
-  const instances = pgbouncerInstances(opts.pgbouncerInstances);
+async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions, options: DiagnoseOptions, format: Format, instances: number): Promise<ExitCodeValue> {
   const { consoleTarget } = await import('./pools.js');
   const { readConsole } = await import('../db/pgbouncer.js');
   const { consoleConninfo, joinPooler } = await import('../core/pgbouncer.js');
   const given = opts.pgbouncer ?? '';
-  requireValues('--pgbouncer', [given]);
   const consoleT = consoleTarget(resolveConnectionTarget({ dbname: given }, ctx.env));
   let facts: Awaited<ReturnType<typeof gatherFacts>> | undefined;
   const gather: typeof gatherFacts = async (...args) => {
@@ -252,7 +250,7 @@ Examples:
     const config = loadConfigFile(opts.config, ctx.env);
     const thresholds = resolveThresholds({ config, environment, flags });
     // checked before connecting, whether or not --pgbouncer is given
-    pgbouncerInstances(opts.pgbouncerInstances);
+    const instances = pgbouncerInstances(opts.pgbouncerInstances);
     const concurrency = parseConcurrency(opts.concurrency);
     const ttlS = opts.ttl === undefined ? 300 : Math.max(1, Math.round(parseDuration(opts.ttl, '--ttl') / 1000));
     if (opts.from !== undefined) {
@@ -291,7 +289,7 @@ Examples:
       return;
     }
     if (opts.pgbouncer !== undefined) {
-      ctx.exitCode = await diagnoseWithPooler(ctx, opts, { target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } }, format);
+      ctx.exitCode = await diagnoseWithPooler(ctx, opts, { target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } }, format, instances);
       return;
     }
     const read = () => runDiagnose({ target, session: sessionOptions(opts, ctx), thresholds, config: { file: config?.path ?? null, environment } });

@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Command } from 'commander';
+import { plural } from '../core/count.js';
 import { DbdoctorError, UsageError } from '../core/errors.js';
 import { type FleetEntry, mapConcurrent } from '../core/fleet.js';
 import { parseDuration } from '../core/duration.js';
@@ -131,7 +132,7 @@ export function exporterCommand(program: Command, ctx: CommandContext): void {
         server.once('error', (err: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${listen.host}:${listen.port}: ${err.code ?? err.message}`, 'choose another --listen address or port')));
         server.listen(listen.port, listen.host, () => resolve());
       });
-      ctx.output.err(`exporter: listening on http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port} with ${targets.length} target${targets.length === 1 ? '' : 's'}: ${targets.map((t) => t.name).join(', ')}`);
+      ctx.output.err(`exporter: listening on http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port} with ${plural(targets.length, 'target')}: ${targets.map((t) => t.name).join(', ')}`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGTERM', stop);

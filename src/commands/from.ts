@@ -8,7 +8,6 @@ import { closeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { requireValues } from '../core/connections.js';
-import type { DiagnoseFacts } from '../core/diagnose.js';
 import { UsageError } from '../core/errors.js';
 import { type FromFile, parseFromText } from '../core/snapshot.js';
 import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
@@ -47,11 +46,6 @@ export function readFromText(path: string, cwd: string = process.cwd()): string 
   } finally {
     closeSync(f.fd);
   }
-}
-
-/** The facts in the snapshot (or the latest facts of the recording) --from names. */
-export function readFromFacts(path: string): DiagnoseFacts {
-  return parseFromText(readFromText(path), path).facts;
 }
 
 /** The snapshot or recording --from names. */

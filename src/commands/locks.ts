@@ -7,9 +7,12 @@ import { readActivity } from '../db/sql/activity.js';
 import { visibilityWarning } from '../render/connections.js';
 import { envelope, renderJson } from '../render/json.js';
 import { renderLocks } from '../render/locks.js';
-import { viewFacts } from '../core/snapshot.js';
-import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
+import { cutQueries, viewFacts } from '../core/snapshot.js';
+import { addFromOption, readFromFile, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
+
+/** How much of each statement `locks` reads (and keeps from a snapshot). */
+const LOCKS_QUERY_CHARS = 1000;
 
 /**
  * "Who is blocking whom?" One activity snapshot of the blocking chains, with pg_blocking_pids()
@@ -21,7 +24,7 @@ import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, s
  */
 export async function runLocks(target: Target, opts: SessionOptions, how: { detail?: boolean } = {}): Promise<LocksReport> {
   return withSession(target, opts, async (session) => {
-    const snapshot = await readActivity(session, { scope: 'blocking', queryChars: 1000, lockDetail: how.detail ? 'full' : 'targeted' });
+    const snapshot = await readActivity(session, { scope: 'blocking', queryChars: LOCKS_QUERY_CHARS, lockDetail: how.detail ? 'full' : 'targeted' });
     return locksReport(snapshot, { can_read_all_stats: session.role.can_read_all_stats, role: session.role.current_user });
   });
 }
@@ -41,10 +44,9 @@ export function locksCommand(program: Command, ctx: CommandContext): void {
       let report: LocksReport;
       if (opts.from !== undefined) {
         refuseServerWithFrom(opts);
-        const { activity, server } = viewFacts(readFromFacts(opts.from), opts.from);
+        const { activity, server } = viewFacts(readFromFile(opts.from).facts, opts.from);
         // the query texts cut as the live read cuts them
-        const rows = activity.rows.map((r) => (r.query !== null && r.query.length > 1000 ? { ...r, query: r.query.slice(0, 1000) } : r));
-        report = locksReport({ ...activity, rows }, { can_read_all_stats: server.can_read_all_stats, role: server.current_user });
+        report = locksReport(cutQueries(activity, LOCKS_QUERY_CHARS), { can_read_all_stats: server.can_read_all_stats, role: server.current_user });
       } else {
         const target = targetFrom(opts, ctx);
         refuseConsole(target, 'locks');

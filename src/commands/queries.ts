@@ -12,7 +12,7 @@ import { envelope, renderJson } from '../render/json.js';
 import { renderQueries } from '../render/queries.js';
 import { addFilterOptions, type FilterCliOptions, filterFrom } from './connections.js';
 import { viewFacts } from '../core/snapshot.js';
-import { addFromOption, readFromFacts, refuseServerWithFrom } from './from.js';
+import { addFromOption, readFromFile, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress, refuseConsole } from './context.js';
 
 /**
@@ -69,7 +69,7 @@ export function queriesCommand(program: Command, ctx: CommandContext): void {
       let report: QueriesReport;
       if (opts.from !== undefined) {
         refuseServerWithFrom(opts);
-        const { activity, server } = viewFacts(readFromFacts(opts.from), opts.from);
+        const { activity, server } = viewFacts(readFromFile(opts.from).facts, opts.from);
         report = queriesReport(activity, { can_read_all_stats: server.can_read_all_stats, role: server.current_user }, options);
       } else {
         const target = targetFrom(opts, ctx);

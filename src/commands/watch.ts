@@ -159,7 +159,6 @@ class Sampler {
   trendNow: Finding[] = [];
   /** Every trend finding seen so far in this watch: its worst severity, its latest title, when first and last seen. */
   readonly trendsSeen = new Map<string, { id: string; severity: Severity; title: string; first_at: string; last_at: string }>();
-  session: Session | null = null;
 
   constructor(
     private readonly plan: WatchPlan,

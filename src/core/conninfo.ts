@@ -1,3 +1,4 @@
+import { editDistance } from './edit-distance.js';
 import { UsageError } from './errors.js';
 
 /** The libpq keywords dbdoctor takes, from URLs, conninfo strings, service files and PG* variables. */
@@ -92,29 +93,12 @@ const KEYWORDS: Readonly<Record<string, KeywordUse>> = {
 /** libpq's connection keywords: names that can be shown, never a secret. */
 const LIBPQ_KEYWORDS = new Set(Object.keys(KEYWORDS));
 
-/** Edit distance, for "did you mean". */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      // a swap of two neighbours counts as one edit (dbnmae)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, diag);
-      diag = above;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** The libpq keyword a mistyped one was probably meant to be. */
 export function nearestKeyword(key: string): string | undefined {
   let best: string | undefined;
   let bestD = Math.max(1, Math.min(2, Math.floor(key.length / 3)));
   for (const k of LIBPQ_KEYWORDS) {
-    const d = distance(key.toLowerCase(), k);
+    const d = editDistance(key.toLowerCase(), k);
     if (d <= bestD && (best === undefined || d < bestD)) {
       best = k;
       bestD = d;

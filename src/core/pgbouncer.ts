@@ -7,6 +7,7 @@
 import type { SessionRow } from './activity.js';
 import { worst } from './capacity.js';
 import { conninfoPair } from './conninfo.js';
+import { plural } from './count.js';
 import { RANK } from './diagnose/shared.js';
 import { DbdoctorError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
@@ -166,8 +167,6 @@ export function normalizePools(facts: ConsoleFacts, unavailable: Set<string>): P
       };
     });
 }
-
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** A pool's name as PgBouncer's log and SHOW POOLS name it. */
 export const poolName = (p: { database: string; user: string }) => `${p.database}/${p.user}`;

@@ -309,3 +309,8 @@ export function viewFacts(facts: DiagnoseFacts, source: string): { activity: Act
   const code = !facts.connect.ok ? facts.connect.failure.exit_code : (facts.gather_error?.exit_code ?? ExitCode.UNKNOWN);
   throw new DbdoctorError(`${source} holds no sessions: when it was taken, ${why}`, { exitCode: code, cause: 'snapshot_without_activity', hint: 'run dbdoctor diagnose --from on it for the whole story' });
 }
+
+/** The activity with its query texts cut to `chars`, as a live read cuts them server-side (left(query, N)). */
+export function cutQueries(activity: ActivitySnapshot, chars: number): ActivitySnapshot {
+  return { ...activity, rows: activity.rows.map((r) => (r.query !== null && r.query.length > chars ? { ...r, query: r.query.slice(0, chars) } : r)) };
+}

@@ -428,11 +428,6 @@ export async function connectClient(given: Target, opts: SessionOptions = {}): P
   return { client, target: t, connectMs: nowMs() - started };
 }
 
-/** The protocol's BackendKeyData pid: a pooler hands out its own, never the server backend's. */
-export function keyDataPid(client: Client): number | null {
-  return (client as unknown as { processID: number | null }).processID;
-}
-
 /**
  * Opens the one session a command uses. Throws ConnectError (classified) when it cannot.
  */

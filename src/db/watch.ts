@@ -24,42 +24,11 @@ export interface SampleRead {
   ms: number;
 }
 
-export async function readSample(session: Session, now: () => number = nowMs): Promise<SampleRead> {
-  const started = now();
-  const [{ server, limits }, activity, stats] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(
-    session,
-    serverProfileRead(session),
-    activityRead(session, { withPrepared: true, queryChars: 2000 }),
-    sessionStatsRead(session),
-  );
-  const ms = now() - started;
-  const facts: DiagnoseFacts = {
-    target: describeTarget(session.target),
-    connect: { ok: true, connect_ms: session.connectMs },
-    server,
-    limits,
-    activity,
-    settings: null,
-    statements: null,
-    gather_error: null,
-    unavailable: [
-      { what: 'settings', reason: 'not read at each sample of a watch' },
-      { what: 'statements', reason: 'not read at each sample of a watch' },
-    ],
-    gather_ms: ms,
-  };
-  return { facts, stats, ms };
-}
+/** What a watch reads of the sessions at each sample (and for `d`): every row, with its prepared transactions. */
+const WATCH_ACTIVITY = { withPrepared: true, queryChars: 2000 } as const;
 
-/** The watch's `d`: the sample's reads and the settings, over the same session, for a full diagnosis now. */
-export async function readFullFacts(session: Session, now: () => number = nowMs): Promise<DiagnoseFacts> {
-  const started = now();
-  const [{ server, limits }, activity, settings] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts]>(
-    session,
-    serverProfileRead(session),
-    activityRead(session, { withPrepared: true, queryChars: 2000 }),
-    settingsRead(session),
-  );
+/** The facts of a watch's read, in diagnose's shape (what it did not read, and why, in `unavailable`). */
+function watchFacts(session: Session, { server, limits }: ServerProfileFacts, activity: ActivitySnapshot, settings: SettingsFacts | null, unavailable: DiagnoseFacts['unavailable'], ms: number): DiagnoseFacts {
   return {
     target: describeTarget(session.target),
     connect: { ok: true, connect_ms: session.connectMs },
@@ -69,7 +38,35 @@ export async function readFullFacts(session: Session, now: () => number = nowMs)
     settings,
     statements: null,
     gather_error: null,
-    unavailable: [{ what: 'statements', reason: 'not read by the live view (run dbdoctor diagnose for them)' }],
-    gather_ms: now() - started,
+    unavailable,
+    gather_ms: ms,
   };
+}
+
+export async function readSample(session: Session, now: () => number = nowMs): Promise<SampleRead> {
+  const started = now();
+  const [profile, activity, stats] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(
+    session,
+    serverProfileRead(session),
+    activityRead(session, WATCH_ACTIVITY),
+    sessionStatsRead(session),
+  );
+  const ms = now() - started;
+  const unavailable = [
+    { what: 'settings', reason: 'not read at each sample of a watch' },
+    { what: 'statements', reason: 'not read at each sample of a watch' },
+  ];
+  return { facts: watchFacts(session, profile, activity, null, unavailable, ms), stats, ms };
+}
+
+/** The watch's `d`: the sample's reads and the settings, over the same session, for a full diagnosis now. */
+export async function readFullFacts(session: Session, now: () => number = nowMs): Promise<DiagnoseFacts> {
+  const started = now();
+  const [profile, activity, settings] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts]>(
+    session,
+    serverProfileRead(session),
+    activityRead(session, WATCH_ACTIVITY),
+    settingsRead(session),
+  );
+  return watchFacts(session, profile, activity, settings, [{ what: 'statements', reason: 'not read by the live view (run dbdoctor diagnose for them)' }], now() - started);
 }

@@ -5,13 +5,12 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { SessionInfo } from '../core/connections.js';
+import { plural } from '../core/count.js';
 import { formatDuration } from '../core/duration.js';
 import type { QueriesReport, StatementGroup } from '../core/queries.js';
 import { ageCell, type ColumnSpec, clientText, fitLines, fittedTable, sessionTable, stateCell, tableWidth, waitText, wrap } from './connections.js';
 import { oneLine } from './sanitize.js';
 import { severityLabel } from './style.js';
-
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 function queryCells(list: SessionInfo[], width: number, style: ChalkInstance): string[] {
   return list.map((s) => (s.query === null ? style.dim('(hidden)') : oneLine(s.query, width)));
