@@ -264,7 +264,7 @@ Examples:
         ctx.output.out(await renderFleetAs(format, fleetReport([{ name: facts.target, ms: nowMs() - started, report }], 1, nowMs() - started), ctx, ttlS));
       } else {
         const { renderDiagnose, renderNagios } = await import('../render/diagnose.js');
-        ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style));
+        ctx.output.out(format === 'nagios' ? renderNagios(report) : renderDiagnose(report, ctx.output.style, { verbose: Boolean(opts.verbose) }));
       }
       ctx.exitCode = exitCodeForSeverity(report.verdict);
       return;

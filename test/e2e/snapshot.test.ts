@@ -95,6 +95,12 @@ describe('snapshot, then --from, on a real incident', () => {
       expectNoStackTrace(text);
       expect(text.exitCode).toBe(live.exit_code);
       expect(text.stdout).toContain('worker');
+      // --verbose from the file, as live: every finding in full, so nothing left for "--verbose adds"
+      expect(text.stdout).toContain('--verbose adds');
+      const verbose = await runCli(['diagnose', '--from', file, ...conf, '--verbose'], { env: ENV });
+      expectNoStackTrace(verbose);
+      expect(verbose.stdout).not.toContain('--verbose adds');
+      expect(verbose.stdout.split('\n').length).toBeGreaterThan(text.stdout.split('\n').length);
 
       // locks: the same roots and waiters as the live view
       const locksLive = parseJson<{ report: { roots: Array<{ pid: number; blocks_all: number[] }> } }>(await runCli(['locks', '-d', s.url(), '--json'], { env: ENV }));
