@@ -108,20 +108,22 @@ export interface QueuePlace {
 }
 
 /**
- * Lock queues, derived once, linearly in what they output. pg_blocking_pids() lists, for a
- * waiter, the holders it conflicts with (hard blockers, first) and then every conflicting waiter
- * ahead of it in the lock's wait queue, in queue order (soft blockers): a queue of N waiters is
- * N^2/2 pids. A waiter whose list is exactly the list of its last pid, a waiter, followed by that
- * pid waits just behind that one in the same queue (`ahead`); it then keeps the hard blockers of
- * the one ahead plus the one ahead, and the rest of the queue is reached through it. Anything else
- * (the first in a queue, a chain where the holder itself waits, modes that do not all conflict,
- * lists read at different instants) keeps its whole list; where pg_locks was read, the waiters at the
- * end of such a list that wait on the same relation are still told apart as queued ahead of it (the
- * readers behind a migration's ACCESS EXCLUSIVE request wait for that request, not for a lock it
- * holds: the soft edge the DDL-queue finding is about). Who waits behind whom, transitively, is
- * unchanged, and so are the roots, the trees (each waiter still hangs under the holder) and the
- * cycles; a queue becomes holders plus one edge per waiter. The comparison is one pass over the
- * list read, and waiters are taken shortest list first, so the one ahead is always done before.
+ * Lock queues, derived once, linearly in what they read. A waiter's list comes in one of two
+ * shapes. pg_blocking_pids() lists the holders it conflicts with (hard blockers, first) and then
+ * every conflicting waiter ahead of it in the lock's wait queue, in queue order (soft blockers): a
+ * queue of N waiters is N^2/2 pids. The lock table's reading (core/lock-queue.ts) lists the same
+ * holders and then only the nearest waiter ahead of each conflicting mode. Either way, a waiter
+ * whose list is the one ahead's extended by that one (its whole list, or its hard blockers, then
+ * that pid) waits just behind it in the same queue (`ahead`); it keeps the hard blockers plus the
+ * one ahead, and the rest of the queue is reached through it. Anything else (the first in a queue,
+ * a chain where the holder itself waits, modes that do not all conflict, lists read at different
+ * instants) keeps its whole list; where pg_locks was read, the waiters at the end of such a list
+ * that wait on the same relation are still told apart as queued ahead of it (the readers behind a
+ * migration's ACCESS EXCLUSIVE request wait for that request, not for a lock it holds: the soft
+ * edge the DDL-queue finding is about). Who waits behind whom, transitively, is unchanged, and so
+ * are the roots, the trees (each waiter still hangs under the holder) and the cycles; a queue
+ * becomes holders plus one edge per waiter. The one ahead is placed first (without recursion: a
+ * queue can be thousands long), and a list that leads back to itself (a cycle) is taken whole.
  */
 export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace> {
   const lists = new Map<number, number[]>();
@@ -130,19 +132,13 @@ export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace>
     byPid.set(r.pid, r);
     if (r.blocked_by && r.blocked_by.length > 0) lists.set(r.pid, r.blocked_by);
   }
-  const order = [...lists.keys()].sort((a, b) => lists.get(a)!.length - lists.get(b)!.length || a - b);
   const out = new Map<number, QueuePlace>();
-  for (const w of order) {
-    const list = lists.get(w)!;
+  const place = (w: number, list: number[]) => {
     const p = list[list.length - 1]!;
-    const before = lists.get(p);
-    const prev = out.get(p);
-    let same = before !== undefined && prev !== undefined && p !== w && before.length === list.length - 1;
-    for (let i = 0; same && i < before!.length; i++) if (before![i] !== list[i]) same = false;
-    if (same) {
-      const hard = prev!.ahead === null ? prev!.blockers : prev!.blockers.slice(0, -1);
-      out.set(w, { blockers: [...hard, p], ahead: p, position: prev!.position + 1 });
-      continue;
+    const prev = p === w ? undefined : out.get(p);
+    if (prev && extendsPlace(list, lists.get(p)!, prev)) {
+      out.set(w, { blockers: [...hardOf(prev), p], ahead: p, position: prev.position + 1 });
+      return;
     }
     // Its list does not extend the last one's (its mode may not conflict with the holders', as a
     // reader queued behind a migration's ACCESS EXCLUSIVE). When pg_locks was read, the waiters at
@@ -150,8 +146,46 @@ export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace>
     let soft = 0;
     while (soft < list.length && sameRelationWait(byPid.get(w), byPid.get(list[list.length - 1 - soft]!))) soft++;
     out.set(w, { blockers: list, ahead: soft > 0 ? p : null, position: soft });
+  };
+  const onPath = new Set<number>();
+  for (const start of [...lists.keys()].sort((a, b) => a - b)) {
+    const path = [start];
+    while (path.length > 0) {
+      const w = path[path.length - 1]!;
+      if (out.has(w)) {
+        path.pop();
+        continue;
+      }
+      const list = lists.get(w)!;
+      const p = list[list.length - 1]!;
+      if (!onPath.has(w) && lists.has(p) && !out.has(p) && !onPath.has(p) && p !== w) {
+        onPath.add(w);
+        path.push(p);
+        continue;
+      }
+      place(w, list);
+      onPath.delete(w);
+      path.pop();
+    }
   }
   return out;
+}
+
+/** A place's hard blockers: its blockers without the one ahead. */
+function hardOf(place: QueuePlace): number[] {
+  return place.ahead === null ? place.blockers : place.blockers.slice(0, -1);
+}
+
+/** `list` (which ends with the pid ahead) is that pid's own list, or its hard blockers, followed by it. */
+function extendsPlace(list: readonly number[], before: readonly number[], prev: QueuePlace): boolean {
+  return startsWith(list, before, list.length - 1) || startsWith(list, hardOf(prev), list.length - 1);
+}
+
+/** The first n pids of `list` are exactly `prefix`. */
+function startsWith(list: readonly number[], prefix: readonly number[], n: number): boolean {
+  if (prefix.length !== n) return false;
+  for (let i = 0; i < n; i++) if (list[i] !== prefix[i]) return false;
+  return true;
 }
 
 /** Both wait for a lock on the same relation (known only when pg_locks was read). */

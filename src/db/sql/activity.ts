@@ -1,14 +1,17 @@
 /**
- * The activity snapshot: pg_stat_activity with ages on one clock reading, and, for sessions
- * waiting on a Lock only, pg_blocking_pids(). Never the pg_locks self-join (quadratic). pg_locks
+ * The activity snapshot: pg_stat_activity with ages on one clock reading, and who blocks whom for
+ * the sessions waiting on a lock. Never the pg_locks self-join (quadratic). pg_locks
  * (pg_lock_status(), which builds every row of the lock table under the lock manager's partition
- * locks) is read for its ungranted rows with 'full' lock detail (`locks --detail`), and with
+ * locks) is read with 'full' lock detail (`locks --detail`) whenever someone waits, and with
  * 'targeted' detail (`locks`) only when a waiter waits for a type of lock whose relation or mode its
- * wait_event does not fix (a relation, a tuple, ...). PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round
- * trip (withPrepared, the prepared transactions ride along); autocommit, so every call reads a
- * fresh snapshot.
+ * wait_event does not fix (a relation, a tuple, ...); then who blocks whom comes from its rows
+ * (core/lock-queue.ts, linear in a queue's length), otherwise from pg_blocking_pids() (`diagnose`
+ * always). PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round trip
+ * (withPrepared, the prepared transactions ride along); autocommit, so every call reads a fresh
+ * snapshot.
  */
 import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
+import { type LockHold, type LockWait, parseHolds, queueBlockers } from '../../core/lock-queue.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
@@ -58,6 +61,9 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   wl_mode?: string | null;
   wl_relation?: string | null;
   wl_wait_ms?: number | null;
+  /** The waited object's tag and, on the first row waiting for it, its holders (`pid:mode,...`). */
+  wl_tag?: string | null;
+  wl_held?: string | null;
   taken_at: string;
   database: string;
 }
@@ -66,20 +72,18 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
 // row cost measurable server time at incident scale (`npm run bench`).
 const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 
-// Without lock detail and the blocking scope, pg_blocking_pids() is called in the select list, only
-// for sessions waiting on a Lock. With either, pg_stat_activity is read once into `sa` (every part
-// of the statement shares it), pg_blocking_pids() is called once per waiter, in `bp`; with lock
-// detail pg_locks is read once (when its guard holds, see waitingCte), for its ungranted rows: the lock each waiter waits for (a process waits for one lock at a time; DISTINCT
-// ON keeps one row per pid all the same). Which roots block through an advisory lock is told by
+// Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
+// on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
+// it), and who blocks whom comes from pg_locks when its guard holds, else from pg_blocking_pids()
+// (blockingCtes). Which roots block through an advisory lock is told by
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
 // at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
 const SA_COLUMNS = `pid, leader_pid, backend_type, datid, datname, usename, usesysid, application_name, client_addr,
            client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
            query_start, state_change, query_id, query`;
 
-const BLOCKING_CTES = `,
-  sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity),
-  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock')`;
+const SA_CTE = `,
+  sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity)`;
 
 /**
  * When pg_locks is read at all: 'full' whenever someone waits; 'targeted' only when a waiter waits
@@ -87,35 +91,85 @@ const BLOCKING_CTES = `,
  * core/activity.ts: transactionid, virtualxid, spectoken and advisory waits need no pg_locks).
  * The guard is a one-time filter: when it is false, pg_lock_status() is not called.
  */
-function waitingCte(detail: 'targeted' | 'full'): string {
-  const guard =
-    detail === 'full'
-      ? 'EXISTS (SELECT 1 FROM bp)'
-      : `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))`;
+function lockTableGuard(detail: 'targeted' | 'full'): string {
+  return detail === 'full'
+    ? "EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock')"
+    : `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))`;
+}
+
+/**
+ * Who blocks whom, one way or the other. When pg_locks is read (its guard holds), from its rows:
+ * `lk` keeps them (predicate locks, which never block, left out), `waiting` the ungranted ones (a
+ * process waits for one lock at a time; DISTINCT ON keeps one row per pid all the same) with the
+ * locked object as one tag, `holders` the granted modes of each waited object (a hash join on the
+ * tag columns, NULL standing for itself) and `held` the same as one text per object;
+ * core/lock-queue.ts orders each queue and draws the edges, linearly in its length. Otherwise pg_blocking_pids(), once per Lock waiter, in `bp` (its lists grow with the
+ * square of a queue, but it does not build the whole lock table: at incident scale, tens of
+ * thousands of advisory locks held and short queues, it is the cheaper read; README, "Benchmark").
+ */
+/** pg_locks' tag columns (locktype aside), each with a value that stands for NULL in a join. */
+const TAG_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['database', '0'],
+  ['relation', '0'],
+  ['page', '-1'],
+  ['tuple', '-1'],
+  ['virtualxid', "''"],
+  ['transactionid', "'0'::xid"],
+  ['classid', '0'],
+  ['objid', '0'],
+  ['objsubid', '-1'],
+];
+/** The locked object as one string: equal tags, same lock (core/lock-queue.ts). */
+const TAG = (l: string) => `format('${['%s', ...TAG_COLUMNS.map(() => '%s')].join('|')}', ${[`${l}.locktype`, ...TAG_COLUMNS.map(([c]) => `${l}.${c}`)].join(', ')})`;
+
+function blockingCtes(detail: 'targeted' | 'full'): string {
+  const guard = lockTableGuard(detail);
   return `,
+  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT ${guard}),
+  lk AS MATERIALIZED (
+    SELECT l.pid, l.locktype, l.mode, l.granted, l.database, l.relation, l.page, l.tuple, l.virtualxid,
+           l.transactionid, l.classid, l.objid, l.objsubid, l.waitstart
+      FROM pg_locks l
+     WHERE ${guard} AND l.mode <> 'SIReadLock'
+  ),
   waiting AS MATERIALIZED (
     SELECT DISTINCT ON (l.pid) l.pid, l.locktype, l.mode,
            CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 THEN l.relation::regclass::text ELSE l.relation::text END AS relation,
-           l.waitstart
-      FROM pg_locks l
-     WHERE NOT l.granted AND ${guard}
+           l.waitstart, ${TAG('l')} AS tag, l.locktype AS t_locktype,
+           ${TAG_COLUMNS.map(([c]) => `l.${c} AS t_${c}`).join(', ')}
+      FROM lk l
+     WHERE NOT l.granted
      ORDER BY l.pid
-  )`;
+  ),
+  holders AS MATERIALIZED (
+    SELECT w.tag, w.pid AS head, coalesce(l.pid, 0) AS pid, l.mode
+      FROM (SELECT DISTINCT ON (w.tag) w.* FROM waiting w JOIN sa ON sa.pid = w.pid ORDER BY w.tag, w.pid) w
+      JOIN lk l ON l.granted AND l.locktype = w.t_locktype${TAG_COLUMNS.map(([c, none]) => `
+           AND coalesce(l.${c}, ${none}) = coalesce(w.t_${c}, ${none})`).join('')}
+  ),
+  held AS MATERIALIZED (SELECT tag, head, string_agg(pid || ':' || mode, ',') AS held FROM holders GROUP BY tag, head)`;
 }
+// The holders of an object come once, on the row of the first session (by pid) that waits for it.
 const DETAIL_COLUMNS = `,
        w.locktype AS wl_locktype,
        w.mode AS wl_mode,
        w.relation AS wl_relation,
-       ${ms('w.waitstart')} AS wl_wait_ms`;
+       ${ms('w.waitstart')} AS wl_wait_ms,
+       w.tag AS wl_tag,
+       h.held AS wl_held`;
+// Joined whatever pg_stat_activity shows: a waiter running the deadlock check, or waiting for the
+// lock manager's own locks meanwhile, shows no Lock wait for that moment, and still waits.
 const DETAIL_JOIN = `
-  LEFT JOIN waiting w ON w.pid = a.pid AND a.wait_event_type = 'Lock'`;
+  LEFT JOIN waiting w ON w.pid = a.pid
+  LEFT JOIN held h ON h.tag = w.tag AND h.head = a.pid`;
 
 // 'blocking' scope (with lock detail): the sessions of a blocking chain (waiters and the sessions
-// they wait for, read once in `chain`), their parallel workers, hidden rows (as isVisible() in
-// core/activity.ts tells them) and dbdoctor's own session.
+// they wait for, read once in `chain`: every holder of a waited object), their parallel workers,
+// hidden rows (as isVisible() in core/activity.ts tells them) and dbdoctor's own session.
 const CHAIN_CTE = `,
-  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
+  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp
+            UNION SELECT pid FROM waiting UNION SELECT pid FROM holders)`;
 const BLOCKING_SCOPE = `
  WHERE a.pid IN (SELECT pid FROM chain)
     OR a.leader_pid IN (SELECT pid FROM chain)
@@ -126,8 +180,8 @@ const BLOCKING_SCOPE = `
 function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number, lean = false): string {
   const blocking = scope === 'blocking';
   const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
-  const withBp = blocking || detail !== 'none';
-  return `WITH n AS (SELECT clock_timestamp() AS t)${withBp ? BLOCKING_CTES : ''}${detail !== 'none' ? waitingCte(detail) : ''}${blocking ? CHAIN_CTE : ''}
+  const withBp = detail !== 'none'; // the blocking scope comes with lock detail (activityRead)
+  return `WITH n AS (SELECT clock_timestamp() AS t)${detail !== 'none' ? SA_CTE + blockingCtes(detail) : ''}${blocking ? CHAIN_CTE : ''}
 SELECT a.pid,
        a.leader_pid,
        a.backend_type,
@@ -174,7 +228,7 @@ function pidList(text: string | null): number[] | null {
  * rest/spread over 1,500 rows of 30 columns cost several milliseconds per command at incident
  * scale (measured by `npm run bench`); a plain literal is a fraction of that.
  */
-function toSessionRow(r: Row, derive: boolean): SessionRow {
+function toSessionRow(r: Row, derive: boolean, fromLocks: ReadonlyMap<number, number[]>): SessionRow {
   return {
     pid: r.pid,
     leader_pid: r.leader_pid,
@@ -198,7 +252,7 @@ function toSessionRow(r: Row, derive: boolean): SessionRow {
     state_age_ms: r.state_age_ms,
     query_id: r.query_id ?? null,
     query: r.query,
-    blocked_by: pidList(r.blocked_by),
+    blocked_by: r.wl_tag ? (fromLocks.get(r.pid) ?? []) : pidList(r.blocked_by),
     is_self: r.is_self,
     wait_lock: r.wl_locktype
       ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null }
@@ -231,13 +285,26 @@ export function readActivity(s: Session, opts: ActivityOptions = {}): Promise<Ac
   return readOne(s, activityRead(s, opts));
 }
 
+/** Who blocks whom where pg_locks was read: each waiter's blockers from the rows' tags and holders. */
+function blockersFromLocks(rows: readonly Row[]): Map<number, number[]> {
+  const waits: LockWait[] = [];
+  const holds: LockHold[] = [];
+  for (const r of rows) {
+    if (!r.wl_tag || !r.wl_mode) continue;
+    waits.push({ pid: r.pid, tag: r.wl_tag, mode: r.wl_mode, waited_ms: r.wl_wait_ms ?? null });
+    holds.push(...parseHolds(r.wl_tag, r.wl_held ?? null));
+  }
+  return waits.length === 0 ? new Map() : queueBlockers(waits, holds);
+}
+
 function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], derive: boolean): ActivitySnapshot {
   const first = rows[0];
+  const fromLocks = blockersFromLocks(rows);
   return {
     server_version_num: s.serverVersionNum,
     taken_at: first?.taken_at ?? new Date().toISOString(),
     database: first?.database ?? s.target.dbname,
     prepared,
-    rows: rows.map((r) => toSessionRow(r, derive)),
+    rows: rows.map((r) => toSessionRow(r, derive, fromLocks)),
   };
 }

@@ -1,0 +1,186 @@
+/**
+ * Who waits for whom read from the lock table (src/core/lock-queue.ts), on real lock queues, with
+ * the server's own pg_blocking_pids() as the ground truth: every edge dbdoctor draws is one the
+ * server reports, and the report (roots, who is behind each, cycles) is the one pg_blocking_pids()'s
+ * full lists give, while a queue of N waiters costs N edges instead of N^2/2 pids. Queues of mixed
+ * modes (readers behind a migration), a waiter that already holds a mode of the lock (it queues
+ * ahead: no false cycle), row locks, a prepared transaction as the holder, a real cycle.
+ */
+import { describe, expect, test } from '@jest/globals';
+import type pg from 'pg';
+import type { ActivitySnapshot } from '../../src/core/activity.js';
+import { blockingEdges, buildBlockingReport } from '../../src/core/blocking.js';
+import type { Target } from '../../src/core/target.js';
+import { withSession } from '../../src/db/session.js';
+import { readActivity } from '../../src/db/sql/activity.js';
+import { waitForState } from '../support/incidents.js';
+import { type TestServer, useServer } from '../support/server.js';
+
+const server = useServer({ settings: { max_prepared_transactions: 4, deadlock_timeout: '10min' } });
+
+const pidOf = (c: pg.Client) => (c as unknown as { processID: number }).processID;
+
+function target(s: TestServer): Target {
+  return { host: s.host, port: s.port, user: 'postgres', dbname: 'postgres', password: s.password, sslmode: 'disable', sslrootcert: undefined, connectTimeoutMs: 5000, service: undefined };
+}
+
+async function withClients(s: TestServer, n: number, fn: (cs: pg.Client[]) => Promise<void>): Promise<void> {
+  const cs = await Promise.all(Array.from({ length: n }, () => s.client({ application_name: 'lock-queue' })));
+  try {
+    await fn(cs);
+  } finally {
+    await s.sql('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [cs.map(pidOf)]).catch(() => undefined);
+    await Promise.all(cs.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+async function table(s: TestServer): Promise<string> {
+  const t = `lq_${Math.random().toString(36).slice(2, 8)}`;
+  await s.sql(`CREATE TABLE ${t} (id int PRIMARY KEY, v int); INSERT INTO ${t} VALUES (1, 0), (2, 0)`);
+  return t;
+}
+
+/** Start a statement that will wait for a lock, and wait until the server shows it waiting. */
+async function waits(s: TestServer, c: pg.Client, sql: string): Promise<void> {
+  c.query(sql).catch(() => undefined);
+  await waitForState(s, [pidOf(c)], 'active', 'Lock');
+}
+
+interface Read {
+  ours: ActivitySnapshot;
+  /** The same snapshot with every waiter's list as pg_blocking_pids() gives it. */
+  server: ActivitySnapshot;
+  pbp: Map<number, number[]>;
+}
+
+/** dbdoctor's read (`locks`' scope), then the server's pg_blocking_pids() for the same sessions (the locks stand still meanwhile). */
+async function read(s: TestServer): Promise<Read> {
+  const ours = await withSession(target(s), {}, (session) => readActivity(session, { scope: 'blocking', queryChars: 200 }));
+  const rows = await s.sql<{ pid: number; b: number[] }>("SELECT pid, pg_blocking_pids(pid) AS b FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+  const pbp = new Map(rows.map((r) => [r.pid, r.b]));
+  const server = { ...ours, rows: ours.rows.map((r) => ({ ...r, blocked_by: pbp.get(r.pid) ?? null })) };
+  return { ours, server, pbp };
+}
+
+/** Every edge is one the server reports, and the report is the one its full lists give. */
+function expectSameAsServer({ ours, server, pbp }: Read): void {
+  for (const [waiter, blockers] of blockingEdges(ours)) {
+    for (const b of blockers) expect({ waiter, blocker: b, server: pbp.get(waiter)?.includes(b) }).toEqual({ waiter, blocker: b, server: true });
+  }
+  const shape = (snap: ActivitySnapshot) => {
+    const r = buildBlockingReport(snap);
+    return { waiting: r.waiting, roots: r.roots.map((x) => ({ pid: x.pid, all: x.all })), cycles: r.cycles.map((c) => ({ members: c.members, stuck: c.stuck })) };
+  };
+  expect(shape(ours)).toEqual(shape(server));
+}
+
+const blockersOf = (snap: ActivitySnapshot, c: pg.Client) => snap.rows.find((r) => r.pid === pidOf(c))?.blocked_by;
+const pidsRead = (snap: ActivitySnapshot) => snap.rows.reduce((n, r) => n + (r.blocked_by?.length ?? 0), 0);
+
+describe('lock queues from the lock table', () => {
+  test('30 sessions queued for one ACCESS EXCLUSIVE: the holder and the one just ahead each, 59 pids where the server lists 465', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 31, async ([holder, ...queue]) => {
+      await holder!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      for (const c of queue) await waits(s, c, `BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      const r = await read(s);
+      for (const [i, c] of queue.entries()) expect(blockersOf(r.ours, c)).toEqual([pidOf(holder!), ...(i === 0 ? [] : [pidOf(queue[i - 1]!)])]);
+      expect(pidsRead(r.ours)).toBe(1 + 2 * 29);
+      expect(pidsRead(r.server)).toBe((30 * 31) / 2);
+      expectSameAsServer(r);
+    });
+  });
+
+  test('readers queued behind a migration wait for the migration, not for the reader holding the table; a writer behind them waits for the migration too', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 6, async ([reader, migration, r1, r2, writer, share]) => {
+      await reader!.query(`BEGIN; SELECT count(*) FROM ${t}`);
+      await waits(s, migration!, `ALTER TABLE ${t} ADD COLUMN x int`);
+      await waits(s, r1!, `SELECT count(*) FROM ${t}`);
+      await waits(s, r2!, `SELECT count(*) FROM ${t}`);
+      await waits(s, writer!, `UPDATE ${t} SET v = 1 WHERE id = 1`);
+      await waits(s, share!, `BEGIN; LOCK TABLE ${t} IN SHARE MODE`);
+      const r = await read(s);
+      expect(blockersOf(r.ours, migration!)).toEqual([pidOf(reader!)]);
+      expect(blockersOf(r.ours, r1!)).toEqual([pidOf(migration!)]);
+      expect(blockersOf(r.ours, r2!)).toEqual([pidOf(migration!)]);
+      expect(blockersOf(r.ours, writer!)).toEqual([pidOf(migration!)]);
+      // SHARE conflicts with the migration and with the writer's ROW EXCLUSIVE, not with the readers.
+      expect(blockersOf(r.ours, share!)).toEqual([pidOf(migration!), pidOf(writer!)]);
+      expectSameAsServer(r);
+    });
+  });
+
+  test('a waiter that already holds the table queues ahead of the request that conflicts with it: no false cycle', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 3, async ([holder, upgrader, migration]) => {
+      await holder!.query(`BEGIN; SELECT count(*) FROM ${t}`);
+      await upgrader!.query(`BEGIN; SELECT count(*) FROM ${t}`);
+      await waits(s, migration!, `BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      // Asked later, queued first: its ACCESS SHARE is what the migration waits for.
+      await waits(s, upgrader!, `LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      const r = await read(s);
+      expect(r.pbp.get(pidOf(upgrader!))).toEqual([pidOf(holder!)]);
+      expect(blockersOf(r.ours, upgrader!)).toEqual([pidOf(holder!)]);
+      expect(new Set(blockersOf(r.ours, migration!))).toEqual(new Set([pidOf(holder!), pidOf(upgrader!)]));
+      expect(buildBlockingReport(r.ours).cycles).toEqual([]);
+      expectSameAsServer(r);
+    });
+  });
+
+  test('five updates of one row behind an open transaction: the first waits on its transaction id, the rest queue on the tuple', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 6, async ([owner, ...updates]) => {
+      await owner!.query(`BEGIN; UPDATE ${t} SET v = 1 WHERE id = 1`);
+      for (const c of updates) await waits(s, c, `UPDATE ${t} SET v = 2 WHERE id = 1`);
+      const r = await read(s);
+      expect(blockersOf(r.ours, updates[0]!)).toEqual([pidOf(owner!)]);
+      for (const [i, c] of updates.slice(1).entries()) expect(blockersOf(r.ours, c)).toEqual([pidOf(updates[0]!), ...(i === 0 ? [] : [pidOf(updates[i]!)])]);
+      expectSameAsServer(r);
+    });
+  });
+
+  test('a prepared transaction holding the table: pid 0, as the server names it; an advisory queue read the same way beside it', async () => {
+    const s = server();
+    const t = await table(s);
+    const gid = `lq ${t}`;
+    await withClients(s, 5, async ([owner, waiter, adv, advWaiter1, advWaiter2]) => {
+      await owner!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION '${gid}'`);
+      try {
+        await waits(s, waiter!, `SELECT count(*) FROM ${t}`);
+        await adv!.query('SELECT pg_advisory_lock(77)');
+        await waits(s, advWaiter1!, 'SELECT pg_advisory_lock(77)');
+        await waits(s, advWaiter2!, 'SELECT pg_advisory_lock(77)');
+        const r = await read(s);
+        expect(blockersOf(r.ours, waiter!)).toEqual([0]);
+        expect(blockersOf(r.ours, advWaiter2!)).toEqual([pidOf(adv!), pidOf(advWaiter1!)]);
+        expect(buildBlockingReport(r.ours).roots.map((x) => x.pid).sort((a, b) => a - b)).toEqual([0, pidOf(adv!)].sort((a, b) => a - b));
+        expectSameAsServer(r);
+      } finally {
+        await s.sql(`ROLLBACK PREPARED '${gid}'`).catch(() => undefined);
+      }
+    });
+  });
+
+  test('two sessions each waiting for the table the other holds, one queued behind: one cycle, as the server sees it', async () => {
+    const s = server();
+    const t1 = await table(s);
+    const t2 = await table(s);
+    await withClients(s, 3, async ([a, b, behind]) => {
+      await a!.query(`BEGIN; LOCK TABLE ${t1} IN ACCESS EXCLUSIVE MODE`);
+      await b!.query(`BEGIN; LOCK TABLE ${t2} IN ACCESS EXCLUSIVE MODE`);
+      await waits(s, a!, `LOCK TABLE ${t2} IN ACCESS EXCLUSIVE MODE`);
+      await waits(s, b!, `LOCK TABLE ${t1} IN ACCESS EXCLUSIVE MODE`);
+      await waits(s, behind!, `SELECT count(*) FROM ${t1}`);
+      const r = await read(s);
+      const report = buildBlockingReport(r.ours);
+      expect(report.cycles.map((c) => c.members)).toEqual([[pidOf(a!), pidOf(b!)].sort((x, y) => x - y)]);
+      expect(report.cycles[0]!.stuck).toEqual([pidOf(behind!)]);
+      expectSameAsServer(r);
+    });
+  });
+});
