@@ -12,7 +12,7 @@
 // Every server is started by this script on 127.0.0.1 and stopped by its handle; the incident's
 // sessions end with it (and by their own timeouts if the script is killed hard).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -121,7 +121,13 @@ async function queueSteps(major, steps) {
         doc = JSON.parse(r.stdout);
       }
       const edges = doc.report.nodes.reduce((a, nd) => a + nd.blockers.length, 0);
-      const row = { major: server.major, waiters: n, exec_ms: median(runs), pids_read: pids, wall_ms: median(walls), out_bytes: bytes, edges };
+      // Peak RSS of one more run, by GNU time (Linux), when it is there.
+      let rssKb = null;
+      if (process.platform === 'linux' && existsSync('/usr/bin/time')) {
+        const t = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, BIN, 'locks', '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 30, timeout: 120_000 });
+        rssKb = Number(String(t.stderr).trim().split('\n').pop()) || null;
+      }
+      const row = { major: server.major, waiters: n, exec_ms: median(runs), pids_read: pids, wall_ms: median(walls), rss_kb: rssKb, out_bytes: bytes, edges };
       rows.push(row);
       say(`  PG${server.major} queue ${n}: server ${row.exec_ms.toFixed(1)} ms, ${pids} pids read, locks --json ${row.wall_ms.toFixed(0)} ms, ${bytes} bytes, ${edges} edges in nodes[].blockers`);
       await control.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('bench-queued', 'bench-holder')");
@@ -142,8 +148,18 @@ if (opts.queue) {
   const steps = opts.queue.split(',').map(Number);
   const all = [];
   for (const major of majors) all.push(...(await queueSteps(major, steps)));
-  const lines = ['| PostgreSQL | waiters in one queue | server ms | pids pg_blocking_pids() returns | `locks --json` ms | output bytes | edges in nodes[].blockers |', '|---|---:|---:|---:|---:|---:|---:|'];
-  for (const r of all) lines.push(`| ${r.major} | ${r.waiters} | ${r.exec_ms.toFixed(1)} | ${r.pids_read} | ${r.wall_ms.toFixed(0)} | ${r.out_bytes} | ${r.edges} |`);
+  // Δ: what each extra waiter adds from the step before (fixed costs cancel); linear work keeps them flat.
+  const lines = [
+    '| PostgreSQL | waiters in one queue | server ms | pids pg_blocking_pids() returns | `locks --json` ms | peak RSS MB | output bytes | edges in nodes[].blockers | Δserver µs/waiter | Δwall µs/waiter | ΔRSS KB/waiter | Δout B/waiter |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const per = (a, b, n, k = 1) => (a === null || b === null || n <= 0 ? '-' : (((a - b) * k) / n).toFixed(0));
+  all.forEach((r, i) => {
+    const p = i > 0 && all[i - 1].major === r.major ? all[i - 1] : null;
+    const n = p ? r.waiters - p.waiters : 0;
+    const rss = r.rss_kb === null ? '-' : (r.rss_kb / 1024).toFixed(0);
+    lines.push(`| ${r.major} | ${r.waiters} | ${r.exec_ms.toFixed(1)} | ${r.pids_read} | ${r.wall_ms.toFixed(0)} | ${rss} | ${r.out_bytes} | ${r.edges} | ${per(r.exec_ms, p?.exec_ms ?? null, n, 1000)} | ${per(r.wall_ms, p?.wall_ms ?? null, n, 1000)} | ${per(r.rss_kb, p?.rss_kb ?? null, n)} | ${per(r.out_bytes, p?.out_bytes ?? null, n)} |`);
+  });
   process.stdout.write(`${lines.join('\n')}\n`);
   process.exit(0);
 }

@@ -83,7 +83,7 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
   facts.connect = { ok: true, connect_ms: session.connectMs };
   try {
     const statementsOpts = { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements };
-    const state = () => [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
+    const state = () => [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, lockDetail: 'targeted', queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
     const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
     try {

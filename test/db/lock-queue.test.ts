@@ -11,6 +11,8 @@ import type pg from 'pg';
 import type { ActivitySnapshot } from '../../src/core/activity.js';
 import { blockingEdges, buildBlockingReport } from '../../src/core/blocking.js';
 import type { Target } from '../../src/core/target.js';
+import { resolveThresholds } from '../../src/core/thresholds.js';
+import { gatherFacts } from '../../src/db/diagnose.js';
 import { withSession } from '../../src/db/session.js';
 import { readActivity } from '../../src/db/sql/activity.js';
 import { waitForState } from '../support/incidents.js';
@@ -89,6 +91,10 @@ describe('lock queues from the lock table', () => {
       expect(pidsRead(r.ours)).toBe(1 + 2 * 29);
       expect(pidsRead(r.server)).toBe((30 * 31) / 2);
       expectSameAsServer(r);
+      // diagnose reads the queue the same way (every session, no lock detail shown).
+      const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
+      expect(pidsRead(facts.activity!)).toBe(1 + 2 * 29);
+      expect(buildBlockingReport(facts.activity!).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), 30]]);
     });
   });
 
