@@ -260,11 +260,11 @@ function longest(waits: Array<number | null>): number | null {
   return m;
 }
 
-export function buildBlockingReport(snapshot: ActivitySnapshot): BlockingReport {
+/** The report; `edges` are the snapshot's blockingEdges, for a caller that has them already. */
+export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blockingEdges(snapshot)): BlockingReport {
   const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
   // How long a session has waited: pg_locks.waitstart with lock detail, else its time in state (an upper bound).
   const waitOf = (p: number) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null;
-  const edges = blockingEdges(snapshot);
   // blocker -> waiters
   const blocks = new Map<number, number[]>();
   for (const [waiter, blockers] of edges) {

@@ -39,6 +39,10 @@ const CONFLICTS: Record<(typeof MODES)[number], ReadonlyArray<(typeof MODES)[num
 
 const ALL = (1 << MODES.length) - 1;
 const BIT = new Map<string, number>(MODES.map((m, i) => [m, 1 << i]));
+/** One slot per mode for the latest waiter of that mode, and one for a mode the table does not know. */
+const SLOTS = MODES.length + 1;
+const SLOT = new Map<string, number>(MODES.map((m, i) => [m, i]));
+const SLOT_BITS = [...MODES.map((m) => BIT.get(m)!), ALL];
 const CONFLICT_MASK = new Map<string, number>(MODES.map((m) => [m, CONFLICTS[m].reduce((mask, c) => mask | BIT.get(c)!, 0)]));
 
 /** A mode's bit; a mode this table does not know counts as every mode (it is never left out). */
@@ -52,8 +56,12 @@ export interface LockWait {
   /** The locked object, all of pg_locks' tag columns in one string: equal tags, same lock. */
   tag: string;
   mode: string;
-  /** How long it has waited (now - waitstart), ms; null (waitstart not yet set) queues it last. */
-  waited_ms: number | null;
+  /**
+   * Its place among the waiters for the same object by wait start (1: the earliest), as the server
+   * numbers them (pg_locks.waitstart, a wait not yet stamped last, then pid): the statement sorts,
+   * in C, so the client does not (a sort with a comparator, run once, cost more than the rest).
+   */
+  queued: number;
 }
 
 /** A granted lock on an object someone waits for: pid 0 is a prepared transaction. */
@@ -63,20 +71,17 @@ export interface LockHold {
   mode: string;
 }
 
-/** Oldest wait first; ties (and waits with no start yet) by pid. */
-function queuedFirst(a: LockWait, b: LockWait): number {
-  const x = a.waited_ms ?? Number.NEGATIVE_INFINITY;
-  const y = b.waited_ms ?? Number.NEGATIVE_INFINITY;
-  return y - x || a.pid - b.pid;
-}
-
 /**
  * One lock's wait queue in the server's order: by wait start, except that a waiter that already
  * holds a mode of this lock goes before the first waiter whose request conflicts with it (proc.c).
  */
 function queueOrder(waits: LockWait[], heldBy: Map<number, number>): LockWait[] {
+  // By wait start: each waiter at its number (numbers missing for waiters not read leave holes).
+  const byStart: LockWait[] = [];
+  for (const w of waits) byStart[w.queued] = w;
   const queue: LockWait[] = [];
-  for (const w of [...waits].sort(queuedFirst)) {
+  for (const w of byStart) {
+    if (w === undefined) continue;
     const held = heldBy.get(w.pid) ?? 0;
     const before = held === 0 ? -1 : queue.findIndex((q) => (conflictsOf(q.mode) & held) !== 0);
     if (before < 0) queue.push(w);
@@ -120,20 +125,50 @@ export function queueBlockers(waits: readonly LockWait[], holds: readonly LockHo
       }
       return pids;
     };
-    // The latest waiter so far of each mode, with its place in the queue.
-    const lastOfMode = new Map<string, { pid: number; at: number; bit: number }>();
+    // The latest waiter so far of each mode (its pid and place in the queue; -1: none yet). One
+    // list is allocated per waiter and nothing else: at thousands of waiters, a run's garbage
+    // collection had grown faster than the queue.
+    const lastPid = new Array<number>(SLOTS).fill(-1);
+    const lastAt = new Array<number>(SLOTS).fill(-1);
+    const softAt: number[] = [];
     const queue = queueOrder(tagWaits, heldBy);
     for (let at = 0; at < queue.length; at++) {
       const w = queue[at]!;
       const mask = conflictsOf(w.mode);
-      const hard = hardFor(w.mode).filter((p) => p !== w.pid);
-      // A waiter ahead that also holds a mode of this lock may already be a hard blocker.
-      const soft = [...lastOfMode.values()].filter((l) => (mask & l.bit) !== 0 && !(heldBy.has(l.pid) && hard.includes(l.pid))).sort((a, b) => a.at - b.at);
-      out.set(w.pid, [...hard, ...soft.map((l) => l.pid)]);
-      lastOfMode.set(w.mode, { pid: w.pid, at, bit: bitOf(w.mode) });
+      const list: number[] = [];
+      for (const p of hardFor(w.mode)) if (p !== w.pid) list.push(p);
+      const hard = list.length;
+      softAt.length = 0;
+      for (let slot = 0; slot < SLOTS; slot++) {
+        const pid = lastPid[slot]!;
+        const ahead = lastAt[slot]!;
+        if (ahead < 0 || (mask & SLOT_BITS[slot]!) === 0) continue;
+        // A waiter ahead that also holds a mode of this lock may already be a hard blocker.
+        if (heldBy.has(pid) && inFirst(list, pid, hard)) continue;
+        // The soft ones in queue order (at most nine: a few steps of insertion).
+        let i = softAt.length;
+        softAt.push(ahead);
+        list.push(pid);
+        for (; i > 0 && softAt[i - 1]! > ahead; i--) {
+          softAt[i] = softAt[i - 1]!;
+          list[hard + i] = list[hard + i - 1]!;
+        }
+        softAt[i] = ahead;
+        list[hard + i] = pid;
+      }
+      out.set(w.pid, list);
+      const slot = SLOT.get(w.mode) ?? MODES.length;
+      lastPid[slot] = w.pid;
+      lastAt[slot] = at;
     }
   }
   return out;
+}
+
+/** `pid` is among the first `n` of `list`. */
+function inFirst(list: readonly number[], pid: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (list[i] === pid) return true;
+  return false;
 }
 
 /** A granted lock list as the activity statement sends it, `pid:mode,pid:mode` (pid 0: a prepared transaction). */

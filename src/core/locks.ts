@@ -83,10 +83,10 @@ export interface LocksReport {
 const roundOrNull = (v: number | null | undefined) => (v === null || v === undefined ? null : Math.round(v));
 
 export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_stats: boolean; role?: string | null }): LocksReport {
-  const b = buildBlockingReport(snapshot);
+  const edges = blockingEdges(snapshot);
+  const b = buildBlockingReport(snapshot, edges);
   const workers = parallelWorkersByLeader(snapshot);
   const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
-  const edges = blockingEdges(snapshot);
   const view = (r: SessionRow | null | undefined) => (r ? sessionInfo(r, workers.get(r.pid) ?? 0) : null);
   const waitsFor = (r: SessionRow | null | undefined) => {
     const l = r?.wait_lock;

@@ -6,12 +6,12 @@ import { describe, expect, test } from '@jest/globals';
 import { type LockHold, type LockWait, parseHolds, queueBlockers } from '../../src/core/lock-queue.js';
 
 const T = 'relation|5|16384|||||||';
-const wait = (pid: number, mode: string, waited_ms: number | null, tag = T): LockWait => ({ pid, tag, mode, waited_ms });
+const wait = (pid: number, mode: string, queued: number, tag = T): LockWait => ({ pid, tag, mode, queued });
 const hold = (pid: number, mode: string, tag = T): LockHold => ({ pid, tag, mode });
 
 describe('queueBlockers', () => {
-  test('the queue is in wait-start order whatever order the rows came in; a wait not yet started is last', () => {
-    const got = queueBlockers([wait(13, 'AccessExclusiveLock', null), wait(12, 'AccessExclusiveLock', 10), wait(11, 'AccessExclusiveLock', 20)], [hold(1, 'AccessExclusiveLock')]);
+  test('the queue is in wait-start order whatever order the rows came in, numbers missing (waiters not read) skipped', () => {
+    const got = queueBlockers([wait(13, 'AccessExclusiveLock', 5), wait(12, 'AccessExclusiveLock', 2), wait(11, 'AccessExclusiveLock', 1)], [hold(1, 'AccessExclusiveLock')]);
     expect(Object.fromEntries(got)).toEqual({ 11: [1], 12: [1, 11], 13: [1, 12] });
   });
 
@@ -28,9 +28,9 @@ describe('queueBlockers', () => {
   });
 
   test('soft edges: the nearest waiter ahead of each conflicting mode, never more than eight, whatever the queue length', () => {
-    const waits = [wait(10, 'AccessExclusiveLock', 1000)];
-    for (let i = 0; i < 500; i++) waits.push(wait(100 + i, i % 2 ? 'AccessShareLock' : 'RowExclusiveLock', 999 - i));
-    waits.push(wait(900, 'ShareLock', 1));
+    const waits = [wait(10, 'AccessExclusiveLock', 1)];
+    for (let i = 0; i < 500; i++) waits.push(wait(100 + i, i % 2 ? 'AccessShareLock' : 'RowExclusiveLock', 2 + i));
+    waits.push(wait(900, 'ShareLock', 502));
     const got = queueBlockers(waits, [hold(1, 'AccessShareLock')]);
     expect(got.get(10)).toEqual([1]); // the migration waits for the reader holding the table
     expect(got.get(150)).toEqual([10]); // a writer waits for the migration only
@@ -39,14 +39,14 @@ describe('queueBlockers', () => {
   });
 
   test('a waiter holding a mode of the lock goes before the first request that conflicts with it, and is not also a soft edge', () => {
-    const got = queueBlockers([wait(20, 'AccessExclusiveLock', 50), wait(21, 'AccessExclusiveLock', 10)], [hold(1, 'AccessShareLock'), hold(21, 'AccessShareLock')]);
+    const got = queueBlockers([wait(20, 'AccessExclusiveLock', 1), wait(21, 'AccessExclusiveLock', 2)], [hold(1, 'AccessShareLock'), hold(21, 'AccessShareLock')]);
     expect(got.get(21)).toEqual([1]);
     expect(got.get(20)).toEqual([1, 21]);
   });
 
   test('other objects do not mix; a prepared transaction holds as pid 0; an unknown mode is never left out', () => {
     const other = 'advisory|5||||||0|77|1';
-    const got = queueBlockers([wait(10, 'ExclusiveLock', 5, other), wait(11, 'RowShareLock', 5), wait(12, 'FutureLock', 1)], [...parseHolds(other, '3:ExclusiveLock'), ...parseHolds(T, '0:AccessExclusiveLock')]);
+    const got = queueBlockers([wait(10, 'ExclusiveLock', 1, other), wait(11, 'RowShareLock', 1), wait(12, 'FutureLock', 2)], [...parseHolds(other, '3:ExclusiveLock'), ...parseHolds(T, '0:AccessExclusiveLock')]);
     expect(Object.fromEntries(got)).toEqual({ 10: [3], 11: [0], 12: [0, 11] });
     expect(parseHolds(T, null)).toEqual([]);
   });

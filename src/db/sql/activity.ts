@@ -63,6 +63,7 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   wl_wait_ms?: number | null;
   /** The waited object's tag and, on the first row waiting for it, its holders (`pid:mode,...`). */
   wl_tag?: string | null;
+  wl_queued?: number | null;
   wl_held?: string | null;
   taken_at: string;
   database: string;
@@ -133,14 +134,15 @@ function blockingCtes(detail: 'targeted' | 'full'): string {
      WHERE ${guard} AND l.mode <> 'SIReadLock'
   ),
   waiting AS MATERIALIZED (
-    SELECT DISTINCT ON (l.pid) l.pid, l.locktype, l.mode,
-           CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                THEN l.relation::regclass::text ELSE l.relation::text END AS relation,
-           l.waitstart, ${TAG('l')} AS tag, l.locktype AS t_locktype,
-           ${TAG_COLUMNS.map(([c]) => `l.${c} AS t_${c}`).join(', ')}
-      FROM lk l
-     WHERE NOT l.granted
-     ORDER BY l.pid
+    SELECT w.*, row_number() OVER (PARTITION BY w.tag ORDER BY w.waitstart NULLS LAST, w.pid) AS queued
+      FROM (SELECT DISTINCT ON (l.pid) l.pid, l.locktype, l.mode,
+                   CASE WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        THEN l.relation::regclass::text ELSE l.relation::text END AS relation,
+                   l.waitstart, ${TAG('l')} AS tag, l.locktype AS t_locktype,
+                   ${TAG_COLUMNS.map(([c]) => `l.${c} AS t_${c}`).join(', ')}
+              FROM lk l
+             WHERE NOT l.granted
+             ORDER BY l.pid) w
   ),
   holders AS MATERIALIZED (
     SELECT w.tag, w.pid AS head, coalesce(l.pid, 0) AS pid, l.mode
@@ -157,6 +159,7 @@ const DETAIL_COLUMNS = `,
        w.relation AS wl_relation,
        ${ms('w.waitstart')} AS wl_wait_ms,
        w.tag AS wl_tag,
+       w.queued::int AS wl_queued,
        h.held AS wl_held`;
 // Joined whatever pg_stat_activity shows: a waiter running the deadlock check, or waiting for the
 // lock manager's own locks meanwhile, shows no Lock wait for that moment, and still waits.
@@ -291,7 +294,7 @@ function blockersFromLocks(rows: readonly Row[]): Map<number, number[]> {
   const holds: LockHold[] = [];
   for (const r of rows) {
     if (!r.wl_tag || !r.wl_mode) continue;
-    waits.push({ pid: r.pid, tag: r.wl_tag, mode: r.wl_mode, waited_ms: r.wl_wait_ms ?? null });
+    waits.push({ pid: r.pid, tag: r.wl_tag, mode: r.wl_mode, queued: r.wl_queued ?? 0 });
     holds.push(...parseHolds(r.wl_tag, r.wl_held ?? null));
   }
   return waits.length === 0 ? new Map() : queueBlockers(waits, holds);
