@@ -45,10 +45,11 @@ function candidates(serverVersionNum) {
   const first = (o) => activityRead(fake, o).statements[0];
   return [
     { id: 'locks_default', label: '`locks` (targeted: no pg_locks for advisory/xid waits)', sql: first({ scope: 'blocking', queryChars: 1000, lockDetail: 'targeted' }) },
-    { id: 'locks_detail', label: '`locks --detail` (pg_locks ungranted rows; the old default)', sql: first({ scope: 'blocking', queryChars: 1000, lockDetail: 'full' }) },
+    { id: 'locks_detail', label: '`locks --detail` (pg_locks: who blocks whom from its rows)', sql: first({ scope: 'blocking', queryChars: 1000, lockDetail: 'full' }) },
     { id: 'pg_locks_waiting', label: 'pg_locks WHERE NOT granted, alone', sql: 'SELECT pid, locktype, mode, relation, waitstart FROM pg_locks WHERE NOT granted' },
     { id: 'blocking_pids', label: 'pg_blocking_pids() of the Lock waiters, alone', sql: "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" },
-    { id: 'diagnose_activity', label: "diagnose's activity read (every session, no pg_locks)", sql: first({ queryChars: 200 }) },
+    { id: 'diagnose_activity', label: "diagnose's activity read (every session; pg_locks only when a wait needs it)", sql: first({ withPrepared: true, lean: true, lockDetail: 'targeted', queryChars: 500 }) },
+    { id: 'diagnose_activity_plain', label: 'the same without lock detail (pg_blocking_pids() always)', sql: first({ withPrepared: true, lean: true, queryChars: 500 }) },
     { id: 'selfjoin', label: 'seed pg_locks self-join', sql: SEED_SELF_JOIN },
   ];
 }
