@@ -17,7 +17,7 @@ import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { describeTarget, type Target } from '../core/target.js';
 import type { Thresholds } from '../core/thresholds.js';
 import { ConnectError, openSession, type Session, type SessionOptions } from './session.js';
-import { activityRead } from './sql/activity.js';
+import { activityRead, type LockDetail } from './sql/activity.js';
 import { readTogether } from './sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from './sql/server-facts.js';
 import { settingsRead } from './sql/settings.js';
@@ -83,7 +83,10 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
   facts.connect = { ok: true, connect_ms: session.connectMs };
   try {
     const statementsOpts = { seqScanRows: opts.thresholds.seq_scan_rows, top: opts.thresholds.top_statements };
-    const state = () => [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, lockDetail: 'targeted', queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
+    // pg_locks is read only when a wait needs it (a relation, a tuple, ...: who blocks whom then
+    // comes from the lock table, linearly in a queue); 'none' leaves it to pg_blocking_pids().
+    const state = (lockDetail: LockDetail = 'targeted') =>
+      [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, lockDetail, queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
     const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
     try {
@@ -95,11 +98,13 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
     } catch (err) {
       // One failing statement fails the round trip. When an optional read may be the one (a
       // revoked catalog, a lock on it, a timeout), the reads go again apart: the state alone, then
-      // the optional facts in a round trip whose failure only makes them unavailable. When the
-      // state itself was the one, it fails again the same way (after a second lock_timeout or
-      // statement_timeout), and the diagnosis reports that failure as before.
+      // the optional facts in a round trip whose failure only makes them unavailable. The state
+      // goes again without pg_locks, which may be the one (a hardened server revokes it, a lock on
+      // it): who blocks whom then comes from pg_blocking_pids(). When the state itself was the
+      // one, it fails again the same way (after a second lock_timeout or statement_timeout), and
+      // the diagnosis reports that failure as before.
       if (!(err instanceof DbdoctorError) || !OPTIONAL_FAILURES.has(err.cause_id)) throw err;
-      const [{ server, limits }, activity] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(session, ...state());
+      const [{ server, limits }, activity] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(session, ...state('none'));
       [facts.server, facts.limits, facts.activity] = [server, limits, activity];
       const unavailable = (reason: string) => {
         for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason });

@@ -98,16 +98,6 @@ function lockTableGuard(detail: 'targeted' | 'full'): string {
     : `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))`;
 }
 
-/**
- * Who blocks whom, one way or the other. When pg_locks is read (its guard holds), from its rows:
- * `lk` keeps them (predicate locks, which never block, left out), `waiting` the ungranted ones (a
- * process waits for one lock at a time; DISTINCT ON keeps one row per pid all the same) with the
- * locked object as one tag, `holders` the granted modes of each waited object (a hash join on the
- * tag columns, NULL standing for itself) and `held` the same as one text per object;
- * core/lock-queue.ts orders each queue and draws the edges, linearly in its length. Otherwise pg_blocking_pids(), once per Lock waiter, in `bp` (its lists grow with the
- * square of a queue, but it does not build the whole lock table: at incident scale, tens of
- * thousands of advisory locks held and short queues, it is the cheaper read; README, "Benchmark").
- */
 /** pg_locks' tag columns (locktype aside), each with a value that stands for NULL in a join. */
 const TAG_COLUMNS: ReadonlyArray<readonly [string, string]> = [
   ['database', '0'],
@@ -123,6 +113,17 @@ const TAG_COLUMNS: ReadonlyArray<readonly [string, string]> = [
 /** The locked object as one string: equal tags, same lock (core/lock-queue.ts). */
 const TAG = (l: string) => `format('${['%s', ...TAG_COLUMNS.map(() => '%s')].join('|')}', ${[`${l}.locktype`, ...TAG_COLUMNS.map(([c]) => `${l}.${c}`)].join(', ')})`;
 
+/**
+ * Who blocks whom, one way or the other. When pg_locks is read (its guard holds), from its rows:
+ * `lk` keeps them (predicate locks, which never block, left out), `waiting` the ungranted ones (a
+ * process waits for one lock at a time; DISTINCT ON keeps one row per pid all the same) with the
+ * locked object as one tag, `holders` the granted modes of each waited object (a hash join on the
+ * tag columns, NULL standing for itself) and `held` the same as one text per object;
+ * core/lock-queue.ts orders each queue and draws the edges, linearly in its length. Otherwise
+ * pg_blocking_pids(), once per Lock waiter, in `bp` (its lists grow with the square of a queue,
+ * but it does not build the whole lock table: at incident scale, tens of thousands of advisory
+ * locks held and short queues, it is the cheaper read; README, "Benchmark").
+ */
 function blockingCtes(detail: 'targeted' | 'full'): string {
   const guard = lockTableGuard(detail);
   return `,
