@@ -15,11 +15,12 @@ import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, s
 const LOCKS_QUERY_CHARS = 1000;
 
 /**
- * "Who is blocking whom?" One activity snapshot of the blocking chains, with pg_blocking_pids()
- * for lock waiters only (never the pg_locks self-join), then the tree (src/core/blocking.ts). The
- * lock each waiter waits for comes from its wait_event where that fixes it, and from pg_locks only
- * when a waiter waits for a relation-level lock; `detail` reads pg_locks' ungranted rows whenever
- * someone waits (exact modes and wait starts, at the cost of the whole lock table: README, "locks").
+ * "Who is blocking whom?" One activity snapshot of the blocking chains (never the pg_locks
+ * self-join), then the tree (src/core/blocking.ts). The lock each waiter waits for comes from its
+ * wait_event where that fixes it, and from pg_locks only when a waiter waits for a relation-level
+ * lock, who blocks whom then from pg_locks' rows, else from pg_blocking_pids(); `detail` reads
+ * pg_locks whenever someone waits (exact modes and wait starts, at the cost of the whole lock
+ * table: README, "locks").
  * The role's privileges come with the session. Never prints, never exits.
  */
 export async function runLocks(target: Target, opts: SessionOptions, how: { detail?: boolean } = {}): Promise<LocksReport> {

@@ -35,7 +35,11 @@ export interface SessionRow {
   query_id: string | null;
   /** Query text, cut to the snapshot's limit; `<insufficient privilege>` when hidden. */
   query: string | null;
-  /** pg_blocking_pids(pid), only for sessions waiting on a Lock (0 = a prepared transaction). */
+  /**
+   * Whom it waits for, only for sessions waiting on a lock (0 = a prepared transaction):
+   * pg_blocking_pids(pid), or, where pg_locks was read, the holders it conflicts with and the
+   * nearest conflicting waiters ahead (src/core/lock-queue.ts).
+   */
   blocked_by: number[] | null;
   /** For lock waiters: the lock waited for. */
   wait_lock: { locktype: string; mode: string; relation: string | null; wait_ms: number | null } | null;

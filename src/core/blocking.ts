@@ -1,5 +1,6 @@
 /**
- * The blocking tree, from the snapshot's pg_blocking_pids() edges (lock waiters only). Pure.
+ * The blocking tree, from the snapshot's blocked_by lists (lock waiters only: pg_blocking_pids(), or
+ * the lock table's reading, src/core/lock-queue.ts). Pure.
  * Handles cycles (a deadlock about to be broken), pid 0 (a prepared transaction), parallel
  * workers (folded into their leader) and blockers that vanished between reads.
  */

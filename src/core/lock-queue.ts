@@ -38,15 +38,15 @@ const CONFLICTS: Record<(typeof MODES)[number], ReadonlyArray<(typeof MODES)[num
 };
 
 const ALL = (1 << MODES.length) - 1;
-const BIT = new Map<string, number>(MODES.map((m, i) => [m, 1 << i]));
-/** One slot per mode for the latest waiter of that mode, and one for a mode the table does not know. */
+/** A mode's slot: its index, or one past the eight for a mode this table does not know. */
+const INDEX = new Map<string, number>(MODES.map((m, i) => [m, i]));
+const slotOf = (mode: string) => INDEX.get(mode) ?? MODES.length;
 const SLOTS = MODES.length + 1;
-const SLOT = new Map<string, number>(MODES.map((m, i) => [m, i]));
-const SLOT_BITS = [...MODES.map((m) => BIT.get(m)!), ALL];
-const CONFLICT_MASK = new Map<string, number>(MODES.map((m) => [m, CONFLICTS[m].reduce((mask, c) => mask | BIT.get(c)!, 0)]));
+/** Each slot's bit; the unknown mode's is every mode's (it is never left out). */
+const SLOT_BITS = [...MODES.map((_, i) => 1 << i), ALL];
+const bitOf = (mode: string) => SLOT_BITS[slotOf(mode)]!;
+const CONFLICT_MASK = new Map<string, number>(MODES.map((m) => [m, CONFLICTS[m].reduce((mask, c) => mask | bitOf(c), 0)]));
 
-/** A mode's bit; a mode this table does not know counts as every mode (it is never left out). */
-const bitOf = (mode: string) => BIT.get(mode) ?? ALL;
 /** The modes a request in this mode conflicts with (an unknown mode: all of them). */
 const conflictsOf = (mode: string) => CONFLICT_MASK.get(mode) ?? ALL;
 
@@ -157,7 +157,7 @@ export function queueBlockers(waits: readonly LockWait[], holds: readonly LockHo
         list[hard + i] = pid;
       }
       out.set(w.pid, list);
-      const slot = SLOT.get(w.mode) ?? MODES.length;
+      const slot = slotOf(w.mode);
       lastPid[slot] = w.pid;
       lastAt[slot] = at;
     }
@@ -169,13 +169,4 @@ export function queueBlockers(waits: readonly LockWait[], holds: readonly LockHo
 function inFirst(list: readonly number[], pid: number, n: number): boolean {
   for (let i = 0; i < n; i++) if (list[i] === pid) return true;
   return false;
-}
-
-/** A granted lock list as the activity statement sends it, `pid:mode,pid:mode` (pid 0: a prepared transaction). */
-export function parseHolds(tag: string, text: string | null): LockHold[] {
-  if (!text) return [];
-  return text.split(',').map((item) => {
-    const colon = item.indexOf(':');
-    return { pid: Number(item.slice(0, colon)), tag, mode: item.slice(colon + 1) };
-  });
 }

@@ -26,7 +26,7 @@ export interface LockNode {
   /** The session it is shown under: the blocker nearest the root (null for a root or a cycle member). */
   blocked_by: number | null;
   /**
-   * The sessions it waits for (pg_blocking_pids(), parallel workers folded into their leaders), as
+   * The sessions it waits for (parallel workers folded into their leaders), as
    * the lock queues give them (lockQueues, src/core/blocking.ts), the holders and of the waiters queued
    * ahead of it for the same lock only the one just ahead.
    */

@@ -3,7 +3,8 @@
  * queue order. The real-server counterpart, against pg_blocking_pids(), is test/db/lock-queue.test.ts.
  */
 import { describe, expect, test } from '@jest/globals';
-import { type LockHold, type LockWait, parseHolds, queueBlockers } from '../../src/core/lock-queue.js';
+import { type LockHold, type LockWait, queueBlockers } from '../../src/core/lock-queue.js';
+import { parseHolds } from '../../src/db/sql/activity.js';
 
 const T = 'relation|5|16384|||||||';
 const wait = (pid: number, mode: string, queued: number, tag = T): LockWait => ({ pid, tag, mode, queued });

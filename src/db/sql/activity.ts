@@ -11,7 +11,7 @@
  * snapshot.
  */
 import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
-import { type LockHold, type LockWait, parseHolds, queueBlockers } from '../../core/lock-queue.js';
+import { type LockHold, type LockWait, queueBlockers } from '../../core/lock-queue.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
@@ -225,6 +225,15 @@ const PREPARED_SQL = `SELECT gid, owner::text AS owner, database::text AS databa
 function pidList(text: string | null): number[] | null {
   if (text === null) return null;
   return text === '' ? [] : text.split(',').map(Number);
+}
+
+/** The holders of a waited object as the statement sends them, `pid:mode,pid:mode` (pid 0: a prepared transaction). */
+export function parseHolds(tag: string, text: string | null): LockHold[] {
+  if (!text) return [];
+  return text.split(',').map((item) => {
+    const colon = item.indexOf(':');
+    return { pid: Number(item.slice(0, colon)), tag, mode: item.slice(colon + 1) };
+  });
 }
 
 /**
