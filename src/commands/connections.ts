@@ -35,11 +35,12 @@ export async function runConnections(target: Target, opts: SessionOptions, optio
   // Validate the filters before connecting: a bad flag costs no connection slot.
   compileFilter(options.filter ?? {});
   return withSession(target, opts, async (session) => {
-    // One round trip, one pg_stat_activity snapshot for the capacity line and the sessions.
+    // One round trip, one pg_stat_activity snapshot for the capacity line and the sessions (who
+    // blocks whom is not read: the report shows neither blockers nor waits).
     const [{ server }, snapshot] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(
       session,
       serverProfileRead(session),
-      activityRead(session, { queryChars: queryChars(options) }),
+      activityRead(session, { queryChars: queryChars(options), blockers: false }),
     );
     return connectionsReport(snapshot, server, options);
   });

@@ -90,6 +90,28 @@ describe('runConnections', () => {
     expect(r.visibility.warning).toMatch(/grant it pg_monitor/);
     expect(r.visibility.fix).toBe('GRANT pg_monitor TO "other_user";');
   });
+
+  test('who blocks whom is not read: a waiter is counted as any session, and a server that revokes pg_blocking_pids() is no obstacle', async () => {
+    const s = server();
+    const holder = await s.client({ application_name: 'conn-holder' });
+    const waiter = await s.client({ application_name: 'conn-waiter' });
+    await s.sql('GRANT pg_monitor TO other_user');
+    // EXECUTE is checked when the statement starts, whether or not a row reaches the call.
+    await s.sql('REVOKE EXECUTE ON FUNCTION pg_blocking_pids(integer) FROM PUBLIC');
+    try {
+      await holder.query('SELECT pg_advisory_lock(515)');
+      waiter.query('SELECT pg_advisory_lock(515)').catch(() => undefined);
+      await waitFor(s, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'conn-waiter' AND wait_event_type = 'Lock'", [], (rows) => rows[0]?.n === 1);
+      const r = await runConnections(target(s, 'other_user'), {}, { by: ['app', 'state'], filter: { app: ['conn-*'] } });
+      expect(Object.fromEntries(r.groups.map((g) => [`${g.app}/${g.state}`, g.count]))).toEqual({ 'conn-holder/idle': 1, 'conn-waiter/active': 1 });
+      expect(r.visibility.partial).toBe(false);
+    } finally {
+      await s.sql('GRANT EXECUTE ON FUNCTION pg_blocking_pids(integer) TO PUBLIC');
+      await s.sql('REVOKE pg_monitor FROM other_user');
+      await s.sql('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [[holder, waiter].map((c) => (c as unknown as { processID: number }).processID)]);
+      await Promise.all([holder, waiter].map((c) => c.end().catch(() => undefined)));
+    }
+  });
 });
 
 describe('parallel workers', () => {

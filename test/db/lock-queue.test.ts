@@ -4,7 +4,9 @@
  * server reports, and the report (roots, who is behind each, cycles) is the one pg_blocking_pids()'s
  * full lists give, while a queue of N waiters costs N edges instead of N^2/2 pids. Queues of mixed
  * modes (readers behind a migration), a waiter that already holds a mode of the lock (it queues
- * ahead: no false cycle), row locks, a prepared transaction as the holder, a real cycle.
+ * ahead: no false cycle), row locks, a prepared transaction as the holder, a real cycle, and an
+ * advisory pile-up longer than LOCK_TABLE_WAITERS (pg_locks read although every wait's type is told
+ * by its wait_event).
  */
 import { describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
@@ -14,11 +16,12 @@ import type { Target } from '../../src/core/target.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { gatherFacts } from '../../src/db/diagnose.js';
 import { withSession } from '../../src/db/session.js';
-import { readActivity } from '../../src/db/sql/activity.js';
+import { LOCK_TABLE_WAITERS, readActivity } from '../../src/db/sql/activity.js';
 import { waitForState } from '../support/incidents.js';
 import { type TestServer, useServer } from '../support/server.js';
 
-const server = useServer({ settings: { max_prepared_transactions: 4, deadlock_timeout: '10min' } });
+// Room for one advisory pile-up longer than LOCK_TABLE_WAITERS.
+const server = useServer({ settings: { max_prepared_transactions: 4, deadlock_timeout: '10min', max_connections: LOCK_TABLE_WAITERS + 60 } });
 
 const pidOf = (c: pg.Client) => (c as unknown as { processID: number }).processID;
 
@@ -189,4 +192,35 @@ describe('lock queues from the lock table', () => {
       expectSameAsServer(r);
     });
   });
+
+  test.each([
+    ['30 alone: pg_blocking_pids() lists them whole (the cheaper read for short queues)', 30, (n: number) => (n * (n + 1)) / 2],
+    [`${LOCK_TABLE_WAITERS + 10}: read from the lock table, the holder and the one just ahead each`, LOCK_TABLE_WAITERS + 10, (n: number) => 1 + 2 * (n - 1)],
+  ])('an advisory pile-up (job runners all waiting for one key) of %s', async (_, n, expectedPids) => {
+    const s = server();
+    await withClients(s, n + 2, async ([watcher, holder, ...queue]) => {
+      await holder!.query('SELECT pg_advisory_lock(4242)');
+      // One after the other, each once the server has its wait start: the queue's order is then the
+      // order of the wait starts (core/lock-queue.ts; sessions that join a queue in the same instant
+      // may be told in either order).
+      for (const c of queue) {
+        c.query('SELECT pg_advisory_lock(4242)').catch(() => undefined);
+        for (let i = 0; i < 2000; i++) {
+          const { rows } = await watcher!.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND NOT granted AND waitstart IS NOT NULL', [pidOf(c)]);
+          if (rows[0]?.n === 1) break;
+        }
+      }
+      await waitForState(s, queue.map(pidOf), 'active', 'Lock');
+      const r = await read(s);
+      expect(pidsRead(r.ours)).toBe(expectedPids(n));
+      expect(pidsRead(r.server)).toBe((n * (n + 1)) / 2);
+      expectSameAsServer(r);
+      const waitsFor = r.ours.rows.find((x) => x.pid === pidOf(queue[n - 1]!))?.wait_lock;
+      expect(waitsFor).toMatchObject({ locktype: 'advisory', mode: 'ExclusiveLock' });
+      // diagnose reads the same way
+      const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
+      expect(pidsRead(facts.activity!)).toBe(expectedPids(n));
+      expect(buildBlockingReport(facts.activity!).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), n]]);
+    });
+  }, 120_000);
 });

@@ -3,10 +3,10 @@
  * the sessions waiting on a lock. Never the pg_locks self-join (quadratic). pg_locks
  * (pg_lock_status(), which builds every row of the lock table under the lock manager's partition
  * locks) is read with 'full' lock detail (`locks --detail`) whenever someone waits, and with
- * 'targeted' detail (`locks`) only when a waiter waits for a type of lock whose relation or mode its
- * wait_event does not fix (a relation, a tuple, ...); then who blocks whom comes from its rows
- * (core/lock-queue.ts, linear in a queue's length), otherwise from pg_blocking_pids() (`diagnose`
- * always). PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round trip
+ * 'targeted' detail (`locks`, `diagnose`) only when a waiter waits for a type of lock whose relation
+ * or mode its wait_event does not fix (a relation, a tuple, ...) or more than LOCK_TABLE_WAITERS
+ * wait; then who blocks whom comes from its rows (core/lock-queue.ts, linear in a queue's length),
+ * otherwise from pg_blocking_pids(). PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round trip
  * (withPrepared, the prepared transactions ride along); autocommit, so every call reads a fresh
  * snapshot.
  */
@@ -43,6 +43,13 @@ export interface ActivityOptions {
    * rows and of the bytes (measured by `npm run bench`).
    */
   scope?: 'all' | 'blocking';
+  /**
+   * Read who blocks whom (default true). `connections` shows neither blockers nor waits, and
+   * without lock detail each waiter's pg_blocking_pids() is the costly part of the statement in a
+   * pile-up (every waiter ahead of each waiter: N^2/2 pids for one queue of N): false leaves
+   * blocked_by null. Lock detail and the 'blocking' scope read them whatever this says.
+   */
+  blockers?: boolean;
 }
 
 /**
@@ -87,15 +94,26 @@ const SA_CTE = `,
   sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity)`;
 
 /**
- * When pg_locks is read at all: 'full' whenever someone waits; 'targeted' only when a waiter waits
- * for a lock type whose relation or mode its wait_event does not fix (DERIVABLE_LOCK_TYPES in
- * core/activity.ts: transactionid, virtualxid, spectoken and advisory waits need no pg_locks).
+ * Beyond this many sessions waiting for a lock, pg_locks is read whatever their wait_event says:
+ * pg_blocking_pids() lists, for each waiter, every waiter ahead of it, so one queue of N (an
+ * advisory lock that a pool of job runners all wait for) costs N^2/2 pids, and at 500 waiters that
+ * is about what reading a 20,000-row lock table costs the server (README, "Benchmark"; 1,500
+ * advisory waiters: 1,125,750 pids, 448 ms of the server's time).
+ */
+export const LOCK_TABLE_WAITERS = 500;
+
+/**
+ * When pg_locks is read at all: 'full' whenever someone waits; 'targeted' when a waiter waits for a
+ * lock type whose relation or mode its wait_event does not fix (DERIVABLE_LOCK_TYPES in
+ * core/activity.ts: transactionid, virtualxid, spectoken and advisory waits need no pg_locks), or
+ * when more than LOCK_TABLE_WAITERS sessions wait.
  * The guard is a one-time filter: when it is false, pg_lock_status() is not called.
  */
 function lockTableGuard(detail: 'targeted' | 'full'): string {
   return detail === 'full'
     ? "EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock')"
-    : `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))`;
+    : `(EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))
+          OR (SELECT count(*) FROM sa WHERE wait_event_type = 'Lock') > ${LOCK_TABLE_WAITERS})`;
 }
 
 /** pg_locks' tag columns (locktype aside), each with a value that stands for NULL in a join. */
@@ -181,7 +199,7 @@ const BLOCKING_SCOPE = `
     OR (a.state IS NULL AND a.query IS NULL)
     OR a.pid = pg_backend_pid()`;
 
-function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number, lean = false): string {
+function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number, lean = false, blockers = true): string {
   const blocking = scope === 'blocking';
   const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
   const withBp = detail !== 'none'; // the blocking scope comes with lock detail (activityRead)
@@ -204,7 +222,7 @@ SELECT a.pid,
        ${ms('a.query_start')} AS query_age_ms,
        ${ms('a.state_change')} AS state_age_ms,${viewOnly('a.query_id::text', 'query_id')}
        left(a.query, ${queryChars}) AS query,
-       array_to_string(${withBp ? 'bp.blocked_by' : "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END"}, ',') AS blocked_by,
+       array_to_string(${withBp ? 'bp.blocked_by' : blockers ? "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END" : 'NULL::int[]'}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
        current_database()::text AS database${detail !== 'none' ? DETAIL_COLUMNS : ''}
@@ -287,7 +305,7 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
   // The prepared transactions come in the same round trip and the same implicit transaction
   // (simple protocol, so no parameters: queryChars is an integer written into the text).
-  const activity = activitySql(detail, scope, queryChars, opts.lean ?? false);
+  const activity = activitySql(detail, scope, queryChars, opts.lean ?? false, opts.blockers ?? true);
   return {
     statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
     parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[], detail === 'targeted'),
