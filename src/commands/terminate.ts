@@ -330,7 +330,7 @@ export async function runTerminate(o: TerminateOptions, deps: TerminateDeps): Pr
         throw throughPoolerRefusal();
       }
       try {
-        snap = await readTerminateSnapshot(session);
+        snap = await readTerminateSnapshot(session, o.filters.blockers);
       } finally {
         deps.progress?.stop();
       }

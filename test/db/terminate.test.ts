@@ -209,7 +209,7 @@ describe('selection and acting', () => {
     const one = await idleSessions(s, 1, { app: 'db-reuse', user: 'app_user' });
     const session = await openSession(target(s));
     try {
-      const snap = await readTerminateSnapshot(session);
+      const snap = await readTerminateSnapshot(session, false);
       const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), apps: ['db-reuse'] }, allDatabases: false, includeSuperusers: false, cancelFirst: false });
       const p = plan.planned[0]!;
       const earlier = { ...p, backend_start: p.backend_start.replace(/^(\d{4})/, (y) => String(Number(y) - 1)) };
@@ -392,6 +392,23 @@ describe('--cancel-first, --blockers, scope', () => {
       await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'`, [[...chain.direct, ...chain.behind]], (rows) => rows[0]?.n === 0);
       expect(await alive(s, [...chain.direct, ...chain.behind])).toHaveLength(3);
     } finally {
+      await chain.release();
+    }
+  });
+
+  test('the plan reads who blocks whom only for --blockers (in a pile-up it is the costly part of the read)', async () => {
+    const s = server();
+    const chain = await lockChain(s, { app: 'db-plan-blocker', waiterApp: 'db-plan-waiter' });
+    const session = await openSession(target(s));
+    try {
+      const blockedBy = async (blockers: boolean) => {
+        const snap = await readTerminateSnapshot(session, blockers);
+        return chain.direct.map((pid) => snap.activity.rows.find((r) => r.pid === pid)?.blocked_by);
+      };
+      expect(await blockedBy(false)).toEqual(chain.direct.map(() => null));
+      expect(await blockedBy(true)).toEqual(chain.direct.map(() => [chain.blocker]));
+    } finally {
+      await session.close();
       await chain.release();
     }
   });

@@ -34,7 +34,12 @@ export interface TerminateSnapshot {
   fingerprints: Fingerprint[];
 }
 
-export async function readTerminateSnapshot(s: Session): Promise<TerminateSnapshot> {
+/**
+ * The activity and the fingerprints the plan is made from. Who blocks whom is read only for
+ * --blockers (the plan uses it for nothing else): without it, a pile-up of lock waiters costs the
+ * read nothing (pg_blocking_pids() lists, for each waiter, every waiter ahead of it).
+ */
+export async function readTerminateSnapshot(s: Session, blockers: boolean): Promise<TerminateSnapshot> {
   if (s.serverVersionNum < MIN_SERVER_VERSION_NUM) {
     throw new DbdoctorError(`terminate needs PostgreSQL 14 or newer (this server is ${Math.floor(s.serverVersionNum / 10000)})`, {
       exitCode: ExitCode.UNKNOWN,
@@ -43,8 +48,9 @@ export async function readTerminateSnapshot(s: Session): Promise<TerminateSnapsh
     });
   }
   const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
-  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s), fingerprintsRead);
-  return { activity, fingerprints };
+  const activity = activityRead(s, { blockers });
+  const [snapshot, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activity, fingerprintsRead);
+  return { activity: snapshot, fingerprints };
 }
 
 /**
