@@ -5,8 +5,8 @@
  * full lists give, while a queue of N waiters costs N edges instead of N^2/2 pids. Queues of mixed
  * modes (readers behind a migration), a waiter that already holds a mode of the lock (it queues
  * ahead: no false cycle), row locks, a prepared transaction as the holder, a real cycle, and an
- * advisory pile-up longer than LOCK_TABLE_WAITERS (pg_locks read although every wait's type is told
- * by its wait_event).
+ * advisory pile-up long enough (LONG_QUEUE_PIDS) for pg_locks to be read although every wait's type
+ * is told by its wait_event.
  */
 import { describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
@@ -16,12 +16,13 @@ import type { Target } from '../../src/core/target.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { gatherFacts } from '../../src/db/diagnose.js';
 import { withSession } from '../../src/db/session.js';
-import { LOCK_TABLE_WAITERS, readActivity } from '../../src/db/sql/activity.js';
+import { LONG_QUEUE_PIDS, readActivity } from '../../src/db/sql/activity.js';
 import { waitForState } from '../support/incidents.js';
 import { type TestServer, useServer } from '../support/server.js';
 
-// Room for one advisory pile-up longer than LOCK_TABLE_WAITERS.
-const server = useServer({ settings: { max_prepared_transactions: 4, deadlock_timeout: '10min', max_connections: LOCK_TABLE_WAITERS + 60 } });
+// Room for one advisory pile-up long enough for pg_locks to be read (LONG_QUEUE: N^2/2 pids well over LONG_QUEUE_PIDS).
+const LONG_QUEUE = 600;
+const server = useServer({ settings: { max_prepared_transactions: 4, deadlock_timeout: '10min', max_connections: LONG_QUEUE + 80 } });
 
 const pidOf = (c: pg.Client) => (c as unknown as { processID: number }).processID;
 
@@ -195,7 +196,7 @@ describe('lock queues from the lock table', () => {
 
   test.each([
     ['30 alone: pg_blocking_pids() lists them whole (the cheaper read for short queues)', 30, (n: number) => (n * (n + 1)) / 2],
-    [`${LOCK_TABLE_WAITERS + 10}: read from the lock table, the holder and the one just ahead each`, LOCK_TABLE_WAITERS + 10, (n: number) => 1 + 2 * (n - 1)],
+    [`${LONG_QUEUE}: read from the lock table, the holder and the one just ahead each`, LONG_QUEUE, (n: number) => 1 + 2 * (n - 1)],
   ])('an advisory pile-up (job runners all waiting for one key) of %s', async (_, n, expectedPids) => {
     const s = server();
     await withClients(s, n + 2, async ([watcher, holder, ...queue]) => {
@@ -214,6 +215,7 @@ describe('lock queues from the lock table', () => {
       const r = await read(s);
       expect(pidsRead(r.ours)).toBe(expectedPids(n));
       expect(pidsRead(r.server)).toBe((n * (n + 1)) / 2);
+      expect(pidsRead(r.server) > LONG_QUEUE_PIDS).toBe(n === LONG_QUEUE);
       expectSameAsServer(r);
       const waitsFor = r.ours.rows.find((x) => x.pid === pidOf(queue[n - 1]!))?.wait_lock;
       expect(waitsFor).toMatchObject({ locktype: 'advisory', mode: 'ExclusiveLock' });

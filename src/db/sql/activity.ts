@@ -4,11 +4,11 @@
  * (pg_lock_status(), which builds every row of the lock table under the lock manager's partition
  * locks) is read with 'full' lock detail (`locks --detail`) whenever someone waits, and with
  * 'targeted' detail (`locks`, `diagnose`) only when a waiter waits for a type of lock whose relation
- * or mode its wait_event does not fix (a relation, a tuple, ...) or more than LOCK_TABLE_WAITERS
- * wait; then who blocks whom comes from its rows (core/lock-queue.ts, linear in a queue's length),
- * otherwise from pg_blocking_pids(). PostgreSQL 14-18: query_id and pg_locks.waitstart are 14+. One round trip
- * (withPrepared, the prepared transactions ride along); autocommit, so every call reads a fresh
- * snapshot.
+ * or mode its wait_event does not fix (a relation, a tuple, ...) or a queue is long
+ * (LONG_QUEUE_PIDS); then who blocks whom comes from its rows (core/lock-queue.ts, linear in a
+ * queue's length), otherwise from pg_blocking_pids(). PostgreSQL 14-18: query_id and
+ * pg_locks.waitstart are 14+. One round trip (withPrepared, the prepared transactions ride along);
+ * autocommit, so every call reads a fresh snapshot.
  */
 import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
 import { type LockHold, type LockWait, queueBlockers } from '../../core/lock-queue.js';
@@ -94,26 +94,31 @@ const SA_CTE = `,
   sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity)`;
 
 /**
- * Beyond this many sessions waiting for a lock, pg_locks is read whatever their wait_event says:
- * pg_blocking_pids() lists, for each waiter, every waiter ahead of it, so one queue of N (an
- * advisory lock that a pool of job runners all wait for) costs N^2/2 pids, and at 500 waiters that
- * is about what reading a 20,000-row lock table costs the server (README, "Benchmark"; 1,500
- * advisory waiters: 1,125,750 pids, 448 ms of the server's time).
+ * How many pids pg_blocking_pids() may be expected to list before pg_locks is read instead, whatever
+ * the waits are for. It lists, for each waiter, every waiter ahead of it: one queue of N (a pool of
+ * job runners all waiting for one advisory lock) is N^2/2 pids (1,500 waiters: 1,125,750 pids, 448 ms
+ * of the server's time, and seconds of dbdoctor's), while many short queues (the bench's incident:
+ * 400 or 1,500 waiters under 10 roots) list a pid or two each, far cheaper than building a lock table
+ * of 20,000 to 70,000 rows. The estimate is the number of waiters times the mean length of the lists
+ * of up to LOCK_QUEUE_SAMPLE of them, spread evenly by pid.
  */
-export const LOCK_TABLE_WAITERS = 500;
+export const LONG_QUEUE_PIDS = 100_000;
+export const LOCK_QUEUE_SAMPLE = 32;
 
 /**
- * When pg_locks is read at all: 'full' whenever someone waits; 'targeted' when a waiter waits for a
- * lock type whose relation or mode its wait_event does not fix (DERIVABLE_LOCK_TYPES in
- * core/activity.ts: transactionid, virtualxid, spectoken and advisory waits need no pg_locks), or
- * when more than LOCK_TABLE_WAITERS sessions wait.
- * The guard is a one-time filter: when it is false, pg_lock_status() is not called.
+ * When pg_locks is read at all, as `lock_table` in the `guard` CTE: 'full' whenever someone waits;
+ * 'targeted' when a waiter waits for a lock type whose relation or mode its wait_event does not fix
+ * (DERIVABLE_LOCK_TYPES in core/activity.ts: transactionid, virtualxid, spectoken and advisory waits
+ * need no pg_locks), or when pg_blocking_pids() would list more than LONG_QUEUE_PIDS pids. The guard
+ * is a one-time filter: when it is false, pg_lock_status() is not called.
  */
 function lockTableGuard(detail: 'targeted' | 'full'): string {
-  return detail === 'full'
-    ? "EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock')"
-    : `(EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))
-          OR (SELECT count(*) FROM sa WHERE wait_event_type = 'Lock') > ${LOCK_TABLE_WAITERS})`;
+  if (detail === 'full') return "EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock')";
+  return `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))
+          OR coalesce((SELECT max(w.n) * avg(cardinality(pg_blocking_pids(w.pid)))
+                         FROM (SELECT pid, row_number() OVER (ORDER BY pid) AS rn, count(*) OVER () AS n
+                                 FROM sa WHERE wait_event_type = 'Lock') w
+                        WHERE w.rn % greatest(1, w.n / ${LOCK_QUEUE_SAMPLE}) = 0), 0) > ${LONG_QUEUE_PIDS}`;
 }
 
 /** pg_locks' tag columns (locktype aside), each with a value that stands for NULL in a join. */
@@ -143,8 +148,9 @@ const TAG = (l: string) => `format('${['%s', ...TAG_COLUMNS.map(() => '%s')].joi
  * locks held and short queues, it is the cheaper read; README, "Benchmark").
  */
 function blockingCtes(detail: 'targeted' | 'full'): string {
-  const guard = lockTableGuard(detail);
+  const guard = '(SELECT lock_table FROM guard)';
   return `,
+  guard AS MATERIALIZED (SELECT ${lockTableGuard(detail)} AS lock_table),
   bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT ${guard}),
   lk AS MATERIALIZED (
     SELECT l.pid, l.locktype, l.mode, l.granted, l.database, l.relation, l.page, l.tuple, l.virtualxid,
