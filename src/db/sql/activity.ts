@@ -103,7 +103,7 @@ const SA_CTE = `,
  * of up to LOCK_QUEUE_SAMPLE of them, spread evenly by pid.
  */
 export const LONG_QUEUE_PIDS = 100_000;
-export const LOCK_QUEUE_SAMPLE = 32;
+const LOCK_QUEUE_SAMPLE = 32;
 
 /**
  * When pg_locks is read at all, as `lock_table` in the `guard` CTE: 'full' whenever someone waits;
@@ -205,7 +205,22 @@ const BLOCKING_SCOPE = `
     OR (a.state IS NULL AND a.query IS NULL)
     OR a.pid = pg_backend_pid()`;
 
-function activitySql(detail: LockDetail, scope: 'all' | 'blocking', queryChars: number, lean = false, blockers = true): string {
+/** What the activity statement is made of, as activityRead settles it from ActivityOptions. */
+interface ActivityShape {
+  detail: LockDetail;
+  scope: 'all' | 'blocking';
+  queryChars: number;
+  lean: boolean;
+  blockers: boolean;
+}
+
+/** The blocked_by column: `bp`'s lists with lock detail, else pg_blocking_pids() for Lock waiters, or nothing. */
+function blockedByColumn(withBp: boolean, blockers: boolean): string {
+  if (withBp) return 'bp.blocked_by';
+  return blockers ? "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END" : 'NULL::int[]';
+}
+
+function activitySql({ detail, scope, queryChars, lean, blockers }: ActivityShape): string {
   const blocking = scope === 'blocking';
   const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
   const withBp = detail !== 'none'; // the blocking scope comes with lock detail (activityRead)
@@ -228,7 +243,7 @@ SELECT a.pid,
        ${ms('a.query_start')} AS query_age_ms,
        ${ms('a.state_change')} AS state_age_ms,${viewOnly('a.query_id::text', 'query_id')}
        left(a.query, ${queryChars}) AS query,
-       array_to_string(${withBp ? 'bp.blocked_by' : blockers ? "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END" : 'NULL::int[]'}, ',') AS blocked_by,
+       array_to_string(${blockedByColumn(withBp, blockers)}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
        current_database()::text AS database${detail !== 'none' ? DETAIL_COLUMNS : ''}
@@ -311,7 +326,7 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
   // The prepared transactions come in the same round trip and the same implicit transaction
   // (simple protocol, so no parameters: queryChars is an integer written into the text).
-  const activity = activitySql(detail, scope, queryChars, opts.lean ?? false, opts.blockers ?? true);
+  const activity = activitySql({ detail, scope, queryChars, lean: opts.lean ?? false, blockers: opts.blockers ?? true });
   return {
     statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
     parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[], detail === 'targeted'),

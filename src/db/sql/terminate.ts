@@ -48,9 +48,8 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
     });
   }
   const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
-  const activity = activityRead(s, { blockers });
-  const [snapshot, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activity, fingerprintsRead);
-  return { activity: snapshot, fingerprints };
+  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, { blockers }), fingerprintsRead);
+  return { activity, fingerprints };
 }
 
 /**
