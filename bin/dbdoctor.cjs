@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The shim that runs the CLI: dist/app/cli.cjs, one CommonJS bundle (scripts/bundle.js).
+// The shim that runs the CLI: dist/app/cli.cjs, one CommonJS bundle (scripts/bundle.js; what only a
+// pager or a prompt needs is in bundles of their own beside it, which it loads when it needs them).
 // - `dbdoctor --version` alone is answered here, from package.json, without loading the CLI;
 // - where Node has a compile cache of its own (22.1+), it is turned on before the bundle loads, in
 //   a directory of the user's own (dist/app/compile-cache.cjs, from src/ui/compile-cache.ts), so

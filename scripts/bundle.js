@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`, second step: bundles the CLI with every package it uses into one CommonJS file,
 // dist/app/cli.cjs, which is what bin/dbdoctor.cjs runs, beside dist/app/compile-cache.cjs (Node's
-// compile cache, turned on before the bundle loads: src/ui/compile-cache.ts) and
-// dist/app/THIRD-PARTY-NOTICES.txt. dist/app is what the package ships (package.json "files"); tsc's
+// compile cache, turned on before the bundle loads: src/ui/compile-cache.ts), the two bundles a
+// command loads only on demand (LAZY below) and dist/app/THIRD-PARTY-NOTICES.txt. dist/app is what the package ships (package.json "files"); tsc's
 // per-file output in dist/ stays for the tests and scripts that import modules (dist/db/embedded.js,
 // say), and dist/bundle-meta.json is esbuild's metafile (what went into the bundle, and how big).
 //
@@ -24,6 +24,27 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = `${ROOT}dist/app`;
 // The one module left out: pg's optional native binding, which dbdoctor never asks pg for.
 const EXTERNAL = ['pg-native'];
+// What only a pager or a question on a terminal needs, each in a bundle of its own beside cli.cjs,
+// which imports it (dynamically, and only from there) by its file name: Node reads and compiles
+// the whole of a file it loads, fresh memory included, and these were 28% of cli.cjs' bytes (every
+// command paid ~15 ms for them on Node 20, `npm run bench`'s host figures say why). One bundle per
+// entry, so what entries share (@inquirer/core) is not loaded twice. A static import of one of
+// them fails the build: it would pull the code back into every command.
+const LAZY = [
+  { importer: 'src/ui/pager.ts', specifier: 'execa', entry: 'execa', out: 'execa.cjs' },
+  { importer: 'src/ui/prompts.ts', specifier: './inquirer.js', entry: 'src/ui/inquirer.ts', out: 'inquirer.cjs' },
+];
+const lazyImports = {
+  name: 'lazy-bundles',
+  setup(b) {
+    b.onResolve({ filter: /./ }, (args) => {
+      const lazy = LAZY.find((l) => l.specifier === args.path && args.importer === join(ROOT, l.importer));
+      if (!lazy) return undefined;
+      if (args.kind !== 'dynamic-import') return { errors: [{ text: `${lazy.importer} must import ${lazy.specifier} with import(): it is bundled on its own (scripts/bundle.js LAZY)` }] };
+      return { path: `./${lazy.out}`, external: true };
+    });
+  },
+};
 
 rmSync(OUT, { recursive: true, force: true });
 const common = { absWorkingDir: ROOT, bundle: true, format: 'cjs', platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, charset: 'ascii', metafile: true, logLevel: 'warning' };
@@ -32,13 +53,16 @@ const cli = await build({
   entryPoints: ['src/cli.ts'],
   outfile: `${OUT}/cli.cjs`,
   external: EXTERNAL,
+  plugins: [lazyImports],
   // import.meta.url in CommonJS: the bundle's own file URL (src/package-files.ts finds package.json from it).
   define: { 'import.meta.url': '__dbdoctorBundleUrl' },
   banner: { js: "const __dbdoctorBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+const lazy = await Promise.all(LAZY.map((l) => build({ ...common, entryPoints: [l.entry], outfile: `${OUT}/${l.out}`, external: EXTERNAL })));
 // Small and on its own: bin/ loads it only where Node has a compile cache, before the bundle.
 const cache = await build({ ...common, entryPoints: ['src/ui/compile-cache.ts'], outfile: `${OUT}/compile-cache.cjs` });
-const result = { metafile: { inputs: { ...cli.metafile.inputs, ...cache.metafile.inputs }, outputs: { ...cli.metafile.outputs, ...cache.metafile.outputs } } };
+const builds = [cli, ...lazy, cache];
+const result = { metafile: { inputs: Object.assign({}, ...builds.map((b) => b.metafile.inputs)), outputs: Object.assign({}, ...builds.map((b) => b.metafile.outputs)) } };
 writeFileSync(`${ROOT}dist/bundle-meta.json`, JSON.stringify(result.metafile));
 
 // What the bundles still require at run time must come with Node: the package has no runtime
@@ -48,7 +72,8 @@ for (const [file, output] of Object.entries(result.metafile.outputs)) {
   for (const imp of output.imports) {
     if (!imp.external) continue;
     const name = imp.path.replace(/^node:/, '');
-    if (!builtins.has(name) && !builtins.has(name.split('/')[0]) && !EXTERNAL.includes(imp.path)) {
+    const ownBundle = LAZY.some((l) => imp.path === `./${l.out}`);
+    if (!builtins.has(name) && !builtins.has(name.split('/')[0]) && !EXTERNAL.includes(imp.path) && !ownBundle) {
       throw new Error(`${file} requires ${imp.path} at run time: bundle it, or it must become a dependency of the package`);
     }
   }
@@ -120,7 +145,7 @@ const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8'));
 writeFileSync(
   `${OUT}/THIRD-PARTY-NOTICES.txt`,
   `${pkg.name} ${pkg.version}: third-party software\n\n` +
-    `dist/app/cli.cjs contains the following ${sections.length} packages, as published, bundled by esbuild\n` +
+    `dist/app/*.cjs contain the following ${sections.length} packages, as published, bundled by esbuild\n` +
     `(this file is generated by scripts/bundle.js from the build's metafile). Each is listed with\n` +
     `its version, its declared licence and its licence text as the package ships it.\n\n${sections.join('\n')}`,
 );

@@ -6,6 +6,7 @@
  * forget: there is no other way to write. Colour only on a TTY and never with NO_COLOR
  * (FORCE_COLOR forces it, for tests).
  */
+import { isatty } from 'node:tty';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { terminalText } from '../render/sanitize.js';
 
@@ -52,7 +53,8 @@ export interface OutputSinks {
   stderr: (chunk: string) => void;
   stdoutIsTTY: boolean;
   stderrIsTTY: boolean;
-  /** Read only when asked (making process.stdin has a cost, and only prompting commands need it). */
+  /** Read only when asked, and from the descriptor: making process.stdin has a cost (a stream, and
+   * its module: ~4 ms when stdin is a file or /dev/null), and only a prompt reads from it. */
   stdinIsTTY: () => boolean;
   columns: number;
   env: Readonly<Record<string, string | undefined>>;
@@ -116,7 +118,7 @@ export function processOutput(env: NodeJS.ProcessEnv = process.env): Output {
     stderr: (chunk) => void process.stderr.write(chunk),
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),
-    stdinIsTTY: () => Boolean(process.stdin.isTTY),
+    stdinIsTTY: () => isatty(0),
     columns: process.stdout.columns || Number(env.COLUMNS) || 80,
     env,
   });

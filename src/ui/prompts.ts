@@ -2,13 +2,14 @@
  * The questions dbdoctor asks on a terminal, behind small interfaces so that commands can be driven
  * by tests without a terminal: `Menu` for the guided walk, `Prompter` for terminate's checkbox and
  * confirmation. The real ones use the five prompts dbdoctor asks with (select, input, password,
- * confirm, checkbox), each from its own @inquirer package and imported lazily (only when a question
- * is asked); never @inquirer/prompts, whose editor prompt would put an encoding stack (iconv-lite)
- * that no question uses into the bundle. They read stdin and ask on stderr so stdout stays the
- * product. Everything a prompt shows (its message, labels, descriptions, defaults and validation
- * messages) is sanitized here, whoever built it: inquirer writes to the terminal itself, so this is
- * where its text is made inert. Confirmations default to No. Ctrl-C at a prompt (ExitPromptError)
- * and an aborted signal (AbortPromptError) are an interruption (exit 130), never a Yes.
+ * confirm, checkbox), each from its own @inquirer package, imported lazily (only when a question is
+ * asked) through src/ui/inquirer.ts; never @inquirer/prompts, whose editor prompt would put an
+ * encoding stack (iconv-lite) that no question uses into the bundle. They read stdin and ask on
+ * stderr so stdout stays the product. Everything a prompt shows (its message, labels, descriptions,
+ * defaults and validation messages) is sanitized here, whoever built it: inquirer writes to the
+ * terminal itself, so this is where its text is made inert. Confirmations default to No. Ctrl-C at
+ * a prompt (ExitPromptError) and an aborted signal (AbortPromptError) are an interruption (exit
+ * 130), never a Yes.
  */
 import { InterruptedError } from '../core/errors.js';
 import { showable } from '../core/text.js';
@@ -85,13 +86,13 @@ function inquirer(opts: InquirerPrompterOptions): Menu & Prompter {
   return {
     select: (message, choices, o = {}) =>
       guarded(signal, async () => {
-        const { default: select, Separator } = await import('@inquirer/select');
+        const { select, Separator } = await import('./inquirer.js');
         const list = choices.map((c) => (c === 'separator' ? new Separator() : { name: shown(c.name), value: c.value, ...(c.description ? { description: shown(c.description) } : {}) }));
         return select({ message: shown(message), choices: list, pageSize, loop: false, ...(o.default !== undefined ? { default: o.default } : {}) }, context);
       }),
     input: (message, o = {}) =>
       guarded(signal, async () => {
-        const { default: input } = await import('@inquirer/input');
+        const { input } = await import('./inquirer.js');
         // A default is shown and is also the answer: one that cannot be shown exactly is not offered.
         const fallback = o.default !== undefined && showable(o.default) ? { default: o.default } : {};
         const validate = o.validate;
@@ -99,17 +100,17 @@ function inquirer(opts: InquirerPrompterOptions): Menu & Prompter {
       }),
     password: (message) =>
       guarded(signal, async () => {
-        const { default: password } = await import('@inquirer/password');
+        const { password } = await import('./inquirer.js');
         return password({ message: shown(message), mask: '*' }, context);
       }),
     confirm: (message, o: { default?: boolean } = {}) =>
       guarded(signal, async () => {
-        const { default: confirm } = await import('@inquirer/confirm');
+        const { confirm } = await import('./inquirer.js');
         return confirm({ message: shown(message), default: o.default ?? false }, context);
       }),
     checkbox: <V>(message: string, choices: Array<Choice<V>>) =>
       guarded(signal, async () => {
-        const { default: checkbox } = await import('@inquirer/checkbox');
+        const { checkbox } = await import('./inquirer.js');
         return checkbox<V>(
           {
             message: shown(message),

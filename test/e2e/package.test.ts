@@ -72,6 +72,8 @@ describe('npm pack', () => {
       'bin/dbdoctor.cjs',
       'dist/app/cli.cjs',
       'dist/app/compile-cache.cjs',
+      'dist/app/execa.cjs',
+      'dist/app/inquirer.cjs',
       'dist/app/THIRD-PARTY-NOTICES.txt',
       ...listed('runbooks'),
       ...listed('schema'),

@@ -7,22 +7,33 @@ import { BIN, cleanEnv, runCli } from '../support/cli.js';
 
 // @inquirer stands for every @inquirer/* package (the prompts and their core).
 const HEAVY = ['@inquirer', 'execa', 'pg', 'pg-cursor'];
+// The heavy packages cli.cjs holds behind lazy wrappers (execa and the prompts are not in it).
+const IN_CLI = ['pg', 'pg-cursor'];
 
 /**
- * The heavy packages whose code a run executes. bin/ runs one bundle (scripts/bundle.js) in which
- * each CommonJS package file and each lazily imported ES module is wrapped in a function named
- * after its path ("node_modules/pg/lib/index.js"); V8's coverage (NODE_V8_COVERAGE) tells which of
- * them ran. Also returns the heavy packages found wrapped at all: a package imported statically
- * would be inlined without its wrapper, and this check would then see nothing.
+ * The heavy packages whose code a run executes. bin/ runs the bundle dist/app/cli.cjs
+ * (scripts/bundle.js) in which each CommonJS package file and each lazily imported ES module is
+ * wrapped in a function named after its path ("node_modules/pg/lib/index.js"); V8's coverage
+ * (NODE_V8_COVERAGE) tells which of them ran. execa and the prompts are bundles of their own
+ * (dist/app/execa.cjs, dist/app/inquirer.cjs): loading one at all counts as running it. Also
+ * returns the heavy packages found wrapped at all in cli.cjs: a package imported statically would
+ * be inlined without its wrapper, and this check would then see nothing.
  */
-async function heavyImports(args: string[]): Promise<{ ran: string[]; lazy: string[] }> {
+async function heavyImports(args: string[], env: Record<string, string> = {}): Promise<{ ran: string[]; lazy: string[]; files: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-cov-'));
   try {
-    await execa('node', [BIN, ...args], { env: { ...cleanEnv(), NODE_V8_COVERAGE: dir }, extendEnv: false, reject: false, stdin: 'ignore' });
+    await execa('node', [BIN, ...args], { env: { ...cleanEnv(), ...env, NODE_V8_COVERAGE: dir }, extendEnv: false, reject: false, stdin: 'ignore' });
     const ran = new Set<string>();
     const lazy = new Set<string>();
+    const files = new Set<string>();
     for (const f of readdirSync(dir)) {
       const { result } = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { result: Array<{ url: string; functions: Array<{ functionName: string; ranges: Array<{ count: number }> }> }> };
+      for (const script of result) {
+        const own = /\/dist\/app\/([^/]+\.cjs)$/.exec(script.url)?.[1];
+        if (own) files.add(own);
+        if (own === 'execa.cjs') ran.add('execa');
+        if (own === 'inquirer.cjs') ran.add('@inquirer');
+      }
       for (const script of result.filter((x) => x.url.endsWith('/dist/app/cli.cjs'))) {
         for (const fn of script.functions) {
           const name = /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(fn.functionName)?.[1];
@@ -33,7 +44,7 @@ async function heavyImports(args: string[]): Promise<{ ran: string[]; lazy: stri
         }
       }
     }
-    return { ran: [...ran].sort(), lazy: [...lazy].sort() };
+    return { ran: [...ran].sort(), lazy: [...lazy].sort(), files: [...files].sort() };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -44,11 +55,25 @@ describe('start-up', () => {
     expect((await heavyImports(['--version'])).ran).toEqual([]);
     const help = await heavyImports(['--help']);
     expect(help.ran).toEqual([]);
-    // They are in the bundle, each behind its lazy wrapper, so the check above can see them run.
-    expect(help.lazy).toEqual(HEAVY);
+    // pg is in cli.cjs behind its lazy wrapper, so the check above can see it run; execa and the
+    // prompts are not in it at all, and their bundles are not loaded.
+    expect(help.lazy).toEqual(IN_CLI);
+    expect(help.files).toEqual(['cli.cjs']);
     expect((await heavyImports(['check', '--help'])).ran).toEqual([]);
     // And it does see them when a command needs them.
     expect((await heavyImports(['check', '-h', '127.0.0.1', '-p', '1'])).ran).toContain('pg');
+  });
+
+  test('execa and the prompts are bundles of their own, loaded only when a pager or a question needs them', async () => {
+    const bundles = readdirSync(join(BIN, '..', '..', 'dist', 'app')).filter((f) => f.endsWith('.cjs'));
+    expect(bundles.sort()).toEqual(['cli.cjs', 'compile-cache.cjs', 'execa.cjs', 'inquirer.cjs']);
+    // What cli.cjs imports of them, it imports by file name, with import() (scripts/bundle.js).
+    const cli = readFileSync(join(BIN, '..', '..', 'dist', 'app', 'cli.cjs'), 'utf8');
+    expect(cli.match(/import\("\.\/(\w+)\.cjs"\)/g)?.sort()).toEqual([...Array(5).fill('import("./inquirer.cjs")'), 'import("./execa.cjs")'].sort());
+    expect(cli).not.toMatch(/require\("\.\/(execa|inquirer)\.cjs"\)/);
+    // Each loads on its own, with the names src/ui/pager.ts and src/ui/prompts.ts import.
+    const probe = await execa('node', ['-e', `Promise.all(['execa', 'inquirer'].map((n) => import(${JSON.stringify(join(BIN, '..', '..', 'dist', 'app'))} + '/' + n + '.cjs'))).then(([e, i]) => console.log([typeof e.execa, typeof e.parseCommandString, typeof i.select, typeof i.Separator, typeof i.input, typeof i.password, typeof i.confirm, typeof i.checkbox].join()))`]);
+    expect(probe.stdout).toBe(Array(8).fill('function').join());
   });
 
   test('--help documents the exit codes, and -h is the host', async () => {
