@@ -1,17 +1,24 @@
 /**
  * One sample of `dbdoctor watch`, over the session the watch holds for its whole run: the server
- * facts and limits, the activity (one pg_stat_activity snapshot, lock waiters' pg_blocking_pids()
- * and the prepared transactions: what diagnose's state read is) and, on 14+, pg_stat_database's
- * session counters, in one round trip; timed. Settings and statements are not read again at each
- * sample (they do not move in seconds). Read-only.
+ * facts and limits, the activity (one pg_stat_activity snapshot, who blocks whom and the prepared
+ * transactions: what diagnose's state read is) and, on 14+, pg_stat_database's session counters,
+ * in one round trip; timed. Settings and statements are not read again at each sample (they do not
+ * move in seconds). Read-only.
+ *
+ * Who blocks whom is read as diagnose reads it: from the lock table where a wait needs it or a
+ * queue is long (linearly in the queue: each waiter, the holders and the one just ahead), else
+ * from pg_blocking_pids(). Where the lock table cannot be read (a hardened server revokes pg_locks,
+ * or a lock on it times out), the sample goes again without it, and the watch's session keeps to
+ * pg_blocking_pids() from then on: one sample pays the extra round trip, not every sample.
  */
 import type { ActivitySnapshot } from '../core/activity.js';
 import type { DiagnoseFacts, SettingsFacts } from '../core/diagnose.js';
+import { DbdoctorError } from '../core/errors.js';
 import { describeTarget } from '../core/target.js';
 import type { SessionStats } from '../core/watch.js';
 import { nowMs } from './clock.js';
 import type { Session } from './session.js';
-import { activityRead } from './sql/activity.js';
+import { activityRead, type LockDetail } from './sql/activity.js';
 import { readTogether } from './sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from './sql/server-facts.js';
 import { sessionStatsRead } from './sql/session-stats.js';
@@ -26,6 +33,27 @@ export interface SampleRead {
 
 /** What a watch reads of the sessions at each sample (and for `d`): every row, with its prepared transactions. */
 const WATCH_ACTIVITY = { withPrepared: true, queryChars: 2000 } as const;
+
+/** Failures of a read that the lock table may cause (a statement timeout is not retried: a sample would wait twice). */
+const LOCK_TABLE_FAILURES = new Set(['permission_denied', 'lock_timeout', 'query_failed']);
+
+/** The sessions whose lock table could not be read: they keep to pg_blocking_pids(). */
+const withoutLockTable = new WeakSet<Session>();
+
+/** Runs a read with the lock table where the session can read it, else (and from then on) without. */
+async function withLockDetail<T>(session: Session, read: (lockDetail: LockDetail) => Promise<T>): Promise<T> {
+  if (withoutLockTable.has(session)) return read('none');
+  try {
+    return await read('targeted');
+  } catch (err) {
+    if (!(err instanceof DbdoctorError) || !LOCK_TABLE_FAILURES.has(err.cause_id)) throw err;
+    // Without pg_locks: when this fails as well, the lock table was not the cause, and the next
+    // sample tries it again.
+    const value = await read('none');
+    withoutLockTable.add(session);
+    return value;
+  }
+}
 
 /** The facts of a watch's read, in diagnose's shape (what it did not read, and why, in `unavailable`). */
 function watchFacts(session: Session, { server, limits }: ServerProfileFacts, activity: ActivitySnapshot, settings: SettingsFacts | null, unavailable: DiagnoseFacts['unavailable'], ms: number): DiagnoseFacts {
@@ -45,11 +73,8 @@ function watchFacts(session: Session, { server, limits }: ServerProfileFacts, ac
 
 export async function readSample(session: Session, now: () => number = nowMs): Promise<SampleRead> {
   const started = now();
-  const [profile, activity, stats] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(
-    session,
-    serverProfileRead(session),
-    activityRead(session, WATCH_ACTIVITY),
-    sessionStatsRead(session),
+  const [profile, activity, stats] = await withLockDetail(session, (lockDetail) =>
+    readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(session, serverProfileRead(session), activityRead(session, { ...WATCH_ACTIVITY, lockDetail }), sessionStatsRead(session)),
   );
   const ms = now() - started;
   const unavailable = [
@@ -62,11 +87,8 @@ export async function readSample(session: Session, now: () => number = nowMs): P
 /** The watch's `d`: the sample's reads and the settings, over the same session, for a full diagnosis now. */
 export async function readFullFacts(session: Session, now: () => number = nowMs): Promise<DiagnoseFacts> {
   const started = now();
-  const [profile, activity, settings] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts]>(
-    session,
-    serverProfileRead(session),
-    activityRead(session, WATCH_ACTIVITY),
-    settingsRead(session),
+  const [profile, activity, settings] = await withLockDetail(session, (lockDetail) =>
+    readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts]>(session, serverProfileRead(session), activityRead(session, { ...WATCH_ACTIVITY, lockDetail }), settingsRead(session)),
   );
   return watchFacts(session, profile, activity, settings, [{ what: 'statements', reason: 'not read by the live view (run dbdoctor diagnose for them)' }], now() - started);
 }

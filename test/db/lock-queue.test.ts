@@ -15,10 +15,11 @@ import { blockingEdges, buildBlockingReport } from '../../src/core/blocking.js';
 import type { Target } from '../../src/core/target.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { gatherFacts } from '../../src/db/diagnose.js';
+import { readSample } from '../../src/db/watch.js';
 import { withSession } from '../../src/db/session.js';
 import { LONG_QUEUE_PIDS, readActivity } from '../../src/db/sql/activity.js';
 import { waitForState } from '../support/incidents.js';
-import { type TestServer, useServer } from '../support/server.js';
+import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 
 // Room for one advisory pile-up long enough for pg_locks to be read (LONG_QUEUE: N^2/2 pids well over LONG_QUEUE_PIDS).
 const LONG_QUEUE = 600;
@@ -223,6 +224,47 @@ describe('lock queues from the lock table', () => {
       const facts = await gatherFacts(target(s), {}, { thresholds: resolveThresholds() });
       expect(pidsRead(facts.activity!)).toBe(expectedPids(n));
       expect(buildBlockingReport(facts.activity!).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), n]]);
+      // and so does each sample of a watch
+      const sample = await withSession(target(s), {}, (session) => readSample(session));
+      expect(pidsRead(sample.facts.activity!)).toBe(expectedPids(n));
+      expect(buildBlockingReport(sample.facts.activity!).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), n]]);
     });
   }, 120_000);
+
+  test('a watch on a server that revokes pg_locks: the first sample goes again without it, the next ones do not try it', async () => {
+    const s = server();
+    const t = await table(s);
+    await s.sql('REVOKE SELECT ON pg_locks FROM PUBLIC');
+    try {
+      await withClients(s, 3, async ([holder, reader, writer]) => {
+        // a wait on a relation: the one kind whose detail only pg_locks has
+        await holder!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+        await waits(s, reader!, `SELECT * FROM ${t}`);
+        await waits(s, writer!, `UPDATE ${t} SET v = 1`);
+        // a monitoring role (pg_monitor), not a superuser: the revoke applies to it
+        await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
+          let roundTrips = 0;
+          const counted = {
+            ...session,
+            multi: <T extends object>(sql: string) => {
+              roundTrips++;
+              return session.multi<T>(sql);
+            },
+          };
+          const first = await readSample(counted);
+          expect(roundTrips).toBe(2);
+          const second = await readSample(counted);
+          expect(roundTrips).toBe(3);
+          for (const sample of [first, second]) {
+            const blockers = new Map(sample.facts.activity!.rows.filter((r) => r.blocked_by).map((r) => [r.pid, r.blocked_by]));
+            // from pg_blocking_pids(): both wait for the holder (a reader's and a writer's modes do not conflict)
+            expect(blockers).toEqual(new Map([[pidOf(reader!), [pidOf(holder!)]], [pidOf(writer!), [pidOf(holder!)]]]));
+            expect(sample.facts.activity!.rows.every((r) => !r.wait_lock)).toBe(true);
+          }
+        });
+      });
+    } finally {
+      await s.sql('GRANT SELECT ON pg_locks TO PUBLIC');
+    }
+  }, 60_000);
 });
