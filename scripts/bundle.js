@@ -28,8 +28,9 @@ const EXTERNAL = ['pg-native'];
 // which imports it (dynamically, and only from there) by its file name: Node reads and compiles
 // the whole of a file it loads, fresh memory included, and these were 28% of cli.cjs' bytes (every
 // command paid ~15 ms for them on Node 20, `npm run bench`'s host figures say why). One bundle per
-// entry, so what entries share (@inquirer/core) is not loaded twice. A static import of one of
-// them fails the build: it would pull the code back into every command.
+// entry, so what entries share (@inquirer/core) is not loaded twice. The build fails when any of
+// their code ends up in cli.cjs all the same (a static import, or an import from another module):
+// it would be read and compiled by every command again.
 const LAZY = [
   { importer: 'src/ui/pager.ts', specifier: 'execa', entry: 'execa', out: 'execa.cjs' },
   { importer: 'src/ui/prompts.ts', specifier: './inquirer.js', entry: 'src/ui/inquirer.ts', out: 'inquirer.cjs' },
@@ -58,6 +59,8 @@ const cli = await build({
   define: { 'import.meta.url': '__dbdoctorBundleUrl' },
   banner: { js: "const __dbdoctorBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+const inCli = Object.keys(cli.metafile.outputs['dist/app/cli.cjs'].inputs).filter((input) => /node_modules\/(execa|@inquirer)\//.test(input) || LAZY.some((l) => input === l.entry));
+if (inCli.length > 0) throw new Error(`dist/app/cli.cjs holds what only its own bundles should (scripts/bundle.js LAZY): ${inCli.slice(0, 5).join(', ')}`);
 const lazy = await Promise.all(LAZY.map((l) => build({ ...common, entryPoints: [l.entry], outfile: `${OUT}/${l.out}`, external: EXTERNAL })));
 // Small and on its own: bin/ loads it only where Node has a compile cache, before the bundle.
 const cache = await build({ ...common, entryPoints: ['src/ui/compile-cache.ts'], outfile: `${OUT}/compile-cache.cjs` });

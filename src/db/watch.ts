@@ -7,9 +7,12 @@
  *
  * Who blocks whom is read as diagnose reads it: from the lock table where a wait needs it or a
  * queue is long (linearly in the queue: each waiter, the holders and the one just ahead), else
- * from pg_blocking_pids(). Where the lock table cannot be read (a hardened server revokes pg_locks,
- * or a lock on it times out), the sample goes again without it, and the watch's session keeps to
- * pg_blocking_pids() from then on: one sample pays the extra round trip, not every sample.
+ * from pg_blocking_pids(). When a sample's read is refused (permission denied: a hardened server
+ * revokes pg_locks) or fails as a query, it goes again without the lock table; after a refusal that
+ * reading without it gets past, the watch's session keeps to pg_blocking_pids() from then on (one
+ * sample pays the extra round trip, not every sample), while a failure of another kind is not
+ * taken as the lock table's and the next sample reads it again. A lock or statement timeout is not
+ * retried (the sample would wait twice), as before.
  */
 import type { ActivitySnapshot } from '../core/activity.js';
 import type { DiagnoseFacts, SettingsFacts } from '../core/diagnose.js';
@@ -34,23 +37,22 @@ export interface SampleRead {
 /** What a watch reads of the sessions at each sample (and for `d`): every row, with its prepared transactions. */
 const WATCH_ACTIVITY = { withPrepared: true, queryChars: 2000 } as const;
 
-/** Failures of a read that the lock table may cause (a statement timeout is not retried: a sample would wait twice). */
-const LOCK_TABLE_FAILURES = new Set(['permission_denied', 'lock_timeout', 'query_failed']);
+/** Failures of a read that reading the lock table may cause, and that a read without it may get past. */
+const LOCK_TABLE_FAILURES = new Set(['permission_denied', 'query_failed']);
 
-/** The sessions whose lock table could not be read: they keep to pg_blocking_pids(). */
+/** The sessions refused the lock table: they keep to pg_blocking_pids(). */
 const withoutLockTable = new WeakSet<Session>();
 
-/** Runs a read with the lock table where the session can read it, else (and from then on) without. */
+/** Runs a read with the lock table where the session may read it, else without (see the top). */
 async function withLockDetail<T>(session: Session, read: (lockDetail: LockDetail) => Promise<T>): Promise<T> {
   if (withoutLockTable.has(session)) return read('none');
   try {
     return await read('targeted');
   } catch (err) {
     if (!(err instanceof DbdoctorError) || !LOCK_TABLE_FAILURES.has(err.cause_id)) throw err;
-    // Without pg_locks: when this fails as well, the lock table was not the cause, and the next
-    // sample tries it again.
+    // When this fails as well, the lock table was not the cause: its error is the sample's.
     const value = await read('none');
-    withoutLockTable.add(session);
+    if (err.cause_id === 'permission_denied') withoutLockTable.add(session);
     return value;
   }
 }
@@ -72,10 +74,13 @@ function watchFacts(session: Session, { server, limits }: ServerProfileFacts, ac
 }
 
 export async function readSample(session: Session, now: () => number = nowMs): Promise<SampleRead> {
-  const started = now();
-  const [profile, activity, stats] = await withLockDetail(session, (lockDetail) =>
-    readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(session, serverProfileRead(session), activityRead(session, { ...WATCH_ACTIVITY, lockDetail }), sessionStatsRead(session)),
-  );
+  // The round trip that answered: a first one refused does not count towards the sample's time
+  // (nor towards the interval's back-off).
+  let started = now();
+  const [profile, activity, stats] = await withLockDetail(session, (lockDetail) => {
+    started = now();
+    return readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(session, serverProfileRead(session), activityRead(session, { ...WATCH_ACTIVITY, lockDetail }), sessionStatsRead(session));
+  });
   const ms = now() - started;
   const unavailable = [
     { what: 'settings', reason: 'not read at each sample of a watch' },

@@ -15,7 +15,7 @@ import { blockingEdges, buildBlockingReport } from '../../src/core/blocking.js';
 import type { Target } from '../../src/core/target.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { gatherFacts } from '../../src/db/diagnose.js';
-import { readSample } from '../../src/db/watch.js';
+import { readFullFacts, readSample } from '../../src/db/watch.js';
 import { withSession } from '../../src/db/session.js';
 import { LONG_QUEUE_PIDS, readActivity } from '../../src/db/sql/activity.js';
 import { waitForState } from '../support/incidents.js';
@@ -237,7 +237,8 @@ describe('lock queues from the lock table', () => {
     await s.sql('REVOKE SELECT ON pg_locks FROM PUBLIC');
     try {
       await withClients(s, 3, async ([holder, reader, writer]) => {
-        // a wait on a relation: the one kind whose detail only pg_locks has
+        // a wait on a relation, which the lock table's reading would take (the refusal itself
+        // comes whatever waits: a statement naming pg_locks is checked when it starts)
         await holder!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
         await waits(s, reader!, `SELECT * FROM ${t}`);
         await waits(s, writer!, `UPDATE ${t} SET v = 1`);
@@ -255,16 +256,50 @@ describe('lock queues from the lock table', () => {
           expect(roundTrips).toBe(2);
           const second = await readSample(counted);
           expect(roundTrips).toBe(3);
-          for (const sample of [first, second]) {
-            const blockers = new Map(sample.facts.activity!.rows.filter((r) => r.blocked_by).map((r) => [r.pid, r.blocked_by]));
+          // the watch's `d` reads the same way, in one round trip
+          const full = await readFullFacts(counted);
+          expect(roundTrips).toBe(4);
+          for (const activity of [first.facts.activity!, second.facts.activity!, full.activity!]) {
+            const blockers = new Map(activity.rows.filter((r) => r.blocked_by).map((r) => [r.pid, r.blocked_by]));
             // from pg_blocking_pids(): both wait for the holder (a reader's and a writer's modes do not conflict)
             expect(blockers).toEqual(new Map([[pidOf(reader!), [pidOf(holder!)]], [pidOf(writer!), [pidOf(holder!)]]]));
-            expect(sample.facts.activity!.rows.every((r) => !r.wait_lock)).toBe(true);
+            expect(activity.rows.every((r) => !r.wait_lock)).toBe(true);
           }
         });
       });
     } finally {
       await s.sql('GRANT SELECT ON pg_locks TO PUBLIC');
     }
+  }, 60_000);
+
+  test('a watch whose sample fails without the lock table too: the error is the sample\'s, and the next sample reads the lock table again', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 2, async ([holder, reader]) => {
+      await holder!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      await waits(s, reader!, `SELECT * FROM ${t}`);
+      await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
+        let roundTrips = 0;
+        const counted = {
+          ...session,
+          multi: <T extends object>(sql: string) => {
+            roundTrips++;
+            return session.multi<T>(sql);
+          },
+        };
+        // another read of the round trip refused (the session counters): not the lock table's fault
+        await s.sql('REVOKE SELECT ON pg_stat_database FROM PUBLIC');
+        try {
+          await expect(readSample(counted)).rejects.toMatchObject({ cause_id: 'permission_denied' });
+          expect(roundTrips).toBe(2);
+        } finally {
+          await s.sql('GRANT SELECT ON pg_stat_database TO PUBLIC');
+        }
+        const next = await readSample(counted);
+        expect(roundTrips).toBe(3);
+        // read from the lock table: the relation waited for, and who holds it
+        expect(next.facts.activity!.rows.find((r) => r.pid === pidOf(reader!))).toMatchObject({ blocked_by: [pidOf(holder!)], wait_lock: { locktype: 'relation', mode: 'AccessShareLock' } });
+      });
+    });
   }, 60_000);
 });
