@@ -76,7 +76,7 @@ function watchFacts(session: Session, { server, limits }: ServerProfileFacts, ac
 export async function readSample(session: Session, now: () => number = nowMs): Promise<SampleRead> {
   // The round trip that answered: a first one refused does not count towards the sample's time
   // (nor towards the interval's back-off).
-  let started = now();
+  let started = 0;
   const [profile, activity, stats] = await withLockDetail(session, (lockDetail) => {
     started = now();
     return readTogether<[ServerProfileFacts, ActivitySnapshot, SessionStats | null]>(session, serverProfileRead(session), activityRead(session, { ...WATCH_ACTIVITY, lockDetail }), sessionStatsRead(session));

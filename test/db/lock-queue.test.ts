@@ -16,7 +16,7 @@ import type { Target } from '../../src/core/target.js';
 import { resolveThresholds } from '../../src/core/thresholds.js';
 import { gatherFacts } from '../../src/db/diagnose.js';
 import { readFullFacts, readSample } from '../../src/db/watch.js';
-import { withSession } from '../../src/db/session.js';
+import { type Session, withSession } from '../../src/db/session.js';
 import { LONG_QUEUE_PIDS, readActivity } from '../../src/db/sql/activity.js';
 import { waitForState } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
@@ -82,6 +82,19 @@ function expectSameAsServer({ ours, server, pbp }: Read): void {
 }
 
 const blockersOf = (snap: ActivitySnapshot, c: pg.Client) => snap.rows.find((r) => r.pid === pidOf(c))?.blocked_by;
+/** The session as it is, counting the round trips made through it. */
+function countingRoundTrips(session: Session): { counted: Session; roundTrips: () => number } {
+  let n = 0;
+  const counted: Session = {
+    ...session,
+    multi: <T extends object>(sql: string) => {
+      n++;
+      return session.multi<T>(sql);
+    },
+  };
+  return { counted, roundTrips: () => n };
+}
+
 const pidsRead = (snap: ActivitySnapshot) => snap.rows.reduce((n, r) => n + (r.blocked_by?.length ?? 0), 0);
 
 describe('lock queues from the lock table', () => {
@@ -244,21 +257,14 @@ describe('lock queues from the lock table', () => {
         await waits(s, writer!, `UPDATE ${t} SET v = 1`);
         // a monitoring role (pg_monitor), not a superuser: the revoke applies to it
         await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
-          let roundTrips = 0;
-          const counted = {
-            ...session,
-            multi: <T extends object>(sql: string) => {
-              roundTrips++;
-              return session.multi<T>(sql);
-            },
-          };
+          const { counted, roundTrips } = countingRoundTrips(session);
           const first = await readSample(counted);
-          expect(roundTrips).toBe(2);
+          expect(roundTrips()).toBe(2);
           const second = await readSample(counted);
-          expect(roundTrips).toBe(3);
+          expect(roundTrips()).toBe(3);
           // the watch's `d` reads the same way, in one round trip
           const full = await readFullFacts(counted);
-          expect(roundTrips).toBe(4);
+          expect(roundTrips()).toBe(4);
           for (const activity of [first.facts.activity!, second.facts.activity!, full.activity!]) {
             const blockers = new Map(activity.rows.filter((r) => r.blocked_by).map((r) => [r.pid, r.blocked_by]));
             // from pg_blocking_pids(): both wait for the holder (a reader's and a writer's modes do not conflict)
@@ -279,24 +285,17 @@ describe('lock queues from the lock table', () => {
       await holder!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
       await waits(s, reader!, `SELECT * FROM ${t}`);
       await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
-        let roundTrips = 0;
-        const counted = {
-          ...session,
-          multi: <T extends object>(sql: string) => {
-            roundTrips++;
-            return session.multi<T>(sql);
-          },
-        };
+        const { counted, roundTrips } = countingRoundTrips(session);
         // another read of the round trip refused (the session counters): not the lock table's fault
         await s.sql('REVOKE SELECT ON pg_stat_database FROM PUBLIC');
         try {
           await expect(readSample(counted)).rejects.toMatchObject({ cause_id: 'permission_denied' });
-          expect(roundTrips).toBe(2);
+          expect(roundTrips()).toBe(2);
         } finally {
           await s.sql('GRANT SELECT ON pg_stat_database TO PUBLIC');
         }
         const next = await readSample(counted);
-        expect(roundTrips).toBe(3);
+        expect(roundTrips()).toBe(3);
         // read from the lock table: the relation waited for, and who holds it
         expect(next.facts.activity!.rows.find((r) => r.pid === pidOf(reader!))).toMatchObject({ blocked_by: [pidOf(holder!)], wait_lock: { locktype: 'relation', mode: 'AccessShareLock' } });
       });

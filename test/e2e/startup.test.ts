@@ -9,6 +9,8 @@ import { BIN, cleanEnv, runCli } from '../support/cli.js';
 const HEAVY = ['@inquirer', 'execa', 'pg', 'pg-cursor'];
 // The heavy packages cli.cjs holds behind lazy wrappers (execa and the prompts are not in it).
 const IN_CLI = ['pg', 'pg-cursor'];
+// What bin/ runs: the bundles scripts/bundle.js writes.
+const APP = join(BIN, '..', '..', 'dist', 'app');
 
 /**
  * The heavy packages whose code a run executes. bin/ runs the bundle dist/app/cli.cjs
@@ -19,10 +21,10 @@ const IN_CLI = ['pg', 'pg-cursor'];
  * returns the heavy packages found wrapped at all in cli.cjs: a package imported statically would
  * be inlined without its wrapper, and this check would then see nothing.
  */
-async function heavyImports(args: string[], env: Record<string, string> = {}): Promise<{ ran: string[]; lazy: string[]; files: string[] }> {
+async function heavyImports(args: string[]): Promise<{ ran: string[]; lazy: string[]; files: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-cov-'));
   try {
-    await execa('node', [BIN, ...args], { env: { ...cleanEnv(), ...env, NODE_V8_COVERAGE: dir }, extendEnv: false, reject: false, stdin: 'ignore' });
+    await execa('node', [BIN, ...args], { env: { ...cleanEnv(), NODE_V8_COVERAGE: dir }, extendEnv: false, reject: false, stdin: 'ignore' });
     const ran = new Set<string>();
     const lazy = new Set<string>();
     const files = new Set<string>();
@@ -67,14 +69,14 @@ describe('start-up', () => {
   });
 
   test('execa and the prompts are bundles of their own, loaded only when a pager or a question needs them', async () => {
-    const bundles = readdirSync(join(BIN, '..', '..', 'dist', 'app')).filter((f) => f.endsWith('.cjs'));
+    const bundles = readdirSync(APP).filter((f) => f.endsWith('.cjs'));
     expect(bundles.sort()).toEqual(['cli.cjs', 'compile-cache.cjs', 'execa.cjs', 'inquirer.cjs']);
     // What cli.cjs imports of them, it imports by file name, with import() (scripts/bundle.js).
-    const cli = readFileSync(join(BIN, '..', '..', 'dist', 'app', 'cli.cjs'), 'utf8');
+    const cli = readFileSync(join(APP, 'cli.cjs'), 'utf8');
     expect(cli.match(/import\("\.\/(\w+)\.cjs"\)/g)?.sort()).toEqual([...Array(5).fill('import("./inquirer.cjs")'), 'import("./execa.cjs")'].sort());
     expect(cli).not.toMatch(/require\("\.\/(execa|inquirer)\.cjs"\)/);
     // Each loads on its own, with the names src/ui/pager.ts and src/ui/prompts.ts import.
-    const probe = await execa('node', ['-e', `Promise.all(['execa', 'inquirer'].map((n) => import(${JSON.stringify(join(BIN, '..', '..', 'dist', 'app'))} + '/' + n + '.cjs'))).then(([e, i]) => console.log([typeof e.execa, typeof e.parseCommandString, typeof i.select, typeof i.Separator, typeof i.input, typeof i.password, typeof i.confirm, typeof i.checkbox].join()))`]);
+    const probe = await execa('node', ['-e', `Promise.all(['execa', 'inquirer'].map((n) => import(${JSON.stringify(APP)} + '/' + n + '.cjs'))).then(([e, i]) => console.log([typeof e.execa, typeof e.parseCommandString, typeof i.select, typeof i.Separator, typeof i.input, typeof i.password, typeof i.confirm, typeof i.checkbox].join()))`]);
     expect(probe.stdout).toBe(Array(8).fill('function').join());
   });
 
