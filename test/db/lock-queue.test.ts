@@ -18,6 +18,7 @@ import { gatherFacts } from '../../src/db/diagnose.js';
 import { readFullFacts, readSample } from '../../src/db/watch.js';
 import { type Session, withSession } from '../../src/db/session.js';
 import { LONG_QUEUE_PIDS, readActivity } from '../../src/db/sql/activity.js';
+import { readTerminateSnapshot } from '../../src/db/sql/terminate.js';
 import { waitForState } from '../support/incidents.js';
 import { ROLE_PASSWORD, type TestServer, useServer } from '../support/server.js';
 
@@ -241,6 +242,10 @@ describe('lock queues from the lock table', () => {
       const sample = await withSession(target(s), {}, (session) => readSample(session));
       expect(pidsRead(sample.facts.activity!)).toBe(expectedPids(n));
       expect(buildBlockingReport(sample.facts.activity!).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), n]]);
+      // and so does the plan read of terminate --blockers
+      const plan = await withSession(target(s), {}, (session) => readTerminateSnapshot(session, true));
+      expect(pidsRead(plan.activity)).toBe(expectedPids(n));
+      expect(buildBlockingReport(plan.activity).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), n]]);
     });
   }, 120_000);
 

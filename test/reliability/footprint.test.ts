@@ -160,6 +160,12 @@ describe('sslmode=prefer (the default) against a server without TLS', () => {
     // over it): dbdoctor uses pg as published, so the plain attempt connects again.
     expect(await counted(s, ['-d', s.url()])).toEqual({ received: 2, sessions: 1 });
     expect(await counted(s, ['-d', `${s.url()}?sslmode=disable`])).toEqual({ received: 1, sessions: 1 });
+    // The refused attempt's socket is dropped without waiting for the server's side of the close:
+    // the backend that answered 'N' exits without a word in the server's log.
+    const { result, log } = await serverLogDuring(s, () => runCli(['check', '--json', '-d', s.url()]));
+    expect(result.exitCode).toBe(0);
+    expect(log).toMatch(/connection received: host=/);
+    expect(log).not.toMatch(/incomplete startup packet|could not receive data|unexpected EOF|could not send data/i);
   });
 
   test('over a Unix socket: no TLS attempt at all, as libpq', async () => {

@@ -36,8 +36,9 @@ export interface TerminateSnapshot {
 
 /**
  * The activity and the fingerprints the plan is made from. Who blocks whom is read only for
- * --blockers (the plan uses it for nothing else): without it, a pile-up of lock waiters costs the
- * read nothing (pg_blocking_pids() lists, for each waiter, every waiter ahead of it).
+ * --blockers (the plan uses it for nothing else), and then as `locks` reads it (the roots are the
+ * ones `locks` shows): from the lock table where a wait needs it or a queue is long, so the read is
+ * linear in a queue's length (pg_blocking_pids() lists, for each waiter, every waiter ahead of it).
  */
 export async function readTerminateSnapshot(s: Session, blockers: boolean): Promise<TerminateSnapshot> {
   if (s.serverVersionNum < MIN_SERVER_VERSION_NUM) {
@@ -48,7 +49,7 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
     });
   }
   const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
-  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, { blockers }), fingerprintsRead);
+  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, blockers ? { lockDetail: 'targeted' } : { blockers: false }), fingerprintsRead);
   return { activity, fingerprints };
 }
 
