@@ -832,8 +832,9 @@ async function mainScaling() {
       onProgress: (x) => say(x),
       clients: state.clients,
     });
-    // Every step is measured when its whole incident is past diagnose's 30 s warnings and its
-    // oldest sessions are still short of the 5 min critical ones, so each step shows the same
+    // Every step is measured when its whole incident is past diagnose's 30 s thresholds (lock
+    // waits' critical one included) and its oldest sessions are still short of the 5 min critical
+    // ones of idle transactions and long queries, so each step shows the same
     // findings: measured as soon as it was built, a 500-session incident (built in ~10 s) had no
     // idle-in-transaction or long-query finding and a 5,000-session one (~100 s) had both, which
     // made diagnose's output look as if it grew faster than the sessions.

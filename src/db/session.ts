@@ -371,7 +371,7 @@ async function connectOnce(
     // The server's 'N' to the SSLRequest under prefer: node-postgres has already ended the socket,
     // and the backend, told nothing more, exits without a word. Waiting for its side of the close
     // held up the plain attempt for the ~10 ms the backend takes to exit (strace, `npm run bench`).
-    if (t.sslmode === 'prefer' && attempt === 'ssl' && sslRefused(err as RawError)) {
+    if (t.sslmode === 'prefer' && attempt === 'ssl' && sslRefused((err ?? {}) as RawError)) {
       destroySocket(client);
       throw err;
     }

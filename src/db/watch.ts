@@ -16,12 +16,11 @@
  */
 import type { ActivitySnapshot } from '../core/activity.js';
 import type { DiagnoseFacts, SettingsFacts } from '../core/diagnose.js';
-import { DbdoctorError } from '../core/errors.js';
 import { describeTarget } from '../core/target.js';
 import type { SessionStats } from '../core/watch.js';
 import { nowMs } from './clock.js';
 import type { Session } from './session.js';
-import { activityRead, type LockDetail } from './sql/activity.js';
+import { activityRead, withLockDetail } from './sql/activity.js';
 import { readTogether } from './sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from './sql/server-facts.js';
 import { sessionStatsRead } from './sql/session-stats.js';
@@ -36,26 +35,6 @@ export interface SampleRead {
 
 /** What a watch reads of the sessions at each sample (and for `d`): every row, with its prepared transactions. */
 const WATCH_ACTIVITY = { withPrepared: true, queryChars: 2000 } as const;
-
-/** Failures of a read that reading the lock table may cause, and that a read without it may get past. */
-const LOCK_TABLE_FAILURES = new Set(['permission_denied', 'query_failed']);
-
-/** The sessions refused the lock table: they keep to pg_blocking_pids(). */
-const withoutLockTable = new WeakSet<Session>();
-
-/** Runs a read with the lock table where the session may read it, else without (see the top). */
-async function withLockDetail<T>(session: Session, read: (lockDetail: LockDetail) => Promise<T>): Promise<T> {
-  if (withoutLockTable.has(session)) return read('none');
-  try {
-    return await read('targeted');
-  } catch (err) {
-    if (!(err instanceof DbdoctorError) || !LOCK_TABLE_FAILURES.has(err.cause_id)) throw err;
-    // When this fails as well, the lock table was not the cause: its error is the sample's.
-    const value = await read('none');
-    if (err.cause_id === 'permission_denied') withoutLockTable.add(session);
-    return value;
-  }
-}
 
 /** The facts of a watch's read, in diagnose's shape (what it did not read, and why, in `unavailable`). */
 function watchFacts(session: Session, { server, limits }: ServerProfileFacts, activity: ActivitySnapshot, settings: SettingsFacts | null, unavailable: DiagnoseFacts['unavailable'], ms: number): DiagnoseFacts {

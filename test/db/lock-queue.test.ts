@@ -277,6 +277,14 @@ describe('lock queues from the lock table', () => {
             expect(activity.rows.every((r) => !r.wait_lock)).toBe(true);
           }
         });
+        // terminate --blockers' plan read goes again without the lock table too (a fresh session)
+        await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
+          const { counted, roundTrips } = countingRoundTrips(session);
+          const plan = await readTerminateSnapshot(counted, true);
+          expect(roundTrips()).toBe(2);
+          expect(buildBlockingReport(plan.activity).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), 2]]);
+          expect(plan.fingerprints.length).toBeGreaterThan(0);
+        });
       });
     } finally {
       await s.sql('GRANT SELECT ON pg_locks TO PUBLIC');

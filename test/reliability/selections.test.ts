@@ -381,6 +381,48 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
       }
     });
 
+    test('a root that started waiting for a lock since the plan, its statement unchanged, is not touched (changed)', async () => {
+      const gate = `gate_${Math.random().toString(36).slice(2, 8)}`;
+      await s.sql(`CREATE TABLE ${gate} (open boolean NOT NULL); INSERT INTO ${gate} VALUES (false)`);
+      const [k1, k2] = [7101, 7102];
+      const [h, r, w] = await Promise.all(['sel-blk-waits-h', 'sel-blk-waits', 'sel-blk-waits-w'].map((app) => s.client({ application_name: app })));
+      const pid = async (c: pg.Client) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const [rPid, wPid] = [await pid(r!), await pid(w!)];
+      const pending: Array<Promise<unknown>> = [];
+      try {
+        await h!.query('SELECT pg_advisory_lock($1::bigint)', [k2]);
+        // One statement: take k1, sleep (no lock wait) until the gate opens, then ask for k2, which h holds.
+        pending.push(
+          r!.query(`DO $$ BEGIN PERFORM pg_advisory_xact_lock(${k1}); WHILE NOT (SELECT open FROM ${gate}) LOOP PERFORM pg_sleep(0.02); END LOOP; PERFORM pg_advisory_xact_lock(${k2}); END $$`).catch(() => undefined),
+        );
+        await waitFor(s, `SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1::int AND locktype = 'advisory' AND granted`, [rPid], (rows) => rows[0]?.n === 1);
+        pending.push(w!.query('SELECT pg_advisory_xact_lock($1::bigint)', [k1]).catch(() => undefined));
+        await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [wPid], (rows) => rows[0]?.n === 1);
+        const o = terminateOptions(s, { blockers: true, apps: ['sel-blk-waits'] });
+        let plannedPids: number[] = [];
+        const report = await runTerminate(o, {
+          prompter: prompter(async () => {
+            // the plan is made with r a root (w waits for it); now r, in the same statement, waits for h
+            await s.sql(`UPDATE ${gate} SET open = true`);
+            await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [rPid], (rows) => rows[0]?.n === 1);
+          }),
+          showPlan: (plan) => {
+            plannedPids = plan.planned.map((p) => p.pid);
+          },
+          version: 'test',
+        });
+        expect(plannedPids).toEqual([rPid]);
+        expect(report.results).toEqual([expect.objectContaining({ pid: rPid, outcome: 'changed', detail: 'the session now waits for a lock itself (no longer a root blocker); not touched' })]);
+        expect(await alive(s, [rPid, wPid])).toEqual(sorted([rPid, wPid]));
+        expect(await dbdoctorSessionsLeft(s)).toBe(0);
+      } finally {
+        await h!.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
+        await Promise.race([Promise.all(pending), new Promise((done) => setTimeout(done, 3000).unref())]);
+        await Promise.all([h, r, w].map((c) => c!.end().catch(() => undefined)));
+        await s.sql(`DROP TABLE IF EXISTS ${gate}`).catch(() => undefined);
+      }
+    });
+
     test('control: a root that still blocks its waiter when signalled is terminated, and the waiter goes on', async () => {
       const chain = await lockChain(s, { app: 'sel-blk-still' }, 1);
       try {

@@ -12,6 +12,7 @@
  */
 import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
 import { type LockHold, type LockWait, queueBlockers } from '../../core/lock-queue.js';
+import { DbdoctorError } from '../../core/errors.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
@@ -335,6 +336,34 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
 
 export function readActivity(s: Session, opts: ActivityOptions = {}): Promise<ActivitySnapshot> {
   return readOne(s, activityRead(s, opts));
+}
+
+/** Failures of a read that reading the lock table may cause, and that a read without it may get past. */
+const LOCK_TABLE_FAILURES = new Set(['permission_denied', 'query_failed']);
+
+/** The sessions refused the lock table: they keep to pg_blocking_pids(). */
+const withoutLockTable = new WeakSet<Session>();
+
+/**
+ * Runs a read with 'targeted' lock detail where the session may read the lock table, else without
+ * ('none': who blocks whom from pg_blocking_pids()). A statement naming pg_locks is refused when a
+ * hardened server revokes it, whatever the waits (the privilege is checked when the statement
+ * starts), and a query failure may be the lock table's too: either way the read goes again
+ * without it. When that fails as well, the lock table was not the cause, and its error is the
+ * read's. After a refusal that reading without the lock table got past, the session keeps to
+ * pg_blocking_pids() (a watch pays the extra round trip once, not at every sample). A lock or
+ * statement timeout is not retried: the read would wait twice.
+ */
+export async function withLockDetail<T>(session: Session, read: (lockDetail: LockDetail) => Promise<T>): Promise<T> {
+  if (withoutLockTable.has(session)) return read('none');
+  try {
+    return await read('targeted');
+  } catch (err) {
+    if (!(err instanceof DbdoctorError) || !LOCK_TABLE_FAILURES.has(err.cause_id)) throw err;
+    const value = await read('none');
+    if (err.cause_id === 'permission_denied') withoutLockTable.add(session);
+    return value;
+  }
 }
 
 /** Who blocks whom where pg_locks was read: each waiter's blockers from the rows' tags and holders. */

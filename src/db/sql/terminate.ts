@@ -16,7 +16,7 @@ import { DbdoctorError } from '../../core/errors.js';
 import { ExitCode } from '../../core/exit-codes.js';
 import type { Fingerprint, PlannedSession, SignalKind, SignalRaw } from '../../core/terminate.js';
 import type { Session } from '../session.js';
-import { activityRead } from './activity.js';
+import { type ActivityOptions, activityRead, withLockDetail } from './activity.js';
 import { type Read, readTogether } from './read.js';
 
 export const MIN_SERVER_VERSION_NUM = 140000;
@@ -38,7 +38,8 @@ export interface TerminateSnapshot {
  * The activity and the fingerprints the plan is made from. Who blocks whom is read only for
  * --blockers (the plan uses it for nothing else), and then as `locks` reads it (the roots are the
  * ones `locks` shows): from the lock table where a wait needs it or a queue is long, so the read is
- * linear in a queue's length (pg_blocking_pids() lists, for each waiter, every waiter ahead of it).
+ * linear in a queue's length (pg_blocking_pids() lists, for each waiter, every waiter ahead of it);
+ * where the lock table is refused, from pg_blocking_pids() (withLockDetail).
  */
 export async function readTerminateSnapshot(s: Session, blockers: boolean): Promise<TerminateSnapshot> {
   if (s.serverVersionNum < MIN_SERVER_VERSION_NUM) {
@@ -49,7 +50,8 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
     });
   }
   const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
-  const [activity, fingerprints] = await readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, blockers ? { lockDetail: 'targeted' } : { blockers: false }), fingerprintsRead);
+  const read = (opts: ActivityOptions) => readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, opts), fingerprintsRead);
+  const [activity, fingerprints] = blockers ? await withLockDetail(s, (lockDetail) => read({ lockDetail })) : await read({ blockers: false });
   return { activity, fingerprints };
 }
 
@@ -57,7 +59,10 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
  * The re-check and the signal in one statement. The CASE only calls the (volatile) signal
  * function when the session is still the one planned (pid + backend_start), in the planned state,
  * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
- * not dbdoctor itself and, with --blockers ($7), still blocks at least one other session.
+ * not dbdoctor itself and, with --blockers ($7), still a root blocker: it blocks at least one other
+ * session and does not wait for a lock itself (a root that started waiting since the plan, its
+ * statement unchanged, waits behind another session: ending it would not free the queue, and the
+ * lock table read for the plan may have missed a waiter that queued while it was read).
  *
  * "Still blocks": some session waiting on a Lock names it in pg_blocking_pids(), which is called
  * for Lock waiters only (the CASE keeps it from the others: each call takes the lock manager's
@@ -71,6 +76,7 @@ function signalSql(kind: SignalKind): string {
        a.backend_start::text AS backend_start_now,
        a.state AS state_now,
        b.blocking AS blocking_now,
+       CASE WHEN $7::boolean THEN a.wait_event_type IS NOT DISTINCT FROM 'Lock' END AS waiting_now,
        CASE WHEN a.backend_start::text = $2::text
              AND a.state = $3::text
              AND a.state_change::text IS NOT DISTINCT FROM $4::text
@@ -79,7 +85,7 @@ function signalSql(kind: SignalKind): string {
                   OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
              AND a.backend_type = 'client backend'
              AND a.pid <> pg_backend_pid()
-             AND (NOT $7::boolean OR b.blocking)
+             AND (NOT $7::boolean OR (b.blocking AND a.wait_event_type IS DISTINCT FROM 'Lock'))
             THEN ${call}
        END AS signalled
   FROM (SELECT $1::int AS pid) AS t
@@ -113,7 +119,7 @@ export async function signalSession(s: Session, p: PlannedSession, kind: SignalK
   if (kind === 'terminate') params.push(Math.max(1, Math.round(opts.timeoutMs)));
   try {
     const [row] = await s.query<SignalRaw>(signalSql(kind), params);
-    return { ok: true, raw: row ?? { present: false, backend_start_now: null, state_now: null, signalled: null, blocking_now: null } };
+    return { ok: true, raw: row ?? { present: false, backend_start_now: null, state_now: null, signalled: null, blocking_now: null, waiting_now: null } };
   } catch (err) {
     if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
     return {
@@ -140,7 +146,7 @@ export async function sessionStillThere(s: Session, pid: number, backendStart: s
 /**
  * One statement for a batch of planned sessions. Each row re-checks its session exactly as
  * signalSql does (identity, state, state_change, xact_start, age, client backend, not dbdoctor,
- * with --blockers still blocking) in this statement's own pg_stat_activity snapshot, and also
+ * with --blockers still a root blocker) in this statement's own pg_stat_activity snapshot, and also
  * whether the role may signal it (pg_signal_backend's rules: the session's role's privileges or
  * pg_signal_backend, and a superuser's session only by a superuser), so that no row raises an
  * error after earlier rows' signals went out. The signal is sent without waiting
@@ -168,6 +174,7 @@ function batchSql(kind: SignalKind): string {
          a.backend_start::text AS backend_start_now,
          a.state AS state_now,
          CASE WHEN $7::boolean THEN EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid) END AS blocking_now,
+         CASE WHEN $7::boolean THEN a.wait_event_type IS NOT DISTINCT FROM 'Lock' END AS waiting_now,
          (a.backend_start::text = t.backend_start
           AND a.state = t.state
           AND a.state_change::text IS NOT DISTINCT FROM t.state_change
@@ -176,7 +183,7 @@ function batchSql(kind: SignalKind): string {
                OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
           AND a.backend_type = 'client backend'
           AND a.pid <> pg_backend_pid()
-          AND (NOT $7::boolean OR EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid))) AS holds,
+          AND (NOT $7::boolean OR (EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid) AND a.wait_event_type IS DISTINCT FROM 'Lock'))) AS holds,
          ((me.super OR NOT coalesce(r.rolsuper, false))
           AND (me.signal_backend OR (a.usesysid IS NOT NULL AND pg_has_role(a.usesysid, 'USAGE')))) AS permitted
     FROM t
@@ -184,7 +191,7 @@ function batchSql(kind: SignalKind): string {
     LEFT JOIN pg_stat_activity a ON a.pid = t.pid
     LEFT JOIN pg_roles r ON r.oid = a.usesysid
 )
-SELECT n::int AS n, pid, (a_pid IS NOT NULL) AS present, backend_start_now, state_now, blocking_now,
+SELECT n::int AS n, pid, (a_pid IS NOT NULL) AS present, backend_start_now, state_now, blocking_now, waiting_now,
        coalesce(holds, false) AND NOT coalesce(permitted, false) AS denied,
        CASE WHEN coalesce(holds, false) AND coalesce(permitted, false) THEN ${call} END AS signalled
   FROM c
