@@ -100,8 +100,8 @@ describe('dbdoctor runs into its own timeouts', () => {
   /**
    * Two holds: pg_stat_activity (every command reads it) and pg_locks (`locks` reads it, for the
    * mode and relation each waiter waits on and, for a relation wait, who blocks whom; diagnose
-   * reads it for a relation wait too, and without it goes again with pg_blocking_pids();
-   * terminate --blockers needs only pg_blocking_pids()).
+   * reads it for a relation wait too, and without it goes again with pg_blocking_pids(); so does
+   * terminate --blockers' plan read).
    */
   const holds = [
     ...connecting.map((c) => ({ label: 'pg_stat_activity held', name: c.name, args: c.args, hold: holdActivityView })),
@@ -130,7 +130,7 @@ describe('dbdoctor runs into its own timeouts', () => {
   });
 
   test.each(landed([spec('diagnose'), { ...spec('terminate'), args: ['--blockers', '--dry-run', '--include-superusers'] }]).map((c) => [c.name, c] as const))(
-    '%s with pg_locks locked: the blocking chain is still found (diagnose goes again without it, terminate never reads it)',
+    '%s with pg_locks locked: the blocking chain is still found (diagnose and terminate --blockers go again without it)',
     async (name, c) => {
       const s = server();
       const chain = await lockChain(s, { app: 'rel-chain' }, 1);

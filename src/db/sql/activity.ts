@@ -351,15 +351,18 @@ const withoutLockTable = new WeakSet<Session>();
  * starts), and a query failure may be the lock table's too: either way the read goes again
  * without it. When that fails as well, the lock table was not the cause, and its error is the
  * read's. After a refusal that reading without the lock table got past, the session keeps to
- * pg_blocking_pids() (a watch pays the extra round trip once, not at every sample). A lock or
- * statement timeout is not retried: the read would wait twice.
+ * pg_blocking_pids() (a watch pays the extra round trip once, not at every sample). A statement
+ * timeout is not retried (the read would wait twice), nor is a lock timeout unless
+ * `afterLockTimeout` says so: a one-shot read (terminate's plan, as diagnose's state) may wait
+ * twice for a lock on pg_locks to get past it, a watch's sample would wait at every sample.
  */
-export async function withLockDetail<T>(session: Session, read: (lockDetail: LockDetail) => Promise<T>): Promise<T> {
+export async function withLockDetail<T>(session: Session, read: (lockDetail: LockDetail) => Promise<T>, opts: { afterLockTimeout?: boolean } = {}): Promise<T> {
   if (withoutLockTable.has(session)) return read('none');
   try {
     return await read('targeted');
   } catch (err) {
-    if (!(err instanceof DbdoctorError) || !LOCK_TABLE_FAILURES.has(err.cause_id)) throw err;
+    const retried = err instanceof DbdoctorError && (LOCK_TABLE_FAILURES.has(err.cause_id) || (opts.afterLockTimeout === true && err.cause_id === 'lock_timeout'));
+    if (!retried) throw err;
     const value = await read('none');
     if (err.cause_id === 'permission_denied') withoutLockTable.add(session);
     return value;

@@ -39,7 +39,8 @@ export interface TerminateSnapshot {
  * --blockers (the plan uses it for nothing else), and then as `locks` reads it (the roots are the
  * ones `locks` shows): from the lock table where a wait needs it or a queue is long, so the read is
  * linear in a queue's length (pg_blocking_pids() lists, for each waiter, every waiter ahead of it);
- * where the lock table is refused, from pg_blocking_pids() (withLockDetail).
+ * where the lock table is refused, or locked past the lock_timeout, from pg_blocking_pids()
+ * (withLockDetail).
  */
 export async function readTerminateSnapshot(s: Session, blockers: boolean): Promise<TerminateSnapshot> {
   if (s.serverVersionNum < MIN_SERVER_VERSION_NUM) {
@@ -51,7 +52,7 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
   }
   const fingerprintsRead: Read<Fingerprint[]> = { statements: [FINGERPRINT_SQL], parse: ([rows = []]) => rows as Fingerprint[] };
   const read = (opts: ActivityOptions) => readTogether<[ActivitySnapshot, Fingerprint[]]>(s, activityRead(s, opts), fingerprintsRead);
-  const [activity, fingerprints] = blockers ? await withLockDetail(s, (lockDetail) => read({ lockDetail })) : await read({ blockers: false });
+  const [activity, fingerprints] = blockers ? await withLockDetail(s, (lockDetail) => read({ lockDetail }), { afterLockTimeout: true }) : await read({ blockers: false });
   return { activity, fingerprints };
 }
 
