@@ -397,8 +397,9 @@ export interface SignalRaw {
    */
   blocking_now?: boolean | null;
   /**
-   * With --blockers: whether the session itself waited for a lock when the statement ran (then it
-   * is no longer a root blocker and is not signalled); null or absent when not checked.
+   * With --blockers: whether the session itself, or a parallel worker of its, waited for a lock
+   * when the statement ran (then it is no longer a root blocker and is not signalled); null or
+   * absent when not checked.
    */
   waiting_now?: boolean | null;
 }
@@ -426,7 +427,7 @@ export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | '
   }
   if (raw.signalled === null) {
     if (raw.blocking_now === false) return { outcome: 'changed', detail: 'the session no longer blocks anyone; not touched' };
-    if (raw.waiting_now === true) return { outcome: 'changed', detail: 'the session now waits for a lock itself (no longer a root blocker); not touched' };
+    if (raw.waiting_now === true && raw.state_now === planned.state) return { outcome: 'changed', detail: 'the session now waits for a lock itself (no longer a root blocker); not touched' };
     const now = raw.state_now ?? 'hidden';
     const what = now === planned.state ? `ran a new statement since the plan (still ${now})` : `is now ${now}, was ${planned.state}`;
     return { outcome: 'changed', detail: `the session ${what}; not touched` };
@@ -444,7 +445,6 @@ export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | '
 /** The terminate step after a successful cancel: a changed session means the query stopped. */
 export function classifyAfterCancel(planned: Pick<PlannedSession, 'backend_start' | 'state'>, raw: SignalRaw): StepResult {
   const r = classifySignal(planned, 'terminate', raw);
-  if (r.outcome === 'changed' && raw.waiting_now === true && raw.blocking_now !== false) return r;
   if (r.outcome === 'changed' && raw.present && raw.backend_start_now === planned.backend_start && raw.blocking_now === false) {
     return { outcome: 'cancelled', detail: 'after the cancel it no longer blocks anyone; session kept' };
   }

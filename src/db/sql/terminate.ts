@@ -8,7 +8,7 @@
  *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant.
  * - signalSession: ONE autocommit statement per session (so one session's error cannot affect
  *   another's, and every statement reads a fresh snapshot) that re-checks the fingerprint (and,
- *   for --blockers, that the session still blocks someone) and sends the signal only when it
+ *   for --blockers, that the session still blocks someone and waits for no lock itself) and sends the signal only when it
  *   still holds. SQLSTATE 42501 is returned as permission denied.
  */
 import type { ActivitySnapshot } from '../../core/activity.js';
@@ -61,9 +61,10 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
  * function when the session is still the one planned (pid + backend_start), in the planned state,
  * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
  * not dbdoctor itself and, with --blockers ($7), still a root blocker: it blocks at least one other
- * session and does not wait for a lock itself (a root that started waiting since the plan, its
- * statement unchanged, waits behind another session: ending it would not free the queue, and the
- * lock table read for the plan may have missed a waiter that queued while it was read).
+ * session and waits for no lock itself, nor does a parallel worker of its (a root that started
+ * waiting since the plan, its statement unchanged, waits behind another session: ending it would
+ * not free the queue, and the lock table read for the plan may have missed a waiter that queued
+ * while it was read).
  *
  * "Still blocks": some session waiting on a Lock names it in pg_blocking_pids(), which is called
  * for Lock waiters only (the CASE keeps it from the others: each call takes the lock manager's
@@ -71,13 +72,20 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
  * pg_blocking_pids() reads the lock table as it is now, so a waiter that was cancelled, gave up or
  * got its lock since the plan no longer counts.
  */
+/**
+ * With --blockers: whether the session waits for a lock itself, it or a parallel worker of its
+ * (pg_blocking_pids() of a lock group's leader covers its workers; one call per planned session,
+ * not per waiter). NULL for a session that is gone.
+ */
+const WAITS = (pid: string) => `cardinality(pg_blocking_pids(${pid})) > 0`;
+
 function signalSql(kind: SignalKind): string {
   const call = kind === 'terminate' ? 'pg_terminate_backend(a.pid, $8::bigint)' : 'pg_cancel_backend(a.pid)';
   return `SELECT (a.pid IS NOT NULL) AS present,
        a.backend_start::text AS backend_start_now,
        a.state AS state_now,
        b.blocking AS blocking_now,
-       CASE WHEN $7::boolean THEN a.wait_event_type IS NOT DISTINCT FROM 'Lock' END AS waiting_now,
+       b.waits AS waiting_now,
        CASE WHEN a.backend_start::text = $2::text
              AND a.state = $3::text
              AND a.state_change::text IS NOT DISTINCT FROM $4::text
@@ -86,7 +94,7 @@ function signalSql(kind: SignalKind): string {
                   OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
              AND a.backend_type = 'client backend'
              AND a.pid <> pg_backend_pid()
-             AND (NOT $7::boolean OR (b.blocking AND a.wait_event_type IS DISTINCT FROM 'Lock'))
+             AND (NOT $7::boolean OR (b.blocking AND b.waits IS FALSE))
             THEN ${call}
        END AS signalled
   FROM (SELECT $1::int AS pid) AS t
@@ -95,7 +103,8 @@ function signalSql(kind: SignalKind): string {
         SELECT EXISTS (SELECT 1
                          FROM pg_stat_activity w
                         WHERE w.pid <> t.pid
-                          AND CASE WHEN w.wait_event_type = 'Lock' THEN t.pid = ANY (pg_blocking_pids(w.pid)) ELSE false END) AS blocking
+                          AND CASE WHEN w.wait_event_type = 'Lock' THEN t.pid = ANY (pg_blocking_pids(w.pid)) ELSE false END) AS blocking,
+               ${WAITS('t.pid')} AS waits
          WHERE $7::boolean) AS b ON true`;
 }
 
@@ -106,7 +115,7 @@ export interface SignalOptions {
   timeoutMs: number;
   /** The --older-than condition, re-checked; null when not filtering by age. */
   minAgeMs: number | null;
-  /** --blockers: signal only while the session still blocks at least one other session. */
+  /** --blockers: signal only while the session still blocks at least one other session and waits for no lock itself. */
   stillBlocking: boolean;
 }
 
@@ -175,7 +184,7 @@ function batchSql(kind: SignalKind): string {
          a.backend_start::text AS backend_start_now,
          a.state AS state_now,
          CASE WHEN $7::boolean THEN EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid) END AS blocking_now,
-         CASE WHEN $7::boolean THEN a.wait_event_type IS NOT DISTINCT FROM 'Lock' END AS waiting_now,
+         wq.waits AS waiting_now,
          (a.backend_start::text = t.backend_start
           AND a.state = t.state
           AND a.state_change::text IS NOT DISTINCT FROM t.state_change
@@ -184,13 +193,14 @@ function batchSql(kind: SignalKind): string {
                OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
           AND a.backend_type = 'client backend'
           AND a.pid <> pg_backend_pid()
-          AND (NOT $7::boolean OR (EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid) AND a.wait_event_type IS DISTINCT FROM 'Lock'))) AS holds,
+          AND (NOT $7::boolean OR (EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid) AND wq.waits IS FALSE))) AS holds,
          ((me.super OR NOT coalesce(r.rolsuper, false))
           AND (me.signal_backend OR (a.usesysid IS NOT NULL AND pg_has_role(a.usesysid, 'USAGE')))) AS permitted
     FROM t
     CROSS JOIN me
     LEFT JOIN pg_stat_activity a ON a.pid = t.pid
     LEFT JOIN pg_roles r ON r.oid = a.usesysid
+    LEFT JOIN LATERAL (SELECT ${WAITS('a.pid')} AS waits WHERE $7::boolean) wq ON true
 )
 SELECT n::int AS n, pid, (a_pid IS NOT NULL) AS present, backend_start_now, state_now, blocking_now, waiting_now,
        coalesce(holds, false) AND NOT coalesce(permitted, false) AS denied,
