@@ -7,12 +7,10 @@
  *
  * Who blocks whom is read as diagnose reads it: from the lock table where a wait needs it or a
  * queue is long (linearly in the queue: each waiter, the holders and the one just ahead), else
- * from pg_blocking_pids(). When a sample's read is refused (permission denied: a hardened server
- * revokes pg_locks) or fails as a query, it goes again without the lock table; after a refusal that
- * reading without it gets past, the watch's session keeps to pg_blocking_pids() from then on (one
- * sample pays the extra round trip, not every sample), while a failure of another kind is not
- * taken as the lock table's and the next sample reads it again. A lock or statement timeout is not
- * retried (the sample would wait twice), as before.
+ * from pg_blocking_pids(); where the lock table is refused or a query over it fails, the sample
+ * goes again without it, and after a refusal the watch's session keeps to pg_blocking_pids()
+ * (withLockDetail in sql/activity.ts). A lock or statement timeout is not retried: the sample
+ * would wait twice.
  */
 import type { ActivitySnapshot } from '../core/activity.js';
 import type { DiagnoseFacts, SettingsFacts } from '../core/diagnose.js';

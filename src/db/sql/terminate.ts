@@ -8,8 +8,8 @@
  *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant.
  * - signalSession: ONE autocommit statement per session (so one session's error cannot affect
  *   another's, and every statement reads a fresh snapshot) that re-checks the fingerprint (and,
- *   for --blockers, that the session still blocks someone and waits for no lock itself) and sends the signal only when it
- *   still holds. SQLSTATE 42501 is returned as permission denied.
+ *   for --blockers, that the session still blocks someone and waits for no lock itself) and sends
+ *   the signal only when it still holds. SQLSTATE 42501 is returned as permission denied.
  */
 import type { ActivitySnapshot } from '../../core/activity.js';
 import { DbdoctorError } from '../../core/errors.js';
@@ -57,6 +57,13 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
 }
 
 /**
+ * With --blockers: whether the session waits for a lock itself, it or a parallel worker of its
+ * (pg_blocking_pids() of a lock group's leader covers its workers; one call per planned session,
+ * not per waiter). NULL for a session that is gone.
+ */
+const WAITS = (pid: string) => `cardinality(pg_blocking_pids(${pid})) > 0`;
+
+/**
  * The re-check and the signal in one statement. The CASE only calls the (volatile) signal
  * function when the session is still the one planned (pid + backend_start), in the planned state,
  * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
@@ -72,13 +79,6 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
  * pg_blocking_pids() reads the lock table as it is now, so a waiter that was cancelled, gave up or
  * got its lock since the plan no longer counts.
  */
-/**
- * With --blockers: whether the session waits for a lock itself, it or a parallel worker of its
- * (pg_blocking_pids() of a lock group's leader covers its workers; one call per planned session,
- * not per waiter). NULL for a session that is gone.
- */
-const WAITS = (pid: string) => `cardinality(pg_blocking_pids(${pid})) > 0`;
-
 function signalSql(kind: SignalKind): string {
   const call = kind === 'terminate' ? 'pg_terminate_backend(a.pid, $8::bigint)' : 'pg_cancel_backend(a.pid)';
   return `SELECT (a.pid IS NOT NULL) AS present,
