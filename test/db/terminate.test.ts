@@ -396,6 +396,37 @@ describe('--cancel-first, --blockers, scope', () => {
     }
   });
 
+  test('the one-session statement (where a batch fails) re-checks --blockers as the batch does: the planned waiters first, then every Lock waiter', async () => {
+    const s = server();
+    const chain = await lockChain(s, { app: 'db-one-blocker', waiterApp: 'db-one-waiter' }, 2);
+    const session = await openSession(target(s));
+    const waitsOnLock = (pid: number, n: number) =>
+      waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [pid], (rows) => rows[0]?.n === n);
+    try {
+      const snap = await readTerminateSnapshot(session, true);
+      const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), blockers: true, apps: ['db-one-blocker'] }, allDatabases: false, includeSuperusers: true, cancelFirst: false });
+      const p = plan.planned[0]!;
+      // the first waiter waits for the root's transaction, the second for the first's row lock
+      expect([p.pid, p.blocks, p.waiters]).toEqual([chain.blocker, 2, chain.direct]);
+      // A cancel does nothing to a session idle in transaction: each call below answers and the root stays.
+      const opts = { timeoutMs: 2000, minAgeMs: null, stillBlocking: true };
+      expect(await signalSession(session, p, 'cancel', opts)).toMatchObject({ ok: true, raw: { blocking_now: true, waiting_now: false, signalled: true } });
+      // the planned waiter gives up; the second now waits for the root's transaction itself: asked as every Lock waiter is
+      await s.sql('SELECT pg_cancel_backend($1::int)', [chain.direct[0]]);
+      await waitsOnLock(chain.direct[0]!, 0);
+      await waitFor(s, `SELECT count(*)::int AS n FROM pg_blocking_pids($1::int) AS b WHERE $2::int = ANY (b)`, [chain.behind[0], chain.blocker], (rows) => rows[0]?.n === 1);
+      expect(await signalSession(session, p, 'cancel', opts)).toMatchObject({ ok: true, raw: { blocking_now: true, signalled: true } });
+      // nobody waits for it any more: not signalled
+      await s.sql('SELECT pg_cancel_backend($1::int)', [chain.behind[0]]);
+      await waitsOnLock(chain.behind[0]!, 0);
+      expect(await signalSession(session, p, 'cancel', opts)).toMatchObject({ ok: true, raw: { present: true, blocking_now: false, signalled: null } });
+      expect(await alive(s, [chain.blocker])).toEqual([chain.blocker]);
+    } finally {
+      await session.close();
+      await chain.release();
+    }
+  });
+
   test('the plan reads who blocks whom only for --blockers (in a pile-up it is the costly part of the read)', async () => {
     const s = server();
     const chain = await lockChain(s, { app: 'db-plan-blocker', waiterApp: 'db-plan-waiter' });

@@ -423,6 +423,38 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
       }
     });
 
+    test('a root whose planned waiter gave up while another session queued behind it is terminated (every waiter is asked then)', async () => {
+      const chain = await lockChain(s, { app: 'sel-blk-new' }, 1);
+      const late = await s.client({ application_name: 'sel-blk-new-late' });
+      const latePid = (await late.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      let pending: Promise<unknown> = Promise.resolve();
+      try {
+        const o = terminateOptions(s, { blockers: true, apps: ['sel-blk-new'] });
+        let planned: Array<{ pid: number; waiters: number[] }> = [];
+        const report = await runTerminate(o, {
+          prompter: prompter(async () => {
+            // the plan is made: the root blocks its one waiter; another queues behind it, then the planned one gives up
+            pending = late.query(`UPDATE ${chain.table} SET v = v + 1 WHERE id = 1`).catch(() => undefined);
+            await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [latePid], (rows) => rows[0]?.n === 1);
+            await cancelWaiter(s, chain.direct[0]!);
+          }),
+          showPlan: (plan) => {
+            planned = plan.planned.map((p) => ({ pid: p.pid, waiters: p.waiters }));
+          },
+          version: 'test',
+        });
+        expect(planned).toEqual([{ pid: chain.blocker, waiters: [chain.direct[0]] }]);
+        expect(report.results).toEqual([expect.objectContaining({ pid: chain.blocker, outcome: 'terminated' })]);
+        expect(await alive(s, [chain.blocker])).toEqual([]);
+        // the late one got the row
+        await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [latePid], (rows) => rows[0]?.n === 0);
+      } finally {
+        await chain.release();
+        await Promise.race([pending, new Promise((done) => setTimeout(done, 3000).unref())]);
+        await late.end().catch(() => undefined);
+      }
+    });
+
     test('control: a root that still blocks its waiter when signalled is terminated, and the waiter goes on', async () => {
       const chain = await lockChain(s, { app: 'sel-blk-still' }, 1);
       try {

@@ -238,6 +238,17 @@ describe('planTermination', () => {
     const p = plan([blocker, w1, w2, bystander], { blockers: true });
     expect(p.planned.map((x) => x.pid)).toEqual([blocker.pid]);
     expect(p.planned[0]!.blocks).toBe(2);
+    // the waiter it blocks directly is the one the signalling statement asks first
+    expect(p.planned[0]!.waiters).toEqual([w1.pid]);
+    expect(plan([blocker, w1, w2, bystander], {}).planned.every((x) => x.waiters.length === 0)).toBe(true);
+  });
+
+  test('--blockers keeps up to 8 of a root\'s direct waiters, by pid, whatever the length of its queue', () => {
+    const holder = row({ state: 'idle in transaction' });
+    const queue = Array.from({ length: 20 }, () => row({ state: 'active', wait_event_type: 'Lock', wait_event: 'advisory', blocked_by: [holder.pid] }));
+    const p = plan([holder, ...queue.reverse()], { blockers: true });
+    expect(p.planned.map((x) => [x.pid, x.blocks])).toEqual([[holder.pid, 20]]);
+    expect(p.planned[0]!.waiters).toEqual(queue.map((w) => w.pid).sort((a, b) => a - b).slice(0, 8));
   });
 
   test('--cancel-first: active sessions are cancelled first, idle ones terminated directly', () => {
