@@ -13,7 +13,7 @@ import { ExitCode } from '../../src/core/exit-codes.js';
 import type { Target } from '../../src/core/target.js';
 import { emptyFilters, type TerminateFilters } from '../../src/core/terminate.js';
 import { openSession } from '../../src/db/session.js';
-import { readTerminateSnapshot, signalSession } from '../../src/db/sql/terminate.js';
+import { batchSql, readTerminateSnapshot, signalSession } from '../../src/db/sql/terminate.js';
 import { planTermination } from '../../src/core/terminate.js';
 import type { AuditLog } from '../../src/ui/audit.js';
 import type { Choice, Prompter } from '../../src/ui/prompts.js';
@@ -420,6 +420,33 @@ describe('--cancel-first, --blockers, scope', () => {
       await s.sql('SELECT pg_cancel_backend($1::int)', [chain.behind[0]]);
       await waitsOnLock(chain.behind[0]!, 0);
       expect(await signalSession(session, p, 'cancel', opts)).toMatchObject({ ok: true, raw: { present: true, blocking_now: false, signalled: null } });
+      expect(await alive(s, [chain.blocker])).toEqual([chain.blocker]);
+    } finally {
+      await session.close();
+      await chain.release();
+    }
+  });
+
+  test('the batch asks every Lock waiter (its blockers CTE) only when no planned waiter still names the root: by the server\'s own plan', async () => {
+    const s = server();
+    const chain = await lockChain(s, { app: 'db-plan-first', waiterApp: 'db-plan-first-w' }, 2);
+    const session = await openSession(target(s));
+    try {
+      const snap = await readTerminateSnapshot(session, true);
+      const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), blockers: true, apps: ['db-plan-first'] }, allDatabases: false, includeSuperusers: true, cancelFirst: false });
+      const p = plan.planned[0]!;
+      expect([p.pid, p.waiters]).toEqual([chain.blocker, chain.direct]);
+      // EXPLAIN ANALYZE runs the statement: a cancel, which does nothing to a session idle in transaction
+      const blockersCte = async (waiters: number[]) => {
+        const params = [[p.pid], [p.backend_start], [p.state], [p.state_change], [p.xact_start], null, true, [`{${waiters.join(',')}}`]];
+        const lines = (await s.sql<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${batchSql('cancel')}`, params)).map((r) => r['QUERY PLAN']);
+        const at = lines.findIndex((l) => /^\s*CTE blockers$/.test(l));
+        expect(at).toBeGreaterThanOrEqual(0);
+        return /never executed/.test(lines[at + 1]!) ? 'never executed' : 'executed';
+      };
+      expect(await blockersCte(p.waiters)).toBe('never executed');
+      // no planned waiter (or none that still waits): every Lock waiter is asked
+      expect(await blockersCte([])).toBe('executed');
       expect(await alive(s, [chain.blocker])).toEqual([chain.blocker]);
     } finally {
       await session.close();

@@ -437,6 +437,8 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
             pending = late.query(`UPDATE ${chain.table} SET v = v + 1 WHERE id = 1`).catch(() => undefined);
             await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [latePid], (rows) => rows[0]?.n === 1);
             await cancelWaiter(s, chain.direct[0]!);
+            // the late one now waits for the root's transaction itself
+            await waitFor(s, 'SELECT count(*)::int AS n FROM pg_blocking_pids($1::int) AS b WHERE $2::int = ANY (b)', [latePid, chain.blocker], (rows) => rows[0]?.n === 1);
           }),
           showPlan: (plan) => {
             planned = plan.planned.map((p) => ({ pid: p.pid, waiters: p.waiters }));

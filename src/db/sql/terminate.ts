@@ -64,18 +64,20 @@ export async function readTerminateSnapshot(s: Session, blockers: boolean): Prom
 const WAITS = (pid: string) => `cardinality(pg_blocking_pids(${pid})) > 0`;
 
 /**
- * "Still blocks", asked first of the waiters the plan saw the root block (PlannedSession.waiters,
- * a few per root, as `w(pid)` in `from`): one of them names it in pg_blocking_pids(). Each call
- * copies the whole queue of the lock the waiter waits for, so asking a few is linear in a queue
- * where asking every Lock waiter is quadratic (one queue of 1,500 advisory-lock waiters: a batch
- * took 11-19 ms of the server's time this way, 581 ms asking everyone). Only when none of them
- * says so (they got their lock, gave up or were cancelled) is every Lock waiter asked (the
- * statement's other half: OR evaluates it only then, and a CTE that nothing reads is never run),
- * so the answer is the one asking everyone gives. A planned waiter is asked whatever
- * pg_stat_activity shows of it at that instant (one running the deadlock check shows no Lock
- * wait, and still waits).
+ * "Still blocks": a session waiting for a lock names `pid` in pg_blocking_pids(). Asked first of
+ * the waiters the plan saw the root block (`waiters`, an int[] of a few pids: PlannedSession.waiters),
+ * since each call copies the whole queue of the lock the waiter waits for: asking a few is linear
+ * in a queue where asking every Lock waiter (`everyone`) is quadratic (one queue of 1,500
+ * advisory-lock waiters: a batch took 11-19 ms of the server's time this way, 581 ms asking
+ * everyone). `everyone` is asked only when none of them says so (they got their lock, gave up or
+ * were cancelled): CASE evaluates its ELSE only then, and a CTE that nothing reads is never run.
+ * The answer is the one asking everyone gives, or a truer yes: a planned waiter is asked whatever
+ * the statement's pg_stat_activity snapshot shows of it (one running the deadlock check shows no
+ * Lock wait, and still waits).
  */
-const ASKED_FIRST = (pid: string, from: string) => `EXISTS (SELECT 1 FROM ${from} WHERE w.pid <> ${pid} AND ${pid} = ANY (pg_blocking_pids(w.pid)))`;
+const stillBlocks = (pid: string, waiters: string, everyone: string) =>
+  `CASE WHEN EXISTS (SELECT 1 FROM unnest(${waiters}) AS w(pid) WHERE w.pid <> ${pid} AND ${pid} = ANY (pg_blocking_pids(w.pid))) THEN true
+             ELSE ${everyone} END`;
 
 /**
  * The re-check and the signal in one statement. The CASE only calls the (volatile) signal
@@ -87,9 +89,9 @@ const ASKED_FIRST = (pid: string, from: string) => `EXISTS (SELECT 1 FROM ${from
  * not free the queue, and the lock table read for the plan may have missed a waiter that queued
  * while it was read).
  *
- * "Still blocks": some session waiting on a Lock names it in pg_blocking_pids() (ASKED_FIRST of
- * the planned waiters, $8, then of every session waiting on a Lock: the CASE keeps the call from
- * the others, each call takes the lock manager's partition locks). The waiters come from this
+ * "Still blocks": some session waiting for a lock names it in pg_blocking_pids() (stillBlocks:
+ * the planned waiters, $8, then every session waiting on a Lock, whose inner CASE keeps the call
+ * from the others: each call takes the lock manager's partition locks). The waiters come from this
  * statement's own pg_stat_activity snapshot and pg_blocking_pids() reads the lock table as it is
  * now, so a waiter that was cancelled, gave up or got its lock since the plan no longer counts.
  */
@@ -114,11 +116,14 @@ function signalSql(kind: SignalKind): string {
   FROM (SELECT $1::int AS pid) AS t
   LEFT JOIN pg_stat_activity a ON a.pid = t.pid
   LEFT JOIN LATERAL (
-        SELECT (${ASKED_FIRST('t.pid', 'unnest($8::int[]) AS w(pid)')}
-                OR EXISTS (SELECT 1
-                             FROM pg_stat_activity w
-                            WHERE w.pid <> t.pid
-                              AND CASE WHEN w.wait_event_type = 'Lock' THEN t.pid = ANY (pg_blocking_pids(w.pid)) ELSE false END)) AS blocking,
+        SELECT ${stillBlocks(
+          't.pid',
+          '$8::int[]',
+          `EXISTS (SELECT 1
+                     FROM pg_stat_activity w
+                    WHERE w.pid <> t.pid
+                      AND CASE WHEN w.wait_event_type = 'Lock' THEN t.pid = ANY (pg_blocking_pids(w.pid)) ELSE false END)`,
+        )} AS blocking,
                ${WAITS('t.pid')} AS waits
          WHERE $7::boolean) AS b ON true`;
 }
@@ -178,18 +183,16 @@ export async function sessionStillThere(s: Session, pid: number, backendStart: s
  * (pg_terminate_backend(pid) returns once the signal is delivered): the exits are awaited together
  * by confirmExits, not one 100 ms wait after another.
  *
- * With --blockers, whether a root still blocks is asked first of its planned waiters ($8 roots and
- * $9 waiters, pair by pair; ASKED_FIRST), and only when none of them says so of every Lock waiter,
- * whose blockers are then read once for the statement (`blockers`, a MATERIALIZED CTE:
+ * With --blockers, whether a root still blocks is asked first of its planned waiters ($8, one
+ * int[] literal per session; stillBlocks), and only when none of them says so of every Lock
+ * waiter, whose blockers are then read once for the statement (`blockers`, a MATERIALIZED CTE:
  * pg_blocking_pids() once per Lock waiter, not once per waiter and planned session).
  */
-function batchSql(kind: SignalKind): string {
+export function batchSql(kind: SignalKind): string {
   const call = kind === 'terminate' ? 'pg_terminate_backend(a_pid)' : 'pg_cancel_backend(a_pid)';
   return `WITH t AS (
-  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
-           AS t(pid, backend_start, state, state_change, xact_start, n)
-), waiters AS (
-  SELECT * FROM unnest($8::int[], $9::int[]) AS x(root, pid)
+  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $8::text[]) WITH ORDINALITY
+           AS t(pid, backend_start, state, state_change, xact_start, waiters, n)
 ), blockers AS MATERIALIZED (
   SELECT DISTINCT b.pid
     FROM pg_stat_activity w
@@ -220,8 +223,7 @@ function batchSql(kind: SignalKind): string {
     LEFT JOIN pg_stat_activity a ON a.pid = t.pid
     LEFT JOIN pg_roles r ON r.oid = a.usesysid
     LEFT JOIN LATERAL (
-          SELECT (${ASKED_FIRST('t.pid', '(SELECT pid FROM waiters WHERE root = t.pid) AS w')}
-                  OR EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid)) AS blocking,
+          SELECT ${stillBlocks('t.pid', 't.waiters::int[]', 'EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid)')} AS blocking,
                  ${WAITS('a.pid')} AS waits
            WHERE $7::boolean) b ON true
 )
@@ -252,8 +254,7 @@ export async function signalBatch(s: Session, batch: readonly PlannedSession[], 
     batch.map((p) => p.xact_start),
     opts.minAgeMs,
     opts.stillBlocking,
-    batch.flatMap((p) => p.waiters.map(() => p.pid)),
-    batch.flatMap((p) => p.waiters),
+    batch.map((p) => `{${p.waiters.join(',')}}`),
   ];
   try {
     const rows = await s.query<BatchRaw & { n: number }>(batchSql(kind), params);
