@@ -68,7 +68,7 @@ const WAITS = (pid: string) => `cardinality(pg_blocking_pids(${pid})) > 0`;
  * the waiters the plan saw the root block (`waiters`, an int[] of a few pids: PlannedSession.waiters),
  * since each call copies the whole queue of the lock the waiter waits for: asking a few is linear
  * in a queue where asking every Lock waiter (`everyone`) is quadratic (one queue of 1,500
- * advisory-lock waiters: a batch took 11-19 ms of the server's time this way, 581 ms asking
+ * advisory-lock waiters: a batch took 11-19 ms of the server's time this way, 557-581 ms asking
  * everyone). `everyone` is asked only when none of them says so (they got their lock, gave up or
  * were cancelled): CASE evaluates its ELSE only then, and a CTE that nothing reads is never run.
  * The answer is the one asking everyone gives, or a truer yes: a planned waiter is asked whatever
