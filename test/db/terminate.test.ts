@@ -11,8 +11,8 @@ import { type TerminateOptions, runTerminate } from '../../src/commands/terminat
 import { DbdoctorError } from '../../src/core/errors.js';
 import { ExitCode } from '../../src/core/exit-codes.js';
 import type { Target } from '../../src/core/target.js';
-import { emptyFilters, type TerminateFilters } from '../../src/core/terminate.js';
-import { openSession } from '../../src/db/session.js';
+import { emptyFilters, type PlannedSession, type TerminateFilters } from '../../src/core/terminate.js';
+import { openSession, type Session } from '../../src/db/session.js';
 import { batchSql, readTerminateSnapshot, signalSession } from '../../src/db/sql/terminate.js';
 import { planTermination } from '../../src/core/terminate.js';
 import type { AuditLog } from '../../src/ui/audit.js';
@@ -396,6 +396,13 @@ describe('--cancel-first, --blockers, scope', () => {
     }
   });
 
+  /** The first root blocker among `app`'s sessions that terminate --blockers would plan (a fresh read). */
+  async function plannedRoot(session: Session, app: string): Promise<PlannedSession> {
+    const snap = await readTerminateSnapshot(session, true);
+    const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), blockers: true, apps: [app] }, allDatabases: false, includeSuperusers: true, cancelFirst: false });
+    return plan.planned[0]!;
+  }
+
   test('the one-session statement (where a batch fails) re-checks --blockers as the batch does: the planned waiters first, then every Lock waiter', async () => {
     const s = server();
     const chain = await lockChain(s, { app: 'db-one-blocker', waiterApp: 'db-one-waiter' }, 2);
@@ -403,9 +410,7 @@ describe('--cancel-first, --blockers, scope', () => {
     const waitsOnLock = (pid: number, n: number) =>
       waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type = 'Lock'`, [pid], (rows) => rows[0]?.n === n);
     try {
-      const snap = await readTerminateSnapshot(session, true);
-      const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), blockers: true, apps: ['db-one-blocker'] }, allDatabases: false, includeSuperusers: true, cancelFirst: false });
-      const p = plan.planned[0]!;
+      const p = await plannedRoot(session, 'db-one-blocker');
       // the first waiter waits for the root's transaction, the second for the first's row lock
       expect([p.pid, p.blocks, p.waiters]).toEqual([chain.blocker, 2, chain.direct]);
       // A cancel does nothing to a session idle in transaction: each call below answers and the root stays.
@@ -432,9 +437,7 @@ describe('--cancel-first, --blockers, scope', () => {
     const chain = await lockChain(s, { app: 'db-plan-first', waiterApp: 'db-plan-first-w' }, 2);
     const session = await openSession(target(s));
     try {
-      const snap = await readTerminateSnapshot(session, true);
-      const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), blockers: true, apps: ['db-plan-first'] }, allDatabases: false, includeSuperusers: true, cancelFirst: false });
-      const p = plan.planned[0]!;
+      const p = await plannedRoot(session, 'db-plan-first');
       expect([p.pid, p.waiters]).toEqual([chain.blocker, chain.direct]);
       // EXPLAIN ANALYZE runs the statement: a cancel, which does nothing to a session idle in transaction
       const blockersCte = async (waiters: number[]) => {
