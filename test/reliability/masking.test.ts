@@ -142,8 +142,9 @@ function forbidden(all: Spelling[], prefixFor: (s: Spelling) => string): Map<str
       const seg = sp.text.slice(a, b);
       for (let i = 0; i + 5 <= seg.length; i++) {
         const w = seg.slice(i, i + 5);
-        // (digits alone are no evidence: JSON is full of numbers)
-        if (w.includes('*') || /^[\d.]+$/.test(w) || skeleton.includes(w) || jsonSkeleton.includes(w)) continue;
+        // (digits and the punctuation around numbers are no evidence: JSON is full of them, as
+        // `"pid": 10021,` holds the `0021,` of a U& escape)
+        if (w.includes('*') || /^[\d.,:\s[\]{}-]+$/.test(w) || skeleton.includes(w) || jsonSkeleton.includes(w)) continue;
         out.set(w, sp.label);
         out.set(json(w), sp.label);
       }
