@@ -301,6 +301,7 @@ async function runSubject(subject, { env, rss = false, keepStdout = false, nodeF
   let ms = 0;
   const codes = [];
   let peakKb = null;
+  let minorFaults = null;
   let stdout = '';
   let stderr = '';
   let timedOut = false;
@@ -309,7 +310,9 @@ async function runSubject(subject, { env, rss = false, keepStdout = false, nodeF
     let args = step.cmd === NODE ? [...nodeFlags, ...step.args] : step.args;
     const rssFile = rss && TIME_BIN ? join(state.tmp, `rss-${randomBytes(4).toString('hex')}`) : undefined;
     if (rssFile) {
-      args = ['-f', '%M', '-o', rssFile, cmd, ...args];
+      // peak RSS (KiB) and minor page faults: what a fresh page costs on this host times the faults
+      // is the part of a subject's time its memory costs (the host line prints that cost)
+      args = ['-f', '%M %R', '-o', rssFile, cmd, ...args];
       cmd = TIME_BIN;
     }
     const r = await runProcess(cmd, args, { env: { ...env, ...extraEnv }, keepStdout, pollRss: rss && !TIME_BIN });
@@ -320,12 +323,13 @@ async function runSubject(subject, { env, rss = false, keepStdout = false, nodeF
     if (keepStdout) stdout += r.stdout;
     if (r.stderr) stderr = r.stderr;
     if (rssFile && existsSync(rssFile)) {
-      const kb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+      const [kb, faults] = readFileSync(rssFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
       if (Number.isFinite(kb)) peakKb = Math.max(peakKb ?? 0, kb);
+      if (Number.isFinite(faults)) minorFaults = (minorFaults ?? 0) + faults;
     }
     if (controller.signal.aborted) break;
   }
-  return { ms, codes, peakKb, stdout, stderr, timedOut };
+  return { ms, codes, peakKb, minorFaults, stdout, stderr, timedOut };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -632,6 +636,7 @@ async function main() {
       pg_stat_statements: pgssList,
     };
     if (r.peakKb !== null) out.peak_rss_kb = r.peakKb;
+    if (r.minorFaults !== null) out.minor_faults = r.minorFaults;
     if (subject.kind === 'dbdoctor' && subject.command) {
       try {
         const doc = JSON.parse(r.stdout);
@@ -869,6 +874,7 @@ async function mainScaling() {
         wall_ms: Math.round(wall * 10) / 10,
         server_ms: Math.round(serverMs * 10) / 10,
         peak_rss_kb: cap.peakKb,
+        minor_faults: cap.minorFaults,
         out_bytes: Buffer.byteLength(cap.stdout),
         exit_codes: cap.codes,
         per_session_us: Math.round(((wall - step.node_ms) / step.sessions) * 1000),
@@ -924,11 +930,18 @@ function evaluateTargets(commandIds) {
   const ratio = (a, b) => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 100) / 100);
 
   const srv = (id) => S[id]?.capture?.server_ms ?? null;
+  // The memory side of a floor ratio: dbdoctor's page faults against node's and psql's, and what a
+  // fresh page costs on this host (a fault that maps a page of a file already in memory costs less).
+  const faults = (id) => S[id]?.minor_faults ?? null;
+  const faultDetail = (id) =>
+    faults(id) === null || faults('node') === null || faults(`psql_${id}`) === null
+      ? ''
+      : `; minor page faults ${faults(id)} vs ${faults('node')} + ${faults(`psql_${id}`)} (a fresh page ${results.host?.fresh_page_us?.toFixed(1) ?? '-'} µs here)`;
   const floorOf = (id) => (med('node') !== null && med(`psql_${id}`) !== null ? med('node') + med(`psql_${id}`) : null);
   for (const id of ['diagnose', 'locks']) {
     const floor = floorOf(id);
     const r = ratio(med(id), floor);
-    add({ id: `${id}_vs_floor`, target: `${id} <= 1.3 x its floor (node -e 0 + psql replaying its SQL)`, value: r, ok: r !== null && r <= 1.3, detail: `${fmtMs(med(id))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med(`psql_${id}`))} ms`, why_skipped: med(id) === null ? `no ${id} command` : floor === null ? 'no psql' : null });
+    add({ id: `${id}_vs_floor`, target: `${id} <= 1.3 x its floor (node -e 0 + psql replaying its SQL)`, value: r, ok: r !== null && r <= 1.3, detail: `${fmtMs(med(id))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med(`psql_${id}`))} ms${faultDetail(id)}`, why_skipped: med(id) === null ? `no ${id} command` : floor === null ? 'no psql' : null });
   }
   const rl = ratio(srv('locks'), srv('selfjoin'));
   add({ id: 'locks_server_vs_selfjoin', target: "locks' server time <= 1/20 of the seed self-join's", value: rl, ok: rl !== null && rl <= 0.05, detail: `server ${fmtMs(srv('locks'))} vs ${fmtMs(srv('selfjoin'))} ms; wall ${fmtMs(med('locks'))} vs ${fmtMs(med('selfjoin'))} ms (${fmtMs(ratio(med('selfjoin'), med('locks')))}x)`, why_skipped: srv('selfjoin') === null ? 'no psql' : null });
@@ -965,7 +978,7 @@ function evaluateTargets(commandIds) {
 
 function printReport(file) {
   const S = results.subjects;
-  const rows = [['subject', 'median ms', 'min-max', 'conns', 'server ms', 'rows', 'out KB', 'RSS MB', 'exit']];
+  const rows = [['subject', 'median ms', 'min-max', 'conns', 'server ms', 'rows', 'out KB', 'RSS MB', 'faults', 'exit']];
   for (const [id, s] of Object.entries(S)) {
     const cap = s.capture ?? {};
     const conns = s.sessions_authorized?.length ? `${Math.max(...s.sessions_authorized)}/${Math.max(...s.connections_received)}` : '-';
@@ -979,6 +992,7 @@ function printReport(file) {
       cap.rows_fetched === null || cap.rows_fetched === undefined ? '-' : String(cap.rows_fetched),
       cap.stdout_bytes === undefined ? '-' : (cap.stdout_bytes / 1024).toFixed(0),
       s.peak_rss_kb ? (s.peak_rss_kb / 1024).toFixed(0) : '-',
+      s.minor_faults === undefined ? '-' : String(s.minor_faults),
       codes || '-',
     ]);
   }
@@ -996,8 +1010,9 @@ function printReport(file) {
   for (const r of rows.slice(1)) out.push(line(r));
   out.push('');
   out.push(`conns = sessions authorized / TCP connections accepted per run (max); server ms (parse+bind+execute, from the log)`);
-  out.push(`the median of ${SCALE.serverRuns} logged run${SCALE.serverRuns === 1 ? '' : 's'}; rows (pg_stat_statements), out KB (stdout) and RSS (peak: /usr/bin/time, else VmHWM`);
-  out.push('polled) from the first logged run');
+  out.push(`the median of ${SCALE.serverRuns} logged run${SCALE.serverRuns === 1 ? '' : 's'}; rows (pg_stat_statements), out KB (stdout), RSS (peak: /usr/bin/time, else VmHWM`);
+  out.push('polled) and faults (minor page faults, /usr/bin/time only: each costs about what the host line says a fresh page does)');
+  out.push('from the first logged run');
   out.push('');
   out.push('targets (issue 22; ratios beside the host figures above):');
   for (const t of results.targets) {
