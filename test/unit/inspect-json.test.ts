@@ -8,7 +8,7 @@ import { describe, expect, test } from '@jest/globals';
 import { connectionsReport } from '../../src/core/connections.js';
 import { locksReport } from '../../src/core/locks.js';
 import { queriesReport } from '../../src/core/queries.js';
-import { envelope, JSON_SCHEMA_VERSION } from '../../src/render/json.js';
+import { envelope, JSON_SCHEMA_VERSION, renderJson, renderJsonLine } from '../../src/render/json.js';
 import { row, snapshot, waiter } from './inspect-fixtures.js';
 
 const settings = { max_connections: 100, superuser_reserved: 3, reserved: 0, current_user: 'monitor', can_read_all_stats: true };
@@ -120,5 +120,20 @@ describe('JSON shapes, schema version 1', () => {
     expect(keys(r.long_queries[0]!)).toEqual(SESSION);
     expect(keys(r.statement_groups![0]!)).toEqual(['applications', 'count', 'example', 'oldest_ms', 'pids', 'statement', 'states', 'total_ms']);
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+  });
+});
+
+describe('JSON text', () => {
+  test('is inert on a terminal and means the same: DEL, C1 and hidden characters escaped; printable ASCII and other text as they are', () => {
+    const doc = { query: 'select 1 -- \u007f\u009b31m\u200b\u202e\ud800', app: 'café ☕️ 👩\u200d💻', plain: 'a "b" \\ c\nd' };
+    for (const text of [renderJson(doc), renderJsonLine(doc)]) {
+      expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b\u202e\ud800]/);
+      expect(text).toContain('\\u007f\\u009b31m\\u200b\\u202e\\ud800');
+      expect(text).toContain('café ☕️ 👩\u200d💻');
+      expect(JSON.parse(text)).toEqual(doc);
+    }
+    const ascii = { a: 'printable ASCII only', n: [1, 2] };
+    expect(renderJson(ascii)).toBe(`${JSON.stringify(ascii, null, 2)}\n`);
+    expect(renderJsonLine(ascii)).toBe(JSON.stringify(ascii));
   });
 });
