@@ -1,4 +1,5 @@
 import { escapeCodePoint, revealHidden } from '../core/text.js';
+import { plainLines } from './sanitize.js';
 
 /** The versioned JSON envelope every `--json` document shares. */
 export const JSON_SCHEMA_VERSION = 1;
@@ -49,6 +50,6 @@ export function renderJsonLine(doc: unknown): string {
  * incident scale on Node 20).
  */
 function inert(json: string): string {
-  if (!/[^\n\u0020-\u007e]/.test(json)) return json;
+  if (plainLines(json)) return json;
   return revealHidden(json.replace(/[\u007f-\u009f]/g, escapeCodePoint));
 }

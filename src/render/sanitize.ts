@@ -22,6 +22,11 @@ const SUSPECT = /[^\u0020-\u007e]/;
 /** The same, line breaks aside: text of printable ASCII lines (a JSON document, say) is written as it is. */
 const SUSPECT_BUT_BREAKS = /[^\n\u0020-\u007e]/;
 
+/** Printable ASCII and line breaks only: nothing in it for a terminal to act on, nothing to escape. */
+export function plainLines(text: string): boolean {
+  return !SUSPECT_BUT_BREAKS.test(text);
+}
+
 export function sanitize(text: string | null | undefined): string {
   if (text === null || text === undefined) return '';
   if (!SUSPECT.test(text)) return text;
@@ -44,7 +49,7 @@ const SGR_SPLIT = /(\u001b\[[0-9;]*m)/;
  * dbdoctor's own colour codes kept (and any other escape removed). Idempotent.
  */
 export function terminalText(text: string, colour: boolean): string {
-  if (!SUSPECT_BUT_BREAKS.test(text)) return text;
+  if (plainLines(text)) return text;
   const parts = text.split(SGR_SPLIT);
   let out = '';
   for (let i = 0; i < parts.length; i++) {
