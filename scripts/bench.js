@@ -794,7 +794,8 @@ async function main() {
 // ---------------------------------------------------------------------------------------------
 // --scale 500,1500,3000: linearity. One incident per step (waiters 30% of the sessions, advisory
 // locks 13x), on a fresh server each; diagnose and locks captured once (server time from the log,
-// output size, peak RSS) and timed 3 times; per-session (and for locks per-waiter) costs.
+// output size) and timed 3 times (peak RSS and faults: the median of the 4 runs); per-session (and
+// for locks per-waiter) costs.
 
 async function mainScaling() {
   const t0 = Date.now();
@@ -860,10 +861,21 @@ async function mainScaling() {
       const cap = await runSubject(subject, { env, rss: true, keepStdout: true });
       await sleep(100);
       const st = statementsIn(parseEntries(log.readFrom(off)), (e) => e.app === 'dbdoctor');
+      // Every run under /usr/bin/time (the same constant on every step): peak RSS and page faults are
+      // the medians of all the runs, since one run's peak moves by a megabyte or two with when the
+      // collector happens to run, more than what a few hundred sessions add.
       const runs = [];
+      const peaks = [cap.peakKb];
+      const faults = [cap.minorFaults];
       const offRuns = log.size();
-      for (let i = 0; i < SCALE.runs; i++) runs.push((await runSubject(subject, { env })).ms);
+      for (let i = 0; i < SCALE.runs; i++) {
+        const r = await runSubject(subject, { env, rss: true });
+        runs.push(r.ms);
+        peaks.push(r.peakKb);
+        faults.push(r.minorFaults);
+      }
       const wall = median(runs);
+      const medianOf = (xs) => (xs.some((x) => x === null) ? null : median(xs));
       // Server time: the median over the captured run and the timed ones (one backend each), not one
       // run's: a single reading moves by more than a step's difference on a shared host.
       await sleep(100);
@@ -873,8 +885,9 @@ async function mainScaling() {
       step.commands[cmd] = {
         wall_ms: Math.round(wall * 10) / 10,
         server_ms: Math.round(serverMs * 10) / 10,
-        peak_rss_kb: cap.peakKb,
-        minor_faults: cap.minorFaults,
+        peak_rss_kb: medianOf(peaks),
+        peak_rss_kb_runs: peaks,
+        minor_faults: medianOf(faults),
         out_bytes: Buffer.byteLength(cap.stdout),
         exit_codes: cap.codes,
         per_session_us: Math.round(((wall - step.node_ms) / step.sessions) * 1000),
