@@ -861,9 +861,10 @@ async function mainScaling() {
       const cap = await runSubject(subject, { env, rss: true, keepStdout: true });
       await sleep(100);
       const st = statementsIn(parseEntries(log.readFrom(off)), (e) => e.app === 'dbdoctor');
-      // Every run under /usr/bin/time (the same constant on every step): peak RSS and page faults are
-      // the medians of all the runs, since one run's peak moves by a megabyte or two with when the
-      // collector happens to run, more than what a few hundred sessions add.
+      // Every run has its memory measured (under /usr/bin/time where there is one: the same constant on
+      // every step): peak RSS and page faults are the medians of all the runs, since one run's peak
+      // moves by a megabyte or two with when the collector happens to run, more than what a few
+      // hundred sessions add.
       const runs = [];
       const peaks = [cap.peakKb];
       const faults = [cap.minorFaults];
