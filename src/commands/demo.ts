@@ -144,7 +144,8 @@ function sleepSync(ms: number): void {
 /**
  * Synchronous last-resort teardown, for when the event loop will not run again (process.exit on a
  * second Ctrl-C, SIGTERM, SIGHUP): immediate shutdown by pid, bounded wait, SIGKILL, remove the
- * directory.
+ * directory. The wait outlasts the 5 s after which the postmaster SIGKILLs children that ignore an
+ * immediate shutdown, so it is not SIGKILLed itself (which would orphan them) before it has.
  */
 function emergencyTeardown(server: RunningServer): void {
   const pid = server.pid;
@@ -154,7 +155,7 @@ function emergencyTeardown(server: RunningServer): void {
     } catch {
       // already gone
     }
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 7000;
     while (running(pid) && Date.now() < deadline) sleepSync(20);
     if (running(pid)) {
       try {

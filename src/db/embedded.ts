@@ -79,6 +79,8 @@ export interface ServerOptions {
    * then the directory. For the tests of connecting without a host.
    */
   socketOnly?: string;
+  /** How long a fast shutdown may take before it is made an immediate one (default 15 s). */
+  fastStopMs?: number;
 }
 
 export interface RunningServer {
@@ -255,6 +257,25 @@ function socketPathFits(dir: string): boolean {
   return Buffer.byteLength(join(dir, '.s.PGSQL.65535.lock')) < 100;
 }
 
+/**
+ * Ends the server this process spawned, by its pid: each signal in turn, for as long as it is given,
+ * then SIGKILL. The postmaster is SIGKILLed only when an immediate shutdown (SIGQUIT) did not end it
+ * either: in an immediate shutdown it SIGKILLs the children that linger itself (after
+ * 5 s), while a SIGKILLed postmaster leaves its children behind, orphaned.
+ */
+async function endServer(child: ChildProcess, steps: ReadonlyArray<readonly [NodeJS.Signals, number]>): Promise<void> {
+  for (const [signal, ms] of steps) {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    if (await waitExit(child, ms)) return;
+  }
+  child.kill('SIGKILL');
+  await waitExit(child, 5_000);
+}
+
+/** An immediate shutdown, and time for the postmaster to SIGKILL the children that ignore it. */
+const IMMEDIATE = ['SIGQUIT', 10_000] as const;
+
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -375,24 +396,16 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       await launch();
     } catch (err) {
       // Never leave a half-started server behind: end the process this call spawned, by its pid.
-      if (child! && child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGQUIT');
-        if (!(await waitExit(child, 5_000))) child.kill('SIGKILL');
-        await waitExit(child, 5_000);
-      }
+      if (child!) await endServer(child, [IMMEDIATE]);
       throw err;
     } finally {
       closeSync(fd);
     }
 
-    const stopProcess = async (mode: 'fast' | 'immediate') => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
-      if (!(await waitExit(child, 15_000))) {
-        child.kill('SIGKILL');
-        await waitExit(child, 5_000);
-      }
-    };
+    // A fast shutdown waits for every backend and the shutdown checkpoint; one that does not end in
+    // time is made an immediate one before anything is SIGKILLed.
+    const stopProcess = (mode: 'fast' | 'immediate') =>
+      endServer(child, mode === 'fast' ? [['SIGINT', opts.fastStopMs ?? 15_000], IMMEDIATE] : [IMMEDIATE]);
 
     const onExit = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');

@@ -315,10 +315,11 @@ export async function startStandby(primary: TestServer, settings: Record<string,
         }
       },
       async stop() {
-        if (proc.exitCode === null && proc.signalCode === null) {
-          proc.kill('SIGINT');
-          const exited = await Promise.race([new Promise<boolean>((r) => proc.once('exit', () => r(true))), sleep(15_000).then(() => false)]);
-          if (!exited) proc.kill('SIGKILL');
+        // fast, then immediate (the postmaster SIGKILLs lingering children itself), then SIGKILL
+        for (const [signal, ms] of [['SIGINT', 15_000], ['SIGQUIT', 10_000], ['SIGKILL', 5_000]] as const) {
+          if (proc.exitCode !== null || proc.signalCode !== null) break;
+          proc.kill(signal);
+          await Promise.race([new Promise<void>((r) => proc.once('exit', () => r())), sleep(ms)]);
         }
         rmSync(dir, { recursive: true, force: true });
       },
