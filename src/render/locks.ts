@@ -66,7 +66,11 @@ export function treeLines(root: number, nodes: readonly LockNode[], width: numbe
   for (const n of nodes) {
     if (n.root !== root) continue;
     if (n.blocked_by === null) top = n;
-    else children.set(n.blocked_by, [...(children.get(n.blocked_by) ?? []), n]);
+    else {
+      const siblings = children.get(n.blocked_by);
+      if (siblings) siblings.push(n);
+      else children.set(n.blocked_by, [n]);
+    }
   }
   if (!top) return [];
   const lines: string[] = [];

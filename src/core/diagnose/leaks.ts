@@ -46,6 +46,18 @@ function result(rows: SessionRow[], f: Finding | null, path: string[], cleanups:
   return { rows, finding: f, findings: f ? [f] : [], path: [pathStep(node, question, branch, path.join(''))], cleanups };
 }
 
+/** Each group's rows, in the order of `rows`: one pass, whatever the number of groups. */
+function rowsOfGroups(rows: SessionRow[], groups: SessionGroup[]): SessionRow[][] {
+  const groupOf = new Map<number, SessionRow[]>();
+  const out = groups.map((g) => {
+    const own: SessionRow[] = [];
+    for (const pid of g.pids) groupOf.set(pid, own);
+    return own;
+  });
+  for (const r of rows) groupOf.get(r.pid)?.push(r);
+  return out;
+}
+
 /** idle-in-transaction: transactions begun and never ended, by application, client and database. */
 export function idleInTransaction(c: Context): LeakResult {
   const { t, snap, sessions, scope, ordinary } = c;
@@ -55,9 +67,9 @@ export function idleInTransaction(c: Context): LeakResult {
   const groups = groupSessions(iit, ['app', 'client', 'db']);
   const eg: EvidenceGroup[] = [];
   const next: NextStep[] = [];
-  for (const g of groups) {
-    const inGroup = new Set(g.pids);
-    const rows = iit.filter((r) => inGroup.has(r.pid));
+  const rowsOf = rowsOfGroups(iit, groups);
+  for (const [i, g] of groups.entries()) {
+    const rows = rowsOf[i]!;
     const sev = groupSeverity(g.count, g.oldest_state_age_ms, ordinary, t.idle_in_transaction_crit_ms, t);
     const aborted = rows.filter((r) => r.state === 'idle in transaction (aborted)').length;
     eg.push({
@@ -106,7 +118,9 @@ export function unreadResults(c: Context): LeakResult {
   const byKey = new Map<string, SessionRow[]>();
   for (const r of waits) {
     const k = JSON.stringify([r.application_name, clientOf(r), r.datname, r.wait_event]);
-    byKey.set(k, [...(byKey.get(k) ?? []), r]);
+    const same = byKey.get(k);
+    if (same) same.push(r);
+    else byKey.set(k, [r]);
   }
   const eg: EvidenceGroup[] = [];
   const next: NextStep[] = [];
@@ -179,9 +193,9 @@ export function idlePool(c: Context, capacitySeverity: Severity): IdlePoolResult
   const eg: EvidenceGroup[] = [];
   const next: NextStep[] = [];
   const rowsAll: SessionRow[] = [];
-  for (const g of groups) {
-    const inGroup = new Set(g.pids);
-    const rows = candidates.filter((r) => inGroup.has(r.pid));
+  const rowsOf = rowsOfGroups(candidates, groups);
+  for (const [i, g] of groups.entries()) {
+    const rows = rowsOf[i]!;
     rowsAll.push(...rows);
     eg.push({
       label: `${appLabel(g.app)}${g.db && g.db !== snap.database ? ` in ${g.db}` : ''}`,
