@@ -293,10 +293,11 @@ async function act(c: ActContext, plan: PlannedSession[]): Promise<{ results: Se
   }
   await run(cancelled, 'terminate', true);
   if (c.signal?.aborted) throw new InterruptedError();
+  const cancelSent = new Set(cancelled);
   for (const p of plan) {
     if (results.has(p.pid)) continue;
     // A session whose cancel was sent is not "not attempted", whatever stopped the run after it.
-    if (cancelled.includes(p)) set(p, 'failed', `cancel sent; dbdoctor stopped before its grace period and terminate step: ${stop}`);
+    if (cancelSent.has(p)) set(p, 'failed', `cancel sent; dbdoctor stopped before its grace period and terminate step: ${stop}`);
     else set(p, 'not_attempted', stop ? `not attempted, an earlier step failed: ${stop}` : 'not attempted');
   }
   return { results: plan.map((p) => results.get(p.pid)!), audit };

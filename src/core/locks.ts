@@ -136,10 +136,11 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
     };
   });
   b.cycles.forEach((c, i) => {
+    const members = new Set(c.members);
     for (const pid of [...c.members, ...c.stuck]) {
       if (listed.has(pid)) continue;
       listed.add(pid);
-      const member = c.members.includes(pid);
+      const member = members.has(pid);
       nodes.push({
         pid,
         session: view(rows.get(pid)),

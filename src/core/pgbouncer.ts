@@ -136,12 +136,18 @@ export function normalizePools(facts: ConsoleFacts, unavailable: Set<string>): P
     apps.set(app, (apps.get(app) ?? 0) + 1);
     waiting.set(key, apps);
   }
+  // The first row of each name, as find() gave it: looked up once per pool.
+  const databases = new Map<string, ConsoleRow>();
+  for (const d of facts.databases ?? []) {
+    const name = str(d, 'name');
+    if (name !== null && !databases.has(name)) databases.set(name, d);
+  }
   return facts.pools
     .filter((r) => str(r, 'database') !== 'pgbouncer')
     .map((r) => {
       const database = str(r, 'database') ?? '';
       const user = str(r, 'user') ?? '';
-      const db = facts.databases?.find((d) => str(d, 'name') === database);
+      const db = databases.get(database);
       const dbPoolSize = db ? num(db, 'pool_size', unavailable, 'databases') : null;
       // the column is reserve_pool before 1.24 and reserve_pool_size from 1.24
       const reserve = db ? (num(db, 'reserve_pool_size', new Set(), 'databases') ?? num(db, 'reserve_pool', new Set(), 'databases')) : null;
@@ -360,8 +366,19 @@ export function joinPooler(
   const byPid = new Map(rows.map((r) => [r.pid, r]));
   const byPort = new Map(rows.filter((r) => r.client_port !== null).map((r) => [r.client_port!, r]));
   const unavailable = new Set(report.unavailable);
+  // Each pool's server connections, bucketed once (in PgBouncer's order) rather than filtered per pool.
+  const serversOf = new Map<string, ConsoleRow[]>();
+  for (const s of facts.servers ?? []) {
+    const database = str(s, 'database');
+    const user = str(s, 'user');
+    if (database === null || user === null) continue;
+    const k = `${database}\u0000${user}`;
+    const same = serversOf.get(k);
+    if (same) same.push(s);
+    else serversOf.set(k, [s]);
+  }
   const pools: JoinedPool[] = report.pools.map((p) => {
-    const servers = (facts.servers ?? []).filter((s) => str(s, 'database') === p.database && str(s, 'user') === p.user);
+    const servers = serversOf.get(`${p.database}\u0000${p.user}`) ?? [];
     const sessions: PoolServerSession[] = [];
     let unmatched = 0;
     for (const s of servers) {
@@ -394,7 +411,9 @@ export function joinPooler(
     mayOpen === null || serverOrdinarySlots === null
       ? 'the pool sizes or the server slots are unknown'
       : `${plural(report.pools.length, 'pool')} of ${plural(sum ?? 0, 'server connection')} in all × ${plural(instances, 'PgBouncer instance')} = ${plural(mayOpen ?? 0, 'server connection')}, against ${plural(serverOrdinarySlots ?? 0, 'ordinary slot')} on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
-  const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, pools.find((p) => p.database === f.pool!.database && p.user === f.pool!.user)) } : f));
+  const poolOf = new Map<string, JoinedPool>();
+  for (const p of pools) if (!poolOf.has(`${p.database}\u0000${p.user}`)) poolOf.set(`${p.database}\u0000${p.user}`, p);
+  const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, poolOf.get(`${f.pool.database}\u0000${f.pool.user}`)) } : f));
   if (exceeds) {
     findings.push({
       id: 'pgbouncer_pools_exceed_server',

@@ -12,7 +12,7 @@ import type { Severity } from '../core/exit-codes.js';
 import { oneLine } from './sanitize.js';
 import { displayWidth, fitWidth } from './width.js';
 import { severityLabel } from './style.js';
-import { table } from './table.js';
+import { longTable } from './table.js';
 
 /** The width tables are fitted into: the terminal's, within reason. */
 export function tableWidth(columns: number): number {
@@ -100,10 +100,12 @@ export function fittedTable(cols: ColumnSpec[], width: number, align?: Array<'le
   if (cols.length === 0) return '';
   // Each column: 2 padding; borders: columns + 1.
   const widths = fitWidths(cols, width, cols.length * 2 + cols.length + 1);
-  const t = table({ head: cols.map((c) => c.head), colWidths: widths.map((w) => w + 2), ...(align ? { colAligns: align } : {}) });
-  const rows = cols[0]!.cells.length;
-  for (let i = 0; i < rows; i++) t.push(cols.map((c) => c.cells[i] ?? ''));
-  return t.toString();
+  return longTable({ head: cols.map((c) => c.head), colWidths: widths.map((w) => w + 2), ...(align ? { colAligns: align } : {}) }, rowsOf(cols), true);
+}
+
+/** The columns' cells as rows. */
+function rowsOf(cols: ColumnSpec[]): string[][] {
+  return cols[0]!.cells.map((_, i) => cols.map((c) => c.cells[i] ?? ''));
 }
 
 /** A borderless table (one space between columns), fitted into `width`: for one row per session. */
@@ -111,11 +113,7 @@ export function listTable(cols: ColumnSpec[], width: number): string {
   if (cols.length === 0) return '';
   const widths = fitWidths(cols, width, cols.length - 1);
   const blank = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' ' };
-  const t = table({ head: cols.map((c) => c.head), colWidths: widths, chars: blank, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 } });
-  const rows = cols[0]!.cells.length;
-  for (let i = 0; i < rows; i++) t.push(cols.map((c) => c.cells[i] ?? ''));
-  return t
-    .toString()
+  return longTable({ head: cols.map((c) => c.head), colWidths: widths, chars: blank, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 } }, rowsOf(cols), false)
     .split('\n')
     .map((l) => fitWidth(l.replace(/\s+$/, ''), width))
     .join('\n');

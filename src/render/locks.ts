@@ -152,16 +152,25 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     ];
     lines.push(fittedTable(cols, width));
     lines.push(style.dim(wrap('blocks: directly/in total; longest: longest wait among them', width, '  ')));
+    // Each root's nodes, bucketed once: every root's tree would otherwise scan every node.
+    const nodesOf = new Map<number, LockNode[]>();
+    for (const n of r.nodes) {
+      if (n.root === null) continue;
+      const same = nodesOf.get(n.root);
+      if (same) same.push(n);
+      else nodesOf.set(n.root, [n]);
+    }
     for (const root of r.roots) {
       lines.push('');
-      lines.push(...rootDetails(root, r.nodes, style, width));
+      lines.push(...rootDetails(root, nodesOf.get(root.pid) ?? [], style, width));
     }
   }
   r.cycles.forEach((c, i) => {
     lines.push('');
     lines.push(style.bold.red(`lock cycle: pids ${c.members.join(', ')} wait for each other; ${c.stuck.length} more stuck behind them`));
     lines.push(wrap('  a deadlock: the server breaks it only after deadlock_timeout (which a role or database may have raised), and everything behind it waits meanwhile', width, '  '));
-    for (const n of r.nodes.filter((x) => x.cycle === i && c.members.includes(x.pid))) {
+    const members = new Set(c.members);
+    for (const n of r.nodes.filter((x) => x.cycle === i && members.has(x.pid))) {
       const s = n.session;
       lines.push(cut(`  ${n.pid}  ${oneLine(s?.application_name || '-', 20)}  waits ${formatDuration(n.waits_for?.wait_ms ?? s?.state_age_ms ?? null)}  for ${n.blockers.join(', ')}  ${s?.query === null || !s ? '(hidden)' : oneLine(s.query)}`, width));
     }

@@ -305,11 +305,12 @@ function guardsFor(c: Context, found: SettingsInputs, major: number): GuardSpec[
     });
   }
   if (has(found.idle.finding) && major >= 14) {
+    const grouped = new Set(found.idle.groups.flatMap((g) => g.pids));
     guards.push({
       node: 'setting-idle-session-timeout',
       name: 'idle_session_timeout',
       value: pgInterval(Math.max(t.idle_ms * 3, 3_600_000)),
-      rows: found.idle.rows.filter((r) => found.idle.groups.some((g) => g.pids.includes(r.pid))),
+      rows: found.idle.rows.filter((r) => grouped.has(r.pid)),
       severity: 'warning',
       why: 'closed sessions left idle far longer than any pool keeps them',
       because: 'applications keeping many sessions idle',

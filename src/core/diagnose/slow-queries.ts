@@ -90,12 +90,16 @@ export function sameStatement(c: Context): SameStatementResult {
   const groups = statementGroups(candidates).filter((g) => g.count >= t.same_statement_sessions);
   const question = `are ${t.same_statement_sessions} or more sessions running the same statement for ${dur(t.same_statement_age_ms)} or more?`;
   if (groups.length === 0) return { rows: [], groups, finding: null, findings: [], path: [pathStep('same-statement', question, 'none', 'none')] };
+  const rowsOf = (g: { pids: number[] }) => {
+    const want = new Set(g.pids);
+    return candidates.filter((r) => want.has(r.pid));
+  };
   const eg: EvidenceGroup[] = groups.slice(0, 5).map((g) => ({
     label: `${plural(g.count, 'session')} of ${g.applications.slice(0, 3).map(appLabel).join(', ')}`,
     application: g.applications[0] ?? null,
     client: null,
     database: null,
-    users: uniq(nonNull(candidates.filter((r) => g.pids.includes(r.pid)).map((r) => r.usename))),
+    users: uniq(nonNull(rowsOf(g).map((r) => r.usename))),
     state: 'active',
     wait_event: null,
     count: g.count,
@@ -117,7 +121,7 @@ export function sameStatement(c: Context): SameStatementResult {
       if (hit) factsList.push(`pg_stat_statements: ${Math.round(hit.calls)} calls, mean ${dur(hit.mean_ms)}, max ${dur(hit.max_ms)}, ${dur(hit.total_ms)} in all`);
     }
   }
-  const rowsG0 = candidates.filter((r) => g0.pids.includes(r.pid));
+  const rowsG0 = rowsOf(g0);
   const relieve = terminateFor(scope, rowsG0, { states: ['active'], olderThanMs: 0, cancelFirst: true, pidsOnly: true });
   const ev = evidenceOf(rows, (r) => r.query_age_ms, eg, factsList);
   const f = finding(

@@ -91,13 +91,15 @@ export function growthOf(samples: TrendSample[], o: TrendOptions): Growth[] {
   if (w.length < o.window || w.length < 3) return [];
   const t0 = w[0]!.at_ms;
   const apps = new Set(w.flatMap((s) => s.by_app.map((a) => a.app)));
+  // Each sample's applications by name, once: looked up per application and metric.
+  const byApp = w.map((s) => new Map(s.by_app.map((a) => [a.app, a])));
   const out: Growth[] = [];
   for (const app of apps) {
     for (const [metric, what] of METRICS) {
-      const ys = w.map((s) => s.by_app.find((a) => a.app === app)?.[metric] ?? 0);
+      const ys = byApp.map((m) => m.get(app)?.[metric] ?? 0);
       const f = leastSquares(w.map((s, i) => [(s.at_ms - t0) / 60_000, ys[i]!]));
       if (f.slope >= o.minPerMin && f.r2 >= o.minR2 && ys[ys.length - 1]! - ys[0]! >= 2) {
-        const last = w[w.length - 1]!.by_app.find((a) => a.app === app);
+        const last = byApp[byApp.length - 1]!.get(app);
         out.push({ app, metric, what, fit: f, from: ys[0]!, to: ys[ys.length - 1]!, pids: metric === 'idle_in_transaction' ? (last?.pids_iit ?? []) : [] });
         break;
       }
