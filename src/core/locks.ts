@@ -21,7 +21,10 @@ export interface LockNode {
   pid: number;
   /** The session, or null for a prepared transaction (pid 0) or a process gone since the read. */
   session: SessionInfo | null;
-  /** The root blocker it waits behind (itself for a root); null in or behind a lock cycle. */
+  /**
+   * The root blocker it waits behind (itself for a root): of several, the first in `roots` (a
+   * session is listed once); null in or behind a lock cycle.
+   */
   root: number | null;
   /** The session it is shown under: the blocker nearest the root (null for a root or a cycle member). */
   blocked_by: number | null;
@@ -46,7 +49,8 @@ export interface LockNode {
 /**
  * A root blocker as `locks` shows it: RootBlocker (src/core/blocking.ts) in its JSON shape, with a
  * session view instead of a row and the pids it blocks under their JSON names. The sessions
- * behind it are the nodes whose `root` is its pid.
+ * behind it are the nodes whose `root` is its pid, and those behind an earlier root too (listed
+ * there: `blocks_all` names them all).
  */
 export interface LockRoot extends Pick<RootBlocker, 'pid' | 'longest_wait_ms' | 'waited_locks' | 'action' | 'advice' | 'next' | 'holds_advisory' | 'prepared'> {
   /** pid 0: a prepared transaction holds the lock (see `prepared`). */
@@ -102,19 +106,25 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
       const { n, parent, depth } = queue[i]!;
       const head = depth > 0 && n.behind > 0;
       if (head) heads.push(n.pid);
-      listed.add(n.pid);
-      nodes.push({
-        pid: n.pid,
-        session: view(n.session),
-        root: r.pid,
-        blocked_by: parent,
-        blockers: [...(edges.get(n.pid) ?? [])].sort((x, y) => x - y),
-        depth,
-        waits_for: depth > 0 ? waitsFor(n.session) : null,
-        queue_head: head,
-        behind: n.behind,
-        cycle: null,
-      });
+      // A session behind more than one root (a DDL statement waiting for several readers, and the
+      // queue behind it) is listed once, under the first root that reaches it, and so is everything
+      // behind it: listed under each, R roots and W waiters were R x W nodes. The walk goes on for
+      // this root's queue heads.
+      if (!listed.has(n.pid)) {
+        listed.add(n.pid);
+        nodes.push({
+          pid: n.pid,
+          session: view(n.session),
+          root: r.pid,
+          blocked_by: parent,
+          blockers: [...(edges.get(n.pid) ?? [])].sort((x, y) => x - y),
+          depth,
+          waits_for: depth > 0 ? waitsFor(n.session) : null,
+          queue_head: head,
+          behind: n.behind,
+          cycle: null,
+        });
+      }
       for (const c of n.children) queue.push({ n: c, parent: n.pid, depth: depth + 1 });
     }
     return {

@@ -58,9 +58,10 @@ function nodeText(n: LockNode): string {
 
 /**
  * A root's tree as lines ("└─ " and "├─ "), from the flat node list: at most `max` lines and
- * `MAX_DEPTH` levels (a deeper chain is one line, "… N more behind pid X"), cut to `width`.
+ * `MAX_DEPTH` levels (a deeper chain is one line, "… N more behind pid X"), cut to `width`;
+ * `elsewhere`: the earlier roots under which some of the sessions behind this one are listed.
  */
-export function treeLines(root: number, nodes: readonly LockNode[], width: number, max = MAX_TREE_LINES): string[] {
+export function treeLines(root: number, nodes: readonly LockNode[], width: number, max = MAX_TREE_LINES, elsewhere: readonly number[] = []): string[] {
   const children = new Map<number, LockNode[]>();
   let top: LockNode | undefined;
   for (const n of nodes) {
@@ -92,11 +93,15 @@ export function treeLines(root: number, nodes: readonly LockNode[], width: numbe
     }
   }
   const total = top.behind + 1;
-  if (total > shown) lines.push(`… and ${total - shown} more (all of them in --json)`);
+  if (total > shown) lines.push(`… and ${total - shown} more (${elsewhere.length ? `shown under root ${elsewhere.join(', root ')} above, ` : ''}all of them in --json)`);
   return lines;
 }
 
-function rootDetails(r: LockRoot, nodes: readonly LockNode[], style: ChalkInstance, width: number): Line[] {
+function uniqueSorted(xs: number[]): number[] {
+  return [...new Set(xs)].sort((a, b) => a - b);
+}
+
+function rootDetails(r: LockRoot, nodes: readonly LockNode[], elsewhere: number[], style: ChalkInstance, width: number): Line[] {
   const lines: Line[] = [];
   const s = r.session;
   const head = r.prepared_transaction
@@ -122,7 +127,7 @@ function rootDetails(r: LockRoot, nodes: readonly LockNode[], style: ChalkInstan
     const code = n.argv && n.command ? commandLines(n.argv, width - 11) : n.sql ? [n.sql] : [];
     for (const c of code) lines.push(new Verbatim(`${ind}         ${style.bold(c)}`));
   });
-  lines.push(...treeLines(r.pid, nodes, width - 2).map((l) => `${ind}${l}`));
+  lines.push(...treeLines(r.pid, nodes, width - 2, MAX_TREE_LINES, elsewhere).map((l) => `${ind}${l}`));
   return lines;
 }
 
@@ -154,15 +159,19 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     lines.push(style.dim(wrap('blocks: directly/in total; longest: longest wait among them', width, '  ')));
     // Each root's nodes, bucketed once: every root's tree would otherwise scan every node.
     const nodesOf = new Map<number, LockNode[]>();
+    const rootOf = new Map<number, number | null>();
     for (const n of r.nodes) {
+      rootOf.set(n.pid, n.root);
       if (n.root === null) continue;
       const same = nodesOf.get(n.root);
       if (same) same.push(n);
       else nodesOf.set(n.root, [n]);
     }
     for (const root of r.roots) {
+      // Sessions it blocks that are listed under an earlier root (each session is listed once).
+      const elsewhere = uniqueSorted(root.blocks_all.map((p) => rootOf.get(p)).filter((x): x is number => x !== undefined && x !== null && x !== root.pid));
       lines.push('');
-      lines.push(...rootDetails(root, nodesOf.get(root.pid) ?? [], style, width));
+      lines.push(...rootDetails(root, nodesOf.get(root.pid) ?? [], elsewhere, style, width));
     }
   }
   r.cycles.forEach((c, i) => {

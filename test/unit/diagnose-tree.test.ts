@@ -240,6 +240,17 @@ describe('blocking', () => {
     expect(commandsOf(mustFind(r, 'blocking'))).toContain('dbdoctor terminate --pid 50 --cancel-first');
   });
 
+  test('a DDL statement behind 3 readers, 20 sessions behind it: the waiters are counted once, not once per root', () => {
+    const readers = [70, 71, 72].map((pid) => row({ pid, state: 'active', wait_event_type: null, wait_event: null, query_age_ms: 300_000, query: 'SELECT * FROM accounts' }));
+    const ddl = waiter(80, [70, 71, 72], { query: 'ALTER TABLE accounts ADD COLUMN note text' });
+    const queued = Array.from({ length: 20 }, (_, i) => waiter(100 + i, [80]));
+    const r = run(facts([...readers, ddl, ...queued]));
+    expect(mustFind(r, 'blocking').evidence.groups.map((g) => g.count)).toEqual([21, 21, 21]);
+    const guard = mustFind(r, 'setting-lock-timeout');
+    expect(guard.evidence.sessions).toBe(21);
+    expect(guard.evidence.facts[0]).toBe('21 sessions waiting on locks');
+  });
+
   test('a lock cycle with no root does not crash and is reported', () => {
     const r = run(facts([waiter(60, [61]), waiter(61, [60])]));
     const b = mustFind(r, 'blocking');

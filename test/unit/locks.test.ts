@@ -137,6 +137,27 @@ describe('the blocking tree', () => {
     expect(r).toMatchObject({ status: 'ok', waiting: 0, roots: [], cycles: [] });
   });
 
+  test('a DDL statement behind 3 readers, 50 sessions behind it: each session listed once, under the first root', () => {
+    const rows = [1, 2, 3].map((pid) => row({ pid, state: 'active', query: 'SELECT * FROM accounts' }));
+    rows.push(waiter(10, [1, 2, 3], { query: 'ALTER TABLE accounts ADD COLUMN note text', wait_event: 'relation', wait_lock: { locktype: 'relation', mode: 'AccessExclusiveLock', relation: 'accounts', wait_ms: 9_000 } }));
+    for (let i = 0; i < 50; i++) rows.push(waiter(100 + i, [10], { wait_event: 'relation', wait_lock: { locktype: 'relation', mode: 'AccessShareLock', relation: 'accounts', wait_ms: 5_000 } }));
+    const report = locksReport(snapshot(rows), priv);
+    expect(report.roots.map((r) => [r.pid, r.blocks_total, r.queue_heads])).toEqual([
+      [1, 51, [10]],
+      [2, 51, [10]],
+      [3, 51, [10]],
+    ]);
+    const pids = report.nodes.map((n) => n.pid);
+    expect(pids).toHaveLength(54);
+    expect(new Set(pids).size).toBe(54);
+    expect(report.nodes.find((n) => n.pid === 10)).toMatchObject({ root: 1, blocked_by: 1, queue_head: true, behind: 50 });
+    expect(report.nodes.filter((n) => n.root === 2).map((n) => n.pid)).toEqual([2]);
+    const text = renderLocks(report, plain, 100);
+    expect(treeLines(1, report.nodes, 80).at(-1)).toBe('… and 12 more (all of them in --json)');
+    expect(text).toContain('… and 51 more (shown under root 1 above, all of them in --json)');
+    expect(text.split('\n').filter((l) => l.includes('shown under root 1 above'))).toHaveLength(2);
+  });
+
   test('roots blocking most come first', () => {
     const snap = snapshot([row({ pid: 1, state: 'idle in transaction' }), waiter(2, [1]), row({ pid: 5, state: 'idle in transaction' }), waiter(6, [5]), waiter(7, [5])]);
     expect(locksReport(snap, priv).roots.map((x) => x.pid)).toEqual([5, 1]);

@@ -291,7 +291,8 @@ function guardsFor(c: Context, found: SettingsInputs, major: number): GuardSpec[
   }
   if (has(found.blocking.finding)) {
     const byPid = new Map(snap.rows.map((r) => [r.pid, r]));
-    const waiters = blocking.roots.flatMap((r) => r.all).map((p) => byPid.get(p)).filter((x): x is SessionRow => Boolean(x));
+    // A session behind several roots (a DDL statement waiting for several readers) counts once.
+    const waiters = [...new Set(blocking.roots.flatMap((r) => r.all))].map((p) => byPid.get(p)).filter((x): x is SessionRow => Boolean(x));
     guards.push({
       node: 'setting-lock-timeout',
       name: 'lock_timeout',
