@@ -155,7 +155,7 @@ function emergencyTeardown(server: RunningServer): void {
     } catch {
       // already gone
     }
-    const deadline = Date.now() + 7000;
+    const deadline = Date.now() + 6000;
     while (running(pid) && Date.now() < deadline) sleepSync(20);
     if (running(pid)) {
       try {

@@ -425,23 +425,33 @@ export function waitsAsDdl(r: SessionRow | null): boolean {
 /** A waiter with sessions queued behind it, found in a root's tree. */
 export interface QueueHead {
   node: BlockNode;
+  /** The first root (in the report's order) whose tree holds it. */
   root: RootBlocker;
-  /** Its depth in the tree (1: it waits for the root itself). */
+  /** Every root whose tree holds it, `root` first (a DDL statement waiting for several readers). */
+  roots: RootBlocker[];
+  /** Its depth in `root`'s tree (1: it waits for the root itself). */
   depth: number;
 }
 
-/** The nodes of every tree that wait and have others waiting behind them, most queued behind first. */
+/**
+ * The nodes of every tree that wait and have others waiting behind them, each once (in the tree of
+ * the first root that holds it, with every root that does), most queued behind first.
+ */
 export function queueHeads(report: BlockingReport): QueueHead[] {
-  const out: QueueHead[] = [];
+  const heads = new Map<number, QueueHead>();
   for (const root of report.roots) {
     const stack: Array<{ node: BlockNode; depth: number }> = root.tree.children.map((node) => ({ node, depth: 1 }));
     while (stack.length) {
       const { node, depth } = stack.pop()!;
-      if (node.behind > 0) out.push({ node, root, depth });
+      if (node.behind > 0) {
+        const seen = heads.get(node.pid);
+        if (seen) seen.roots.push(root);
+        else heads.set(node.pid, { node, root, roots: [root], depth });
+      }
       for (const c of node.children) stack.push({ node: c, depth: depth + 1 });
     }
   }
-  return out.sort((a, b) => b.node.behind - a.node.behind || a.node.pid - b.node.pid);
+  return [...heads.values()].sort((a, b) => b.node.behind - a.node.behind || a.node.pid - b.node.pid);
 }
 
 /**

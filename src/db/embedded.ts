@@ -279,11 +279,15 @@ const IMMEDIATE = ['SIGQUIT', 10_000] as const;
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
+    const exited = () => {
       clearTimeout(timer);
       resolve(true);
-    });
+    };
+    const timer = setTimeout(() => {
+      child.off('exit', exited);
+      resolve(false);
+    }, ms);
+    child.once('exit', exited);
   });
 }
 

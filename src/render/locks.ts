@@ -64,8 +64,10 @@ function nodeText(n: LockNode): string {
 export function treeLines(root: number, nodes: readonly LockNode[], width: number, max = MAX_TREE_LINES, elsewhere: readonly number[] = []): string[] {
   const children = new Map<number, LockNode[]>();
   let top: LockNode | undefined;
+  let listedHere = 0;
   for (const n of nodes) {
     if (n.root !== root) continue;
+    listedHere++;
     if (n.blocked_by === null) top = n;
     else {
       const siblings = children.get(n.blocked_by);
@@ -93,7 +95,10 @@ export function treeLines(root: number, nodes: readonly LockNode[], width: numbe
     }
   }
   const total = top.behind + 1;
-  if (total > shown) lines.push(`… and ${total - shown} more (${elsewhere.length ? `shown under root ${elsewhere.join(', root ')} above, ` : ''}all of them in --json)`);
+  // Sessions behind this root that are listed under an earlier one (each session is listed once).
+  const listedElsewhere = total - listedHere;
+  const where = elsewhere.map((p) => (p === 0 ? 'the prepared transaction' : `root ${p}`)).join(', ');
+  if (total > shown) lines.push(`… and ${total - shown} more (all of them in --json${listedElsewhere > 0 ? `, where ${listedElsewhere} are listed under ${where}` : ''})`);
   return lines;
 }
 

@@ -25,6 +25,12 @@ const SLICE_ROWS = 200;
  * first are left out (a compact table has no line between rows).
  */
 export function longTable(opts: TableOptions & { head: string[]; colWidths: number[] }, rows: string[][], bordered: boolean): string {
+  // Slices join exactly only where no line is drawn between rows (as `table` draws them).
+  if (opts.chars?.mid || opts.rowHeights) {
+    const t = table(opts);
+    for (const r of rows) t.push(r);
+    return t.toString();
+  }
   const lines: string[] = [];
   for (let start = 0; start === 0 || start < rows.length; start += SLICE_ROWS) {
     const t = table({ ...opts, head: start === 0 ? opts.head : [] });

@@ -242,13 +242,22 @@ describe('blocking', () => {
 
   test('a DDL statement behind 3 readers, 20 sessions behind it: the waiters are counted once, not once per root', () => {
     const readers = [70, 71, 72].map((pid) => row({ pid, state: 'active', wait_event_type: null, wait_event: null, query_age_ms: 300_000, query: 'SELECT * FROM accounts' }));
-    const ddl = waiter(80, [70, 71, 72], { query: 'ALTER TABLE accounts ADD COLUMN note text' });
-    const queued = Array.from({ length: 20 }, (_, i) => waiter(100 + i, [80]));
+    const relationWait = { wait_event: 'relation', wait_lock: null };
+    const ddl = waiter(80, [70, 71, 72], { query: 'ALTER TABLE accounts ADD COLUMN note text', ...relationWait });
+    const queued = Array.from({ length: 20 }, (_, i) => waiter(100 + i, [80], { query: 'SELECT * FROM accounts', ...relationWait }));
     const r = run(facts([...readers, ddl, ...queued]));
     expect(mustFind(r, 'blocking').evidence.groups.map((g) => g.count)).toEqual([21, 21, 21]);
     const guard = mustFind(r, 'setting-lock-timeout');
     expect(guard.evidence.sessions).toBe(21);
     expect(guard.evidence.facts[0]).toBe('21 sessions waiting on locks');
+    // the DDL statement is one queue head, waiting for all three readers
+    const ddlQueue = mustFind(r, 'ddl-queue');
+    expect(ddlQueue.evidence.groups).toHaveLength(1);
+    expect(ddlQueue.title).toMatch(/^ALTER TABLE accounts ADD COLUMN note text \(pid 80, app \S+\) waits behind pid 70 \(active [^)]*\) and 2 more sessions \(pid 71, pid 72\); 20 sessions queue behind the ALTER$/);
+    expect(ddlQueue.evidence.facts).toEqual(['pid 80 (api) waits for a table lock held by pid 70 and 2 more root blockers; 20 sessions queued behind it']);
+    const commands = commandsOf(ddlQueue);
+    expect(commands[0]).toBe('dbdoctor terminate --pid 80 --cancel-first');
+    for (const pid of [70, 71, 72]) expect(commands).toContain(`dbdoctor terminate --pid ${pid} --cancel-first`);
   });
 
   test('a lock cycle with no root does not crash and is reported', () => {

@@ -195,6 +195,11 @@ export function blocking(c: Context): BlockingResult {
 const DDL_QUESTION = 'is a DDL statement waiting for a table lock with sessions queued behind it?';
 
 /** The statement's first word, upper case ("ALTER", "DROP", ...), or "DDL". */
+/** "pid 71, pid 72" (pid 0 as a prepared transaction): the first 5, then "...". */
+function pidsText(pids: number[]): string {
+  return `${pids.slice(0, 5).map((p) => (p === 0 ? 'a prepared transaction' : `pid ${p}`)).join(', ')}${pids.length > 5 ? ', ...' : ''}`;
+}
+
 function verbOf(query: string | null): string {
   return /^\s*(?:--[^\n]*\n\s*|\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(query ?? '')?.[1]?.toUpperCase() ?? 'DDL';
 }
@@ -215,11 +220,12 @@ export function ddlQueue(c: Context, found: BlockingResult): NodeResult {
   const s = h0.node.session!;
   const verb = verbOf(s.query);
   const root = h0.root;
-  const rootWhat = root.pid === 0 ? 'a prepared transaction' : root.session ? `pid ${root.pid} (${root.session.state ?? 'hidden'}${root.session.state_age_ms !== null ? ` ${dur(root.session.state_age_ms)}` : ''})` : `pid ${root.pid}`;
+  const others = h0.roots.slice(1);
+  const rootWhat = `${root.pid === 0 ? 'a prepared transaction' : root.session ? `pid ${root.pid} (${root.session.state ?? 'hidden'}${root.session.state_age_ms !== null ? ` ${dur(root.session.state_age_ms)}` : ''})` : `pid ${root.pid}`}${others.length ? ` and ${plural(others.length, 'more session')} (${pidsText(others.map((r) => r.pid))})` : ''}`;
   const title = `${isVisible(s) ? cut(s.query, 50) : verb} (pid ${s.pid}, app ${appLabel(s.application_name)}) waits behind ${rootWhat}; ${plural(h0.node.behind, 'session')} queue behind the ${verb}`;
   const cancel: Arg[] = [['--pid', String(s.pid)], '--cancel-first'];
   if (s.superuser) cancel.push('--include-superusers');
-  const rootSteps = rootGroup(c, root).step.map((st) => ({ ...st, text: `then the long transaction it waits for: ${st.text}` }));
+  const rootSteps = h0.roots.slice(0, 3).flatMap((r) => rootGroup(c, r).step.map((st) => ({ ...st, text: `then ${others.length ? 'a' : 'the'} long transaction it waits for: ${st.text}` })));
   const behindPids = groups[0]!.pids.slice(1);
   const ev: Evidence = {
     ...emptyEvidence(),
@@ -230,7 +236,7 @@ export function ddlQueue(c: Context, found: BlockingResult): NodeResult {
     databases: uniq(nonNull(heads.map((h) => h.node.session?.datname))),
     oldest_ms: groups[0]!.oldest_ms,
     statements: uniq(nonNull(groups.map((g) => g.statement))),
-    facts: heads.slice(0, 5).map((h) => `pid ${h.node.pid} (${appLabel(h.node.session?.application_name)}) waits for a table lock ${h.depth === 1 ? `held by ${h.root.pid === 0 ? 'a prepared transaction' : `pid ${h.root.pid}`}` : `behind pid ${h.root.pid}`}; ${plural(h.node.behind, 'session')} queued behind it`),
+    facts: heads.slice(0, 5).map((h) => `pid ${h.node.pid} (${appLabel(h.node.session?.application_name)}) waits for a table lock ${h.depth === 1 ? `held by ${h.root.pid === 0 ? 'a prepared transaction' : `pid ${h.root.pid}`}` : `behind pid ${h.root.pid}`}${h.roots.length > 1 ? ` and ${plural(h.roots.length - 1, 'more root blocker')}` : ''}; ${plural(h.node.behind, 'session')} queued behind it`),
     groups,
   };
   const f = finding(

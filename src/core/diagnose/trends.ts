@@ -92,7 +92,11 @@ export function growthOf(samples: TrendSample[], o: TrendOptions): Growth[] {
   const t0 = w[0]!.at_ms;
   const apps = new Set(w.flatMap((s) => s.by_app.map((a) => a.app)));
   // Each sample's applications by name, once: looked up per application and metric.
-  const byApp = w.map((s) => new Map(s.by_app.map((a) => [a.app, a])));
+  const byApp = w.map((s) => {
+    const m = new Map<string, (typeof s.by_app)[number]>();
+    for (const a of s.by_app) if (!m.has(a.app)) m.set(a.app, a);
+    return m;
+  });
   const out: Growth[] = [];
   for (const app of apps) {
     for (const [metric, what] of METRICS) {
