@@ -287,6 +287,17 @@ describe('sanitize / oneLine', () => {
     );
   });
 
+  test("displayWidth: ASCII, the ellipsis and colour codes measured without string-width, exactly as string-width measures them", async () => {
+    const { default: stringWidth } = await import('string-width');
+    const part = fc.oneof(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 12 }), fc.constantFrom('…', '\u001b[33m', '\u001b[0m', '\u001b[1;31m', '\u001b[m', '\u001b[', 'é', '日', '\u001b'));
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 10 }).map((parts) => parts.join('')), (text) => {
+        expect(displayWidth(text)).toBe(stringWidth(text));
+      }),
+      RUNS,
+    );
+  });
+
   test('oneLine: one line, no runs of spaces, never longer than asked', () => {
     fc.assert(
       fc.property(hostile, fc.integer({ min: 1, max: 60 }), (text, max) => {
