@@ -111,6 +111,11 @@ function num(row: ConsoleRow, column: string, missing: Set<string>, what: string
   return Number.isFinite(n) ? n : null;
 }
 
+/** A pool's key: its database and user. */
+function poolKey(database: string | null, user: string | null): string {
+  return `${database}\u0000${user}`;
+}
+
 function str(row: ConsoleRow, column: string): string | null {
   const v = row[column];
   return v === null || v === undefined ? null : String(v);
@@ -130,7 +135,7 @@ export function normalizePools(facts: ConsoleFacts, unavailable: Set<string>): P
   const waiting = new Map<string, Map<string, number>>();
   for (const c of facts.clients ?? []) {
     if (str(c, 'state') !== 'waiting') continue;
-    const key = `${str(c, 'database')}\u0000${str(c, 'user')}`;
+    const key = poolKey(str(c, 'database'), str(c, 'user'));
     const apps = waiting.get(key) ?? new Map<string, number>();
     const app = str(c, 'application_name') ?? '';
     apps.set(app, (apps.get(app) ?? 0) + 1);
@@ -153,7 +158,7 @@ export function normalizePools(facts: ConsoleFacts, unavailable: Set<string>): P
       const reserve = db ? (num(db, 'reserve_pool_size', new Set(), 'databases') ?? num(db, 'reserve_pool', new Set(), 'databases')) : null;
       const maxwait = num(r, 'maxwait', unavailable, 'pools');
       const maxwaitUs = num(r, 'maxwait_us', unavailable, 'pools');
-      const apps = waiting.get(`${database}\u0000${user}`) ?? new Map<string, number>();
+      const apps = waiting.get(poolKey(database, user)) ?? new Map<string, number>();
       return {
         database,
         user,
@@ -372,13 +377,13 @@ export function joinPooler(
     const database = str(s, 'database');
     const user = str(s, 'user');
     if (database === null || user === null) continue;
-    const k = `${database}\u0000${user}`;
+    const k = poolKey(database, user);
     const same = serversOf.get(k);
     if (same) same.push(s);
     else serversOf.set(k, [s]);
   }
   const pools: JoinedPool[] = report.pools.map((p) => {
-    const servers = serversOf.get(`${p.database}\u0000${p.user}`) ?? [];
+    const servers = serversOf.get(poolKey(p.database, p.user)) ?? [];
     const sessions: PoolServerSession[] = [];
     let unmatched = 0;
     for (const s of servers) {
@@ -412,8 +417,8 @@ export function joinPooler(
       ? 'the pool sizes or the server slots are unknown'
       : `${plural(report.pools.length, 'pool')} of ${plural(sum ?? 0, 'server connection')} in all × ${plural(instances, 'PgBouncer instance')} = ${plural(mayOpen ?? 0, 'server connection')}, against ${plural(serverOrdinarySlots ?? 0, 'ordinary slot')} on the server${exceeds ? ': the pools can exhaust the server (too many clients)' : ''}`;
   const poolOf = new Map<string, JoinedPool>();
-  for (const p of pools) if (!poolOf.has(`${p.database}\u0000${p.user}`)) poolOf.set(`${p.database}\u0000${p.user}`, p);
-  const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, poolOf.get(`${f.pool.database}\u0000${f.pool.user}`)) } : f));
+  for (const p of pools) if (!poolOf.has(poolKey(p.database, p.user))) poolOf.set(poolKey(p.database, p.user), p);
+  const findings = report.findings.map((f) => (f.pool ? { ...f, next: joinedNext(f, poolOf.get(poolKey(f.pool.database, f.pool.user))) } : f));
   if (exceeds) {
     findings.push({
       id: 'pgbouncer_pools_exceed_server',

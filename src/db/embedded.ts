@@ -260,8 +260,8 @@ function socketPathFits(dir: string): boolean {
 /**
  * Ends the server this process spawned, by its pid: each signal in turn, for as long as it is given,
  * then SIGKILL. The postmaster is SIGKILLed only when an immediate shutdown (SIGQUIT) did not end it
- * either: in an immediate shutdown it SIGKILLs the children that linger itself (after
- * 5 s), while a SIGKILLed postmaster leaves its children behind, orphaned.
+ * either: in an immediate shutdown it SIGKILLs the children that linger itself (after 5 s), while a
+ * SIGKILLed postmaster leaves its children behind, orphaned.
  */
 async function endServer(child: ChildProcess, steps: ReadonlyArray<readonly [NodeJS.Signals, number]>): Promise<void> {
   for (const [signal, ms] of steps) {

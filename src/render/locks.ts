@@ -98,7 +98,7 @@ export function treeLines(root: number, nodes: readonly LockNode[], width: numbe
   // Sessions behind this root that are listed under an earlier one (each session is listed once).
   const listedElsewhere = total - listedHere;
   const where = elsewhere.map((p) => (p === 0 ? 'the prepared transaction' : `root ${p}`)).join(', ');
-  if (total > shown) lines.push(`… and ${total - shown} more (all of them in --json${listedElsewhere > 0 ? `, where ${listedElsewhere} are listed under ${where}` : ''})`);
+  if (total > shown) lines.push(`… and ${total - shown} more (all of them in --json${listedElsewhere > 0 && where ? `, where ${listedElsewhere} are listed under ${where}` : ''})`);
   return lines;
 }
 
