@@ -281,6 +281,15 @@ async function endServer(child: ChildProcess, steps: ReadonlyArray<readonly [Nod
  */
 const IMMEDIATE = ['SIGQUIT', 30_000] as const;
 
+/**
+ * Stops a postmaster this process spawned (the suite's standbys too). A fast shutdown waits for every
+ * backend and the shutdown checkpoint; one that does not end within `fastMs` is made an immediate
+ * one before anything is SIGKILLed.
+ */
+export function stopPostmaster(child: ChildProcess, mode: 'fast' | 'immediate', fastMs = 15_000): Promise<void> {
+  return endServer(child, mode === 'fast' ? [['SIGINT', fastMs], IMMEDIATE] : [IMMEDIATE]);
+}
+
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -411,10 +420,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       closeSync(fd);
     }
 
-    // A fast shutdown waits for every backend and the shutdown checkpoint; one that does not end in
-    // time is made an immediate one before anything is SIGKILLed.
-    const stopProcess = (mode: 'fast' | 'immediate') =>
-      endServer(child, mode === 'fast' ? [['SIGINT', opts.fastStopMs ?? 15_000], IMMEDIATE] : [IMMEDIATE]);
+    const stopProcess = (mode: 'fast' | 'immediate') => stopPostmaster(child, mode, opts.fastStopMs);
 
     const onExit = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import pg from 'pg';
-import { freePort, serverBinaries } from '../../src/db/embedded.js';
+import { freePort, serverBinaries, stopPostmaster } from '../../src/db/embedded.js';
 import { serverProgramEnv } from '../../src/db/find-postgres.js';
 import { BIN, type CliResult, cleanEnv } from './cli.js';
 import { ROLE_PASSWORD, type TestServer } from './server.js';
@@ -315,12 +315,7 @@ export async function startStandby(primary: TestServer, settings: Record<string,
         }
       },
       async stop() {
-        // fast, then immediate (the postmaster SIGKILLs lingering children itself), then SIGKILL
-        for (const [signal, ms] of [['SIGINT', 15_000], ['SIGQUIT', 10_000], ['SIGKILL', 5_000]] as const) {
-          if (proc.exitCode !== null || proc.signalCode !== null) break;
-          proc.kill(signal);
-          await Promise.race([new Promise<void>((r) => proc.once('exit', () => r())), sleep(ms)]);
-        }
+        await stopPostmaster(proc, 'fast');
         rmSync(dir, { recursive: true, force: true });
       },
     };
