@@ -8,6 +8,8 @@
 //
 //   node scripts/bench-pg-replay.cjs statements.json   (a JSON array of SQL texts; PG* from the environment)
 //
+// The bench runs it bundled with pg into one file, as dbdoctor runs (scripts/bundle.js).
+//
 // Over one plain connection (ssl: false): psql, under the default sslmode=prefer, asks the server
 // for TLS first on the same socket, a round trip this floor does not make.
 'use strict';
