@@ -19,7 +19,7 @@ const pg = require('pg');
 
 async function replay(file) {
   const statements = JSON.parse(readFileSync(file, 'utf8'));
-  const client = new pg.Client({ ssl: false, application_name: 'bench-pg-replay' });
+  const client = new pg.Client({ ssl: false, application_name: 'bench-pg-replay', connectionTimeoutMillis: 30_000 });
   await client.connect();
   try {
     const results = [];
@@ -34,6 +34,6 @@ async function replay(file) {
 }
 
 replay(process.argv[2]).catch((err) => {
-  process.stderr.write(`bench-pg-replay: ${err.message}\n`);
+  process.stderr.write(`bench-pg-replay: ${err.message || err.code || String(err)}\n`);
   process.exitCode = 1;
 });

@@ -471,6 +471,10 @@ async function main() {
   state.tmp = mkdtempSync(join(tmpdir(), 'dbdoctor-bench-'));
   const home = join(state.tmp, 'home');
   mkdirSync(home);
+  // The node+pg floor runs as one bundle, as dbdoctor does (pg from ~40 files cost ~18 ms more
+  // here); built before the incident, so a failure costs no incident.
+  const pgReplay = join(state.tmp, 'pg-replay.cjs');
+  await esbuild({ entryPoints: [PG_REPLAY], outfile: pgReplay, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['pg-native'], minifyWhitespace: true, minifySyntax: true, logLevel: 'warning' });
 
   const { startServer, findPgBinaries } = await import('../dist/db/embedded.js');
   const bins = findPgBinaries();
@@ -652,10 +656,6 @@ async function main() {
     }
     return { r, st, conns };
   };
-
-  // The node+pg floor runs as one bundle, as dbdoctor does (pg from ~40 files cost ~18 ms more here).
-  const pgReplay = join(state.tmp, 'pg-replay.cjs');
-  await esbuild({ entryPoints: [PG_REPLAY], outfile: pgReplay, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['pg-native'], minifyWhitespace: true, minifySyntax: true, logLevel: 'warning' });
 
   say('capture pass: logging every statement');
   await setLogging(true);
@@ -972,7 +972,8 @@ function evaluateTargets(commandIds) {
     // Where the distance lies: Node with pg replaying the same SQL (its JSON of the rows included)
     // is what any Node tool pays here; dbdoctor's time beyond it is dbdoctor's own.
     const viaPg = med(`pg_${id}`);
-    const pgDetail = viaPg === null || floor === null ? '' : `; node+pg replaying it ${fmtMs(viaPg)} ms (${ratio(viaPg, floor)}x the floor), dbdoctor ${fmtMs(med(id) - viaPg)} ms beyond that`;
+    const beyond = med(id) === null || viaPg === null ? null : med(id) - viaPg;
+    const pgDetail = beyond === null || floor === null ? '' : `; node+pg replaying it ${fmtMs(viaPg)} ms (${ratio(viaPg, floor)}x the floor), dbdoctor ${fmtMs(Math.abs(beyond))} ms ${beyond >= 0 ? 'beyond' : 'under'} that`;
     add({ id: `${id}_vs_floor`, target: `${id} <= 1.3 x its floor (node -e 0 + psql replaying its SQL)`, value: r, ok: r !== null && r <= 1.3, detail: `${fmtMs(med(id))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med(`psql_${id}`))} ms${pgDetail}${faultDetail(id)}`, why_skipped: med(id) === null ? `no ${id} command` : floor === null ? 'no psql' : null });
   }
   const rl = ratio(srv('locks'), srv('selfjoin'));
