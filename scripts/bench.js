@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build as esbuild } from 'esbuild';
 import pg from 'pg';
+import { BUNDLE_OPTIONS, EXTERNAL } from './bundle-options.js';
 import { buildIncident, inParallel, planIncident, releaseClients, SEED_SELF_JOIN } from './bench-incident.js';
 import { connectionsIn, inlineParams, LOG_LINE_PREFIX, LogReader, parseEntries, statementsIn } from './bench-log.js';
 
@@ -474,7 +475,7 @@ async function main() {
   // The node+pg floor runs as one bundle, as dbdoctor does (pg from ~40 files cost ~18 ms more
   // here); built before the incident, so a failure costs no incident.
   const pgReplay = join(state.tmp, 'pg-replay.cjs');
-  await esbuild({ entryPoints: [PG_REPLAY], outfile: pgReplay, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['pg-native'], minifyWhitespace: true, minifySyntax: true, logLevel: 'warning' });
+  await esbuild({ ...BUNDLE_OPTIONS, entryPoints: [PG_REPLAY], outfile: pgReplay, external: EXTERNAL });
 
   const { startServer, findPgBinaries } = await import('../dist/db/embedded.js');
   const bins = findPgBinaries();

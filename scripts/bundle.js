@@ -20,11 +20,10 @@ import { builtinModules } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { BUNDLE_OPTIONS, EXTERNAL } from './bundle-options.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = `${ROOT}dist/app`;
-// The one module left out: pg's optional native binding, which dbdoctor never asks pg for.
-const EXTERNAL = ['pg-native'];
 // What only a pager or a question on a terminal needs, each in a bundle of its own beside cli.cjs,
 // which imports it (dynamically, and only from there) by its file name: Node reads and compiles
 // the whole of a file it loads, fresh memory included, and these were 28% of cli.cjs' bytes (every
@@ -49,7 +48,7 @@ const lazyImports = {
 };
 
 rmSync(OUT, { recursive: true, force: true });
-const common = { absWorkingDir: ROOT, bundle: true, format: 'cjs', platform: 'node', target: 'node20', minifyWhitespace: true, minifySyntax: true, charset: 'ascii', metafile: true, logLevel: 'warning' };
+const common = { ...BUNDLE_OPTIONS, absWorkingDir: ROOT, metafile: true };
 const cli = await build({
   ...common,
   entryPoints: ['src/cli.ts'],
