@@ -6,6 +6,7 @@
  */
 import { type ActivitySnapshot, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
 import { fixedStep, type NextStep, preparedGid, sqlStep, statementStep } from './printed.js';
+import { largest } from './stats.js';
 
 export type RootAction = 'terminate' | 'cancel_then_terminate' | 'resolve_prepared' | 'investigate';
 
@@ -254,13 +255,6 @@ function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]):
   return { action: 'investigate', advice: `state ${s.state ?? 'hidden'}: grant pg_monitor to see more, then decide`, next: [fixedStep('see what this role can see and do', 'check')] };
 }
 
-/** The longest of these waits (a loop: spreading a huge pile-up into Math.max overflows the stack). */
-function longest(waits: Array<number | null>): number | null {
-  let m: number | null = null;
-  for (const w of waits) if (w !== null && (m === null || w > m)) m = w;
-  return m;
-}
-
 /** The report; `edges` are the snapshot's blockingEdges, for a caller that has them already. */
 export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blockingEdges(snapshot)): BlockingReport {
   const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
@@ -315,8 +309,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
       session,
       direct,
       all,
-      // a loop, not Math.max(...waits): spreading a huge pile-up overflows the call stack
-      longest_wait_ms: longest(all.map(waitOf)),
+      longest_wait_ms: largest(all.map(waitOf)),
       waited_locks: [...waited.values()],
       ...actionFor(pid, session, prepared),
       holds_advisory: session !== null && direct.some((w) => waitedLock(rows.get(w))?.locktype === 'advisory'),
@@ -343,7 +336,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
         queue.push(w);
       }
     }
-    cycles.push({ members: members.sort((a, b) => a - b), stuck: stuck.sort((a, b) => a - b), longest_wait_ms: longest([...members, ...stuck].map(waitOf)) });
+    cycles.push({ members: members.sort((a, b) => a - b), stuck: stuck.sort((a, b) => a - b), longest_wait_ms: largest([...members, ...stuck].map(waitOf)) });
   }
   cycles.sort((a, b) => b.stuck.length - a.stuck.length || a.members[0]! - b.members[0]!);
   return { roots, cycles, waiting: edges.size };

@@ -76,5 +76,10 @@ const RANK: Record<Severity, number> = { ok: 0, info: 1, warning: 2, unknown: 3,
 
 /** The worst of several severities; critical outranks unknown, which outranks warning. */
 export function worst(...all: Severity[]): Severity {
+  return worstOf(all);
+}
+
+/** The worst severity of a list of any length (one per group of sessions, say): never spread into worst(). */
+export function worstOf(all: readonly Severity[]): Severity {
   return all.reduce<Severity>((a, b) => (RANK[b] > RANK[a] ? b : a), 'ok');
 }

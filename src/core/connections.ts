@@ -24,6 +24,7 @@ import { redactStatement } from './conninfo.js';
 import { UsageError } from './errors.js';
 import type { Severity } from './exit-codes.js';
 import { role, statement } from './printed.js';
+import { largest, roundOrNull } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
 // Session view: the JSON shape of one session, shared by connections --list, locks and queries.
@@ -485,9 +486,9 @@ export function groupSessions(rows: SessionRow[], by: GroupKey[] = DEFAULT_GROUP
     return {
       ...g.keys,
       count: g.rows.length,
-      oldest_state_age_ms: stateAges.length ? Math.round(Math.max(...stateAges)) : null,
+      oldest_state_age_ms: roundOrNull(largest(stateAges)),
       median_state_age_ms: med === null ? null : Math.round(med),
-      oldest_xact_age_ms: xactAges.length ? Math.round(Math.max(...xactAges)) : null,
+      oldest_xact_age_ms: roundOrNull(largest(xactAges)),
       wait_events: [...waits.values()].sort((a, b) => b.count - a.count || `${a.wait_event_type}${a.wait_event}`.localeCompare(`${b.wait_event_type}${b.wait_event}`)),
       parallel_workers: g.rows.reduce((n, r) => n + (parallelWorkers.get(r.pid) ?? 0), 0),
       pids: g.rows.map((r) => r.pid).sort((a, b) => a - b),

@@ -24,6 +24,7 @@ import { longQueries, sameStatement, NODES as SLOW_NODES, seqScans, topStatement
 import type { DiagnoseFacts, DiagnoseReport, Finding, HolderRow, Metric, PathStep } from './diagnose/types.js';
 import { exitCodeForSeverity, type Severity } from './exit-codes.js';
 import type { RunbookFile } from './runbooks.js';
+import { largest } from './stats.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 
 export * from './diagnose/types.js';
@@ -83,14 +84,14 @@ export function diagnose(facts: DiagnoseFacts, t: Thresholds = DEFAULT_THRESHOLD
   findings.push(capacityFinding(c, slots, holders.holders, findings, [...iit.cleanups, ...unread.cleanups, ...idle.cleanups]));
   const metrics = metricsOf(facts, t, slots.cap, {
     iit: iit.rows.length,
-    oldestIit: Math.max(0, ...iit.rows.map((r) => r.state_age_ms ?? 0)),
+    oldestIit: Math.max(0, largest(iit.rows.map((r) => r.state_age_ms)) ?? 0),
     unread: unread.rows.length,
-    oldestUnread: Math.max(0, ...unread.rows.map((r) => r.state_age_ms ?? 0)),
+    oldestUnread: Math.max(0, largest(unread.rows.map((r) => r.state_age_ms)) ?? 0),
     idle: idle.rows.length,
     waiting: blocked.report.waiting,
-    longestWait: Math.max(0, ...blocked.report.roots.map((r) => r.longest_wait_ms ?? 0)),
+    longestWait: Math.max(0, largest(blocked.report.roots.map((r) => r.longest_wait_ms)) ?? 0),
     longQueries: long.rows.length,
-    longestQuery: Math.max(0, ...long.rows.map((r) => r.query_age_ms ?? 0)),
+    longestQuery: Math.max(0, largest(long.rows.map((r) => r.query_age_ms)) ?? 0),
     sameStatement: same.groups[0]?.count ?? 0,
     hidden: seen.hidden.length,
   });

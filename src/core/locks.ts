@@ -12,6 +12,7 @@ import { type BlockNode, blockingEdges, buildBlockingReport, cycleStep, type Roo
 import type { NextStep } from './printed.js';
 import { parallelWorkersByLeader, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
 import type { Severity } from './exit-codes.js';
+import { roundOrNull } from './stats.js';
 
 /** `locks` reads lock detail, so a waited lock's mode is always known here. */
 export type { WaitedLock };
@@ -83,8 +84,6 @@ export interface LocksReport {
   /** Every prepared transaction on the server (they hold locks until COMMIT/ROLLBACK PREPARED). */
   prepared_transactions: PreparedXact[];
 }
-
-const roundOrNull = (v: number | null | undefined) => (v === null || v === undefined ? null : Math.round(v));
 
 export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_stats: boolean; role?: string | null }): LocksReport {
   const edges = blockingEdges(snapshot);

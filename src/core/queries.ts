@@ -10,6 +10,7 @@ import { filterSessions, parallelWorkersByLeader, type SessionFilter, type Sessi
 import type { Severity } from './exit-codes.js';
 import { normalizeStatement } from './normalize.js';
 import { redactStatement } from './conninfo.js';
+import { largest, roundOrNull } from './stats.js';
 
 export interface QueryThresholds {
   /** Active queries running at least this long (now - query_start). */
@@ -135,7 +136,7 @@ export function statementGroups(rows: SessionRow[]): StatementGroup[] {
       pids: g.map((r) => r.pid).sort((a, b) => a - b),
       states,
       applications: [...apps].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([a]) => a),
-      oldest_ms: ages.length ? Math.round(Math.max(...ages)) : null,
+      oldest_ms: roundOrNull(largest(ages)),
       total_ms: Math.round(ages.reduce((a, b) => a + b, 0)),
       example: redactStatement(oldest.query ?? ''),
     });

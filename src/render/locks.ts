@@ -12,6 +12,7 @@ import { oneLine } from './sanitize.js';
 import { fitWidth } from './width.js';
 import { severityLabel } from './style.js';
 import { commandLines } from '../core/printed.js';
+import { largest } from '../core/stats.js';
 
 /** A line printed as it is: a command or statement, which cutting would change. */
 class Verbatim {
@@ -143,7 +144,7 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     const text = wrap(`${r.status.toUpperCase()}  no session waits on a lock held by another${r.visibility.partial ? ' (among the sessions this role can see)' : ''}`, width, '  ');
     lines.push(severityLabel(style, r.status) + text.slice(r.status.length));
   } else {
-    const longest = Math.max(...r.roots.map((x) => x.longest_wait_ms ?? 0), 0);
+    const longest = largest(r.roots.map((x) => x.longest_wait_ms)) ?? 0;
     const rootsText = `${r.roots.length} root blocker${r.roots.length === 1 ? '' : 's'}`;
     const cyclesText = r.cycles.length ? `, ${r.cycles.length} lock cycle${r.cycles.length === 1 ? '' : 's'}` : '';
     const text = wrap(`${r.status.toUpperCase()}  ${r.waiting} session${r.waiting === 1 ? '' : 's'} waiting on locks: ${rootsText}${cyclesText}${longest ? `; longest wait ${formatDuration(longest)}` : ''}`, width, '  ');

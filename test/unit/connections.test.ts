@@ -16,7 +16,10 @@ import {
   summarizeOtherProcesses,
   visibilityOf,
 } from '../../src/core/connections.js';
+import { worst, worstOf } from '../../src/core/capacity.js';
 import { UsageError } from '../../src/core/errors.js';
+import type { Severity } from '../../src/core/exit-codes.js';
+import { largest } from '../../src/core/stats.js';
 import { hiddenRow, row, snapshot } from './inspect-fixtures.js';
 
 const settings = { max_connections: 20, superuser_reserved: 3, reserved: 2, current_user: 'monitor', can_read_all_stats: true };
@@ -293,6 +296,39 @@ describe('grouping', () => {
   });
   test('an empty list makes no groups', () => {
     expect(groupSessions([], ['app'])).toEqual([]);
+  });
+  test('one group as large as PostgreSQL allows (262,143 sessions): its oldest ages without overflowing the stack', () => {
+    // Math.max(...ages) threw "Maximum call stack size exceeded" from ~130,000 values on.
+    const rows = Array.from({ length: 262_143 }, (_, i) => row({ pid: i + 1, state: 'idle', state_age_ms: i, xact_age_ms: i === 7 ? 500_000 : null }));
+    const [g] = groupSessions(rows, ['app']);
+    expect(g).toMatchObject({ count: 262_143, oldest_state_age_ms: 262_142, oldest_xact_age_ms: 500_000 });
+  });
+});
+
+describe('worstOf', () => {
+  test('the worst severity of a list longer than a call can spread (one per group of sessions)', () => {
+    const many = new Array<Severity>(300_000).fill('info');
+    expect(worstOf(many)).toBe('info');
+    many[123_456] = 'critical';
+    expect(worstOf(many)).toBe('critical');
+    expect(worstOf([])).toBe('ok');
+    expect(worstOf(['warning', 'unknown', 'info'])).toBe(worst('warning', 'unknown', 'info'));
+  });
+});
+
+describe('largest', () => {
+  test('the largest value, nulls left out, null when there is none', () => {
+    expect(largest([])).toBeNull();
+    expect(largest([null, undefined])).toBeNull();
+    expect(largest([3, null, 7, -1])).toBe(7);
+    expect(largest([-5, -2])).toBe(-2);
+    expect(largest(new Array<number>(300_000).fill(1).concat([2]))).toBe(2);
+  });
+  test('agrees with Math.max on what Math.max can take', () => {
+    fc.assert(fc.property(fc.array(fc.option(fc.double({ noNaN: true }), { nil: null }), { maxLength: 50 }), (values) => {
+      const present = values.filter((v): v is number => v !== null);
+      expect(largest(values)).toBe(present.length ? Math.max(...present) : null);
+    }));
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { isVisible, type SessionRow } from '../activity.js';
 import { type BlockingReport, buildBlockingReport, cycleStep, type LockCycle, type QueueHead, queueHeads, type RootBlocker, waitsAsDdl } from '../blocking.js';
-import { worst } from '../capacity.js';
+import { worstOf } from '../capacity.js';
 import { clientOf } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import { type Arg, database, fixedStep, type NextStep, role, type SqlPart, sqlStep, statementStep } from '../printed.js';
@@ -142,7 +142,7 @@ export function blocking(c: Context): BlockingResult {
     if (group.severity !== 'info') next.push(...steps);
   }
   if (report.roots.filter((r) => r.pid !== 0 && rootGroup(c, r).step.length).length > 1) next.push(fixedStep('or terminate every root blocker at once (a plan is shown first)', 'terminate', ['--blockers']));
-  const sev = worst(...eg.map((g) => g.severity));
+  const sev = worstOf(eg.map((g) => g.severity));
   const r0 = report.roots[0];
   const g0 = eg[0]!;
   const stuck = report.cycles.reduce((n, cy) => n + cy.stuck.length, 0);
@@ -216,7 +216,7 @@ export function ddlQueue(c: Context, found: BlockingResult): NodeResult {
   if (heads.length === 0) return { findings: [], path: [pathStep('ddl-queue', DDL_QUESTION, 'none', 'no DDL statement has sessions queued behind it')] };
   const h0 = heads[0]!;
   const groups = heads.slice(0, 5).map((h) => ddlGroup(t, h));
-  const sev = worst(...groups.map((g) => g.severity));
+  const sev = worstOf(groups.map((g) => g.severity));
   const s = h0.node.session!;
   const verb = verbOf(s.query);
   const root = h0.root;

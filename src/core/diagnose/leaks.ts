@@ -6,12 +6,13 @@
  * the exact `terminate` that selects each one.
  */
 import { isListener, type SessionRow } from '../activity.js';
-import { worst } from '../capacity.js';
+import { worstOf } from '../capacity.js';
 import { clientOf, groupSessions, type SessionGroup } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import type { NextStep } from '../printed.js';
 import { textStep } from '../printed.js';
 import { clientWaits, idleInTransaction as idleInTransactionRows } from '../queries.js';
+import { largest } from '../stats.js';
 import {
   appLabel,
   type Context,
@@ -90,7 +91,7 @@ export function idleInTransaction(c: Context): LeakResult {
     if (next.length < 6) next.push(terminateFor(scope, rows, { states, olderThanMs: t.idle_in_transaction_ms }));
   }
   const g0 = eg[0]!;
-  const sev = worst(...eg.map((g) => g.severity));
+  const sev = worstOf(eg.map((g) => g.severity));
   const title = `${g0.label} holds ${plural(g0.count, 'session')} idle in transaction, oldest ${dur(g0.oldest_ms)}${g0.statement ? `, last statement: ${cut(g0.statement, 60)}` : ''}${eg.length > 1 ? `; ${plural(eg.length - 1, 'more group')}, ${iit.length} in all` : ''}`;
   const ev = evidenceOf(iit, (r) => r.state_age_ms, eg, [
     `${plural(iit.length, 'session')} idle in transaction for ${dur(t.idle_in_transaction_ms)} or more (${sharePct(iit.length, ordinary)}% of the ordinary slots)`,
@@ -127,7 +128,7 @@ export function unreadResults(c: Context): LeakResult {
   const grouped = [...byKey.values()].sort((a, b) => b.length - a.length);
   for (const rows of grouped) {
     const r0 = rows[0]!;
-    const oldest = Math.round(Math.max(...rows.map((r) => r.state_age_ms ?? 0)));
+    const oldest = Math.round(largest(rows.map((r) => r.state_age_ms ?? 0)) ?? 0);
     const client = clientOf(r0);
     eg.push({
       label: `${appLabel(r0.application_name)} at ${client ?? 'hidden'}${r0.datname && r0.datname !== snap.database ? ` in ${r0.datname}` : ''}`,
@@ -146,7 +147,7 @@ export function unreadResults(c: Context): LeakResult {
     if (next.length < 6) next.push(terminateFor(scope, rows, { states: ['active'], olderThanMs: t.client_wait_ms }));
   }
   const g0 = eg[0]!;
-  const sev = worst(...eg.map((g) => g.severity));
+  const sev = worstOf(eg.map((g) => g.severity));
   const writes = waits.filter((r) => r.wait_event === 'ClientWrite').length;
   const title = `${g0.label} has ${plural(g0.count, 'active session')} waiting on ${g0.wait_event} for up to ${dur(g0.oldest_ms)}: results never read to the end${g0.statement ? ` (${cut(g0.statement, 50)})` : ''}${eg.length > 1 ? `; ${plural(eg.length - 1, 'more group')}, ${waits.length} in all` : ''}`;
   const ev = evidenceOf(waits, (r) => r.state_age_ms, eg, [

@@ -14,6 +14,7 @@ import type { Severity } from '../exit-codes.js';
 import { type Arg, commandStep, fixedStep, type NextStep } from '../printed.js';
 import { RUNBOOK_FILES, type RunbookFile } from '../runbooks.js';
 import { statementGroups } from '../queries.js';
+import { largest, roundOrNull } from '../stats.js';
 import { DEFAULT_MAX, emptyFilters, type Fingerprint, planTermination, redactQuery, type TerminateFilters } from '../terminate.js';
 import { durationArg, type Thresholds } from '../thresholds.js';
 import type { DiagnoseFacts, Evidence, EvidenceGroup, Finding, PathStep } from './types.js';
@@ -127,7 +128,7 @@ export function evidenceOf(rows: SessionRow[], ageOf: (r: SessionRow) => number 
     clients: uniq(nonNull(rows.map(clientOf))),
     users: uniq(nonNull(rows.map((r) => r.usename))),
     databases: uniq(nonNull(rows.map((r) => r.datname))),
-    oldest_ms: ages.length ? Math.round(Math.max(...ages)) : null,
+    oldest_ms: roundOrNull(largest(ages)),
     statements: uniq(groups.map((g) => g.statement).filter((s): s is string => Boolean(s))).slice(0, 5),
     facts,
     groups,

@@ -5,7 +5,7 @@
  * (`top-statements`), and big tables read mostly by sequential scans (`seq-scans`).
  */
 import type { SessionRow } from '../activity.js';
-import { worst } from '../capacity.js';
+import { worstOf } from '../capacity.js';
 import { clientOf } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import { normalizeStatement } from '../normalize.js';
@@ -109,7 +109,7 @@ export function sameStatement(c: Context): SameStatementResult {
     severity: sharePct(g.count, ordinary) >= t.group_share_crit_pct ? 'critical' : 'warning',
   }));
   const g0 = groups[0]!;
-  const sev = worst(...eg.map((g) => g.severity));
+  const sev = worstOf(eg.map((g) => g.severity));
   const grouped = new Set(groups.flatMap((g) => g.pids));
   const rows = candidates.filter((r) => grouped.has(r.pid));
   const factsList = groups
