@@ -6,7 +6,10 @@
  *   behind it, critical from --blocked-crit, and the printed terminate ends exactly one member;
  * - the DDL lock queue: a long idle-in-transaction reader of `orders`, an ALTER TABLE waiting for it,
  *   50 readers queued behind the ALTER: the ALTER is the queue head with 50 behind it, the reader
- *   the root, and cancelling the ALTER is the first step.
+ *   the root, and cancelling the ALTER is the first step;
+ * - three readers in front of one ALTER with 210 queued behind it: every reader is a root of the
+ *   whole queue, and each of diagnose's groups names at most 200 pids (count says 211), so the
+ *   document grows with readers plus queue, not with their product.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type pg from 'pg';
@@ -48,7 +51,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
   };
 
   beforeAll(async () => {
-    s = await startTestServer({ major, settings: { max_connections: 80 } });
+    s = await startTestServer({ major, settings: { max_connections: 300 } });
     await s.sql(`CREATE ROLE cyc LOGIN PASSWORD '${ROLE_PASSWORD}'; ALTER ROLE cyc SET deadlock_timeout = '10min'`);
     await s.sql('CREATE TABLE cyc_t (id int PRIMARY KEY, v int); INSERT INTO cyc_t VALUES (1, 0), (2, 0); GRANT ALL ON cyc_t TO cyc, app_user');
     await s.sql('CREATE TABLE orders (id int PRIMARY KEY, total int); INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g; GRANT ALL ON orders TO app_user');
@@ -148,5 +151,38 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'`, [queued], (rows) => rows[0]?.n === 0);
     expect(await alive(s, [pidOf(reader)])).toEqual([pidOf(reader)]);
     await reader.query('ROLLBACK');
+  });
+
+  test('three readers in front of an ALTER with 210 queued behind it: each root names at most 200 of the 211 it blocks', async () => {
+    const holders = await Promise.all(Array.from({ length: 3 }, (_, i) => open(`orders-report-${i}`, 'app_user')));
+    for (const h of holders) {
+      await h.query('BEGIN');
+      await h.query('SELECT count(*) FROM orders');
+    }
+    const migrate = await open('migrate');
+    migrate.query('ALTER TABLE orders ADD COLUMN memo text').catch(() => undefined);
+    await waiting(s, [pidOf(migrate)], 0);
+    const readers = await Promise.all(Array.from({ length: 210 }, (_, i) => open(`orders-web-${i}`, 'app_user')));
+    for (const c of readers) c.query('SELECT count(*) FROM orders').catch(() => undefined);
+    const queued = sorted(readers.map(pidOf));
+    await waiting(s, [pidOf(migrate), ...queued]);
+
+    const r = await runDiagnose({ target: target(s), session: {}, thresholds: resolveThresholds() });
+    expectValidDiagnoseDoc(envelope('diagnose', r, '0.0.0-test'));
+    const b = mustFind(r, 'blocking');
+    expect(sorted(b.evidence.groups.map((g) => g.pids[0]!))).toEqual(sorted(holders.map(pidOf)));
+    for (const g of b.evidence.groups) {
+      expect(g.count).toBe(211);
+      expect(g.pids).toHaveLength(200);
+      expect(new Set(g.pids).size).toBe(200);
+      expect(g.pids.slice(1).every((p) => p === pidOf(migrate) || queued.includes(p))).toBe(true);
+    }
+    const ddl = mustFind(r, 'ddl-queue').evidence.groups[0]!;
+    expect(ddl.count).toBe(210);
+    expect(ddl.pids).toEqual([pidOf(migrate), ...queued].slice(0, 200));
+
+    await s.sql('SELECT pg_cancel_backend($1)', [pidOf(migrate)]);
+    await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'`, [queued], (rows) => rows[0]?.n === 0);
+    for (const h of holders) await h.query('ROLLBACK');
   });
 });

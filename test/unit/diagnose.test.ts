@@ -157,6 +157,30 @@ describe('a blocking chain rooted in a session idle in transaction', () => {
     expect(b.next.map((n) => n.text).join('\n')).toContain(`(waited on: ${types})`);
   });
 
+  test('many holders of one shared lock, a long queue behind them: each group names at most 200 pids, so the document grows with holders plus waiters, not their product', () => {
+    // 30 readers hold ACCESS SHARE on a table, 1,000 sessions wait for ACCESS EXCLUSIVE behind
+    // them: pg_blocking_pids() names every reader for every waiter, and every reader is a root.
+    const template = root;
+    const readers = Array.from({ length: 30 }, (_, i): SessionRow => ({ ...template, pid: 50_000 + i, application_name: `reader-${i}`, blocked_by: null }));
+    const queued = Array.from({ length: 1_000 }, (_, i): SessionRow => ({
+      ...waiters[0]!,
+      pid: 60_000 + i,
+      wait_event: 'relation',
+      wait_lock: null,
+      blocked_by: readers.map((r) => r.pid),
+    }));
+    const big = { ...facts, activity: { ...facts.activity!, rows: [...facts.activity!.rows, ...readers, ...queued] } };
+    const b = mustFind(check(big), 'blocking');
+    const groups = b.evidence.groups.filter((g) => g.label.includes('reader-'));
+    expect(groups).toHaveLength(30);
+    for (const g of groups) {
+      expect(g.count).toBe(1_000);
+      expect(g.pids).toHaveLength(200);
+      expect(g.pids[0]).toBeGreaterThanOrEqual(50_000);
+    }
+    for (const g of b.evidence.groups) expect(g.pids.length).toBeLessThanOrEqual(200);
+  });
+
   test('waits shorter than --lock-wait are information only', () => {
     const r = check(facts, { lock_wait: '10m', lock_wait_crit: '10m' });
     expect(mustFind(r, 'blocking').severity).toBe('info');

@@ -61,7 +61,17 @@ export function finding(
   summary: string = shortTitle(title),
   anchor: string = id,
 ): Finding {
-  return { id, severity, title, summary, evidence, cause, next, runbook: `runbooks/${RUNBOOK_FILES[room]}#${anchor}` };
+  return { id, severity, title, summary, evidence: withGroupPidsCut(evidence), cause, next, runbook: `runbooks/${RUNBOOK_FILES[room]}#${anchor}` };
+}
+
+/**
+ * Each group names at most MAX_PIDS of its sessions, as the evidence does (its count says how
+ * many): groups may overlap (every holder of one shared lock blocks the whole queue behind it), and
+ * the document must grow with holders plus waiters, not with their product.
+ */
+function withGroupPidsCut(evidence: Evidence): Evidence {
+  if (evidence.groups.every((g) => g.pids.length <= MAX_PIDS)) return evidence;
+  return { ...evidence, groups: evidence.groups.map((g) => (g.pids.length <= MAX_PIDS ? g : { ...g, pids: g.pids.slice(0, MAX_PIDS) })) };
 }
 
 /** The part of a title before its first colon: the summary of findings that name none. */
