@@ -8,6 +8,7 @@ import type { ChalkInstance } from 'chalk';
 import { plural } from '../core/count.js';
 import type { ConnectionsReport, GroupKey, SessionGroup, SessionInfo, Visibility, WaitEventCount } from '../core/connections.js';
 import { formatDuration } from '../core/duration.js';
+import { largest } from '../core/stats.js';
 import type { Severity } from '../core/exit-codes.js';
 import { oneLine } from './sanitize.js';
 import { displayWidth, fitWidth } from './width.js';
@@ -78,7 +79,8 @@ export interface ColumnSpec {
  * width, then down to their min.
  */
 export function fitWidths(cols: ColumnSpec[], total: number, overhead: number): number[] {
-  const natural = cols.map((c) => Math.max(displayWidth(c.head), ...c.cells.map(displayWidth), 1));
+  // a loop over the cells, not a spread: a column of --list has one cell per session
+  const natural = cols.map((c) => Math.max(displayWidth(c.head), largest(c.cells.map(displayWidth)) ?? 0, 1));
   const want = cols.map((c, i) => Math.max(c.min ?? natural[i]!, Math.min(c.max ?? Number.POSITIVE_INFINITY, natural[i]!)));
   const min = cols.map((c, i) => Math.min(want[i]!, c.min ?? natural[i]!));
   const soft = cols.map((c, i) => Math.max(min[i]!, c.soft ?? min[i]!));

@@ -144,7 +144,7 @@ export function renderLocks(r: LocksReport, style: ChalkInstance, columns = 80):
     const text = wrap(`${r.status.toUpperCase()}  no session waits on a lock held by another${r.visibility.partial ? ' (among the sessions this role can see)' : ''}`, width, '  ');
     lines.push(severityLabel(style, r.status) + text.slice(r.status.length));
   } else {
-    const longest = largest(r.roots.map((x) => x.longest_wait_ms)) ?? 0;
+    const longest = Math.max(0, largest(r.roots.map((x) => x.longest_wait_ms)) ?? 0);
     const rootsText = `${r.roots.length} root blocker${r.roots.length === 1 ? '' : 's'}`;
     const cyclesText = r.cycles.length ? `, ${r.cycles.length} lock cycle${r.cycles.length === 1 ? '' : 's'}` : '';
     const text = wrap(`${r.status.toUpperCase()}  ${r.waiting} session${r.waiting === 1 ? '' : 's'} waiting on locks: ${rootsText}${cyclesText}${longest ? `; longest wait ${formatDuration(longest)}` : ''}`, width, '  ');

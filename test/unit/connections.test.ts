@@ -325,7 +325,9 @@ describe('largest', () => {
     expect(largest(new Array<number>(300_000).fill(1).concat([2]))).toBe(2);
   });
   test('agrees with Math.max on what Math.max can take', () => {
-    fc.assert(fc.property(fc.array(fc.option(fc.double({ noNaN: true }), { nil: null }), { maxLength: 50 }), (values) => {
+    // -0 and 0 are one value here (Math.max prefers 0, a loop keeps the first): no -0 in the input
+    const value = fc.double({ noNaN: true }).map((v) => (v === 0 ? 0 : v));
+    fc.assert(fc.property(fc.array(fc.option(value, { nil: null }), { maxLength: 50 }), (values) => {
       const present = values.filter((v): v is number => v !== null);
       expect(largest(values)).toBe(present.length ? Math.max(...present) : null);
     }));

@@ -173,10 +173,13 @@ describe('a blocking chain rooted in a session idle in transaction', () => {
     const b = mustFind(check(big), 'blocking');
     const groups = b.evidence.groups.filter((g) => g.label.includes('reader-'));
     expect(groups).toHaveLength(30);
+    // each group starts with its root: the reader its label names
+    expect(groups.map((g) => g.pids[0])).toEqual(groups.map((g) => readers.find((r) => g.label.includes(`(${r.application_name},`))!.pid));
+    expect(new Set(groups.map((g) => g.pids[0])).size).toBe(30);
     for (const g of groups) {
       expect(g.count).toBe(1_000);
       expect(g.pids).toHaveLength(200);
-      expect(g.pids[0]).toBeGreaterThanOrEqual(50_000);
+      expect(g.pids.slice(1).every((p) => p >= 60_000)).toBe(true);
     }
     for (const g of b.evidence.groups) expect(g.pids.length).toBeLessThanOrEqual(200);
   });

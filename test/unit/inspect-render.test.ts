@@ -91,6 +91,10 @@ describe('widths', () => {
     expect(fitWidths(cols, 10, 0)).toEqual([5, 5]);
     expect(fitWidths(cols, 1, 0)).toEqual([2, 4]);
   });
+  test('fitWidths over a column of 262,143 cells (one per session of a full server) without overflowing the stack', () => {
+    const cells = Array.from({ length: 262_143 }, (_, i) => String(i + 1));
+    expect(fitWidths([{ head: 'pid', cells }, { head: 'app', cells: cells.map(() => '') }], 100, 0)).toEqual([6, 3]);
+  });
   test('wrap keeps leading spaces and runs of spaces, and indents continuations', () => {
     expect(wrap('  a  b c', 80)).toBe('  a  b c');
     expect(wrap('aaa bbb ccc', 7, '  ')).toBe('aaa bbb\n  ccc');

@@ -264,7 +264,7 @@ function ddlGroup(t: Thresholds, h: QueueHead): EvidenceGroup {
   while (stack.length) {
     const n = stack.pop()!;
     behind.push(n.pid);
-    stack.push(...n.children);
+    for (const child of n.children) stack.push(child);
   }
   const waits = [h.node, ...h.node.children].map((n) => n.session?.wait_lock?.wait_ms ?? n.session?.state_age_ms ?? 0);
   const longest = waits.reduce((a, b) => Math.max(a, b), 0);

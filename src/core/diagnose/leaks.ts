@@ -197,7 +197,7 @@ export function idlePool(c: Context, capacitySeverity: Severity): IdlePoolResult
   const rowsOf = rowsOfGroups(candidates, groups);
   for (const [i, g] of groups.entries()) {
     const rows = rowsOf[i]!;
-    rowsAll.push(...rows);
+    for (const r of rows) rowsAll.push(r);
     eg.push({
       label: `${appLabel(g.app)}${g.db && g.db !== snap.database ? ` in ${g.db}` : ''}`,
       application: g.app ?? '',
