@@ -49,6 +49,22 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     clients.push(c);
     return c;
   };
+  /** An ALTER TABLE on orders waiting for the readers already in, then `n` readers queued behind it, all waiting. */
+  const queueBehindAlter = async (alter: string, n: number, app: string) => {
+    const migrate = await open('migrate');
+    migrate.query(alter).catch(() => undefined);
+    await waiting(s, [pidOf(migrate)], 0);
+    const readers = await Promise.all(Array.from({ length: n }, (_, i) => open(`${app}-${i}`, 'app_user')));
+    for (const c of readers) c.query('SELECT count(*) FROM orders').catch(() => undefined);
+    const queued = sorted(readers.map(pidOf));
+    await waiting(s, [pidOf(migrate), ...queued]);
+    return { migrate, queued };
+  };
+  /** Cancels the ALTER and waits until the queue behind it has gone through. */
+  const cancelAlter = async (migrate: pg.Client, queued: number[]) => {
+    await s.sql('SELECT pg_cancel_backend($1)', [pidOf(migrate)]);
+    await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'`, [queued], (rows) => rows[0]?.n === 0);
+  };
 
   beforeAll(async () => {
     s = await startTestServer({ major, settings: { max_connections: 300 } });
@@ -117,13 +133,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     await reader.query('BEGIN');
     await reader.query('SELECT count(*) FROM orders');
     await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND state = 'idle in transaction'`, [pidOf(reader)], (rows) => rows[0]?.n === 1);
-    const migrate = await open('migrate');
-    migrate.query('ALTER TABLE orders ADD COLUMN note text').catch(() => undefined);
-    await waiting(s, [pidOf(migrate)], 0);
-    const readers = await Promise.all(Array.from({ length: 50 }, (_, i) => open(`orders-api-${i}`, 'app_user')));
-    for (const c of readers) c.query('SELECT count(*) FROM orders').catch(() => undefined);
-    const queued = sorted(readers.map(pidOf));
-    await waiting(s, [pidOf(migrate), ...queued]);
+    const { migrate, queued } = await queueBehindAlter('ALTER TABLE orders ADD COLUMN note text', 50, 'orders-api');
 
     const locks = await runLocks(target(s), {});
     expectValidLocksDoc(envelope('locks', locks, '0.0.0-test'));
@@ -147,8 +157,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     expect(mustFind(r, 'blocking').evidence.groups[0]!.pids[0]).toBe(pidOf(reader));
 
     // Cancelling the ALTER frees the 50 at once; the reader is still there.
-    await s.sql('SELECT pg_cancel_backend($1)', [pidOf(migrate)]);
-    await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'`, [queued], (rows) => rows[0]?.n === 0);
+    await cancelAlter(migrate, queued);
     expect(await alive(s, [pidOf(reader)])).toEqual([pidOf(reader)]);
     await reader.query('ROLLBACK');
   });
@@ -159,13 +168,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
       await h.query('BEGIN');
       await h.query('SELECT count(*) FROM orders');
     }
-    const migrate = await open('migrate');
-    migrate.query('ALTER TABLE orders ADD COLUMN memo text').catch(() => undefined);
-    await waiting(s, [pidOf(migrate)], 0);
-    const readers = await Promise.all(Array.from({ length: 210 }, (_, i) => open(`orders-web-${i}`, 'app_user')));
-    for (const c of readers) c.query('SELECT count(*) FROM orders').catch(() => undefined);
-    const queued = sorted(readers.map(pidOf));
-    await waiting(s, [pidOf(migrate), ...queued]);
+    const { migrate, queued } = await queueBehindAlter('ALTER TABLE orders ADD COLUMN memo text', 210, 'orders-web');
 
     const r = await runDiagnose({ target: target(s), session: {}, thresholds: resolveThresholds() });
     expectValidDiagnoseDoc(envelope('diagnose', r, '0.0.0-test'));
@@ -181,8 +184,7 @@ describe.each([14, 18])('PostgreSQL %i', (major) => {
     expect(ddl.count).toBe(210);
     expect(ddl.pids).toEqual([pidOf(migrate), ...queued].slice(0, 200));
 
-    await s.sql('SELECT pg_cancel_backend($1)', [pidOf(migrate)]);
-    await waitFor(s, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'`, [queued], (rows) => rows[0]?.n === 0);
+    await cancelAlter(migrate, queued);
     for (const h of holders) await h.query('ROLLBACK');
   });
 });

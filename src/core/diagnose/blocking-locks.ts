@@ -12,6 +12,7 @@ import { clientOf } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import { type Arg, database, fixedStep, type NextStep, role, type SqlPart, sqlStep, statementStep } from '../printed.js';
 import type { Thresholds } from '../thresholds.js';
+import { largest } from '../stats.js';
 import { SettingsView, settingNumber } from './settings.js';
 import { appLabel, type Context, cut, dur, emptyEvidence, finding, MAX_PIDS, type NodeResult, nonNull, pathStep, plural, rootIit, runbookStep, uniq } from './shared.js';
 import type { Evidence, EvidenceGroup, Finding, SettingsFacts } from './types.js';
@@ -267,7 +268,7 @@ function ddlGroup(t: Thresholds, h: QueueHead): EvidenceGroup {
     for (const child of n.children) stack.push(child);
   }
   const waits = [h.node, ...h.node.children].map((n) => n.session?.wait_lock?.wait_ms ?? n.session?.state_age_ms ?? 0);
-  const longest = waits.reduce((a, b) => Math.max(a, b), 0);
+  const longest = Math.max(0, largest(waits) ?? 0);
   return {
     label: `${verbOf(s.query)} pid ${s.pid} (${appLabel(s.application_name)})`,
     application: s.application_name,
