@@ -7,8 +7,9 @@
 //   npm run bench                       full scale: 1,500 sessions, 20,000 locks, 400 waiters, 7 runs
 //   npm run bench -- --scale small      CI smoke test: 50 sessions, 500 locks, 20 waiters, 3 runs
 //   npm run bench -- --scale 500,1500,3000   linearity: one incident per step (waiters 30% of the
-//                                       sessions; each aged 35 s before it is measured), wall, server
-//                                       time, RSS, output and per-session cost
+//                                       sessions), all up at once, aged 35 s, then timed in
+//                                       interleaved rounds (7 runs): wall, server time, RSS, output
+//                                       and per-session cost
 //   options: --runs N, --explain (EXPLAIN ANALYZE each statement of dbdoctor's SQL, in a fresh
 //            backend), --cpu-prof (profile each dbdoctor command once), --strict (exit 1 when a
 //            target is missed at full scale), --terminate N (sessions for the terminate throughput
@@ -21,7 +22,7 @@
 // rounds, prints a table with the targets of issue 8 and writes bench-results/bench-<time>.json.
 // Peers that are not installed (psql, check_postgres) and dbdoctor commands that do not exist yet
 // are skipped with a note. Everything listens on 127.0.0.1 and is torn down at the end, on errors
-// and on Ctrl-C: the server this script started is stopped by its handle, child runs by their pid.
+// and on Ctrl-C: the servers this script started are stopped by their handles, child runs by their pid.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,8 +152,10 @@ if (!STEPS && !(scaleName in SCALES)) {
   say(`unknown --scale ${scaleName}: use full, small or a list of session counts (500,1500,3000)`);
   process.exit(64);
 }
+// The steps' incidents are all up at once (they are timed side by side), so the descriptors needed
+// are their sum.
 const SCALE = STEPS
-  ? { ...SCALES.full, sessions: Math.max(...STEPS), runs: 3, budgetMs: 40 * 60_000 }
+  ? { ...SCALES.full, sessions: STEPS.reduce((a, b) => a + b, 0), runs: 7, budgetMs: 40 * 60_000 }
   : { ...SCALES[scaleName] };
 if (opts.runs !== undefined) {
   const n = Number(opts.runs);
@@ -196,7 +199,8 @@ if (!Number.isInteger(TERMINATE_N) || TERMINATE_N < 0 || TERMINATE_N > 5000) {
 // ---------------------------------------------------------------------------------------------
 // teardown: everything this script started, by handle or pid; runs once
 
-const state = { server: undefined, control: undefined, clients: [], child: undefined, tmp: undefined, teardown: undefined };
+// servers and controls: the --scale steps' (one each); server and control: the one incident's otherwise.
+const state = { server: undefined, control: undefined, servers: [], controls: [], clients: [], child: undefined, tmp: undefined, teardown: undefined };
 const controller = new AbortController();
 
 function teardown() {
@@ -208,11 +212,11 @@ function teardown() {
         // already gone
       }
     }
-    if (state.control) await Promise.race([state.control.end().catch(() => undefined), sleep(2000)]);
-    if (state.server) {
-      say('stopping the server');
-      await state.server.stop('fast').catch((e) => say(`could not stop the server cleanly: ${e.message}`));
-    }
+    const controls = [state.control, ...state.controls].filter(Boolean);
+    await Promise.all(controls.map((c) => Promise.race([c.end().catch(() => undefined), sleep(2000)])));
+    const servers = [state.server, ...state.servers].filter(Boolean);
+    if (servers.length > 0) say(servers.length === 1 ? 'stopping the server' : `stopping the ${servers.length} servers`);
+    for (const server of servers) await server.stop('fast').catch((e) => say(`could not stop the server cleanly: ${e.message}`));
     await releaseClients(state.clients);
     if (state.tmp) rmSync(state.tmp, { recursive: true, force: true });
   })();
@@ -808,9 +812,15 @@ async function main() {
 
 // ---------------------------------------------------------------------------------------------
 // --scale 500,1500,3000: linearity. One incident per step (waiters 30% of the sessions, advisory
-// locks 13x), on a fresh server each; diagnose and locks captured once (server time from the log,
-// output size) and timed 3 times (peak RSS and faults: the median of the 4 runs); per-session (and
-// for locks per-waiter) costs.
+// locks 13x), each on a server of its own, and all of them up at once: diagnose and locks are
+// captured once per step (server time from the log, output size), then timed in interleaved rounds
+// across the steps (SCALE.runs, the order rotated each round), so that a host drifting over the
+// minutes of a run moves every step alike. Timed one step after another, each step met the host in
+// another state, and the cost of a session between steps moved by more than 2x from run to run.
+// Peak RSS and faults: the medians of every run of a step; per-session (and per-waiter) costs.
+
+/** The oldest sessions of a step must still be short of diagnose's 5 min critical thresholds when the last run ends. */
+const STEP_MAX_AGE_MS = 290_000;
 
 async function mainScaling() {
   const t0 = Date.now();
@@ -819,8 +829,10 @@ async function mainScaling() {
   mkdirSync(home);
   const { startServer } = await import('../dist/db/embedded.js');
   const psql = findExecutable(['psql']);
-  results.steps = [];
-  for (const n of STEPS) {
+  const steps = [];
+  // Largest first: it takes longest to build, and the smallest, built last, still ages before any
+  // step is timed.
+  for (const n of [...STEPS].sort((a, b) => b - a)) {
     if (controller.signal.aborted || Date.now() > t0 + SCALE.budgetMs) break;
     const plan = planIncident({ sessions: n, locks: Math.round((n * 40) / 3), waiters: Math.round(n * 0.3) });
     const maxConnections = n + 300;
@@ -835,14 +847,15 @@ async function mainScaling() {
     };
     say(`step ${n}: ${plan.waiters} waiters, ${plan.locks} advisory locks`);
     const server = await startServer({ settings, onProgress: (x) => say(x) });
-    state.server = server;
+    state.servers.push(server);
     results.versions.server_major = server.major;
     const control = new pg.Client({ host: server.host, port: server.port, user: 'postgres', password: server.password, database: 'postgres', application_name: 'bench-control' });
     control.on('error', () => undefined);
     await control.connect();
-    state.control = control;
+    state.controls.push(control);
     const appPassword = randomBytes(12).toString('hex');
     await control.query(`CREATE ROLE bench_app LOGIN PASSWORD '${appPassword}'`);
+    const started = Date.now();
     const built = await buildIncident({
       conn: { host: server.host, port: server.port, user: 'bench_app', password: appPassword, database: 'postgres' },
       control,
@@ -853,73 +866,94 @@ async function mainScaling() {
       onProgress: (x) => say(x),
       clients: state.clients,
     });
-    // Every step is measured when its whole incident is past diagnose's 30 s thresholds (lock
-    // waits' critical one included) and its oldest sessions are still short of the 5 min critical
-    // ones of idle transactions and long queries, so each step shows the same
-    // findings: measured as soon as it was built, a 500-session incident (built in ~10 s) had no
-    // idle-in-transaction or long-query finding and a 5,000-session one (~100 s) had both, which
-    // made diagnose's output look as if it grew faster than the sessions.
-    say(`step ${n}: letting the incident age ${STEP_SETTLE_MS / 1000} s`);
-    await sleep(STEP_SETTLE_MS);
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: state.tmp, LANG: 'C', LC_ALL: 'C', NO_COLOR: '1', PGHOST: server.host, PGPORT: String(server.port), PGUSER: 'postgres', PGPASSWORD: server.password, PGDATABASE: 'postgres' };
-    if (!results.host) {
-      results.host = await hostFigures(env, psql);
-      say(hostLine(results.host));
+    steps.push({ n, plan, built, started, env, log: new LogReader(server.logFile), timed: [], commands: {} });
+  }
+  if (controller.signal.aborted) return;
+  if (steps.length < STEPS.length) throw new Error(`the incidents of ${STEPS.join(', ')} sessions were not all built within the budget (${SCALE.budgetMs / 60_000} min)`);
+  // Every step is measured when its whole incident is past diagnose's 30 s thresholds (lock waits'
+  // critical one included) and its oldest sessions are still short of the 5 min critical ones of
+  // idle transactions and long queries, so each step shows the same findings: measured as soon as
+  // it was built, a 500-session incident (built in ~10 s) had no idle-in-transaction or long-query
+  // finding and a 5,000-session one (~100 s) had both, which made diagnose's output look as if it
+  // grew faster than the sessions.
+  say(`letting the incidents age ${STEP_SETTLE_MS / 1000} s`);
+  await sleep(STEP_SETTLE_MS);
+  const smallest = steps[steps.length - 1];
+  results.host = await hostFigures(smallest.env, psql);
+  say(hostLine(results.host));
+
+  const commands = ['diagnose', 'locks'];
+  const subjectOf = (cmd) => ({ steps: [{ cmd: NODE, args: [BIN, cmd, '--json'] }] });
+  for (const st of steps) {
+    for (const cmd of commands) {
+      const off = st.log.size();
+      const cap = await runSubject(subjectOf(cmd), { env: st.env, rss: true, keepStdout: true });
+      await sleep(100);
+      const captured = statementsIn(parseEntries(st.log.readFrom(off)), (e) => e.app === 'dbdoctor');
+      st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], peaks: [cap.peakKb], faults: [cap.minorFaults] };
     }
-    const nodeRuns = [];
-    for (let i = 0; i < 3; i++) nodeRuns.push((await runProcess(NODE, ['-e', '0'], { env })).ms);
-    const step = { sessions: built.summary.client_sessions, waiters: plan.waiters, pg_locks: built.summary.pg_locks.total, node_ms: median(nodeRuns), commands: {} };
-    const log = new LogReader(server.logFile);
-    for (const cmd of ['diagnose', 'locks']) {
-      const subject = { steps: [{ cmd: NODE, args: [BIN, cmd, '--json'] }] };
-      const off = log.size();
-      const cap = await runSubject(subject, { env, rss: true, keepStdout: true });
-      await sleep(100);
-      const st = statementsIn(parseEntries(log.readFrom(off)), (e) => e.app === 'dbdoctor');
-      // Every run has its memory measured (under /usr/bin/time where there is one: the same constant on
-      // every step): peak RSS and page faults are the medians of all the runs, since one run's peak
-      // moves by a megabyte or two with when the collector happens to run, more than what a few
-      // hundred sessions add.
-      const runs = [];
-      const peaks = [cap.peakKb];
-      const faults = [cap.minorFaults];
-      const offRuns = log.size();
-      for (let i = 0; i < SCALE.runs; i++) {
-        const r = await runSubject(subject, { env, rss: true });
-        runs.push(r.ms);
-        peaks.push(r.peakKb);
-        faults.push(r.minorFaults);
-      }
-      const wall = median(runs);
-      const medianOf = (xs) => (xs.some((x) => x === null) ? null : median(xs));
-      // Server time: the median over the captured run and the timed ones (one backend each), not one
-      // run's: a single reading moves by more than a step's difference on a shared host.
-      await sleep(100);
-      const byPid = new Map();
-      for (const e of parseEntries(log.readFrom(offRuns))) if (e.app === 'dbdoctor') byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
-      const serverMs = median([st.serverMs, ...[...byPid.values()].map((es) => statementsIn(es).serverMs)]);
+    st.offRuns = st.log.size();
+  }
+  // Every run has its memory measured (under /usr/bin/time where there is one: the same constant on
+  // every step): peak RSS and page faults are the medians of all the runs, since one run's peak
+  // moves by a megabyte or two with when the collector happens to run, more than what a few hundred
+  // sessions add.
+  const order = steps.flatMap((st) => commands.map((cmd) => ({ st, cmd })));
+  const nodeRuns = [];
+  say(`timing: ${SCALE.runs} interleaved rounds of ${order.length} runs (${steps.map((st) => st.n).join(', ')} sessions) and node -e 0`);
+  for (let round = 0; round < SCALE.runs && !controller.signal.aborted; round++) {
+    const k = round % order.length;
+    for (const { st, cmd } of [...order.slice(k), ...order.slice(0, k)]) {
+      const r = await runSubject(subjectOf(cmd), { env: st.env, rss: true });
+      const c = st.commands[cmd];
+      c.runs.push(r.ms);
+      c.peaks.push(r.peakKb);
+      c.faults.push(r.minorFaults);
+      st.timed.push(cmd);
+    }
+    nodeRuns.push((await runProcess(NODE, ['-e', '0'], { env: smallest.env })).ms);
+    say(`round ${round + 1}/${SCALE.runs} done`);
+  }
+  const oldest = Date.now() - Math.min(...steps.map((st) => st.started));
+  if (oldest > STEP_MAX_AGE_MS) note(`the oldest sessions were ${Math.round(oldest / 1000)} s old when the last run ended: past diagnose's 5 min critical thresholds, so the largest step may show findings the others do not (fewer --runs)`);
+  await sleep(100);
+  const nodeMs = median(nodeRuns);
+  const medianOf = (xs) => (xs.some((x) => x === null) ? null : median(xs));
+  results.steps = [];
+  for (const st of [...steps].sort((a, b) => a.n - b.n)) {
+    // Server time: the median over the captured run and the timed ones (one backend each), not one
+    // run's: a single reading moves by more than a step's difference on a shared host. A server's
+    // runs never overlap, so its dbdoctor backends, in the order the log first names them, are its
+    // timed runs in the order they ran.
+    const byPid = new Map();
+    for (const e of parseEntries(st.log.readFrom(st.offRuns))) if (e.app === 'dbdoctor') byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
+    const backends = [...byPid.values()];
+    if (backends.length !== st.timed.length) note(`step ${st.n}: ${backends.length} dbdoctor sessions in the server's log for ${st.timed.length} timed runs: server time from the captured runs only`);
+    const step = { sessions: st.built.summary.client_sessions, waiters: st.plan.waiters, pg_locks: st.built.summary.pg_locks.total, node_ms: nodeMs, commands: {} };
+    for (const cmd of commands) {
+      const c = st.commands[cmd];
+      const timedMs = backends.length === st.timed.length ? backends.filter((_, i) => st.timed[i] === cmd).map((es) => statementsIn(es).serverMs) : [];
+      const serverMs = median([c.captured_ms, ...timedMs]);
+      const wall = median(c.runs);
+      const out = Buffer.byteLength(c.cap.stdout);
       step.commands[cmd] = {
         wall_ms: Math.round(wall * 10) / 10,
+        wall_ms_runs: c.runs.map((ms) => Math.round(ms * 10) / 10),
         server_ms: Math.round(serverMs * 10) / 10,
-        peak_rss_kb: medianOf(peaks),
-        peak_rss_kb_runs: peaks,
-        minor_faults: medianOf(faults),
-        out_bytes: Buffer.byteLength(cap.stdout),
-        exit_codes: cap.codes,
-        per_session_us: Math.round(((wall - step.node_ms) / step.sessions) * 1000),
+        peak_rss_kb: medianOf(c.peaks),
+        peak_rss_kb_runs: c.peaks,
+        minor_faults: medianOf(c.faults),
+        out_bytes: out,
+        exit_codes: c.cap.codes,
+        per_session_us: Math.round(((wall - nodeMs) / step.sessions) * 1000),
         server_per_session_us: Math.round((serverMs / step.sessions) * 1000),
-        out_per_session_bytes: Math.round(Buffer.byteLength(cap.stdout) / step.sessions),
-        per_waiter_us: Math.round(((wall - step.node_ms) / plan.waiters) * 1000),
+        out_per_session_bytes: Math.round(out / step.sessions),
+        per_waiter_us: Math.round(((wall - nodeMs) / step.waiters) * 1000),
       };
-      say(`step ${n} ${cmd}: ${JSON.stringify(step.commands[cmd])}`);
+      say(`step ${st.n} ${cmd}: ${JSON.stringify(step.commands[cmd])}`);
     }
     results.steps.push(step);
-    await control.end().catch(() => undefined);
-    state.control = undefined;
-    await server.stop('fast').catch((e) => say(`could not stop the server cleanly: ${e.message}`));
-    state.server = undefined;
-    await releaseClients(state.clients);
-    state.clients.length = 0;
   }
   results.duration_s = Math.round((Date.now() - t0) / 1000);
 }
@@ -944,6 +978,20 @@ function printScaling(file) {
   const line = (r) => r.map((c, i) => (i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = ['', `dbdoctor bench, scale steps ${STEPS.join(', ')} (PostgreSQL ${results.versions.server_major}, node ${process.version}, ${results.machine.cpus} CPUs)`, hostLine(results.host), '', line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
   out.push('per-session and per-waiter costs should stay within ±30% across steps when the work grows linearly');
+  // Each interval's cost per session against the first interval's (1.00 is linear).
+  if (results.steps.length >= 3) {
+    const fields = [
+      ['wall', 'wall_ms'],
+      ['server', 'server_ms'],
+      ['RSS', 'peak_rss_kb'],
+      ['out', 'out_bytes'],
+    ];
+    for (const cmd of Object.keys(results.steps[0].commands)) {
+      const per = (i, f) => (results.steps[i].commands[cmd][f] - results.steps[i - 1].commands[cmd][f]) / (results.steps[i].sessions - results.steps[i - 1].sessions);
+      const parts = fields.map(([label, f]) => `${label} ${results.steps.slice(2).map((_, j) => (per(j + 2, f) / per(1, f)).toFixed(2)).join(', ')}x`);
+      out.push(`${cmd}: cost per session of each later interval against the first: ${parts.join('; ')}`);
+    }
+  }
   out.push(`results: ${file}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
