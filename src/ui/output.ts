@@ -27,7 +27,7 @@ export const SCREEN_CONTROLS = {
 export type ScreenControl = keyof typeof SCREEN_CONTROLS;
 
 export interface Output {
-  /** A block of text on stdout (a line break is added when missing). */
+  /** A block of text on stdout (a line break is written after it when it has none). */
   out(text: string): void;
   /** A frame of the live screen: the text as out() sanitizes it, after `frame` control, with no added line break. */
   frame?(text: string): void;
@@ -75,7 +75,12 @@ export function createOutput(sinks: OutputSinks): Output {
   const errColour = colourLevel(sinks.stderrIsTTY, sinks.env);
   const block = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
   return {
-    out: (text) => sinks.stdout(terminalText(block(text), outColour > 0)),
+    // The line break written on its own: joined to a long text (a JSON document), it would copy it.
+    out: (text) => {
+      const safe = terminalText(text, outColour > 0);
+      sinks.stdout(safe);
+      if (!safe.endsWith('\n')) sinks.stdout('\n');
+    },
     frame: (text) => {
       if (sinks.stdoutIsTTY) sinks.stdout(SCREEN_CONTROLS.frame + terminalText(text, outColour > 0).replace(/\n/g, '\r\n'));
     },
@@ -111,10 +116,34 @@ function guardPipes(): void {
   }
 }
 
+/** The most of a text one write to a stream takes (UTF-16 units). */
+export const WRITE_PIECE = 65_536;
+
+/**
+ * A long text in pieces of at most `size` units, a surrogate pair never split, joined exactly the
+ * text. Each write to a stream encodes its text into a buffer of its own: written whole, a 1.7 MB
+ * document (`locks --json` at 5,000 sessions) had a 1.7 MB copy beside it; in pieces, 64 KiB at a
+ * time (pieces of a flat string are views of it, not copies).
+ */
+export function pieces(text: string, size = WRITE_PIECE): string[] {
+  if (text.length <= size) return [text];
+  const out: string[] = [];
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(text.length, start + size);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && end - 1 > start && last >= 0xd800 && last <= 0xdbff) end--;
+    out.push(text.slice(start, end));
+    start = end;
+  }
+  return out;
+}
+
 export function processOutput(env: NodeJS.ProcessEnv = process.env): Output {
   guardPipes();
   return createOutput({
-    stdout: (chunk) => void process.stdout.write(chunk),
+    stdout: (chunk) => {
+      for (const piece of pieces(chunk)) process.stdout.write(piece);
+    },
     stderr: (chunk) => void process.stderr.write(chunk),
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),

@@ -133,7 +133,7 @@ describe('JSON text', () => {
       expect(JSON.parse(text)).toEqual(doc);
     }
     const ascii = { a: 'printable ASCII only', n: [1, 2] };
-    expect(renderJson(ascii)).toBe(`${JSON.stringify(ascii, null, 2)}\n`);
+    expect(renderJson(ascii)).toBe(JSON.stringify(ascii, null, 2));
     expect(renderJsonLine(ascii)).toBe(JSON.stringify(ascii));
   });
 });
