@@ -144,8 +144,8 @@ const scaleName = opts.scale ?? process.env.BENCH_SCALE ?? 'full';
 /** How long a step's incident ages after it is built, before it is measured (see mainScaling). */
 const STEP_SETTLE_MS = 35_000;
 const STEPS = /^\d+(,\d+)*$/.test(scaleName) ? scaleName.split(',').map(Number) : null;
-if (STEPS?.some((n) => n < 100 || n > 10_000)) {
-  say('--scale steps must be session counts from 100 to 10000, e.g. --scale 500,1500,3000');
+if (STEPS?.some((n) => n < 100 || n > 10_000) || (STEPS && new Set(STEPS).size !== STEPS.length)) {
+  say('--scale steps must be different session counts from 100 to 10000, e.g. --scale 500,1500,3000');
   process.exit(64);
 }
 if (!STEPS && !(scaleName in SCALES)) {
@@ -247,6 +247,11 @@ const TIME_BIN = process.platform === 'linux' && existsSync('/usr/bin/time') && 
 /** Spawns cmd, drains its output, returns wall time (spawn to exit) and what it printed. */
 function runProcess(cmd, args, { env, timeoutMs = SCALE.subjectTimeoutMs, keepStdout = false, pollRss = false }) {
   return new Promise((resolve) => {
+    // Once interrupted, nothing more is started: teardown ends only the child running when it began.
+    if (controller.signal.aborted) {
+      resolve({ ms: 0, code: null, signal: 'SIGINT', timedOut: false, stdoutBytes: 0, stdout: keepStdout ? '' : undefined, stderr: 'not started: interrupted', hwmKb: null });
+      return;
+    }
     const t0 = process.hrtime.bigint();
     let exitMs;
     let bytes = 0;
@@ -885,13 +890,17 @@ async function mainScaling() {
 
   const commands = ['diagnose', 'locks'];
   const subjectOf = (cmd) => ({ steps: [{ cmd: NODE, args: [BIN, cmd, '--json'] }] });
+  /** diagnose and locks exit 0, 1 or 2 with a report; anything else (or a timeout) is a failed run. */
+  const reported = (r) => !r.timedOut && r.codes.every((c) => c === 0 || c === 1 || c === 2);
   for (const st of steps) {
     for (const cmd of commands) {
+      if (controller.signal.aborted) return;
       const off = st.log.size();
       const cap = await runSubject(subjectOf(cmd), { env: st.env, rss: true, keepStdout: true });
       await sleep(100);
       const captured = statementsIn(parseEntries(st.log.readFrom(off)), (e) => e.app === 'dbdoctor');
-      st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], peaks: [cap.peakKb], faults: [cap.minorFaults] };
+      if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.timedOut ? 'timeout' : cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
+      st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
     }
     st.offRuns = st.log.size();
   }
@@ -905,16 +914,24 @@ async function mainScaling() {
   for (let round = 0; round < SCALE.runs && !controller.signal.aborted; round++) {
     const k = round % order.length;
     for (const { st, cmd } of [...order.slice(k), ...order.slice(0, k)]) {
+      if (controller.signal.aborted) return;
       const r = await runSubject(subjectOf(cmd), { env: st.env, rss: true });
       const c = st.commands[cmd];
+      // A failed run still had its backend (or none): it keeps its place in the order of the
+      // server's sessions, and is left out of the figures.
+      st.timed.push(reported(r) ? cmd : null);
+      if (!reported(r)) {
+        c.failed.push(r.timedOut ? 'timeout' : r.codes.join(','));
+        continue;
+      }
       c.runs.push(r.ms);
       c.peaks.push(r.peakKb);
       c.faults.push(r.minorFaults);
-      st.timed.push(cmd);
     }
     nodeRuns.push((await runProcess(NODE, ['-e', '0'], { env: smallest.env })).ms);
     say(`round ${round + 1}/${SCALE.runs} done`);
   }
+  if (controller.signal.aborted) return;
   const oldest = Date.now() - Math.min(...steps.map((st) => st.started));
   if (oldest > STEP_MAX_AGE_MS) note(`the oldest sessions were ${Math.round(oldest / 1000)} s old when the last run ended: past diagnose's 5 min critical thresholds, so the largest step may show findings the others do not (fewer --runs)`);
   await sleep(100);
@@ -933,6 +950,8 @@ async function mainScaling() {
     const step = { sessions: st.built.summary.client_sessions, waiters: st.plan.waiters, pg_locks: st.built.summary.pg_locks.total, node_ms: nodeMs, commands: {} };
     for (const cmd of commands) {
       const c = st.commands[cmd];
+      if (c.failed.length > 0) note(`step ${st.n}: ${c.failed.length} of ${SCALE.runs} timed runs of ${cmd} failed (${c.failed.join('; ')}) and are left out`);
+      if (c.runs.length === 0) throw new Error(`step ${st.n}: every timed run of ${cmd} failed`);
       const timedMs = backends.length === st.timed.length ? backends.filter((_, i) => st.timed[i] === cmd).map((es) => statementsIn(es).serverMs) : [];
       const serverMs = median([c.captured_ms, ...timedMs]);
       const wall = median(c.runs);
@@ -946,6 +965,7 @@ async function mainScaling() {
         minor_faults: medianOf(c.faults),
         out_bytes: out,
         exit_codes: c.cap.codes,
+        failed_runs: c.failed,
         per_session_us: Math.round(((wall - nodeMs) / step.sessions) * 1000),
         server_per_session_us: Math.round((serverMs / step.sessions) * 1000),
         out_per_session_bytes: Math.round(out / step.sessions),
@@ -986,9 +1006,22 @@ function printScaling(file) {
       ['RSS', 'peak_rss_kb'],
       ['out', 'out_bytes'],
     ];
+    // Each interval's cost per session, then the ratios: '-' where a figure is missing or the first
+    // interval's cost is not positive (a noisy host can make it so), since no ratio means anything then.
+    const per = (cmd, i, f) => {
+      const [a, b] = [results.steps[i].commands[cmd]?.[f], results.steps[i - 1].commands[cmd]?.[f]];
+      const n = results.steps[i].sessions - results.steps[i - 1].sessions;
+      return typeof a === 'number' && typeof b === 'number' && n > 0 ? (a - b) / n : null;
+    };
     for (const cmd of Object.keys(results.steps[0].commands)) {
-      const per = (i, f) => (results.steps[i].commands[cmd][f] - results.steps[i - 1].commands[cmd][f]) / (results.steps[i].sessions - results.steps[i - 1].sessions);
-      const parts = fields.map(([label, f]) => `${label} ${results.steps.slice(2).map((_, j) => (per(j + 2, f) / per(1, f)).toFixed(2)).join(', ')}x`);
+      const parts = fields.map(([label, f]) => {
+        const first = per(cmd, 1, f);
+        const ratios = results.steps.slice(2).map((_, j) => {
+          const later = per(cmd, j + 2, f);
+          return first !== null && later !== null && first > 0 ? `${(later / first).toFixed(2)}x` : '-';
+        });
+        return `${label} ${ratios.join(', ')}`;
+      });
       out.push(`${cmd}: cost per session of each later interval against the first: ${parts.join('; ')}`);
     }
   }

@@ -75,11 +75,17 @@ export function createOutput(sinks: OutputSinks): Output {
   const errColour = colourLevel(sinks.stderrIsTTY, sinks.env);
   const block = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
   return {
-    // The line break written on its own: joined to a long text (a JSON document), it would copy it.
+    // A block and its line break in one write, so nothing another writer sends can come between
+    // them; after a long text (a JSON document) in a write of its own, since joined to it, it
+    // would copy the whole text.
     out: (text) => {
       const safe = terminalText(text, outColour > 0);
-      sinks.stdout(safe);
-      if (!safe.endsWith('\n')) sinks.stdout('\n');
+      if (safe.endsWith('\n') || safe.length < WRITE_PIECE) {
+        sinks.stdout(block(safe));
+      } else {
+        sinks.stdout(safe);
+        sinks.stdout('\n');
+      }
     },
     frame: (text) => {
       if (sinks.stdoutIsTTY) sinks.stdout(SCREEN_CONTROLS.frame + terminalText(text, outColour > 0).replace(/\n/g, '\r\n'));
@@ -120,18 +126,21 @@ function guardPipes(): void {
 export const WRITE_PIECE = 65_536;
 
 /**
- * A long text in pieces of at most `size` units, a surrogate pair never split, joined exactly the
- * text. Each write to a stream encodes its text into a buffer of its own: written whole, a 1.7 MB
- * document (`locks --json` at 5,000 sessions) had a 1.7 MB copy beside it; in pieces, 64 KiB at a
- * time (pieces of a flat string are views of it, not copies).
+ * A long text in pieces of at most `size` units (an integer, 2 or more), a surrogate pair never
+ * split, joined exactly the text. Each write to a stream encodes its text into a buffer of its own:
+ * written whole to a file or a terminal (synchronous writes), a 1.7 MB document (`locks --json` at
+ * 5,000 sessions) had a 1.7 MB copy beside it; in pieces, 64 KiB at a time (pieces of a flat
+ * string are views of it, not copies). Into a pipe whose reader lags, Node queues what the pipe
+ * does not take at once and encodes it in one buffer all the same.
  */
 export function pieces(text: string, size = WRITE_PIECE): string[] {
+  if (!Number.isInteger(size) || size < 2) throw new RangeError(`pieces of ${size} units: the size must be an integer, 2 or more`);
   if (text.length <= size) return [text];
   const out: string[] = [];
   for (let start = 0; start < text.length; ) {
     let end = Math.min(text.length, start + size);
     const last = text.charCodeAt(end - 1);
-    if (end < text.length && end - 1 > start && last >= 0xd800 && last <= 0xdbff) end--;
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
     out.push(text.slice(start, end));
     start = end;
   }

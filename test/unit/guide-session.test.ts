@@ -110,7 +110,7 @@ describe('the guided walk loop', () => {
     expect(terminate!.slice(-2)).toEqual(['--audit-log', '/tmp/a.jsonl']);
     // The password is never printed; the commands are shown as one could paste them.
     expect([...w.out, ...w.err].join('\n')).not.toContain('s3cret');
-    expect(w.out.join('')).toContain('\n$ dbdoctor terminate --state "idle in transaction" --app worker --older-than 30s\n');
+    expect(w.out).toContain('\n$ dbdoctor terminate --state "idle in transaction" --app worker --older-than 30s\n');
 
     // The finding's menu: inspections, the clean-up, the runbook; then the way out.
     expect(asked[1]!.labels).toEqual([

@@ -43,16 +43,30 @@ describe('pieces', () => {
       }),
     );
   });
+  test('the size is an integer, 2 or more: anything else is refused, never a loop or a split pair', () => {
+    for (const size of [1, 0, -1, Number.NaN, 2.5]) expect(() => pieces('a😀b', size)).toThrow(RangeError);
+    expect(pieces('a😀b', 2)).toEqual(['a', '😀', 'b']);
+    expect(pieces('\ud800😀x', 2)).toEqual(['\ud800', '😀', 'x']);
+  });
 });
 
 describe('out', () => {
-  test('writes the line break on its own when the text has none, and nothing more when it has one', () => {
+  test('a block and its line break in one write; nothing more when it has one', () => {
     const a = captureOutput();
     a.output.out('{\n  "a": 1\n}');
-    expect(a.out).toEqual(['{\n  "a": 1\n}', '\n']);
+    expect(a.out).toEqual(['{\n  "a": 1\n}\n']);
     const b = captureOutput();
     b.output.out('one line\n');
     expect(b.out).toEqual(['one line\n']);
+  });
+
+  test('after a long text, the line break in a write of its own (joined, it would copy the text)', () => {
+    const doc = `{\n${'  "pid": 12345,\n'.repeat(10_000)}}`;
+    const c = captureOutput();
+    c.output.out(doc);
+    expect(c.out).toHaveLength(2);
+    expect(c.out[0]).toBe(doc);
+    expect(c.out[1]).toBe('\n');
   });
 
   test('still sanitizes what it writes', () => {

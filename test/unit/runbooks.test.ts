@@ -153,7 +153,7 @@ describe('the pager', () => {
   test('not a terminal: plain text on stdout, no pager', async () => {
     const { ctx: c, out } = ctx(false, { PAGER: '/nonexistent/pager' });
     await page('hello', c.output, c.env);
-    expect(out.join('')).toBe('hello\n');
+    expect(out).toEqual(['hello\n']);
   });
 
   test('a terminal: the text goes through $PAGER', async () => {
@@ -169,6 +169,6 @@ describe('the pager', () => {
   test('a pager that cannot start does not swallow the text', async () => {
     const { ctx: c, out } = ctx(true, { PAGER: join(dir, 'no-such-pager') });
     await page('still here', c.output, c.env);
-    expect(out.join('')).toBe('still here\n');
+    expect(out).toEqual(['still here\n']);
   });
 });
