@@ -822,7 +822,7 @@ async function main() {
 // across the steps (SCALE.runs, the order rotated each round), so that a host drifting over the
 // minutes of a run moves every step alike. Timed one step after another, each step met the host in
 // another state, and the cost of a session between steps moved by more than 2x from run to run.
-// Peak RSS and faults: the medians of every run of a step; per-session (and per-waiter) costs.
+// Peak RSS and faults: medians over the capture and the timed runs; per-session (and per-waiter) costs.
 
 /** The oldest sessions of a step must still be short of diagnose's 5 min critical thresholds when the last run ends. */
 const STEP_MAX_AGE_MS = 290_000;
@@ -890,8 +890,8 @@ async function mainScaling() {
 
   const commands = ['diagnose', 'locks'];
   const subjectOf = (cmd) => ({ steps: [{ cmd: NODE, args: [BIN, cmd, '--json'] }] });
-  /** diagnose and locks exit 0, 1 or 2 with a report; anything else (or a timeout) is a failed run. */
-  const reported = (r) => !r.timedOut && r.codes.every((c) => c === 0 || c === 1 || c === 2);
+  /** diagnose and locks exit 0, 1 or 2 with a report; anything else (a timeout's code is 'timeout') is a failed run. */
+  const reported = (r) => r.codes.every((c) => c === 0 || c === 1 || c === 2);
   for (const st of steps) {
     for (const cmd of commands) {
       if (controller.signal.aborted) return;
@@ -899,7 +899,7 @@ async function mainScaling() {
       const cap = await runSubject(subjectOf(cmd), { env: st.env, rss: true, keepStdout: true });
       await sleep(100);
       const captured = statementsIn(parseEntries(st.log.readFrom(off)), (e) => e.app === 'dbdoctor');
-      if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.timedOut ? 'timeout' : cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
+      if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
       st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
     }
     st.offRuns = st.log.size();
@@ -921,7 +921,7 @@ async function mainScaling() {
       // server's sessions, and is left out of the figures.
       st.timed.push(reported(r) ? cmd : null);
       if (!reported(r)) {
-        c.failed.push(r.timedOut ? 'timeout' : r.codes.join(','));
+        c.failed.push(r.codes.join(','));
         continue;
       }
       c.runs.push(r.ms);
@@ -998,7 +998,7 @@ function printScaling(file) {
   const line = (r) => r.map((c, i) => (i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = ['', `dbdoctor bench, scale steps ${STEPS.join(', ')} (PostgreSQL ${results.versions.server_major}, node ${process.version}, ${results.machine.cpus} CPUs)`, hostLine(results.host), '', line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ''];
   out.push('per-session and per-waiter costs should stay within ±30% across steps when the work grows linearly');
-  // Each interval's cost per session against the first interval's (1.00 is linear).
+  // Each later interval's cost per session against the first interval's (1.00 is linear).
   if (results.steps.length >= 3) {
     const fields = [
       ['wall', 'wall_ms'],
@@ -1006,8 +1006,8 @@ function printScaling(file) {
       ['RSS', 'peak_rss_kb'],
       ['out', 'out_bytes'],
     ];
-    // Each interval's cost per session, then the ratios: '-' where a figure is missing or the first
-    // interval's cost is not positive (a noisy host can make it so), since no ratio means anything then.
+    // '-' where a figure is missing or the first interval's cost is not positive (a noisy host can
+    // make it so): no ratio means anything then.
     const per = (cmd, i, f) => {
       const [a, b] = [results.steps[i].commands[cmd]?.[f], results.steps[i - 1].commands[cmd]?.[f]];
       const n = results.steps[i].sessions - results.steps[i - 1].sessions;
