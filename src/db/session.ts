@@ -16,6 +16,7 @@ import { DbdoctorError, InterruptedError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { statementTimeoutInOptions } from '../core/conninfo.js';
 import type { Target } from '../core/target.js';
+import { negotiateSsl } from './ssl-request.js';
 import { pgpassPassword } from './target.js';
 import { nowMs } from './clock.js';
 import { FileProblem, readRegularText } from '../ui/files.js';
@@ -181,37 +182,29 @@ function tlsFileError(message: string, hint: string, cause: string): DbdoctorErr
 }
 
 /**
- * The order of attempts libpq makes for each sslmode. Under prefer, a server without TLS answers
- * the first attempt's SSLRequest with 'N'; libpq then goes on over the same connection, but
- * node-postgres ends it, so the plain attempt is a second TCP connection (the first one never
- * authenticates and holds no slot). Over a Unix socket the server always says 'N', and libpq never
- * asks: neither does dbdoctor.
+ * The attempts libpq makes for each sslmode. Under prefer over TCP it sends the SSLRequest and goes
+ * on over the same connection whatever the answer: so does dbdoctor ('negotiate', db/ssl-request.ts),
+ * node-postgres ending the socket on 'N'. Over a Unix socket the server always says 'N', and libpq
+ * never asks: neither does dbdoctor. Under allow a plain attempt the server rejects is tried again
+ * with TLS.
  */
-function attemptsFor(t: Target): Array<'ssl' | 'plain'> {
+type Attempt = 'ssl' | 'plain' | 'negotiate';
+
+function attemptsFor(t: Target): Attempt[] {
   switch (t.sslmode) {
     case 'disable':
       return ['plain'];
     case 'allow':
       return ['plain', 'ssl'];
     case 'prefer':
-      return t.host.startsWith('/') ? ['plain'] : ['ssl', 'plain'];
+      return t.host.startsWith('/') ? ['plain'] : ['negotiate'];
     default:
       return ['ssl'];
   }
 }
 
 function shouldFallBack(t: Target, err: RawError): boolean {
-  if (t.sslmode === 'prefer') return sslRefused(err);
-  if (t.sslmode === 'allow') return err.code === '28000';
-  return false;
-}
-
-/**
- * node-postgres' own words for the server's 'N' to the SSLRequest (no code, no SQLSTATE: the words
- * of an error the server sent are never read).
- */
-function sslRefused(err: RawError): boolean {
-  return err.code === undefined && !isServerError(err) && /does not support SSL/i.test(typeof err.message === 'string' ? err.message : '');
+  return t.sslmode === 'allow' && err.code === '28000';
 }
 
 /** Sends a protocol CancelRequest for the backend; it needs no connection slot. */
@@ -337,17 +330,23 @@ async function connectOnce(
   pg: typeof import('pg').default,
   t: Target,
   password: () => Promise<string>,
-  attempt: 'ssl' | 'plain',
+  attempt: Attempt,
   signal: AbortSignal | undefined,
 ): Promise<Client> {
-  const ssl = tlsFor(t, attempt);
+  const host = t.hostaddr ?? t.host;
+  const started = nowMs();
+  // The SSLRequest on a socket of dbdoctor's own, handed to pg with TLS done (or refused): one
+  // connection, as libpq. It takes its share of connect_timeout; pg has what is left.
+  const stream = attempt === 'negotiate' ? await negotiateSsl({ host, port: t.port, tls: tlsFor(t, 'ssl') || {}, timeoutMs: t.connectTimeoutMs, signal }) : undefined;
+  const ssl = attempt === 'ssl' ? tlsFor(t, 'ssl') : false;
   const config: ClientConfig = {
-    host: t.hostaddr ?? t.host,
+    host,
     port: t.port,
     user: t.user,
     database: t.dbname,
     ssl,
-    connectionTimeoutMillis: t.connectTimeoutMs,
+    connectionTimeoutMillis: Math.max(1, t.connectTimeoutMs - (nowMs() - started)),
+    ...(stream ? { stream: () => stream } : {}),
     application_name: APPLICATION_NAME,
     keepAlive: t.keepalives !== false,
     ...(t.keepalivesIdleMs !== undefined ? { keepAliveInitialDelayMillis: t.keepalivesIdleMs } : {}),
@@ -368,13 +367,6 @@ async function connectOnce(
   try {
     await client.connect();
   } catch (err) {
-    // The server's 'N' to the SSLRequest under prefer: node-postgres has already ended the socket,
-    // and the backend, told nothing more, exits without a word. Waiting for its side of the close
-    // held up the plain attempt for the ~10 ms the backend takes to exit (strace, `npm run bench`).
-    if (t.sslmode === 'prefer' && attempt === 'ssl' && sslRefused((err ?? {}) as RawError)) {
-      destroySocket(client);
-      throw err;
-    }
     // A client-side failure (e.g. no password for SCRAM) leaves the socket open: close it. A peer
     // that is not PostgreSQL may never close its side of a half-closed socket, so destroy it too.
     await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);

@@ -272,6 +272,9 @@ describe('TLS, as libpq: sslmode, the server certificate and client certificates
   const ca = () => join(serverFiles, 'ca.crt');
   const cases: Array<[string, (port: number) => string, Record<string, string>, boolean]> = [
     ['require: encrypted, the certificate not checked (a TLS-only role gets in)', (p) => `host=127.0.0.1 port=${p} user=tlsonly dbname=postgres sslmode=require`, { PGPASSWORD: ROLE_PASSWORD }, true],
+    ['prefer (the default): encrypted over the one connection, the TLS-only role gets in', (p) => `host=127.0.0.1 port=${p} user=tlsonly dbname=postgres`, { PGPASSWORD: ROLE_PASSWORD }, true],
+    ['prefer by a host name (SNI names it)', (p) => `host=localhost port=${p} user=tlsonly dbname=postgres sslmode=prefer`, { PGPASSWORD: ROLE_PASSWORD }, true],
+    ['prefer with the client certificate pg_hba.conf requires', (p) => `host=127.0.0.1 port=${p} user=certuser dbname=postgres sslcert=${join(serverFiles, 'client.crt')} sslkey=${join(serverFiles, 'client.key')}`, {}, true],
     ['disable: the TLS-only role is rejected', (p) => `host=127.0.0.1 port=${p} user=tlsonly dbname=postgres sslmode=disable`, { PGPASSWORD: ROLE_PASSWORD }, false],
     ['verify-ca: the CA checked, not the name', (p) => `host=127.0.0.1 port=${p} user=tlsonly dbname=postgres sslmode=verify-ca sslrootcert=${ca()}`, { PGPASSWORD: ROLE_PASSWORD }, true],
     ['verify-full with the certificate\'s name (hostaddr for the address)', (p) => `host=localhost hostaddr=127.0.0.1 port=${p} user=tlsonly dbname=postgres sslmode=verify-full sslrootcert=${ca()}`, { PGPASSWORD: ROLE_PASSWORD }, true],
