@@ -10,7 +10,7 @@
  * connect() only says that it is connected.
  */
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
-import { type ConnectionOptions as TlsOptions, connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 
 /** The SSLRequest: its length, then the code 80877103 (1234 in the high 16 bits, 5679 in the low). */
 function sslRequest(): Buffer {
@@ -81,12 +81,16 @@ export function negotiateSsl(n: Negotiation): Promise<Socket> {
         return;
       }
       // As node-postgres: SNI names the host it connected to unless that is an address (RFC 6066),
-      // and the TLS options (hostaddr's host and servername among them) have the last word.
+      // and the TLS options (hostaddr's host and servername among them) have the last word. node:tls
+      // is loaded only here: a server without TLS costs no TLS code.
       const options: TlsOptions = { socket: raw, host: n.host, ...(isIP(n.host) === 0 ? { servername: n.host } : {}), ...n.tls };
-      const secure = tlsConnect(options);
-      current = secure;
-      secure.on('error', onError);
-      secure.once('secureConnect', () => finish(null));
+      import('node:tls').then(({ connect }) => {
+        if (settled) return;
+        const secure = connect(options);
+        current = secure;
+        secure.on('error', onError);
+        secure.once('secureConnect', () => finish(null));
+      }, finish);
     };
     raw.on('error', onError);
     raw.on('close', onClose);
