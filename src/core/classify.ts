@@ -205,6 +205,11 @@ export function classifyConnectError(err: RawError, ctx: FailureContext): Connec
   }
   if (code) {
     // a Node error: its message holds host names and paths (-h "/tmp/timed out"): only the code counts
+    // OpenSSL's own errors (ERR_OSSL_*) before any byte of TLS: a client key that does not decrypt
+    // or match its certificate, a certificate or CRL that does not parse. dbdoctor's set-up.
+    if (code.startsWith('ERR_OSSL_')) {
+      return f('tls', 'tls_failed', `TLS could not start for ${where}: ${rawMessage || code}`, 'check sslcert, sslkey, sslpassword and sslcrl (without sslcert and sslkey: ~/.postgresql/postgresql.crt and .key)', ExitCode.UNKNOWN);
+    }
     if (isTlsCode(code)) {
       return f('tls', 'tls_certificate', `TLS failed at ${where}: ${rawMessage || code}`, `check the server certificate and sslrootcert; sslmode is ${ctx.sslmode} (verify-ca/verify-full check the certificate)`, ExitCode.UNKNOWN);
     }

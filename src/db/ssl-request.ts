@@ -26,7 +26,7 @@ export interface Negotiation {
   port: number;
   /** What TLS takes when the server says 'S'. */
   tls: TlsOptions;
-  /** Connect, request and handshake must be done by then (nowMs' clock), as connect_timeout says. */
+  /** Connect, request and handshake must be done within this (connect_timeout's share). */
   timeoutMs: number;
   signal?: AbortSignal;
 }
@@ -57,9 +57,8 @@ export function negotiateSsl(n: Negotiation): Promise<Socket> {
         reject(err);
         return;
       }
+      // pg listens to the socket it is handed (a TLS socket passes on the raw one's errors).
       current.removeListener('error', onError);
-      // pg listens to the socket it is handed; under TLS the raw one's errors end that one.
-      if (current !== raw) raw.on('error', (e) => current.destroy(e));
       resolve(handOver(current));
     };
     const onError = (err: Error) => finish(err);
@@ -84,13 +83,17 @@ export function negotiateSsl(n: Negotiation): Promise<Socket> {
       // and the TLS options (hostaddr's host and servername among them) have the last word. node:tls
       // is loaded only here: a server without TLS costs no TLS code.
       const options: TlsOptions = { socket: raw, host: n.host, ...(isIP(n.host) === 0 ? { servername: n.host } : {}), ...n.tls };
-      import('node:tls').then(({ connect }) => {
-        if (settled) return;
-        const secure = connect(options);
-        current = secure;
-        secure.on('error', onError);
-        secure.once('secureConnect', () => finish(null));
-      }, finish);
+      // tls.connect throws at once on options it cannot use (a key that does not decrypt or match
+      // its certificate, a CRL that does not parse): that is a failure of this attempt too.
+      import('node:tls')
+        .then(({ connect }) => {
+          if (settled) return;
+          const secure = connect(options);
+          current = secure;
+          secure.on('error', onError);
+          secure.once('secureConnect', () => finish(null));
+        })
+        .catch(finish);
     };
     raw.on('error', onError);
     raw.on('close', onClose);

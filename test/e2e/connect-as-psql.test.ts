@@ -318,6 +318,19 @@ describe('TLS, as libpq: sslmode, the server certificate and client certificates
     expect(named.stderr).toMatch(/cannot read the client certificate file .*: it is/);
   });
 
+  test("a client key that does not match its certificate: dbdoctor's own TLS set-up (UNKNOWN), under prefer as under require, no stack", async () => {
+    const base = `host=127.0.0.1 port=${tls!.port} user=certuser dbname=postgres sslcert=${join(serverFiles, 'client.crt')} sslkey=${join(serverFiles, 'server.key')}`;
+    const outcomes = [];
+    for (const mode of ['prefer', 'require']) {
+      const r = await runCli(['check', '--json', '-d', `${base} sslmode=${mode}`], { env: bare });
+      expect(r.stderr).not.toMatch(/\n\s+at |node:internal/);
+      expect(r.exitCode).toBe(3);
+      outcomes.push(parseJson<{ report: { failure: { step: string; cause: string; message: string } } }>(r).report.failure);
+    }
+    expect(outcomes[0]).toMatchObject({ step: 'tls', cause: 'tls_failed', message: expect.stringMatching(/key values mismatch/) });
+    expect(outcomes[0]).toEqual(outcomes[1]);
+  });
+
   test('the client certificate in ~/.postgresql is used when sslcert is not given, as libpq does', async () => {
     const c = `host=127.0.0.1 port=${tls!.port} user=certuser dbname=postgres sslmode=require`;
     const r = await runCli(['check', '--json', '-d', c], { env: { HOME: clientHome } });

@@ -82,7 +82,7 @@ describe('connection options, as libpq reads them', () => {
     expect(missing.stderr).toMatch(/service "nope" not found/);
   });
 
-  test('sslmode keeps libpq meanings: require on a server without SSL is a TLS failure; prefer falls back', async () => {
+  test('sslmode keeps libpq meanings: require on a server without SSL is a TLS failure; prefer goes on without it', async () => {
     const s = server();
     const req = await runCli(['check', '--json', '-d', `${s.url()}?sslmode=require`]);
     expect(req.exitCode).toBe(3);
