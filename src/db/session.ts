@@ -183,10 +183,10 @@ function tlsFileError(message: string, hint: string, cause: string): DbdoctorErr
 
 /**
  * The attempts libpq makes for each sslmode. Under prefer over TCP it sends the SSLRequest and goes
- * on over the same connection whatever the answer: so does dbdoctor ('negotiate', db/ssl-request.ts:
- * node-postgres, asked for TLS, would end the socket on 'N'). Over a Unix socket the server always says 'N', and libpq
- * never asks: neither does dbdoctor. Under allow a plain attempt the server rejects is tried again
- * with TLS.
+ * on over the same connection whatever the answer: so does dbdoctor ('negotiate',
+ * db/ssl-request.ts; node-postgres, asked for TLS, would end the socket on 'N'). Over a Unix socket
+ * the server always says 'N', and libpq never asks: neither does dbdoctor. Under allow a plain
+ * attempt the server rejects is tried again with TLS.
  */
 type Attempt = 'ssl' | 'plain' | 'negotiate';
 
