@@ -91,9 +91,8 @@ function readCa(path: string | undefined): string | undefined {
 const CERT_MAX_BYTES = 4 * 1024 * 1024;
 
 
-/** libpq's sslmode meanings, mapped onto Node's TLS options (node-postgres' own differ). */
-export function tlsFor(t: Target, attempt: 'ssl' | 'plain'): false | TlsOptions {
-  if (attempt === 'plain') return false;
+/** libpq's sslmode meanings, mapped onto Node's TLS options (node-postgres' own differ); false for disable. */
+export function tlsFor(t: Target): false | TlsOptions {
   const check = ((): TlsOptions | false => {
     switch (t.sslmode) {
       case 'disable':
@@ -335,10 +334,11 @@ async function connectOnce(
 ): Promise<Client> {
   const host = t.hostaddr ?? t.host;
   const started = nowMs();
+  const tls = attempt === 'plain' ? false : tlsFor(t);
   // The SSLRequest on a socket of dbdoctor's own, handed to pg with TLS done (or refused): one
   // connection, as libpq. It takes its share of connect_timeout; pg has what is left.
-  const stream = attempt === 'negotiate' ? await negotiateSsl({ host, port: t.port, tls: tlsFor(t, 'ssl') || {}, timeoutMs: t.connectTimeoutMs, signal }) : undefined;
-  const ssl = attempt === 'ssl' ? tlsFor(t, 'ssl') : false;
+  const stream = attempt === 'negotiate' ? await negotiateSsl({ host, port: t.port, tls: tls || {}, timeoutMs: t.connectTimeoutMs, signal }) : undefined;
+  const ssl = attempt === 'ssl' ? tls : false;
   const config: ClientConfig = {
     host,
     port: t.port,
