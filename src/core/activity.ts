@@ -66,6 +66,13 @@ export interface ActivitySnapshot {
   prepared: PreparedXact[];
 }
 
+/** The rows by pid. */
+export function byPid(rows: readonly SessionRow[]): Map<number, SessionRow> {
+  const out = new Map<number, SessionRow>();
+  for (let i = 0; i < rows.length; i++) out.set(rows[i]!.pid, rows[i]!);
+  return out;
+}
+
 export function isClientBackend(r: SessionRow): boolean {
   // Rows hidden by privileges show NULL backend_type, for background processes too; those are
   // told apart by their database: a client backend is always connected to one, while the

@@ -4,9 +4,8 @@
  * Handles cycles (a deadlock about to be broken), pid 0 (a prepared transaction), parallel
  * workers (folded into their leader) and blockers that vanished between reads.
  */
-import { type ActivitySnapshot, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
+import { type ActivitySnapshot, byPid, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
 import { fixedStep, type NextStep, preparedGid, sqlStep, statementStep } from './printed.js';
-import { largest } from './stats.js';
 
 export type RootAction = 'terminate' | 'cancel_then_terminate' | 'resolve_prepared' | 'investigate';
 
@@ -197,27 +196,39 @@ function sameRelationWait(a: SessionRow | undefined, b: SessionRow | undefined):
   return !!x && !!y && x.relation !== null && x.locktype === 'relation' && y.locktype === 'relation' && x.relation === y.relation;
 }
 
-/** Edges waiter -> blockers (the lock queues' edges), parallel workers folded into their leaders, self-edges dropped. */
-export function blockingEdges(snapshot: ActivitySnapshot): Map<number, Set<number>> {
-  const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+/**
+ * Edges waiter -> blockers (the lock queues' edges), each list ascending and without repeats,
+ * parallel workers folded into their leaders, self-edges dropped.
+ */
+export function blockingEdges(snapshot: ActivitySnapshot): Map<number, number[]> {
+  const rows = byPid(snapshot.rows);
   const queues = lockQueues(snapshot.rows);
-  const edges = new Map<number, Set<number>>();
+  const edges = new Map<number, number[]>();
   for (const r of snapshot.rows) {
     const blockedBy = queues.get(r.pid)?.blockers;
     if (!blockedBy) continue;
     const waiter = key(r.pid, rows);
-    for (const b of blockedBy) {
-      const blocker = key(b, rows);
-      if (blocker === waiter) continue;
-      let set = edges.get(waiter);
-      if (!set) {
-        set = new Set();
-        edges.set(waiter, set);
-      }
-      set.add(blocker);
+    // a leader and its worker may both wait: one list
+    const list = edges.get(waiter) ?? [];
+    for (let i = 0; i < blockedBy.length; i++) {
+      const blocker = key(blockedBy[i]!, rows);
+      if (blocker !== waiter) list.push(blocker);
     }
+    if (list.length > 0) edges.set(waiter, list);
   }
+  for (const list of edges.values()) ascendingUnique(list);
   return edges;
+}
+
+/** Sorts a list of pids ascending and drops repeats, in place. */
+function ascendingUnique(list: number[]): void {
+  let sorted = true;
+  for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1]! < list[i]!;
+  if (sorted) return;
+  list.sort((a, b) => a - b);
+  let n = 1;
+  for (let i = 1; i < list.length; i++) if (list[i] !== list[n - 1]) list[n++] = list[i]!;
+  list.length = n;
 }
 
 /** COMMIT PREPARED and ROLLBACK PREPARED for the first candidate, or how to list them. */
@@ -257,16 +268,24 @@ function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]):
 
 /** The report; `edges` are the snapshot's blockingEdges, for a caller that has them already. */
 export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blockingEdges(snapshot)): BlockingReport {
-  const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  const rows = byPid(snapshot.rows);
   // How long a session has waited: pg_locks.waitstart with lock detail, else its time in state (an upper bound).
   const waitOf = (p: number) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null;
-  // blocker -> waiters
+  const longestWait = (pids: readonly number[]) => {
+    let m: number | null = null;
+    for (let i = 0; i < pids.length; i++) {
+      const v = waitOf(pids[i]!);
+      if (v !== null && (m === null || v > m)) m = v;
+    }
+    return m;
+  };
+  // blocker -> waiters, ascending
   const blocks = new Map<number, number[]>();
   for (const [waiter, blockers] of edges) {
-    for (const b of blockers) {
-      const list = blocks.get(b) ?? [];
-      list.push(waiter);
-      blocks.set(b, list);
+    for (let i = 0; i < blockers.length; i++) {
+      const list = blocks.get(blockers[i]!);
+      if (list) list.push(waiter);
+      else blocks.set(blockers[i]!, [waiter]);
     }
   }
   for (const list of blocks.values()) list.sort((a, b) => a - b);
@@ -282,7 +301,10 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
     const queue: BlockNode[] = [tree];
     for (let i = 0; i < queue.length; i++) {
       const node = queue[i]!;
-      for (const w of blocks.get(node.pid) ?? []) {
+      const waiters = blocks.get(node.pid);
+      if (!waiters) continue;
+      for (let j = 0; j < waiters.length; j++) {
+        const w = waiters[j]!;
         if (seen.has(w)) continue;
         seen.add(w);
         order.push(w);
@@ -292,16 +314,12 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
       }
     }
     // Leaves first: each node counts the sessions behind it.
-    for (let i = queue.length - 1; i >= 0; i--) for (const ch of queue[i]!.children) queue[i]!.behind += ch.behind + 1;
-    const all = [...seen].filter((p) => p !== pid).sort((a, b) => a - b);
-    const direct = blocks.get(pid) ?? [];
-    // The locks waited on, the direct waiters' first: a row lock shows as a wait on the holder's
-    // transactionid (no relation); the waiters queued behind show the tuple and its relation.
-    const waited = new Map<string, WaitedLock>();
-    for (const w of [...direct, ...order]) {
-      const l = waitedLock(rows.get(w));
-      if (l) waited.set(`${l.locktype}/${l.mode}/${l.relation}`, l);
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const children = queue[i]!.children;
+      for (let j = 0; j < children.length; j++) queue[i]!.behind += children[j]!.behind + 1;
     }
+    const all = order.slice().sort((a, b) => a - b);
+    const direct = blocks.get(pid) ?? [];
     const session = pid === 0 ? null : (rows.get(pid) ?? null);
     const prepared = pid === 0 ? snapshot.prepared : [];
     return {
@@ -309,10 +327,12 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
       session,
       direct,
       all,
-      longest_wait_ms: largest(all.map(waitOf)),
-      waited_locks: [...waited.values()],
+      longest_wait_ms: longestWait(all),
+      // The locks waited on, the direct waiters' first: a row lock shows as a wait on the holder's
+      // transactionid (no relation); the waiters queued behind show the tuple and its relation.
+      waited_locks: distinctLocks([direct, order], rows),
       ...actionFor(pid, session, prepared),
-      holds_advisory: session !== null && direct.some((w) => waitedLock(rows.get(w))?.locktype === 'advisory'),
+      holds_advisory: session !== null && direct.some((w) => lockTypeOf(rows.get(w)) === 'advisory'),
       prepared,
       tree,
     };
@@ -323,7 +343,7 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
   // stays until deadlock_timeout all the same), and the waiters stuck behind them.
   const cycles: LockCycle[] = [];
   const assigned = new Set<number>();
-  for (const members of stronglyConnected(edges).filter((c) => c.length > 1)) {
+  for (const members of lockCycles(edges, blocks)) {
     const inCycle = new Set(members);
     // Behind it: whoever waits for a member, or for someone behind it, outside the cycle.
     const stuck: number[] = [];
@@ -336,37 +356,109 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
         queue.push(w);
       }
     }
-    cycles.push({ members: members.sort((a, b) => a - b), stuck: stuck.sort((a, b) => a - b), longest_wait_ms: largest([...members, ...stuck].map(waitOf)) });
+    cycles.push({ members: members.sort((a, b) => a - b), stuck: stuck.sort((a, b) => a - b), longest_wait_ms: longestWait([...members, ...stuck]) });
   }
   cycles.sort((a, b) => b.stuck.length - a.stuck.length || a.members[0]! - b.members[0]!);
   return { roots, cycles, waiting: edges.size };
 }
 
-/** The strongly connected components of the waits-for graph (Tarjan's algorithm, without recursion). */
-function stronglyConnected(edges: Map<number, Set<number>>): number[][] {
+/** The type of lock a session waits for (as waitedLock's), without building the lock. */
+function lockTypeOf(r: SessionRow | undefined): string | null {
+  if (r?.wait_lock) return r.wait_lock.locktype;
+  return r?.wait_event_type === 'Lock' && r.wait_event ? r.wait_event : null;
+}
+
+/**
+ * The distinct locks the given sessions wait for, in the order they first come, lists in turn
+ * (waitedLock's, each once: found by type, then mode, then relation, with no key built per waiter).
+ */
+function distinctLocks(lists: ReadonlyArray<readonly number[]>, rows: ReadonlyMap<number, SessionRow>): WaitedLock[] {
+  const out: WaitedLock[] = [];
+  const found = new Map<string, Map<string | null, Set<string | null>>>();
+  for (const pids of lists) {
+    for (let i = 0; i < pids.length; i++) {
+      const l = waitedLock(rows.get(pids[i]!));
+      if (!l) continue;
+      let modes = found.get(l.locktype);
+      if (!modes) {
+        modes = new Map();
+        found.set(l.locktype, modes);
+      }
+      let relations = modes.get(l.mode);
+      if (!relations) {
+        relations = new Set();
+        modes.set(l.mode, relations);
+      }
+      if (relations.has(l.relation)) continue;
+      relations.add(l.relation);
+      out.push(l);
+    }
+  }
+  return out;
+}
+
+/**
+ * The lock cycles of the waits-for graph: its strongly connected components of more than one
+ * session. A waiter whose blockers all wait on nobody, or on waiters already set aside, is in no
+ * cycle, and is set aside in turn (from the roots outward, through `blocks`, each edge once); what
+ * is left waits in or behind a cycle, and only that goes through Tarjan's algorithm (without
+ * recursion). Most incidents have no cycle, and then nothing is left.
+ */
+function lockCycles(edges: ReadonlyMap<number, readonly number[]>, blocks: ReadonlyMap<number, readonly number[]>): number[][] {
+  // waiter -> how many of its blockers wait themselves and are not set aside yet
+  const left = new Map<number, number>();
+  const aside: number[] = [];
+  for (const [w, blockers] of edges) {
+    let n = 0;
+    for (let i = 0; i < blockers.length; i++) if (edges.has(blockers[i]!)) n++;
+    if (n === 0) aside.push(w);
+    else left.set(w, n);
+  }
+  for (let i = 0; i < aside.length; i++) {
+    const waiters = blocks.get(aside[i]!);
+    if (!waiters) continue;
+    for (let j = 0; j < waiters.length; j++) {
+      const n = left.get(waiters[j]!);
+      if (n === undefined) continue;
+      if (n > 1) left.set(waiters[j]!, n - 1);
+      else {
+        left.delete(waiters[j]!);
+        aside.push(waiters[j]!);
+      }
+    }
+  }
+  if (left.size === 0) return [];
+  return stronglyConnected(edges, [...left.keys()]).filter((c) => c.length > 1);
+}
+
+/** The strongly connected components among `nodes` (Tarjan's algorithm, without recursion); edges leaving `nodes` are not followed. */
+function stronglyConnected(edges: ReadonlyMap<number, readonly number[]>, nodes: readonly number[]): number[][] {
+  const within = new Set(nodes);
   const index = new Map<number, number>();
   const low = new Map<number, number>();
   const onStack = new Set<number>();
   const stack: number[] = [];
   const out: number[][] = [];
   let next = 0;
-  for (const start of edges.keys()) {
+  for (const start of nodes) {
     if (index.has(start)) continue;
-    const work: Array<{ v: number; it: Iterator<number> }> = [];
+    // each frame: a node and how many of its blockers it has gone through
+    const work: Array<{ v: number; at: number }> = [];
     const open = (v: number) => {
       index.set(v, next);
       low.set(v, next);
       next++;
       stack.push(v);
       onStack.add(v);
-      work.push({ v, it: (edges.get(v) ?? new Set<number>()).values() });
+      work.push({ v, at: 0 });
     };
     open(start);
     while (work.length) {
       const top = work[work.length - 1]!;
-      const step = top.it.next();
-      if (!step.done) {
-        const w = step.value;
+      const blockers = edges.get(top.v) ?? [];
+      if (top.at < blockers.length) {
+        const w = blockers[top.at++]!;
+        if (!within.has(w)) continue;
         if (!index.has(w)) open(w);
         else if (onStack.has(w)) low.set(top.v, Math.min(low.get(top.v)!, index.get(w)!));
         continue;

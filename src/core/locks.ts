@@ -7,7 +7,7 @@
  * grows linearly with the sessions however deep a chain is (a nested tree repeated every subtree
  * inside its parent: a 2,000-deep chain was hundreds of megabytes). The roots carry their summary.
  */
-import type { ActivitySnapshot, PreparedXact, SessionRow } from './activity.js';
+import { type ActivitySnapshot, byPid, type PreparedXact, type SessionRow } from './activity.js';
 import { type BlockNode, blockingEdges, buildBlockingReport, cycleStep, type RootBlocker, type WaitedLock } from './blocking.js';
 import type { NextStep } from './printed.js';
 import { parallelWorkersByLeader, type SessionInfo, sessionInfo, type Visibility, visibilityOf } from './connections.js';
@@ -89,7 +89,7 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
   const edges = blockingEdges(snapshot);
   const b = buildBlockingReport(snapshot, edges);
   const workers = parallelWorkersByLeader(snapshot);
-  const rows = new Map(snapshot.rows.map((r) => [r.pid, r]));
+  const rows = byPid(snapshot.rows);
   const view = (r: SessionRow | null | undefined) => (r ? sessionInfo(r, workers.get(r.pid) ?? 0) : null);
   const waitsFor = (r: SessionRow | null | undefined) => {
     const l = r?.wait_lock;
@@ -98,11 +98,15 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
   const nodes: LockNode[] = [];
   const listed = new Set<number>();
   const roots: LockRoot[] = b.roots.map((r) => {
-    // Breadth first, without recursion: a chain thousands deep is a loop, not a call stack.
+    // Breadth first, without recursion: a chain thousands deep is a loop, not a call stack. The
+    // walk's nodes, the session each is shown under and their depths, side by side.
     const heads: number[] = [];
-    const queue: Array<{ n: BlockNode; parent: number | null; depth: number }> = [{ n: r.tree, parent: null, depth: 0 }];
+    const queue: BlockNode[] = [r.tree];
+    const parents: Array<number | null> = [null];
+    const depths: number[] = [0];
     for (let i = 0; i < queue.length; i++) {
-      const { n, parent, depth } = queue[i]!;
+      const n = queue[i]!;
+      const depth = depths[i]!;
       const head = depth > 0 && n.behind > 0;
       if (head) heads.push(n.pid);
       // A session behind more than one root (a DDL statement waiting for several readers, and the
@@ -115,8 +119,8 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
           pid: n.pid,
           session: view(n.session),
           root: r.pid,
-          blocked_by: parent,
-          blockers: [...(edges.get(n.pid) ?? [])].sort((x, y) => x - y),
+          blocked_by: parents[i]!,
+          blockers: edges.get(n.pid) ?? [],
           depth,
           waits_for: depth > 0 ? waitsFor(n.session) : null,
           queue_head: head,
@@ -124,7 +128,11 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
           cycle: null,
         });
       }
-      for (const c of n.children) queue.push({ n: c, parent: n.pid, depth: depth + 1 });
+      for (let j = 0; j < n.children.length; j++) {
+        queue.push(n.children[j]!);
+        parents.push(n.pid);
+        depths.push(depth + 1);
+      }
     }
     return {
       pid: r.pid,
@@ -155,7 +163,7 @@ export function locksReport(snapshot: ActivitySnapshot, priv: { can_read_all_sta
         session: view(rows.get(pid)),
         root: null,
         blocked_by: null,
-        blockers: [...(edges.get(pid) ?? [])].sort((x, y) => x - y),
+        blockers: edges.get(pid) ?? [],
         depth: null,
         waits_for: waitsFor(rows.get(pid)),
         queue_head: false,

@@ -202,7 +202,7 @@ describe('runLocks', () => {
       expect(place(chainMid!)).toEqual({ blockers: [pidOf(chainRoot!)], ahead: null, position: 0 });
       // The edges are the queues': one per waiter behind the first, plus the holder.
       const edges = blockingEdges(snap);
-      expect(queue.reduce((a, w) => a + edges.get(pidOf(w))!.size, 0)).toBe(2 * queue.length - 1);
+      expect(queue.reduce((a, w) => a + edges.get(pidOf(w))!.length, 0)).toBe(2 * queue.length - 1);
 
       // The report is the same as from the full lists: one root, everyone under it, nothing behind.
       const r = await locks(target(s));

@@ -29,7 +29,7 @@ describe('lockQueues', () => {
     expect(q.get(101)).toEqual({ blockers: [1, 2, 100], ahead: 100, position: 1 });
     expect(q.get(2099)).toEqual({ blockers: [1, 2, 2098], ahead: 2098, position: 1999 });
     const edges = blockingEdges(snapshot(rows));
-    expect([...edges.values()].reduce((a, s) => a + s.size, 0)).toBe(2 + 1999 * 3);
+    expect([...edges.values()].reduce((a, s) => a + s.length, 0)).toBe(2 + 1999 * 3);
     const report = buildBlockingReport(snapshot(rows));
     expect(report.roots.map((r) => [r.pid, r.all.length, r.direct.length])).toEqual([
       [1, 2000, 2000],
