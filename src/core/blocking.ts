@@ -68,7 +68,10 @@ export interface WaitedLock {
 export interface LockCycle {
   /** The sessions that wait for each other (a strongly connected component of the waits-for graph), ascending. */
   members: number[];
-  /** Sessions waiting behind the cycle (through the graph), not in it, ascending. */
+  /**
+   * Sessions waiting behind the cycle (through the graph), in no cycle themselves, ascending; one
+   * behind several cycles is listed under the nearest (on a tie, the one with the lowest pid).
+   */
   stuck: number[];
   /** The longest wait among members and stuck (as RootBlocker's). */
   longest_wait_ms: number | null;
@@ -128,9 +131,9 @@ export interface QueuePlace {
  */
 export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace> {
   const lists = new Map<number, number[]>();
-  const byPid = new Map<number, SessionRow>();
+  const rowOf = new Map<number, SessionRow>();
   for (const r of rows) {
-    byPid.set(r.pid, r);
+    rowOf.set(r.pid, r);
     if (r.blocked_by && r.blocked_by.length > 0) lists.set(r.pid, r.blocked_by);
   }
   const out = new Map<number, QueuePlace>();
@@ -145,7 +148,7 @@ export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace>
     // reader queued behind a migration's ACCESS EXCLUSIVE). When pg_locks was read, the waiters at
     // the end of its list waiting on the same relation are queued ahead of it all the same.
     let soft = 0;
-    while (soft < list.length && sameRelationWait(byPid.get(w), byPid.get(list[list.length - 1 - soft]!))) soft++;
+    while (soft < list.length && sameRelationWait(rowOf.get(w), rowOf.get(list[list.length - 1 - soft]!))) soft++;
     out.set(w, { blockers: list, ahead: soft > 0 ? p : null, position: soft });
   };
   const onPath = new Set<number>();
@@ -340,24 +343,36 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
   roots.sort((a, b) => b.all.length - a.all.length || a.pid - b.pid);
 
   // Cycles: sessions that wait for each other (a root may also hold up some of them: the cycle
-  // stays until deadlock_timeout all the same), and the waiters stuck behind them.
-  const cycles: LockCycle[] = [];
-  const assigned = new Set<number>();
-  for (const members of lockCycles(edges, blocks)) {
-    const inCycle = new Set(members);
-    // Behind it: whoever waits for a member, or for someone behind it, outside the cycle.
-    const stuck: number[] = [];
-    const queue = [...members];
-    for (let i = 0; i < queue.length; i++) {
-      for (const w of blocks.get(queue[i]!) ?? []) {
-        if (inCycle.has(w) || assigned.has(w)) continue;
-        assigned.add(w);
-        stuck.push(w);
-        queue.push(w);
-      }
+  // stays until deadlock_timeout all the same), and the waiters stuck behind them: whoever waits
+  // for a member, or for someone behind one, in no cycle itself. Breadth first from every cycle at
+  // once, so a waiter behind several is credited to the nearest (on a tie, to the one with the
+  // lowest pid, as the cycles come), whatever order the server listed its blockers in.
+  const components = lockCycles(edges, blocks);
+  const cycleOf = new Map<number, number>();
+  const stuckOf: number[][] = components.map(() => []);
+  const queue: number[] = [];
+  components.forEach((members, i) => {
+    for (const m of members) {
+      cycleOf.set(m, i);
+      queue.push(m);
     }
-    cycles.push({ members: members.sort((a, b) => a - b), stuck: stuck.sort((a, b) => a - b), longest_wait_ms: longestWait([...members, ...stuck]) });
+  });
+  for (let i = 0; i < queue.length; i++) {
+    const c = cycleOf.get(queue[i]!)!;
+    const waiters = blocks.get(queue[i]!);
+    if (!waiters) continue;
+    for (let j = 0; j < waiters.length; j++) {
+      const w = waiters[j]!;
+      if (cycleOf.has(w)) continue;
+      cycleOf.set(w, c);
+      stuckOf[c]!.push(w);
+      queue.push(w);
+    }
   }
+  const cycles: LockCycle[] = components.map((members, i) => {
+    const stuck = stuckOf[i]!.sort((a, b) => a - b);
+    return { members, stuck, longest_wait_ms: longestWait([...members, ...stuck]) };
+  });
   cycles.sort((a, b) => b.stuck.length - a.stuck.length || a.members[0]! - b.members[0]!);
   return { roots, cycles, waiting: edges.size };
 }
@@ -370,7 +385,8 @@ function lockTypeOf(r: SessionRow | undefined): string | null {
 
 /**
  * The distinct locks the given sessions wait for, in the order they first come, lists in turn
- * (waitedLock's, each once: found by type, then mode, then relation, with no key built per waiter).
+ * (waitedLock's, each once: looked up by type, then mode, then relation, with no key string built
+ * per waiter).
  */
 function distinctLocks(lists: ReadonlyArray<readonly number[]>, rows: ReadonlyMap<number, SessionRow>): WaitedLock[] {
   const out: WaitedLock[] = [];
@@ -399,10 +415,11 @@ function distinctLocks(lists: ReadonlyArray<readonly number[]>, rows: ReadonlyMa
 
 /**
  * The lock cycles of the waits-for graph: its strongly connected components of more than one
- * session. A waiter whose blockers all wait on nobody, or on waiters already set aside, is in no
- * cycle, and is set aside in turn (from the roots outward, through `blocks`, each edge once); what
- * is left waits in or behind a cycle, and only that goes through Tarjan's algorithm (without
- * recursion). Most incidents have no cycle, and then nothing is left.
+ * session, each ascending, the one with the lowest pid first. A waiter each of whose blockers
+ * waits on nobody or has been set aside already is in no cycle, and is set aside in turn (from the
+ * roots outward, through `blocks`, each edge once); what is left waits in or behind a cycle, and
+ * only that goes through Tarjan's algorithm (without recursion). Most incidents have no cycle,
+ * and then nothing is left.
  */
 function lockCycles(edges: ReadonlyMap<number, readonly number[]>, blocks: ReadonlyMap<number, readonly number[]>): number[][] {
   // waiter -> how many of its blockers wait themselves and are not set aside yet
@@ -428,7 +445,10 @@ function lockCycles(edges: ReadonlyMap<number, readonly number[]>, blocks: Reado
     }
   }
   if (left.size === 0) return [];
-  return stronglyConnected(edges, [...left.keys()]).filter((c) => c.length > 1);
+  return stronglyConnected(edges, [...left.keys()])
+    .filter((c) => c.length > 1)
+    .map((c) => c.sort((a, b) => a - b))
+    .sort((a, b) => a[0]! - b[0]!);
 }
 
 /** The strongly connected components among `nodes` (Tarjan's algorithm, without recursion); edges leaving `nodes` are not followed. */

@@ -132,6 +132,30 @@ describe('the blocking tree', () => {
     expect(text).toContain('lock cycle: pids 1, 2 wait for each other; 1 more stuck behind them');
   });
 
+  test('two cycles, one waiting on the other, and sessions behind both: each credited to the nearest cycle, whatever the order of the rows and lists', () => {
+    // 10 and 11 wait for each other, and 11 also for 20; 20 and 21 wait for each other. 30 waits
+    // for both cycles directly, 41 for the first directly and for the second through 40.
+    const rows = (ahead: number[]) => [
+      waiter(10, [11]),
+      waiter(11, [10, 20]),
+      waiter(20, [21]),
+      waiter(21, [20]),
+      waiter(30, ahead),
+      waiter(31, [30]),
+      waiter(40, [21]),
+      waiter(41, [40, 11]),
+    ];
+    const expected = [
+      { members: [10, 11], stuck: [30, 31, 41] },
+      { members: [20, 21], stuck: [40] },
+    ];
+    for (const list of [rows([20, 10]), rows([10, 20]), rows([20, 10]).reverse()]) {
+      const r = buildBlockingReport(snapshot(list));
+      expect(r.roots).toEqual([]);
+      expect(r.cycles.map((c) => ({ members: c.members, stuck: c.stuck }))).toEqual(expected);
+    }
+  });
+
   test('self-edges are dropped; nothing waiting is OK', () => {
     const r = locksReport(snapshot([waiter(1, [1]), row({ pid: 2 })]), priv);
     expect(r).toMatchObject({ status: 'ok', waiting: 0, roots: [], cycles: [] });
