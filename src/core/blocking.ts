@@ -6,6 +6,7 @@
  */
 import { type ActivitySnapshot, byPid, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
 import { fixedStep, type NextStep, preparedGid, sqlStep, statementStep } from './printed.js';
+import { largest } from './stats.js';
 
 export type RootAction = 'terminate' | 'cancel_then_terminate' | 'resolve_prepared' | 'investigate';
 
@@ -274,14 +275,6 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
   const rows = byPid(snapshot.rows);
   // How long a session has waited: pg_locks.waitstart with lock detail, else its time in state (an upper bound).
   const waitOf = (p: number) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null;
-  const longestWait = (pids: readonly number[]) => {
-    let m: number | null = null;
-    for (let i = 0; i < pids.length; i++) {
-      const v = waitOf(pids[i]!);
-      if (v !== null && (m === null || v > m)) m = v;
-    }
-    return m;
-  };
   // blocker -> waiters, ascending
   const blocks = new Map<number, number[]>();
   for (const [waiter, blockers] of edges) {
@@ -330,12 +323,12 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
       session,
       direct,
       all,
-      longest_wait_ms: longestWait(all),
+      longest_wait_ms: largest(all.map(waitOf)),
       // The locks waited on, the direct waiters' first: a row lock shows as a wait on the holder's
       // transactionid (no relation); the waiters queued behind show the tuple and its relation.
       waited_locks: distinctLocks([direct, order], rows),
       ...actionFor(pid, session, prepared),
-      holds_advisory: session !== null && direct.some((w) => lockTypeOf(rows.get(w)) === 'advisory'),
+      holds_advisory: session !== null && direct.some((w) => waitedLock(rows.get(w))?.locktype === 'advisory'),
       prepared,
       tree,
     };
@@ -371,16 +364,10 @@ export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blocking
   }
   const cycles: LockCycle[] = components.map((members, i) => {
     const stuck = stuckOf[i]!.sort((a, b) => a - b);
-    return { members, stuck, longest_wait_ms: longestWait([...members, ...stuck]) };
+    return { members, stuck, longest_wait_ms: largest([...members, ...stuck].map(waitOf)) };
   });
   cycles.sort((a, b) => b.stuck.length - a.stuck.length || a.members[0]! - b.members[0]!);
   return { roots, cycles, waiting: edges.size };
-}
-
-/** The type of lock a session waits for (as waitedLock's), without building the lock. */
-function lockTypeOf(r: SessionRow | undefined): string | null {
-  if (r?.wait_lock) return r.wait_lock.locktype;
-  return r?.wait_event_type === 'Lock' && r.wait_event ? r.wait_event : null;
 }
 
 /**
