@@ -325,8 +325,13 @@ export function answerDeadlineMs(statementTimeoutMs: number): number {
   return Math.min(MAX_TIMEOUT_MS, statementTimeoutMs + Math.max(2000, Math.round(statementTimeoutMs / 2)));
 }
 
+type Pg = typeof import('pg').default;
+
+/** pg, loaded (and on Node 20 probed for a Cloudflare runtime, ~35 ms) once, on the first connect. */
+let pgLoaded: Promise<Pg> | undefined;
+const loadPg = (): Promise<Pg> => (pgLoaded ??= import('pg').then((m) => m.default));
+
 async function connectOnce(
-  pg: typeof import('pg').default,
   t: Target,
   password: () => Promise<string>,
   attempt: Attempt,
@@ -337,7 +342,18 @@ async function connectOnce(
   const tls = attempt === 'plain' ? false : tlsFor(t);
   // The SSLRequest on a socket of dbdoctor's own, handed to pg with TLS done (or refused): one
   // connection, as libpq. It takes its share of connect_timeout; pg has what is left.
-  const stream = attempt === 'negotiate' ? await negotiateSsl({ host, port: t.port, tls: tls || {}, timeoutMs: t.connectTimeoutMs, signal }) : undefined;
+  const negotiating = attempt === 'negotiate' ? negotiateSsl({ host, port: t.port, tls: tls || {}, timeoutMs: t.connectTimeoutMs, signal }) : undefined;
+  // Its failure is awaited below, after pg has loaded.
+  negotiating?.catch(() => undefined);
+  // pg loads while the server accepts the TCP connect just started and forks the backend that will
+  // answer it (~4 ms with 1,500 backends). The connect reaches the kernel on a later tick (node:net
+  // connects to an address in a nextTick, which runs only once the promise callbacks queued before
+  // it have), so the load waits a turn of the event loop for it; the SSLRequest then goes once the
+  // load is done.
+  if (negotiating) await new Promise((r) => setImmediate(r));
+  const pg = await loadPg();
+  if (signal?.aborted) throw new InterruptedError();
+  const stream = await negotiating;
   const ssl = attempt === 'ssl' ? tls : false;
   const config: ClientConfig = {
     host,
@@ -385,7 +401,6 @@ async function connectOnce(
  */
 export async function connectClient(given: Target, opts: SessionOptions = {}): Promise<{ client: Client; target: Target; connectMs: number }> {
   let t = given;
-  const pg = (await import('pg')).default;
   if (opts.signal?.aborted) throw new InterruptedError();
 
   const ask = opts.askPassword;
@@ -410,7 +425,7 @@ export async function connectClient(given: Target, opts: SessionOptions = {}): P
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!;
     try {
-      client = await connectOnce(pg, t, password, attempt, opts.signal);
+      client = await connectOnce(t, password, attempt, opts.signal);
       break;
     } catch (err) {
       if (opts.signal?.aborted) throw new InterruptedError();
