@@ -66,9 +66,9 @@ export interface ActivitySnapshot {
   prepared: PreparedXact[];
 }
 
-/** The rows by pid. */
-export function byPid(rows: readonly SessionRow[]): Map<number, SessionRow> {
-  const out = new Map<number, SessionRow>();
+/** The rows by pid (the last of a pid listed twice). */
+export function byPid<R extends { pid: number }>(rows: readonly R[]): Map<number, R> {
+  const out = new Map<number, R>();
   for (let i = 0; i < rows.length; i++) out.set(rows[i]!.pid, rows[i]!);
   return out;
 }

@@ -4,7 +4,7 @@
  * unavailable, an unknown one ignored), and the runbook's decisions about them. No I/O here: the
  * console is read in src/db/pgbouncer.ts.
  */
-import type { SessionRow } from './activity.js';
+import { byPid, type SessionRow } from './activity.js';
 import { worst } from './capacity.js';
 import { conninfoPair } from './conninfo.js';
 import { plural } from './count.js';
@@ -368,7 +368,7 @@ export function joinPooler(
 ): PoolerJoin {
   const report = pgbouncerReport(facts, consoleName, consoleArgs);
   const blockers = new Set(rows.flatMap((r) => r.blocked_by ?? []));
-  const byPid = new Map(rows.map((r) => [r.pid, r]));
+  const rowOf = byPid(rows);
   const byPort = new Map(rows.filter((r) => r.client_port !== null).map((r) => [r.client_port!, r]));
   const unavailable = new Set(report.unavailable);
   // Each pool's server connections, bucketed once (in PgBouncer's order) rather than filtered per pool.
@@ -390,7 +390,7 @@ export function joinPooler(
       const pid = num(s, 'remote_pid', unavailable, 'servers');
       const port = num(s, 'local_port', unavailable, 'servers');
       // the pid PgBouncer knows, checked against PgBouncer's own end of the connection when it says
-      const row = pid !== null && pid > 0 ? byPid.get(pid) : port !== null ? byPort.get(port) : undefined;
+      const row = pid !== null && pid > 0 ? rowOf.get(pid) : port !== null ? byPort.get(port) : undefined;
       if (!row || (port !== null && row.client_port !== null && row.client_port !== port)) {
         unmatched++;
         continue;

@@ -5,7 +5,7 @@
  * them, and which member to end). `ddl-queue`: a migration waiting for a strong table lock with
  * ordinary readers and writers queued behind it, where cancelling the DDL first frees everyone.
  */
-import { isVisible, type SessionRow } from '../activity.js';
+import { byPid, isVisible, type SessionRow } from '../activity.js';
 import { type BlockingReport, buildBlockingReport, cycleStep, type LockCycle, type QueueHead, queueHeads, type RootBlocker, waitsAsDdl } from '../blocking.js';
 import { worstOf } from '../capacity.js';
 import { clientOf } from '../connections.js';
@@ -127,7 +127,7 @@ export function blocking(c: Context): BlockingResult {
   if (report.roots.length === 0 && report.cycles.length === 0) {
     return { report, finding: null, findings: [], path: [pathStep('blocking', QUESTION, 'none', 'no session waits on a lock held by another')] };
   }
-  const rows = new Map(snap.rows.map((r) => [r.pid, r]));
+  const rows = byPid(snap.rows);
   const eg: EvidenceGroup[] = [];
   const next: NextStep[] = [fixedStep('see the blocking tree', 'locks')];
   const cycleFacts: string[] = [];

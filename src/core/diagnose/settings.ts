@@ -8,7 +8,7 @@
 import type { SessionRow } from '../activity.js';
 import type { Severity } from '../exit-codes.js';
 import { database, fixedStep, literal, type NextStep, role, type SqlPart, sqlLiteral, sqlStep, statementStep } from '../printed.js';
-import { isVisible } from '../activity.js';
+import { byPid, isVisible } from '../activity.js';
 import type { BlockingResult } from './blocking-locks.js';
 import type { IdlePoolResult, LeakResult } from './leaks.js';
 import {
@@ -153,7 +153,7 @@ interface GuardSpec {
 
 function guardFinding(view: SettingsView, g: GuardSpec): Finding | null {
   const pairs = new Map<string, { role: string; roleOid: number | null; db: string | null; dbOid: number | null; rows: SessionRow[] }>();
-  for (const r of new Map(g.rows.map((x) => [x.pid, x])).values()) {
+  for (const r of byPid(g.rows).values()) {
     if (!r.usename) continue;
     const k = `${r.usename}\u0000${r.datname ?? ''}`;
     const p = pairs.get(k) ?? { role: r.usename, roleOid: r.usesysid ?? null, db: r.datname, dbOid: r.datid ?? null, rows: [] };
@@ -290,9 +290,9 @@ function guardsFor(c: Context, found: SettingsInputs, major: number): GuardSpec[
     });
   }
   if (has(found.blocking.finding)) {
-    const byPid = new Map(snap.rows.map((r) => [r.pid, r]));
+    const rowOf = byPid(snap.rows);
     // A session behind several roots (a DDL statement waiting for several readers) counts once.
-    const waiters = [...new Set(blocking.roots.flatMap((r) => r.all))].map((p) => byPid.get(p)).filter((x): x is SessionRow => Boolean(x));
+    const waiters = [...new Set(blocking.roots.flatMap((r) => r.all))].map((p) => rowOf.get(p)).filter((x): x is SessionRow => Boolean(x));
     guards.push({
       node: 'setting-lock-timeout',
       name: 'lock_timeout',
