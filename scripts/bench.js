@@ -8,7 +8,7 @@
 //   npm run bench -- --scale small      CI smoke test: 50 sessions, 500 locks, 20 waiters, 3 runs
 //   npm run bench -- --scale 500,1500,3000   linearity: one incident per step (waiters 30% of the
 //                                       sessions), all up at once, aged 35 s, then timed in
-//                                       interleaved rounds (7 runs): wall, server time, RSS, output
+//                                       interleaved rounds (21 runs): wall, server time, RSS, output
 //                                       and per-session cost
 //   options: --runs N, --explain (EXPLAIN ANALYZE each statement of dbdoctor's SQL, in a fresh
 //            backend), --cpu-prof (profile each dbdoctor command once), --strict (exit 1 when a
@@ -155,7 +155,9 @@ if (!STEPS && !(scaleName in SCALES)) {
 // The steps' incidents are all up at once (they are timed side by side), so the descriptors needed
 // are their sum.
 const SCALE = STEPS
-  ? { ...SCALES.full, sessions: STEPS.reduce((a, b) => a + b, 0), runs: 7, budgetMs: 40 * 60_000 }
+  ? // 21 rounds: with 7, the wall a session adds between two steps moved by 2x from run to run on
+    // a busy host (the spread of one step's runs is larger than what 1,000 sessions add)
+    { ...SCALES.full, sessions: STEPS.reduce((a, b) => a + b, 0), runs: 21, budgetMs: 40 * 60_000 }
   : { ...SCALES[scaleName] };
 if (opts.runs !== undefined) {
   const n = Number(opts.runs);
@@ -900,7 +902,7 @@ async function mainScaling() {
       await sleep(100);
       const captured = statementsIn(parseEntries(st.log.readFrom(off)), (e) => e.app === 'dbdoctor');
       if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
-      st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
+      st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], byRound: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
     }
     st.offRuns = st.log.size();
   }
@@ -920,6 +922,7 @@ async function mainScaling() {
       // A failed run still had its backend (or none): it keeps its place in the order of the
       // server's sessions, and is left out of the figures.
       st.timed.push(reported(r) ? cmd : null);
+      c.byRound.push(reported(r) ? r.ms : null);
       if (!reported(r)) {
         c.failed.push(r.codes.join(','));
         continue;
@@ -959,6 +962,8 @@ async function mainScaling() {
       step.commands[cmd] = {
         wall_ms: Math.round(wall * 10) / 10,
         wall_ms_runs: c.runs.map((ms) => Math.round(ms * 10) / 10),
+        // round by round (null: that run failed), for the paired differences between steps
+        wall_ms_by_round: c.byRound.map((ms) => (ms === null ? null : Math.round(ms * 10) / 10)),
         server_ms: Math.round(serverMs * 10) / 10,
         peak_rss_kb: medianOf(c.peaks),
         peak_rss_kb_runs: c.peaks,
@@ -1023,6 +1028,22 @@ function printScaling(file) {
         return `${label} ${ratios.join(', ')}`;
       });
       out.push(`${cmd}: cost per session of each later interval against the first: ${parts.join('; ')}`);
+    }
+    // The same for wall time from paired runs: a round runs every step within seconds, so the
+    // difference between two steps within one round leaves out what the host was doing in that
+    // round; its median over the rounds moves less from run to run than the difference of medians.
+    for (const cmd of Object.keys(results.steps[0].commands)) {
+      const paired = (i) => {
+        const [a, b] = [results.steps[i].commands[cmd]?.wall_ms_by_round, results.steps[i - 1].commands[cmd]?.wall_ms_by_round];
+        const n = results.steps[i].sessions - results.steps[i - 1].sessions;
+        const diffs = (a ?? []).flatMap((ms, r) => (ms === null || b?.[r] === null || b?.[r] === undefined ? [] : [ms - b[r]]));
+        return diffs.length > 0 && n > 0 ? (median(diffs) / n) * 1000 : null;
+      };
+      const first = paired(1);
+      const later = results.steps.slice(2).map((_, j) => paired(j + 2));
+      const ratios = later.map((x) => (first !== null && x !== null && first > 0 ? `${(x / first).toFixed(2)}x` : '-'));
+      const us = [first, ...later].map((x) => (x === null ? '-' : x.toFixed(1))).join(', ');
+      out.push(`${cmd}: wall paired by round (median of each round's difference): ${us} µs a session; each later interval against the first: ${ratios.join(', ')}`);
     }
   }
   out.push(`results: ${file}`);
