@@ -24,13 +24,23 @@ import { FileProblem, readRegularText } from '../ui/files.js';
 export const APPLICATION_NAME = 'dbdoctor';
 
 /**
- * Whether the current user may read every session's details: a superuser, or a member of
- * pg_read_all_stats (pg_monitor includes it). The one definition, for the session's setup and the
- * server facts. is_superuser is the current role's (SET ROLE sets it, as rolsuper of current_user):
- * read from the setting, the set-up statement plans no view over pg_authid, ~2.5 ms of a fresh
- * backend's time (4.9 -> 2.3 ms, PostgreSQL 18, 1,500 backends).
+ * Whether the current user may read every session's details: a superuser (`superuser`, a SQL
+ * boolean), or a member of pg_read_all_stats (pg_monitor includes it). The one definition, for the
+ * session's setup and the server facts.
  */
-export const CAN_READ_ALL_STATS = "(current_setting('is_superuser')::boolean OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))";
+export function canReadAllStats(superuser: string): string {
+  return `(${superuser} OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))`;
+}
+
+/**
+ * The session's set-up reads superuser from the is_superuser setting, the current role's (SET ROLE
+ * and SET SESSION AUTHORIZATION set it), rather than a pg_roles row: it plans no view over
+ * pg_authid, ~2.5 ms of a fresh backend's time (4.9 -> 2.3 ms, PostgreSQL 18, 1,500 backends). The
+ * setting is written when the role is set, so an ALTER ROLE ... SUPERUSER since then is not in it:
+ * a direct session has just logged in; through a pooler, the server connection may be older. The
+ * server facts, which read the role's pg_roles row anyway, take rolsuper from it.
+ */
+const SETUP_CAN_READ_ALL_STATS = canReadAllStats("current_setting('is_superuser')::boolean");
 
 export interface SessionOptions {
   statementTimeoutMs?: number;
@@ -338,6 +348,8 @@ async function connectOnce(
   password: () => Promise<string>,
   attempt: Attempt,
   signal: AbortSignal | undefined,
+  /** What loading pg took, added to (dbdoctor's own time, not connecting's: connect_ms, connect_timeout). */
+  spent: { loadMs: number },
 ): Promise<Client> {
   const host = t.hostaddr ?? t.host;
   const started = nowMs();
@@ -353,8 +365,22 @@ async function connectOnce(
   // the event loop: in it the connect reaches the kernel and, on a loopback already connected, the
   // SSLRequest goes (strace: connect, SSLRequest, then pg's load, then the server's answer read).
   if (negotiating) await new Promise((r) => setImmediate(r));
-  const pg = await loadPg();
-  if (signal?.aborted) throw new InterruptedError();
+  // Neither a failed load nor a Ctrl-C during it may leave the negotiated socket open.
+  const drop = () => void negotiating?.then((socket) => socket.destroy(), () => undefined);
+  const loading = nowMs();
+  let pg: Pg;
+  try {
+    pg = await loadPg();
+  } catch (err) {
+    drop();
+    throw err;
+  }
+  const loadMs = nowMs() - loading;
+  spent.loadMs += loadMs;
+  if (signal?.aborted) {
+    drop();
+    throw new InterruptedError();
+  }
   const stream = await negotiating;
   const ssl = attempt === 'ssl' ? tls : false;
   const config: ClientConfig = {
@@ -363,7 +389,7 @@ async function connectOnce(
     user: t.user,
     database: t.dbname,
     ssl,
-    connectionTimeoutMillis: Math.max(1, t.connectTimeoutMs - (nowMs() - started)),
+    connectionTimeoutMillis: Math.max(1, t.connectTimeoutMs - (nowMs() - started - loadMs)),
     ...(stream ? { stream: () => stream } : {}),
     application_name: APPLICATION_NAME,
     keepAlive: t.keepalives !== false,
@@ -409,6 +435,7 @@ export async function connectClient(given: Target, opts: SessionOptions = {}): P
   if (ask && opts.askPasswordFirst) t = { ...t, password: await ask(t.user) };
   const started = nowMs();
   let client: Client | undefined;
+  const spent = { loadMs: 0 };
   const attempts = attemptsFor(t);
   // Asked for only when the server wants a password; ~/.pgpass is read at most once.
   let cached: Promise<string> | undefined;
@@ -427,7 +454,7 @@ export async function connectClient(given: Target, opts: SessionOptions = {}): P
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!;
     try {
-      client = await connectOnce(t, password, attempt, opts.signal);
+      client = await connectOnce(t, password, attempt, opts.signal, spent);
       break;
     } catch (err) {
       if (opts.signal?.aborted) throw new InterruptedError();
@@ -446,7 +473,7 @@ export async function connectClient(given: Target, opts: SessionOptions = {}): P
     }
   }
   if (!client) throw new ConnectError(classifyConnectError({ message: 'no connection attempt' }, failureContext(t)));
-  return { client, target: t, connectMs: nowMs() - started };
+  return { client, target: t, connectMs: nowMs() - started - spent.loadMs };
 }
 
 /**
@@ -542,7 +569,7 @@ export async function openSession(given: Target, opts: SessionOptions = {}): Pro
         ` SET lock_timeout = ${Math.round(lockTimeoutMs)};` +
         ` SET idle_in_transaction_session_timeout = ${Math.min(MAX_TIMEOUT_MS, Math.round(Math.max(statementTimeoutMs, 5000) * 2))};` +
         ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v, current_user::text AS current_user,` +
-        ` ${CAN_READ_ALL_STATS} AS can_read_all_stats`,
+        ` ${SETUP_CAN_READ_ALL_STATS} AS can_read_all_stats`,
     );
   } catch (err) {
     await close();

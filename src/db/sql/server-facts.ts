@@ -4,7 +4,7 @@
  * chosen from server_version_num. One round trip, one pg_stat_activity snapshot.
  */
 import type { CheckFacts, ServerProfile } from '../../core/check.js';
-import { CAN_READ_ALL_STATS, type Session } from '../session.js';
+import { canReadAllStats, type Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 import { nowMs } from '../clock.js';
 
@@ -82,7 +82,7 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
        r.oid AS current_user_oid,
        current_database()::text AS current_database,
        r.rolsuper AS is_superuser,
-       ${CAN_READ_ALL_STATS} AS can_read_all_stats,
+       ${canReadAllStats('r.rolsuper')} AS can_read_all_stats,
        (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
        ${canUseReserved} AS can_use_reserved,
        (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
