@@ -339,9 +339,8 @@ export function answerDeadlineMs(statementTimeoutMs: number): number {
 
 type Pg = typeof import('pg').default;
 
-/** pg, loaded (and on Node 20 probed for a Cloudflare runtime, ~35 ms) once, on the first connect. */
-let pgLoaded: Promise<Pg> | undefined;
-const loadPg = (): Promise<Pg> => (pgLoaded ??= import('pg').then((m) => m.default));
+/** pg: loaded (and on Node 20 probed for a Cloudflare runtime, ~35 ms) on the first connect; the module cache holds it after. */
+const loadPg = async (): Promise<Pg> => (await import('pg')).default;
 
 async function connectOnce(
   t: Target,
