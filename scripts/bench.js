@@ -119,6 +119,11 @@ function fmtMs(x) {
   return x >= 100 ? x.toFixed(0) : x.toFixed(1);
 }
 
+function fmtRatio(x) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '-';
+  return String(Number(x.toPrecision(4)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // options
 
@@ -1058,7 +1063,9 @@ function evaluateTargets(commandIds) {
   const med = (id) => S[id]?.median_ms ?? null;
   const judged = FULL;
   const add = (t) => results.targets.push({ ...t, status: t.value === null ? 'skipped' : t.ok ? 'holds' : judged ? 'MISSED' : 'missed (small scale: not judged)' });
-  const ratio = (a, b) => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 100) / 100);
+  // Judged unrounded (0.0507 is over 1/20 though it prints as 0.05 to two places), printed to four
+  // significant digits.
+  const ratio = (a, b) => (a === null || b === null || b === 0 ? null : a / b);
 
   const srv = (id) => S[id]?.capture?.server_ms ?? null;
   // The memory side of a floor ratio: dbdoctor's page faults against node's and psql's, and what a
@@ -1076,7 +1083,7 @@ function evaluateTargets(commandIds) {
     // is what any Node tool pays here; dbdoctor's time beyond it is dbdoctor's own.
     const viaPg = med(`pg_${id}`);
     const beyond = med(id) === null || viaPg === null ? null : med(id) - viaPg;
-    const pgDetail = beyond === null || floor === null ? '' : `; node+pg replaying it ${fmtMs(viaPg)} ms (${ratio(viaPg, floor)}x the floor), dbdoctor ${fmtMs(Math.abs(beyond))} ms ${beyond >= 0 ? 'beyond' : 'under'} that`;
+    const pgDetail = beyond === null || floor === null ? '' : `; node+pg replaying it ${fmtMs(viaPg)} ms (${fmtRatio(ratio(viaPg, floor))}x the floor), dbdoctor ${fmtMs(Math.abs(beyond))} ms ${beyond >= 0 ? 'beyond' : 'under'} that`;
     add({ id: `${id}_vs_floor`, target: `${id} <= 1.3 x its floor (node -e 0 + psql replaying its SQL)`, value: r, ok: r !== null && r <= 1.3, detail: `${fmtMs(med(id))} ms vs ${fmtMs(med('node'))} + ${fmtMs(med(`psql_${id}`))} ms${pgDetail}${faultDetail(id)}`, why_skipped: med(id) === null ? `no ${id} command` : floor === null ? 'no psql' : null });
   }
   const rl = ratio(srv('locks'), srv('selfjoin'));
@@ -1152,7 +1159,7 @@ function printReport(file) {
   out.push('');
   out.push('targets (issue 22; ratios beside the host figures above):');
   for (const t of results.targets) {
-    const v = t.value === null ? '' : ` = ${t.value}`;
+    const v = t.value === null ? '' : ` = ${fmtRatio(t.value)}`;
     out.push(`  ${t.status.padEnd(8)} ${t.target}${v}${t.value === null ? ` (${t.why_skipped ?? 'not measured'})` : `  [${t.detail}]`}`);
   }
   const mods = results.startup_modules.version;
