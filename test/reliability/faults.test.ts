@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parseJson, runCli, type CliResult } from '../support/cli.js';
 import { expectNoStack } from '../support/reliability.js';
 import { CONNECTING, landed, spec } from '../support/commands.js';
-import { fakePeer, freezingProxy, holdActivityView, holdLock, observer, startCli, startStandby, type Standby, waitForDbdoctor } from '../support/faults.js';
+import { fakePeer, freezingProxy, holdRolesView, holdLock, observer, startCli, startStandby, type Standby, waitForDbdoctor } from '../support/faults.js';
 import { dbdoctorSessionsLeft, fillServer, idleSessions, lockChain } from '../support/incidents.js';
 import { ROLE_PASSWORD, startTestServer, type TestServer, useServer } from '../support/server.js';
 
@@ -98,13 +98,13 @@ describe('dbdoctor runs into its own timeouts', () => {
   const server = useServer({ settings: { max_connections: 30 } });
 
   /**
-   * Two holds: pg_stat_activity (every command reads it) and pg_locks (`locks` reads it, for the
+   * Two holds: pg_roles (every command's reads name it) and pg_locks (`locks` reads it, for the
    * mode and relation each waiter waits on and, for a relation wait, who blocks whom; diagnose
    * reads it for a relation wait too, and without it goes again with pg_blocking_pids(); so does
    * terminate --blockers' plan read).
    */
   const holds = [
-    ...connecting.map((c) => ({ label: 'pg_stat_activity held', name: c.name, args: c.args, hold: holdActivityView })),
+    ...connecting.map((c) => ({ label: 'pg_roles held', name: c.name, args: c.args, hold: holdRolesView })),
     ...landed([spec('locks')]).map((c) => ({
       label: 'pg_locks held',
       name: c.name,
@@ -215,15 +215,15 @@ describe('immediate shutdown while a command runs', () => {
     const s = await startTestServer({ settings: { max_connections: 30 } });
     const state = mkdtempSync(join(tmpdir(), 'dbdoctor-rel-'));
     try {
-      const lock = await holdActivityView(s);
+      const lock = await holdRolesView(s);
       const obs = await observer(s);
-      // lock_timeout is 1 s: dbdoctor waits on pg_stat_activity at most that long, and the stop lands inside it
+      // lock_timeout is 1 s: dbdoctor waits on pg_roles at most that long, and the stop lands inside it
       const run = startCli([name, ...args, '-d', s.url()], { timeoutMs: 30_000, env: { XDG_STATE_HOME: state } });
       const waiting = await waitForDbdoctor(obs, (b) => b.wait_event_type === 'Lock', 10_000);
       // Waiting on the view itself (the lock it waits for names it; the statement's text may not
       // within the 1 kB pg_stat_activity keeps of a round trip of several statements).
       const awaited = await obs.query<{ relation: string }>('SELECT relation::regclass::text AS relation FROM pg_locks WHERE pid = $1 AND NOT granted', [waiting.pid]);
-      expect(awaited.rows.map((x) => x.relation)).toEqual(['pg_stat_activity']);
+      expect(awaited.rows.map((x) => x.relation)).toEqual(['pg_roles']);
       await s.embedded!.stop('immediate');
       const r = await run.done;
       expect(r.signal).toBeNull();

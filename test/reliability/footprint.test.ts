@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../support/cli.js';
 import { CONNECTING, landed } from '../support/commands.js';
-import { dbdoctorConnections, holdActivityView, locksOf, observer, serverLogDuring, startCli, waitForDbdoctor } from '../support/faults.js';
+import { dbdoctorConnections, holdRolesView, locksOf, observer, serverLogDuring, startCli, waitForDbdoctor } from '../support/faults.js';
 import { dbdoctorSessionsLeft, idleInTransaction, type Incident, lockChain, longQueries } from '../support/incidents.js';
 import { expectNoStack } from '../support/reliability.js';
 import { useServer } from '../support/server.js';
@@ -87,9 +87,9 @@ describe('one connection, its timeouts, only reads, nothing left behind', () => 
 });
 
 describe('no lock beyond what reading the statistics views takes', () => {
-  test.each(landed(CONNECTING).map((c) => [c.name, c.name === 'terminate' ? ['--blockers', '--dry-run'] : c.args] as const))('%s: while its read of pg_stat_activity is held, it holds only AccessShareLock', async (name, args) => {
+  test.each(landed(CONNECTING).map((c) => [c.name, c.name === 'terminate' ? ['--blockers', '--dry-run'] : c.args] as const))('%s: while its read of pg_roles is held, it holds only AccessShareLock', async (name, args) => {
     const s = server();
-    const hold = await holdActivityView(s);
+    const hold = await holdRolesView(s);
     const obs = await observer(s);
     try {
       const run = startCli([name, ...args, '-d', s.url()], { env: { XDG_STATE_HOME: state } });
@@ -103,7 +103,7 @@ describe('no lock beyond what reading the statistics views takes', () => {
         }
         expect(l).toMatchObject({ locktype: 'relation', mode: 'AccessShareLock' });
       }
-      expect(locks.filter((l) => !l.granted)).toEqual([{ locktype: 'relation', mode: 'AccessShareLock', granted: false, relation: 'pg_stat_activity' }]);
+      expect(locks.filter((l) => !l.granted)).toEqual([{ locktype: 'relation', mode: 'AccessShareLock', granted: false, relation: 'pg_roles' }]);
       const r = await run.done;
       expectNoStack(r);
       // released within its lock_timeout it finishes normally; on a loaded machine it may not be
@@ -119,7 +119,7 @@ describe('no lock beyond what reading the statistics views takes', () => {
 describe('Ctrl-C while a statement runs: the second connection is only the cancel', () => {
   test.each(landed(CONNECTING).map((c) => [c.name, c.name === 'terminate' ? ['--blockers', '--dry-run'] : c.args] as const))('%s: exit 130 at once, the statement cancelled, one session, nothing left', async (name, args) => {
     const s = server();
-    const hold = await holdActivityView(s);
+    const hold = await holdRolesView(s);
     const obs = await observer(s);
     try {
       const { result: r, log } = await serverLogDuring(s, async () => {

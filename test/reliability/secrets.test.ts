@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { freePort } from '../../src/db/embedded.js';
 import { parseJson, runCli } from '../support/cli.js';
 import { COMMANDS, CONNECTING, landed } from '../support/commands.js';
-import { fakePeer, type FakePeer, holdActivityView } from '../support/faults.js';
+import { fakePeer, type FakePeer, holdRolesView } from '../support/faults.js';
 import { dbdoctorSessionsLeft, idleInTransaction, type Incident, waitForState } from '../support/incidents.js';
 import { expectNoStack } from '../support/reliability.js';
 import { useServer } from '../support/server.js';
@@ -157,7 +157,7 @@ describe('on failure', () => {
 
   test.each(commands.map((c) => [c.name] as const))('%s: no password when its own read times out mid-run', async (name) => {
     const s = server();
-    const hold = await holdActivityView(s);
+    const hold = await holdRolesView(s);
     try {
       const [, args] = ways('127.0.0.1', s.port)[0]!;
       const r = await runCli([...argsFor(name, true), ...args]);

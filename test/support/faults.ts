@@ -168,16 +168,17 @@ export async function holdLock(s: TestServer, relation = 'pg_catalog.pg_locks', 
 }
 
 /**
- * Holds pg_stat_activity, which every command reads, ACCESS EXCLUSIVE in an open transaction,
- * without blocking new connections: `ALTER VIEW ... OWNER TO` its current owner changes nothing
- * (and is rolled back) but locks the view itself only. LOCK TABLE on a view would also lock the
- * tables under it (pg_database, pg_authid), which every new connection reads.
+ * Holds pg_roles, which every command's reads name (the server facts read the role's row, the
+ * activity read each session's role; pg_stat_activity itself is read from the function under it),
+ * ACCESS EXCLUSIVE in an open transaction, without blocking new connections: `ALTER VIEW ... OWNER
+ * TO` its current owner changes nothing (and is rolled back) but locks the view itself only. LOCK
+ * TABLE on a view would also lock the table under it (pg_authid), which every new connection reads.
  */
-export async function holdActivityView(s: TestServer): Promise<HeldLock> {
+export async function holdRolesView(s: TestServer): Promise<HeldLock> {
   const c = await s.client({ application_name: 'reliability-lock-holder' });
   await c.query('BEGIN');
-  const [owner] = (await c.query<{ o: string }>(`SELECT pg_get_userbyid(relowner)::text AS o FROM pg_class WHERE oid = 'pg_catalog.pg_stat_activity'::regclass`)).rows;
-  await c.query(`ALTER VIEW pg_catalog.pg_stat_activity OWNER TO "${owner!.o.replace(/"/g, '""')}"`);
+  const [owner] = (await c.query<{ o: string }>(`SELECT pg_get_userbyid(relowner)::text AS o FROM pg_class WHERE oid = 'pg_catalog.pg_roles'::regclass`)).rows;
+  await c.query(`ALTER VIEW pg_catalog.pg_roles OWNER TO "${owner!.o.replace(/"/g, '""')}"`);
   return heldBy(c);
 }
 

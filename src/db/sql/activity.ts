@@ -87,12 +87,21 @@ const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 // (blockingCtes). Which roots block through an advisory lock is told by
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
 // at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
-const SA_COLUMNS = `pid, leader_pid, backend_type, datid, datname, usename, usesysid, application_name, client_addr,
-           client_hostname, client_port, backend_start, state, wait_event_type, wait_event, xact_start,
-           query_start, state_change, query_id, query`;
+
+// pg_stat_activity is a view of pg_stat_get_activity(NULL) joined to pg_database and pg_authid for
+// the names. Read from the function, with the names from pg_database and pg_roles (whose rolsuper
+// the rows need anyway), a fresh backend neither builds the view nor rewrites it: 1.4-2.2 ms less
+// of locks' statement, 41-49 ms (PostgreSQL 18, 1,500 sessions; the median of 21 fresh backends).
+// The columns and their meaning are the view's (pg_roles.rolname is pg_authid's).
+const ACTIVITY = `(SELECT s.pid, s.leader_pid, s.backend_type, s.datid, d.datname, r.rolname AS usename, s.usesysid, r.rolsuper,
+           s.application_name, s.client_addr, s.client_hostname, s.client_port, s.backend_start, s.state,
+           s.wait_event_type, s.wait_event, s.xact_start, s.query_start, s.state_change, s.query_id, s.query
+      FROM pg_stat_get_activity(NULL) s
+      LEFT JOIN pg_database d ON d.oid = s.datid
+      LEFT JOIN pg_roles r ON r.oid = s.usesysid)`;
 
 const SA_CTE = `,
-  sa AS MATERIALIZED (SELECT ${SA_COLUMNS} FROM pg_stat_activity)`;
+  sa AS MATERIALIZED ${ACTIVITY}`;
 
 /**
  * How many pids pg_blocking_pids() may be expected to list before pg_locks is read instead, whatever
@@ -233,7 +242,7 @@ SELECT a.pid,
        a.datname::text AS datname,
        a.usesysid,
        a.usename::text AS usename,
-       r.rolsuper AS superuser,
+       a.rolsuper AS superuser,
        coalesce(a.application_name, '') AS application_name,
        host(a.client_addr) AS client_addr,${viewOnly('a.client_hostname', 'client_hostname')}${viewOnly('a.client_port', 'client_port')}
        a.backend_start::text AS backend_start,
@@ -248,9 +257,8 @@ SELECT a.pid,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
        current_database()::text AS database${detail !== 'none' ? DETAIL_COLUMNS : ''}
-  FROM ${withBp ? 'sa' : 'pg_stat_activity'} a
- CROSS JOIN n
-  LEFT JOIN pg_roles r ON r.oid = a.usesysid${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${detail !== 'none' ? DETAIL_JOIN : ''}${blocking ? BLOCKING_SCOPE : ''}
+  FROM ${withBp ? 'sa' : ACTIVITY} a
+ CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${detail !== 'none' ? DETAIL_JOIN : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
 }
 
