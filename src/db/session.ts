@@ -24,12 +24,20 @@ import { FileProblem, readRegularText } from '../ui/files.js';
 export const APPLICATION_NAME = 'dbdoctor';
 
 /**
+ * SQL: whether the current user is a superuser (`superuser`, a SQL boolean) or has the privileges
+ * of the predefined role `role` (a constant name).
+ */
+export function superuserOrMember(superuser: string, role: string): string {
+  return `(${superuser} OR pg_has_role(current_user, '${role}', 'USAGE'))`;
+}
+
+/**
  * Whether the current user may read every session's details: a superuser (`superuser`, a SQL
  * boolean), or a member of pg_read_all_stats (pg_monitor includes it). The one definition, for the
  * session's setup and the server facts.
  */
 export function canReadAllStats(superuser: string): string {
-  return `(${superuser} OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))`;
+  return superuserOrMember(superuser, 'pg_read_all_stats');
 }
 
 /**

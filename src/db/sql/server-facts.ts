@@ -4,7 +4,7 @@
  * chosen from server_version_num. One round trip, one pg_stat_activity snapshot.
  */
 import type { CheckFacts, ServerProfile } from '../../core/check.js';
-import { canReadAllStats, type Session } from '../session.js';
+import { canReadAllStats, type Session, superuserOrMember } from '../session.js';
 import { type Read, readOne } from './read.js';
 import { nowMs } from '../clock.js';
 
@@ -52,7 +52,7 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
   const v16 = s.serverVersionNum >= 160000;
   const reserved = v16 ? `current_setting('reserved_connections')::int` : '0';
   const canUseReserved = v16
-    ? `(r.rolsuper OR pg_has_role(current_user, 'pg_use_reserved_connections', 'USAGE'))`
+    ? superuserOrMember('r.rolsuper', 'pg_use_reserved_connections')
     : 'r.rolsuper';
   // Rows hidden by privileges have a NULL backend_type; client backends among them are the ones
   // with a database. pg_stat_activity is read once per statement (each read of it builds every
@@ -84,9 +84,9 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
        current_database()::text AS current_database,
        r.rolsuper AS is_superuser,
        ${canReadAllStats('r.rolsuper')} AS can_read_all_stats,
-       (r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'USAGE')) AS can_signal_backend,
+       ${superuserOrMember('r.rolsuper', 'pg_signal_backend')} AS can_signal_backend,
        ${canUseReserved} AS can_use_reserved,
-       (r.rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE')) AS has_monitor
+       ${superuserOrMember('r.rolsuper', 'pg_monitor')} AS has_monitor
   FROM pg_roles r${counts.join} WHERE r.rolname = current_user`,
       `WITH c AS MATERIALIZED (SELECT datid, usesysid FROM pg_stat_get_activity(NULL) WHERE ${isClient})
 SELECT 'database' AS kind, d.datname::text AS name, d.oid, d.datconnlimit AS conn_limit,
