@@ -121,7 +121,8 @@ function fmtMs(x) {
 
 function fmtRatio(x) {
   if (x === null || x === undefined || Number.isNaN(x)) return '-';
-  return String(Number(x.toPrecision(4)));
+  // five significant digits: a ratio a hair over its line prints over it (1.3002, not 1.3)
+  return String(Number(x.toPrecision(5)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,7 +1064,7 @@ function evaluateTargets(commandIds) {
   const med = (id) => S[id]?.median_ms ?? null;
   const judged = FULL;
   const add = (t) => results.targets.push({ ...t, status: t.value === null ? 'skipped' : t.ok ? 'holds' : judged ? 'MISSED' : 'missed (small scale: not judged)' });
-  // Judged unrounded (0.0507 is over 1/20 though it prints as 0.05 to two places), printed to four
+  // Judged unrounded (0.0507 is over 1/20 though it prints as 0.05 to two places), printed to five
   // significant digits.
   const ratio = (a, b) => (a === null || b === null || b === 0 ? null : a / b);
 
