@@ -90,9 +90,10 @@ const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 
 // pg_stat_activity is a view of pg_stat_get_activity(NULL) joined to pg_database and pg_authid for
 // the names. Read from the function, with the names from pg_database and pg_roles (whose rolsuper
-// the rows need anyway), a fresh backend neither builds the view nor rewrites it: 1.4-2.2 ms less
-// of locks' statement, 41-49 ms (PostgreSQL 18, 1,500 sessions; the median of 21 fresh backends).
-// The columns and their meaning are the view's (pg_roles.rolname is pg_authid's).
+// the rows need anyway), a fresh backend neither builds the view nor rewrites it: locks'
+// statement 52.9 -> 50.5 ms on PostgreSQL 18, 55.5 -> 51.3 on 14 (1,500 sessions; psql, medians of
+// 21-25 fresh backends, interleaved). The columns and their meaning are the view's (pg_roles.rolname
+// is pg_authid's; EXECUTE on the function is the view's too, which runs it as the caller).
 const ACTIVITY = `(SELECT s.pid, s.leader_pid, s.backend_type, s.datid, d.datname, r.rolname AS usename, s.usesysid, r.rolsuper,
            s.application_name, s.client_addr, s.client_hostname, s.client_port, s.backend_start, s.state,
            s.wait_event_type, s.wait_event, s.xact_start, s.query_start, s.state_change, s.query_id, s.query
