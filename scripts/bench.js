@@ -121,7 +121,9 @@ function fmtMs(x) {
 
 function fmtRatio(x) {
   if (x === null || x === undefined || Number.isNaN(x)) return '-';
-  // five significant digits: a ratio a hair over its line prints over it (1.3002, not 1.3)
+  if (Number.isInteger(x)) return String(x);
+  // five significant digits (1.3002, not 1.3 as two places printed it); within 0.00005 of its line
+  // a ratio still prints as the line, and the status beside it is judged on the exact value
   return String(Number(x.toPrecision(5)));
 }
 

@@ -114,7 +114,7 @@ export async function waitForDbdoctor(obs: pg.Client, ok: (b: DbdoctorBackend) =
   while (Date.now() < deadline) {
     last = (
       await obs.query<DbdoctorBackend>(
-        // the function, not the view: a test may hold the pg_stat_activity view locked
+        // the function, not the view (a test may hold a catalog view locked, as holdRolesView does)
         `SELECT pid, state, wait_event_type, wait_event, query FROM pg_stat_get_activity(NULL) WHERE application_name = 'dbdoctor' AND backend_type = 'client backend'`,
       )
     ).rows;
@@ -172,7 +172,8 @@ export async function holdLock(s: TestServer, relation = 'pg_catalog.pg_locks', 
  * activity read each session's role; pg_stat_activity itself is read from the function under it),
  * ACCESS EXCLUSIVE in an open transaction, without blocking new connections: `ALTER VIEW ... OWNER
  * TO` its current owner changes nothing (and is rolled back) but locks the view itself only. LOCK
- * TABLE on a view would also lock the table under it (pg_authid), which every new connection reads.
+ * TABLE on a view would also lock the tables under it (pg_authid, pg_db_role_setting), which
+ * every new connection reads.
  */
 export async function holdRolesView(s: TestServer): Promise<HeldLock> {
   const c = await s.client({ application_name: 'reliability-lock-holder' });

@@ -88,16 +88,24 @@ const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
 // at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
 
-// pg_stat_activity is a view of pg_stat_get_activity(NULL) joined to pg_database and pg_authid for
-// the names. Read from the function, with the names from pg_database and pg_roles (whose rolsuper
-// the rows need anyway), a fresh backend neither builds the view nor rewrites it: locks'
-// statement 52.9 -> 50.5 ms on PostgreSQL 18, 55.5 -> 51.3 on 14 (1,500 sessions; psql, medians of
-// 21-25 fresh backends, interleaved). The columns and their meaning are the view's (pg_roles.rolname
-// is pg_authid's; EXECUTE on the function is the view's too, which runs it as the caller).
+/**
+ * Every backend's row as the pg_stat_activity view has it, less the names: the view is this
+ * function left-joined to pg_database and pg_authid for datname and usename, and filters nothing.
+ * Read from the function, a fresh backend neither builds the view nor rewrites it (locks'
+ * statement 52.9 -> 50.5 ms on PostgreSQL 18, 55.5 -> 51.3 on 14: 1,500 sessions, psql, medians of
+ * 21-25 fresh backends, interleaved); a statement that shows the names joins them itself
+ * (ACTIVITY). EXECUTE on the function is what the view needed too (a view runs its functions as the
+ * caller); pg_database, which the view read as its owner, is read as the caller, as the server
+ * facts and the lock detail read it already.
+ */
+export const BACKENDS = 'pg_stat_get_activity(NULL)';
+
+// The columns and their meaning are the view's (pg_roles.rolname is pg_authid's), with rolsuper,
+// which every row needs.
 const ACTIVITY = `(SELECT s.pid, s.leader_pid, s.backend_type, s.datid, d.datname, r.rolname AS usename, s.usesysid, r.rolsuper,
            s.application_name, s.client_addr, s.client_hostname, s.client_port, s.backend_start, s.state,
            s.wait_event_type, s.wait_event, s.xact_start, s.query_start, s.state_change, s.query_id, s.query
-      FROM pg_stat_get_activity(NULL) s
+      FROM ${BACKENDS} s
       LEFT JOIN pg_database d ON d.oid = s.datid
       LEFT JOIN pg_roles r ON r.oid = s.usesysid)`;
 

@@ -5,6 +5,7 @@
  */
 import type { CheckFacts, ServerProfile } from '../../core/check.js';
 import { canReadAllStats, type Session, superuserOrMember } from '../session.js';
+import { BACKENDS } from './activity.js';
 import { type Read, readOne } from './read.js';
 import { nowMs } from '../clock.js';
 
@@ -56,13 +57,13 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
     : 'r.rolsuper';
   // Rows hidden by privileges have a NULL backend_type; client backends among them are the ones
   // with a database. pg_stat_activity is read once per statement (each read of it builds every
-  // row, query text included), from the function its view reads (as in activity.ts: these
-  // columns need none of the view's joins).
+  // row, query text included), from the function its view reads (BACKENDS: these columns need
+  // none of the view's joins).
   const isClient = `coalesce(backend_type = 'client backend', datid IS NOT NULL)`;
   const counts = countBackends
     ? {
         cte: `WITH b AS (SELECT count(*) FILTER (WHERE ${isClient})::int AS client, count(*) FILTER (WHERE NOT ${isClient})::int AS other
-                    FROM pg_stat_get_activity(NULL))
+                    FROM ${BACKENDS})
 `,
         columns: `
        b.client AS client_backends,
@@ -88,7 +89,7 @@ function factsRead(s: Session, countBackends: boolean): Read<ServerProfileFacts>
        ${canUseReserved} AS can_use_reserved,
        ${superuserOrMember('r.rolsuper', 'pg_monitor')} AS has_monitor
   FROM pg_roles r${counts.join} WHERE r.rolname = current_user`,
-      `WITH c AS MATERIALIZED (SELECT datid, usesysid FROM pg_stat_get_activity(NULL) WHERE ${isClient})
+      `WITH c AS MATERIALIZED (SELECT datid, usesysid FROM ${BACKENDS} WHERE ${isClient})
 SELECT 'database' AS kind, d.datname::text AS name, d.oid, d.datconnlimit AS conn_limit,
        (SELECT count(*)::int FROM c WHERE c.datid = d.oid) AS connections
   FROM pg_database d WHERE d.datconnlimit >= 0

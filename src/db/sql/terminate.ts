@@ -6,6 +6,8 @@
  *   (backend_start, state_change, xact_start, query_start as text: JS dates lose microseconds),
  *   read in ONE round trip of SELECTs, one implicit transaction (src/db/sql/read.ts).
  *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant.
+ *   Every statement reads it from the function under the view (BACKENDS in activity.ts): the
+ *   columns used here are all the function's.
  * - signalSession: ONE autocommit statement per session (so one session's error cannot affect
  *   another's, and every statement reads a fresh snapshot) that re-checks the fingerprint (and,
  *   for --blockers, that the session still blocks someone and waits for no lock itself) and sends
@@ -16,7 +18,7 @@ import { DbdoctorError } from '../../core/errors.js';
 import { ExitCode } from '../../core/exit-codes.js';
 import type { Fingerprint, PlannedSession, SignalKind, SignalRaw } from '../../core/terminate.js';
 import type { Session } from '../session.js';
-import { type ActivityOptions, activityRead, withLockDetail } from './activity.js';
+import { type ActivityOptions, activityRead, BACKENDS, withLockDetail } from './activity.js';
 import { type Read, readTogether } from './read.js';
 
 export const MIN_SERVER_VERSION_NUM = 140000;
@@ -27,7 +29,7 @@ const FINGERPRINT_SQL = `SELECT pid,
        state_change::text AS state_change,
        xact_start::text AS xact_start,
        query_start::text AS query_start
-  FROM pg_stat_activity`;
+  FROM ${BACKENDS}`;
 
 export interface TerminateSnapshot {
   activity: ActivitySnapshot;
@@ -114,13 +116,13 @@ function signalSql(kind: SignalKind): string {
             THEN ${call}
        END AS signalled
   FROM (SELECT $1::int AS pid) AS t
-  LEFT JOIN pg_stat_activity a ON a.pid = t.pid
+  LEFT JOIN ${BACKENDS} a ON a.pid = t.pid
   LEFT JOIN LATERAL (
         SELECT ${stillBlocks(
           't.pid',
           '$8::int[]',
           `EXISTS (SELECT 1
-                     FROM pg_stat_activity w
+                     FROM ${BACKENDS} w
                     WHERE w.pid <> t.pid
                       AND CASE WHEN w.wait_event_type = 'Lock' THEN t.pid = ANY (pg_blocking_pids(w.pid)) ELSE false END)`,
         )} AS blocking,
@@ -164,7 +166,7 @@ export async function signalSession(s: Session, p: PlannedSession, kind: SignalK
 /** Is the session (pid + backend_start) still there? A new statement, so a fresh snapshot. */
 export async function sessionStillThere(s: Session, pid: number, backendStart: string): Promise<boolean> {
   const [row] = await s.query<{ n: number }>(
-    'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int AND backend_start::text = $2::text',
+    `SELECT count(*)::int AS n FROM ${BACKENDS} WHERE pid = $1::int AND backend_start::text = $2::text`,
     [pid, backendStart],
   );
   return (row?.n ?? 0) > 0;
@@ -195,7 +197,7 @@ export function batchSql(kind: SignalKind): string {
            AS t(pid, backend_start, state, state_change, xact_start, waiters, n)
 ), blockers AS MATERIALIZED (
   SELECT DISTINCT b.pid
-    FROM pg_stat_activity w
+    FROM ${BACKENDS} w
     CROSS JOIN LATERAL unnest(CASE WHEN w.wait_event_type = 'Lock' THEN pg_blocking_pids(w.pid) END) AS b(pid)
    WHERE $7::boolean AND w.wait_event_type = 'Lock' AND b.pid <> w.pid
 ), me AS MATERIALIZED (
@@ -220,7 +222,7 @@ export function batchSql(kind: SignalKind): string {
           AND (me.signal_backend OR (a.usesysid IS NOT NULL AND pg_has_role(a.usesysid, 'USAGE')))) AS permitted
     FROM t
     CROSS JOIN me
-    LEFT JOIN pg_stat_activity a ON a.pid = t.pid
+    LEFT JOIN ${BACKENDS} a ON a.pid = t.pid
     LEFT JOIN pg_roles r ON r.oid = a.usesysid
     LEFT JOIN LATERAL (
           SELECT ${stillBlocks('t.pid', 't.waiters::int[]', 'EXISTS (SELECT 1 FROM blockers bl WHERE bl.pid = t.pid)')} AS blocking,
@@ -280,7 +282,7 @@ const CONFIRM_SQL = `WITH t AS (
   SELECT * FROM unnest($1::int[], $2::text[]) AS t(pid, backend_start)
 ), still AS MATERIALIZED (
   SELECT a.pid, row_number() OVER (ORDER BY a.pid) AS k
-    FROM t JOIN pg_stat_activity a ON a.pid = t.pid AND a.backend_start::text = t.backend_start
+    FROM t JOIN ${BACKENDS} a ON a.pid = t.pid AND a.backend_start::text = t.backend_start
    WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
 )
 SELECT pid, CASE WHEN k = 1 AND $3::bigint > 0 THEN pg_terminate_backend(pid, $3::bigint) END AS exited
