@@ -81,13 +81,6 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
 // row cost measurable server time at incident scale (`npm run bench`).
 const ms = (col: string) => `(date_part('epoch', n.t - ${col}) * 1000)`;
 
-// Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
-// on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
-// it), and who blocks whom comes from pg_locks when its guard holds, else from pg_blocking_pids()
-// (blockingCtes). Which roots block through an advisory lock is told by
-// their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
-// at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
-
 /**
  * Every backend's row as the pg_stat_activity view has it, less the names: the view is this
  * function left-joined to pg_database and pg_authid for datname and usename, and filters nothing.
@@ -109,6 +102,12 @@ const ACTIVITY = `(SELECT s.pid, s.leader_pid, s.backend_type, s.datid, d.datnam
       LEFT JOIN pg_database d ON d.oid = s.datid
       LEFT JOIN pg_roles r ON r.oid = s.usesysid)`;
 
+// Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
+// on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
+// it), and who blocks whom comes from pg_locks when its guard holds, else from pg_blocking_pids()
+// (blockingCtes). Which roots block through an advisory lock is told by
+// their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
+// at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
 const SA_CTE = `,
   sa AS MATERIALIZED ${ACTIVITY}`;
 
