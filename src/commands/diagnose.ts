@@ -115,6 +115,7 @@ export function loadConfigFile(explicit: string | undefined, env: NodeJS.Process
   return null;
 }
 
+// A format for machines goes into MACHINE_FORMATS (src/cli.ts) too: those runs skip the width tables.
 const FORMATS = ['text', 'json', 'nagios', 'prometheus', 'openmetrics', 'icinga'] as const;
 type Format = (typeof FORMATS)[number];
 

@@ -21,7 +21,7 @@ const APP = join(BIN, '..', '..', 'dist', 'app');
  * returns the heavy packages found wrapped at all in cli.cjs: a package imported statically would
  * be inlined without its wrapper, and this check would then see nothing.
  */
-async function heavyImports(args: string[]): Promise<{ ran: string[]; lazy: string[]; files: string[] }> {
+async function heavyImports(args: string[], heavy: readonly string[] = HEAVY): Promise<{ ran: string[]; lazy: string[]; files: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'dbdoctor-cov-'));
   try {
     await execa('node', [BIN, ...args], { env: { ...cleanEnv(), NODE_V8_COVERAGE: dir }, extendEnv: false, reject: false, stdin: 'ignore' });
@@ -40,7 +40,7 @@ async function heavyImports(args: string[]): Promise<{ ran: string[]; lazy: stri
         for (const fn of script.functions) {
           const name = /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(fn.functionName)?.[1];
           const pkg = name?.startsWith('@inquirer/') ? '@inquirer' : name;
-          if (!pkg || !HEAVY.includes(pkg)) continue;
+          if (!pkg || !heavy.includes(pkg)) continue;
           lazy.add(pkg);
           if ((fn.ranges[0]?.count ?? 0) > 0) ran.add(pkg);
         }
@@ -66,6 +66,18 @@ describe('start-up', () => {
     expect((await heavyImports(['check', '--help'])).ran).toEqual([]);
     // And it does see them when a command needs them.
     expect((await heavyImports(['check', '-h', '127.0.0.1', '-p', '1'])).ran).toContain('pg');
+  });
+
+  test('a run for a machine (--json, a machine --format) does not load the display-width tables; -h is the host, not help', async () => {
+    const widths = ['string-width'];
+    const closed = ['-h', '127.0.0.1', '-p', '1'];
+    for (const args of [['check', '--json', ...closed], ['diagnose', '--format', 'nagios', ...closed], ['diagnose', '--format=prometheus', ...closed]]) {
+      expect({ args, ran: (await heavyImports(args, widths)).ran }).toEqual({ args, ran: [] });
+    }
+    // It is in cli.cjs behind its lazy wrapper, and runs when the output is for people.
+    for (const args of [['check', ...closed], ['diagnose', '--format', 'text', ...closed], ['check', '--json', '--help']]) {
+      expect({ args, ran: (await heavyImports(args, widths)).ran }).toEqual({ args, ran: widths });
+    }
   });
 
   test('execa and the prompts are bundles of their own, loaded only when a pager or a question needs them', async () => {
