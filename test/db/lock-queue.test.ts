@@ -99,6 +99,35 @@ function countingRoundTrips(session: Session): { counted: Session; roundTrips: (
 const pidsRead = (snap: ActivitySnapshot) => snap.rows.reduce((n, r) => n + (r.blocked_by?.length ?? 0), 0);
 
 describe('lock queues from the lock table', () => {
+  test('with every session, the lock table is read in a second round trip only when a wait needs it: none for advisory waits, one for a relation wait', async () => {
+    const s = server();
+    const t = await table(s);
+    await withClients(s, 4, async ([holder, advisory, locker, reader]) => {
+      await holder!.query('BEGIN; SELECT pg_advisory_xact_lock(4242)');
+      await waits(s, advisory!, 'SELECT pg_advisory_lock(4242)');
+      const readCounted = async () =>
+        withSession(target(s), {}, async (session) => {
+          const { counted, roundTrips } = countingRoundTrips(session);
+          const snap = await readActivity(counted, { lockDetail: 'targeted', queryChars: 200 });
+          return { snap, trips: roundTrips() };
+        });
+      // wait_event 'advisory' fixes the lock: pg_blocking_pids() in the first round trip
+      const first = await readCounted();
+      expect(first.trips).toBe(1);
+      expect(blockersOf(first.snap, advisory!)).toEqual([pidOf(holder!)]);
+      expect(first.snap.rows.find((r) => r.pid === pidOf(advisory!))?.wait_lock).toMatchObject({ locktype: 'advisory' });
+      // a relation wait: its relation and mode come from the lock table, read in a second
+      await locker!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
+      await waits(s, reader!, `SELECT * FROM ${t}`);
+      const second = await readCounted();
+      expect(second.trips).toBe(2);
+      expect(second.snap.rows.find((r) => r.pid === pidOf(reader!))).toMatchObject({ blocked_by: [pidOf(locker!)], wait_lock: { locktype: 'relation', mode: 'AccessShareLock', relation: t } });
+      expect(blockersOf(second.snap, advisory!)).toEqual([pidOf(holder!)]);
+      // the lock table's wait ages are on the snapshot's clock: a wait begun before it was taken is not negative
+      expect(second.snap.rows.find((r) => r.pid === pidOf(reader!))?.wait_lock?.wait_ms).toBeGreaterThanOrEqual(0);
+    });
+  });
+
   test('30 sessions queued for one ACCESS EXCLUSIVE: the holder and the one just ahead each, 59 pids where the server lists 465', async () => {
     const s = server();
     const t = await table(s);
@@ -249,14 +278,13 @@ describe('lock queues from the lock table', () => {
     });
   }, 120_000);
 
-  test('a watch on a server that revokes pg_locks: the first sample goes again without it, the next ones do not try it', async () => {
+  test('a watch on a server that revokes pg_locks: every sample keeps to pg_blocking_pids() in one round trip (the guard asks for the privilege)', async () => {
     const s = server();
     const t = await table(s);
     await s.sql('REVOKE SELECT ON pg_locks FROM PUBLIC');
     try {
       await withClients(s, 3, async ([holder, reader, writer]) => {
-        // a wait on a relation, which the lock table's reading would take (the refusal itself
-        // comes whatever waits: a statement naming pg_locks is checked when it starts)
+        // a wait on a relation, for which the lock table would be read if the role could
         await holder!.query(`BEGIN; LOCK TABLE ${t} IN ACCESS EXCLUSIVE MODE`);
         await waits(s, reader!, `SELECT * FROM ${t}`);
         await waits(s, writer!, `UPDATE ${t} SET v = 1`);
@@ -264,12 +292,12 @@ describe('lock queues from the lock table', () => {
         await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
           const { counted, roundTrips } = countingRoundTrips(session);
           const first = await readSample(counted);
-          expect(roundTrips()).toBe(2);
+          expect(roundTrips()).toBe(1);
           const second = await readSample(counted);
-          expect(roundTrips()).toBe(3);
+          expect(roundTrips()).toBe(2);
           // the watch's `d` reads the same way, in one round trip
           const full = await readFullFacts(counted);
-          expect(roundTrips()).toBe(4);
+          expect(roundTrips()).toBe(3);
           for (const activity of [first.facts.activity!, second.facts.activity!, full.activity!]) {
             const blockers = new Map(activity.rows.filter((r) => r.blocked_by).map((r) => [r.pid, r.blocked_by]));
             // from pg_blocking_pids(): both wait for the holder (a reader's and a writer's modes do not conflict)
@@ -277,11 +305,11 @@ describe('lock queues from the lock table', () => {
             expect(activity.rows.every((r) => !r.wait_lock)).toBe(true);
           }
         });
-        // terminate --blockers' plan read goes again without the lock table too (a fresh session)
+        // and so does terminate --blockers' plan read (a fresh session)
         await withSession({ ...target(s), user: 'monitor_user', password: ROLE_PASSWORD }, {}, async (session) => {
           const { counted, roundTrips } = countingRoundTrips(session);
           const plan = await readTerminateSnapshot(counted, true);
-          expect(roundTrips()).toBe(2);
+          expect(roundTrips()).toBe(1);
           expect(buildBlockingReport(plan.activity).roots.map((x) => [x.pid, x.all.length])).toEqual([[pidOf(holder!), 2]]);
           expect(plan.fingerprints.length).toBeGreaterThan(0);
         });
@@ -308,7 +336,8 @@ describe('lock queues from the lock table', () => {
           await s.sql('GRANT SELECT ON pg_stat_database TO PUBLIC');
         }
         const next = await readSample(counted);
-        expect(roundTrips()).toBe(3);
+        // the relation wait asks for the lock table: a second round trip
+        expect(roundTrips()).toBe(4);
         // read from the lock table: the relation waited for, and who holds it
         expect(next.facts.activity!.rows.find((r) => r.pid === pidOf(reader!))).toMatchObject({ blocked_by: [pidOf(holder!)], wait_lock: { locktype: 'relation', mode: 'AccessShareLock' } });
       });

@@ -8,11 +8,13 @@
  * (LONG_QUEUE_PIDS); then who blocks whom comes from its rows (core/lock-queue.ts, linear in a
  * queue's length), otherwise from pg_blocking_pids(). PostgreSQL 14-18: query_id and
  * pg_locks.waitstart are 14+. One round trip (withPrepared, the prepared transactions ride along);
- * autocommit, so every call reads a fresh snapshot.
+ * for every session, a second when the lock table is to be read (lockTableSql); autocommit, so
+ * every call reads a fresh snapshot.
  */
 import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
 import { type LockHold, type LockWait, queueBlockers } from '../../core/lock-queue.js';
 import { DbdoctorError } from '../../core/errors.js';
+import { sqlLiteral } from '../../core/printed.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
@@ -64,17 +66,31 @@ export type LockDetail = 'none' | 'targeted' | 'full';
 interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
   blocked_by: string | null;
-  /** The wl_* columns come with lock detail only. */
+  /** With the lock table apart: whether it is to be read (the guard), on every row. */
+  lock_table?: boolean | null;
+  /** With the lock table in the statement: the lock the session waits for (LockRow's columns). */
   wl_locktype?: string | null;
   wl_mode?: string | null;
   wl_relation?: string | null;
   wl_wait_ms?: number | null;
-  /** The waited object's tag and, on the first row waiting for it, its holders (`pid:mode,...`). */
   wl_tag?: string | null;
   wl_queued?: number | null;
   wl_held?: string | null;
   taken_at: string;
   database: string;
+}
+
+/** A row of the lock table's read (lockTableSql): the lock a process waits for (one at a time). */
+interface LockRow {
+  pid: number;
+  locktype: string;
+  mode: string | null;
+  relation: string | null;
+  wait_ms: number | null;
+  /** The waited object as one string, and on the first waiter's row (by pid) its holders (`pid:mode,...`). */
+  tag: string;
+  queued: number | null;
+  held: string | null;
 }
 
 // date_part() is float8 arithmetic; extract() is numeric since PostgreSQL 14, and four of them per
@@ -104,8 +120,8 @@ const ACTIVITY = `(SELECT s.pid, s.leader_pid, s.backend_type, s.datid, d.datnam
 
 // Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
 // on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
-// it), and who blocks whom comes from pg_locks when its guard holds, else from pg_blocking_pids()
-// (blockingCtes). Which roots block through an advisory lock is told by
+// it), and who blocks whom comes from pg_locks when its guard holds (lockTableCtes), else from
+// pg_blocking_pids() (guardCtes). Which roots block through an advisory lock is told by
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
 // at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
 const SA_CTE = `,
@@ -127,8 +143,7 @@ const LOCK_QUEUE_SAMPLE = 32;
  * When pg_locks is read at all, as `lock_table` in the `guard` CTE: 'full' whenever someone waits;
  * 'targeted' when a waiter waits for a lock type whose relation or mode its wait_event does not fix
  * (DERIVABLE_LOCK_TYPES in core/activity.ts: transactionid, virtualxid, spectoken and advisory waits
- * need no pg_locks), or when pg_blocking_pids() would list more than LONG_QUEUE_PIDS pids. The guard
- * is a one-time filter: when it is false, pg_lock_status() is not called.
+ * need no pg_locks), or when pg_blocking_pids() would list more than LONG_QUEUE_PIDS pids.
  */
 function lockTableGuard(detail: 'targeted' | 'full'): string {
   if (detail === 'full') return "EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock')";
@@ -155,26 +170,46 @@ const TAG_COLUMNS: ReadonlyArray<readonly [string, string]> = [
 const TAG = (l: string) => `format('${['%s', ...TAG_COLUMNS.map(() => '%s')].join('|')}', ${[`${l}.locktype`, ...TAG_COLUMNS.map(([c]) => `${l}.${c}`)].join(', ')})`;
 
 /**
- * Who blocks whom, one way or the other. When pg_locks is read (its guard holds), from its rows:
- * `lk` keeps them (predicate locks, which never block, left out), `waiting` the ungranted ones (a
- * process waits for one lock at a time; DISTINCT ON keeps one row per pid all the same) with the
- * locked object as one tag, `holders` the granted modes of each waited object (a hash join on the
- * tag columns, NULL standing for itself) and `held` the same as one text per object;
- * core/lock-queue.ts orders each queue and draws the edges, linearly in its length. Otherwise
- * pg_blocking_pids(), once per Lock waiter, in `bp` (its lists grow with the square of a queue,
- * but it does not build the whole lock table: at incident scale, tens of thousands of advisory
- * locks held and short queues, it is the cheaper read; README, "Benchmark").
+ * Whether the role may read pg_locks: a hardened server revokes it (or EXECUTE on pg_lock_status(),
+ * which the view runs as its caller). Asked in the guard where the lock table comes apart (guardCtes).
  */
-function blockingCtes(detail: 'targeted' | 'full'): string {
-  const guard = '(SELECT lock_table FROM guard)';
+const MAY_READ_LOCK_TABLE = "has_table_privilege('pg_catalog.pg_locks', 'SELECT') AND has_function_privilege('pg_catalog.pg_lock_status()', 'EXECUTE')";
+
+/**
+ * Who blocks whom without the lock table: the guard, and pg_blocking_pids() once per Lock waiter in
+ * `bp` when the guard is false (its lists grow with the square of a queue, but it does not build
+ * the whole lock table: at incident scale, tens of thousands of advisory locks held and short
+ * queues, it is the cheaper read; README, "Benchmark"). When the guard is true, `bp` is empty and
+ * who blocks whom comes from the lock table's rows (lockTableCtes). Where the lock table comes in a
+ * second round trip, the guard asks whether the role may read it: on a server that revokes it,
+ * 'targeted' detail keeps to pg_blocking_pids() in the first ('full' detail, asked for by name, is
+ * refused as asked).
+ */
+function guardCtes(detail: 'targeted' | 'full', apart: boolean): string {
+  const guard = apart && detail === 'targeted' ? `CASE WHEN ${lockTableGuard(detail)} THEN ${MAY_READ_LOCK_TABLE} ELSE false END` : lockTableGuard(detail);
   return `,
-  guard AS MATERIALIZED (SELECT ${lockTableGuard(detail)} AS lock_table),
-  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT ${guard}),
+  guard AS MATERIALIZED (SELECT ${guard} AS lock_table),
+  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT (SELECT lock_table FROM guard))`;
+}
+
+/**
+ * The lock table's side of who blocks whom, and the lock each process waits for: `lk` keeps
+ * pg_locks' rows (predicate locks, which never block, left out), `waiting` the ungranted ones (a
+ * process waits for one lock at a time; DISTINCT ON keeps one row per pid all the same) with the
+ * locked object as one tag and the waiter's place in the object's queue, `holders` the granted
+ * modes of each waited object (a hash join on the tag columns, NULL standing for itself) and `held`
+ * the same as one text per object, for its first waiter by pid; core/lock-queue.ts orders each
+ * queue and draws the edges, linearly in its length. `gated`: in the activity statement, behind
+ * its guard (a one-time filter: pg_lock_status() is not called when it is false), the first waiter
+ * being one of the statement's sessions.
+ */
+function lockTableCtes(gated: boolean): string {
+  return `
   lk AS MATERIALIZED (
     SELECT l.pid, l.locktype, l.mode, l.granted, l.database, l.relation, l.page, l.tuple, l.virtualxid,
            l.transactionid, l.classid, l.objid, l.objsubid, l.waitstart
       FROM pg_locks l
-     WHERE ${guard} AND l.mode <> 'SIReadLock'
+     WHERE ${gated ? '(SELECT lock_table FROM guard) AND ' : ''}l.mode <> 'SIReadLock'
   ),
   waiting AS MATERIALIZED (
     SELECT w.*, row_number() OVER (PARTITION BY w.tag ORDER BY w.waitstart NULLS LAST, w.pid) AS queued
@@ -189,13 +224,34 @@ function blockingCtes(detail: 'targeted' | 'full'): string {
   ),
   holders AS MATERIALIZED (
     SELECT w.tag, w.pid AS head, coalesce(l.pid, 0) AS pid, l.mode
-      FROM (SELECT DISTINCT ON (w.tag) w.* FROM waiting w JOIN sa ON sa.pid = w.pid ORDER BY w.tag, w.pid) w
-      JOIN lk l ON l.granted AND l.locktype = w.t_locktype${TAG_COLUMNS.map(([c, none]) => `
-           AND coalesce(l.${c}, ${none}) = coalesce(w.t_${c}, ${none})`).join('')}
+      FROM (SELECT DISTINCT ON (w.tag) w.* FROM waiting w${gated ? ' JOIN sa ON sa.pid = w.pid' : ''} ORDER BY w.tag, w.pid) w
+      JOIN lk l ON l.granted AND l.locktype = w.t_locktype${TAG_COLUMNS.map(
+        ([c, none]) => `
+           AND coalesce(l.${c}, ${none}) = coalesce(w.t_${c}, ${none})`,
+      ).join('')}
   ),
   held AS MATERIALIZED (SELECT tag, head, string_agg(pid || ':' || mode, ',') AS held FROM holders GROUP BY tag, head)`;
 }
-// The holders of an object come once, on the row of the first session (by pid) that waits for it.
+
+/**
+ * The lock table alone, in a second round trip, when the activity statement's guard says it is
+ * needed (its `lock_table` column). Riding in that statement behind its guard, it cost its parsing,
+ * its planning and its joins against every session even when the guard was false: 8 ms of a fresh
+ * backend's 50 on PostgreSQL 18 (1,500 sessions, 400 advisory waiters; README, "Benchmark").
+ * Wait ages are taken on the activity statement's clock reading (its `taken_at`), as every other
+ * age of the snapshot.
+ */
+function lockTableSql(takenAt: string): string {
+  return `WITH n AS (SELECT ${sqlLiteral(takenAt)}::timestamptz AS t),${lockTableCtes(false)}
+SELECT w.pid, w.locktype, w.mode, w.relation, ${ms('w.waitstart')} AS wait_ms, w.tag, w.queued::int AS queued, h.held
+  FROM waiting w
+ CROSS JOIN n
+  LEFT JOIN held h ON h.tag = w.tag AND h.head = w.pid`;
+}
+
+// In the activity statement (the 'blocking' scope), the lock each session waits for, joined
+// whatever pg_stat_activity shows: a waiter running the deadlock check, or waiting for the lock
+// manager's own locks meanwhile, shows no Lock wait for that moment, and still waits.
 const DETAIL_COLUMNS = `,
        w.locktype AS wl_locktype,
        w.mode AS wl_mode,
@@ -204,15 +260,15 @@ const DETAIL_COLUMNS = `,
        w.tag AS wl_tag,
        w.queued::int AS wl_queued,
        h.held AS wl_held`;
-// Joined whatever pg_stat_activity shows: a waiter running the deadlock check, or waiting for the
-// lock manager's own locks meanwhile, shows no Lock wait for that moment, and still waits.
 const DETAIL_JOIN = `
   LEFT JOIN waiting w ON w.pid = a.pid
   LEFT JOIN held h ON h.tag = w.tag AND h.head = a.pid`;
 
 // 'blocking' scope (with lock detail): the sessions of a blocking chain (waiters and the sessions
 // they wait for, read once in `chain`: every holder of a waited object), their parallel workers,
-// hidden rows (as isVisible() in core/activity.ts tells them) and dbdoctor's own session.
+// hidden rows (as isVisible() in core/activity.ts tells them) and dbdoctor's own session. Which
+// sessions those are depends on the lock table when it is read, so in this scope it is read in the
+// activity statement, behind the guard.
 const CHAIN_CTE = `,
   chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp
             UNION SELECT pid FROM waiting UNION SELECT pid FROM holders)`;
@@ -238,11 +294,19 @@ function blockedByColumn(withBp: boolean, blockers: boolean): string {
   return blockers ? "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END" : 'NULL::int[]';
 }
 
-function activitySql({ detail, scope, queryChars, lean, blockers }: ActivityShape): string {
+/** Whether the lock table, when the guard asks for it, comes in a round trip of its own: with every session, not with the 'blocking' scope (see CHAIN_CTE). */
+const lockTableApart = ({ detail, scope }: Pick<ActivityShape, 'detail' | 'scope'>) => detail !== 'none' && scope === 'all';
+
+function activitySql(shape: ActivityShape): string {
+  const { detail, scope, queryChars, lean, blockers } = shape;
   const blocking = scope === 'blocking';
   const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
   const withBp = detail !== 'none'; // the blocking scope comes with lock detail (activityRead)
-  return `WITH n AS (SELECT clock_timestamp() AS t)${detail !== 'none' ? SA_CTE + blockingCtes(detail) : ''}${blocking ? CHAIN_CTE : ''}
+  const apart = lockTableApart(shape);
+  const inStatement = withBp && !apart;
+  const ctes = withBp ? SA_CTE + guardCtes(detail as 'targeted' | 'full', apart) + (inStatement ? `,${lockTableCtes(true)}` : '') : '';
+  const extra = apart ? ',\n       (SELECT lock_table FROM guard) AS lock_table' : inStatement ? DETAIL_COLUMNS : '';
+  return `WITH n AS (SELECT clock_timestamp() AS t)${ctes}${blocking ? CHAIN_CTE : ''}
 SELECT a.pid,
        a.leader_pid,
        a.backend_type,
@@ -264,9 +328,9 @@ SELECT a.pid,
        array_to_string(${blockedByColumn(withBp, blockers)}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
-       current_database()::text AS database${detail !== 'none' ? DETAIL_COLUMNS : ''}
+       current_database()::text AS database${extra}
   FROM ${withBp ? 'sa' : ACTIVITY} a
- CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${detail !== 'none' ? DETAIL_JOIN : ''}${blocking ? BLOCKING_SCOPE : ''}
+ CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${inStatement ? DETAIL_JOIN : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
 }
 
@@ -297,7 +361,7 @@ export function parseHolds(tag: string, text: string | null): LockHold[] {
  * rest/spread over 1,500 rows of 30 columns cost several milliseconds per command at incident
  * scale (measured by `npm run bench`); a plain literal is a fraction of that.
  */
-function toSessionRow(r: Row, derive: boolean, fromLocks: ReadonlyMap<number, number[]>): SessionRow {
+function toSessionRow(r: Row, derive: boolean, lock: LockRow | undefined, fromLocks: ReadonlyMap<number, number[]>): SessionRow {
   return {
     pid: r.pid,
     leader_pid: r.leader_pid,
@@ -321,10 +385,10 @@ function toSessionRow(r: Row, derive: boolean, fromLocks: ReadonlyMap<number, nu
     state_age_ms: r.state_age_ms,
     query_id: r.query_id ?? null,
     query: r.query,
-    blocked_by: r.wl_tag ? (fromLocks.get(r.pid) ?? []) : pidList(r.blocked_by),
+    blocked_by: lock ? (fromLocks.get(r.pid) ?? []) : pidList(r.blocked_by),
     is_self: r.is_self,
-    wait_lock: r.wl_locktype
-      ? { locktype: r.wl_locktype, mode: r.wl_mode ?? '', relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null }
+    wait_lock: lock
+      ? { locktype: lock.locktype, mode: lock.mode ?? '', relation: lock.relation, wait_ms: lock.wait_ms }
       : derive && r.wait_event_type === 'Lock'
         ? derivedWaitLock(r.wait_event, r.query)
         : null,
@@ -333,7 +397,8 @@ function toSessionRow(r: Row, derive: boolean, fromLocks: ReadonlyMap<number, nu
 
 /**
  * The activity statement (withPrepared, and the prepared transactions beside it) and its parser, to
- * send alone (readActivity) or with other reads in one round trip (src/db/sql/read.ts).
+ * send alone (readActivity) or with other reads in one round trip (src/db/sql/read.ts); with lock
+ * detail, the lock table in a second when the first says it is needed (its follow-up).
  */
 export function activityRead(s: Session, opts: ActivityOptions = {}): Read<ActivitySnapshot> {
   const scope = opts.scope ?? 'all';
@@ -343,10 +408,23 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
   const queryChars = Number.isInteger(opts.queryChars) && (opts.queryChars ?? 0) > 0 ? (opts.queryChars as number) : 2000;
   // The prepared transactions come in the same round trip and the same implicit transaction
   // (simple protocol, so no parameters: queryChars is an integer written into the text).
-  const activity = activitySql({ detail, scope, queryChars, lean: opts.lean ?? false, blockers: opts.blockers ?? true });
+  const shape: ActivityShape = { detail, scope, queryChars, lean: opts.lean ?? false, blockers: opts.blockers ?? true };
+  const activity = activitySql(shape);
+  const finish = (rows: readonly object[], prepared: readonly object[], locks: readonly LockRow[]) =>
+    snapshotOf(s, rows as Row[], prepared as PreparedXact[], locks, detail === 'targeted');
+  const apart = lockTableApart(shape);
   return {
     statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
-    parse: ([rows = [], prepared = []]) => snapshotOf(s, rows as Row[], prepared as PreparedXact[], detail === 'targeted'),
+    parse: ([rows = [], prepared = []]) => finish(rows, prepared, apart ? [] : locksInRows(rows as Row[])),
+    ...(!apart
+      ? {}
+      : {
+          followUp: ([rows = [], prepared = []]) => {
+            const first = rows[0] as Row | undefined;
+            if (!first?.lock_table) return null;
+            return { statements: [lockTableSql(first.taken_at)], parse: ([locks = []]) => finish(rows, prepared, locks as LockRow[]) };
+          },
+        }),
   };
 }
 
@@ -362,12 +440,13 @@ const withoutLockTable = new WeakSet<Session>();
 
 /**
  * Runs a read with 'targeted' lock detail where the session may read the lock table, else without
- * ('none': who blocks whom from pg_blocking_pids()). A statement naming pg_locks is refused when a
- * hardened server revokes it, whatever the waits (the privilege is checked when the statement
- * starts), and a query failure may be the lock table's too: either way the read goes again
- * without it. When that fails as well, the lock table was not the cause, and its error is the
- * read's. After a refusal that reading without the lock table got past, the session keeps to
- * pg_blocking_pids() (a watch pays the extra round trip once, not at every sample). A statement
+ * ('none': who blocks whom from pg_blocking_pids()). The activity statement does not name pg_locks,
+ * and its guard asks whether the role may read it (MAY_READ_LOCK_TABLE), but the lock table's
+ * statement may still be refused (pg_database revoked, which it reads for relation names) or fail:
+ * either way the read goes again without it. When that fails as well, the lock table was not the
+ * cause, and its error is the read's. After a refusal that reading without the lock table got
+ * past, the session keeps to pg_blocking_pids() (a watch pays the extra round trip once, not at
+ * every sample). A statement
  * timeout is not retried (the read would wait twice), nor is a lock timeout unless
  * `afterLockTimeout` says so: a one-shot read (terminate's plan, as diagnose's state) may wait
  * twice for a lock on pg_locks to get past it, a watch's sample would wait at every sample.
@@ -385,26 +464,48 @@ export async function withLockDetail<T>(session: Session, read: (lockDetail: Loc
   }
 }
 
-/** Who blocks whom where pg_locks was read: each waiter's blockers from the rows' tags and holders. */
-function blockersFromLocks(rows: readonly Row[]): Map<number, number[]> {
+/** The locks the sessions wait for, where the lock table was read in the activity statement. */
+function locksInRows(rows: readonly Row[]): LockRow[] {
+  const out: LockRow[] = [];
+  for (const r of rows) {
+    if (!r.wl_tag || !r.wl_locktype) continue;
+    out.push({ pid: r.pid, locktype: r.wl_locktype, mode: r.wl_mode ?? null, relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null, tag: r.wl_tag, queued: r.wl_queued ?? null, held: r.wl_held ?? null });
+  }
+  return out;
+}
+
+/**
+ * Who blocks whom where pg_locks was read: each waiter's blockers from the lock rows' tags and
+ * holders. The waits are those of the snapshot's sessions; every object's holders count, whichever
+ * waiter's row carries them.
+ */
+function blockersFromLocks(locks: readonly LockRow[], sessions: ReadonlyMap<number, LockRow>): Map<number, number[]> {
   const waits: LockWait[] = [];
   const holds: LockHold[] = [];
-  for (const r of rows) {
-    if (!r.wl_tag || !r.wl_mode) continue;
-    waits.push({ pid: r.pid, tag: r.wl_tag, mode: r.wl_mode, queued: r.wl_queued ?? 0 });
-    holds.push(...parseHolds(r.wl_tag, r.wl_held ?? null));
+  for (const l of locks) {
+    holds.push(...parseHolds(l.tag, l.held));
+    if (l.mode && sessions.has(l.pid)) waits.push({ pid: l.pid, tag: l.tag, mode: l.mode, queued: l.queued ?? 0 });
   }
   return waits.length === 0 ? new Map() : queueBlockers(waits, holds);
 }
 
-function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], derive: boolean): ActivitySnapshot {
+function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], locks: readonly LockRow[], derive: boolean): ActivitySnapshot {
   const first = rows[0];
-  const fromLocks = blockersFromLocks(rows);
+  // The lock each of the snapshot's sessions waits for (one per process)
+  const waitOf = new Map<number, LockRow>();
+  if (locks.length > 0) {
+    const lockOf = new Map(locks.map((l) => [l.pid, l]));
+    for (const r of rows) {
+      const l = lockOf.get(r.pid);
+      if (l) waitOf.set(r.pid, l);
+    }
+  }
+  const fromLocks = blockersFromLocks(locks, waitOf);
   return {
     server_version_num: s.serverVersionNum,
     taken_at: first?.taken_at ?? new Date().toISOString(),
     database: first?.database ?? s.target.dbname,
     prepared,
-    rows: rows.map((r) => toSessionRow(r, derive, fromLocks)),
+    rows: rows.map((r) => toSessionRow(r, derive, waitOf.get(r.pid), fromLocks)),
   };
 }

@@ -16,19 +16,32 @@ export interface Read<T> {
   readonly statements: readonly string[];
   /** Turns this read's result sets, one per statement and in order, into its facts. */
   parse(results: readonly object[][]): T;
+  /**
+   * For a read whose first results say whether it needs more (the activity read: the lock table
+   * only when a wait needs it): the read that finishes it from them, in a second round trip, or
+   * null when `parse` finishes it alone. A statement the server would plan whatever the answer
+   * costs its planning and its joins every time; asked for only when needed, it costs a round
+   * trip only then. The reads sent together send their second reads together, in one round trip.
+   */
+  followUp?(results: readonly object[][]): Read<T> | null;
 }
 
-/** Sends the reads in one round trip and parses each from its own result sets. */
+/** Sends the reads in one round trip and parses each from its own result sets (and the follow-ups they ask for in a second). */
 export async function readTogether<T extends unknown[]>(s: Session, ...reads: { [K in keyof T]: Read<T[K]> }): Promise<T> {
   const all = reads.flatMap((r) => r.statements);
   const results = await s.multi<object>(all.join(';\n'));
   if (results.length !== all.length) throw new Error(`expected ${all.length} result sets, the server sent ${results.length}`);
   let at = 0;
-  return reads.map((r) => {
+  const own = reads.map((r) => {
     const mine = results.slice(at, at + r.statements.length);
     at += r.statements.length;
-    return r.parse(mine);
-  }) as T;
+    return mine;
+  });
+  const next = reads.map((r, i) => (r as Read<unknown>).followUp?.(own[i]!) ?? null);
+  const wanted = next.filter((r): r is Read<unknown> => r !== null);
+  const finished = wanted.length > 0 ? await readTogether<unknown[]>(s, ...wanted) : [];
+  let k = 0;
+  return reads.map((r, i) => (next[i] ? finished[k++] : r.parse(own[i]!))) as T;
 }
 
 /** One read in its own round trip. */
