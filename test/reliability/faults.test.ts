@@ -98,24 +98,25 @@ describe('dbdoctor runs into its own timeouts', () => {
   const server = useServer({ settings: { max_connections: 30 } });
 
   /**
-   * Two holds: pg_roles (every command's reads name it) and pg_locks (`locks` reads it, for the
-   * mode and relation each waiter waits on and, for a relation wait, who blocks whom; diagnose
-   * reads it for a relation wait too, and without it goes again with pg_blocking_pids(); so does
-   * terminate --blockers' plan read).
+   * Two holds: pg_roles (every command's reads name it) and pg_locks (`locks` reads it when a wait
+   * needs it, for the mode and relation each waiter waits on and who blocks whom: here the second
+   * waiter of a row lock, which waits for the tuple; diagnose reads it for such a wait too, and
+   * without it goes again with pg_blocking_pids(); so does terminate --blockers' plan read).
    */
   const holds = [
-    ...connecting.map((c) => ({ label: 'pg_roles held', name: c.name, args: c.args, hold: holdRolesView })),
+    ...connecting.map((c) => ({ label: 'pg_roles held', name: c.name, args: c.args, hold: holdRolesView, waiters: 1 })),
     ...landed([spec('locks')]).map((c) => ({
       label: 'pg_locks held',
       name: c.name,
       args: c.args,
       hold: (s: TestServer) => holdLock(s),
+      waiters: 2,
     })),
   ];
 
   test.each(holds.map((h) => [h.name, h.label, h] as const))('%s (%s): its lock_timeout (55P03): exit 3, one line naming lock_timeout', async (name, _label, h) => {
     const s = server();
-    const chain = await lockChain(s, { app: 'rel-chain' }, 1);
+    const chain = await lockChain(s, { app: 'rel-chain' }, h.waiters);
     const lock = await h.hold(s);
     try {
       const r = await runCli([name, ...h.args, '-d', s.url()]);
@@ -133,7 +134,8 @@ describe('dbdoctor runs into its own timeouts', () => {
     '%s with pg_locks locked: the blocking chain is still found (diagnose and terminate --blockers go again without it)',
     async (name, c) => {
       const s = server();
-      const chain = await lockChain(s, { app: 'rel-chain' }, 1);
+      // the second waiter waits for the tuple: a wait that needs the lock table
+      const chain = await lockChain(s, { app: 'rel-chain' }, 2);
       const lock = await holdLock(s);
       try {
         const r = await runCli([name, ...c.args, '-d', s.url(), '--json']);
@@ -154,6 +156,22 @@ describe('dbdoctor runs into its own timeouts', () => {
       expect(await dbdoctorSessionsLeft(s)).toBe(0);
     },
   );
+
+  test('locks with pg_locks locked and no wait that needs it (one row-lock waiter: a transactionid wait): the lock table is not read, the chain is found', async () => {
+    const s = server();
+    const chain = await lockChain(s, { app: 'rel-chain' }, 1);
+    const lock = await holdLock(s);
+    try {
+      const r = await runCli(['locks', '-d', s.url(), '--json']);
+      expect(r.exitCode).toBe(1);
+      const report = (JSON.parse(r.stdout) as { report: { roots: Array<{ pid: number; blocks_all: number[] }> } }).report;
+      expect(report.roots.map((x) => [x.pid, x.blocks_all])).toEqual([[chain.blocker, chain.direct]]);
+    } finally {
+      await lock.release();
+      await chain.release();
+    }
+    expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  });
 
   // pg_settings is a view over a function: locking it stalls only what reads it, which in diagnose
   // are the optional reads (settings, the pg_stat_statements probe), not the state or a login.
@@ -181,7 +199,7 @@ describe('dbdoctor runs into its own timeouts', () => {
 
   test.each(holds.map((h) => [h.name, h.label, h] as const))('%s (%s): its statement_timeout (57014) before its lock_timeout: exit 3, one line naming statement_timeout', async (name, _label, h) => {
     const s = server();
-    const chain = await lockChain(s, { app: 'rel-chain' }, 1);
+    const chain = await lockChain(s, { app: 'rel-chain' }, h.waiters);
     const lock = await h.hold(s);
     try {
       const r = await runCli([name, ...h.args, '-d', s.url(), '--statement-timeout', '200ms']);

@@ -66,16 +66,8 @@ export type LockDetail = 'none' | 'targeted' | 'full';
 interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
   blocked_by: string | null;
-  /** With the lock table apart: whether it is to be read (the guard), on every row. */
+  /** With lock detail: whether the lock table is to be read (the guard's), on every row. */
   lock_table?: boolean | null;
-  /** With the lock table in the statement: the lock the session waits for (LockRow's columns). */
-  wl_locktype?: string | null;
-  wl_mode?: string | null;
-  wl_relation?: string | null;
-  wl_wait_ms?: number | null;
-  wl_tag?: string | null;
-  wl_queued?: number | null;
-  wl_held?: string | null;
   taken_at: string;
   database: string;
 }
@@ -120,7 +112,7 @@ const ACTIVITY = `(SELECT s.pid, s.leader_pid, s.backend_type, s.datid, d.datnam
 
 // Without lock detail, pg_blocking_pids() is called in the select list, only for sessions waiting
 // on a Lock. With it, pg_stat_activity is read once into `sa` (every part of the statement shares
-// it), and who blocks whom comes from pg_locks when its guard holds (lockTableCtes), else from
+// it), and who blocks whom comes from pg_locks when its guard holds (lockTableSql), else from
 // pg_blocking_pids() (guardCtes). Which roots block through an advisory lock is told by
 // their waiters' wait_event (core/blocking.ts), not by folding every granted advisory lock, which
 // at incident scale (tens of thousands of advisory locks) was a good part of the statement's time.
@@ -139,19 +131,45 @@ const SA_CTE = `,
 export const LONG_QUEUE_PIDS = 100_000;
 const LOCK_QUEUE_SAMPLE = 32;
 
-/**
- * When pg_locks is read at all, as `lock_table` in the `guard` CTE: 'full' whenever someone waits;
- * 'targeted' when a waiter waits for a lock type whose relation or mode its wait_event does not fix
- * (DERIVABLE_LOCK_TYPES in core/activity.ts: transactionid, virtualxid, spectoken and advisory waits
- * need no pg_locks), or when pg_blocking_pids() would list more than LONG_QUEUE_PIDS pids.
- */
-function lockTableGuard(detail: 'targeted' | 'full'): string {
+/** Whether a waiter waits for a lock the lock table must tell: 'full', anyone waiting; 'targeted', a type of lock whose relation or mode its wait_event does not fix (DERIVABLE_LOCK_TYPES in core/activity.ts: transactionid, virtualxid, spectoken and advisory waits need no pg_locks). */
+function tableWait(detail: 'targeted' | 'full'): string {
   if (detail === 'full') return "EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock')";
-  return `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))
-          OR coalesce((SELECT max(w.n) * avg(cardinality(pg_blocking_pids(w.pid)))
+  return `EXISTS (SELECT 1 FROM sa WHERE wait_event_type = 'Lock' AND wait_event NOT IN (${DERIVABLE_LOCK_TYPES.map((t) => `'${t}'`).join(', ')}))`;
+}
+
+/** Whether pg_blocking_pids() would list more than LONG_QUEUE_PIDS pids (estimated from a sample). */
+const LONG_QUEUE = `coalesce((SELECT max(w.n) * avg(cardinality(pg_blocking_pids(w.pid)))
                          FROM (SELECT pid, row_number() OVER (ORDER BY pid) AS rn, count(*) OVER () AS n
                                  FROM sa WHERE wait_event_type = 'Lock') w
                         WHERE w.rn % greatest(1, w.n / ${LOCK_QUEUE_SAMPLE}) = 0), 0) > ${LONG_QUEUE_PIDS}`;
+
+/**
+ * Whether the role may read pg_locks: a hardened server revokes it (or EXECUTE on pg_lock_status(),
+ * which the view runs as its caller). Asked only when the lock table is wanted.
+ */
+const MAY_READ_LOCK_TABLE = "has_table_privilege('pg_catalog.pg_locks', 'SELECT') AND has_function_privilege('pg_catalog.pg_lock_status()', 'EXECUTE')";
+
+/**
+ * The guard and who blocks whom without the lock table. `guard` says whether the lock table is to
+ * be read (`lock_table`: a wait needs it, or a queue is long), in a second round trip
+ * (lockTableSql), and whether a queue is too long for pg_blocking_pids() (`from_lock_table`). `bp`
+ * is pg_blocking_pids() once per Lock waiter when the lock table is not read: its lists grow with
+ * the square of a queue, but it does not build the whole lock table (at incident scale, tens of
+ * thousands of advisory locks held and short queues, it is the cheaper read; README, "Benchmark").
+ * In the 'blocking' scope it is read unless a queue is long, lock table or not: which sessions the
+ * statement returns are those of its chains (who blocks whom then comes from the lock table's
+ * rows). With 'targeted' detail the guard asks whether the role may read pg_locks: on a server that
+ * revokes it, `bp` stands in, in one round trip; 'full' detail, asked for by name (`locks
+ * --detail`), is refused as asked.
+ */
+function guardCtes(detail: 'targeted' | 'full', scope: 'all' | 'blocking'): string {
+  const may = detail === 'targeted' ? MAY_READ_LOCK_TABLE : 'true';
+  return `,
+  guard AS MATERIALIZED (
+    SELECT g.lock_table, g.lock_table AND g.long_queue AS from_lock_table
+      FROM (SELECT CASE WHEN w.table_wait OR w.long_queue THEN ${may} ELSE false END AS lock_table, w.long_queue
+              FROM (SELECT ${tableWait(detail)} AS table_wait, ${LONG_QUEUE} AS long_queue) w) g),
+  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT (SELECT ${scope === 'blocking' ? 'from_lock_table' : 'lock_table'} FROM guard))`;
 }
 
 /** pg_locks' tag columns (locktype aside), each with a value that stands for NULL in a join. */
@@ -170,46 +188,27 @@ const TAG_COLUMNS: ReadonlyArray<readonly [string, string]> = [
 const TAG = (l: string) => `format('${['%s', ...TAG_COLUMNS.map(() => '%s')].join('|')}', ${[`${l}.locktype`, ...TAG_COLUMNS.map(([c]) => `${l}.${c}`)].join(', ')})`;
 
 /**
- * Whether the role may read pg_locks: a hardened server revokes it (or EXECUTE on pg_lock_status(),
- * which the view runs as its caller). Asked in the guard where the lock table comes apart (guardCtes).
+ * The lock table's side of who blocks whom, and the lock each process waits for, in a round trip
+ * of its own, sent only when the activity statement's guard asks for it (its `lock_table` column).
+ * Riding in that statement behind a one-time filter, it cost its parsing, its planning and its
+ * joins against every session even when the filter was false: 8 ms of a fresh backend's 53 for
+ * `diagnose`' statement, 6.7 of 48 for `locks`' (PostgreSQL 18, 1,500 sessions, 400 advisory
+ * waiters; README, "Benchmark"). `lk` keeps pg_locks' rows (predicate locks, which never block,
+ * left out), `waiting` the ungranted ones (a process waits for one lock at a time; DISTINCT ON keeps
+ * one row per pid all the same) with the locked object as one tag and the waiter's place in the
+ * object's queue, `holders` the granted modes of each waited object (a hash join on the tag columns,
+ * NULL standing for itself) and `held` the same as one text per object, on its first waiter's row
+ * (by pid); core/lock-queue.ts orders each queue and draws the edges, linearly in its length. Wait
+ * ages are taken on the activity statement's clock reading (`takenAt`, its `taken_at`), as every
+ * other age of the snapshot.
  */
-const MAY_READ_LOCK_TABLE = "has_table_privilege('pg_catalog.pg_locks', 'SELECT') AND has_function_privilege('pg_catalog.pg_lock_status()', 'EXECUTE')";
-
-/**
- * Who blocks whom without the lock table: the guard, and pg_blocking_pids() once per Lock waiter in
- * `bp` when the guard is false (its lists grow with the square of a queue, but it does not build
- * the whole lock table: at incident scale, tens of thousands of advisory locks held and short
- * queues, it is the cheaper read; README, "Benchmark"). When the guard is true, `bp` is empty and
- * who blocks whom comes from the lock table's rows (lockTableCtes). Where the lock table comes in a
- * second round trip, the guard asks whether the role may read it: on a server that revokes it,
- * 'targeted' detail keeps to pg_blocking_pids() in the first ('full' detail, asked for by name, is
- * refused as asked).
- */
-function guardCtes(detail: 'targeted' | 'full', apart: boolean): string {
-  const guard = apart && detail === 'targeted' ? `CASE WHEN ${lockTableGuard(detail)} THEN ${MAY_READ_LOCK_TABLE} ELSE false END` : lockTableGuard(detail);
-  return `,
-  guard AS MATERIALIZED (SELECT ${guard} AS lock_table),
-  bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT (SELECT lock_table FROM guard))`;
-}
-
-/**
- * The lock table's side of who blocks whom, and the lock each process waits for: `lk` keeps
- * pg_locks' rows (predicate locks, which never block, left out), `waiting` the ungranted ones (a
- * process waits for one lock at a time; DISTINCT ON keeps one row per pid all the same) with the
- * locked object as one tag and the waiter's place in the object's queue, `holders` the granted
- * modes of each waited object (a hash join on the tag columns, NULL standing for itself) and `held`
- * the same as one text per object, for its first waiter by pid; core/lock-queue.ts orders each
- * queue and draws the edges, linearly in its length. `gated`: in the activity statement, behind
- * its guard (a one-time filter: pg_lock_status() is not called when it is false), the first waiter
- * being one of the statement's sessions.
- */
-function lockTableCtes(gated: boolean): string {
-  return `
+function lockTableSql(takenAt: string): string {
+  return `WITH n AS (SELECT ${sqlLiteral(takenAt)}::timestamptz AS t),
   lk AS MATERIALIZED (
     SELECT l.pid, l.locktype, l.mode, l.granted, l.database, l.relation, l.page, l.tuple, l.virtualxid,
            l.transactionid, l.classid, l.objid, l.objsubid, l.waitstart
       FROM pg_locks l
-     WHERE ${gated ? '(SELECT lock_table FROM guard) AND ' : ''}l.mode <> 'SIReadLock'
+     WHERE l.mode <> 'SIReadLock'
   ),
   waiting AS MATERIALIZED (
     SELECT w.*, row_number() OVER (PARTITION BY w.tag ORDER BY w.waitstart NULLS LAST, w.pid) AS queued
@@ -224,60 +223,33 @@ function lockTableCtes(gated: boolean): string {
   ),
   holders AS MATERIALIZED (
     SELECT w.tag, w.pid AS head, coalesce(l.pid, 0) AS pid, l.mode
-      FROM (SELECT DISTINCT ON (w.tag) w.* FROM waiting w${gated ? ' JOIN sa ON sa.pid = w.pid' : ''} ORDER BY w.tag, w.pid) w
+      FROM (SELECT DISTINCT ON (w.tag) w.* FROM waiting w ORDER BY w.tag, w.pid) w
       JOIN lk l ON l.granted AND l.locktype = w.t_locktype${TAG_COLUMNS.map(
         ([c, none]) => `
            AND coalesce(l.${c}, ${none}) = coalesce(w.t_${c}, ${none})`,
       ).join('')}
   ),
-  held AS MATERIALIZED (SELECT tag, head, string_agg(pid || ':' || mode, ',') AS held FROM holders GROUP BY tag, head)`;
-}
-
-/**
- * The lock table alone, in a second round trip, when the activity statement's guard says it is
- * needed (its `lock_table` column). Riding in that statement behind its guard, it cost its parsing,
- * its planning and its joins against every session even when the guard was false: 8 ms of a fresh
- * backend's 50 on PostgreSQL 18 (1,500 sessions, 400 advisory waiters; README, "Benchmark").
- * Wait ages are taken on the activity statement's clock reading (its `taken_at`), as every other
- * age of the snapshot.
- */
-function lockTableSql(takenAt: string): string {
-  return `WITH n AS (SELECT ${sqlLiteral(takenAt)}::timestamptz AS t),${lockTableCtes(false)}
+  held AS MATERIALIZED (SELECT tag, head, string_agg(pid || ':' || mode, ',') AS held FROM holders GROUP BY tag, head)
 SELECT w.pid, w.locktype, w.mode, w.relation, ${ms('w.waitstart')} AS wait_ms, w.tag, w.queued::int AS queued, h.held
   FROM waiting w
  CROSS JOIN n
   LEFT JOIN held h ON h.tag = w.tag AND h.head = w.pid`;
 }
 
-// In the activity statement (the 'blocking' scope), the lock each session waits for, joined
-// whatever pg_stat_activity shows: a waiter running the deadlock check, or waiting for the lock
-// manager's own locks meanwhile, shows no Lock wait for that moment, and still waits.
-const DETAIL_COLUMNS = `,
-       w.locktype AS wl_locktype,
-       w.mode AS wl_mode,
-       w.relation AS wl_relation,
-       ${ms('w.waitstart')} AS wl_wait_ms,
-       w.tag AS wl_tag,
-       w.queued::int AS wl_queued,
-       h.held AS wl_held`;
-const DETAIL_JOIN = `
-  LEFT JOIN waiting w ON w.pid = a.pid
-  LEFT JOIN held h ON h.tag = w.tag AND h.head = a.pid`;
-
 // 'blocking' scope (with lock detail): the sessions of a blocking chain (waiters and the sessions
-// they wait for, read once in `chain`: every holder of a waited object), their parallel workers,
-// hidden rows (as isVisible() in core/activity.ts tells them) and dbdoctor's own session. Which
-// sessions those are depends on the lock table when it is read, so in this scope it is read in the
-// activity statement, behind the guard.
+// they wait for, read once in `chain` from `bp`), their parallel workers, hidden rows (as
+// isVisible() in core/activity.ts tells them) and dbdoctor's own session; every session when a
+// queue is too long for pg_blocking_pids() (who is in a chain is then told by the lock table's
+// rows, which come after).
 const CHAIN_CTE = `,
-  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp
-            UNION SELECT pid FROM waiting UNION SELECT pid FROM holders)`;
+  chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
 const BLOCKING_SCOPE = `
  WHERE a.pid IN (SELECT pid FROM chain)
     OR a.leader_pid IN (SELECT pid FROM chain)
     OR a.query = '<insufficient privilege>'
     OR (a.state IS NULL AND a.query IS NULL)
-    OR a.pid = pg_backend_pid()`;
+    OR a.pid = pg_backend_pid()
+    OR (SELECT from_lock_table FROM guard)`;
 
 /** What the activity statement is made of, as activityRead settles it from ActivityOptions. */
 interface ActivityShape {
@@ -294,19 +266,11 @@ function blockedByColumn(withBp: boolean, blockers: boolean): string {
   return blockers ? "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END" : 'NULL::int[]';
 }
 
-/** Whether the lock table, when the guard asks for it, comes in a round trip of its own: with every session, not with the 'blocking' scope (see CHAIN_CTE). */
-const lockTableApart = ({ detail, scope }: Pick<ActivityShape, 'detail' | 'scope'>) => detail !== 'none' && scope === 'all';
-
-function activitySql(shape: ActivityShape): string {
-  const { detail, scope, queryChars, lean, blockers } = shape;
+function activitySql({ detail, scope, queryChars, lean, blockers }: ActivityShape): string {
   const blocking = scope === 'blocking';
   const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
   const withBp = detail !== 'none'; // the blocking scope comes with lock detail (activityRead)
-  const apart = lockTableApart(shape);
-  const inStatement = withBp && !apart;
-  const ctes = withBp ? SA_CTE + guardCtes(detail as 'targeted' | 'full', apart) + (inStatement ? `,${lockTableCtes(true)}` : '') : '';
-  const extra = apart ? ',\n       (SELECT lock_table FROM guard) AS lock_table' : inStatement ? DETAIL_COLUMNS : '';
-  return `WITH n AS (SELECT clock_timestamp() AS t)${ctes}${blocking ? CHAIN_CTE : ''}
+  return `WITH n AS (SELECT clock_timestamp() AS t)${withBp ? SA_CTE + guardCtes(detail, scope) : ''}${blocking ? CHAIN_CTE : ''}
 SELECT a.pid,
        a.leader_pid,
        a.backend_type,
@@ -328,9 +292,9 @@ SELECT a.pid,
        array_to_string(${blockedByColumn(withBp, blockers)}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
-       current_database()::text AS database${extra}
+       current_database()::text AS database${withBp ? ',\n       (SELECT lock_table FROM guard) AS lock_table' : ''}
   FROM ${withBp ? 'sa' : ACTIVITY} a
- CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${inStatement ? DETAIL_JOIN : ''}${blocking ? BLOCKING_SCOPE : ''}
+ CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
 }
 
@@ -412,11 +376,10 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
   const activity = activitySql(shape);
   const finish = (rows: readonly object[], prepared: readonly object[], locks: readonly LockRow[]) =>
     snapshotOf(s, rows as Row[], prepared as PreparedXact[], locks, detail === 'targeted');
-  const apart = lockTableApart(shape);
   return {
     statements: withPrepared ? [activity, PREPARED_SQL] : [activity],
-    parse: ([rows = [], prepared = []]) => finish(rows, prepared, apart ? [] : locksInRows(rows as Row[])),
-    ...(!apart
+    parse: ([rows = [], prepared = []]) => finish(rows, prepared, []),
+    ...(detail === 'none'
       ? {}
       : {
           followUp: ([rows = [], prepared = []]) => {
@@ -462,16 +425,6 @@ export async function withLockDetail<T>(session: Session, read: (lockDetail: Loc
     if (err.cause_id === 'permission_denied') withoutLockTable.add(session);
     return value;
   }
-}
-
-/** The locks the sessions wait for, where the lock table was read in the activity statement. */
-function locksInRows(rows: readonly Row[]): LockRow[] {
-  const out: LockRow[] = [];
-  for (const r of rows) {
-    if (!r.wl_tag || !r.wl_locktype) continue;
-    out.push({ pid: r.pid, locktype: r.wl_locktype, mode: r.wl_mode ?? null, relation: r.wl_relation ?? null, wait_ms: r.wl_wait_ms ?? null, tag: r.wl_tag, queued: r.wl_queued ?? null, held: r.wl_held ?? null });
-  }
-  return out;
 }
 
 /**
