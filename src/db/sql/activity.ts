@@ -23,11 +23,11 @@ export interface ActivityOptions {
   withPrepared?: boolean;
   /**
    * Also read, from pg_locks, the lock each waiter waits for: mode, relation, wait start (implies
-   * withPrepared). pg_lock_status() builds every row of the lock table before any filter, under
-   * the lock manager's partition locks: at incident scale that was half of `diagnose`'s statement
-   * (README, "Benchmark"). Only `locks`, which shows them,
-   * asks for it; without it, who blocks whom still comes from pg_blocking_pids(), and the type of
-   * lock waited for from wait_event.
+   * withPrepared); see LockDetail. pg_lock_status() builds every row of the lock table before any
+   * filter, under the lock manager's partition locks: at incident scale that was half of
+   * `diagnose`'s statement (README, "Benchmark"), so it is read in a second round trip, only when
+   * a wait needs it. Without it, who blocks whom still comes from pg_blocking_pids(), and the type
+   * of lock waited for from wait_event.
    */
   lockDetail?: boolean | LockDetail;
   /** Cut query text to this many characters, server-side (default 2000). */
@@ -405,12 +405,11 @@ const withoutLockTable = new WeakSet<Session>();
  * Runs a read with 'targeted' lock detail where the session may read the lock table, else without
  * ('none': who blocks whom from pg_blocking_pids()). The activity statement does not name pg_locks,
  * and its guard asks whether the role may read it (MAY_READ_LOCK_TABLE), but the lock table's
- * statement may still be refused (pg_database revoked, which it reads for relation names) or fail:
- * either way the read goes again without it. When that fails as well, the lock table was not the
- * cause, and its error is the read's. After a refusal that reading without the lock table got
- * past, the session keeps to pg_blocking_pids() (a watch pays the extra round trip once, not at
- * every sample). A statement
- * timeout is not retried (the read would wait twice), nor is a lock timeout unless
+ * statement may still be refused (a privilege revoked between the two round trips) or fail: either
+ * way the read goes again without it. When that fails as well, the lock table was not the cause,
+ * and its error is the read's. After a refusal that reading without the lock table got past, the
+ * session keeps to pg_blocking_pids() (a watch pays the extra round trips once, not at every
+ * sample). A statement timeout is not retried (the read would wait twice), nor is a lock timeout unless
  * `afterLockTimeout` says so: a one-shot read (terminate's plan, as diagnose's state) may wait
  * twice for a lock on pg_locks to get past it, a watch's sample would wait at every sample.
  */
