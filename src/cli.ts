@@ -174,7 +174,7 @@ const MACHINE_FORMATS: ReadonlySet<string> = new Set(['json', 'nagios', 'prometh
  */
 function forMachinesOnly(argv: readonly string[]): boolean {
   const args = argv.slice(2);
-  if (args.includes('--help')) return false;
+  if (args.includes('--help') || args[0] === 'help') return false;
   return args.some((a, i) => a === '--json' || (a === '--format' && MACHINE_FORMATS.has(args[i + 1] ?? '')) || (a.startsWith('--format=') && MACHINE_FORMATS.has(a.slice('--format='.length))));
 }
 

@@ -2,7 +2,7 @@
  * One sample of `dbdoctor watch`, over the session the watch holds for its whole run: the server
  * facts and limits, the activity (one pg_stat_activity snapshot, who blocks whom and the prepared
  * transactions: what diagnose's state read is) and, on 14+, pg_stat_database's session counters,
- * in one round trip; timed. Settings and statements are not read again at each sample (they do not
+ * in one round trip (two when a wait needs the lock table); timed. Settings and statements are not read again at each sample (they do not
  * move in seconds). Read-only.
  *
  * Who blocks whom is read as diagnose reads it: from the lock table where a wait needs it or a
@@ -27,7 +27,7 @@ import { settingsRead } from './sql/settings.js';
 export interface SampleRead {
   facts: DiagnoseFacts;
   stats: SessionStats | null;
-  /** The round trip, ms. */
+  /** The read (its round trip, and the lock table's when a wait needs it), ms. */
   ms: number;
 }
 
@@ -51,7 +51,7 @@ function watchFacts(session: Session, { server, limits }: ServerProfileFacts, ac
 }
 
 export async function readSample(session: Session, now: () => number = nowMs): Promise<SampleRead> {
-  // The round trip that answered: a first one refused does not count towards the sample's time
+  // The read that answered: a first one refused does not count towards the sample's time
   // (nor towards the interval's back-off).
   let started = 0;
   const [profile, activity, stats] = await withLockDetail(session, (lockDetail) => {

@@ -125,6 +125,12 @@ describe('lock queues from the lock table', () => {
       expect(blockersOf(second.snap, advisory!)).toEqual([pidOf(holder!)]);
       // the lock table's wait ages are on the snapshot's clock: a wait begun before it was taken is not negative
       expect(second.snap.rows.find((r) => r.pid === pidOf(reader!))?.wait_lock?.wait_ms).toBeGreaterThanOrEqual(0);
+      // whatever DateStyle and TimeZone the session has (a zone abbreviation the server reads
+      // otherwise: before 18, IST is Israel's in the default set): the clock reading goes over as a number
+      const odd = await withSession({ ...target(s), options: '-c DateStyle=SQL,DMY -c TimeZone=Asia/Kolkata' }, {}, (session) => readActivity(session, { lockDetail: 'targeted', queryChars: 200 }));
+      const wait = odd.rows.find((r) => r.pid === pidOf(reader!))?.wait_lock?.wait_ms ?? -1;
+      expect(wait).toBeGreaterThanOrEqual(0);
+      expect(wait).toBeLessThan(120_000);
     });
   });
 

@@ -51,6 +51,36 @@ async function table(s: TestServer, rows = 2): Promise<string> {
 }
 
 describe('runLocks', () => {
+  test("a role that sees only its own sessions, the lock table read for another wait: its session holding a table is a root, though its waiter (another role's) is hidden", async () => {
+    const s = server();
+    const [t1, t2] = [await table(s), await table(s)];
+    await s.sql(`GRANT ALL ON ${t1}, ${t2} TO app_user`);
+    const own = () => s.client({ user: 'app_user', password: ROLE_PASSWORD, application_name: 'own' });
+    const [holder, holder2, waiter2] = [await own(), await own(), await own()];
+    try {
+      await holder.query(`BEGIN; LOCK TABLE ${t1} IN ACCESS EXCLUSIVE MODE`);
+      await holder2.query(`BEGIN; LOCK TABLE ${t2} IN ACCESS EXCLUSIVE MODE`);
+      await withClients(s, 1, 'hidden-waiter', async ([hidden]) => {
+        hidden!.query(`SELECT * FROM ${t1}`).catch(() => undefined);
+        // a visible relation wait: the lock table is read
+        waiter2.query(`SELECT * FROM ${t2}`).catch(() => undefined);
+        await waitForState(s, [pidOf(hidden!), pidOf(waiter2)], 'active', 'Lock');
+        const r = await locks(target(s, 'app_user'));
+        // the hidden waiter's wait comes from the lock table; its holder, in a transaction, comes
+        // with the statement's rows though pg_blocking_pids() puts it in no chain
+        const roots = r.roots.map((x) => ({ pid: x.pid, vanished: x.vanished, blocks: x.blocks_all }));
+        expect(roots.sort((a, b) => a.pid - b.pid)).toEqual(
+          [
+            { pid: pidOf(holder), vanished: false, blocks: [pidOf(hidden!)] },
+            { pid: pidOf(holder2), vanished: false, blocks: [pidOf(waiter2)] },
+          ].sort((a, b) => a.pid - b.pid),
+        );
+      });
+    } finally {
+      await Promise.all([holder, holder2, waiter2].map((c) => c.end().catch(() => undefined)));
+    }
+  });
+
   test('a prepared transaction holding a row lock: root pid 0, with COMMIT/ROLLBACK PREPARED and its gid', async () => {
     const s = server();
     const t = await table(s);

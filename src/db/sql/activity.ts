@@ -14,7 +14,6 @@
 import { type ActivitySnapshot, DERIVABLE_LOCK_TYPES, derivedWaitLock, type PreparedXact, type SessionRow } from '../../core/activity.js';
 import { type LockHold, type LockWait, queueBlockers } from '../../core/lock-queue.js';
 import { DbdoctorError } from '../../core/errors.js';
-import { sqlLiteral } from '../../core/printed.js';
 import type { Session } from '../session.js';
 import { type Read, readOne } from './read.js';
 
@@ -68,6 +67,8 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   blocked_by: string | null;
   /** With lock detail: whether the lock table is to be read (the guard's), on every row. */
   lock_table?: boolean | null;
+  /** With lock detail, on dbdoctor's own row: the clock reading as seconds since the epoch, for the lock table's wait ages. */
+  taken_epoch?: number | null;
   taken_at: string;
   database: string;
 }
@@ -158,7 +159,9 @@ const MAY_READ_LOCK_TABLE = "has_table_privilege('pg_catalog.pg_locks', 'SELECT'
  * thousands of advisory locks held and short queues, it is the cheaper read; README, "Benchmark").
  * In the 'blocking' scope it is read unless a queue is long, lock table or not: which sessions the
  * statement returns are those of its chains (who blocks whom then comes from the lock table's
- * rows). With 'targeted' detail the guard asks whether the role may read pg_locks: on a server that
+ * rows). A hidden waiter (another role's, without pg_read_all_stats) shows no wait, so is in no
+ * chain of `bp`: where some rows are hidden and the lock table is read, the sessions in a
+ * transaction come too (`with_transactions`), any of which may hold what a hidden session waits for. With 'targeted' detail the guard asks whether the role may read pg_locks: on a server that
  * revokes it, `bp` stands in, in one round trip; 'full' detail, asked for by name (`locks
  * --detail`), is refused as asked.
  */
@@ -166,9 +169,10 @@ function guardCtes(detail: 'targeted' | 'full', scope: 'all' | 'blocking'): stri
   const may = detail === 'targeted' ? MAY_READ_LOCK_TABLE : 'true';
   return `,
   guard AS MATERIALIZED (
-    SELECT g.lock_table, g.lock_table AND g.long_queue AS from_lock_table
-      FROM (SELECT CASE WHEN w.table_wait OR w.long_queue THEN ${may} ELSE false END AS lock_table, w.long_queue
-              FROM (SELECT ${tableWait(detail)} AS table_wait, ${LONG_QUEUE} AS long_queue) w) g),
+    SELECT g.lock_table, g.lock_table AND g.long_queue AS from_lock_table, g.lock_table AND g.partial AS with_transactions
+      FROM (SELECT CASE WHEN w.table_wait OR w.long_queue THEN ${may} ELSE false END AS lock_table, w.long_queue, w.partial
+              FROM (SELECT ${tableWait(detail)} AS table_wait, ${LONG_QUEUE} AS long_queue,
+                           EXISTS (SELECT 1 FROM sa WHERE query = '<insufficient privilege>') AS partial) w) g),
   bp AS MATERIALIZED (SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM sa WHERE wait_event_type = 'Lock' AND NOT (SELECT ${scope === 'blocking' ? 'from_lock_table' : 'lock_table'} FROM guard))`;
 }
 
@@ -199,11 +203,12 @@ const TAG = (l: string) => `format('${['%s', ...TAG_COLUMNS.map(() => '%s')].joi
  * object's queue, `holders` the granted modes of each waited object (a hash join on the tag columns,
  * NULL standing for itself) and `held` the same as one text per object, on its first waiter's row
  * (by pid); core/lock-queue.ts orders each queue and draws the edges, linearly in its length. Wait
- * ages are taken on the activity statement's clock reading (`takenAt`, its `taken_at`), as every
- * other age of the snapshot.
+ * ages are taken on the activity statement's clock reading (`takenEpoch`: as a number, which no
+ * DateStyle or TimeZone of the session reads differently), as every other age of the snapshot.
  */
-function lockTableSql(takenAt: string): string {
-  return `WITH n AS (SELECT ${sqlLiteral(takenAt)}::timestamptz AS t),
+function lockTableSql(takenEpoch: number): string {
+  if (!Number.isFinite(takenEpoch)) throw new Error(`the snapshot's clock reading must be a number, not ${takenEpoch}`);
+  return `WITH n AS (SELECT to_timestamp(${takenEpoch}) AS t),
   lk AS MATERIALIZED (
     SELECT l.pid, l.locktype, l.mode, l.granted, l.database, l.relation, l.page, l.tuple, l.virtualxid,
            l.transactionid, l.classid, l.objid, l.objsubid, l.waitstart
@@ -240,7 +245,7 @@ SELECT w.pid, w.locktype, w.mode, w.relation, ${ms('w.waitstart')} AS wait_ms, w
 // they wait for, read once in `chain` from `bp`), their parallel workers, hidden rows (as
 // isVisible() in core/activity.ts tells them) and dbdoctor's own session; every session when a
 // queue is too long for pg_blocking_pids() (who is in a chain is then told by the lock table's
-// rows, which come after).
+// rows, which come after); the sessions in a transaction where hidden ones may wait (guardCtes).
 const CHAIN_CTE = `,
   chain AS (SELECT pid FROM bp UNION SELECT unnest(blocked_by) FROM bp)`;
 const BLOCKING_SCOPE = `
@@ -249,7 +254,8 @@ const BLOCKING_SCOPE = `
     OR a.query = '<insufficient privilege>'
     OR (a.state IS NULL AND a.query IS NULL)
     OR a.pid = pg_backend_pid()
-    OR (SELECT from_lock_table FROM guard)`;
+    OR (SELECT from_lock_table FROM guard)
+    OR (a.xact_start IS NOT NULL AND (SELECT with_transactions FROM guard))`;
 
 /** What the activity statement is made of, as activityRead settles it from ActivityOptions. */
 interface ActivityShape {
@@ -292,7 +298,7 @@ SELECT a.pid,
        array_to_string(${blockedByColumn(withBp, blockers)}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
        n.t::text AS taken_at,
-       current_database()::text AS database${withBp ? ',\n       (SELECT lock_table FROM guard) AS lock_table' : ''}
+       current_database()::text AS database${withBp ? ",\n       (SELECT lock_table FROM guard) AS lock_table,\n       CASE WHEN a.pid = pg_backend_pid() THEN date_part('epoch', n.t) END AS taken_epoch" : ''}
   FROM ${withBp ? 'sa' : ACTIVITY} a
  CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
@@ -383,9 +389,10 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
       ? {}
       : {
           followUp: ([rows = [], prepared = []]) => {
-            const first = rows[0] as Row | undefined;
-            if (!first?.lock_table) return null;
-            return { statements: [lockTableSql(first.taken_at)], parse: ([locks = []]) => finish(rows, prepared, locks as LockRow[]) };
+            // every row says whether the lock table is wanted; dbdoctor's own (always there) says when it was taken
+            const own = (rows as Row[]).find((r) => r.is_self);
+            if (!own?.lock_table || own.taken_epoch == null) return null;
+            return { statements: [lockTableSql(own.taken_epoch)], parse: ([locks = []]) => finish(rows, prepared, locks as LockRow[]) };
           },
         }),
   };

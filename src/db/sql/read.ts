@@ -7,7 +7,8 @@
  * The catch: one failing statement fails the whole round trip. Reads whose failure the caller
  * would tolerate (an optional fact) go in their own round trip, or ride along with a way back:
  * `diagnose` (src/db/diagnose.ts) sends them with the state, and on a failure they could have
- * caused, reads the state again alone and the optional facts apart.
+ * caused, reads the state again alone and the optional facts apart. A read may ask for a second
+ * round trip from what the first returned (`followUp`): that one is a transaction of its own.
  */
 import type { Session } from '../session.js';
 

@@ -5,7 +5,9 @@
  * - readTerminateSnapshot: the activity snapshot and each session's exact fingerprint
  *   (backend_start, state_change, xact_start, query_start as text: JS dates lose microseconds),
  *   read in ONE round trip of SELECTs, one implicit transaction (src/db/sql/read.ts).
- *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant.
+ *   pg_stat_activity is snapshotted once per transaction, so both reads describe the same instant
+ *   (with --blockers, the lock table, when a wait needs it, comes in a second round trip: who
+ *   blocks whom then comes from it, a round trip later; each signal re-checks it anyway).
  *   Every statement reads it from the function under the view (BACKENDS in activity.ts): the
  *   columns used here are all the function's.
  * - signalSession: ONE autocommit statement per session (so one session's error cannot affect
