@@ -4,7 +4,8 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { type LockHold, type LockWait, queueBlockers } from '../../src/core/lock-queue.js';
-import { parseHolds } from '../../src/db/sql/activity.js';
+import type { Session } from '../../src/db/session.js';
+import { activityRead, parseHolds } from '../../src/db/sql/activity.js';
 
 const T = 'relation|5|16384|||||||';
 const wait = (pid: number, mode: string, queued: number, tag = T): LockWait => ({ pid, tag, mode, queued });
@@ -50,5 +51,53 @@ describe('queueBlockers', () => {
     const got = queueBlockers([wait(10, 'ExclusiveLock', 1, other), wait(11, 'RowShareLock', 1), wait(12, 'FutureLock', 2)], [...parseHolds(other, '3:ExclusiveLock'), ...parseHolds(T, '0:AccessExclusiveLock')]);
     expect(Object.fromEntries(got)).toEqual({ 10: [3], 11: [0], 12: [0, 11] });
     expect(parseHolds(T, null)).toEqual([]);
+  });
+});
+
+describe("the activity read's two round trips", () => {
+  // The parsing alone, with result sets as the server sends them (src/db/sql/activity.ts).
+  const session = { serverVersionNum: 180000, target: { dbname: 'postgres' } } as unknown as Session;
+  const row = (pid: number, extra: Record<string, unknown> = {}) => ({
+    pid,
+    leader_pid: null,
+    backend_type: 'client backend',
+    datname: 'postgres',
+    usename: 'app',
+    superuser: false,
+    application_name: 'app',
+    client_addr: '10.0.0.1',
+    backend_start: '2026-12-06 18:00:00.000001+00',
+    state: 'active',
+    wait_event_type: null,
+    wait_event: null,
+    xact_age_ms: 5000,
+    query_age_ms: 5000,
+    state_age_ms: 5000,
+    query: 'UPDATE t SET v = 1',
+    blocked_by: null,
+    is_self: false,
+    taken_at: '2026-12-06 18:00:10+00',
+    database: 'postgres',
+    lock_table: true,
+    taken_epoch: null,
+    ...extra,
+  });
+  const lock = (pid: number, wait_ms: number, held: string | null = null) => ({ pid, locktype: 'relation', mode: 'AccessShareLock', relation: 't', wait_ms, tag: T, queued: 1, held });
+
+  test('a wait begun after the snapshot was taken (a negative age in the lock table, read a round trip later) is not a wait of the snapshot', () => {
+    const read = activityRead(session, { lockDetail: 'targeted' });
+    const first = [[row(1, { is_self: true, taken_epoch: 1765044010 }), row(10), row(11, { wait_event_type: 'Lock', wait_event: 'relation' }), row(12)], []];
+    const second = read.followUp!(first);
+    expect(second?.statements[0]).toMatch(/to_timestamp\(1765044010\)/);
+    const snap = second!.parse([[lock(11, 800, '12:AccessExclusiveLock'), lock(10, -3)]]);
+    const byPid = new Map(snap.rows.map((r) => [r.pid, r]));
+    expect(byPid.get(11)).toMatchObject({ blocked_by: [12], wait_lock: { locktype: 'relation', mode: 'AccessShareLock', relation: 't', wait_ms: 800 } });
+    expect(byPid.get(10)).toMatchObject({ blocked_by: null, wait_lock: null });
+  });
+
+  test('no follow-up when the guard does not ask for the lock table, or without lock detail', () => {
+    const first = [[row(1, { is_self: true, taken_epoch: 1765044010, lock_table: false })], []];
+    expect(activityRead(session, { lockDetail: 'targeted' }).followUp!(first)).toBeNull();
+    expect(activityRead(session, {}).followUp).toBeUndefined();
   });
 });

@@ -450,13 +450,14 @@ function blockersFromLocks(locks: readonly LockRow[], sessions: ReadonlyMap<numb
 
 function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], locks: readonly LockRow[], derive: boolean): ActivitySnapshot {
   const first = rows[0];
-  // The lock each of the snapshot's sessions waits for (one per process)
+  // The lock each of the snapshot's sessions waits for (one per process). The lock table is read
+  // a round trip after the snapshot was taken: a wait begun since (a negative age) was not one then.
   const waitOf = new Map<number, LockRow>();
   if (locks.length > 0) {
     const lockOf = new Map(locks.map((l) => [l.pid, l]));
     for (const r of rows) {
       const l = lockOf.get(r.pid);
-      if (l) waitOf.set(r.pid, l);
+      if (l && !(l.wait_ms !== null && l.wait_ms < 0)) waitOf.set(r.pid, l);
     }
   }
   const fromLocks = blockersFromLocks(locks, waitOf);
