@@ -95,7 +95,9 @@ describe('redactStatement: a secret in any spelling never shows', () => {
     fc.assert(
       fc.property(statementArb, (e) => {
         const out = normalizeStatement(e.text);
-        const found = leaks(e, out, /[?\s]/);
+        // what the normalizer writes itself: '?' for a value, spaces, and '(...)' for a list of
+        // them (a secret spelt with '...' is not seen in that token)
+        const found = leaks(e, out, /[?\s]|^(?:\(\.\.|\.\.\.|\.\.\))$/);
         if (found.length) throw new Error(explain(e, out, found));
       }),
       { numRuns: Math.ceil(RUNS.numRuns / 3) },
