@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext } from './commands/context.js';
+import { MACHINE_FORMATS } from './commands/formats.js';
 import { redactSecrets } from './core/conninfo.js';
 import { editDistance } from './core/edit-distance.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
@@ -163,9 +164,6 @@ function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCod
   output.err(debug && err instanceof Error && err.stack ? redactSecrets(err.stack) : 'hint: this is a bug; run again with --debug for the stack trace and report it');
   return ExitCode.INTERNAL;
 }
-
-/** The `--format`s a machine reads (diagnose's FORMATS but text): nothing in them is aligned in columns. */
-const MACHINE_FORMATS: ReadonlySet<string> = new Set(['json', 'nagios', 'prometheus', 'openmetrics', 'icinga']);
 
 /**
  * A run for a machine (`--json`, or a machine's `--format`), not asking for help, prints nothing

@@ -22,6 +22,7 @@ import type { SessionOptions } from '../db/session.js';
 import { envelope, renderJson } from '../render/json.js';
 import { errorCode, FileProblem, type OpenedFile, openRegular, readCapped } from '../ui/files.js';
 import { DEFAULT_TREND_OPTIONS, trendsNode } from '../core/diagnose/trends.js';
+import { DIAGNOSE_FORMATS, type DiagnoseFormat } from './formats.js';
 import { addFromOption, readFromFile, refuseServerWithFrom } from './from.js';
 import { addConnectionOptions, type CommandContext, type ConnectionCliOptions, sessionOptions, targetFrom, withReadProgress } from './context.js';
 
@@ -115,10 +116,6 @@ export function loadConfigFile(explicit: string | undefined, env: NodeJS.Process
   return null;
 }
 
-// A format for machines goes into MACHINE_FORMATS (src/cli.ts) too: those runs skip the width tables.
-const FORMATS = ['text', 'json', 'nagios', 'prometheus', 'openmetrics', 'icinga'] as const;
-type Format = (typeof FORMATS)[number];
-
 interface DiagnoseCliOptions extends ConnectionCliOptions {
   verbose?: boolean;
   format?: string;
@@ -136,7 +133,7 @@ interface DiagnoseCliOptions extends ConnectionCliOptions {
 const camel = (key: string) => key.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 
 /** diagnose pointed at PgBouncer's admin console: the pooler's own decisions (runbooks/pgbouncer.md). */
-async function diagnosePgBouncer(ctx: CommandContext, target: Target, session: SessionOptions, format: Format): Promise<ExitCodeValue> {
+async function diagnosePgBouncer(ctx: CommandContext, target: Target, session: SessionOptions, format: DiagnoseFormat): Promise<ExitCodeValue> {
   const { runPgBouncer } = await import('./pools.js');
   const report = format === 'text' ? await withReadProgress(ctx, target, "PgBouncer's pools", () => runPgBouncer(target, session)) : await runPgBouncer(target, session);
   if (format === 'json') ctx.output.out(renderJson(envelope('pgbouncer', report, ctx.version)));
@@ -161,7 +158,7 @@ function pgbouncerInstances(value: string | undefined): number {
  * (one connection each), joined by server connection: which application's clients wait in which
  * pool, and which server sessions hold that pool's connections.
  */
-async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions, options: DiagnoseOptions, format: Format, instances: number): Promise<ExitCodeValue> {
+async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions, options: DiagnoseOptions, format: DiagnoseFormat, instances: number): Promise<ExitCodeValue> {
   const { consoleTarget } = await import('./pools.js');
   const { readConsole } = await import('../db/pgbouncer.js');
   const { consoleConninfo, joinPooler } = await import('../core/pgbouncer.js');
@@ -186,7 +183,7 @@ async function diagnoseWithPooler(ctx: CommandContext, opts: DiagnoseCliOptions,
 }
 
 /** A fleet (or one target) in a monitoring engine's format, or as the fleet table and document. */
-async function renderFleetAs(format: Format, fleet: FleetReport, ctx: CommandContext, ttlS: number): Promise<string> {
+async function renderFleetAs(format: DiagnoseFormat, fleet: FleetReport, ctx: CommandContext, ttlS: number): Promise<string> {
   if (format === 'json') return renderJson(envelope('fleet', fleet, ctx.version));
   if (format === 'prometheus' || format === 'openmetrics') {
     const { exposition } = await import('../render/exposition.js');
@@ -222,7 +219,7 @@ Examples:
   )
     .option('--verbose', 'text: every finding in full (evidence, cause, every next step), the info findings, the holders table and the path through the tree')
     .option('--json', 'one JSON document on stdout (same as --format json)')
-    .option('--format <format>', `output format: ${FORMATS.join(', ')} (nagios: one check_postgres-style status line; prometheus and openmetrics: an exposition; icinga: process-check-result bodies)`)
+    .option('--format <format>', `output format: ${DIAGNOSE_FORMATS.join(', ')} (nagios: one check_postgres-style status line; prometheus and openmetrics: an exposition; icinga: process-check-result bodies)`)
     .option('--config <file>', 'JSON file with thresholds (default ./dbdoctor.json, then $XDG_CONFIG_HOME/dbdoctor/config.json)')
     .option('--environment <name>', 'use the thresholds of this environment in the config file (DBDOCTOR_ENV)')
     .option('--targets <file>', 'diagnose every target in this file (one a line: a URL, a conninfo string or service=name; @name first to name it), side by side')
@@ -235,9 +232,9 @@ Examples:
     cmd.option(`${d.flag} <${d.kind === 'duration' ? 'duration' : d.kind === 'pct' ? 'percent' : 'n'}>`, `${d.help} (default ${formatDefault(d)})`);
   }
   cmd.action(async (opts: DiagnoseCliOptions) => {
-    const format = (opts.json ? 'json' : (opts.format ?? 'text').toLowerCase()) as Format;
+    const format = (opts.json ? 'json' : (opts.format ?? 'text').toLowerCase()) as DiagnoseFormat;
     if (format === 'json') ctx.json = true;
-    if (!FORMATS.includes(format)) throw new UsageError(`unknown --format ${JSON.stringify(opts.format)}`, `use one of: ${FORMATS.join(', ')}`);
+    if (!DIAGNOSE_FORMATS.includes(format)) throw new UsageError(`unknown --format ${JSON.stringify(opts.format)}`, `use one of: ${DIAGNOSE_FORMATS.join(', ')}`);
     if (opts.json && opts.format && opts.format.toLowerCase() !== 'json') throw new UsageError('--json and --format disagree', 'give one of them');
     const flags: Partial<Record<ThresholdKey, string>> = {};
     for (const d of THRESHOLD_DEFS) {
