@@ -25,7 +25,8 @@ import { BUNDLE_OPTIONS, EXTERNAL } from './bundle-options.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = `${ROOT}dist/app`;
 // What only a pager or a question on a terminal needs, each in a bundle of its own beside cli.cjs,
-// which imports it (dynamically, and only from there) by its file name: Node reads and compiles
+// which loads it (from a dynamic import in the source, a require() in the bundle: see supported
+// below) by its file name, only when it is needed: Node reads and compiles
 // the whole of a file it loads, fresh memory included, and these were 28% of cli.cjs' bytes (every
 // command paid ~15 ms for them on Node 20, `npm run bench`'s host figures say why). One bundle per
 // entry, so what entries share (@inquirer/core) is not loaded twice. The build fails when any of
@@ -35,7 +36,7 @@ const LAZY = [
   { importer: 'src/ui/pager.ts', specifier: 'execa', entry: 'execa', out: 'execa.cjs' },
   { importer: 'src/ui/prompts.ts', specifier: './inquirer.js', entry: 'src/ui/inquirer.ts', out: 'inquirer.cjs' },
 ];
-// Their import() in cli.cjs names the bundle's file; anything else of theirs that reaches cli.cjs
+// Their import() in the source names the bundle's file in cli.cjs; anything else of theirs that reaches cli.cjs
 // is caught by the check of its inputs after the build.
 const lazyImports = {
   name: 'lazy-bundles',
@@ -55,11 +56,17 @@ const cli = await build({
   outfile: `${OUT}/cli.cjs`,
   external: EXTERNAL,
   plugins: [lazyImports],
+  // import() becomes require() (of the lazy bundles, of node:tls): bin loads cli.cjs through
+  // vm.Script with V8's code cache (src/ui/compile-cache.ts), and there Node 20 loses import()'s
+  // loader once the code comes from the cache (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING), while
+  // Node 22+ warns that the option that gives it one is experimental.
+  supported: { 'dynamic-import': false },
   // import.meta.url in CommonJS: the bundle's own file URL (src/package-files.ts finds package.json from it).
   define: { 'import.meta.url': '__dbdoctorBundleUrl' },
   banner: { js: "const __dbdoctorBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 const inCli = Object.keys(cli.metafile.outputs['dist/app/cli.cjs'].inputs).filter((input) => /node_modules\/(execa|@inquirer)\//.test(input) || LAZY.some((l) => input === l.entry));
+if (/[^\w$.]import\(/.test(readFileSync(`${OUT}/cli.cjs`, 'utf8'))) throw new Error('dist/app/cli.cjs holds an import(): it must require() (see supported above)');
 if (inCli.length > 0) throw new Error(`dist/app/cli.cjs holds what only its own bundles should (scripts/bundle.js LAZY): ${inCli.slice(0, 5).join(', ')}`);
 const lazy = await Promise.all(LAZY.map((l) => build({ ...common, entryPoints: [l.entry], outfile: `${OUT}/${l.out}`, external: EXTERNAL })));
 // Small and on its own: bin/ loads it only where Node has a compile cache, before the bundle.

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext } from './commands/context.js';
-import { MACHINE_FORMATS } from './commands/formats.js';
+import { forMachinesOnly } from './commands/formats.js';
 import { redactSecrets } from './core/conninfo.js';
 import { editDistance } from './core/edit-distance.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
@@ -166,17 +166,6 @@ function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCod
 }
 
 /**
- * A run for a machine (`--json`, or a machine's `--format`), not asking for help, prints nothing
- * that is measured in columns: it skips loading the display-width tables (src/render/width.ts),
- * 25-35 ms of its start-up on the bench's host. `-h` is the host, as in psql, not help.
- */
-function forMachinesOnly(argv: readonly string[]): boolean {
-  const args = argv.slice(2);
-  if (args.includes('--help') || args[0] === 'help') return false;
-  return args.some((a, i) => a === '--json' || (a === '--format' && MACHINE_FORMATS.has(args[i + 1] ?? '')) || (a.startsWith('--format=') && MACHINE_FORMATS.has(a.slice('--format='.length))));
-}
-
-/**
  * Parses argv and runs the command against this output and environment; returns the exit code
  * without touching the process's (the tests run the bad-input table through here, in-process).
  */
@@ -193,7 +182,8 @@ export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv
   const debug = argv.includes('--debug');
   let code: ExitCodeValue;
   try {
-    if (!forMachinesOnly(argv)) await loadWidths();
+    // A machine's run skips the display-width tables: 25-35 ms of start-up on the bench's host.
+    if (!forMachinesOnly(argv.slice(2))) await loadWidths();
     if (argv.length <= 2 && !(output.stdinIsTTY && output.stdoutIsTTY && output.stderrIsTTY)) {
       // No subcommand: the guided walk needs a terminal; without one, help and the usage code.
       (await buildProgram(ctx, argv)).outputHelp({ error: true });

@@ -7,3 +7,14 @@ export type DiagnoseFormat = (typeof DIAGNOSE_FORMATS)[number];
 
 /** The formats a machine reads: nothing in them is aligned in columns. */
 export const MACHINE_FORMATS: ReadonlySet<string> = new Set(DIAGNOSE_FORMATS.filter((f) => f !== 'text'));
+
+/**
+ * A run for a machine (`--json`, or a machine's `--format`), not asking for help: it prints nothing
+ * measured in columns (src/cli.ts skips the display-width tables for it, and bin's code cache keeps
+ * its code apart from the same command's for people). `args` is argv without node and the script;
+ * `-h` is the host, as in psql, not help.
+ */
+export function forMachinesOnly(args: readonly string[]): boolean {
+  if (args.includes('--help') || args[0] === 'help') return false;
+  return args.some((a, i) => a === '--json' || (a === '--format' && MACHINE_FORMATS.has(args[i + 1] ?? '')) || (a.startsWith('--format=') && MACHINE_FORMATS.has(a.slice('--format='.length))));
+}
