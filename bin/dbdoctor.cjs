@@ -4,8 +4,9 @@
 // - `dbdoctor --version` alone is answered here, from package.json, without loading the CLI;
 // - otherwise the bundle is loaded through dist/app/compile-cache.cjs (src/ui/compile-cache.ts),
 //   with V8's code from an earlier run of the same command, kept in a directory of the user's own,
-//   so later runs skip most of the bundle's parsing and compiling; after the command ran, what it
-//   compiled is kept when there was no cache yet. Nothing is ever written into the installed package.
+//   so later runs skip most of the bundle's parsing and compiling; after the command ran, what V8
+//   compiled is kept when there was no cache yet, V8 refused it, or it is 10 minutes old. Nothing is
+//   ever written into the installed package.
 'use strict';
 
 const args = process.argv.slice(2);

@@ -69,7 +69,7 @@ const inCli = Object.keys(cli.metafile.outputs['dist/app/cli.cjs'].inputs).filte
 if (/[^\w$.]import\(/.test(readFileSync(`${OUT}/cli.cjs`, 'utf8'))) throw new Error('dist/app/cli.cjs holds an import(): it must require() (see supported above)');
 if (inCli.length > 0) throw new Error(`dist/app/cli.cjs holds what only its own bundles should (scripts/bundle.js LAZY): ${inCli.slice(0, 5).join(', ')}`);
 const lazy = await Promise.all(LAZY.map((l) => build({ ...common, entryPoints: [l.entry], outfile: `${OUT}/${l.out}`, external: EXTERNAL })));
-// Small and on its own: bin/ loads it only where Node has a compile cache, before the bundle.
+// Small and on its own: bin/ loads it first, and it loads cli.cjs with V8's code cache.
 const cache = await build({ ...common, entryPoints: ['src/ui/compile-cache.ts'], outfile: `${OUT}/compile-cache.cjs` });
 const builds = [cli, ...lazy, cache];
 const result = { metafile: { inputs: Object.assign({}, ...builds.map((b) => b.metafile.inputs)), outputs: Object.assign({}, ...builds.map((b) => b.metafile.outputs)) } };

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext } from './commands/context.js';
-import { forMachinesOnly } from './commands/formats.js';
+import { COMMAND_NAMES, type CommandName, forMachinesOnly } from './commands/formats.js';
 import { redactSecrets } from './core/conninfo.js';
 import { editDistance } from './core/edit-distance.js';
 import { DbdoctorError, InterruptedError } from './core/errors.js';
@@ -39,30 +39,33 @@ Examples:
 type ProgramFactory = (ctx: CommandContext) => Command;
 type Register = (program: Command, ctx: CommandContext, factory: ProgramFactory) => void;
 
-/** Every command, in help order, with the module that declares it; loaded on demand. */
-const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Register>]> = [
-  ['check', async () => (await import('./commands/check.js')).checkCommand],
-  ['connections', async () => (await import('./commands/connections.js')).connectionsCommand],
-  ['locks', async () => (await import('./commands/locks.js')).locksCommand],
-  ['queries', async () => (await import('./commands/queries.js')).queriesCommand],
-  ['pools', async () => (await import('./commands/pools.js')).poolsCommand],
-  ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
-  ['terminate', async () => (await import('./commands/terminate.js')).terminateCommand],
-  ['diagnose', async () => (await import('./commands/diagnose.js')).diagnoseCommand],
-  ['watch', async () => (await import('./commands/watch.js')).watchCommand],
-  ['snapshot', async () => (await import('./commands/snapshot.js')).snapshotCommand],
-  ['runbook', async () => (await import('./commands/runbook.js')).runbookCommand],
-  ['guide', async () => (await import('./commands/guide.js')).guideCommand],
-  ['demo', async () => (await import('./commands/demo.js')).demoCommand],
-];
+/** The module that declares each command; loaded on demand. */
+const LOADERS: Readonly<Record<CommandName, () => Promise<Register>>> = {
+  check: async () => (await import('./commands/check.js')).checkCommand,
+  connections: async () => (await import('./commands/connections.js')).connectionsCommand,
+  locks: async () => (await import('./commands/locks.js')).locksCommand,
+  queries: async () => (await import('./commands/queries.js')).queriesCommand,
+  pools: async () => (await import('./commands/pools.js')).poolsCommand,
+  exporter: async () => (await import('./commands/exporter.js')).exporterCommand,
+  terminate: async () => (await import('./commands/terminate.js')).terminateCommand,
+  diagnose: async () => (await import('./commands/diagnose.js')).diagnoseCommand,
+  watch: async () => (await import('./commands/watch.js')).watchCommand,
+  snapshot: async () => (await import('./commands/snapshot.js')).snapshotCommand,
+  runbook: async () => (await import('./commands/runbook.js')).runbookCommand,
+  guide: async () => (await import('./commands/guide.js')).guideCommand,
+  demo: async () => (await import('./commands/demo.js')).demoCommand,
+};
+
+/** Every command, in help order (COMMAND_NAMES), with its loader. */
+const COMMANDS: ReadonlyArray<readonly [CommandName, () => Promise<Register>]> = COMMAND_NAMES.map((name) => [name, LOADERS[name]] as const);
 
 /** Commands that run other commands in-process, and so need the whole tree (watch: its `t` hands over to terminate). */
 const NEEDS_ALL = new Set(['guide', 'demo', 'watch']);
 
 /** The subcommand named in argv (root options take no values), if it is one of ours. */
-function requestedCommand(argv: string[]): string | undefined {
+function requestedCommand(argv: string[]): CommandName | undefined {
   const first = argv.slice(2).find((a) => !a.startsWith('-'));
-  return COMMANDS.some(([name]) => name === first) ? first : undefined;
+  return COMMANDS.find(([name]) => name === first)?.[0];
 }
 
 function assemble(ctx: CommandContext, registers: Register[]): Command {

@@ -1,7 +1,14 @@
 /**
- * diagnose's output formats, in one place for the command (its --format) and for the CLI's
- * start-up (src/cli.ts), which skips the display-width tables for the formats a machine reads.
+ * What the start-up needs to know of the command line before the CLI loads: the commands' names
+ * (src/cli.ts loads only the one named; bin's code cache keeps a file for each), and diagnose's
+ * output formats, in one place for the command (its --format) and for the CLI's start-up, which
+ * skips the display-width tables for the formats a machine reads.
  */
+
+/** Every command, in help order (src/cli.ts has a loader for each). */
+export const COMMAND_NAMES = ['check', 'connections', 'locks', 'queries', 'pools', 'exporter', 'terminate', 'diagnose', 'watch', 'snapshot', 'runbook', 'guide', 'demo'] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
 export const DIAGNOSE_FORMATS = ['text', 'json', 'nagios', 'prometheus', 'openmetrics', 'icinga'] as const;
 export type DiagnoseFormat = (typeof DIAGNOSE_FORMATS)[number];
 

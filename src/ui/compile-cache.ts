@@ -7,11 +7,13 @@
  * calls ~340 of them, ~14 ms of compiling (Node's own compile cache, 22.1+, keeps only what was
  * compiled with the file itself, and Node 20 has none). One file per command and audience
  * (`diagnose` for people, `diagnose` for a machine: cacheKey()), so each run reads back only the
- * code of its kind. A file's name holds the bundle's path (a hash), Node's version and architecture
- * (V8 refuses a cache from another V8 or other flags all the same, and CI alternates Node majors on
- * one machine), and the bundle's inode, size and times: when a new file is written, those of an
- * earlier bundle at the same path (another build, an upgrade) are removed, and any file not
- * written for 30 days (a copy since removed).
+ * code of its kind; a word that names no command is 'other'. A file's name holds the bundle's path
+ * (a hash), Node's version, architecture and V8 options (V8 refuses a cache from another V8 or other
+ * flags all the same, and CI alternates Node majors on one machine), and the bundle's inode, size
+ * and times: when a file is written, dbdoctor's files of an earlier bundle at the same path (another
+ * build, an upgrade in place) are removed, and any of its files not written for 30 days (a copy
+ * since removed, a Node no longer used). The directory of Node's own compile cache that earlier
+ * versions used (`compile/` beside `code/`) is left as it is.
  *
  * The cache lives in a directory of the user's own, never in the installed package (which may be
  * read-only, global, or shared by every user of the machine): `$XDG_CACHE_HOME/dbdoctor` (an
@@ -25,18 +27,22 @@
  *   there), and no one else may read, write or enter it (mode 0700): dbdoctor creates it so (and any
  *   missing parents, one at a time, 0700) and never chmods one it finds;
  * - a cache file is read only when it is a regular file of the user's with one name (no link is
- *   followed), and written whole (0600, fsync'd) under a name of its own, then renamed into place;
+ *   followed; anything else at the name is replaced by the next write, never followed or changed),
+ *   and whole (its header gives the length of V8's data);
+ * - it is written into a new file of its own (O_EXCL, O_NOFOLLOW, 0600), fsync'd, and renamed over
+ *   the name: a file torn by a crash is never in place;
+ * - only files named as dbdoctor names its own are ever removed from the directory;
  * - otherwise there is no cache, and the command runs exactly as without one (so it does with
  *   NODE_DISABLE_COMPILE_CACHE set, and on Windows, which has no uids to check).
- * V8 checks a cache's version, flags and source length, not its bytes: a file torn by a crash is
- * never in place (rename), and one changed on purpose needs the user's own rights.
+ * V8 checks a cache's version, flags and source length, not its bytes (a release build keeps no
+ * checksum): one changed on purpose needs the user's own rights, which can change what runs anyway.
  */
-import { type BigIntStats, closeSync, fsyncSync, mkdirSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { type BigIntStats, closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, type Stats, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import * as vm from 'node:vm';
-import { forMachinesOnly } from '../commands/formats.js';
+import { COMMAND_NAMES, forMachinesOnly } from '../commands/formats.js';
 import { effectiveUid, errorCode, lstatOrNull, openRegular } from './files.js';
 
 const ROOT_UID = 0;
@@ -93,89 +99,137 @@ export function cacheDirectory(env: NodeJS.ProcessEnv = process.env, tmp = tmpdi
   if (uid === undefined) return undefined;
   for (const dir of compileCacheCandidates(env, uid, env.HOME || homedir(), tmp)) {
     const code = join(dir, 'code');
-    if (preparePrivateDir(code, uid)) return code;
+    try {
+      if (preparePrivateDir(code, uid)) return code;
+    } catch {
+      // a path dbdoctor may not look into (EACCES): the next candidate
+    }
   }
   return undefined;
 }
 
 /**
  * What a run's code is kept under: its command (the first word that is not an option: the root's
- * options take no values) and whether it is for a machine, whose runs print through other code.
+ * options take no values; a word that names no command is 'other') and whether it is for a
+ * machine, whose runs print through other code.
  */
 export function cacheKey(args: readonly string[]): string {
   const first = args.find((a) => !a.startsWith('-'));
-  const command = first === undefined ? 'none' : /^[a-z]{1,20}$/.test(first) ? first : 'other';
+  const command = first === undefined ? 'none' : (COMMAND_NAMES as readonly string[]).includes(first) ? first : 'other';
   return forMachinesOnly(args) ? `${command}-machine` : command;
 }
 
-/** FNV-1a of a text, 8 hex digits: names a bundle's path in its cache files' names. */
+/** FNV-1a of a text, 8 hex digits: names a path, or V8's options, in a cache file's name. */
 function fnv1a(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h.toString(16).padStart(8, '0');
 }
 
-/** What every cache file of this bundle's path under this Node begins with. */
-function prefix(file: string): string {
-  return `${basename(file)}-${fnv1a(file)}-${process.version}-${process.arch}-`;
+/**
+ * What every cache file of this bundle's path under this Node begins with: the path, Node's version
+ * and architecture, and the options V8 runs with (execArgv, NODE_OPTIONS: V8 refuses a cache made
+ * under other flags, and runs under two sets would otherwise keep replacing each other's file).
+ */
+function prefix(file: string, env: NodeJS.ProcessEnv): string {
+  return `${basename(file)}-${fnv1a(file)}-${process.version}-${process.arch}-${fnv1a(`${process.execArgv.join(' ')}\n${env.NODE_OPTIONS ?? ''}`)}-`;
 }
 
 /** The bundle as it is on disk now (another build or an upgrade in place: another stamp). */
-function stamp(file: string, st: BigIntStats): string {
-  return `${prefix(file)}${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
+function stamp(own: string, st: BigIntStats): string {
+  return `${own}${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
 }
 
+/** dbdoctor's cache files, and those being written: nothing else in the directory is ever removed. */
+const OWN_FILE = /^[\w.-]+-[0-9a-f]{8}-v\d+\.\d+\.\d+-\w+-[0-9a-f]{8}-\d+-\d+-\d+-\d+-\d+-[a-z]+(-machine)?\.v8(\.\d+\.[0-9a-z]+\.part)?$/;
+/** A cache file begins with this, then the length of V8's data (uint32, big-endian), then the data. */
+const MAGIC = Buffer.from('dbdoctor-code-1\n', 'latin1');
+const HEADER_BYTES = MAGIC.length + 4;
 const MAX_CACHE_BYTES = 64 * 1024 * 1024;
-/** A cache this old is written again after a run: what that run compiled is added to it. */
+/**
+ * A cache this old is written again after a run, with what V8 holds then: the functions that run
+ * compiled, besides those it read from the cache (in a long run, `watch`, V8 may have dropped the
+ * code of functions it had not run for a while, so a file can also get smaller).
+ */
 const REFRESH_MS = 10 * 60_000;
-/** A cache file not written for this long is removed when another is written (an uninstalled copy's). */
+/** A cache file not written for this long is removed when another is written (a removed copy's, an old Node's). */
 const FORGET_MS = 30 * 24 * 3_600_000;
 
-/** A cache file's bytes and age, or undefined when there is none (or none dbdoctor may use). */
+/**
+ * V8's data in a cache file, and its age; undefined when there is none, or none to use: not a
+ * regular file of the user's with one name (never followed or read; the next write replaces the
+ * name), or not whole (its header's length).
+ */
 function readCache(path: string, uid: number): { data: Buffer; ageMs: number } | undefined {
-  const f = openRegular(path, { owner: uid, oneLink: true });
+  let f: ReturnType<typeof openRegular>;
+  try {
+    f = openRegular(path, { owner: uid, oneLink: true });
+  } catch {
+    return undefined;
+  }
   if (!f) return undefined;
   try {
-    const size = Number(f.stats.size);
-    if (size === 0 || size > MAX_CACHE_BYTES) return undefined;
-    const data = Buffer.allocUnsafe(size);
+    const size = f.stats.size;
+    if (size <= HEADER_BYTES || size > MAX_CACHE_BYTES) return undefined;
+    const buf = Buffer.allocUnsafe(size);
     let total = 0;
     while (total < size) {
-      const n = readSync(f.fd, data, total, size - total, null);
+      const n = readSync(f.fd, buf, total, size - total, null);
       if (n === 0) return undefined;
       total += n;
     }
-    return { data, ageMs: Date.now() - f.stats.mtimeMs };
+    if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf.readUInt32BE(MAGIC.length) !== size - HEADER_BYTES) return undefined;
+    return { data: buf.subarray(HEADER_BYTES), ageMs: Date.now() - f.stats.mtimeMs };
   } finally {
     closeSync(f.fd);
   }
 }
 
+function writeAll(fd: number, buf: Buffer): void {
+  for (let done = 0; done < buf.length; ) {
+    const n = writeSync(fd, buf, done, buf.length - done);
+    if (n <= 0) throw new Error('short write');
+    done += n;
+  }
+}
+
 /**
- * Writes the cache under a name of its own, fsyncs it, renames it into place, and removes the
- * files of an earlier bundle at the same path, and any not written for FORGET_MS.
+ * Writes the cache into a new file of its own (O_EXCL, 0600, never through a link), fsyncs it,
+ * renames it over the name (whatever was there: a link or a FIFO is replaced, not followed), then
+ * removes dbdoctor's files of an earlier bundle at this path, parts left by a run that was killed,
+ * and any of its files not written for FORGET_MS.
  */
-function writeCache(path: string, data: Buffer, ownPrefix: string, current: string): void {
-  const part = `${path}.${process.pid}.part`;
-  const f = openRegular(part, { append: true, createMode: 0o600 });
-  if (!f) return;
+function writeCache(dir: string, name: string, data: Buffer, own: string, current: string): void {
+  const path = join(dir, name);
+  const part = `${path}.${process.pid}.${Date.now().toString(36)}.part`;
+  let fd: number;
+  try {
+    fd = openSync(part, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch {
+    return;
+  }
   try {
     try {
-      if (writeSync(f.fd, data, 0, data.length) !== data.length) throw new Error('short write');
-      fsyncSync(f.fd);
+      const header = Buffer.alloc(HEADER_BYTES);
+      MAGIC.copy(header);
+      header.writeUInt32BE(data.length, MAGIC.length);
+      writeAll(fd, header);
+      writeAll(fd, data);
+      fsyncSync(fd);
     } finally {
-      closeSync(f.fd);
+      closeSync(fd);
     }
     renameSync(part, path);
   } catch {
     unlinkQuietly(part);
     return;
   }
-  const dir = dirname(path);
   const now = Date.now();
-  for (const name of readdirSync(dir)) {
-    const other = join(dir, name);
-    if ((name.startsWith(ownPrefix) && !name.startsWith(current)) || now - (lstatOrNull(other)?.mtimeMs ?? now) > FORGET_MS) unlinkQuietly(other);
+  for (const entry of readdirSync(dir)) {
+    if (!OWN_FILE.test(entry) || entry === name) continue;
+    const age = now - (lstatOrNull(join(dir, entry))?.mtimeMs ?? now);
+    const earlier = entry.startsWith(own) && !entry.startsWith(`${current}-`);
+    if (earlier || age > FORGET_MS || (entry.endsWith('.part') && age > REFRESH_MS)) unlinkQuietly(join(dir, entry));
   }
 }
 
@@ -191,7 +245,11 @@ export interface LoadedBundle<T> {
   exports: T;
   /** What became of the cache: none usable (off), none yet (none), compiled with (used), refused by V8 (refused). */
   cache: 'off' | 'none' | 'used' | 'refused';
-  /** After the command ran: keeps what V8 compiled for it, when there was no cache yet, V8 refused it, or it is old. */
+  /**
+   * After the command ran: keeps what V8 holds of the bundle's code, when there was no cache yet,
+   * V8 refused it, or it is REFRESH_MS old. Synchronous (V8's serializing, a write and an fsync: a
+   * few ms, on those runs only), and it never throws.
+   */
   save(): void;
 }
 
@@ -203,38 +261,52 @@ export interface LoadedBundle<T> {
  */
 export function loadBundle<T>(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, tmp = tmpdir()): LoadedBundle<T> {
   const req = createRequire(file);
+  const plain = (): LoadedBundle<T> => ({ exports: req(file) as T, cache: 'off', save: () => {} });
   let dir: string | undefined;
-  let path: string | undefined;
-  let cached: { data: Buffer; ageMs: number } | undefined;
-  let st: BigIntStats | undefined;
+  let dirStat: Stats | null = null;
   try {
     dir = cacheDirectory(env, tmp);
-    if (dir) {
-      st = statSync(file, { bigint: true });
-      path = join(dir, `${stamp(file, st)}-${cacheKey(args)}.v8`);
-      cached = readCache(path, effectiveUid()!);
-    }
+    if (dir) dirStat = lstatOrNull(dir);
   } catch {
     dir = undefined;
   }
-  if (!dir || !path || !st) return { exports: req(file) as T, cache: 'off', save: () => {} };
-  const source = readFileSync(file, 'utf8');
+  if (!dir || !dirStat) return plain();
+  // The stamp and the source from one open file: a bundle replaced meanwhile cannot pair one
+  // file's cache with another's text (V8 compares only the text's length).
+  let source: string;
+  let st: BigIntStats;
+  try {
+    const fd = openSync(file, constants.O_RDONLY);
+    try {
+      st = fstatSync(fd, { bigint: true });
+      source = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return plain();
+  }
+  const own = prefix(file, env);
+  const current = stamp(own, st);
+  const name = `${current}-${cacheKey(args)}.v8`;
+  const cached = readCache(join(dir, name), effectiveUid()!);
   // require()'s own wrapper, on the file's first line (so lines in stack traces are the file's).
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {
-    filename: file,
-    cachedData: cached?.data,
-  });
-  const module = { exports: {} as T };
-  (script.runInThisContext() as (e: T, r: NodeJS.Require, m: { exports: T }, f: string, d: string) => void)(module.exports, req, module, file, dirname(file));
-  const target = path;
-  const bundle = st;
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, { filename: file, cachedData: cached?.data });
+  const module = { id: file, filename: file, loaded: false, exports: {} as T };
+  (script.runInThisContext() as (this: T, e: T, r: NodeJS.Require, m: { exports: T }, f: string, d: string) => void).call(module.exports, module.exports, req, module, file, dirname(file));
+  module.loaded = true;
+  const keptIn = dir;
+  const keptStat = dirStat;
   return {
     exports: module.exports,
     cache: !cached ? 'none' : script.cachedDataRejected ? 'refused' : 'used',
     save: () => {
       if (cached && !script.cachedDataRejected && cached.ageMs < REFRESH_MS) return;
       try {
-        writeCache(target, script.createCachedData(), prefix(file), stamp(file, bundle));
+        // still the directory that was checked when the run began
+        const now = lstatOrNull(keptIn);
+        if (!now || now.dev !== keptStat.dev || now.ino !== keptStat.ino) return;
+        writeCache(keptIn, name, script.createCachedData(), own, current);
       } catch {
         // a cache is only ever a saving: the next run compiles as this one did
       }

@@ -58,8 +58,8 @@ describe('start-up', () => {
     const help = await heavyImports(['--help']);
     expect(help.ran).toEqual([]);
     // pg is in cli.cjs behind its lazy wrapper, so the check above can see it run; execa and the
-    // prompts are not in it at all, and their bundles are not loaded (compile-cache.cjs is, where
-    // Node has a compile cache).
+    // prompts are not in it at all, and their bundles are not loaded (compile-cache.cjs is: it
+    // loads cli.cjs).
     expect(help.lazy).toEqual(IN_CLI);
     expect(help.files).toContain('cli.cjs');
     expect(help.files.filter((f) => f !== 'cli.cjs' && f !== 'compile-cache.cjs')).toEqual([]);
