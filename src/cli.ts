@@ -39,7 +39,7 @@ Examples:
 type ProgramFactory = (ctx: CommandContext) => Command;
 type Register = (program: Command, ctx: CommandContext, factory: ProgramFactory) => void;
 
-/** The module that declares each command; loaded on demand. */
+/** The module that declares each command (COMMAND_NAMES gives their help order); loaded on demand. */
 const LOADERS: Readonly<Record<CommandName, () => Promise<Register>>> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   connections: async () => (await import('./commands/connections.js')).connectionsCommand,
@@ -56,16 +56,13 @@ const LOADERS: Readonly<Record<CommandName, () => Promise<Register>>> = {
   demo: async () => (await import('./commands/demo.js')).demoCommand,
 };
 
-/** Every command, in help order (COMMAND_NAMES), with its loader. */
-const COMMANDS: ReadonlyArray<readonly [CommandName, () => Promise<Register>]> = COMMAND_NAMES.map((name) => [name, LOADERS[name]] as const);
-
 /** Commands that run other commands in-process, and so need the whole tree (watch: its `t` hands over to terminate). */
 const NEEDS_ALL = new Set(['guide', 'demo', 'watch']);
 
 /** The subcommand named in argv (root options take no values), if it is one of ours. */
 function requestedCommand(argv: string[]): CommandName | undefined {
   const first = argv.slice(2).find((a) => !a.startsWith('-'));
-  return COMMANDS.find(([name]) => name === first)?.[0];
+  return COMMAND_NAMES.find((name) => name === first);
 }
 
 function assemble(ctx: CommandContext, registers: Register[]): Command {
@@ -140,8 +137,8 @@ function withOwnSuggestion(message: string, cmd: Command): string {
  */
 export async function buildProgram(ctx: CommandContext, argv: string[] = []): Promise<Command> {
   const wanted = requestedCommand(argv);
-  const entries = wanted && !NEEDS_ALL.has(wanted) ? COMMANDS.filter(([name]) => name === wanted) : COMMANDS;
-  const registers = await Promise.all(entries.map(([, load]) => load()));
+  const names = wanted && !NEEDS_ALL.has(wanted) ? [wanted] : COMMAND_NAMES;
+  const registers = await Promise.all(names.map((name) => LOADERS[name]()));
   return assemble(ctx, registers);
 }
 

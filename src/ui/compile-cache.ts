@@ -37,13 +37,13 @@
  * V8 checks a cache's version, flags and source length, not its bytes (a release build keeps no
  * checksum): one changed on purpose needs the user's own rights, which can change what runs anyway.
  */
-import { type BigIntStats, closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, type Stats, statSync, unlinkSync, writeSync } from 'node:fs';
+import { type BigIntStats, closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, type Stats, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import * as vm from 'node:vm';
 import { COMMAND_NAMES, forMachinesOnly } from '../commands/formats.js';
-import { effectiveUid, errorCode, lstatOrNull, openRegular } from './files.js';
+import { effectiveUid, errorCode, lstatOrNull, openRegular, readCapped, unlinkQuietly, writeWhole } from './files.js';
 
 const ROOT_UID = 0;
 
@@ -161,35 +161,20 @@ const FORGET_MS = 30 * 24 * 3_600_000;
  * name), or not whole (its header's length).
  */
 function readCache(path: string, uid: number): { data: Buffer; ageMs: number } | undefined {
-  let f: ReturnType<typeof openRegular>;
   try {
-    f = openRegular(path, { owner: uid, oneLink: true });
+    const f = openRegular(path, { owner: uid, oneLink: true });
+    if (!f) return undefined;
+    try {
+      const size = f.stats.size;
+      if (size <= HEADER_BYTES || size > MAX_CACHE_BYTES) return undefined;
+      const buf = readCapped(f, size, 'changing while dbdoctor read it');
+      if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf.readUInt32BE(MAGIC.length) !== buf.length - HEADER_BYTES) return undefined;
+      return { data: buf.subarray(HEADER_BYTES), ageMs: Date.now() - f.stats.mtimeMs };
+    } finally {
+      closeSync(f.fd);
+    }
   } catch {
     return undefined;
-  }
-  if (!f) return undefined;
-  try {
-    const size = f.stats.size;
-    if (size <= HEADER_BYTES || size > MAX_CACHE_BYTES) return undefined;
-    const buf = Buffer.allocUnsafe(size);
-    let total = 0;
-    while (total < size) {
-      const n = readSync(f.fd, buf, total, size - total, null);
-      if (n === 0) return undefined;
-      total += n;
-    }
-    if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf.readUInt32BE(MAGIC.length) !== size - HEADER_BYTES) return undefined;
-    return { data: buf.subarray(HEADER_BYTES), ageMs: Date.now() - f.stats.mtimeMs };
-  } finally {
-    closeSync(f.fd);
-  }
-}
-
-function writeAll(fd: number, buf: Buffer): void {
-  for (let done = 0; done < buf.length; ) {
-    const n = writeSync(fd, buf, done, buf.length - done);
-    if (n <= 0) throw new Error('short write');
-    done += n;
   }
 }
 
@@ -210,12 +195,9 @@ function writeCache(dir: string, name: string, data: Buffer, own: string, curren
   }
   try {
     try {
-      const header = Buffer.alloc(HEADER_BYTES);
-      MAGIC.copy(header);
-      header.writeUInt32BE(data.length, MAGIC.length);
-      writeAll(fd, header);
-      writeAll(fd, data);
-      fsyncSync(fd);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(data.length);
+      writeWhole(fd, Buffer.concat([MAGIC, length, data]));
     } finally {
       closeSync(fd);
     }
@@ -230,14 +212,6 @@ function writeCache(dir: string, name: string, data: Buffer, own: string, curren
     const age = now - (lstatOrNull(join(dir, entry))?.mtimeMs ?? now);
     const earlier = entry.startsWith(own) && !entry.startsWith(`${current}-`);
     if (earlier || age > FORGET_MS || (entry.endsWith('.part') && age > REFRESH_MS)) unlinkQuietly(join(dir, entry));
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
   }
 }
 

@@ -12,7 +12,7 @@
  * Problems with what is at a path are FileProblem (the caller words the error and picks its exit
  * code); errors from the system (EACCES, ENOSPC, EFBIG ...) are thrown as they come.
  */
-import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, type Stats, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, type Stats, statSync, unlinkSync, writeSync } from 'node:fs';
 
 /** What is at a path that dbdoctor will not use; `what` completes "<path> is ...". */
 export class FileProblem extends Error {
@@ -163,12 +163,21 @@ export function readRegularText(path: string, maxBytes: number): string | null {
   }
 }
 
-/** Writes all of text with one write() and fsyncs it; a short write throws ShortWrite. */
-export function writeWhole(fd: number, text: string): void {
-  const buf = Buffer.from(text, 'utf8');
+/** Writes all of text (or bytes) with one write() and fsyncs it; a short write throws ShortWrite. */
+export function writeWhole(fd: number, text: string | Buffer): void {
+  const buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   const n = writeSync(fd, buf, 0, buf.length);
   if (n !== buf.length) throw new ShortWrite(n, buf.length);
   fsyncSync(fd);
+}
+
+/** Removes a file dbdoctor made, if it is still there. */
+export function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
 }
 
 export function closeQuietly(fd: number): void {

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { DbdoctorError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
-import { effectiveUid, errorCode, FileProblem, openRegular, readCapped, writeWhole } from './files.js';
+import { effectiveUid, errorCode, FileProblem, openRegular, readCapped, unlinkQuietly, writeWhole } from './files.js';
 
 export interface LockInfo {
   pid: number;
@@ -143,14 +143,6 @@ function writeRecord(path: string, info: LockInfo): string {
   } catch (err) {
     unlinkQuietly(tmp);
     throw ioError(path, err);
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
   }
 }
 
