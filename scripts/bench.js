@@ -834,6 +834,36 @@ async function main() {
 // another state, and the cost of a session between steps moved by more than 2x from run to run.
 // Peak RSS and faults: medians over the capture and the timed runs; per-session (and per-waiter) costs.
 
+/**
+ * Server time is read two ways per step: from dbdoctor's own runs, and from psql replaying the
+ * statements dbdoctor sent (captured once per step), one replay per round. The server logs a
+ * statement's duration when its last row is sent, so a client still busy with the rows (node
+ * starting up, parsing 5,000 of them) adds its own pace to the first: at 5,000 sessions, in 9
+ * alternating pairs, locks' statements took 108-193 ms (median 122) in dbdoctor's runs and its
+ * main statement 107-128 ms (median 113) from psql. psql reads as fast as the server sends, so the
+ * replays measure the server's work alone, which is what the linearity target asks of it; the
+ * fastest replay is shown too, the figure a shared host's noise (which only ever adds) disturbs
+ * least.
+ */
+const REPLAY_APP = 'bench-replay';
+
+/**
+ * The least any tool pays the server to see every session and who blocks each lock waiter without
+ * the lock table: pg_stat_activity's function and pg_blocking_pids() of each Lock waiter, nothing
+ * else (the view's joins are removed for a count), one psql replay per step per round. PostgreSQL's
+ * own cost here grows faster than the sessions: for each backend it reports, pg_stat_get_activity()
+ * finds the backend's PGPROC with BackendPidGetProc(), a scan of the process array
+ * (src/backend/utils/adt/pgstatfuncs.c, src/backend/storage/ipc/procarray.c), and so does
+ * pg_blocking_pids() for its waiter (GetBlockerStatusData() in src/backend/storage/lmgr/lock.c):
+ * quadratic in the backends (the count alone, fresh backends, idle sessions, medians of 9: 10.7,
+ * 26.0 and 88.0 ms at 500, 1,500 and 5,000 backends, against 9.6, 22.9 and 60.7 ms for a count
+ * over pg_stat_get_backend_idset(), which reads the same status entries without that lookup).
+ * Its growth is printed beside dbdoctor's, and dbdoctor's server time beyond it.
+ */
+const SESSION_READ_ID = 'session-read';
+const SESSION_READ_SQL = "SELECT count(*), count(pg_blocking_pids(pid)) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity";
+const SESSION_READ = (psql) => ({ steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-c', SESSION_READ_SQL] }] });
+
 /** The oldest sessions of a step must still be short of diagnose's 5 min critical thresholds when the last run ends. */
 const STEP_MAX_AGE_MS = 290_000;
 
@@ -910,7 +940,10 @@ async function mainScaling() {
       await sleep(100);
       const captured = statementsIn(parseEntries(st.log.readFrom(off)), (e) => e.app === 'dbdoctor');
       if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
-      st.commands[cmd] = { cap, captured_ms: captured.serverMs, runs: [], byRound: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
+      // The same SQL replayed by psql, a reader that never makes the server wait (see replayOf).
+      const sql = captured.statements.map((x) => inlineParams(x));
+      const replay = psql && sql.length > 0 ? { steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((q) => ['-c', q])] }] } : null;
+      st.commands[cmd] = { cap, captured_ms: captured.serverMs, replay, replayMs: [], runs: [], byRound: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
     }
     st.offRuns = st.log.size();
   }
@@ -939,6 +972,14 @@ async function mainScaling() {
       c.peaks.push(r.peakKb);
       c.faults.push(r.minorFaults);
     }
+    // The psql replays, in the same rotated order, each in a backend of its own under an
+    // application_name naming its command; their server time is read from the logs at the end.
+    for (const { st, cmd } of [...order.slice(k), ...order.slice(0, k)]) {
+      const c = st.commands[cmd];
+      if (controller.signal.aborted) return;
+      if (c.replay) await runSubject(c.replay, { env: { ...st.env, PGAPPNAME: `${REPLAY_APP}-${cmd}` } });
+    }
+    if (psql) for (const st of steps) await runSubject(SESSION_READ(psql), { env: { ...st.env, PGAPPNAME: `${REPLAY_APP}-${SESSION_READ_ID}` } });
     nodeRuns.push((await runProcess(NODE, ['-e', '0'], { env: smallest.env })).ms);
     say(`round ${round + 1}/${SCALE.runs} done`);
   }
@@ -955,10 +996,31 @@ async function mainScaling() {
     // runs never overlap, so its dbdoctor backends, in the order the log first names them, are its
     // timed runs in the order they ran.
     const byPid = new Map();
-    for (const e of parseEntries(st.log.readFrom(st.offRuns))) if (e.app === 'dbdoctor') byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
+    const replayByPid = new Map();
+    for (const e of parseEntries(st.log.readFrom(st.offRuns))) {
+      if (e.app === 'dbdoctor') byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
+      else if (e.app.startsWith(`${REPLAY_APP}-`)) replayByPid.set(e.pid, [...(replayByPid.get(e.pid) ?? []), e]);
+    }
+    const sessionReadMs = [];
+    for (const es of replayByPid.values()) {
+      const id = es[0].app.slice(REPLAY_APP.length + 1);
+      const { serverMs, errors } = statementsIn(es);
+      if (errors.length > 0) note(`step ${st.n}: a psql replay of ${id}'s SQL failed (${errors[0]}): left out`);
+      else if (id === SESSION_READ_ID) sessionReadMs.push(serverMs);
+      else st.commands[id]?.replayMs.push(serverMs);
+    }
     const backends = [...byPid.values()];
     if (backends.length !== st.timed.length) note(`step ${st.n}: ${backends.length} dbdoctor sessions in the server's log for ${st.timed.length} timed runs: server time from the captured runs only`);
-    const step = { sessions: st.built.summary.client_sessions, waiters: st.plan.waiters, pg_locks: st.built.summary.pg_locks.total, node_ms: nodeMs, commands: {} };
+    const step = {
+      sessions: st.built.summary.client_sessions,
+      waiters: st.plan.waiters,
+      pg_locks: st.built.summary.pg_locks.total,
+      node_ms: nodeMs,
+      // PostgreSQL's own read of every session (SESSION_READ): median and fastest, null without psql
+      session_read_ms: sessionReadMs.length > 0 ? Math.round(median(sessionReadMs) * 10) / 10 : null,
+      session_read_min_ms: sessionReadMs.length > 0 ? Math.round(Math.min(...sessionReadMs) * 10) / 10 : null,
+      commands: {},
+    };
     for (const cmd of commands) {
       const c = st.commands[cmd];
       if (c.failed.length > 0) note(`step ${st.n}: ${c.failed.length} of ${SCALE.runs} timed runs of ${cmd} failed (${c.failed.join('; ')}) and are left out`);
@@ -973,6 +1035,10 @@ async function mainScaling() {
         // round by round (null: that run failed), for the paired differences between steps
         wall_ms_by_round: c.byRound.map((ms) => (ms === null ? null : Math.round(ms * 10) / 10)),
         server_ms: Math.round(serverMs * 10) / 10,
+        // the same SQL replayed by psql: median and fastest of SCALE.runs replays (null without psql)
+        replay_server_ms: c.replayMs.length > 0 ? Math.round(median(c.replayMs) * 10) / 10 : null,
+        replay_server_min_ms: c.replayMs.length > 0 ? Math.round(Math.min(...c.replayMs) * 10) / 10 : null,
+        replay_server_ms_runs: c.replayMs.map((ms) => Math.round(ms * 10) / 10),
         peak_rss_kb: medianOf(c.peaks),
         peak_rss_kb_runs: c.peaks,
         minor_faults: medianOf(c.faults),
@@ -994,7 +1060,7 @@ async function mainScaling() {
 function printScaling(file) {
   // Marginal costs: what one more session (or waiter) adds between this step and the one before;
   // the fixed costs (node, the bundle, the connection) cancel out, so these are what must stay flat.
-  const rows = [['sessions', 'waiters', 'command', 'wall ms', 'server ms', 'RSS MB', 'out KB', 'Δwall µs/session', 'Δserver µs/session', 'ΔRSS KB/session', 'Δout B/session', 'Δwall µs/waiter']];
+  const rows = [['sessions', 'waiters', 'command', 'wall ms', 'server ms', 'replay ms', 'RSS MB', 'out KB', 'Δwall µs/session', 'Δserver µs/session', 'Δreplay µs/session', 'ΔRSS KB/session', 'Δout B/session', 'Δwall µs/waiter']];
   const d = (a, b, n) => (a === null || a === undefined || b === null || b === undefined || n === 0 ? '-' : String(Math.round(((a - b) / n) * 10) / 10));
   let prev = null;
   for (const st of results.steps) {
@@ -1003,7 +1069,9 @@ function printScaling(file) {
       const dn = prev ? st.sessions - prev.sessions : 0;
       const dw = prev ? st.waiters - prev.waiters : 0;
       const us = (a, b, n) => (p ? d(a * 1000, b * 1000, n) : '-');
-      rows.push([String(st.sessions), String(st.waiters), cmd, fmtMs(c.wall_ms), fmtMs(c.server_ms), c.peak_rss_kb ? (c.peak_rss_kb / 1024).toFixed(0) : '-', (c.out_bytes / 1024).toFixed(0), us(c.wall_ms, p?.wall_ms, dn), us(c.server_ms, p?.server_ms, dn), p ? d(c.peak_rss_kb, p.peak_rss_kb, dn) : '-', p ? d(c.out_bytes, p.out_bytes, dn) : '-', us(c.wall_ms, p?.wall_ms, dw)]);
+      const replay = c.replay_server_ms === null ? '-' : fmtMs(c.replay_server_ms);
+      const dReplay = c.replay_server_ms === null ? '-' : us(c.replay_server_ms, p?.replay_server_ms, dn);
+      rows.push([String(st.sessions), String(st.waiters), cmd, fmtMs(c.wall_ms), fmtMs(c.server_ms), replay, c.peak_rss_kb ? (c.peak_rss_kb / 1024).toFixed(0) : '-', (c.out_bytes / 1024).toFixed(0), us(c.wall_ms, p?.wall_ms, dn), us(c.server_ms, p?.server_ms, dn), dReplay, p ? d(c.peak_rss_kb, p.peak_rss_kb, dn) : '-', p ? d(c.out_bytes, p.out_bytes, dn) : '-', us(c.wall_ms, p?.wall_ms, dw)]);
     }
     prev = st;
   }
@@ -1016,6 +1084,8 @@ function printScaling(file) {
     const fields = [
       ['wall', 'wall_ms'],
       ['server', 'server_ms'],
+      ['server replayed by psql (median)', 'replay_server_ms'],
+      ['(fastest)', 'replay_server_min_ms'],
       ['RSS', 'peak_rss_kb'],
       ['out', 'out_bytes'],
     ];
@@ -1036,6 +1106,24 @@ function printScaling(file) {
         return `${label} ${ratios.join(', ')}`;
       });
       out.push(`${cmd}: cost per session of each later interval against the first: ${parts.join('; ')}`);
+    }
+    // PostgreSQL's own read of every session, and dbdoctor's replayed server time beyond it.
+    const interval = (get, i) => {
+      const [a, b] = [get(results.steps[i]), get(results.steps[i - 1])];
+      const n = results.steps[i].sessions - results.steps[i - 1].sessions;
+      return typeof a === 'number' && typeof b === 'number' && n > 0 ? ((a - b) / n) * 1000 : null;
+    };
+    const growth = (get) => {
+      const us = results.steps.slice(1).map((_, j) => interval(get, j + 1));
+      const ratios = us.slice(1).map((x) => (us[0] !== null && x !== null && us[0] > 0 ? `${(x / us[0]).toFixed(2)}x` : '-'));
+      return `${us.map((x) => (x === null ? '-' : x.toFixed(1))).join(', ')} µs a session; each later interval against the first: ${ratios.join(', ')}`;
+    };
+    if (results.steps.every((st) => st.session_read_ms !== null)) {
+      out.push(`PostgreSQL's own read of every session and each lock waiter's blockers (psql: ${SESSION_READ_SQL}; median ${results.steps.map((st) => fmtMs(st.session_read_ms)).join(', ')} ms): ${growth((st) => st.session_read_ms)}; fastest: ${growth((st) => st.session_read_min_ms)}`);
+      for (const cmd of Object.keys(results.steps[0].commands)) {
+        const beyond = (key, readKey) => (st) => (typeof st.commands[cmd]?.[key] === 'number' ? st.commands[cmd][key] - st[readKey] : null);
+        out.push(`${cmd}: server time replayed by psql beyond that read: ${growth(beyond('replay_server_ms', 'session_read_ms'))}; fastest: ${growth(beyond('replay_server_min_ms', 'session_read_min_ms'))}`);
+      }
     }
     // The same for wall time from paired runs: a round runs every step within seconds, so the
     // difference between two steps within one round leaves out what the host was doing in that
