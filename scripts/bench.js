@@ -838,9 +838,11 @@ async function main() {
  * Server time is read two ways per step: from dbdoctor's own runs, and from psql replaying the
  * statements dbdoctor sent (captured once per step), one replay per round. The server logs a
  * statement's duration when its last row is sent, so a client still busy with the rows (node
- * starting up, parsing 5,000 of them) adds its own pace to the first: at 5,000 sessions, in 9
- * alternating pairs, locks' statements took 108-193 ms (median 122) in dbdoctor's runs and its
- * main statement 107-128 ms (median 113) from psql. psql reads as fast as the server sends, so the
+ * starting up, parsing 5,000 of them) adds its own pace to the first (at 5,000 sessions, in 9
+ * alternating pairs measured by hand: locks' set-up statement and read together 108-193 ms, median
+ * 122, in dbdoctor's runs; the read alone 107-128 ms, median 113, from psql; in `npm run bench` at
+ * full scale, diagnose' SQL 86.9 ms in dbdoctor's runs, 74.6 from node+pg, 61.6 from psql). psql
+ * reads as fast as the server sends, so the
  * replays measure the server's work alone, which is what the linearity target asks of it; the
  * fastest replay is shown too, the figure a shared host's noise (which only ever adds) disturbs
  * least.
@@ -850,7 +852,7 @@ const REPLAY_APP = 'bench-replay';
 /**
  * The least any tool pays the server to see every session and who blocks each lock waiter without
  * the lock table: pg_stat_activity's function and pg_blocking_pids() of each Lock waiter, nothing
- * else (the view's joins are removed for a count), one psql replay per step per round. PostgreSQL's
+ * else (the view's joins are removed: no column of pg_database or pg_authid is used), one psql replay per step per round. PostgreSQL's
  * own cost here grows faster than the sessions: for each backend it reports, pg_stat_get_activity()
  * finds the backend's PGPROC with BackendPidGetProc(), a scan of the process array
  * (src/backend/utils/adt/pgstatfuncs.c, src/backend/storage/ipc/procarray.c), and so does
@@ -912,7 +914,7 @@ async function mainScaling() {
       clients: state.clients,
     });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: state.tmp, LANG: 'C', LC_ALL: 'C', NO_COLOR: '1', PGHOST: server.host, PGPORT: String(server.port), PGUSER: 'postgres', PGPASSWORD: server.password, PGDATABASE: 'postgres' };
-    steps.push({ n, plan, built, started, env, log: new LogReader(server.logFile), timed: [], commands: {} });
+    steps.push({ n, plan, built, started, env, log: new LogReader(server.logFile), timed: [], replayFailed: [], commands: {} });
   }
   if (controller.signal.aborted) return;
   if (steps.length < STEPS.length) throw new Error(`the incidents of ${STEPS.join(', ')} sessions were not all built within the budget (${SCALE.budgetMs / 60_000} min)`);
@@ -940,7 +942,7 @@ async function mainScaling() {
       await sleep(100);
       const captured = statementsIn(parseEntries(st.log.readFrom(off)), (e) => e.app === 'dbdoctor');
       if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
-      // The same SQL replayed by psql, a reader that never makes the server wait (see replayOf).
+      // The same SQL replayed by psql, a reader that never makes the server wait (REPLAY_APP).
       const sql = captured.statements.map((x) => inlineParams(x));
       const replay = psql && sql.length > 0 ? { steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((q) => ['-c', q])] }] } : null;
       st.commands[cmd] = { cap, captured_ms: captured.serverMs, replay, replayMs: [], runs: [], byRound: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
@@ -952,6 +954,11 @@ async function mainScaling() {
   // moves by a megabyte or two with when the collector happens to run, more than what a few hundred
   // sessions add.
   const order = steps.flatMap((st) => commands.map((cmd) => ({ st, cmd })));
+  // A psql replay that psql itself reports failed (an exit code, a timeout) is counted here; one
+  // the server logged an error for, when the logs are read. Both are left out, with one note.
+  const replayed = (st, id, r) => {
+    if (r.timedOut || r.codes.some((c) => c !== 0)) st.replayFailed.push(`${id}: exit ${r.codes.join(',')}`);
+  };
   const nodeRuns = [];
   say(`timing: ${SCALE.runs} interleaved rounds of ${order.length} runs (${steps.map((st) => st.n).join(', ')} sessions) and node -e 0`);
   for (let round = 0; round < SCALE.runs && !controller.signal.aborted; round++) {
@@ -977,9 +984,9 @@ async function mainScaling() {
     for (const { st, cmd } of [...order.slice(k), ...order.slice(0, k)]) {
       const c = st.commands[cmd];
       if (controller.signal.aborted) return;
-      if (c.replay) await runSubject(c.replay, { env: { ...st.env, PGAPPNAME: `${REPLAY_APP}-${cmd}` } });
+      if (c.replay) replayed(st, cmd, await runSubject(c.replay, { env: { ...st.env, PGAPPNAME: `${REPLAY_APP}-${cmd}` } }));
     }
-    if (psql) for (const st of steps) await runSubject(SESSION_READ(psql), { env: { ...st.env, PGAPPNAME: `${REPLAY_APP}-${SESSION_READ_ID}` } });
+    if (psql) for (const st of steps) replayed(st, SESSION_READ_ID, await runSubject(SESSION_READ(psql), { env: { ...st.env, PGAPPNAME: `${REPLAY_APP}-${SESSION_READ_ID}` } }));
     nodeRuns.push((await runProcess(NODE, ['-e', '0'], { env: smallest.env })).ms);
     say(`round ${round + 1}/${SCALE.runs} done`);
   }
@@ -990,6 +997,7 @@ async function mainScaling() {
   const nodeMs = median(nodeRuns);
   const medianOf = (xs) => (xs.some((x) => x === null) ? null : median(xs));
   results.steps = [];
+  results.session_read_sql = psql ? SESSION_READ_SQL : null;
   for (const st of [...steps].sort((a, b) => a.n - b.n)) {
     // Server time: the median over the captured run and the timed ones (one backend each), not one
     // run's: a single reading moves by more than a step's difference on a shared host. A server's
@@ -1002,13 +1010,17 @@ async function mainScaling() {
       else if (e.app.startsWith(`${REPLAY_APP}-`)) replayByPid.set(e.pid, [...(replayByPid.get(e.pid) ?? []), e]);
     }
     const sessionReadMs = [];
+    const failedReplays = [...st.replayFailed];
     for (const es of replayByPid.values()) {
       const id = es[0].app.slice(REPLAY_APP.length + 1);
       const { serverMs, errors } = statementsIn(es);
-      if (errors.length > 0) note(`step ${st.n}: a psql replay of ${id}'s SQL failed (${errors[0]}): left out`);
+      if (errors.length > 0) failedReplays.push(`${id}: ${errors[0]}`);
       else if (id === SESSION_READ_ID) sessionReadMs.push(serverMs);
       else st.commands[id]?.replayMs.push(serverMs);
     }
+    if (failedReplays.length > 0) note(`step ${st.n}: ${failedReplays.length} psql replays failed and are left out (first: ${failedReplays[0]})`);
+    const fewer = [[SESSION_READ_ID, sessionReadMs.length], ...commands.map((cmd) => [cmd, st.commands[cmd].replay ? st.commands[cmd].replayMs.length : SCALE.runs])].filter(([, n]) => psql && n < SCALE.runs);
+    if (fewer.length > 0) note(`step ${st.n}: fewer psql replays logged than rounds (${fewer.map(([id, n]) => `${id} ${n} of ${SCALE.runs}`).join(', ')})`);
     const backends = [...byPid.values()];
     if (backends.length !== st.timed.length) note(`step ${st.n}: ${backends.length} dbdoctor sessions in the server's log for ${st.timed.length} timed runs: server time from the captured runs only`);
     const step = {
@@ -1070,7 +1082,7 @@ function printScaling(file) {
       const dw = prev ? st.waiters - prev.waiters : 0;
       const us = (a, b, n) => (p ? d(a * 1000, b * 1000, n) : '-');
       const replay = c.replay_server_ms === null ? '-' : fmtMs(c.replay_server_ms);
-      const dReplay = c.replay_server_ms === null ? '-' : us(c.replay_server_ms, p?.replay_server_ms, dn);
+      const dReplay = c.replay_server_ms === null || p?.replay_server_ms === null || p?.replay_server_ms === undefined ? '-' : us(c.replay_server_ms, p.replay_server_ms, dn);
       rows.push([String(st.sessions), String(st.waiters), cmd, fmtMs(c.wall_ms), fmtMs(c.server_ms), replay, c.peak_rss_kb ? (c.peak_rss_kb / 1024).toFixed(0) : '-', (c.out_bytes / 1024).toFixed(0), us(c.wall_ms, p?.wall_ms, dn), us(c.server_ms, p?.server_ms, dn), dReplay, p ? d(c.peak_rss_kb, p.peak_rss_kb, dn) : '-', p ? d(c.out_bytes, p.out_bytes, dn) : '-', us(c.wall_ms, p?.wall_ms, dw)]);
     }
     prev = st;
@@ -1122,7 +1134,7 @@ function printScaling(file) {
       out.push(`PostgreSQL's own read of every session and each lock waiter's blockers (psql: ${SESSION_READ_SQL}; median ${results.steps.map((st) => fmtMs(st.session_read_ms)).join(', ')} ms): ${growth((st) => st.session_read_ms)}; fastest: ${growth((st) => st.session_read_min_ms)}`);
       for (const cmd of Object.keys(results.steps[0].commands)) {
         const beyond = (key, readKey) => (st) => (typeof st.commands[cmd]?.[key] === 'number' ? st.commands[cmd][key] - st[readKey] : null);
-        out.push(`${cmd}: server time replayed by psql beyond that read: ${growth(beyond('replay_server_ms', 'session_read_ms'))}; fastest: ${growth(beyond('replay_server_min_ms', 'session_read_min_ms'))}`);
+        out.push(`${cmd}: server time replayed by psql beyond that read: ${growth(beyond('replay_server_ms', 'session_read_ms'))}; fastest replay less fastest read: ${growth(beyond('replay_server_min_ms', 'session_read_min_ms'))}`);
       }
     }
     // The same for wall time from paired runs: a round runs every step within seconds, so the
