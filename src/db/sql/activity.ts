@@ -65,12 +65,14 @@ export type LockDetail = 'none' | 'targeted' | 'full';
 interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
   blocked_by: string | null;
-  /** With lock detail: whether the lock table is to be read (the guard's), on every row. */
+  // What is the same for the whole snapshot comes on dbdoctor's own row only (null on the others):
+  // on every row it was ~60 KB of diagnose's ~350 KB and 4,500 of its fields at 1,500 sessions.
+  /** With lock detail: whether the lock table is to be read (the guard's). */
   lock_table?: boolean | null;
-  /** With lock detail, on dbdoctor's own row: the clock reading as seconds since the epoch, for the lock table's wait ages. */
+  /** With lock detail: the clock reading as seconds since the epoch, for the lock table's wait ages. */
   taken_epoch?: number | null;
-  taken_at: string;
-  database: string;
+  taken_at: string | null;
+  database: string | null;
 }
 
 /** A row of the lock table's read (lockTableSql): the lock a process waits for (one at a time). */
@@ -272,6 +274,9 @@ function blockedByColumn(withBp: boolean, blockers: boolean): string {
   return blockers ? "CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END" : 'NULL::int[]';
 }
 
+/** A column that is the same on every row of the snapshot: sent on dbdoctor's own row only (Row). */
+const ownOnly = (expr: string) => `CASE WHEN a.pid = pg_backend_pid() THEN ${expr} END`;
+
 function activitySql({ detail, scope, queryChars, lean, blockers }: ActivityShape): string {
   const blocking = scope === 'blocking';
   const viewOnly = (expr: string, as: string) => (lean ? '' : `\n       ${expr} AS ${as},`);
@@ -297,8 +302,8 @@ SELECT a.pid,
        left(a.query, ${queryChars}) AS query,
        array_to_string(${blockedByColumn(withBp, blockers)}, ',') AS blocked_by,
        (a.pid = pg_backend_pid()) AS is_self,
-       n.t::text AS taken_at,
-       current_database()::text AS database${withBp ? ",\n       (SELECT lock_table FROM guard) AS lock_table,\n       CASE WHEN a.pid = pg_backend_pid() THEN date_part('epoch', n.t) END AS taken_epoch" : ''}
+       ${ownOnly('n.t::text')} AS taken_at,
+       ${ownOnly('current_database()::text')} AS database${withBp ? `,\n       ${ownOnly('(SELECT lock_table FROM guard)')} AS lock_table,\n       ${ownOnly("date_part('epoch', n.t)")} AS taken_epoch` : ''}
   FROM ${withBp ? 'sa' : ACTIVITY} a
  CROSS JOIN n${withBp ? '\n  LEFT JOIN bp ON bp.pid = a.pid' : ''}${blocking ? BLOCKING_SCOPE : ''}
  ORDER BY a.pid`;
@@ -389,7 +394,7 @@ export function activityRead(s: Session, opts: ActivityOptions = {}): Read<Activ
       ? {}
       : {
           followUp: ([rows = [], prepared = []]) => {
-            // every row says whether the lock table is wanted; dbdoctor's own (always there) says when it was taken
+            // dbdoctor's own row (always there) says whether the lock table is wanted and when the snapshot was taken
             const own = (rows as Row[]).find((r) => r.is_self);
             if (!own?.lock_table || own.taken_epoch == null) return null;
             return { statements: [lockTableSql(own.taken_epoch)], parse: ([locks = []]) => finish(rows, prepared, locks as LockRow[]) };
@@ -449,7 +454,7 @@ function blockersFromLocks(locks: readonly LockRow[], sessions: ReadonlyMap<numb
 }
 
 function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], locks: readonly LockRow[], derive: boolean): ActivitySnapshot {
-  const first = rows[0];
+  const own = rows.find((r) => r.is_self);
   // The lock each of the snapshot's sessions waits for (one per process). The lock table is read
   // a round trip after the snapshot was taken: a wait begun since (a negative age) was not one then.
   const waitOf = new Map<number, LockRow>();
@@ -463,8 +468,8 @@ function snapshotOf(s: Session, rows: Row[], prepared: PreparedXact[], locks: re
   const fromLocks = blockersFromLocks(locks, waitOf);
   return {
     server_version_num: s.serverVersionNum,
-    taken_at: first?.taken_at ?? new Date().toISOString(),
-    database: first?.database ?? s.target.dbname,
+    taken_at: own?.taken_at ?? new Date().toISOString(),
+    database: own?.database ?? s.target.dbname,
     prepared,
     rows: rows.map((r) => toSessionRow(r, derive, waitOf.get(r.pid), fromLocks)),
   };
