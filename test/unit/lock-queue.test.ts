@@ -95,6 +95,16 @@ describe("the activity read's two round trips", () => {
     expect(byPid.get(10)).toMatchObject({ blocked_by: null, wait_lock: null });
   });
 
+  test("the snapshot's clock reading and database come from dbdoctor's own row, wherever it is; the other rows carry neither", () => {
+    const others = { taken_at: null, database: null, lock_table: null };
+    const rows = [row(10, others), row(11, others), row(1, { is_self: true, taken_at: '2026-12-07 01:30:00.123456+00', database: 'appdb', lock_table: false })];
+    for (const read of [activityRead(session, {}), activityRead(session, { lockDetail: 'targeted' })]) {
+      const snap = read.parse([rows, []]);
+      expect(snap).toMatchObject({ taken_at: '2026-12-07 01:30:00.123456+00', database: 'appdb' });
+      expect(snap.rows.map((r) => r.pid)).toEqual([10, 11, 1]);
+    }
+  });
+
   test('no follow-up when the guard does not ask for the lock table, or without lock detail', () => {
     const first = [[row(1, { is_self: true, taken_epoch: 1765044010, lock_table: false })], []];
     expect(activityRead(session, { lockDetail: 'targeted' }).followUp!(first)).toBeNull();

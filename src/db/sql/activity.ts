@@ -66,7 +66,8 @@ interface Row extends Omit<SessionRow, 'wait_lock' | 'blocked_by'> {
   /** pg_blocking_pids() as `1,2,3` (see pidList). */
   blocked_by: string | null;
   // What is the same for the whole snapshot comes on dbdoctor's own row only (null on the others):
-  // on every row it was ~60 KB of diagnose's ~350 KB and 4,500 of its fields at 1,500 sessions.
+  // taken_at, database and lock_table on every row were ~60 KB of diagnose's ~350 KB and 4,500 of
+  // its fields at 1,500 sessions.
   /** With lock detail: whether the lock table is to be read (the guard's). */
   lock_table?: boolean | null;
   /** With lock detail: the clock reading as seconds since the epoch, for the lock table's wait ages. */
