@@ -81,6 +81,11 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** A subject's steps: psql sending `sql`, one -c each, in one session, stopping at an error. */
+function psqlReplaySteps(psql, sql) {
+  return [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((q) => ['-c', q])] }];
+}
+
 function findExecutable(names) {
   for (const name of names) {
     for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
@@ -693,7 +698,7 @@ async function main() {
           label: `psql: ${s.id}'s SQL`,
           kind: 'psql',
           of: s.id,
-          steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((q) => ['-c', q])] }],
+          steps: psqlReplaySteps(psql, sql),
         });
       }
       if (sql.length > 0) {
@@ -842,18 +847,17 @@ async function main() {
  * alternating pairs measured by hand: locks' set-up statement and read together 108-193 ms, median
  * 122, in dbdoctor's runs; the read alone 107-128 ms, median 113, from psql; in `npm run bench` at
  * full scale, diagnose' SQL 86.9 ms in dbdoctor's runs, 74.6 from node+pg, 61.6 from psql). psql
- * reads as fast as the server sends, so the
- * replays measure the server's work alone, which is what the linearity target asks of it; the
- * fastest replay is shown too, the figure a shared host's noise (which only ever adds) disturbs
- * least.
+ * reads as fast as the server sends, so the replays measure the server's work alone, which is what
+ * the linearity target asks of it; the fastest replay is shown too, the figure a shared host's
+ * noise (which only ever adds) disturbs least.
  */
 const REPLAY_APP = 'bench-replay';
 
 /**
  * The least any tool pays the server to see every session and who blocks each lock waiter without
  * the lock table: pg_stat_activity's function and pg_blocking_pids() of each Lock waiter, nothing
- * else (the view's joins are removed: no column of pg_database or pg_authid is used), one psql replay per step per round. PostgreSQL's
- * own cost here grows faster than the sessions: for each backend it reports, pg_stat_get_activity()
+ * else (the view's joins are removed: no column of pg_database or pg_authid is used), one psql
+ * replay per step per round. PostgreSQL's own cost here grows faster than the sessions: for each backend it reports, pg_stat_get_activity()
  * finds the backend's PGPROC with BackendPidGetProc(), a scan of the process array
  * (src/backend/utils/adt/pgstatfuncs.c, src/backend/storage/ipc/procarray.c), and so does
  * pg_blocking_pids() for its waiter (GetBlockerStatusData() in src/backend/storage/lmgr/lock.c):
@@ -864,7 +868,7 @@ const REPLAY_APP = 'bench-replay';
  */
 const SESSION_READ_ID = 'session-read';
 const SESSION_READ_SQL = "SELECT count(*), count(pg_blocking_pids(pid)) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity";
-const SESSION_READ = (psql) => ({ steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-c', SESSION_READ_SQL] }] });
+const SESSION_READ = (psql) => ({ steps: psqlReplaySteps(psql, [SESSION_READ_SQL]) });
 
 /** The oldest sessions of a step must still be short of diagnose's 5 min critical thresholds when the last run ends. */
 const STEP_MAX_AGE_MS = 290_000;
@@ -944,7 +948,7 @@ async function mainScaling() {
       if (!reported(cap)) throw new Error(`step ${st.n}: dbdoctor ${cmd} --json failed (exit ${cap.codes.join(',')}): ${cap.stderr.trim().split('\n').pop() ?? ''}`);
       // The same SQL replayed by psql, a reader that never makes the server wait (REPLAY_APP).
       const sql = captured.statements.map((x) => inlineParams(x));
-      const replay = psql && sql.length > 0 ? { steps: [{ cmd: psql, args: ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((q) => ['-c', q])] }] } : null;
+      const replay = psql && sql.length > 0 ? { steps: psqlReplaySteps(psql, sql) } : null;
       st.commands[cmd] = { cap, captured_ms: captured.serverMs, replay, replayMs: [], runs: [], byRound: [], peaks: [cap.peakKb], faults: [cap.minorFaults], failed: [] };
     }
     st.offRuns = st.log.size();
@@ -1101,34 +1105,25 @@ function printScaling(file) {
       ['RSS', 'peak_rss_kb'],
       ['out', 'out_bytes'],
     ];
-    // '-' where a figure is missing or the first interval's cost is not positive (a noisy host can
-    // make it so): no ratio means anything then.
-    const per = (cmd, i, f) => {
-      const [a, b] = [results.steps[i].commands[cmd]?.[f], results.steps[i - 1].commands[cmd]?.[f]];
-      const n = results.steps[i].sessions - results.steps[i - 1].sessions;
-      return typeof a === 'number' && typeof b === 'number' && n > 0 ? (a - b) / n : null;
-    };
-    for (const cmd of Object.keys(results.steps[0].commands)) {
-      const parts = fields.map(([label, f]) => {
-        const first = per(cmd, 1, f);
-        const ratios = results.steps.slice(2).map((_, j) => {
-          const later = per(cmd, j + 2, f);
-          return first !== null && later !== null && first > 0 ? `${(later / first).toFixed(2)}x` : '-';
-        });
-        return `${label} ${ratios.join(', ')}`;
-      });
-      out.push(`${cmd}: cost per session of each later interval against the first: ${parts.join('; ')}`);
-    }
-    // PostgreSQL's own read of every session, and dbdoctor's replayed server time beyond it.
+    // What one more session adds between step i - 1 and step i, times 1000 (µs for a figure in ms;
+    // of the others only the ratios are printed).
     const interval = (get, i) => {
       const [a, b] = [get(results.steps[i]), get(results.steps[i - 1])];
       const n = results.steps[i].sessions - results.steps[i - 1].sessions;
       return typeof a === 'number' && typeof b === 'number' && n > 0 ? ((a - b) / n) * 1000 : null;
     };
+    const intervals = (get) => results.steps.slice(1).map((_, j) => interval(get, j + 1));
+    // Each later interval against the first; '-' where a figure is missing or the first interval's
+    // cost is not positive (a noisy host can make it so): no ratio means anything then.
+    const laterVsFirst = (xs) => xs.slice(1).map((x) => (xs[0] !== null && x !== null && xs[0] > 0 ? `${(x / xs[0]).toFixed(2)}x` : '-'));
+    for (const cmd of Object.keys(results.steps[0].commands)) {
+      const parts = fields.map(([label, f]) => `${label} ${laterVsFirst(intervals((st) => st.commands[cmd]?.[f])).join(', ')}`);
+      out.push(`${cmd}: cost per session of each later interval against the first: ${parts.join('; ')}`);
+    }
+    // PostgreSQL's own read of every session, and dbdoctor's replayed server time beyond it.
     const growth = (get) => {
-      const us = results.steps.slice(1).map((_, j) => interval(get, j + 1));
-      const ratios = us.slice(1).map((x) => (us[0] !== null && x !== null && us[0] > 0 ? `${(x / us[0]).toFixed(2)}x` : '-'));
-      return `${us.map((x) => (x === null ? '-' : x.toFixed(1))).join(', ')} µs a session; each later interval against the first: ${ratios.join(', ')}`;
+      const us = intervals(get);
+      return `${us.map((x) => (x === null ? '-' : x.toFixed(1))).join(', ')} µs a session; each later interval against the first: ${laterVsFirst(us).join(', ')}`;
     };
     if (results.steps.every((st) => st.session_read_ms !== null)) {
       out.push(`PostgreSQL's own read of every session and each lock waiter's blockers (psql: ${SESSION_READ_SQL}; median ${results.steps.map((st) => fmtMs(st.session_read_ms)).join(', ')} ms): ${growth((st) => st.session_read_ms)}; fastest: ${growth((st) => st.session_read_min_ms)}`);
