@@ -36,6 +36,9 @@ const BUNDLE = [
   'exports.other = other;',
   "exports.later = () => require('./later.cjs');",
   `exports.big = function big() {\n${BIG}\n  return f0([1, 2, 3]).length + f299([4]).length;\n};`,
+  // text that is not ASCII (read as UTF-8), and the line a stack trace names: the file's own (its last)
+  "exports.text = 'na\u00efve \u2713';",
+  'exports.line = () => Number(/b\\.cjs:(\\d+):/.exec(new Error().stack)[1]);',
 ].join('\n');
 
 function setUp() {
@@ -65,8 +68,8 @@ function load(file: string, args: string[], env: Record<string, string>, tmp: st
 describe('loading the bundle', () => {
   test('as require() would: its this, require() (at load and later), __filename and __dirname', () => {
     const { app, env, file, tmp } = setUp();
-    const expr = '[b.exports.answer(), b.exports.self === b.exports, b.exports.file, b.exports.dir, b.exports.other, b.exports.later()]';
-    const value = [42, true, file, app, 'other', 'later'];
+    const expr = '[b.exports.answer(), b.exports.self === b.exports, b.exports.file, b.exports.dir, b.exports.other, b.exports.later(), b.exports.text, b.exports.line()]';
+    const value = [42, true, file, app, 'other', 'later', 'na\u00efve \u2713', BUNDLE.split('\n').length];
     expect(load(file, ['check'], env, tmp, expr)).toEqual({ cache: 'none', value });
     expect(load(file, ['check'], env, tmp, expr)).toEqual({ cache: 'used', value });
   });
@@ -81,6 +84,12 @@ describe('loading the bundle', () => {
     expect(kept[0]).toMatch(new RegExp(`^b\\.cjs-[0-9a-f]{8}-${process.version.replace(/\./g, '\\.')}-${process.arch}-[0-9a-f]{8}-(\\d+-){5}diagnose\\.v8$`));
     expect(mode(join(code, kept[0]!))).toBe(0o600);
     expect(mode(code)).toBe(0o700);
+    // `dbdoctor-code-2`, the data's length and four zero bytes: the data starts 8-byte aligned,
+    // so V8 reads it where it is read into instead of copying it first
+    const head = readFileSync(join(code, kept[0]!));
+    expect(head.subarray(0, 16).toString('latin1')).toBe('dbdoctor-code-2\n');
+    expect(head.readUInt32BE(16)).toBe(head.length - 24);
+    expect(head.readUInt32BE(20)).toBe(0);
     const { ino } = lstatSync(join(code, kept[0]!));
     expect(load(file, ['diagnose', '-h', 'db2'], env, tmp, 'b.exports.big()')).toEqual({ cache: 'used', value: 4 });
     // used, not written again
@@ -102,7 +111,7 @@ describe('loading the bundle', () => {
     // the header's length holds, V8's data is garbage: V8 refuses it
     const good = readFileSync(path);
     const garbage = Buffer.alloc(good.length, 7);
-    good.copy(garbage, 0, 0, 20);
+    good.copy(garbage, 0, 0, 24);
     writeFileSync(path, garbage, { mode: 0o600 });
     expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'refused', value: 42 });
     expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'used', value: 42 });
