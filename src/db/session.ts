@@ -571,8 +571,12 @@ export async function openSession(given: Target, opts: SessionOptions = {}): Pro
   type SetupRow = { pid?: number; v?: number; current_user?: string; can_read_all_stats?: boolean };
   let setup: SetupRow[][];
   try {
+    // DateStyle ISO (as pg_dump sets it): the times dbdoctor reads as text (a snapshot's taken_at,
+    // backend_start, which terminate compares as text) come in one form, whatever the server, the
+    // role or the database set (a managed server's 'SQL, DMY', say): the JSON says ISO.
     setup = await multi<SetupRow>(
-      `SET statement_timeout = ${Math.round(statementTimeoutMs)};` +
+      'SET DateStyle = ISO;' +
+        ` SET statement_timeout = ${Math.round(statementTimeoutMs)};` +
         ` SET lock_timeout = ${Math.round(lockTimeoutMs)};` +
         ` SET idle_in_transaction_session_timeout = ${Math.min(MAX_TIMEOUT_MS, Math.round(Math.max(statementTimeoutMs, 5000) * 2))};` +
         ` SELECT pg_backend_pid() AS pid, current_setting('server_version_num')::int AS v, current_user::text AS current_user,` +

@@ -73,6 +73,22 @@ describe('runConnections', () => {
     for (const l of text.split('\n')) expect(l.length).toBeLessThanOrEqual(80);
   });
 
+  test("times in ISO form whatever DateStyle the role has ('SQL, DMY' here)", async () => {
+    const s = server();
+    await s.sql(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dmy_user') THEN CREATE ROLE dmy_user LOGIN PASSWORD '${ROLE_PASSWORD}' IN ROLE pg_read_all_stats; END IF; END $$`);
+    await s.sql(`ALTER ROLE dmy_user SET DateStyle = 'SQL, DMY'`);
+    const c = await s.client({ user: 'dmy_user' });
+    const shown = await c.query<{ now: string }>('SELECT now()::text AS now');
+    await c.end();
+    // what any client of that role reads: 07/12/2026 03:14:35.123456 UTC
+    expect(shown.rows[0]!.now).toMatch(/^\d\d\/\d\d\/\d{4} /);
+    const iso = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?$/;
+    const r = await runConnections(target(s, 'dmy_user'), {}, { filter: { app: ['alpha'] }, list: true });
+    expect(r.taken_at).toMatch(iso);
+    expect(r.sessions!.length).toBe(3);
+    for (const x of r.sessions!) expect(x.backend_start).toMatch(iso);
+  });
+
   test('a bad filter is refused before connecting', async () => {
     const s = server();
     await expect(runConnections(target(s), {}, { filter: { client: ['10.0.0.0/33'] } })).rejects.toMatchObject({ exitCode: ExitCode.USAGE });
