@@ -143,8 +143,8 @@ function stamp(own: string, st: BigIntStats): string {
 /** dbdoctor's cache files, and those being written: nothing else in the directory is ever removed. */
 const OWN_FILE = /^[\w.-]+-[0-9a-f]{8}-v\d+\.\d+\.\d+-\w+-[0-9a-f]{8}-\d+-\d+-\d+-\d+-\d+-[a-z]+(-machine)?\.v8(\.\d+\.[0-9a-z]+\.part)?$/;
 /**
- * A cache file begins with this, then the length of V8's data (uint32, big-endian) and four zero
- * bytes, then the data: 24 bytes, so the data read back starts on an 8-byte boundary. V8 copies
+ * A cache file begins with this (16 bytes), then the length of V8's data (uint32, big-endian) and
+ * four zero bytes (not checked), then the data: 24 bytes, so the data read back starts on an 8-byte boundary. V8 copies
  * cached data that does not (AlignedCachedData) before it deserializes it, and at 20 bytes
  * (`dbdoctor-code-1`) every run copied its ~700 KB into fresh memory (~175 page faults).
  */
@@ -171,9 +171,10 @@ const WRAP_TAIL = Buffer.from('\n})', 'latin1');
  * where a fresh page costs ~15 µs: `npm run bench`). Undefined when the file is not `size` bytes
  * long (it changed since it was stat'd).
  */
-function readWrapped(fd: number, size: number): string | undefined {
+export function readWrapped(fd: number, size: number): string | undefined {
   const start = WRAP_HEAD.length;
-  // one byte more than the file should have, so a file grown since shows
+  // room for one byte more than the file should have, so a file grown since shows (the tail is
+  // written over that byte)
   const buf = Buffer.allocUnsafe(start + size + 1 + WRAP_TAIL.length);
   WRAP_HEAD.copy(buf, 0);
   let total = 0;
@@ -201,6 +202,8 @@ function readCache(path: string, uid: number): { data: Buffer; ageMs: number } |
       if (size <= HEADER_BYTES || size > MAX_CACHE_BYTES) return undefined;
       const buf = readCapped(f, size, 'changing while dbdoctor read it');
       if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf.readUInt32BE(MAGIC.length) !== buf.length - HEADER_BYTES) return undefined;
+      // readCapped's buffer is one of its own (not a slice of Node's pool), so it starts aligned,
+      // and the data HEADER_BYTES into it is too
       return { data: buf.subarray(HEADER_BYTES), ageMs: Date.now() - f.stats.mtimeMs };
     } finally {
       closeSync(f.fd);
@@ -227,9 +230,9 @@ function writeCache(dir: string, name: string, data: Buffer, own: string, curren
   }
   try {
     try {
-      const length = Buffer.alloc(HEADER_BYTES - MAGIC.length);
-      length.writeUInt32BE(data.length);
-      writeWhole(fd, Buffer.concat([MAGIC, length, data]));
+      const lengthAndPad = Buffer.alloc(HEADER_BYTES - MAGIC.length);
+      lengthAndPad.writeUInt32BE(data.length);
+      writeWhole(fd, Buffer.concat([MAGIC, lengthAndPad, data]));
     } finally {
       closeSync(fd);
     }

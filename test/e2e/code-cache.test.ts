@@ -115,6 +115,13 @@ describe('loading the bundle', () => {
     writeFileSync(path, garbage, { mode: 0o600 });
     expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'refused', value: 42 });
     expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'used', value: 42 });
+    // the previous format (`dbdoctor-code-1`, a 20-byte header) at the same name: not read, and written again
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(good.length - 24);
+    writeFileSync(path, Buffer.concat([Buffer.from('dbdoctor-code-1\n', 'latin1'), length, good.subarray(24)]), { mode: 0o600 });
+    expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'none', value: 42 });
+    expect(readFileSync(path).subarray(0, 16).toString('latin1')).toBe('dbdoctor-code-2\n');
+    expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'used', value: 42 });
     // cut short (a file torn by a crash would be): not used, and written again
     truncateSync(path, lstatSync(path).size - 1);
     expect(load(file, ['locks'], env, tmp)).toEqual({ cache: 'none', value: 42 });

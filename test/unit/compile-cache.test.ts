@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, closeSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { cacheKey, compileCacheCandidates, preparePrivateDir } from '../../src/ui/compile-cache.js';
+import { cacheKey, compileCacheCandidates, preparePrivateDir, readWrapped } from '../../src/ui/compile-cache.js';
 
 const uid = process.geteuid!();
 const isRoot = uid === 0;
@@ -95,5 +95,34 @@ describe('the code cache\'s key', () => {
     expect(cacheKey(['locks', '--json', '--help'])).toBe('locks');
     expect(cacheKey(['../../etc/passwd'])).toBe('other');
     expect(cacheKey(['diagnsoe', '--json'])).toBe('other-machine');
+  });
+});
+
+describe('the bundle\'s text, read inside require()\'s wrapper', () => {
+  const HEAD = '(function (exports, require, module, __filename, __dirname) { ';
+  /** readWrapped() of a file as stat'd, after `change` ran between the stat and the read. */
+  const readAfter = (text: string, change: (path: string) => void = () => {}) => {
+    const path = join(base, `wrapped-${Math.random().toString(36).slice(2)}.cjs`);
+    writeFileSync(path, text);
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      change(path);
+      return readWrapped(fd, size);
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  test('the whole file, UTF-8 as it is (a BOM kept, as before), between the two ends; an empty file too', () => {
+    expect(readAfter("exports.a = 'na\u00efve \u2713';\n")).toBe(`${HEAD}exports.a = 'na\u00efve \u2713';\n\n})`);
+    expect(readAfter('\ufeffexports.b = 1;')).toBe(`${HEAD}\ufeffexports.b = 1;\n})`);
+    expect(readAfter('')).toBe(`${HEAD}\n})`);
+  });
+
+  test('a file that grew or shrank since it was stat\'d: nothing (the bundle is then required as it is)', () => {
+    expect(readAfter('exports.a = 1;', (p) => appendFileSync(p, '\nexports.b = 2;'))).toBeUndefined();
+    expect(readAfter('exports.a = 1;', (p) => truncateSync(p, 5))).toBeUndefined();
+    expect(readAfter('exports.a = 1;', (p) => truncateSync(p, 0))).toBeUndefined();
   });
 });
