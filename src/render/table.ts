@@ -14,9 +14,11 @@ export function table(opts: TableOptions = {}): InstanceType<typeof Table> {
 /**
  * Rows per cli-table3 table in `longTable`. Its layout looks, for every cell, at every cell above it
  * (for row and column spans we never use), so one table of N rows costs N²: 4,000 session rows took
- * ~1 s to draw (cli-table3 0.6.5).
+ * ~1 s to draw (cli-table3 0.6.5). Slices of 50 rather than 200: `connections --list` over 1,500
+ * sessions 0.855x the wall time (farm-bench, 15 pairs, Node 24); 25 drew no faster than 50. What
+ * is left is cli-table3's work per cell (its string widths, truncation and options per cell).
  */
-const SLICE_ROWS = 200;
+export const SLICE_ROWS = 50;
 
 /**
  * A compact table of any length, in linear time and with the same text as one table: drawn in

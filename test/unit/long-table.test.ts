@@ -6,7 +6,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { Chalk } from 'chalk';
 import { fittedTable, fitWidths, listTable, type ColumnSpec } from '../../src/render/connections.js';
-import { longTable, table } from '../../src/render/table.js';
+import { longTable, SLICE_ROWS, table } from '../../src/render/table.js';
 
 const c = new Chalk({ level: 3 });
 const WORDS = ['x', 'idle in transaction', c.yellow('idle in xact'), '日本語のアプリ', 'a'.repeat(70), '', c.red('12m'), '🙂 ok'];
@@ -27,7 +27,7 @@ function oneTable(cols: ColumnSpec[], widths: number[], extra: Parameters<typeof
 }
 
 describe('a long table is drawn as one table would be', () => {
-  const sizes = [0, 1, 200, 201, 401];
+  const sizes = [0, 1, SLICE_ROWS, SLICE_ROWS + 1, 2 * SLICE_ROWS + 1];
   test.each(sizes)('%i rows, bordered (fittedTable)', (rows) => {
     const cols = columns(rows);
     for (const width of [60, 120]) {
