@@ -27,15 +27,17 @@ export const SLICE_ROWS = 50;
  * first are left out (a compact table has no line between rows).
  */
 export function longTable(opts: TableOptions & { head: string[]; colWidths: number[] }, rows: string[][], bordered: boolean): string {
-  // Slices join exactly only where no line is drawn between rows (as `table` draws them).
-  if (opts.chars?.mid || opts.rowHeights) {
-    const t = table(opts);
-    for (const r of rows) t.push(r);
-    return t.toString();
+  // Slices join exactly only where no line is drawn between rows (the chars as cli-table3 merged
+  // them with its defaults, as `table` leaves them) and nothing is set per row.
+  const first = table(opts);
+  const { chars } = first.options;
+  if (chars.mid || chars['left-mid'] || chars['mid-mid'] || chars['right-mid'] || opts.rowHeights || opts.rowAligns) {
+    for (const r of rows) first.push(r);
+    return first.toString();
   }
   const lines: string[] = [];
   for (let start = 0; start === 0 || start < rows.length; start += SLICE_ROWS) {
-    const t = table({ ...opts, head: start === 0 ? opts.head : [] });
+    const t = start === 0 ? first : table({ ...opts, head: [] });
     for (const r of rows.slice(start, start + SLICE_ROWS)) t.push(r);
     const drawn = t.toString().split('\n');
     const last = start + SLICE_ROWS >= rows.length;

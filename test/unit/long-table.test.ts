@@ -27,7 +27,7 @@ function oneTable(cols: ColumnSpec[], widths: number[], extra: Parameters<typeof
 }
 
 describe('a long table is drawn as one table would be', () => {
-  const sizes = [0, 1, SLICE_ROWS, SLICE_ROWS + 1, 2 * SLICE_ROWS + 1];
+  const sizes = [0, 1, SLICE_ROWS - 1, SLICE_ROWS, SLICE_ROWS + 1, 2 * SLICE_ROWS, 2 * SLICE_ROWS + 1];
   test.each(sizes)('%i rows, bordered (fittedTable)', (rows) => {
     const cols = columns(rows);
     for (const width of [60, 120]) {
@@ -49,5 +49,16 @@ describe('a long table is drawn as one table would be', () => {
     const listed = listTable(cols, 100).split('\n');
     expect(listed).toHaveLength(rows + 1);
     for (const l of listed) expect(l).not.toMatch(/\s$/);
+  });
+
+  test('lines between rows (cli-table3\'s default chars for those not given) or alignment per row: drawn as one table', () => {
+    const cols = columns(2 * SLICE_ROWS + 1);
+    const widths = fitWidths(cols, 100, cols.length * 3 + 1).map((w) => w + 2);
+    const rowsOf = cols[0]!.cells.map((_, i) => cols.map((x) => x.cells[i] ?? ''));
+    // only the top line given: cli-table3 draws its own lines between rows
+    const topOnly = { chars: { top: '-' } };
+    expect(longTable({ head: cols.map((x) => x.head), colWidths: widths, ...topOnly }, rowsOf, true)).toBe(oneTable(cols, widths, topOnly));
+    const perRow = { rowAligns: rowsOf.map((_, i): 'top' | 'bottom' => (i % 2 ? 'top' : 'bottom')) };
+    expect(longTable({ head: cols.map((x) => x.head), colWidths: widths, ...perRow }, rowsOf, true)).toBe(oneTable(cols, widths, perRow));
   });
 });
