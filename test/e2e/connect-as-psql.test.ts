@@ -298,11 +298,11 @@ describe('TLS, as libpq: sslmode, the server certificate and client certificates
     const r = await runCli(['check', '--json', '-d', c], { env: { ...bare, PGPASSWORD: ROLE_PASSWORD } });
     expect(r.exitCode).toBe(0);
     const log = readFileSync(tls!.logFile, 'utf8');
-    expect(log).toMatch(/statement: SET statement_timeout = 4321;/);
+    expect(log).toMatch(/statement: SET DateStyle = ISO; SET statement_timeout = 4321;/);
     // and --statement-timeout still wins
     const flag = await runCli(['check', '--json', '-d', c, '--statement-timeout', '7s'], { env: { ...bare, PGPASSWORD: ROLE_PASSWORD } });
     expect(flag.exitCode).toBe(0);
-    expect(readFileSync(tls!.logFile, 'utf8')).toMatch(/statement: SET statement_timeout = 7000;/);
+    expect(readFileSync(tls!.logFile, 'utf8')).toMatch(/statement: SET DateStyle = ISO; SET statement_timeout = 7000;/);
   });
 
   test('a default client certificate that cannot be read (here a FIFO, never waited on) is skipped, as libpq skips one it cannot stat', async () => {
