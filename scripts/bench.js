@@ -857,8 +857,8 @@ const REPLAY_APP = 'bench-replay';
  * The least any tool pays the server to see every session and who blocks each lock waiter without
  * the lock table: pg_stat_activity's function and pg_blocking_pids() of each Lock waiter, nothing
  * else (the view's joins are removed: no column of pg_database or pg_authid is used), one psql
- * replay per step per round. PostgreSQL's own cost here grows faster than the sessions: for each backend it reports, pg_stat_get_activity()
- * finds the backend's PGPROC with BackendPidGetProc(), a scan of the process array
+ * replay per step per round. PostgreSQL's own cost here grows faster than the sessions: for each
+ * backend it reports, pg_stat_get_activity() finds the backend's PGPROC with BackendPidGetProc(), a scan of the process array
  * (src/backend/utils/adt/pgstatfuncs.c, src/backend/storage/ipc/procarray.c), and so does
  * pg_blocking_pids() for its waiter (GetBlockerStatusData() in src/backend/storage/lmgr/lock.c):
  * quadratic in the backends (the count alone, fresh backends, idle sessions, medians of 9: 10.7,

@@ -37,13 +37,13 @@
  * V8 checks a cache's version, flags and source length, not its bytes (a release build keeps no
  * checksum): one changed on purpose needs the user's own rights, which can change what runs anyway.
  */
-import { type BigIntStats, closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, type Stats, statSync } from 'node:fs';
+import { type BigIntStats, closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, renameSync, type Stats, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import * as vm from 'node:vm';
 import { COMMAND_NAMES, forMachinesOnly } from '../commands/formats.js';
-import { effectiveUid, errorCode, lstatOrNull, openRegular, readCapped, unlinkQuietly, writeWhole } from './files.js';
+import { effectiveUid, errorCode, lstatOrNull, openRegular, readCapped, readUpTo, unlinkQuietly, writeWhole } from './files.js';
 
 const ROOT_UID = 0;
 
@@ -144,9 +144,10 @@ function stamp(own: string, st: BigIntStats): string {
 const OWN_FILE = /^[\w.-]+-[0-9a-f]{8}-v\d+\.\d+\.\d+-\w+-[0-9a-f]{8}-\d+-\d+-\d+-\d+-\d+-[a-z]+(-machine)?\.v8(\.\d+\.[0-9a-z]+\.part)?$/;
 /**
  * A cache file begins with this (16 bytes), then the length of V8's data (uint32, big-endian) and
- * four zero bytes (not checked), then the data: 24 bytes, so the data read back starts on an 8-byte boundary. V8 copies
- * cached data that does not (AlignedCachedData) before it deserializes it, and at 20 bytes
- * (`dbdoctor-code-1`) every run copied its ~700 KB into fresh memory (~175 page faults).
+ * four zero bytes (not checked), then the data: 24 bytes, so the data read back starts on an
+ * 8-byte boundary. V8 copies cached data that does not (AlignedCachedData) before it deserializes
+ * it, and at 20 bytes (`dbdoctor-code-1`) every run copied its ~700 KB into fresh memory (~175
+ * page faults).
  */
 const MAGIC = Buffer.from('dbdoctor-code-2\n', 'latin1');
 const HEADER_BYTES = MAGIC.length + 8;
@@ -177,13 +178,7 @@ export function readWrapped(fd: number, size: number): string | undefined {
   // written over that byte)
   const buf = Buffer.allocUnsafe(start + size + 1 + WRAP_TAIL.length);
   WRAP_HEAD.copy(buf, 0);
-  let total = 0;
-  while (total <= size) {
-    const n = readSync(fd, buf, start + total, size + 1 - total, null);
-    if (n === 0) break;
-    total += n;
-  }
-  if (total !== size) return undefined;
+  if (readUpTo(fd, buf, start, size + 1) !== size) return undefined;
   WRAP_TAIL.copy(buf, start + size);
   return buf.toString('utf8', 0, start + size + WRAP_TAIL.length);
 }

@@ -138,16 +138,22 @@ export function openRegular(path: string, o: OpenOptions = {}): OpenedFile | nul
   return { fd, stats, created };
 }
 
+/** Reads from an open file's position into buf from `at`, until `count` bytes or the end: the bytes read. */
+export function readUpTo(fd: number, buf: Buffer, at: number, count: number): number {
+  let total = 0;
+  while (total < count) {
+    const n = readSync(fd, buf, at + total, count - total, null);
+    if (n === 0) break;
+    total += n;
+  }
+  return total;
+}
+
 /** Reads an open regular file whole, refusing one larger than maxBytes (even one still growing). */
 export function readCapped(f: OpenedFile, maxBytes: number, tooLarge: string): Buffer {
   if (f.stats.size > maxBytes) throw new FileProblem(tooLarge);
   const buf = Buffer.alloc(maxBytes + 1);
-  let total = 0;
-  while (total < buf.length) {
-    const n = readSync(f.fd, buf, total, buf.length - total, null);
-    if (n === 0) break;
-    total += n;
-  }
+  const total = readUpTo(f.fd, buf, 0, buf.length);
   if (total > maxBytes) throw new FileProblem(tooLarge);
   return buf.subarray(0, total);
 }
