@@ -162,11 +162,13 @@ describe('the JSON stays valid and exact', () => {
       // diagnose's findings quote a statement as evidence: secrets masked, whitespace collapsed, cut
       // at a documented length; every other view carries the field as the server has it
       const digest = (q: string) => (name === 'diagnose' ? q.replace(/\s+/g, ' ').trim() : q);
-      // the statement is the whole value, or is quoted at its end (a finding's summary sentence)
+      // the statement is the whole value, or is quoted at its end (a finding's summary sentence),
+      // cut with '…', which may be followed by the rest of the sentence ('; 1 more group, 2 in
+      // all': whether another group passed the threshold depends on how long the run took)
       const quotes = (q: string) => {
         const d = digest(q);
         const at = v.indexOf(d.slice(0, 24));
-        const rest = at < 0 ? null : v.slice(at).replace(/…$/, '');
+        const rest = at < 0 ? null : v.slice(at).replace(/…(; .*)?$/s, '');
         return rest !== null && d.startsWith(rest);
       };
       const source = truth.find((t) => quotes(t.query));
