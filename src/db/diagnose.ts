@@ -18,7 +18,7 @@ import { describeTarget, type Target } from '../core/target.js';
 import type { Thresholds } from '../core/thresholds.js';
 import { ConnectError, openSession, type Session, type SessionOptions } from './session.js';
 import { activityRead, type LockDetail } from './sql/activity.js';
-import { readTogether } from './sql/read.js';
+import { type FirstRoundTrip, readFirst, readTogether } from './sql/read.js';
 import { type ServerProfileFacts, serverProfileRead } from './sql/server-facts.js';
 import { settingsRead } from './sql/settings.js';
 import { readTopStatements, type StatementsProbe, statementsProbeRead } from './sql/statements.js';
@@ -47,7 +47,8 @@ export const DIAGNOSE_QUERY_CHARS = 500;
 /**
  * Failures an optional read can cause on its own, so that reading again apart may get past them.
  * A statement_timeout is one too, but reading the optional facts again would wait as long again:
- * after one, only the state is read again, and the optional facts are unavailable.
+ * after one in the first round trip, only the state is read again, and the optional facts are
+ * unavailable (after one in the lock table's round trip, they stand as the first read them).
  */
 const OPTIONAL_FAILURES = new Set(['permission_denied', 'lock_timeout', 'query_failed', 'statement_timeout']);
 
@@ -89,27 +90,33 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
       [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, lockDetail, queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
     const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
+    let first: FirstRoundTrip<[ServerProfileFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]> | undefined;
     try {
       // Everything in one round trip: the state now (server facts, limits, activity, prepared
       // transactions: one snapshot of pg_stat_activity), then the settings and the statements
-      // probe, which the server reads while dbdoctor is still reading the activity rows.
-      const [{ server, limits }, activity, settings, found] = await readTogether<[ServerProfileFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
+      // probe, which the server reads while dbdoctor is still reading the activity rows. The lock
+      // table, when a wait needs it, comes in a second (the activity read's follow-up).
+      first = await readFirst<[ServerProfileFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
+      const [{ server, limits }, activity, settings, found] = await first.finish();
       [facts.server, facts.limits, facts.activity, facts.settings, probe] = [server, limits, activity, settings, found];
     } catch (err) {
-      // One failing statement fails the round trip. When an optional read may be the one (a
+      // One failing statement fails its round trip. When an optional read may be the one (a
       // revoked catalog, a lock on it, a timeout), the reads go again apart: the state alone, then
       // the optional facts in a round trip whose failure only makes them unavailable. The state
       // goes again without pg_locks, which may be the one (a hardened server revokes it, a lock on
-      // it): who blocks whom then comes from pg_blocking_pids(). When the state itself was the
-      // one, it fails again the same way (after a second lock_timeout or statement_timeout), and
-      // the diagnosis reports that failure as before.
+      // it): who blocks whom then comes from pg_blocking_pids(). When only the lock table's round
+      // trip failed, the settings and the statements probe of the first stand as read. When the
+      // state itself was the one, it fails again the same way (after a second lock_timeout or
+      // statement_timeout), and the diagnosis reports that failure as before.
       if (!(err instanceof DbdoctorError) || !OPTIONAL_FAILURES.has(err.cause_id)) throw err;
       const [{ server, limits }, activity] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(session, ...state('none'));
       [facts.server, facts.limits, facts.activity] = [server, limits, activity];
+      const [, , readSettings, readProbe] = first?.done ?? [];
       const unavailable = (reason: string) => {
         for (const what of ['settings', 'statements'] as const) facts.unavailable.push({ what, reason });
       };
-      if (err.cause_id === 'statement_timeout') unavailable(err.message);
+      if (readSettings !== undefined && readProbe !== undefined) [facts.settings, probe] = [readSettings, readProbe];
+      else if (err.cause_id === 'statement_timeout') unavailable(err.message);
       else {
         try {
           [facts.settings, probe] = await readTogether<[SettingsFacts, StatementsProbe]>(session, ...optional());

@@ -85,6 +85,36 @@ describe('gathering', () => {
     }
   });
 
+  test('the lock table locked away: who blocks whom from pg_blocking_pids(), and the settings and statements read before it stand', async () => {
+    const s = server();
+    // The waiters behind the first wait for a tuple lock, whose relation their wait_event does not
+    // name: the lock table is read, in a round trip after the one that read the settings and the
+    // statements probe. A lock on pg_locks makes that round trip wait until statement_timeout,
+    // after which reading the settings and the statements again would wait as long again.
+    const chain = await lockChain(s, { app: 'billing', waiterApp: 'billing-worker' });
+    const locker = await s.client({ application_name: 'pg-locks-locker' });
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE pg_catalog.pg_locks IN ACCESS EXCLUSIVE MODE');
+      let facts!: Awaited<ReturnType<typeof gatherFacts>>;
+      const opened = await connectionsOpenedBy(s, async () => {
+        facts = await gatherFacts(target(s), { statementTimeoutMs: 1500, lockTimeoutMs: 10_000 }, { thresholds: resolveThresholds() });
+      });
+      expect(opened).toBe(1);
+      expect(facts.gather_error).toBeNull();
+      expect(facts.unavailable).toEqual([]);
+      expect(facts.settings?.settings.some((x) => x.name === 'statement_timeout')).toBe(true);
+      expect(facts.statements).toMatchObject({ pg_stat_statements: 'available' });
+      const rows = new Map(facts.activity!.rows.map((r) => [r.pid, r]));
+      expect(rows.get(chain.direct[0]!)?.blocked_by).toEqual([chain.blocker]);
+      for (const pid of chain.behind) expect(rows.get(pid)?.blocked_by?.length).toBeGreaterThan(0);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+      await chain.release();
+    }
+  });
+
   test('per-role, per-database and per-role-in-database overrides', async () => {
     const s = server();
     await s.sql(`ALTER ROLE other_user SET statement_timeout = '5s'; ALTER DATABASE postgres SET lock_timeout = 2000;

@@ -8,7 +8,8 @@
  * would tolerate (an optional fact) go in their own round trip, or ride along with a way back:
  * `diagnose` (src/db/diagnose.ts) sends them with the state, and on a failure they could have
  * caused, reads the state again alone and the optional facts apart. A read may ask for a second
- * round trip from what the first returned (`followUp`): that one is a transaction of its own.
+ * round trip from what the first returned (`followUp`): that one is a transaction of its own, and
+ * what the first round trip finished stands when it fails (`readFirst`).
  */
 import type { Session } from '../session.js';
 
@@ -27,8 +28,20 @@ export interface Read<T> {
   followUp?(results: readonly object[][]): Read<T> | null;
 }
 
-/** Sends the reads in one round trip and parses each from its own result sets (and the follow-ups they ask for in a second). */
-export async function readTogether<T extends unknown[]>(s: Session, ...reads: { [K in keyof T]: Read<T[K]> }): Promise<T> {
+/**
+ * What the first round trip of reads sent together gave: the value of each read that needed no
+ * second round trip (undefined for the others), and `finish`, which sends the follow-ups the others
+ * asked for together (in a transaction of their own) and gives every value. A caller that can go
+ * on without a follow-up (diagnose, when the lock table cannot be read) keeps `done` when
+ * `finish` fails.
+ */
+export interface FirstRoundTrip<T extends unknown[]> {
+  readonly done: { readonly [K in keyof T]: T[K] | undefined };
+  finish(): Promise<T>;
+}
+
+/** Sends the reads in one round trip and parses each read that needs no more from its own result sets. */
+export async function readFirst<T extends unknown[]>(s: Session, ...reads: { [K in keyof T]: Read<T[K]> }): Promise<FirstRoundTrip<T>> {
   const all = reads.flatMap((r) => r.statements);
   const results = await s.multi<object>(all.join(';\n'));
   if (results.length !== all.length) throw new Error(`expected ${all.length} result sets, the server sent ${results.length}`);
@@ -39,10 +52,21 @@ export async function readTogether<T extends unknown[]>(s: Session, ...reads: { 
     return mine;
   });
   const next = reads.map((r, i) => (r as Read<unknown>).followUp?.(own[i]!) ?? null);
+  const done = reads.map((r, i) => (next[i] ? undefined : (r as Read<unknown>).parse(own[i]!)));
   const wanted = next.filter((r): r is Read<unknown> => r !== null);
-  const finished = wanted.length > 0 ? await readTogether<unknown[]>(s, ...wanted) : [];
-  let k = 0;
-  return reads.map((r, i) => (next[i] ? finished[k++] : r.parse(own[i]!))) as T;
+  return {
+    done: done as FirstRoundTrip<T>['done'],
+    finish: async () => {
+      const finished = wanted.length > 0 ? await readTogether<unknown[]>(s, ...wanted) : [];
+      let k = 0;
+      return done.map((v, i) => (next[i] ? finished[k++] : v)) as T;
+    },
+  };
+}
+
+/** Sends the reads in one round trip and parses each from its own result sets (and the follow-ups they ask for in a second). */
+export async function readTogether<T extends unknown[]>(s: Session, ...reads: { [K in keyof T]: Read<T[K]> }): Promise<T> {
+  return (await readFirst<T>(s, ...reads)).finish();
 }
 
 /** One read in its own round trip. */
