@@ -125,6 +125,11 @@ interface ActContext {
   beforeBatch?: (index: number) => Promise<void>;
 }
 
+/** What every re-check holds a planned session to besides its identity and state: the filters' conditions that can change since the plan. */
+function recheckOptions(o: TerminateOptions): { minAgeMs: number | null; stillBlocking: boolean; includeSuperusers: boolean } {
+  return { minAgeMs: o.filters.older_than_ms, stillBlocking: o.filters.blockers, includeSuperusers: o.includeSuperusers };
+}
+
 /** One attempt's result; `auditError`: the audit log failed (intent: nothing sent; outcome: sent, not on record). */
 type Attempt = StepResult & { fatal: boolean; auditError?: string };
 
@@ -146,7 +151,7 @@ function failedStep(r: { permissionDenied: boolean; message: string; fatal: bool
  * the same identity.
  */
 async function oneByOne(c: ActContext, p: PlannedSession, kind: SignalKind, afterCancel: boolean): Promise<Attempt> {
-  const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), minAgeMs: c.options.filters.older_than_ms, stillBlocking: c.options.filters.blockers });
+  const r = await signalSession(c.session, p, kind, { timeoutMs: terminateTimeout(c.options), ...recheckOptions(c.options) });
   if (!r.ok) return failedStep(r);
   let step = afterCancel ? classifyAfterCancel(p, r.raw) : classifySignal(p, kind, r.raw);
   // pg_terminate_backend returned false: it did not exit within the timeout. Did it since?
@@ -203,7 +208,7 @@ async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind
   }
   if (onRecord.length > 0) {
     try {
-      const r = await signalBatch(c.session, onRecord, kind, { minAgeMs: c.options.filters.older_than_ms, stillBlocking: c.options.filters.blockers });
+      const r = await signalBatch(c.session, onRecord, kind, recheckOptions(c.options));
       if (!r.ok && r.fatal) {
         for (const p of onRecord) steps.set(p.pid, failedStep(r));
       } else if (!r.ok) {

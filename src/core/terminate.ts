@@ -406,6 +406,8 @@ export interface SignalRaw {
   state_now: string | null;
   /** null: the re-check failed, nothing was sent; true/false: the function's result. */
   signalled: boolean | null;
+  /** Whether the session's role is a superuser when the statement ran (pg_roles.rolsuper now). */
+  superuser_now?: boolean | null;
   /**
    * With --blockers: whether the session still blocked another session (a Lock waiter names it in
    * pg_blocking_pids) when the statement ran; null or absent when not checked.
@@ -432,15 +434,24 @@ export interface StepResult {
 }
 
 /**
+ * A session planned as an ordinary role's whose role is a superuser now (ALTER ROLE ... SUPERUSER
+ * since the plan): without --include-superusers the re-check leaves it alone, as the plan would have.
+ */
+function becameSuperuser(planned: Pick<PlannedSession, 'superuser'>, raw: SignalRaw): boolean {
+  return raw.superuser_now === true && !planned.superuser;
+}
+
+/**
  * One attempt's result. `signalled` means a cancel was delivered (the caller then waits and
  * terminates what still runs).
  */
-export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | 'state'>, kind: SignalKind, raw: SignalRaw): StepResult {
+export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | 'state' | 'superuser'>, kind: SignalKind, raw: SignalRaw): StepResult {
   if (!raw.present) return { outcome: 'gone', detail: 'the session had already ended' };
   if (raw.backend_start_now !== planned.backend_start) {
     return { outcome: 'changed', detail: 'the pid now belongs to a new session (pid reused); not touched' };
   }
   if (raw.signalled === null) {
+    if (becameSuperuser(planned, raw)) return { outcome: 'changed', detail: "the session's role became a superuser since the plan (--include-superusers to signal one); not touched" };
     if (raw.blocking_now === false) return { outcome: 'changed', detail: 'the session no longer blocks anyone; not touched' };
     if (raw.waiting_now === true && raw.state_now === planned.state) return { outcome: 'changed', detail: 'the session now waits for a lock itself (no longer a root blocker); not touched' };
     const now = raw.state_now ?? 'hidden';
@@ -458,8 +469,9 @@ export function classifySignal(planned: Pick<PlannedSession, 'backend_start' | '
 }
 
 /** The terminate step after a successful cancel: a changed session means the query stopped. */
-export function classifyAfterCancel(planned: Pick<PlannedSession, 'backend_start' | 'state'>, raw: SignalRaw): StepResult {
+export function classifyAfterCancel(planned: Pick<PlannedSession, 'backend_start' | 'state' | 'superuser'>, raw: SignalRaw): StepResult {
   const r = classifySignal(planned, 'terminate', raw);
+  if (raw.signalled === null && becameSuperuser(planned, raw)) return r;
   if (r.outcome === 'changed' && raw.present && raw.backend_start_now === planned.backend_start && raw.blocking_now === false) {
     return { outcome: 'cancelled', detail: 'after the cancel it no longer blocks anyone; session kept' };
   }
@@ -478,7 +490,7 @@ export const DEFAULT_BATCH_SIZE = 200;
  * and its exit is awaited with the rest of the batch (then `exitConfirmed` or `exitTimedOut`).
  */
 export function classifyBatchRow(
-  planned: Pick<PlannedSession, 'backend_start' | 'state'>,
+  planned: Pick<PlannedSession, 'backend_start' | 'state' | 'superuser'>,
   kind: SignalKind,
   raw: SignalRaw & { denied: boolean },
   afterCancel: boolean,

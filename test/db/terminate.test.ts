@@ -204,6 +204,41 @@ describe('selection and acting', () => {
     }
   });
 
+  test('a role made a superuser between the plan and its batch: its sessions are left alone, unless --include-superusers', async () => {
+    const s = server();
+    await s.sql(`CREATE ROLE db_promo LOGIN PASSWORD '${ROLE_PASSWORD}'`);
+    const idle = await idleSessions(s, 2, { app: 'db-promo', user: 'db_promo' });
+    try {
+      const o = options(s, { apps: ['db-promo'] }, { batchSize: 1 });
+      const r = await runTerminate(o, {
+        prompter: null,
+        beforeBatch: async (index) => {
+          if (index === 0) await s.sql('ALTER ROLE db_promo SUPERUSER');
+        },
+      });
+      expect(r.results.map((x) => x.outcome)).toEqual(['changed', 'changed']);
+      expect(r.results[0]!.detail).toContain('became a superuser');
+      expect(await alive(s, idle.pids)).toEqual(sorted(idle.pids));
+      // One by one (a batch's fallback) re-checks it too.
+      const session = await openSession(target(s));
+      try {
+        const snap = await readTerminateSnapshot(session, false);
+        const [p] = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), apps: ['db-promo'] }, allDatabases: false, includeSuperusers: true, cancelFirst: false }).planned;
+        const before = { ...p!, superuser: false };
+        expect(await signalSession(session, before, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false, includeSuperusers: false })).toMatchObject({ ok: true, raw: { superuser_now: true, signalled: null } });
+        expect(await alive(s, idle.pids)).toEqual(sorted(idle.pids));
+      } finally {
+        await session.close();
+      }
+      const all = await runTerminate(options(s, { apps: ['db-promo'] }, { batchSize: 1, includeSuperusers: true }), { prompter: null });
+      expect(all.results.map((x) => x.outcome)).toEqual(['terminated', 'terminated']);
+      expect(await alive(s, idle.pids)).toEqual([]);
+    } finally {
+      await idle.release();
+      await s.sql('DROP ROLE db_promo');
+    }
+  });
+
   test('a pid that now belongs to another session (pid reuse) is changed, never signalled', async () => {
     const s = server();
     const one = await idleSessions(s, 1, { app: 'db-reuse', user: 'app_user' });
@@ -213,19 +248,19 @@ describe('selection and acting', () => {
       const plan = planTermination(snap.activity, snap.fingerprints, { filters: { ...emptyFilters(), apps: ['db-reuse'] }, allDatabases: false, includeSuperusers: false, cancelFirst: false });
       const p = plan.planned[0]!;
       const earlier = { ...p, backend_start: p.backend_start.replace(/^(\d{4})/, (y) => String(Number(y) - 1)) };
-      const r = await signalSession(session, earlier, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false });
+      const r = await signalSession(session, earlier, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false, includeSuperusers: false });
       expect(r).toMatchObject({ ok: true, raw: { present: true, signalled: null } });
       expect(await alive(s, one.pids)).toEqual(one.pids);
       // A microsecond off is another session too: the text comparison keeps every digit.
       const micro = { ...p, backend_start: p.backend_start.replace(/(\d)(?=[+-]\d{2}(:\d{2})?$)/, (d) => String((Number(d) + 1) % 10)) };
       expect(micro.backend_start).not.toBe(p.backend_start);
-      expect(await signalSession(session, micro, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false })).toMatchObject({ ok: true, raw: { signalled: null } });
+      expect(await signalSession(session, micro, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false, includeSuperusers: false })).toMatchObject({ ok: true, raw: { signalled: null } });
       expect(await alive(s, one.pids)).toEqual(one.pids);
       // And the real fingerprint is accepted.
-      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false })).toMatchObject({ ok: true, raw: { signalled: true } });
+      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false, includeSuperusers: false })).toMatchObject({ ok: true, raw: { signalled: true } });
       expect(await alive(s, one.pids)).toEqual([]);
       // Gone now: a second attempt finds nobody.
-      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false })).toMatchObject({ ok: true, raw: { present: false } });
+      expect(await signalSession(session, p, 'terminate', { timeoutMs: 2000, minAgeMs: null, stillBlocking: false, includeSuperusers: false })).toMatchObject({ ok: true, raw: { present: false } });
     } finally {
       await session.close();
       await one.release();
@@ -414,7 +449,8 @@ describe('--cancel-first, --blockers, scope', () => {
       // the first waiter waits for the root's transaction, the second for the first's row lock
       expect([p.pid, p.blocks, p.waiters]).toEqual([chain.blocker, 2, chain.direct]);
       // A cancel does nothing to a session idle in transaction: each call below answers and the root stays.
-      const opts = { timeoutMs: 2000, minAgeMs: null, stillBlocking: true };
+      // planned with --include-superusers (the test's sessions are the superuser's): re-checked so too
+      const opts = { timeoutMs: 2000, minAgeMs: null, stillBlocking: true, includeSuperusers: true };
       expect(await signalSession(session, p, 'cancel', opts)).toMatchObject({ ok: true, raw: { blocking_now: true, waiting_now: false, signalled: true } });
       // the planned waiter gives up; the second now waits for the root's transaction itself: asked as every Lock waiter is
       await s.sql('SELECT pg_cancel_backend($1::int)', [chain.direct[0]]);
@@ -441,7 +477,7 @@ describe('--cancel-first, --blockers, scope', () => {
       expect([p.pid, p.waiters]).toEqual([chain.blocker, chain.direct]);
       // EXPLAIN ANALYZE runs the statement: a cancel, which does nothing to a session idle in transaction
       const blockersCte = async (waiters: number[]) => {
-        const params = [[p.pid], [p.backend_start], [p.state], [p.state_change], [p.xact_start], null, true, [`{${waiters.join(',')}}`]];
+        const params = [[p.pid], [p.backend_start], [p.state], [p.state_change], [p.xact_start], null, true, [`{${waiters.join(',')}}`], true];
         const lines = (await s.sql<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${batchSql('cancel')}`, params)).map((r) => r['QUERY PLAN']);
         const at = lines.findIndex((l) => /^\s*CTE blockers$/.test(l));
         expect(at).toBeGreaterThanOrEqual(0);

@@ -275,7 +275,7 @@ describe('planTermination', () => {
 });
 
 describe('outcomes', () => {
-  const planned = { backend_start: '2026-11-23 10:00:00.123456+00', state: 'idle in transaction' };
+  const planned = { backend_start: '2026-11-23 10:00:00.123456+00', state: 'idle in transaction', superuser: false };
 
   test('terminate results', () => {
     expect(classifySignal(planned, 'terminate', { present: false, backend_start_now: null, state_now: null, signalled: null }).outcome).toBe('gone');
@@ -290,6 +290,14 @@ describe('outcomes', () => {
     expect(classifySignal(planned, 'terminate', { present: true, backend_start_now: planned.backend_start, state_now: 'idle in transaction', signalled: null }).detail).toContain('new statement');
     expect(classifySignal(planned, 'terminate', { present: true, backend_start_now: planned.backend_start, state_now: planned.state, signalled: true }).outcome).toBe('terminated');
     expect(classifySignal(planned, 'terminate', { present: true, backend_start_now: planned.backend_start, state_now: planned.state, signalled: false }).outcome).toBe('failed');
+  });
+
+  test("a role made a superuser since the plan: changed, not touched (and not taken for a stopped query after a cancel)", () => {
+    const promoted = { present: true, backend_start_now: planned.backend_start, state_now: planned.state, superuser_now: true, signalled: null };
+    expect(classifySignal(planned, 'terminate', promoted)).toMatchObject({ outcome: 'changed', detail: expect.stringContaining('became a superuser') });
+    expect(classifyAfterCancel({ ...planned, state: 'active' }, { ...promoted, state_now: 'active' })).toMatchObject({ outcome: 'changed', detail: expect.stringContaining('became a superuser') });
+    // planned as a superuser's (--include-superusers): no change there
+    expect(classifySignal({ ...planned, superuser: true }, 'terminate', promoted).detail).toContain('new statement');
   });
 
   test('cancel, then terminate what still runs', () => {

@@ -87,7 +87,8 @@ const stillBlocks = (pid: string, waiters: string, everyone: string) =>
  * The re-check and the signal in one statement. The CASE only calls the (volatile) signal
  * function when the session is still the one planned (pid + backend_start), in the planned state,
  * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
- * not dbdoctor itself and, with --blockers ($7), still a root blocker: it blocks at least one other
+ * not dbdoctor itself, is no superuser's unless --include-superusers ($9: the plan left superusers'
+ * sessions out, and a role can be made one since) and, with --blockers ($7), still a root blocker: it blocks at least one other
  * session and waits for no lock itself, nor does a parallel worker of its (a root that started
  * waiting since the plan, its statement unchanged, waits behind another session: ending it would
  * not free the queue, and the lock table read for the plan may have missed a waiter that queued
@@ -100,10 +101,11 @@ const stillBlocks = (pid: string, waiters: string, everyone: string) =>
  * now, so a waiter that was cancelled, gave up or got its lock since the plan no longer counts.
  */
 function signalSql(kind: SignalKind): string {
-  const call = kind === 'terminate' ? 'pg_terminate_backend(a.pid, $9::bigint)' : 'pg_cancel_backend(a.pid)';
+  const call = kind === 'terminate' ? 'pg_terminate_backend(a.pid, $10::bigint)' : 'pg_cancel_backend(a.pid)';
   return `SELECT (a.pid IS NOT NULL) AS present,
        a.backend_start::text AS backend_start_now,
        a.state AS state_now,
+       r.rolsuper AS superuser_now,
        b.blocking AS blocking_now,
        b.waits AS waiting_now,
        CASE WHEN a.backend_start::text = $2::text
@@ -114,11 +116,13 @@ function signalSql(kind: SignalKind): string {
                   OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
              AND a.backend_type = 'client backend'
              AND a.pid <> pg_backend_pid()
+             AND ($9::boolean OR NOT coalesce(r.rolsuper, false))
              AND (NOT $7::boolean OR (b.blocking AND b.waits IS FALSE))
             THEN ${call}
        END AS signalled
   FROM (SELECT $1::int AS pid) AS t
   LEFT JOIN ${BACKENDS} a ON a.pid = t.pid
+  LEFT JOIN pg_roles r ON r.oid = a.usesysid
   LEFT JOIN LATERAL (
         SELECT ${stillBlocks(
           't.pid',
@@ -141,6 +145,8 @@ export interface SignalOptions {
   minAgeMs: number | null;
   /** --blockers: signal only while the session still blocks at least one other session and waits for no lock itself. */
   stillBlocking: boolean;
+  /** --include-superusers: without it, a session whose role is a superuser now (it was not when planned) is left alone. */
+  includeSuperusers: boolean;
 }
 
 /**
@@ -149,11 +155,11 @@ export interface SignalOptions {
  * own session (fatal) and Ctrl-C are reported as fatal / rethrown.
  */
 export async function signalSession(s: Session, p: PlannedSession, kind: SignalKind, opts: SignalOptions): Promise<SignalResult> {
-  const params: unknown[] = [p.pid, p.backend_start, p.state, p.state_change, p.xact_start, opts.minAgeMs, opts.stillBlocking, p.waiters];
+  const params: unknown[] = [p.pid, p.backend_start, p.state, p.state_change, p.xact_start, opts.minAgeMs, opts.stillBlocking, p.waiters, opts.includeSuperusers];
   if (kind === 'terminate') params.push(Math.max(1, Math.round(opts.timeoutMs)));
   try {
     const [row] = await s.query<SignalRaw>(signalSql(kind), params);
-    return { ok: true, raw: row ?? { present: false, backend_start_now: null, state_now: null, signalled: null, blocking_now: null, waiting_now: null } };
+    return { ok: true, raw: row ?? { present: false, backend_start_now: null, state_now: null, superuser_now: null, signalled: null, blocking_now: null, waiting_now: null } };
   } catch (err) {
     if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
     return {
@@ -180,7 +186,7 @@ export async function sessionStillThere(s: Session, pid: number, backendStart: s
 /**
  * One statement for a batch of planned sessions. Each row re-checks its session exactly as
  * signalSql does (identity, state, state_change, xact_start, age, client backend, not dbdoctor,
- * with --blockers still a root blocker) in this statement's own pg_stat_activity snapshot, and also
+ * no superuser's unless --include-superusers, with --blockers still a root blocker) in this statement's own pg_stat_activity snapshot, and also
  * whether the role may signal it (pg_signal_backend's rules: the session's role's privileges or
  * pg_signal_backend, and a superuser's session only by a superuser), so that no row raises an
  * error after earlier rows' signals went out. The signal is sent without waiting
@@ -209,6 +215,7 @@ export function batchSql(kind: SignalKind): string {
   SELECT t.n, t.pid, a.pid AS a_pid,
          a.backend_start::text AS backend_start_now,
          a.state AS state_now,
+         r.rolsuper AS superuser_now,
          b.blocking AS blocking_now,
          b.waits AS waiting_now,
          (a.backend_start::text = t.backend_start
@@ -219,6 +226,7 @@ export function batchSql(kind: SignalKind): string {
                OR (extract(epoch FROM (clock_timestamp() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)) * 1000)::float8 >= $6::float8)
           AND a.backend_type = 'client backend'
           AND a.pid <> pg_backend_pid()
+          AND ($9::boolean OR NOT coalesce(r.rolsuper, false))
           AND (NOT $7::boolean OR (b.blocking AND b.waits IS FALSE))) AS holds,
          ((me.super OR NOT coalesce(r.rolsuper, false))
           AND (me.signal_backend OR (a.usesysid IS NOT NULL AND pg_has_role(a.usesysid, 'USAGE')))) AS permitted
@@ -231,7 +239,7 @@ export function batchSql(kind: SignalKind): string {
                  ${WAITS('a.pid')} AS waits
            WHERE $7::boolean) b ON true
 )
-SELECT n::int AS n, pid, (a_pid IS NOT NULL) AS present, backend_start_now, state_now, blocking_now, waiting_now,
+SELECT n::int AS n, pid, (a_pid IS NOT NULL) AS present, backend_start_now, state_now, superuser_now, blocking_now, waiting_now,
        coalesce(holds, false) AND NOT coalesce(permitted, false) AS denied,
        CASE WHEN coalesce(holds, false) AND coalesce(permitted, false) THEN ${call} END AS signalled
   FROM c
@@ -259,6 +267,7 @@ export async function signalBatch(s: Session, batch: readonly PlannedSession[], 
     opts.minAgeMs,
     opts.stillBlocking,
     batch.map((p) => `{${p.waiters.join(',')}}`),
+    opts.includeSuperusers,
   ];
   try {
     const rows = await s.query<BatchRaw & { n: number }>(batchSql(kind), params);
