@@ -10,7 +10,7 @@ import { resolveThresholds } from '../core/thresholds.js';
 import { connectionArgs } from '../core/guide.js';
 import { describeTarget } from '../core/target.js';
 import type { Thresholds } from '../core/thresholds.js';
-import { deltas, eventsBetween, identities, nextInterval, Ring, summarize, trends, type WatchEvent, type WatchSample } from '../core/watch.js';
+import { deltas, eventsBetween, type HandOver, handOver as handOverOf, identities, nextInterval, Ring, summarize, trends, type WatchEvent, type WatchSample } from '../core/watch.js';
 import type { Finding } from '../core/diagnose.js';
 import type { ScreenState } from '../render/watch-screen.js';
 import type { LiveScreen } from '../ui/watch-screen.js';
@@ -104,7 +104,7 @@ Examples:
       const live = !opts.json && ctx.output.stdoutIsTTY && ctx.output.stdinIsTTY && ctx.output.frame !== undefined;
       const started = nowMs();
       const sampler = new Sampler(plan, thresholds);
-      let handOver: string[] | null = null;
+      let handOver: HandOver | null = null;
       await withSession(target, session, async (s) => {
         if (live) {
           const r = await liveView(ctx, s, sampler, plan, thresholds, describeTarget(target));
@@ -139,9 +139,10 @@ Examples:
       if (ctx.exitCode !== ExitCode.INTERRUPTED) ctx.exitCode = exitCodeForSeverity(sampler.worstSeen);
       if (handOver) {
         // t: terminate's own guided flow (plan, checkbox, confirmation), unchanged, on the normal screen
-        ctx.output.out(ctx.output.style.bold(`$ dbdoctor ${(handOver as string[]).join(' ')}`));
+        const { argv, command } = handOver as HandOver;
+        ctx.output.out(ctx.output.style.bold(`$ ${command}`));
         const sub: CommandContext = { ...ctx, exitCode: ExitCode.OK, json: false };
-        await factory(sub).parseAsync(['node', 'dbdoctor', ...(handOver as string[]), ...connectionArgs(target)]);
+        await factory(sub).parseAsync(['node', 'dbdoctor', ...argv, ...connectionArgs(target)]);
         ctx.exitCode = sub.exitCode;
       }
     });
@@ -198,22 +199,14 @@ class Sampler {
   }
 }
 
-/** The application `t` hands over: the / filter when it names one exactly, else the one with most sessions idle in transaction. */
-function handOverApp(sample: WatchSample | undefined, filter: string | null): string | null {
-  if (!sample) return null;
-  const exact = filter ? sample.by_app.find((a) => a.app === filter) : undefined;
-  const pick = exact ?? [...sample.by_app].filter((a) => a.idle_in_transaction > 0).sort((a, b) => b.idle_in_transaction - a.idle_in_transaction)[0];
-  return pick && pick.app !== '' && !/[*?]/.test(pick.app) ? pick.app : null;
-}
-
 /** The full-screen view: samples every interval, keys between them; the terminal is always given back. */
-async function liveView(ctx: CommandContext, s: Session, sampler: Sampler, plan: WatchPlan, thresholds: Thresholds, target: string): Promise<{ interrupted: boolean; handOver: string[] | null }> {
+async function liveView(ctx: CommandContext, s: Session, sampler: Sampler, plan: WatchPlan, thresholds: Thresholds, target: string): Promise<{ interrupted: boolean; handOver: HandOver | null }> {
   const { renderScreen, SORTS } = await import('../render/watch-screen.js');
   const { openLiveScreen } = await import('../ui/watch-screen.js');
   const state: ScreenState = { target, samples: [], trends: [], events: [], paused: false, sort: 'total', filter: null, typing: null, help: false, overlay: null, message: null, cols: 80, rows: 24, intervalMs: plan.intervalMs };
   let quit: 'q' | 'ctrl-c' | 'signal' | 't' | null = null;
   let wantDiagnose = false;
-  let handOver: string[] | null = null;
+  let handOver: HandOver | null = null;
   let wake = new AbortController();
   let screen: LiveScreen | null = null;
   const draw = () => {
@@ -263,10 +256,10 @@ async function liveView(ctx: CommandContext, s: Session, sampler: Sampler, plan:
         poke();
       } else if (key === 't') {
         const all = sampler.ring.all();
-        const app = handOverApp(all[all.length - 1], state.filter);
-        if (app === null) state.message = 'nothing to hand over: no application with sessions idle in transaction (pick one with /)';
+        const next = handOverOf(all[all.length - 1], state.filter);
+        if (next === null) state.message = 'nothing to hand over: no application with sessions idle in transaction whose name can be shown exactly (pick one with /)';
         else {
-          handOver = ['terminate', '--app', app, '--state', 'idle in transaction'];
+          handOver = next;
           quit = 't';
           return poke();
         }

@@ -9,6 +9,7 @@ import { clientSessions, type SessionRow } from './activity.js';
 import type { DiagnoseFacts, DiagnoseReport, Finding } from './diagnose/types.js';
 import { type TrendOptions, type TrendSample, trendFindings } from './diagnose/trends.js';
 import type { Severity } from './exit-codes.js';
+import { dbdoctorArgv, shellCommand } from './printed.js';
 
 export interface SessionStats {
   sessions: number;
@@ -173,4 +174,29 @@ export function trends(samples: readonly WatchSample[], o: TrendOptions): Findin
 export function nextInterval(asked: number, sampleMs: number): { interval_ms: number; backed_off: boolean } {
   if (sampleMs <= asked / 10) return { interval_ms: asked, backed_off: false };
   return { interval_ms: Math.min(60_000, Math.max(asked, Math.ceil(sampleMs * 10))), backed_off: true };
+}
+
+/** What `t` in the live view hands over to: terminate's argv and the same command as printed. */
+export interface HandOver {
+  argv: string[];
+  command: string;
+}
+
+/**
+ * What `t` hands over: terminate of the sessions idle in transaction of the application filtered
+ * with `/`, else of the one with the most of them. None when there is no such application, its name
+ * is empty or a pattern (terminate's --app would match more), or the name cannot be shown exactly
+ * (the command printed before the hand-over is the one that runs: built once, by the quoters).
+ */
+export function handOver(sample: WatchSample | undefined, filter: string | null): HandOver | null {
+  if (!sample) return null;
+  const exact = filter ? sample.by_app.find((a) => a.app === filter) : undefined;
+  const pick = exact ?? [...sample.by_app].filter((a) => a.idle_in_transaction > 0).sort((a, b) => b.idle_in_transaction - a.idle_in_transaction)[0];
+  if (!pick || pick.app === '' || /[*?]/.test(pick.app)) return null;
+  const argv = dbdoctorArgv('terminate', [
+    ['--app', pick.app],
+    ['--state', 'idle in transaction'],
+  ]);
+  const command = shellCommand(argv);
+  return command === null ? null : { argv, command };
 }

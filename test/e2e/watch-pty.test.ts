@@ -154,7 +154,7 @@ describe('the live view', () => {
     try {
       await pty.waitFor(/worker[\s\S]*q quit/, 8_000);
       await pty.type('t');
-      await pty.waitFor(/dbdoctor terminate --app worker --state idle in transaction/, 8_000);
+      await pty.waitFor(/dbdoctor terminate --app worker --state "idle in transaction"/, 8_000);
       await pty.waitFor(/Plan: terminate 3 sessions[\s\S]*Sessions to terminate/, 8_000);
       await pty.type(KEY.enter);
       await pty.waitFor(/\(y\/N\)/, 8_000);

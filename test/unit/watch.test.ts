@@ -5,7 +5,8 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { DEFAULT_TREND_OPTIONS, leastSquares, type TrendSample, trendFindings } from '../../src/core/diagnose/trends.js';
-import { nextInterval, Ring } from '../../src/core/watch.js';
+import { handOver, nextInterval, Ring, type WatchSample } from '../../src/core/watch.js';
+import { shellWord } from '../../src/core/printed.js';
 
 function samples(counts: number[], opts: { app?: string; iit?: boolean; stepMs?: number; slots?: number; fresh?: number } = {}): TrendSample[] {
   return counts.map((n, i) => ({
@@ -73,5 +74,35 @@ describe('footprint', () => {
     expect(nextInterval(2000, 50)).toEqual({ interval_ms: 2000, backed_off: false });
     expect(nextInterval(2000, 500)).toEqual({ interval_ms: 5000, backed_off: true });
     expect(nextInterval(2000, 60_000).interval_ms).toBe(60_000);
+  });
+});
+
+describe("t's hand-over to terminate", () => {
+  const sample = (apps: Array<[string, number]>): WatchSample =>
+    ({
+      by_app: apps.map(([app, iit]) => ({ app, total: iit + 1, active: 1, idle: 0, idle_in_transaction: iit, client_read: 0, new_sessions: 0, pids_iit: [] })),
+    }) as unknown as WatchSample;
+
+  test('the command printed is the argv that runs, quoted by the shell quoter, whatever the application is called', () => {
+    expect(handOver(sample([['worker', 3], ['web', 1]]), null)).toEqual({
+      argv: ['terminate', '--app', 'worker', '--state', 'idle in transaction'],
+      command: 'dbdoctor terminate --app worker --state "idle in transaction"',
+    });
+    const hostile = '$(touch /tmp/pwned); worker';
+    const h = handOver(sample([[hostile, 3]]), null)!;
+    expect(h.argv).toEqual(['terminate', '--app', hostile, '--state', 'idle in transaction']);
+    expect(h.command).toBe(`dbdoctor terminate --app ${shellWord(hostile)} --state "idle in transaction"`);
+    expect(h.command).toContain("'$(touch /tmp/pwned); worker'");
+    // a name that begins with a dash is the option's value, not an option of its own
+    expect(handOver(sample([['--yes', 2]]), null)!.argv).toEqual(['terminate', '--app=--yes', '--state', 'idle in transaction']);
+  });
+
+  test('nothing is handed over for a name that cannot be shown exactly, a pattern, or no such application', () => {
+    expect(handOver(sample([['pay\u202ements', 3]]), null)).toBeNull();
+    expect(handOver(sample([['line\nbreak', 3]]), null)).toBeNull();
+    expect(handOver(sample([['work*', 3]]), null)).toBeNull();
+    expect(handOver(sample([['web', 0]]), null)).toBeNull();
+    expect(handOver(sample([['web', 0]]), 'web')!.argv).toContain('web');
+    expect(handOver(undefined, null)).toBeNull();
   });
 });
