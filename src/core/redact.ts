@@ -14,10 +14,14 @@
  * What is masked (the secret's characters replaced by `***`, the statement's shape kept):
  * - the literal (or, after `=`/`TO`, the word) that follows a name holding "password" or "secret":
  *   `CREATE/ALTER ROLE|USER|GROUP ... PASSWORD '...'`, `USER MAPPING ... OPTIONS (password '...')`,
- *   `ADD`/`SET password '...'`, `SET app.password = ...`, a column compared with a literal;
+ *   `ADD`/`SET password '...'`, `SET app.password = ...`;
+ * - every constant (string or number) of a statement that names such a column, option or setting
+ *   anywhere: which one is the secret depends on where the name stands (`'x' = password`,
+ *   `password = crypt('x', password)`, `INSERT INTO users (name, password) VALUES ('bob', 'x')`);
  * - inside every literal, quoted identifier and comment: conninfo values of `password=`,
  *   `sslpassword=`, `oauth_client_secret=` (quoted values with spaces and `\'` as libpq allows),
- *   the password of a `postgres(ql)://user:password@` URL and password query parameters;
+ *   values under such a key in JSON or YAML-like text (`"password": "..."`, `password: ...`), the
+ *   password of a `scheme://user:password@` URL of any scheme and password query parameters;
  * - inside every literal and comment again, read as SQL (a DO block, an EXECUTE string, a
  *   commented-out statement), a few levels deep;
  * - a literal built by concatenation or format() after a text that ends where a password starts
@@ -51,11 +55,11 @@ const WORK_PER_CHAR = 200;
 const TOO_CONVOLUTED = '*** (statement not shown: too convoluted to mask its secrets safely)';
 /** A name whose value is a secret: password, sslpassword, oauth_client_secret, "password" ... */
 const SECRET_NAME = /password|secret/i;
-const SECRET_WORDS = /password|secret|postgres/i;
-const SECRET_HINTS = /password|secret|postgres|\\|&/i;
+const SECRET_WORDS = /password|secret|postgres|:\/\//i;
+const SECRET_HINTS = /password|secret|postgres|:\/\/|\\|&/i;
 const CONTINUED = /'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/;
 /** Any of the above, to find the last place in a text where a secret may start. */
-const ANY_HINT = /password|secret|postgres|\\|&|'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/gi;
+const ANY_HINT = /password|secret|postgres|:\/\/|\\|&|'[ \t\f\v]*(?:--[^\n\r]*)?[\n\r]/gi;
 
 /**
  * Whether a text (or a literal, read again as SQL) may hold a secret at all: every form masked
@@ -141,13 +145,37 @@ function conninfoSecrets(v: string, f: Found, opts: { withQuotes: boolean }): vo
 }
 
 /**
- * `postgres(ql)://user:password@...` URLs: the password (up to the last '@' of the URL, so a
- * password with an unencoded '@' is masked whole) and any query parameter whose name, decoded,
- * holds "password" or "secret". In a value the URL runs to the value's end; in raw text to
+ * A value after a secret-named key and a colon, as JSON and YAML-like text write it
+ * (`{"password": "x"}`, `db_password: x y`): a JSON string up to its closing quote (`\"` escaped),
+ * else up to the end of the line (a YAML value may hold spaces). A string left open runs to the end.
+ */
+function keyValueSecrets(v: string, f: Found): void {
+  const re = /(?:password|secret)[\w-]*"?\s*:(?![:=/])\s*/gi;
+  const n = v.length;
+  for (let m = re.exec(v); m !== null; m = re.exec(v)) {
+    const k = m.index + m[0].length;
+    let j = k;
+    if (v[k] === '"') {
+      j = k + 1;
+      while (j < n && v[j] !== '"') j += v[j] === '\\' ? 2 : 1;
+      f.spans.push([k + 1, Math.min(j, n)]);
+    } else {
+      while (j < n && v[j] !== '\n' && v[j] !== '\r') j++;
+      f.spans.push([k, j]);
+    }
+    if (j >= n) f.openEnd = true;
+    re.lastIndex = Math.max(re.lastIndex, k);
+  }
+}
+
+/**
+ * `scheme://user:password@...` URLs of any scheme (postgres, postgresql, mysql, https, amqp,
+ * redis, ...): the password (up to the last '@' of the URL, so a password with an unencoded '@' is
+ * masked whole) and any query parameter whose name, decoded, holds "password" or "secret". In a value the URL runs to the value's end; in raw text to
  * whitespace. A URL cut off before its '@' (`open`) has what follows its ':' masked.
  */
 function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }): void {
-  const re = /postgres(?:ql)?:\/\//gi;
+  const re = /[a-z][a-z0-9+.-]*:\/\//gi;
   const n = v.length;
   for (let m = re.exec(v); m !== null; m = re.exec(v)) {
     const k = m.index + m[0].length;
@@ -191,6 +219,7 @@ function valueSecrets(v: string, depth: number, open: boolean): Found {
   spend(v.length);
   const f = found();
   conninfoSecrets(v, f, { withQuotes: false });
+  keyValueSecrets(v, f);
   urlSecrets(v, f, { raw: false, open });
   if (depth + 1 >= MAX_DEPTH) {
     // too deep to read further: whatever could hold a secret goes whole, and so do the literals
@@ -289,6 +318,13 @@ function dollarAfterName(s: string, t: IdentTok, out: SpanSet): void {
   }
 }
 
+/** Whether the identifier at sig[i] names a secret (quoted too, in each way its escapes may read). */
+function namesSecret(s: string, sig: Tok[], i: number): boolean {
+  const t = sig[i] as IdentTok;
+  if (t.quoted === 'no') return SECRET_NAME.test(s.slice(t.start, t.end));
+  return (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).some((esc) => SECRET_NAME.test(decodeIdent(s, t, esc).text));
+}
+
 /** One reading of the statement (standard_conforming_strings on or off). Returns: a secret goes on past the end. */
 function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out: SpanSet): boolean {
   const sig: Tok[] = [];
@@ -300,6 +336,16 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
     const body = s.slice(t.body.start, t.body.end);
     const f = valueSecrets(body, depth, open && t.end >= s.length);
     for (const [a, b] of f.spans) out.push([t.body.start + a, t.body.start + b]);
+  }
+  // A statement that names a password or a secret (a column, an option, a setting) shows none of
+  // its constants: which of them is the secret depends on where the name is (password = 'x',
+  // 'x' = password, password <> 'x', t.password::text = 'x', password = crypt('x', password),
+  // INSERT INTO users (name, password) VALUES ('bob', 'x'), (password, id) = ('x', 1), ...).
+  if (sig.some((t, i) => t.kind === 'ident' && namesSecret(s, sig, i))) {
+    for (const t of sig) {
+      if (t.kind === 'string') for (const p of t.parts) out.push([p.start, p.end]);
+      else if (t.kind === 'number') out.push([t.start, t.end]);
+    }
   }
   const whole = new Set<Tok>();
   let paren = 0;

@@ -159,7 +159,7 @@ export function urlPassword(secret: string, r: Rng, inQuery = false): string {
 // ---------------------------------------------------------------------------------------------
 // Statements
 
-export const STATEMENT_KINDS = ['role', 'user_mapping', 'conninfo', 'url', 'url_param', 'bare_url', 'do_block', 'execute', 'format', 'concat'] as const;
+export const STATEMENT_KINDS = ['role', 'user_mapping', 'conninfo', 'url', 'url_param', 'bare_url', 'do_block', 'execute', 'format', 'concat', 'column', 'json_key'] as const;
 export type StatementKind = (typeof STATEMENT_KINDS)[number];
 
 export interface Encoded extends Lit {
@@ -229,7 +229,7 @@ export function encodeStatement(kind: StatementKind, form: LiteralForm, secret: 
     }
     case 'url': {
       const pw = urlPassword(secret, r);
-      const l = literal(form, [{ text: `${r.pick(['postgres', 'postgresql'])}://${r.pick(['bob', 'app_user', 'a.b'])}:` }, { text: pw, secret: true }, { text: `@${r.pick(['db.example', '10.0.0.5', '[::1]'])}${r.pick([':5432', ''])}/${r.pick(['app', ''])}${r.pick(['', '?sslmode=require'])}` }], r);
+      const l = literal(form, [{ text: `${r.pick(['postgres', 'postgresql', 'mysql', 'https', 'amqp', 'redis'])}://${r.pick(['bob', 'app_user', 'a.b'])}:` }, { text: pw, secret: true }, { text: `@${r.pick(['db.example', '10.0.0.5', '[::1]'])}${r.pick([':5432', ''])}/${r.pick(['app', ''])}${r.pick(['', '?sslmode=require'])}` }], r);
       const [head, tail] = r.pick([
         ['SELECT dblink_connect(', ')'],
         ['SELECT ', ' AS url'],
@@ -282,6 +282,32 @@ export function encodeStatement(kind: StatementKind, form: LiteralForm, secret: 
       const v = conninfoValue(secret, r);
       const l = literal(form, [{ text: v.text.slice(0, v.inner[0]) }, { text: v.text.slice(v.inner[0], v.inner[1]), secret: true }, { text: v.text.slice(v.inner[1]) }], r);
       lit = r.chance(0.5) ? around(`${pre}SELECT dblink_connect('host=db password=' || `, l, ')') : around(`${pre}SELECT dblink_connect(concat('host=db password=', `, l, '))');
+      break;
+    }
+    case 'column': {
+      // a column named for a password, compared with (or given) the literal wherever it stands
+      const l = literal(form, [{ text: secret, secret: true }], r);
+      const col = r.pick(['password', 'u.password', '"password"', 'password_hash', 'u.password::text', 'api_secret']);
+      const [head, tail] = r.pick([
+        [`SELECT id FROM users u WHERE ${col} = `, ''],
+        [`SELECT id FROM users u WHERE ${col} <> `, ' LIMIT 1'],
+        [`SELECT id FROM users u WHERE ${col} IS NOT DISTINCT FROM `, ''],
+        ['SELECT id FROM users u WHERE ', ` = ${col}`],
+        [`SELECT id FROM users u WHERE name = 'bob' AND ${col} = crypt(`, `, ${col})`],
+        [`SELECT id FROM users u WHERE ${col} = ANY (ARRAY[`, '])'],
+        [`SELECT id FROM users u WHERE (${col}, id) = (`, ', 1)'],
+        [`INSERT INTO users (name, ${col.replace(/^u\.|::text$/g, '')}) VALUES ('bob', `, ')'],
+        [`UPDATE users SET ${col.replace(/^u\.|::text$/g, '')} = `, ' WHERE id = 3'],
+      ] as const);
+      lit = around(pre + head, l, tail);
+      break;
+    }
+    case 'json_key': {
+      // a secret under a key in JSON held in a literal; the secret JSON-escaped
+      const inner = JSON.stringify(secret).slice(1, -1);
+      const key = r.pick(['password', 'db_password', 'client_secret', 'Password']);
+      const l = literal(form, [{ text: `{"user": "bob", "${key}"${r.pick([':', ': ', ' : '])}"` }, { text: inner, secret: true }, { text: `"${r.pick(['}', ', "port": 5432}'])}` }], r);
+      lit = around(`${pre}${r.pick(['SELECT ', 'INSERT INTO cfg VALUES (1, ', "SELECT pg_notify('cfg', "])}`, l, r.pick(['::jsonb', ')', '::json)']));
       break;
     }
   }
