@@ -257,7 +257,7 @@ async function liveView(ctx: CommandContext, s: Session, sampler: Sampler, plan:
       } else if (key === 't') {
         const all = sampler.ring.all();
         const next = handOverOf(all[all.length - 1], state.filter);
-        if (next === null) state.message = 'nothing to hand over: no application with sessions idle in transaction whose name can be shown exactly (pick one with /)';
+        if (next === null) state.message = 'nothing to hand over: no application with sessions idle in transaction (pick one with /)';
         else {
           handOver = next;
           quit = 't';

@@ -1,10 +1,15 @@
 /**
  * Text from other clients (query, application_name, user and host names) is data. Before it
- * reaches a terminal: escape sequences (CSI, OSC, DCS, ...) are removed, line breaks and tabs
- * become spaces, every other control character and every hidden character (zero-width,
- * bidirectional, not text: src/core/text.ts) is shown as its escape (`\u0007`, `\u200b`), so
- * nothing a client wrote can move the cursor, set the title, write the clipboard, recolour,
- * reorder or hide part of the screen.
+ * reaches a terminal: line breaks and tabs become spaces, and every other control character (ESC
+ * and the 8-bit C1 controls that begin escape sequences among them) and every hidden character
+ * (zero-width, bidirectional, not text: src/core/text.ts) is shown as its escape (`\u001b`,
+ * `\u0007`, `\u200b`), so nothing a client wrote can move the cursor, set the title, write the
+ * clipboard, recolour, reorder or hide part of the screen. An escape sequence is shown, never
+ * removed: removing one took what followed its introducer with it (an OSC runs to its terminator
+ * or the end of the text, a CSI its parameters and one more character), so a statement showed
+ * other than it runs. The one exception is a colour code exactly as dbdoctor writes its own
+ * (OWN_SGR), which hides nothing but itself: it is removed, so text dbdoctor styled and then
+ * passes through here (a prompt's choices) reads as plain text.
  *
  * `terminalText` is what the one writer (src/ui/output.ts) applies to every byte it writes: the
  * same rules, except that line breaks stay and dbdoctor's own colour codes pass.
@@ -12,9 +17,9 @@
 import { escapeCodePoint, revealHidden } from '../core/text.js';
 import { displayWidth, headToWidth } from './width.js';
 
-// ESC [ ... final byte | ESC ] ... (BEL | ESC \) | ESC P/X/^/_ ... ESC \ | ESC + one char | 8-bit CSI/OSC
-const ESCAPES =
-  /\u001b\[[\u0030-\u003f]*[\u0020-\u002f]*[\u0040-\u007e]?|\u001b[\]PX^_][\s\S]*?(?:\u0007|\u001b\\|\u009c|$)|\u001b[\s\S]?|\u009b[\u0030-\u003f]*[\u0020-\u002f]*[\u0040-\u007e]?|[\u009d\u0090\u0098\u009e\u009f][\s\S]*?(?:\u0007|\u009c|$)/g;
+/** The SGR sequences chalk writes for the styles dbdoctor uses (weight, italic, underline, inverse, colours, reset). */
+const OWN_SGR_ANYWHERE = /\u001b\[(?:0|1|2|3|4|7|22|23|24|27|3[0-7]|39|9[0-7])m/g;
+const OWN_SGR = new RegExp(`^${OWN_SGR_ANYWHERE.source}$`);
 const BREAKS = /[\t\n\u000b\u000c\r\u0085]/g;
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
 /** Printable ASCII is returned as it is (most text); anything else is looked at. */
@@ -30,7 +35,7 @@ export function plainLines(text: string): boolean {
 export function sanitize(text: string | null | undefined): string {
   if (text === null || text === undefined) return '';
   if (!SUSPECT.test(text)) return text;
-  return revealHidden(text.replace(ESCAPES, '').replace(BREAKS, ' ').replace(CONTROLS, escapeCodePoint));
+  return revealHidden(text.replace(OWN_SGR_ANYWHERE, '').replace(BREAKS, ' ').replace(CONTROLS, escapeCodePoint));
 }
 
 /** Sanitized, whitespace collapsed, and cut to `max` columns with an ellipsis (never inside a character). */
@@ -40,13 +45,11 @@ export function oneLine(text: string | null | undefined, max = Number.POSITIVE_I
   return max <= 1 ? headToWidth(s, max) : `${headToWidth(s, max - 1)}…`;
 }
 
-/** The SGR sequences chalk writes for the styles dbdoctor uses (weight, italic, underline, colours, reset). */
-const OWN_SGR = /^\u001b\[(?:0|1|2|3|4|22|23|24|3[0-7]|39|9[0-7])m$/;
 const SGR_SPLIT = /(\u001b\[[0-9;]*m)/;
 
 /**
- * Text for the terminal, whoever built it: every line sanitized; line breaks kept; with `colour`,
- * dbdoctor's own colour codes kept (and any other escape removed). Idempotent.
+ * Text for the terminal, whoever built it: every line sanitized; line breaks kept; dbdoctor's own
+ * colour codes kept with `colour` (removed without); any other escape shown. Idempotent.
  */
 export function terminalText(text: string, colour: boolean): string {
   if (plainLines(text)) return text;
@@ -54,7 +57,7 @@ export function terminalText(text: string, colour: boolean): string {
   let out = '';
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
-    if (i % 2 === 1) out += colour && OWN_SGR.test(part) ? part : '';
+    if (i % 2 === 1) out += OWN_SGR.test(part) ? (colour ? part : '') : sanitize(part);
     else out += part.split('\n').map(sanitize).join('\n');
   }
   return out;

@@ -17,7 +17,9 @@ import { ROLE_PASSWORD, useServer } from '../support/server.js';
 
 const hasGuide = landed(COMMANDS).some((c) => c.name === 'guide');
 const PAYLOAD = "MARK\u001b]0;PWNED-TITLE\u0007\u001b[38;5;196mRED\u001b]8;;https://evil.example/\u0007L\u001b]8;;\u0007\nX\u202eRTL\u2066I\u2069 \u009b31m '; DROP TABLE t; --";
-const HOSTILE_BYTES = ['PWNED-TITLE', '\u001b]0;', '\u001b[38;5;196m', 'evil.example', '\u202e', '\u2066', '\u009b'];
+const HOSTILE_BYTES = ['\u001b]0;', '\u001b[38;5;196m', '\u001b]8;;', '\u202e', '\u2066', '\u009b'];
+/** The payload's text, shown (its escapes as escapes, never removed): only ever inside what shows them. */
+const SHOWN_ONLY = [/(?<!\\u001b\]0;)PWNED-TITLE/, /(?<!\\u001b\]8;;https:\/\/)evil\.example/];
 
 const incidents: Incident[] = [];
 afterAll(async () => {
@@ -78,6 +80,7 @@ describe('guide', () => {
       expect(await finish(pty)).toBe(130);
       expect(pty.text()).toMatch(/MARK/);
       for (const bad of HOSTILE_BYTES) expect({ bad, found: raw().includes(bad) }).toEqual({ bad, found: false });
+      for (const bad of SHOWN_ONLY) expect(raw()).not.toMatch(bad);
     } finally {
       pty.kill();
     }

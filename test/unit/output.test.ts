@@ -72,6 +72,7 @@ describe('out', () => {
   test('still sanitizes what it writes', () => {
     const c = captureOutput();
     c.output.out('evil \u001b]0;title\u0007 app');
-    expect(c.out.join('')).toBe('evil  app\n');
+    // shown, never removed (removing an OSC took what followed it)
+    expect(c.out.join('')).toBe('evil \\u001b]0;title\\u0007 app\n');
   });
 });

@@ -28,9 +28,9 @@ describe('progress', () => {
       p.update('gathering locks');
     });
     const all = written.join('');
-    expect(all).toContain('gathering sessions');
+    expect(all).toContain('gathering \\u001b]0;evil\\u0007sessions');
     expect(all).toContain('gathering locks');
-    expect(all).not.toContain('evil');
+    expect(all).not.toContain('\u001b]0;evil');
     expect(written.at(-1)).toBe('\r\u001b[2K');
     const count = written.length;
     await new Promise((r) => setTimeout(r, 20));
