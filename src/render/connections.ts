@@ -48,7 +48,8 @@ export function stateCell(style: ChalkInstance, state: string | null | undefined
 /** Address (host name), "local" for a Unix socket, "?" when hidden. */
 export function clientText(addr: string | null | undefined, hostname?: string | null): string {
   if (addr === null || addr === undefined) return '?';
-  return hostname ? `${oneLine(hostname)} (${addr})` : addr;
+  // the address too: a snapshot file (--from) can carry any text in it
+  return hostname ? `${oneLine(hostname)} (${oneLine(addr)})` : oneLine(addr);
 }
 
 export function waitText(type: string | null | undefined, event: string | null | undefined): string {

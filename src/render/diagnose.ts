@@ -83,11 +83,13 @@ function renderFinding(f: Finding, style: ChalkInstance, detailed: boolean): str
       lines.push(...block(label, n.text, style));
     }
   });
-  const anchor = f.runbook.split('#')[1] ?? f.id;
-  const link = `  ${style.dim('runbook'.padEnd(LABEL))}${f.runbook}`;
+  // oneLine'd: a snapshot file (--from) can carry any text in it
+  const runbook = oneLine(f.runbook);
+  const anchor = runbook.split('#')[1] ?? oneLine(f.id);
+  const link = `  ${style.dim('runbook'.padEnd(LABEL))}${runbook}`;
   const hint = `(dbdoctor runbook ${anchor})`;
   // Links stay whole (a broken anchor resolves nowhere); the command goes on the next line if need be.
-  if (2 + LABEL + f.runbook.length + 2 + hint.length <= WIDTH) lines.push(`${link}  ${style.dim(hint)}`);
+  if (2 + LABEL + runbook.length + 2 + hint.length <= WIDTH) lines.push(`${link}  ${style.dim(hint)}`);
   else lines.push(link, `  ${' '.repeat(LABEL)}${style.dim(hint)}`);
   return lines;
 }

@@ -28,7 +28,8 @@ export const MAX_DEPTH = 8;
 const cut = fitWidth;
 
 function lockText(l: WaitedLock): string {
-  return `${l.mode ? `${l.mode} on ` : ''}${l.locktype}${l.relation ? ` ${oneLine(l.relation, 40)}` : ''}`;
+  // every field is oneLine'd: a snapshot file (--from) can carry any text in any of them
+  return `${l.mode ? `${oneLine(l.mode, 40)} on ` : ''}${oneLine(l.locktype, 40)}${l.relation ? ` ${oneLine(l.relation, 40)}` : ''}`;
 }
 
 function rootLabel(r: LockRoot): string {
@@ -47,7 +48,7 @@ function nodeText(n: LockNode): string {
   if (!s) return `${n.pid} (gone since the read)`;
   const parts = [String(n.pid), oneLine(s.application_name || '-', 20)];
   if (n.waits_for) {
-    parts.push(`waits ${formatDuration(n.waits_for.wait_ms ?? s.state_age_ms)}`, [n.waits_for.mode, n.waits_for.locktype].filter(Boolean).join(' '));
+    parts.push(`waits ${formatDuration(n.waits_for.wait_ms ?? s.state_age_ms)}`, oneLine([n.waits_for.mode, n.waits_for.locktype].filter(Boolean).join(' '), 60));
   } else {
     parts.push(`${oneLine(s.state)} ${formatDuration(s.state_age_ms)}`);
   }

@@ -29,8 +29,9 @@ function incident() {
     waiter(302, [301], { application_name: 'checkout', wait_lock: { locktype: 'tuple', mode: 'ExclusiveLock', relation: 'public.a_table_with_a_really_long_name_for_testing', wait_ms: 4_000 } }),
     row({ pid: 400, application_name: 'reports', state: 'active', wait_event_type: 'Timeout', wait_event: 'PgSleep', query_age_ms: 3_600_000, state_age_ms: 3_600_000, xact_age_ms: 3_600_000, query: long }),
     row({ pid: 500, application_name: 'leaky', state: 'active', wait_event_type: 'Client', wait_event: 'ClientRead', query_age_ms: 40_000, state_age_ms: 40_000, xact_age_ms: 40_000, query: long }),
-    row({ pid: 600, application_name: EVIL, usename: EVIL, datname: EVIL, client_hostname: EVIL, state: 'active', wait_event_type: 'Timeout', wait_event: 'PgSleep', query_age_ms: 50_000, state_age_ms: 50_000, xact_age_ms: 50_000, query: `SELECT 1 /* ${EVIL} */` }),
-    waiter(601, [600], { application_name: EVIL, usename: EVIL, query: EVIL }),
+    // (client_addr and the waited lock's fields: a snapshot file, --from, can carry any text there)
+    row({ pid: 600, application_name: EVIL, usename: EVIL, datname: EVIL, client_addr: EVIL, client_hostname: EVIL, state: 'active', wait_event_type: 'Timeout', wait_event: 'PgSleep', query_age_ms: 50_000, state_age_ms: 50_000, xact_age_ms: 50_000, query: `SELECT 1 /* ${EVIL} */` }),
+    waiter(601, [600], { application_name: EVIL, usename: EVIL, query: EVIL, client_addr: EVIL, wait_lock: { locktype: EVIL, mode: EVIL, relation: EVIL, wait_ms: 1_000 } }),
     hiddenRow({ pid: 700, application_name: 'someone-else' }),
     row({ pid: 800, backend_type: 'autovacuum worker', state: 'active', application_name: '' }),
   ]);
