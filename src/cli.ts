@@ -81,7 +81,8 @@ function assemble(ctx: CommandContext, registers: Register[]): Command {
       writeErr: (s) => ctx.output.err(wrapHelp(s.replace(/\n$/, ''), helpWidth(ctx.output.columns))),
       getOutHelpWidth: () => helpWidth(ctx.output.columns),
       getErrHelpWidth: () => helpWidth(ctx.output.columns),
-      outputError: (s, write) => write(`dbdoctor: ${s.replace(/^error: /, '').trim()}\nhint: see dbdoctor --help\n`),
+      // commander quotes the word it refused: a URL or conninfo given as a command or a flag may hold a password
+      outputError: (s, write) => write(`dbdoctor: ${redactSecrets(s.replace(/^error: /, '').trim())}\nhint: see dbdoctor --help\n`),
     })
     .exitOverride()
     .addHelpText('after', EXAMPLES + exitCodeHelp());
@@ -96,7 +97,7 @@ function assemble(ctx: CommandContext, registers: Register[]): Command {
     // own guess also looks at the parent's flags and accepts far ones: `locks --list` got --host).
     sub.configureOutput({
       ...sub.configureOutput(),
-      outputError: (s, write) => write(`dbdoctor: ${withOwnSuggestion(s, sub).replace(/^error: /, '').trim()}\nhint: see dbdoctor ${sub.name()} --help\n`),
+      outputError: (s, write) => write(`dbdoctor: ${redactSecrets(withOwnSuggestion(s, sub).replace(/^error: /, '').trim())}\nhint: see dbdoctor ${sub.name()} --help\n`),
     });
     sub.addHelpText('after', exitCodeHelp());
   }

@@ -224,3 +224,19 @@ describe('conninfo parse errors never echo what could be a password', () => {
     }
   });
 });
+
+describe("commander's usage errors never echo a password they quote", () => {
+  const SECRET = 'Kp3WsecretCLIq9';
+  test.each([
+    ['a URL given as the command', [`postgres://u:${SECRET}@h/db`]],
+    ['a URL given as an unknown flag of a command', ['diagnose', `--url=postgres://u:${SECRET}@h/db`]],
+    ['a conninfo string given as the command', [`host=h password=${SECRET}`]],
+  ])('%s', async (_label, args) => {
+    const r = await runCli(args);
+    expectNoStack(r);
+    expect(r.exitCode).toBe(64);
+    expect(r.stderr).toMatch(/^dbdoctor: (unknown command|unknown option|too many arguments)/m);
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    expect(r.stderr).toContain('***');
+  });
+});
