@@ -49,9 +49,10 @@ export function renderJsonLine(doc: unknown): string {
  * JSON text with DEL, C1 and hidden characters escaped. JSON.stringify escapes every other control
  * character, so a text of printable ASCII and line breaks (most documents) has nothing to escape:
  * one scan says so, where the two replacements each scanned it (~3 ms for `locks --json` at
- * incident scale on Node 20).
+ * incident scale on Node 20). Also what the audit log writes (src/ui/audit.ts): read with cat or
+ * tail, it is a terminal's text too.
  */
-function inert(json: string): string {
+export function inert(json: string): string {
   if (plainLines(json)) return json;
   return revealHidden(json.replace(/[\u007f-\u009f]/g, escapeCodePoint));
 }

@@ -12,6 +12,7 @@ import { closeSync, mkdirSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DbdoctorError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
+import { inert } from '../render/json.js';
 import { closeQuietly, effectiveUid, errorCode, FileProblem, type OpenedFile, openRegular, ShortWrite, writeWhole } from './files.js';
 
 export interface AuditLog {
@@ -83,7 +84,8 @@ export function openAuditLog(path: string): AuditLog {
   return {
     path,
     append(record) {
-      const line = `${fresh ? '' : '\n'}${JSON.stringify(record)}\n`;
+      // inert: the log is read with cat and tail, and other clients' names and statements are in it
+      const line = `${fresh ? '' : '\n'}${inert(JSON.stringify(record))}\n`;
       try {
         writeWhole(f.fd, line);
         fresh = true;
@@ -95,7 +97,7 @@ export function openAuditLog(path: string): AuditLog {
     },
     appendAll(records) {
       if (records.length === 0) return;
-      const text = `${fresh ? '' : '\n'}${records.map((r) => JSON.stringify(r)).join('\n')}\n`;
+      const text = `${fresh ? '' : '\n'}${records.map((r) => inert(JSON.stringify(r))).join('\n')}\n`;
       try {
         writeWhole(f.fd, text);
         fresh = true;

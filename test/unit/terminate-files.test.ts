@@ -66,6 +66,19 @@ describe('lock file', () => {
     lock.release();
   });
 
+  test("a lock naming this very process but none it holds (a predecessor with the same pid: a container's pid 1) is stale and taken over", () => {
+    const path = join(dir, 'same-pid', 'terminate.lock');
+    const held = acquireLock(path);
+    const record = { ...held.info, token: 'a-token-of-a-process-gone' };
+    held.release();
+    writeFileSync(path, JSON.stringify(record), { mode: 0o600 });
+    const lock = acquireLock(path);
+    expect(lock.tookOverFrom).toMatchObject({ pid: process.pid, token: 'a-token-of-a-process-gone' });
+    // one this process does hold is never taken from it
+    expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+    lock.release();
+  });
+
   test("a lock from another host is held (its pid cannot be checked from here)", () => {
     const path = join(dir, 'terminate.lock');
     writeFileSync(path, JSON.stringify({ pid: deadPid(), host: 'some-other-host', started_at: 'x', token: 't' }));
@@ -106,6 +119,19 @@ describe('audit log', () => {
     expect(lines.map((l) => JSON.parse(l))).toEqual([{ event: 'intent', pid: 1 }, { event: 'outcome', pid: 1, outcome: 'terminated' }, { event: 'intent', pid: 2 }]);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, 'deep', 'dbdoctor')).mode & 0o777).toBe(0o700);
+  });
+
+  test("other clients' text is written inert (C1 and hidden characters as JSON escapes: the log is read with cat) and reads back as it was", () => {
+    const path = join(dir, 'inert', 'audit.jsonl');
+    const log = openAuditLog(path);
+    const query = 'SELECT 1 /* \u202eevil \u009b2J \u009d0;T\u009c \u200b */';
+    log.append({ event: 'intent', pid: 1, query });
+    log.appendAll?.([{ event: 'outcome', pid: 1, app: 'a\u2066b' }]);
+    log.close();
+    const text = readFileSync(path, 'utf8');
+    expect(text).not.toMatch(/[\u0080-\u009f\u200b\u202e\u2066]/);
+    expect(text).toContain('\\u202eevil \\u009b2J');
+    expect(text.trimEnd().split('\n').map((l) => JSON.parse(l))).toEqual([{ event: 'intent', pid: 1, query }, { event: 'outcome', pid: 1, app: 'a\u2066b' }]);
   });
 
   test('an existing audit file is used as it is: never chmod\'ed', () => {
