@@ -37,7 +37,7 @@ import {
 import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
 import { throughPoolerRefusal } from '../core/pgbouncer.js';
 import { type AuditContext, auditIntent, auditOutcome, stateDir } from '../core/terminate-audit.js';
-import { readTerminateSnapshot, sessionStillThere, signalBatch, signalSession, stillThere } from '../db/sql/terminate.js';
+import { readTerminateSnapshot, sessionLost, sessionStillThere, signalBatch, signalSession, stillThere } from '../db/sql/terminate.js';
 import { envelope, renderJson } from '../render/json.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';
 import { type AuditLog, appendRecords, checkAuditLog, openAuditLog } from '../ui/audit.js';
@@ -181,7 +181,7 @@ async function awaitExits(c: ActContext, sent: PlannedSession[], afterCancel: bo
     for (const p of pending) out.set(p.pid, { ...exitTimedOut(), fatal: false });
   } catch (err) {
     if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
-    const fatal = err.cause_id === 'server_gone';
+    const fatal = sessionLost(err.cause_id);
     const detail = fatal
       ? `SIGTERM sent; dbdoctor lost its session before it saw the exit (${err.message}), so the plan is stale: run terminate again for a new plan`
       : `SIGTERM sent; its exit could not be confirmed: ${err.message}`;
@@ -297,7 +297,8 @@ async function act(c: ActContext, plan: PlannedSession[]): Promise<{ results: Se
     await abortableSleep(c.options.graceMs - (Date.now() - cancelledAt), c.signal);
   }
   await run(cancelled, 'terminate', true);
-  if (c.signal?.aborted) throw new InterruptedError();
+  // Ctrl-C once every session has its outcome changes nothing: the report is whole (its outcome lines are written)
+  if (c.signal?.aborted && plan.some((p) => !results.has(p.pid))) throw new InterruptedError();
   const cancelSent = new Set(cancelled);
   for (const p of plan) {
     if (results.has(p.pid)) continue;

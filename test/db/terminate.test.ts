@@ -239,6 +239,30 @@ describe('selection and acting', () => {
     }
   });
 
+  test('a session that stops answering (its backend stopped) ends the run: the rest not attempted, no intent written for them', async () => {
+    const s = server();
+    const idle = await idleSessions(s, 3, { app: 'db-no-answer', user: 'app_user' });
+    const o = options(s, { apps: ['db-no-answer'] }, { batchSize: 1, session: { statementTimeoutMs: 1500 } });
+    let stopped: number | null = null;
+    try {
+      const r = await runTerminate(o, {
+        prompter: null,
+        beforeBatch: async (index) => {
+          if (index !== 0) return;
+          const [own] = await s.sql<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'dbdoctor' AND pid <> pg_backend_pid()");
+          stopped = own!.pid;
+          process.kill(stopped, 'SIGSTOP');
+        },
+      });
+      expect(r.results.map((x) => x.outcome)).toEqual(['failed', 'not_attempted', 'not_attempted']);
+      expect(r.results[0]!.detail).toContain('no answer');
+      expect(auditLines(o.auditLog).map((l) => l.event)).toEqual(['intent', 'outcome']);
+    } finally {
+      if (stopped !== null) process.kill(stopped, 'SIGCONT');
+      await idle.release();
+    }
+  }, 30_000);
+
   test('a pid that now belongs to another session (pid reuse) is changed, never signalled', async () => {
     const s = server();
     const one = await idleSessions(s, 1, { app: 'db-reuse', user: 'app_user' });

@@ -136,6 +136,14 @@ function signalSql(kind: SignalKind): string {
          WHERE $7::boolean) AS b ON true`;
 }
 
+/**
+ * Whether a statement's failure means dbdoctor's own session is lost: the server went away, or it
+ * stopped answering (session.ts drops the socket then). Nothing more can be signalled over it.
+ */
+export function sessionLost(cause: string): boolean {
+  return cause === 'server_gone' || cause === 'no_answer';
+}
+
 export type SignalResult = { ok: true; raw: SignalRaw } | { ok: false; permissionDenied: boolean; message: string; fatal: boolean };
 
 export interface SignalOptions {
@@ -166,7 +174,7 @@ export async function signalSession(s: Session, p: PlannedSession, kind: SignalK
       ok: false,
       permissionDenied: err.cause_id === 'permission_denied',
       message: err.message,
-      fatal: err.cause_id === 'server_gone',
+      fatal: sessionLost(err.cause_id),
     };
   }
 }
@@ -277,7 +285,7 @@ export async function signalBatch(s: Session, batch: readonly PlannedSession[], 
     return { ok: true, raws: rows.map(({ n: _n, ...raw }) => raw) };
   } catch (err) {
     if (!(err instanceof DbdoctorError) || err.cause_id === 'interrupted') throw err;
-    return { ok: false, permissionDenied: err.cause_id === 'permission_denied', message: err.message, fatal: err.cause_id === 'server_gone' };
+    return { ok: false, permissionDenied: err.cause_id === 'permission_denied', message: err.message, fatal: sessionLost(err.cause_id) };
   }
 }
 
