@@ -285,14 +285,15 @@ export function encodeStatement(kind: StatementKind, form: LiteralForm, secret: 
       break;
     }
     case 'column': {
-      // a column named for a password, compared with (or given) the literal wherever it stands
+      // a column named for a password, compared with (or given) the literal after it. (Not before
+      // it: the text may be cut anywhere, and one cut between the literal and the name holds
+      // nothing that says the literal is a secret; the spellings test has 'x' = password whole.)
       const l = literal(form, [{ text: secret, secret: true }], r);
       const col = r.pick(['password', 'u.password', '"password"', 'password_hash', 'u.password::text', 'api_secret']);
       const [head, tail] = r.pick([
         [`SELECT id FROM users u WHERE ${col} = `, ''],
         [`SELECT id FROM users u WHERE ${col} <> `, ' LIMIT 1'],
         [`SELECT id FROM users u WHERE ${col} IS NOT DISTINCT FROM `, ''],
-        ['SELECT id FROM users u WHERE ', ` = ${col}`],
         [`SELECT id FROM users u WHERE name = 'bob' AND ${col} = crypt(`, `, ${col})`],
         [`SELECT id FROM users u WHERE ${col} = ANY (ARRAY[`, '])'],
         [`SELECT id FROM users u WHERE (${col}, id) = (`, ', 1)'],
