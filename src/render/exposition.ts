@@ -8,6 +8,8 @@
 import type { DiagnoseReport, Metric } from '../core/diagnose/types.js';
 import { exitCodeForSeverity, type Severity } from '../core/exit-codes.js';
 import { NAGIOS_STATUS, perfItem } from './diagnose.js';
+import { escapeCodePoint, revealHidden } from '../core/text.js';
+import { inert } from './json.js';
 import { oneLine } from './sanitize.js';
 
 export interface Exposed {
@@ -39,9 +41,18 @@ const FAMILIES: ReadonlyArray<[string, string, string]> = [
   ['hidden_sessions', 'dbdoctor_hidden_sessions', "Sessions whose details dbdoctor's role may not read."],
 ];
 
-/** A label value, escaped as the exposition formats want: backslash, double quote, newline. */
+/**
+ * A label value, escaped as the exposition formats want (backslash, double quote, newline), with
+ * every other control character and every hidden character first written as its escape, the
+ * backslash of which is then escaped too: the value reads `\u009d` as text. Raw, the terminal writer
+ * would show them as `\u009d`, an escape no exposition parser accepts (a textfile collector drops
+ * the whole file), and other clients choose application names.
+ */
 export function labelValue(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  return revealHidden(v.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, escapeCodePoint))
+    .replace(/\\/g, '\\\\')
+    .replace(/"/g, '\\"')
+    .replace(/\n/g, '\\n');
 }
 
 const labels = (l: Record<string, string>) => `{${Object.entries(l).map(([k, v]) => `${k}="${labelValue(v)}"`).join(',')}}`;
@@ -97,8 +108,10 @@ export function exposition(targets: readonly Exposed[], format: 'prometheus' | '
     `Sessions by application_name, for the ${TOP_APPLICATIONS} largest applications (the rest as "other").`,
     null,
     targets.flatMap((t) => {
+      // the report keeps 10 holders: the rest is every client session who-holds counted less the top
       const top = t.report.holders.slice(0, TOP_APPLICATIONS);
-      const rest = t.report.holders.slice(TOP_APPLICATIONS).reduce((n, h) => n + h.count, 0);
+      const all = t.report.findings.find((f) => f.id === 'who-holds')?.evidence.sessions ?? 0;
+      const rest = Math.max(0, all - top.reduce((n, h) => n + h.count, 0));
       return [...top.map((h) => `dbdoctor_application_sessions${labels({ target: t.name, application: h.application })} ${h.count}`), ...(rest > 0 ? [`dbdoctor_application_sessions${labels({ target: t.name, application: 'other' })} ${rest}`] : [])];
     }),
   );
@@ -130,5 +143,5 @@ export function icingaCheckResult(t: Exposed, checkSource: string, ttlSeconds: n
 
 /** The bodies of a fleet, one JSON document a line (a target each), for a loop that POSTs them. */
 export function icingaLines(targets: readonly Exposed[], checkSource: string, ttlSeconds: number): string {
-  return targets.map((t) => JSON.stringify(icingaCheckResult(t, checkSource, ttlSeconds))).join('\n');
+  return targets.map((t) => inert(JSON.stringify(icingaCheckResult(t, checkSource, ttlSeconds)))).join('\n');
 }

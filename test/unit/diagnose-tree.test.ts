@@ -399,3 +399,25 @@ describe('seq-scans: only tables really read by sequential scans', () => {
     expect(f.evidence.facts).toEqual(['public.files: 6 sequential scans read 120000 rows (20000 live rows; 0 index scans)']);
   });
 });
+
+describe('the exposition formats (prometheus, openmetrics, icinga)', () => {
+  test('12 applications: the 10 largest by name, the rest as "other"; a hostile name is an inert label value the terminal writer leaves as it is', async () => {
+    const { exposition, icingaLines } = await import('../../src/render/exposition.js');
+    const { terminalText } = await import('../../src/render/sanitize.js');
+    const hostile = 'pay\u009d0;T\u009c\u202e"ments\\\nx';
+    const apps = [hostile, ...Array.from({ length: 11 }, (_, i) => `app${String(i).padStart(2, '0')}`)];
+    // app i has 13 - i sessions: the two smallest (3 and 2 sessions) are "other"
+    const rows = apps.flatMap((app, i) => Array.from({ length: 13 - i }, (_, k) => row({ pid: 1000 + i * 100 + k, application_name: app, state: 'idle', state_age_ms: 1_000 })));
+    const r = run(facts(rows));
+    for (const format of ['prometheus', 'openmetrics'] as const) {
+      const out = exposition([{ name: 'db1', ms: 12, report: r }], format);
+      expect(terminalText(out, false)).toBe(out);
+      expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+      expect(out).toContain('dbdoctor_application_sessions{target="db1",application="pay\\\\u009d0;T\\\\u009c\\\\u202e\\"ments\\\\\\nx"} 13');
+      expect(out).toContain('dbdoctor_application_sessions{target="db1",application="other"} 5');
+    }
+    const icinga = icingaLines([{ name: 'db1\u009d', ms: 12, report: r }], 'dbdoctor', 300);
+    expect(terminalText(icinga, false)).toBe(icinga);
+    expect(JSON.parse(icinga).target).toBe('db1\u009d');
+  });
+});
