@@ -206,6 +206,8 @@ async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind
   for (const p of batch.slice(intents.written)) {
     steps.set(p.pid, { outcome: 'not_attempted', detail: `not attempted: its intent line could not be written: ${intents.error}`, fatal: true, auditError: intents.error ?? '' });
   }
+  // what the batch statement said it signalled: their exits are awaited, and a Ctrl-C meanwhile does not unsend them
+  const sent: PlannedSession[] = [];
   if (onRecord.length > 0) {
     try {
       const r = await signalBatch(c.session, onRecord, kind, recheckOptions(c.options));
@@ -214,7 +216,6 @@ async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind
       } else if (!r.ok) {
         for (const p of onRecord) steps.set(p.pid, await oneByOne(c, p, kind, afterCancel));
       } else {
-        const sent: PlannedSession[] = [];
         onRecord.forEach((p, i) => {
           const step = classifyBatchRow(p, kind, r.raws[i]!, afterCancel);
           if (step === 'sent') sent.push(p);
@@ -224,11 +225,14 @@ async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind
       }
     } catch (err) {
       const interrupted = err instanceof InterruptedError;
-      const detail = interrupted ? 'interrupted: whether the signal was sent is unknown' : `error: ${(err as Error).message}`;
-      // The error below is what ends the run; the log keeps the intent lines.
+      const why = interrupted ? 'interrupted' : `error: ${(err as Error).message}`;
+      const unknown: StepResult = { outcome: 'failed', detail: `${why}: whether the signal was sent is unknown` };
+      const unconfirmed: StepResult = { outcome: 'failed', detail: `SIGTERM sent; ${why} before its exit was confirmed` };
+      // The error below is what ends the run. Every intent gets its outcome line: what was decided
+      // already (changed, denied, gone, one by one), what the batch said it signalled, the rest unknown.
       appendRecords(
         c.audit,
-        onRecord.filter((p) => !steps.has(p.pid)).map((p) => auditOutcome(c.auditCtx, p, kind, { outcome: 'failed', detail }, c.now())),
+        onRecord.map((p) => auditOutcome(c.auditCtx, p, kind, steps.get(p.pid) ?? (sent.includes(p) ? unconfirmed : unknown), c.now())),
       );
       throw err;
     }

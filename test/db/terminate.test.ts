@@ -239,6 +239,48 @@ describe('selection and acting', () => {
     }
   });
 
+  test('Ctrl-C while a batch waits for an exit: every intent gets its outcome line, the one signalled said so', async () => {
+    const s = server();
+    const slow = await s.client({ user: 'app_user', password: ROLE_PASSWORD, application_name: 'db-ctrl-c' });
+    const other = await s.client({ user: 'app_user', password: ROLE_PASSWORD, application_name: 'db-ctrl-c' });
+    const slowPid = (await slow.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const otherPid = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const abort = new AbortController();
+    // the session takes the signal too, as the CLI gives it (a Ctrl-C cancels what runs)
+    const o = options(s, { apps: ['db-ctrl-c'] }, { session: { signal: abort.signal } });
+    let stopped = false;
+    try {
+      const run = runTerminate(o, {
+        prompter: null,
+        signal: abort.signal,
+        beforeBatch: async () => {
+          // the other one runs a statement (changed, left alone); the slow one's backend is stopped,
+          // so it takes the SIGTERM and cannot exit: Ctrl-C comes while dbdoctor waits for the exit
+          await other.query('SELECT 2');
+          process.kill(slowPid, 'SIGSTOP');
+          stopped = true;
+          setTimeout(() => abort.abort(), 500);
+        },
+      });
+      await expect(run).rejects.toMatchObject({ cause_id: 'interrupted' });
+      const lines = auditLines(o.auditLog);
+      expect(lines.map((l) => [l.event, l.pid])).toEqual([
+        ['intent', Math.min(slowPid, otherPid)],
+        ['intent', Math.max(slowPid, otherPid)],
+        ['outcome', Math.min(slowPid, otherPid)],
+        ['outcome', Math.max(slowPid, otherPid)],
+      ]);
+      const outcome = (pid: number) => lines.find((l) => l.event === 'outcome' && l.pid === pid)!;
+      expect(outcome(otherPid)).toMatchObject({ outcome: 'changed' });
+      expect(outcome(slowPid)).toMatchObject({ outcome: 'failed', detail: expect.stringContaining('SIGTERM sent; interrupted before its exit was confirmed') });
+      expect((await other.query('SELECT 3 AS x')).rows[0]).toEqual({ x: 3 });
+    } finally {
+      if (stopped) process.kill(slowPid, 'SIGCONT');
+      await slow.end().catch(() => undefined);
+      await other.end().catch(() => undefined);
+    }
+  }, 60_000);
+
   test('a session that stops answering (its backend stopped) ends the run: the rest not attempted, no intent written for them', async () => {
     const s = server();
     const idle = await idleSessions(s, 3, { app: 'db-no-answer', user: 'app_user' });
