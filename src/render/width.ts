@@ -63,7 +63,9 @@ export function headToWidth(text: string, width: number): string {
       i += sgr[0].length;
       continue;
     }
-    const next = text.indexOf('\u001b[', i);
+    // from i + 1: an ESC [ at i that is no colour code is a character of the run (searched from i,
+    // the run was empty and the loop never moved on)
+    const next = text.indexOf('\u001b[', i + 1);
     const run = text.slice(i, next < 0 ? text.length : next);
     for (const { segment } of graphemes.segment(run)) {
       const w = measure(segment);

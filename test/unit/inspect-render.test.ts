@@ -81,6 +81,9 @@ describe('widths', () => {
     expect(out).not.toMatch(/\p{Cs}|\u200d(?!\p{Extended_Pictographic})/u);
     expect(fitWidth('日本語テキスト', 6)).toBe('日本…');
     expect(fitWidth('👩‍💻👩‍💻👩‍💻', 5)).toBe('👩‍💻👩‍💻…');
+    // an ESC [ that is no colour code is cut as characters (it used to loop forever)
+    expect(fitWidth('x\u001b[2Jabcdef', 5)).toBe('x\u001b[2J…\u001b[0m');
+    expect(displayWidth(fitWidth(EVIL, 5))).toBeLessThanOrEqual(5);
   });
   test('fitWidths: needs met when they fit; soft widths give way before min widths', () => {
     const cols = [
