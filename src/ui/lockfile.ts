@@ -177,18 +177,6 @@ function takeOver(path: string, stale: FoundLock, token: string): void {
   throw lockedError(path, moved?.info ?? null);
 }
 
-/** The tokens of the locks this process holds (released ones leave). */
-const heldHere = new Set<string>();
-
-/**
- * A lock that names this very process but none it holds: left by an earlier process that had the
- * same pid on the same host (a container's pid 1, its hostname fixed, its state kept). Its pid is
- * alive, as this process is, yet it holds nothing: without this, no later run could ever take it.
- */
-function staleOwnPid(found: LockInfo, mine: LockInfo): boolean {
-  return found.pid === mine.pid && !heldHere.has(found.token);
-}
-
 /** Takes the lock, or throws LOCKED (held) or USAGE (not a lock). Bounded: a few attempts, no waiting. */
 export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
   const info: LockInfo = {
@@ -204,7 +192,7 @@ export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
     for (let attempt = 0; attempt < 5; attempt++) {
       const found = readLock(path);
       if (found) {
-        if (found.info.host !== info.host || (alive(found.info.pid) && !staleOwnPid(found.info, info))) throw lockedError(path, found.info);
+        if (found.info.host !== info.host || alive(found.info.pid)) throw lockedError(path, found.info);
         if (found.uid !== effectiveUid()) throw lockedError(path, found.info, `, no longer running, but the lock belongs to uid ${found.uid}`);
         takeOver(path, found, info.token);
         tookOverFrom = found.info;
@@ -226,7 +214,6 @@ export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
 
 function holding(path: string, info: LockInfo, tookOverFrom: LockInfo | null): HeldLock {
   let released = false;
-  heldHere.add(info.token);
   return {
     path,
     info,
@@ -234,7 +221,6 @@ function holding(path: string, info: LockInfo, tookOverFrom: LockInfo | null): H
     release() {
       if (released) return;
       released = true;
-      heldHere.delete(info.token);
       try {
         // Only while it is this run's own lock: one taken over meanwhile is another run's.
         if (readLock(path)?.info.token === info.token) unlinkSync(path);

@@ -66,19 +66,6 @@ describe('lock file', () => {
     lock.release();
   });
 
-  test("a lock naming this very process but none it holds (a predecessor with the same pid: a container's pid 1) is stale and taken over", () => {
-    const path = join(dir, 'same-pid', 'terminate.lock');
-    const held = acquireLock(path);
-    const record = { ...held.info, token: 'a-token-of-a-process-gone' };
-    held.release();
-    writeFileSync(path, JSON.stringify(record), { mode: 0o600 });
-    const lock = acquireLock(path);
-    expect(lock.tookOverFrom).toMatchObject({ pid: process.pid, token: 'a-token-of-a-process-gone' });
-    // one this process does hold is never taken from it
-    expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
-    lock.release();
-  });
-
   test("a lock from another host is held (its pid cannot be checked from here)", () => {
     const path = join(dir, 'terminate.lock');
     writeFileSync(path, JSON.stringify({ pid: deadPid(), host: 'some-other-host', started_at: 'x', token: 't' }));
