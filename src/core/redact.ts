@@ -15,8 +15,8 @@
  * - the literal (or, after `=`/`TO`, the word) that follows a name holding "password" or "secret":
  *   `CREATE/ALTER ROLE|USER|GROUP ... PASSWORD '...'`, `USER MAPPING ... OPTIONS (password '...')`,
  *   `ADD`/`SET password '...'`, `SET app.password = ...`;
- * - every constant (string or number) of a statement that names such a column, option or setting
- *   anywhere: which one is the secret depends on where the name stands (`'x' = password`,
+ * - every constant (string or number) of a statement that names a column, option or setting
+ *   whose name ends in one (password, db_password, client_secret, password_hash) anywhere: which one is the secret depends on where the name stands (`'x' = password`,
  *   `password = crypt('x', password)`, `INSERT INTO users (name, password) VALUES ('bob', 'x')`);
  * - inside every literal, quoted identifier and comment: conninfo values of `password=`,
  *   `sslpassword=`, `oauth_client_secret=` (quoted values with spaces and `\'` as libpq allows),
@@ -163,6 +163,7 @@ function keyValueSecrets(v: string, f: Found): void {
       while (j < n && v[j] !== '\n' && v[j] !== '\r') j++;
       f.spans.push([k, j]);
     }
+    spend(j - k);
     if (j >= n) f.openEnd = true;
     re.lastIndex = Math.max(re.lastIndex, k);
   }
@@ -170,27 +171,34 @@ function keyValueSecrets(v: string, f: Found): void {
 
 /**
  * `scheme://user:password@...` URLs of any scheme (postgres, postgresql, mysql, https, amqp,
- * redis, ...): the password (up to the last '@' of the URL, so a password with an unencoded '@' is
- * masked whole) and any query parameter whose name, decoded, holds "password" or "secret". In a value the URL runs to the value's end; in raw text to
- * whitespace. A URL cut off before its '@' (`open`) has what follows its ':' masked.
+ * redis, ...): the password and any query parameter whose name, decoded, holds "password" or
+ * "secret". A postgres URL is read as libpq reads one: in a value it runs to the value's end, in raw
+ * text to whitespace, and its password up to the last '@' (an unencoded '@' in it is masked whole).
+ * Any other URL runs to whitespace, and its user:password is in its authority (up to the first '/',
+ * '?' or '#'): `http://host:8080/path@v2` and prose after a URL hold none. A URL cut off before its
+ * '@' (`open`) has what follows its ':' masked.
  */
 function urlSecrets(v: string, f: Found, opts: { raw: boolean; open: boolean }): void {
   const re = /[a-z][a-z0-9+.-]*:\/\//gi;
   const n = v.length;
   for (let m = re.exec(v); m !== null; m = re.exec(v)) {
     const k = m.index + m[0].length;
+    const libpq = /postgres(?:ql)?:\/\/$/i.test(m[0]);
     let end = n;
-    if (opts.raw) {
+    if (opts.raw || !libpq) {
       // up to whitespace only: libpq takes quotes in a URL as they are
       end = k;
       while (end < n && !isSpace(v[end])) end++;
     }
+    spend(end - k);
     const seg = v.slice(k, end);
-    const at = seg.lastIndexOf('@');
-    const colon = seg.indexOf(':');
+    const stop = libpq ? -1 : seg.search(/[/?#]/);
+    const authority = stop < 0 ? seg : seg.slice(0, stop);
+    const at = authority.lastIndexOf('@');
+    const colon = authority.indexOf(':');
     if (at >= 0) {
       if (colon >= 0 && colon < at) f.spans.push([k + colon + 1, k + at]);
-    } else if (colon >= 0 && end === n && !seg.slice(0, colon).includes('/')) {
+    } else if (colon >= 0 && end === n && stop < 0 && !seg.slice(0, colon).includes('/')) {
       // no '@' (yet): a password cut off, or one that goes on in a concatenated literal
       if (opts.open) f.spans.push([k + colon + 1, n]);
       else f.tails.push([k + colon + 1, n]);
@@ -318,11 +326,17 @@ function dollarAfterName(s: string, t: IdentTok, out: SpanSet): void {
   }
 }
 
-/** Whether the identifier at sig[i] names a secret (quoted too, in each way its escapes may read). */
-function namesSecret(s: string, sig: Tok[], i: number): boolean {
+/**
+ * A name that holds a secret as a whole: password, db_password, client_secret, password_hash, ...
+ * (not password_changed_at, secrets, secretary: a statement naming those shows its constants).
+ */
+const SECRET_COLUMN = /(?:password|passwd|secret)(?:_?(?:hash|digest))?$/i;
+
+/** Whether the identifier at sig[i] is such a name (quoted too, in each way its escapes may read). */
+function namesSecret(s: string, sig: Tok[], i: number, name: RegExp): boolean {
   const t = sig[i] as IdentTok;
-  if (t.quoted === 'no') return SECRET_NAME.test(s.slice(t.start, t.end));
-  return (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).some((esc) => SECRET_NAME.test(decodeIdent(s, t, esc).text));
+  if (t.quoted === 'no') return name.test(s.slice(t.start, t.end));
+  return (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).some((esc) => name.test(decodeIdent(s, t, esc).text));
 }
 
 /** One reading of the statement (standard_conforming_strings on or off). Returns: a secret goes on past the end. */
@@ -341,7 +355,7 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
   // its constants: which of them is the secret depends on where the name is (password = 'x',
   // 'x' = password, password <> 'x', t.password::text = 'x', password = crypt('x', password),
   // INSERT INTO users (name, password) VALUES ('bob', 'x'), (password, id) = ('x', 1), ...).
-  if (sig.some((t, i) => t.kind === 'ident' && namesSecret(s, sig, i))) {
+  if (sig.some((t, i) => t.kind === 'ident' && namesSecret(s, sig, i, SECRET_COLUMN))) {
     for (const t of sig) {
       if (t.kind === 'string') for (const p of t.parts) out.push([p.start, p.end]);
       else if (t.kind === 'number') out.push([t.start, t.end]);

@@ -213,6 +213,11 @@ describe('redactStatement: the spellings, one by one (what an operator reads)', 
     ["SELECT 'mysql://bob:sec@db/app', 'https://bob:sec@api.example/x', 'redis://:sec@cache:6379'", "SELECT 'mysql://bob:***@db/app', 'https://bob:***@api.example/x', 'redis://:***@cache:6379'"],
     // (a conninfo reading of the same text masks up to whitespace)
     ["SELECT 'https://api.example/x?api_secret=sec&v=1'", "SELECT 'https://api.example/x?api_secret=***'"],
+    // and no more: names that merely hold the word, URLs without a password, prose after a URL
+    ["SELECT id FROM users WHERE password_changed_at < now() - interval '90 days' AND tenant_id = 42", "SELECT id FROM users WHERE password_changed_at < now() - interval '90 days' AND tenant_id = 42"],
+    ['SELECT * FROM secrets WHERE id = 5', 'SELECT * FROM secrets WHERE id = 5'],
+    ["SELECT 'Visit https://shop.example.com today. Questions: write to help@example.com'", "SELECT 'Visit https://shop.example.com today. Questions: write to help@example.com'"],
+    ["SELECT 'http://host:8080/path@v2', 'https://x.example/?ts=12:30&by=@bob'", "SELECT 'http://host:8080/path@v2', 'https://x.example/?ts=12:30&by=@bob'"],
   ])('%j', (sql, masked) => {
     expect(redactStatement(sql)).toBe(masked);
   });
