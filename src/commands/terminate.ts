@@ -214,7 +214,13 @@ async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind
       if (!r.ok && r.fatal) {
         for (const p of onRecord) steps.set(p.pid, failedStep(r));
       } else if (!r.ok) {
-        for (const p of onRecord) steps.set(p.pid, await oneByOne(c, p, kind, afterCancel));
+        // one by one; once one finds dbdoctor's session lost, the rest are not attempted (no statement reaches them)
+        let lost: string | null = null;
+        for (const p of onRecord) {
+          const step: Attempt = lost === null ? await oneByOne(c, p, kind, afterCancel) : { outcome: 'not_attempted', detail: `not attempted, an earlier step failed: ${lost}`, fatal: false };
+          steps.set(p.pid, step);
+          if (step.fatal) lost ??= step.detail;
+        }
       } else {
         onRecord.forEach((p, i) => {
           const step = classifyBatchRow(p, kind, r.raws[i]!, afterCancel);

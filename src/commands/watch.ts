@@ -258,6 +258,7 @@ async function liveView(ctx: CommandContext, s: Session, sampler: Sampler, plan:
         const all = sampler.ring.all();
         const next = handOverOf(all[all.length - 1], state.filter);
         if (next === null) state.message = 'nothing to hand over: no application with sessions idle in transaction (pick one with /)';
+        else if (next === 'unshowable') state.message = "not handed over: that application's name cannot be shown exactly";
         else {
           handOver = next;
           quit = 't';

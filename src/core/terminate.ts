@@ -406,7 +406,7 @@ export interface SignalRaw {
   state_now: string | null;
   /** null: the re-check failed, nothing was sent; true/false: the function's result. */
   signalled: boolean | null;
-  /** Whether the session's role is a superuser when the statement ran (pg_roles.rolsuper now). */
+  /** Without --include-superusers: whether the session's role is a superuser when the statement ran (pg_roles.rolsuper now); null with it. */
   superuser_now?: boolean | null;
   /**
    * With --blockers: whether the session still blocked another session (a Lock waiter names it in

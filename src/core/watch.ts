@@ -185,10 +185,11 @@ export interface HandOver {
 /**
  * What `t` hands over: terminate of the sessions idle in transaction of the application filtered
  * with `/`, else of the one with the most of them. None when there is no such application, its name
- * is empty or a pattern (terminate's --app would match more), or the name cannot be shown exactly
- * (the command printed before the hand-over is the one that runs: built once, by the quoters).
+ * is empty or a pattern (terminate's --app would match more); 'unshowable' when its name cannot be
+ * shown exactly (the command printed before the hand-over is the one that runs, built once by the
+ * quoters, with dbdoctor's connection options added as for every printed command).
  */
-export function handOver(sample: WatchSample | undefined, filter: string | null): HandOver | null {
+export function handOver(sample: WatchSample | undefined, filter: string | null): HandOver | 'unshowable' | null {
   if (!sample) return null;
   const exact = filter ? sample.by_app.find((a) => a.app === filter) : undefined;
   const pick = exact ?? [...sample.by_app].filter((a) => a.idle_in_transaction > 0).sort((a, b) => b.idle_in_transaction - a.idle_in_transaction)[0];
@@ -198,5 +199,5 @@ export function handOver(sample: WatchSample | undefined, filter: string | null)
     ['--state', 'idle in transaction'],
   ]);
   const command = shellCommand(argv);
-  return command === null ? null : { argv, command };
+  return command === null ? 'unshowable' : { argv, command };
 }

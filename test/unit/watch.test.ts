@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { DEFAULT_TREND_OPTIONS, leastSquares, type TrendSample, trendFindings } from '../../src/core/diagnose/trends.js';
-import { handOver, nextInterval, Ring, type WatchSample } from '../../src/core/watch.js';
+import { type HandOver, handOver, nextInterval, Ring, type WatchSample } from '../../src/core/watch.js';
 import { shellWord } from '../../src/core/printed.js';
 
 function samples(counts: number[], opts: { app?: string; iit?: boolean; stepMs?: number; slots?: number; fresh?: number } = {}): TrendSample[] {
@@ -89,20 +89,20 @@ describe("t's hand-over to terminate", () => {
       command: 'dbdoctor terminate --app worker --state "idle in transaction"',
     });
     const hostile = '$(touch /tmp/pwned); worker';
-    const h = handOver(sample([[hostile, 3]]), null)!;
+    const h = handOver(sample([[hostile, 3]]), null) as HandOver;
     expect(h.argv).toEqual(['terminate', '--app', hostile, '--state', 'idle in transaction']);
     expect(h.command).toBe(`dbdoctor terminate --app ${shellWord(hostile)} --state "idle in transaction"`);
     expect(h.command).toContain("'$(touch /tmp/pwned); worker'");
     // a name that begins with a dash is the option's value, not an option of its own
-    expect(handOver(sample([['--yes', 2]]), null)!.argv).toEqual(['terminate', '--app=--yes', '--state', 'idle in transaction']);
+    expect((handOver(sample([['--yes', 2]]), null) as HandOver).argv).toEqual(['terminate', '--app=--yes', '--state', 'idle in transaction']);
   });
 
-  test('nothing is handed over for a name that cannot be shown exactly, a pattern, or no such application', () => {
-    expect(handOver(sample([['pay\u202ements', 3]]), null)).toBeNull();
-    expect(handOver(sample([['line\nbreak', 3]]), null)).toBeNull();
+  test('nothing is handed over for a name that cannot be shown exactly (said so), a pattern, or no such application', () => {
+    expect(handOver(sample([['pay\u202ements', 3]]), null)).toBe('unshowable');
+    expect(handOver(sample([['line\nbreak', 3]]), null)).toBe('unshowable');
     expect(handOver(sample([['work*', 3]]), null)).toBeNull();
     expect(handOver(sample([['web', 0]]), null)).toBeNull();
-    expect(handOver(sample([['web', 0]]), 'web')!.argv).toContain('web');
+    expect((handOver(sample([['web', 0]]), 'web') as HandOver).argv).toContain('web');
     expect(handOver(undefined, null)).toBeNull();
   });
 });

@@ -105,7 +105,7 @@ function signalSql(kind: SignalKind): string {
   return `SELECT (a.pid IS NOT NULL) AS present,
        a.backend_start::text AS backend_start_now,
        a.state AS state_now,
-       r.rolsuper AS superuser_now,
+       CASE WHEN NOT $9::boolean THEN r.rolsuper END AS superuser_now,
        b.blocking AS blocking_now,
        b.waits AS waiting_now,
        CASE WHEN a.backend_start::text = $2::text
@@ -223,7 +223,7 @@ export function batchSql(kind: SignalKind): string {
   SELECT t.n, t.pid, a.pid AS a_pid,
          a.backend_start::text AS backend_start_now,
          a.state AS state_now,
-         r.rolsuper AS superuser_now,
+         CASE WHEN NOT $9::boolean THEN r.rolsuper END AS superuser_now,
          b.blocking AS blocking_now,
          b.waits AS waiting_now,
          (a.backend_start::text = t.backend_start
