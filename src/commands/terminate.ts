@@ -27,6 +27,7 @@ import {
   planTermination,
   type ReportBase,
   type SessionResult,
+  sessionLost,
   type SignalKind,
   type StepResult,
   statusOfResults,
@@ -37,7 +38,7 @@ import {
 import { DEFAULT_STATEMENT_TIMEOUT_MS, openSession, type Session, type SessionOptions } from '../db/session.js';
 import { throughPoolerRefusal } from '../core/pgbouncer.js';
 import { type AuditContext, auditIntent, auditOutcome, stateDir } from '../core/terminate-audit.js';
-import { readTerminateSnapshot, sessionLost, sessionStillThere, signalBatch, signalSession, stillThere } from '../db/sql/terminate.js';
+import { readTerminateSnapshot, sessionStillThere, signalBatch, signalSession, stillThere } from '../db/sql/terminate.js';
 import { envelope, renderJson } from '../render/json.js';
 import { choiceLabel, renderPlan, renderTerminate, terminateNotices } from '../render/terminate.js';
 import { type AuditLog, appendRecords, checkAuditLog, openAuditLog } from '../ui/audit.js';

@@ -15,9 +15,10 @@
  * - the literal (or, after `=`/`TO`, the word) that follows a name holding "password" or "secret":
  *   `CREATE/ALTER ROLE|USER|GROUP ... PASSWORD '...'`, `USER MAPPING ... OPTIONS (password '...')`,
  *   `ADD`/`SET password '...'`, `SET app.password = ...`;
- * - every constant (string or number) of a statement that names a column, option or setting
- *   whose name ends in one (password, db_password, client_secret, password_hash) anywhere: which one is the secret depends on where the name stands (`'x' = password`,
- *   `password = crypt('x', password)`, `INSERT INTO users (name, password) VALUES ('bob', 'x')`);
+ * - every constant (string or number) of a statement that names, anywhere, a column, option or
+ *   setting whose name ends in one (password, db_password, client_secret, password_hash): which
+ *   one is the secret depends on where the name stands (`'x' = password`, `password = crypt('x',
+ *   password)`, `INSERT INTO users (name, password) VALUES ('bob', 'x')`);
  * - inside every literal, quoted identifier and comment: conninfo values of `password=`,
  *   `sslpassword=`, `oauth_client_secret=` (quoted values with spaces and `\'` as libpq allows),
  *   values under such a key in JSON or YAML-like text (`"password": "..."`, `password: ...`), the
@@ -389,7 +390,7 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
     }
     if (t.kind === 'ident') {
       const ds = t.quoted === 'no' ? [] : (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).map((esc) => decodeIdent(s, t, esc));
-      if (t.quoted === 'no' ? SECRET_NAME.test(s.slice(t.start, t.end)) : ds.some((d) => SECRET_NAME.test(d.text))) {
+      if (namesSecret(s, sig, i, SECRET_NAME)) {
         if (t.quoted === 'no') dollarAfterName(s, t, out);
         const v = valueAfterName(s, sig, i);
         if (v.kind === 'string') whole.add(v.tok);

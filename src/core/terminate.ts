@@ -434,6 +434,14 @@ export interface StepResult {
 }
 
 /**
+ * Whether a statement's failure means dbdoctor's own session is lost: the server went away, or it
+ * stopped answering (session.ts drops the socket then). Nothing more can be signalled over it.
+ */
+export function sessionLost(cause: string): boolean {
+  return cause === 'server_gone' || cause === 'no_answer';
+}
+
+/**
  * A session planned as an ordinary role's whose role is a superuser now (ALTER ROLE ... SUPERUSER
  * since the plan): without --include-superusers the re-check leaves it alone, as the plan would have.
  */

@@ -18,7 +18,7 @@
 import type { ActivitySnapshot } from '../../core/activity.js';
 import { DbdoctorError } from '../../core/errors.js';
 import { ExitCode } from '../../core/exit-codes.js';
-import type { Fingerprint, PlannedSession, SignalKind, SignalRaw } from '../../core/terminate.js';
+import { type Fingerprint, type PlannedSession, type SignalKind, type SignalRaw, sessionLost } from '../../core/terminate.js';
 import type { Session } from '../session.js';
 import { type ActivityOptions, activityRead, BACKENDS, withLockDetail } from './activity.js';
 import { type Read, readTogether } from './read.js';
@@ -88,8 +88,8 @@ const stillBlocks = (pid: string, waiters: string, everyone: string) =>
  * function when the session is still the one planned (pid + backend_start), in the planned state,
  * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
  * not dbdoctor itself, is no superuser's unless --include-superusers ($9: the plan left superusers'
- * sessions out, and a role can be made one since) and, with --blockers ($7), still a root blocker: it blocks at least one other
- * session and waits for no lock itself, nor does a parallel worker of its (a root that started
+ * sessions out, and a role can be made one since) and, with --blockers ($7), still a root
+ * blocker: it blocks at least one other session and waits for no lock itself, nor does a parallel worker of its (a root that started
  * waiting since the plan, its statement unchanged, waits behind another session: ending it would
  * not free the queue, and the lock table read for the plan may have missed a waiter that queued
  * while it was read).
@@ -134,14 +134,6 @@ function signalSql(kind: SignalKind): string {
         )} AS blocking,
                ${WAITS('t.pid')} AS waits
          WHERE $7::boolean) AS b ON true`;
-}
-
-/**
- * Whether a statement's failure means dbdoctor's own session is lost: the server went away, or it
- * stopped answering (session.ts drops the socket then). Nothing more can be signalled over it.
- */
-export function sessionLost(cause: string): boolean {
-  return cause === 'server_gone' || cause === 'no_answer';
 }
 
 export type SignalResult = { ok: true; raw: SignalRaw } | { ok: false; permissionDenied: boolean; message: string; fatal: boolean };
@@ -194,8 +186,8 @@ export async function sessionStillThere(s: Session, pid: number, backendStart: s
 /**
  * One statement for a batch of planned sessions. Each row re-checks its session exactly as
  * signalSql does (identity, state, state_change, xact_start, age, client backend, not dbdoctor,
- * no superuser's unless --include-superusers, with --blockers still a root blocker) in this statement's own pg_stat_activity snapshot, and also
- * whether the role may signal it (pg_signal_backend's rules: the session's role's privileges or
+ * no superuser's unless --include-superusers, with --blockers still a root blocker) in this
+ * statement's own pg_stat_activity snapshot, and also whether the role may signal it (pg_signal_backend's rules: the session's role's privileges or
  * pg_signal_backend, and a superuser's session only by a superuser), so that no row raises an
  * error after earlier rows' signals went out. The signal is sent without waiting
  * (pg_terminate_backend(pid) returns once the signal is delivered): the exits are awaited together
