@@ -14,7 +14,7 @@
  * `terminalText` is what the one writer (src/ui/output.ts) applies to every byte it writes: the
  * same rules, except that line breaks stay and dbdoctor's own colour codes pass.
  */
-import { escapeCodePoint, revealHidden } from '../core/text.js';
+import { escapeCodePoint, hasHidden, revealHidden } from '../core/text.js';
 import { displayWidth, headToWidth } from './width.js';
 
 /** The SGR sequences chalk writes for the styles dbdoctor uses (weight, italic, underline, inverse, colours, reset). */
@@ -30,6 +30,18 @@ const SUSPECT_BUT_BREAKS = /[^\n\u0020-\u007e]/;
 /** Printable ASCII and line breaks only: nothing in it for a terminal to act on, nothing to escape. */
 export function plainLines(text: string): boolean {
   return !SUSPECT_BUT_BREAKS.test(text);
+}
+
+/** Every control character but a line feed (tabs, carriage returns, ESC, the C1 controls, ...). */
+const CONTROLS_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+/**
+ * No control character but line breaks, and no hidden character: what `terminalText` returns as
+ * it is (text beyond ASCII, a report with an ellipsis or a name in another script, without
+ * splitting it into lines).
+ */
+function nothingToShow(text: string): boolean {
+  return plainLines(text) || (!CONTROLS_BUT_NEWLINE.test(text) && !hasHidden(text));
 }
 
 export function sanitize(text: string | null | undefined): string {
@@ -52,7 +64,7 @@ const SGR_SPLIT = /(\u001b\[[0-9;]*m)/;
  * colour codes kept with `colour` (removed without); any other escape shown. Idempotent.
  */
 export function terminalText(text: string, colour: boolean): string {
-  if (plainLines(text)) return text;
+  if (nothingToShow(text)) return text;
   const parts = text.split(SGR_SPLIT);
   let out = '';
   for (let i = 0; i < parts.length; i++) {
