@@ -73,6 +73,22 @@ export function byPid<R extends { pid: number }>(rows: readonly R[]): Map<number
   return out;
 }
 
+const ROWS_BY_PID = new WeakMap<readonly SessionRow[], ReadonlyMap<number, SessionRow>>();
+
+/**
+ * A snapshot's rows by pid, made once per snapshot: the blocking tree, its report and the
+ * diagnosis' nodes all look sessions up by pid, and at incident scale each map is 1,500 entries. A
+ * snapshot's rows are never changed once read (nothing in src/core writes to them).
+ */
+export function snapshotByPid(s: ActivitySnapshot): ReadonlyMap<number, SessionRow> {
+  let index = ROWS_BY_PID.get(s.rows);
+  if (!index) {
+    index = byPid(s.rows);
+    ROWS_BY_PID.set(s.rows, index);
+  }
+  return index;
+}
+
 export function isClientBackend(r: SessionRow): boolean {
   // Rows hidden by privileges show NULL backend_type, for background processes too; those are
   // told apart by their database: a client backend is always connected to one, while the

@@ -4,7 +4,7 @@
  * Handles cycles (a deadlock about to be broken), pid 0 (a prepared transaction), parallel
  * workers (folded into their leader) and blockers that vanished between reads.
  */
-import { type ActivitySnapshot, byPid, isParallelWorker, type PreparedXact, type SessionRow } from './activity.js';
+import { type ActivitySnapshot, byPid, isParallelWorker, type PreparedXact, type SessionRow, snapshotByPid } from './activity.js';
 import { fixedStep, type NextStep, preparedGid, sqlStep, statementStep } from './printed.js';
 import { largest } from './stats.js';
 
@@ -97,7 +97,7 @@ function waitedLock(r: SessionRow | undefined): WaitedLock | null {
   return null;
 }
 
-function key(pid: number, rows: Map<number, SessionRow>): number {
+function key(pid: number, rows: ReadonlyMap<number, SessionRow>): number {
   const r = rows.get(pid);
   return r && isParallelWorker(r) && r.leader_pid !== null ? r.leader_pid : pid;
 }
@@ -130,11 +130,11 @@ export interface QueuePlace {
  * becomes holders plus one edge per waiter. The one ahead is placed first (without recursion: a
  * queue can be thousands long), and a list that leads back to itself (a cycle) is taken whole.
  */
-export function lockQueues(rows: readonly SessionRow[]): Map<number, QueuePlace> {
+export function lockQueues(rows: readonly SessionRow[], rowOf: ReadonlyMap<number, SessionRow> = byPid(rows)): Map<number, QueuePlace> {
   const lists = new Map<number, number[]>();
-  const rowOf = new Map<number, SessionRow>();
-  for (const r of rows) {
-    rowOf.set(r.pid, r);
+  // indexed loops over every session: see bucketSessions (src/core/connections.ts)
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
     if (r.blocked_by && r.blocked_by.length > 0) lists.set(r.pid, r.blocked_by);
   }
   const out = new Map<number, QueuePlace>();
@@ -205,10 +205,11 @@ function sameRelationWait(a: SessionRow | undefined, b: SessionRow | undefined):
  * parallel workers folded into their leaders, self-edges dropped.
  */
 export function blockingEdges(snapshot: ActivitySnapshot): Map<number, number[]> {
-  const rows = byPid(snapshot.rows);
-  const queues = lockQueues(snapshot.rows);
+  const rows = snapshotByPid(snapshot);
+  const queues = lockQueues(snapshot.rows, rows);
   const edges = new Map<number, number[]>();
-  for (const r of snapshot.rows) {
+  for (let n = 0; n < snapshot.rows.length; n++) {
+    const r = snapshot.rows[n]!;
     const blockedBy = queues.get(r.pid)?.blockers;
     if (!blockedBy) continue;
     const waiter = key(r.pid, rows);
@@ -272,7 +273,7 @@ function actionFor(pid: number, s: SessionRow | null, prepared: PreparedXact[]):
 
 /** The report; `edges` are the snapshot's blockingEdges, for a caller that has them already. */
 export function buildBlockingReport(snapshot: ActivitySnapshot, edges = blockingEdges(snapshot)): BlockingReport {
-  const rows = byPid(snapshot.rows);
+  const rows = snapshotByPid(snapshot);
   // How long a session has waited: pg_locks.waitstart with lock detail, else its time in state (an upper bound).
   const waitOf = (p: number) => rows.get(p)?.wait_lock?.wait_ms ?? rows.get(p)?.state_age_ms ?? null;
   // blocker -> waiters, ascending

@@ -7,9 +7,12 @@
  * spreading ~130,000 values into one call overflows Node's stack, and one group can hold every
  * session of a server (max_connections goes up to 262,143).
  */
-export function largest(values: Iterable<number | null | undefined>): number | null {
+export function largest(values: readonly (number | null | undefined)[]): number | null {
   let m: number | null = null;
-  for (const v of values) if (v !== null && v !== undefined && (m === null || v > m)) m = v;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v !== null && v !== undefined && (m === null || v > m)) m = v;
+  }
   return m;
 }
 

@@ -267,14 +267,22 @@ export function exclusionText(reason: ExclusionReason): string {
  */
 const ROOT_WAITERS = 8;
 
+/** What a fingerprint must still say of a session for the plan to act on it. */
+type Identity = Pick<Fingerprint, 'backend_start' | 'state'>;
+
+/** What the plan's rules say of each session they consider (see planTermination). */
+interface PlanVisitor<F extends Identity> {
+  planned(r: SessionRow & { state: string; backend_start: string }, fp: F, root: { blocks: number; waiters: number[] } | undefined): void;
+  excluded(r: SessionRow, reason: ExclusionReason, detail?: string): void;
+}
+
 /**
- * Chooses the sessions to act on. Filters are ANDed; the values of one filter are ORed. Sessions
- * that match but must not be touched are listed as excluded with the reason; sessions the role
- * cannot see are listed as hidden when what can be seen of them matches.
+ * The plan's rules, one session at a time: each session the filters pick is planned or excluded
+ * (with the reason), in the snapshot's order; returns how many were hidden. `identityOf` gives the
+ * fingerprint a session was planned with (from the snapshot the plan was shown from).
  */
-export function planTermination(snapshot: ActivitySnapshot, fingerprints: Fingerprint[], opts: PlanOptions): TerminationPlan {
+function walkPlan<F extends Identity>(snapshot: ActivitySnapshot, identityOf: (r: SessionRow) => F | undefined, opts: PlanOptions, visit: PlanVisitor<F>): number {
   const f = opts.filters;
-  const byPid = new Map(fingerprints.map((fp) => [fp.pid, fp]));
   const apps = f.apps.map((g) => globToRegExp(g));
   const clients = f.clients.map(clientMatcher);
   const query = f.query ? queryPattern(f.query) : null;
@@ -303,22 +311,10 @@ export function planTermination(snapshot: ActivitySnapshot, fingerprints: Finger
     );
   };
 
-  const planned: PlannedSession[] = [];
-  const excluded: ExcludedSession[] = [];
   let hidden = 0;
-  const exclude = (r: SessionRow, reason: ExclusionReason, detail?: string) =>
-    excluded.push({
-      pid: r.pid,
-      app: r.application_name,
-      user: r.usename,
-      database: r.datname,
-      state: stateOf(r),
-      backend_type: r.backend_type,
-      reason,
-      detail: detail ?? EXCLUSION_TEXT[reason],
-    });
-
-  for (const r of snapshot.rows) {
+  // an indexed loop over every session: see bucketSessions (src/core/connections.ts)
+  for (let i = 0; i < snapshot.rows.length; i++) {
+    const r = snapshot.rows[i]!;
     if (!seenMatch(r)) continue;
     const visible = isVisible(r);
     if (visible && !detailMatch(r)) continue;
@@ -326,72 +322,111 @@ export function planTermination(snapshot: ActivitySnapshot, fingerprints: Finger
     // has both): not sessions anyone asked about, and not ones dbdoctor could act on.
     if (!visible && r.backend_type === null && (r.usename === null || r.datname === null)) continue;
     if (r.is_self) {
-      exclude(r, 'self');
+      visit.excluded(r, 'self');
       continue;
     }
     if (isParallelWorker(r)) {
-      exclude(r, 'parallel_worker', `a parallel worker of pid ${r.leader_pid}: act on its leader`);
+      visit.excluded(r, 'parallel_worker', `a parallel worker of pid ${r.leader_pid}: act on its leader`);
       continue;
     }
     if (!isClientBackend(r)) {
-      exclude(r, 'not_client_backend', `not a client session (${r.backend_type ?? 'unknown type'})`);
+      visit.excluded(r, 'not_client_backend', `not a client session (${r.backend_type ?? 'unknown type'})`);
       continue;
     }
     if (!opts.allDatabases && r.datname !== snapshot.database) {
-      exclude(r, 'other_database', `in database ${JSON.stringify(r.datname ?? '')} (use --all-databases)`);
+      visit.excluded(r, 'other_database', `in database ${JSON.stringify(r.datname ?? '')} (use --all-databases)`);
       continue;
     }
-    const fp = byPid.get(r.pid);
+    const fp = identityOf(r);
     if (!visible || !fp || fp.backend_start === null || fp.backend_start !== r.backend_start || r.backend_start === null) {
       hidden++;
-      exclude(r, 'hidden');
+      visit.excluded(r, 'hidden');
       continue;
     }
     if (r.superuser === true && !opts.includeSuperusers) {
-      exclude(r, 'superuser');
+      visit.excluded(r, 'superuser');
       continue;
     }
     if (isListener(r) && !pids.has(r.pid)) {
-      exclude(r, 'listener');
+      visit.excluded(r, 'listener');
       continue;
     }
     if (r.state === null || !(TERMINABLE_STATES as readonly string[]).includes(r.state) || fp.state !== r.state) {
-      exclude(r, 'unknown_state', `in state ${JSON.stringify(r.state ?? 'unknown')}, which dbdoctor does not act on`);
+      visit.excluded(r, 'unknown_state', `in state ${JSON.stringify(r.state ?? 'unknown')}, which dbdoctor does not act on`);
       continue;
     }
-    const active = r.state === 'active' || r.state === 'fastpath function call';
-    planned.push({
-      pid: r.pid,
-      backend_start: r.backend_start,
-      state: r.state,
-      state_change: fp.state_change,
-      xact_start: fp.xact_start,
-      query_start: fp.query_start,
-      app: r.application_name,
-      user: r.usename,
-      database: r.datname,
-      client: clientOf(r),
-      superuser: r.superuser === true,
-      listener: isListener(r),
-      wait_event: r.wait_event_type ? `${r.wait_event_type}:${r.wait_event ?? ''}` : null,
-      age_ms: ageOf(r),
-      state_age_ms: r.state_age_ms,
-      xact_age_ms: r.xact_age_ms,
-      query_age_ms: r.query_age_ms,
-      query: redactQuery(r.query),
-      blocks: roots.get(r.pid)?.blocks ?? 0,
-      waiters: roots.get(r.pid)?.waiters ?? [],
-      action: opts.cancelFirst && active ? 'cancel_then_terminate' : 'terminate',
-    });
+    visit.planned(r as SessionRow & { state: string; backend_start: string }, fp, roots.get(r.pid));
   }
+  return hidden;
+}
+
+/**
+ * Chooses the sessions to act on. Filters are ANDed; the values of one filter are ORed. Sessions
+ * that match but must not be touched are listed as excluded with the reason; sessions the role
+ * cannot see are listed as hidden when what can be seen of them matches.
+ */
+export function planTermination(snapshot: ActivitySnapshot, fingerprints: Fingerprint[], opts: PlanOptions): TerminationPlan {
+  const byPid = new Map(fingerprints.map((fp) => [fp.pid, fp]));
+  const planned: PlannedSession[] = [];
+  const excluded: ExcludedSession[] = [];
+  const hidden = walkPlan(snapshot, (r) => byPid.get(r.pid), opts, {
+    excluded: (r, reason, detail) =>
+      excluded.push({
+        pid: r.pid,
+        app: r.application_name,
+        user: r.usename,
+        database: r.datname,
+        state: stateOf(r),
+        backend_type: r.backend_type,
+        reason,
+        detail: detail ?? EXCLUSION_TEXT[reason],
+      }),
+    planned: (r, fp, root) => {
+      const active = r.state === 'active' || r.state === 'fastpath function call';
+      planned.push({
+        pid: r.pid,
+        backend_start: r.backend_start,
+        state: r.state,
+        state_change: fp.state_change,
+        xact_start: fp.xact_start,
+        query_start: fp.query_start,
+        app: r.application_name,
+        user: r.usename,
+        database: r.datname,
+        client: clientOf(r),
+        superuser: r.superuser === true,
+        listener: isListener(r),
+        wait_event: r.wait_event_type ? `${r.wait_event_type}:${r.wait_event ?? ''}` : null,
+        age_ms: ageOf(r),
+        state_age_ms: r.state_age_ms,
+        xact_age_ms: r.xact_age_ms,
+        query_age_ms: r.query_age_ms,
+        query: redactQuery(r.query),
+        blocks: root?.blocks ?? 0,
+        waiters: root?.waiters ?? [],
+        action: opts.cancelFirst && active ? 'cancel_then_terminate' : 'terminate',
+      });
+    },
+  });
   const present = new Set(snapshot.rows.map((r) => r.pid));
   return {
     database: snapshot.database,
     planned,
     excluded,
-    not_found_pids: f.pids.filter((p) => !present.has(p)),
+    not_found_pids: opts.filters.pids.filter((p) => !present.has(p)),
     hidden_sessions: hidden,
   };
+}
+
+/**
+ * The pids `planTermination` would plan for a snapshot it was just made from (each session's
+ * fingerprint is its own row), without building the plan: what `diagnose` asks of every terminate
+ * command it offers, to print only one that selects exactly its group.
+ */
+export function plannedPids(snapshot: ActivitySnapshot, opts: PlanOptions): number[] {
+  const pids: number[] = [];
+  walkPlan(snapshot, (r) => r, opts, { planned: (r) => pids.push(r.pid), excluded: () => {} });
+  return pids;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ import { buildBlockingReport, type BlockNode } from '../../src/core/blocking.js'
 import { formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/core/duration.js';
 import { UsageError } from '../../src/core/errors.js';
 import { normalizeStatement } from '../../src/core/normalize.js';
-import { emptyFilters, type Fingerprint, planTermination, TERMINABLE_STATES, type TerminateFilters } from '../../src/core/terminate.js';
+import { emptyFilters, type Fingerprint, planTermination, plannedPids, TERMINABLE_STATES, type TerminateFilters } from '../../src/core/terminate.js';
 import { sqlLiteral } from '../../src/core/printed.js';
-import { revealHidden, showable } from '../../src/core/text.js';
-import { oneLine, sanitize } from '../../src/render/sanitize.js';
+import { hasHidden, revealHidden, showable } from '../../src/core/text.js';
+import { oneLine, sanitize, terminalText } from '../../src/render/sanitize.js';
 import { displayWidth } from '../../src/render/width.js';
 import { sessionRow } from '../support/session-row.js';
 
@@ -321,6 +321,25 @@ describe('sanitize / oneLine', () => {
     expect(sanitize('a\u200bb\u202ec\u2066d')).toBe('a\\u200bb\\u202ec\\u2066d');
     expect(sanitize('bell\u0007')).toBe('bell\\u0007');
     expect(sanitize('coder 👩‍💻 ☕️')).toBe('coder 👩‍💻 ☕️');
+  });
+
+  test('hasHidden finds a hidden character wherever the Unicode class finds one (it tests only the runs beyond ASCII)', () => {
+    fc.assert(
+      fc.property(fc.oneof(hostile, fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-composite' })), (text) => {
+        expect(hasHidden(text)).toBe(HIDDEN.test(text));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('terminalText, with no escape sequence in the text: every line sanitized, line feeds kept (a text with nothing to show is returned whole)', () => {
+    const line = fc.oneof(safeText, hostile, fc.constantFrom('…', 'café', '日本語', '\u2026', 'a\tb', 'x\r', '\u0085'));
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 6 }).map((lines) => lines.join('\n').replace(/\u001b/g, '')), fc.boolean(), (text, colour) => {
+        expect(terminalText(text, colour)).toBe(text.split('\n').map(sanitize).join('\n'));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
 
@@ -686,6 +705,16 @@ describe('planTermination over random sessions', () => {
           if (picked) expect(accounted.has(r.pid)).toBe(true);
         }
         for (const e of plan.excluded) expect(e.detail.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 800 },
+    );
+  });
+
+  test("plannedPids (diagnose's check of the terminate commands it prints) plans exactly what planTermination plans from the same snapshot's fingerprints", () => {
+    fc.assert(
+      fc.property(planInputArb, ({ snapshot, opts }) => {
+        const own: Fingerprint[] = snapshot.rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null }));
+        expect(plannedPids(snapshot, opts)).toEqual(planTermination(snapshot, own, opts).planned.map((p) => p.pid));
       }),
       { numRuns: 800 },
     );

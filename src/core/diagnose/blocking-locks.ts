@@ -5,7 +5,7 @@
  * them, and which member to end). `ddl-queue`: a migration waiting for a strong table lock with
  * ordinary readers and writers queued behind it, where cancelling the DDL first frees everyone.
  */
-import { byPid, isVisible, type SessionRow } from '../activity.js';
+import { isVisible, type SessionRow, snapshotByPid } from '../activity.js';
 import { type BlockingReport, buildBlockingReport, cycleStep, type LockCycle, type QueueHead, queueHeads, type RootBlocker, waitsAsDdl } from '../blocking.js';
 import { worstOf } from '../capacity.js';
 import { clientOf } from '../connections.js';
@@ -93,7 +93,7 @@ function deadlockTimeouts(settings: SettingsFacts | null, members: SessionRow[])
   return { facts, steps };
 }
 
-function cycleGroup(c: Context, cycle: LockCycle, rows: Map<number, SessionRow>): { group: EvidenceGroup; steps: NextStep[]; facts: string[] } {
+function cycleGroup(c: Context, cycle: LockCycle, rows: ReadonlyMap<number, SessionRow>): { group: EvidenceGroup; steps: NextStep[]; facts: string[] } {
   const members = cycle.members.map((p) => rows.get(p)).filter((r): r is SessionRow => r !== undefined);
   const timeouts = deadlockTimeouts(c.facts.settings, members);
   const apps = uniq(members.map((r) => appLabel(r.application_name)));
@@ -127,14 +127,16 @@ export function blocking(c: Context): BlockingResult {
   if (report.roots.length === 0 && report.cycles.length === 0) {
     return { report, finding: null, findings: [], path: [pathStep('blocking', QUESTION, 'none', 'no session waits on a lock held by another')] };
   }
-  const rows = byPid(snap.rows);
+  const rows = snapshotByPid(snap);
   const eg: EvidenceGroup[] = [];
   const next: NextStep[] = [fixedStep('see the blocking tree', 'locks')];
   const cycleFacts: string[] = [];
+  let rootsWithStep = 0;
   for (const r of report.roots) {
     const { group, step } = rootGroup(c, r);
     eg.push(group);
     if (next.length < 5) next.push(...step);
+    if (r.pid !== 0 && step.length) rootsWithStep++;
   }
   for (const cycle of report.cycles) {
     const { group, steps, facts } = cycleGroup(c, cycle, rows);
@@ -142,7 +144,7 @@ export function blocking(c: Context): BlockingResult {
     cycleFacts.push(...facts);
     if (group.severity !== 'info') next.push(...steps);
   }
-  if (report.roots.filter((r) => r.pid !== 0 && rootGroup(c, r).step.length).length > 1) next.push(fixedStep('or terminate every root blocker at once (a plan is shown first)', 'terminate', ['--blockers']));
+  if (rootsWithStep > 1) next.push(fixedStep('or terminate every root blocker at once (a plan is shown first)', 'terminate', ['--blockers']));
   const sev = worstOf(eg.map((g) => g.severity));
   const r0 = report.roots[0];
   const g0 = eg[0]!;

@@ -3,9 +3,9 @@
  * databases near their CONNECTION LIMIT (`connection-limit`), and who holds the connections
  * (`who-holds`). The capacity finding is written last, once the other rooms have named the causes.
  */
-import { isListener, type SessionRow } from '../activity.js';
+import { isListener, type SessionRow, stateOf } from '../activity.js';
 import { type Capacity, capacityOf, capacitySeverity, nearLimits, worst } from '../capacity.js';
-import { bucketSessions, clientOf, countByState } from '../connections.js';
+import { bucketSessions, clientOf, countsByName } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import { database, fixedStep, type NextStep, role, statementStep } from '../printed.js';
 import { appLabel, type Context, emptyEvidence, finding, MAX_PIDS, type NodeResult, nonNull, pathStep, plural, RANK, sharePct, slotsInUse, uniq } from './shared.js';
@@ -66,18 +66,27 @@ export interface WhoHoldsResult extends NodeResult {
   holders: HolderRow[];
 }
 
+/** One application's sessions as a holder: by state, how many LISTEN, its first five clients; one pass. */
+function holding(application: string, rows: SessionRow[]): HolderRow {
+  const states = new Map<string, number>();
+  const clients = new Set<string>();
+  let listeners = 0;
+  for (const r of rows) {
+    const state = stateOf(r);
+    states.set(state, (states.get(state) ?? 0) + 1);
+    if (isListener(r)) listeners++;
+    const client = clients.size < 5 ? clientOf(r) : null;
+    if (client !== null) clients.add(client);
+  }
+  return { application, count: rows.length, states: countsByName(states), listeners, clients: [...clients] };
+}
+
 /** who-holds: the largest holders by application, client and user, with their states. */
 export function whoHolds(c: Context): WhoHoldsResult {
   const { sessions } = c;
   const byApp = bucketSessions(sessions, ['app']);
   const rowsOf = new Map(byApp.map((b) => [b.keys.app ?? '', b.rows]));
-  const holders: HolderRow[] = byApp.map(({ keys, rows }) => ({
-    application: keys.app ?? '',
-    count: rows.length,
-    states: countByState(rows),
-    listeners: rows.filter(isListener).length,
-    clients: uniq(nonNull(rows.map(clientOf))).slice(0, 5),
-  }));
+  const holders: HolderRow[] = byApp.map(({ keys, rows }) => holding(keys.app ?? '', rows));
   const top = holders.slice(0, 5);
   const ev = emptyEvidence();
   ev.sessions = sessions.length;

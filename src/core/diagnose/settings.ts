@@ -8,7 +8,7 @@
 import type { SessionRow } from '../activity.js';
 import type { Severity } from '../exit-codes.js';
 import { database, fixedStep, literal, type NextStep, role, type SqlPart, sqlLiteral, sqlStep, statementStep } from '../printed.js';
-import { byPid, isVisible } from '../activity.js';
+import { isVisible, snapshotByPid } from '../activity.js';
 import type { BlockingResult } from './blocking-locks.js';
 import type { IdlePoolResult, LeakResult } from './leaks.js';
 import {
@@ -151,16 +151,42 @@ interface GuardSpec {
   caution?: string;
 }
 
-function guardFinding(view: SettingsView, g: GuardSpec): Finding | null {
-  const pairs = new Map<string, { role: string; roleOid: number | null; db: string | null; dbOid: number | null; rows: SessionRow[] }>();
-  for (const r of byPid(g.rows).values()) {
+interface RoleInDatabase {
+  role: string;
+  roleOid: number | null;
+  db: string | null;
+  dbOid: number | null;
+  rows: SessionRow[];
+}
+
+/** The guard's sessions by role and database, in the order first seen; each session once (a root idle in transaction is among the idle in transaction too). */
+function byRoleInDatabase(rows: readonly SessionRow[]): RoleInDatabase[] {
+  const pairs: RoleInDatabase[] = [];
+  const byRole = new Map<string, Map<string | null, RoleInDatabase>>();
+  const seen = new Set<number>();
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (seen.has(r.pid)) continue;
+    seen.add(r.pid);
     if (!r.usename) continue;
-    const k = `${r.usename}\u0000${r.datname ?? ''}`;
-    const p = pairs.get(k) ?? { role: r.usename, roleOid: r.usesysid ?? null, db: r.datname, dbOid: r.datid ?? null, rows: [] };
+    let dbs = byRole.get(r.usename);
+    if (!dbs) {
+      dbs = new Map();
+      byRole.set(r.usename, dbs);
+    }
+    let p = dbs.get(r.datname);
+    if (!p) {
+      p = { role: r.usename, roleOid: r.usesysid ?? null, db: r.datname, dbOid: r.datid ?? null, rows: [] };
+      dbs.set(r.datname, p);
+      pairs.push(p);
+    }
     p.rows.push(r);
-    pairs.set(k, p);
   }
-  const off = [...pairs.values()].filter((p) => view.isOff(g.name, p.role, p.db) === true);
+  return pairs;
+}
+
+function guardFinding(view: SettingsView, g: GuardSpec): Finding | null {
+  const off = byRoleInDatabase(g.rows).filter((p) => view.isOff(g.name, p.role, p.db) === true);
   if (off.length === 0) return null;
   const facts: string[] = [];
   const next: NextStep[] = [];
@@ -290,7 +316,7 @@ function guardsFor(c: Context, found: SettingsInputs, major: number): GuardSpec[
     });
   }
   if (has(found.blocking.finding)) {
-    const rowOf = byPid(snap.rows);
+    const rowOf = snapshotByPid(snap);
     // A session behind several roots (a DDL statement waiting for several readers) counts once.
     const waiters = [...new Set(blocking.roots.flatMap((r) => r.all))].map((p) => rowOf.get(p)).filter((x): x is SessionRow => Boolean(x));
     guards.push({

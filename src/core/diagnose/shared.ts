@@ -15,7 +15,7 @@ import { type Arg, commandStep, fixedStep, type NextStep } from '../printed.js';
 import { RUNBOOK_FILES, type RunbookFile } from '../runbooks.js';
 import { statementGroups } from '../queries.js';
 import { largest, roundOrNull } from '../stats.js';
-import { DEFAULT_MAX, emptyFilters, type Fingerprint, planTermination, redactQuery, type TerminateFilters } from '../terminate.js';
+import { DEFAULT_MAX, emptyFilters, plannedPids, redactQuery, type TerminateFilters } from '../terminate.js';
 import { durationArg, type Thresholds } from '../thresholds.js';
 import type { DiagnoseFacts, Evidence, EvidenceGroup, Finding, PathStep } from './types.js';
 
@@ -188,25 +188,17 @@ export function slotsInUse(snapshot: ActivitySnapshot): number {
 export interface TerminateScope {
   snapshot: ActivitySnapshot;
   /**
-   * Per application name, the rows `--app <name>` can select (a name without wildcards matches
-   * itself exactly) and what terminate's planner needs of them, made once per diagnosis: planning
-   * each group against every row of a 1,500-session incident was most of the tree's time.
+   * Per application name, the part of the snapshot `--app <name>` can select (a name without
+   * wildcards matches itself exactly), made once per diagnosis: planning each group against every
+   * row of a 1,500-session incident was most of the tree's time.
    */
-  byApp?: Map<string, { snapshot: ActivitySnapshot; fingerprints: Fingerprint[] }>;
+  byApp?: Map<string, ActivitySnapshot>;
 }
 
 /** The part of the snapshot terminate's planner can select with `--app <app>`. */
-function appScope(scope: TerminateScope, app: string): { snapshot: ActivitySnapshot; fingerprints: Fingerprint[] } {
-  scope.byApp ??= new Map(
-    bucketSessions(scope.snapshot.rows, ['app']).map(({ keys, rows }) => [
-      keys.app ?? '',
-      {
-        snapshot: { ...scope.snapshot, rows },
-        fingerprints: rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null })),
-      },
-    ]),
-  );
-  return scope.byApp.get(app) ?? { snapshot: { ...scope.snapshot, rows: [] }, fingerprints: [] };
+function appScope(scope: TerminateScope, app: string): ActivitySnapshot {
+  scope.byApp ??= new Map(bucketSessions(scope.snapshot.rows, ['app']).map(({ keys, rows }) => [keys.app ?? '', { ...scope.snapshot, rows }]));
+  return scope.byApp.get(app) ?? { ...scope.snapshot, rows: [] };
 }
 
 /**
@@ -229,9 +221,8 @@ export function terminateFor(scope: TerminateScope, target: SessionRow[], base: 
   if (target.length > DEFAULT_MAX) extra.push(['--max', String(target.length)]);
   // Only called with one application and no wildcards: see appScope.
   const selects = (f: TerminateFilters) => {
-    const { snapshot, fingerprints } = appScope(scope, f.apps[0]!);
-    const plan = planTermination(snapshot, fingerprints, { filters: f, allDatabases: otherDb, includeSuperusers: superusers, cancelFirst: Boolean(base.cancelFirst) });
-    return plan.planned.length === want.size && plan.planned.every((p) => want.has(p.pid));
+    const planned = plannedPids(appScope(scope, f.apps[0]!), { filters: f, allDatabases: otherDb, includeSuperusers: superusers, cancelFirst: Boolean(base.cancelFirst) });
+    return planned.length === want.size && planned.every((p) => want.has(p));
   };
   const args = (f: TerminateFilters): Arg[] => [
     ...f.states.map((x): Arg => ['--state', x]),
