@@ -87,17 +87,18 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
     // pg_locks is read only when a wait needs it (a relation, a tuple, ...: who blocks whom then
     // comes from the lock table, linearly in a queue); 'none' leaves it to pg_blocking_pids().
     const state = (lockDetail: LockDetail = 'targeted') =>
-      [serverProfileRead(session), activityRead(session, { withPrepared: true, lean: true, lockDetail, queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS })] as const;
+      [activityRead(session, { withPrepared: true, lean: true, lockDetail, queryChars: opts.queryChars ?? DIAGNOSE_QUERY_CHARS }), serverProfileRead(session)] as const;
     const optional = () => [settingsRead(session), statementsProbeRead(statementsOpts)] as const;
     let probe: StatementsProbe | null = null;
-    let first: FirstRoundTrip<[ServerProfileFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]> | undefined;
+    let first: FirstRoundTrip<[ActivitySnapshot, ServerProfileFacts, SettingsFacts, StatementsProbe]> | undefined;
     try {
-      // Everything in one round trip: the state now (server facts, limits, activity, prepared
-      // transactions: one snapshot of pg_stat_activity), then the settings and the statements
-      // probe, which the server reads while dbdoctor is still reading the activity rows. The lock
+      // Everything in one round trip: the state now (activity, prepared transactions, server
+      // facts, limits: one snapshot of pg_stat_activity), then the settings and the statements
+      // probe. The activity comes first: the server reads everything else while dbdoctor is still
+      // parsing its rows (at 1,500 sessions, longer than the server takes for the rest). The lock
       // table, when a wait needs it, comes in a second (the activity read's follow-up).
-      first = await readFirst<[ServerProfileFacts, ActivitySnapshot, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
-      const [{ server, limits }, activity, settings, found] = await first.finish();
+      first = await readFirst<[ActivitySnapshot, ServerProfileFacts, SettingsFacts, StatementsProbe]>(session, ...state(), ...optional());
+      const [activity, { server, limits }, settings, found] = await first.finish();
       [facts.server, facts.limits, facts.activity, facts.settings, probe] = [server, limits, activity, settings, found];
     } catch (err) {
       // One failing statement fails its round trip. When an optional read may be the one (a
@@ -109,7 +110,7 @@ export async function gatherFacts(target: Target, sessionOpts: SessionOptions, o
       // state itself was the one, it fails again the same way (after a second lock_timeout or
       // statement_timeout), and the diagnosis reports that failure as before.
       if (!(err instanceof DbdoctorError) || !OPTIONAL_FAILURES.has(err.cause_id)) throw err;
-      const [{ server, limits }, activity] = await readTogether<[ServerProfileFacts, ActivitySnapshot]>(session, ...state('none'));
+      const [activity, { server, limits }] = await readTogether<[ActivitySnapshot, ServerProfileFacts]>(session, ...state('none'));
       [facts.server, facts.limits, facts.activity] = [server, limits, activity];
       const [, , readSettings, readProbe] = first?.done ?? [];
       const unavailable = (reason: string) => {
