@@ -14,7 +14,7 @@ import { type Arg, database, fixedStep, type NextStep, role, type SqlPart, sqlSt
 import type { Thresholds } from '../thresholds.js';
 import { largest } from '../stats.js';
 import { SettingsView, settingNumber } from './settings.js';
-import { appLabel, type Context, cut, dur, emptyEvidence, finding, MAX_PIDS, type NodeResult, nonNull, pathStep, plural, rootIit, runbookStep, uniq } from './shared.js';
+import { appLabel, type Context, cut, distinct, dur, emptyEvidence, finding, MAX_PIDS, type NodeResult, nonNull, pathStep, plural, rootIit, runbookStep, uniq } from './shared.js';
 import type { Evidence, EvidenceGroup, Finding, SettingsFacts } from './types.js';
 
 export const NODES = ['blocking', 'ddl-queue'] as const;
@@ -103,7 +103,7 @@ function cycleGroup(c: Context, cycle: LockCycle, rows: ReadonlyMap<number, Sess
       application: members[0]?.application_name ?? null,
       client: members[0] ? clientOf(members[0]) : null,
       database: members[0]?.datname ?? null,
-      users: uniq(nonNull(members.map((r) => r.usename))),
+      users: distinct(members, (r) => r.usename),
       state: null,
       wait_event: null,
       count: cycle.members.length + cycle.stuck.length,
@@ -160,12 +160,12 @@ export function blocking(c: Context): BlockingResult {
     sessions: report.waiting,
     pids: uniq([...report.roots.map((r) => r.pid).filter((p) => p !== 0), ...blocked]).slice(0, MAX_PIDS),
     prepared_transactions: prepared.map((p) => ({ gid: p.gid, owner: p.owner, database: p.database, transaction: p.transaction })),
-    applications: uniq(nonNull(eg.map((g) => g.application))),
-    clients: uniq(nonNull(eg.map((g) => g.client))),
+    applications: distinct(eg, (g) => g.application),
+    clients: distinct(eg, (g) => g.client),
     users: uniq(eg.flatMap((g) => g.users)),
-    databases: uniq(nonNull(eg.map((g) => g.database))),
+    databases: distinct(eg, (g) => g.database),
     oldest_ms: g0.oldest_ms,
-    statements: uniq(nonNull(eg.map((g) => g.statement))).slice(0, 5),
+    statements: distinct(eg, (g) => g.statement).slice(0, 5),
     facts: [
       `${plural(report.waiting, 'session')} ${report.waiting === 1 ? 'waits' : 'wait'} on locks; ${plural(report.roots.length, 'root blocker')}${report.cycles.length ? `, ${plural(report.cycles.length, 'lock cycle')}` : ''}`,
       ...report.roots
@@ -235,10 +235,10 @@ export function ddlQueue(c: Context, found: BlockingResult): NodeResult {
     sessions: h0.node.behind + 1,
     pids: uniq(heads.flatMap((h) => [h.node.pid])).concat(behindPids).slice(0, MAX_PIDS),
     applications: uniq(heads.map((h) => h.node.session?.application_name ?? '')),
-    users: uniq(nonNull(heads.map((h) => h.node.session?.usename))),
-    databases: uniq(nonNull(heads.map((h) => h.node.session?.datname))),
+    users: distinct(heads, (h) => h.node.session?.usename),
+    databases: distinct(heads, (h) => h.node.session?.datname),
     oldest_ms: groups[0]!.oldest_ms,
-    statements: uniq(nonNull(groups.map((g) => g.statement))),
+    statements: distinct(groups, (g) => g.statement),
     facts: heads.slice(0, 5).map((h) => `pid ${h.node.pid} (${appLabel(h.node.session?.application_name)}) waits for a table lock ${h.depth === 1 ? `held by ${h.root.pid === 0 ? 'a prepared transaction' : `pid ${h.root.pid}`}` : `behind pid ${h.root.pid}`}${h.roots.length > 1 ? ` and ${plural(h.roots.length - 1, 'more root blocker')}` : ''}; ${plural(h.node.behind, 'session')} queued behind it`),
     groups,
   };

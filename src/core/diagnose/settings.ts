@@ -13,11 +13,11 @@ import type { BlockingResult } from './blocking-locks.js';
 import type { IdlePoolResult, LeakResult } from './leaks.js';
 import {
   type Context,
+  distinct,
   emptyEvidence,
   finding,
   MAX_PIDS,
   type NodeResult,
-  nonNull,
   pathStep,
   plural,
   RANK,
@@ -203,7 +203,7 @@ function guardFinding(view: SettingsView, g: GuardSpec): Finding | null {
       next.push(fix);
     }
   }
-  const dbs = uniq(nonNull(off.map((p) => p.db)));
+  const dbs = distinct(off, (p) => p.db);
   const db0 = off.find((p) => p.db === dbs[0]);
   if (dbs.length === 1 && db0) next.push(statementStep(`or for every role in database ${dbs[0]}`, ['ALTER DATABASE ', database(db0.db!, db0.dbOid), ...set], `ALTER DATABASE ... SET ${g.name}`));
   if (g.systemWide) next.push(statementStep('or server-wide (roles and databases with their own value keep it)', [`ALTER SYSTEM SET ${g.name} = `, literal(g.value), '; SELECT pg_reload_conf();'], ''));
@@ -240,7 +240,7 @@ export function visibility(c: Context): VisibilityResult {
   const ev = emptyEvidence();
   ev.sessions = hidden.length;
   ev.pids = hidden.map((r) => r.pid).slice(0, MAX_PIDS);
-  ev.users = uniq(nonNull(hidden.map((r) => r.usename)));
+  ev.users = distinct(hidden, (r) => r.usename);
   ev.applications = uniq(hidden.map((r) => r.application_name));
   ev.facts = [
     `${plural(hidden.length, 'session')} of other roles ${hidden.length === 1 ? 'is' : 'are'} hidden: state, ages, client and query unknown`,

@@ -12,7 +12,7 @@ import { normalizeStatement } from '../normalize.js';
 import { fixedStep, type NextStep, textStep } from '../printed.js';
 import { isClientWait, longActiveQueries, type StatementGroup, statementGroups } from '../queries.js';
 import { durationArg } from '../thresholds.js';
-import { appLabel, type Context, cut, dur, emptyEvidence, evidenceOf, finding, lockWaiter, type NodeResult, nonNull, pathStep, plural, runbookStep, sharePct, terminateFor, topApps, uniq } from './shared.js';
+import { appLabel, type Context, cut, distinct, dur, emptyEvidence, evidenceOf, finding, lockWaiter, type NodeResult, nonNull, pathStep, plural, runbookStep, sharePct, terminateFor, topApps, uniq } from './shared.js';
 import type { EvidenceGroup, Finding, PgssStatus, SeqScanTable, StatementsFacts, TopStatement } from './types.js';
 
 export const NODES = ['long-queries', 'same-statement', 'top-statements', 'seq-scans'] as const;
@@ -99,7 +99,7 @@ export function sameStatement(c: Context): SameStatementResult {
     application: g.applications[0] ?? null,
     client: null,
     database: null,
-    users: uniq(nonNull(rowsOf(g).map((r) => r.usename))),
+    users: distinct(rowsOf(g), (r) => r.usename),
     state: 'active',
     wait_event: null,
     count: g.count,
@@ -172,8 +172,8 @@ export function topStatements(c: Context): NodeResult {
     ...st.by_mean.map((s) => `by mean: ${fmt(s, false)}`),
   ];
   if (!server.can_read_all_stats) ev.facts.push("other roles' statement texts show as <insufficient privilege> without pg_read_all_stats");
-  ev.users = uniq(nonNull(st.by_total.map((s) => s.role)));
-  ev.databases = uniq(nonNull(st.by_total.map((s) => s.database)));
+  ev.users = distinct(st.by_total, (s) => s.role);
+  ev.databases = distinct(st.by_total, (s) => s.database);
   const s0 = st.by_total[0]!;
   const f = finding(
     'slow-queries',
