@@ -12,6 +12,7 @@ import {
   isParallelWorker,
   isVisible,
   type SessionRow,
+  snapshotByPid,
   stateOf,
 } from './activity.js';
 import { buildBlockingReport } from './blocking.js';
@@ -419,13 +420,15 @@ export function planTermination(snapshot: ActivitySnapshot, fingerprints: Finger
 }
 
 /**
- * The pids `planTermination` would plan for a snapshot it was just made from (each session's
- * fingerprint is its own row), without building the plan: what `diagnose` asks of every terminate
- * command it offers, to print only one that selects exactly its group.
+ * The pids `planTermination` would plan with fingerprints taken from the snapshot itself (a pid's
+ * fingerprint is its row, the last one for a pid a hand-made `--from` file lists twice, as
+ * planTermination's own lookup has it), without building the plan: what `diagnose` asks of every
+ * terminate command it offers, to print only one that selects exactly its group.
  */
 export function plannedPids(snapshot: ActivitySnapshot, opts: PlanOptions): number[] {
+  const own = snapshotByPid(snapshot);
   const pids: number[] = [];
-  walkPlan(snapshot, (r) => r, opts, { planned: (r) => pids.push(r.pid), excluded: () => {} });
+  walkPlan(snapshot, (r) => own.get(r.pid), opts, { planned: (r) => pids.push(r.pid), excluded: () => {} });
   return pids;
 }
 

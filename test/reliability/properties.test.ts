@@ -710,13 +710,21 @@ describe('planTermination over random sessions', () => {
     );
   });
 
-  test("plannedPids (diagnose's check of the terminate commands it prints) plans exactly what planTermination plans from the same snapshot's fingerprints", () => {
+  test("plannedPids (diagnose's check of the terminate commands it prints) plans exactly what planTermination plans from the same snapshot's fingerprints, a pid listed twice included", () => {
+    // a hand-made --from file may list a pid twice: the same row, or one with another identity or state
+    const twice = fc.array(fc.record({ at: fc.nat(), change: fc.constantFrom('none', 'backend_start', 'state') }), { maxLength: 4 });
     fc.assert(
-      fc.property(planInputArb, ({ snapshot, opts }) => {
-        const own: Fingerprint[] = snapshot.rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null }));
-        expect(plannedPids(snapshot, opts)).toEqual(planTermination(snapshot, own, opts).planned.map((p) => p.pid));
+      fc.property(planInputArb, twice, ({ snapshot, opts }, dups) => {
+        const rows = [...snapshot.rows];
+        for (const d of dups) {
+          const r = snapshot.rows[d.at % snapshot.rows.length]!;
+          rows.splice(d.at % (rows.length + 1), 0, d.change === 'none' ? r : d.change === 'state' ? { ...r, state: r.state === 'idle' ? 'active' : 'idle' } : { ...r, backend_start: `${r.backend_start}0` });
+        }
+        const s = { ...snapshot, rows };
+        const own: Fingerprint[] = rows.map((r) => ({ pid: r.pid, backend_start: r.backend_start, state: r.state, state_change: null, xact_start: null, query_start: null }));
+        expect(plannedPids(s, opts)).toEqual(planTermination(s, own, opts).planned.map((p) => p.pid));
       }),
-      { numRuns: 800 },
+      { numRuns: 1500 },
     );
   });
 });

@@ -8,7 +8,7 @@
 import type { SessionRow } from '../activity.js';
 import type { Severity } from '../exit-codes.js';
 import { database, fixedStep, literal, type NextStep, role, type SqlPart, sqlLiteral, sqlStep, statementStep } from '../printed.js';
-import { isVisible, snapshotByPid } from '../activity.js';
+import { byPid, isVisible, snapshotByPid } from '../activity.js';
 import type { BlockingResult } from './blocking-locks.js';
 import type { IdlePoolResult, LeakResult } from './leaks.js';
 import {
@@ -159,25 +159,25 @@ interface RoleInDatabase {
   rows: SessionRow[];
 }
 
-/** The guard's sessions by role and database, in the order first seen; each session once (a root idle in transaction is among the idle in transaction too). */
+/**
+ * The guard's sessions by role and database (a database named '' counts as none), in the order
+ * first seen; each pid once, as its last row (a root idle in transaction is among the idle in
+ * transaction too).
+ */
 function byRoleInDatabase(rows: readonly SessionRow[]): RoleInDatabase[] {
   const pairs: RoleInDatabase[] = [];
-  const byRole = new Map<string, Map<string | null, RoleInDatabase>>();
-  const seen = new Set<number>();
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    if (seen.has(r.pid)) continue;
-    seen.add(r.pid);
+  const byRole = new Map<string, Map<string, RoleInDatabase>>();
+  for (const r of byPid(rows).values()) {
     if (!r.usename) continue;
     let dbs = byRole.get(r.usename);
     if (!dbs) {
       dbs = new Map();
       byRole.set(r.usename, dbs);
     }
-    let p = dbs.get(r.datname);
+    let p = dbs.get(r.datname ?? '');
     if (!p) {
       p = { role: r.usename, roleOid: r.usesysid ?? null, db: r.datname, dbOid: r.datid ?? null, rows: [] };
-      dbs.set(r.datname, p);
+      dbs.set(r.datname ?? '', p);
       pairs.push(p);
     }
     p.rows.push(r);
