@@ -131,8 +131,13 @@ function checkActivity(v: unknown): ActivitySnapshot | null {
   const a = obj(v, 'activity');
   fields(a, { server_version_num: 'int', taken_at: 'str', database: 'str' }, 'activity');
   const rows = arr(a.rows, 'activity.rows');
+  // pg_stat_activity shows a server process once: a pid listed twice is no snapshot dbdoctor wrote
+  // (and would leave which of its rows counts to each reader).
+  const pids = new Set<number>();
   rows.forEach((r, i) => {
-    checkRow(r, `activity.rows[${i}]`);
+    const { pid } = checkRow(r, `activity.rows[${i}]`);
+    if (pids.has(pid)) throw new Bad(`activity.rows[${i}].pid ${pid} is listed twice`);
+    pids.add(pid);
   });
   arr(a.prepared, 'activity.prepared').forEach((p, i) => {
     fields(obj(p, `activity.prepared[${i}]`), { gid: 'str', owner: 'str', database: 'str', transaction: 'str', age_ms: 'num' }, `activity.prepared[${i}]`);

@@ -62,6 +62,10 @@ describe('a broken or hostile document is a usage error', () => {
       d.report.connect = { ok: 'yes' };
       return d;
     }],
+    ['a pid listed twice (its two rows would leave which one counts to each reader)', (d) => {
+      d.report.activity.rows.push({ ...d.report.activity.rows[0]!, backend_start: '2000-01-01 00:00:00+00' });
+      return d;
+    }],
     ['a bad limit kind', (d) => {
       d.report.limits = [{ kind: 'table', name: 'x', conn_limit: 1, connections: 1 }];
       return d;
@@ -72,5 +76,10 @@ describe('a broken or hostile document is a usage error', () => {
   });
   test('not JSON', () => {
     expect(() => parseSnapshotText('{', 'f.json')).toThrow(/f\.json is not valid JSON/);
+  });
+  test('a pid listed twice is named', () => {
+    const d = good();
+    d.report.activity.rows.push({ ...d.report.activity.rows[0]! });
+    expect(() => factsFromSnapshot(d, 'f.json')).toThrow(new RegExp(`activity\\.rows\\[${d.report.activity.rows.length - 1}\\]\\.pid ${d.report.activity.rows[0]!.pid} is listed twice`));
   });
 });
