@@ -333,11 +333,15 @@ function dollarAfterName(s: string, t: IdentTok, out: SpanSet): void {
  */
 const SECRET_COLUMN = /(?:password|passwd|secret)(?:_?(?:hash|digest))?$/i;
 
-/** Whether the identifier at sig[i] is such a name (quoted too, in each way its escapes may read). */
-function namesSecret(s: string, sig: Tok[], i: number, name: RegExp): boolean {
+/** A quoted identifier at sig[i], decoded in each way its escapes may read; none for an unquoted one. */
+function identReadings(s: string, sig: Tok[], i: number): Decoded[] {
   const t = sig[i] as IdentTok;
-  if (t.quoted === 'no') return name.test(s.slice(t.start, t.end));
-  return (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).some((esc) => name.test(decodeIdent(s, t, esc).text));
+  return t.quoted === 'no' ? [] : (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).map((esc) => decodeIdent(s, t, esc));
+}
+
+/** Whether the identifier `t` is such a name (as written, or in each of its `readings` when quoted). */
+function namesSecret(s: string, t: IdentTok, readings: Decoded[], name: RegExp): boolean {
+  return t.quoted === 'no' ? name.test(s.slice(t.start, t.end)) : readings.some((d) => name.test(d.text));
 }
 
 /** One reading of the statement (standard_conforming_strings on or off). Returns: a secret goes on past the end. */
@@ -356,7 +360,7 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
   // its constants: which of them is the secret depends on where the name is (password = 'x',
   // 'x' = password, password <> 'x', t.password::text = 'x', password = crypt('x', password),
   // INSERT INTO users (name, password) VALUES ('bob', 'x'), (password, id) = ('x', 1), ...).
-  if (sig.some((t, i) => t.kind === 'ident' && namesSecret(s, sig, i, SECRET_COLUMN))) {
+  if (sig.some((t, i) => t.kind === 'ident' && namesSecret(s, t, identReadings(s, sig, i), SECRET_COLUMN))) {
     for (const t of sig) {
       if (t.kind === 'string') for (const p of t.parts) out.push([p.start, p.end]);
       else if (t.kind === 'number') out.push([t.start, t.end]);
@@ -389,8 +393,8 @@ function readStatement(s: string, toks: Tok[], depth: number, open: boolean, out
       continue;
     }
     if (t.kind === 'ident') {
-      const ds = t.quoted === 'no' ? [] : (t.quoted === 'unicode' ? uescapesOf(s, sig, i) : ['\\']).map((esc) => decodeIdent(s, t, esc));
-      if (namesSecret(s, sig, i, SECRET_NAME)) {
+      const ds = identReadings(s, sig, i);
+      if (namesSecret(s, t, ds, SECRET_NAME)) {
         if (t.quoted === 'no') dollarAfterName(s, t, out);
         const v = valueAfterName(s, sig, i);
         if (v.kind === 'string') whole.add(v.tok);

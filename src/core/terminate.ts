@@ -421,9 +421,9 @@ export function planTermination(snapshot: ActivitySnapshot, fingerprints: Finger
 
 /**
  * The pids `planTermination` would plan with fingerprints taken from the snapshot itself (a pid's
- * fingerprint is its row, the last one for a pid a hand-made `--from` file lists twice, as
- * planTermination's own lookup has it), without building the plan: what `diagnose` asks of every
- * terminate command it offers, to print only one that selects exactly its group.
+ * fingerprint is its row, looked up by pid as planTermination looks its fingerprints up), without
+ * building the plan: what `diagnose` asks of every terminate command it offers, to print only one
+ * that selects exactly its group.
  */
 export function plannedPids(snapshot: ActivitySnapshot, opts: PlanOptions): number[] {
   const own = snapshotByPid(snapshot);

@@ -8,7 +8,7 @@ import { type Capacity, capacityOf, capacitySeverity, nearLimits, worst } from '
 import { bucketSessions, clientOf, countsByName } from '../connections.js';
 import type { Severity } from '../exit-codes.js';
 import { database, fixedStep, type NextStep, role, statementStep } from '../printed.js';
-import { appLabel, type Context, distinct, emptyEvidence, finding, MAX_PIDS, type NodeResult, pathStep, plural, RANK, sharePct, slotsInUse, } from './shared.js';
+import { appLabel, type Context, distinct, emptyEvidence, finding, MAX_PIDS, type NodeResult, pathStep, plural, RANK, sharePct, slotsInUse } from './shared.js';
 import type { Finding, HolderRow } from './types.js';
 
 export const NODES = ['capacity', 'connection-limit', 'who-holds'] as const;

@@ -8,8 +8,9 @@
  * dbdoctor SETs statement_timeout, lock_timeout and idle_in_transaction_session_timeout (and
  * DateStyle, which is not read here) on its own session, so `setting` is its own value: the
  * server's is `reset_val`, which is what a new session gets. reset_val includes overrides for
- * dbdoctor's own role and database, and what its own connection options set (`-c name=value` in options or PGOPTIONS); the decision code knows
- * them from the override list and from client_options, and treats such a server value as masked.
+ * dbdoctor's own role and database, and what its own connection options set (`-c name=value` in
+ * options or PGOPTIONS); the decision code knows them from the override list and from
+ * client_options, and treats such a server value as masked.
  * Both catalogs are readable by every role.
  */
 import { settingsInOptions } from '../../core/conninfo.js';

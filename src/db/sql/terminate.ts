@@ -89,10 +89,10 @@ const stillBlocks = (pid: string, waiters: string, everyone: string) =>
  * has not moved since (state_change, xact_start), is still old enough, is a client backend, is
  * not dbdoctor itself, is no superuser's unless --include-superusers ($9: the plan left superusers'
  * sessions out, and a role can be made one since) and, with --blockers ($7), still a root
- * blocker: it blocks at least one other session and waits for no lock itself, nor does a parallel worker of its (a root that started
- * waiting since the plan, its statement unchanged, waits behind another session: ending it would
- * not free the queue, and the lock table read for the plan may have missed a waiter that queued
- * while it was read).
+ * blocker: it blocks at least one other session and waits for no lock itself, nor does a
+ * parallel worker of its (a root that started waiting since the plan, its statement unchanged,
+ * waits behind another session: ending it would not free the queue, and the lock table read for
+ * the plan may have missed a waiter that queued while it was read).
  *
  * "Still blocks": some session waiting for a lock names it in pg_blocking_pids() (stillBlocks:
  * the planned waiters, $8, then every session waiting on a Lock, whose inner CASE keeps the call
@@ -187,9 +187,10 @@ export async function sessionStillThere(s: Session, pid: number, backendStart: s
  * One statement for a batch of planned sessions. Each row re-checks its session exactly as
  * signalSql does (identity, state, state_change, xact_start, age, client backend, not dbdoctor,
  * no superuser's unless --include-superusers, with --blockers still a root blocker) in this
- * statement's own pg_stat_activity snapshot, and also whether the role may signal it (pg_signal_backend's rules: the session's role's privileges or
- * pg_signal_backend, and a superuser's session only by a superuser), so that no row raises an
- * error after earlier rows' signals went out. The signal is sent without waiting
+ * statement's own pg_stat_activity snapshot, and also whether the role may signal it
+ * (pg_signal_backend's rules: the session's role's privileges or pg_signal_backend, and a
+ * superuser's session only by a superuser), so that no row raises an error after earlier rows'
+ * signals went out. The signal is sent without waiting
  * (pg_terminate_backend(pid) returns once the signal is delivered): the exits are awaited together
  * by confirmExits, not one 100 ms wait after another.
  *
