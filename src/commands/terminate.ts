@@ -165,16 +165,18 @@ async function oneByOne(c: ActContext, p: PlannedSession, kind: SignalKind, afte
 /**
  * Waits for the batch's terminated sessions to exit, all at once: each step is a fresh statement
  * that lists those still there and waits server-side (up to what is left of the timeout) for one
- * of them. Bounded: every step either sees one more exit or uses up the time left.
+ * of them. Bounded: every step either sees one more exit or uses up the time left. The first step
+ * only lists (most sessions exit at once), and each exit goes into `out` as it is seen: a session
+ * that cannot exit holds up the statement that waits for it, and the exits listed with it, so
+ * without that first step an interruption there left exits that had happened unconfirmed.
  */
-async function awaitExits(c: ActContext, sent: PlannedSession[], afterCancel: boolean): Promise<Map<number, Attempt>> {
-  const out = new Map<number, Attempt>();
+async function awaitExits(c: ActContext, sent: PlannedSession[], afterCancel: boolean, out: Map<number, Attempt>): Promise<void> {
   let pending = sent;
   const deadline = Date.now() + terminateTimeout(c.options);
   try {
     for (let step = 0; pending.length > 0 && step <= sent.length + 50; step++) {
       const left = deadline - Date.now();
-      const still = await stillThere(c.session, pending, Math.max(left, 0));
+      const still = await stillThere(c.session, pending, step === 0 ? 0 : Math.max(left, 0));
       for (const p of pending) if (!still.has(p.pid)) out.set(p.pid, { ...exitConfirmed(afterCancel), fatal: false });
       pending = pending.filter((p) => still.has(p.pid));
       if (left <= 0) break;
@@ -188,7 +190,6 @@ async function awaitExits(c: ActContext, sent: PlannedSession[], afterCancel: bo
       : `SIGTERM sent; its exit could not be confirmed: ${err.message}`;
     for (const p of pending) out.set(p.pid, { outcome: 'failed', detail, fatal });
   }
-  return out;
 }
 
 /**
@@ -228,7 +229,7 @@ async function actBatch(c: ActContext, batch: PlannedSession[], kind: SignalKind
           if (step === 'sent') sent.push(p);
           else steps.set(p.pid, { ...step, fatal: false });
         });
-        for (const [pid, step] of await awaitExits(c, sent, afterCancel)) steps.set(pid, step);
+        await awaitExits(c, sent, afterCancel, steps);
       }
     } catch (err) {
       const interrupted = err instanceof InterruptedError;
@@ -559,28 +560,56 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
     .option('--json', 'one JSON document on stdout (the plan and questions, if any, go to stderr)')
     .action(async (opts: TerminateCliOptions) => {
       ctx.json = Boolean(opts.json);
-      const target = targetFrom(opts, ctx);
-      refuseConsole(target, 'terminate');
-      const options = terminateOptionsFrom(opts, ctx.env, target, sessionOptions(opts, ctx));
-      const { output } = ctx;
-      const interactive = output.stdinIsTTY && output.stderrIsTTY;
-      let planShown = false;
-      const report = await runTerminate(options, {
-        prompter: interactive ? inquirerPrompter({ signal: ctx.signal }) : null,
-        showPlan: (plan) => {
-          planShown = true;
-          // With --json, stdout is the document: the plan goes with the questions, to stderr.
-          if (opts.json) output.err(renderPlan(plan, output.errStyle, output.columns));
-          else output.out(renderPlan(plan, output.style, output.columns));
-        },
-        signal: ctx.signal,
-        version: ctx.version,
-        progress: createProgress(output, ctx.json),
-      });
-      output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown, columns: output.columns }));
-      // When the text report and stderr are the same terminal, the report's first line said it already.
-      const summaryShown = !opts.json && output.stdoutIsTTY && output.stderrIsTTY;
-      for (const line of terminateNotices(report, { summaryShown })) output.err(line);
-      ctx.exitCode = report.exit_code;
+      const stop = stopOnSignals(ctx.signal);
+      try {
+        const signal = stop.signal;
+        const target = targetFrom(opts, ctx);
+        refuseConsole(target, 'terminate');
+        const options = terminateOptionsFrom(opts, ctx.env, target, sessionOptions(opts, { ...ctx, signal }));
+        const { output } = ctx;
+        const interactive = output.stdinIsTTY && output.stderrIsTTY;
+        let planShown = false;
+        const report = await runTerminate(options, {
+          prompter: interactive ? inquirerPrompter({ signal }) : null,
+          showPlan: (plan) => {
+            planShown = true;
+            // With --json, stdout is the document: the plan goes with the questions, to stderr.
+            if (opts.json) output.err(renderPlan(plan, output.errStyle, output.columns));
+            else output.out(renderPlan(plan, output.style, output.columns));
+          },
+          signal,
+          version: ctx.version,
+          progress: createProgress(output, ctx.json),
+        });
+        output.out(opts.json ? renderJson(envelope('terminate', report, ctx.version)) : renderTerminate(report, output.style, { planShown, columns: output.columns }));
+        // When the text report and stderr are the same terminal, the report's first line said it already.
+        const summaryShown = !opts.json && output.stdoutIsTTY && output.stderrIsTTY;
+        for (const line of terminateNotices(report, { summaryShown })) output.err(line);
+        ctx.exitCode = report.exit_code;
+      } finally {
+        stop.dispose();
+      }
     });
+}
+
+/**
+ * SIGTERM or SIGHUP while `terminate` runs (cron's `timeout`, a service manager stopping the job,
+ * the terminal closed) stops it as a first Ctrl-C does: a batch whose intents are on record is
+ * signalled, its exits awaited and its outcome lines written, no later batch starts, and the run
+ * exits 130. Without this, Node's default for either signal ended the process at once, between a
+ * batch's intent lines and its outcomes. Each is taken once: the same signal again has Node's
+ * default, and ends the process at once (as a second Ctrl-C does).
+ */
+function stopOnSignals(outer: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const local = new AbortController();
+  const onSignal = () => local.abort();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGHUP', onSignal);
+  return {
+    signal: AbortSignal.any([outer, local.signal]),
+    dispose: () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
+    },
+  };
 }

@@ -4,11 +4,12 @@
  * the lock, and the audit trail.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
+import { execa } from 'execa';
+import { BIN, cleanEnv, expectNoStackTrace, parseJson, runCli } from '../support/cli.js';
 import { alive, dbdoctorSessionsLeft, idleInTransaction, idleSessions, longQueries, sorted } from '../support/incidents.js';
 import { connectionsOpenedBy, LOG_CONNECTIONS, ROLE_PASSWORD, useServer } from '../support/server.js';
 
@@ -295,3 +296,62 @@ describe('cron: the lock file', () => {
     }
   });
 });
+
+describe('stopped from outside (cron\'s timeout, a service manager, a closed terminal)', () => {
+  // One session's backend is stopped (SIGSTOP), so it takes the SIGTERM but cannot exit: the run
+  // is waiting for that exit when the signal comes. Before, Node's default for SIGTERM and SIGHUP
+  // ended dbdoctor there, leaving two intent lines and no outcome.
+  test.each(['SIGTERM', 'SIGHUP'] as const)('%s while a batch waits for an exit: every intent gets its outcome line, exit 130', async (sig) => {
+    const s = server();
+    const app = `e2e-${sig.toLowerCase()}`;
+    const idle = await idleSessions(s, 2, { app, user: 'app_user' });
+    // The exit wait asks for the lowest pid first: the stopped one comes after the quick one, so
+    // the quick one's exit is seen before the signal comes, and must stay on record as seen.
+    const [quick, slow] = sorted(idle.pids) as [number, number];
+    const audit = join(dir, `${app}.jsonl`);
+    process.kill(slow, 'SIGSTOP');
+    try {
+      const child = execa(process.execPath, [BIN, 'terminate', '--app', app, '--yes', '--json', '--audit-log', audit, '-d', s.url()], {
+        env: cleanEnv({ XDG_STATE_HOME: stateHome() }),
+        extendEnv: false,
+        reject: false,
+        timeout: 60_000,
+      });
+      // The intents are on record before any signal is sent; the exit wait follows.
+      const deadline = Date.now() + 30_000;
+      while (!(existsSync(audit) && auditLines(audit).filter((l) => l.event === 'intent').length === 2) && Date.now() < deadline) await pause(50);
+      await pause(500);
+      child.kill(sig);
+      const r = await child;
+      expectNoStackTrace({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
+      expect(r.exitCode).toBe(130);
+      expect(String(r.stderr)).toContain('dbdoctor: interrupted');
+      const lines = auditLines(audit);
+      expect(lines.map((l) => [l.event, l.pid])).toEqual([
+        ['intent', quick],
+        ['intent', slow],
+        ['outcome', quick],
+        ['outcome', slow],
+      ]);
+      const outcome = (pid: number) => lines.find((l) => l.event === 'outcome' && l.pid === pid)!;
+      expect(outcome(quick)).toMatchObject({ outcome: 'terminated' });
+      expect(outcome(slow)).toMatchObject({ outcome: 'failed', detail: expect.stringContaining('interrupted before its exit was confirmed') });
+      expect(await alive(s, [quick])).toEqual([]);
+    } finally {
+      process.kill(slow, 'SIGCONT');
+      await idle.release();
+    }
+    // Its pending SIGTERM ends the stopped backend once it runs again.
+    await expect(waitUntilGone(s, slow)).resolves.toBe(true);
+    expect(await dbdoctorSessionsLeft(s)).toBe(0);
+  }, 90_000);
+});
+
+async function waitUntilGone(s: ReturnType<typeof server>, pid: number): Promise<boolean> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if ((await alive(s, [pid])).length === 0) return true;
+    await pause(100);
+  }
+  return false;
+}
