@@ -8,12 +8,14 @@
  * written by dbdoctor: it is refused as a usage error before anything happens, and never removed.
  *
  * A lock whose holder is a dead process on this host, written by this user, is stale and taken
- * over: renamed aside (atomic: one of several runs wins it), checked to be the very file judged
+ * over, and so is one whose pid now names a process that started after the lock was written (a
+ * reboot or a crash, then the pid given to another process; Linux tells a process's start, other
+ * systems keep such a lock held as before): renamed aside (atomic: one of several runs wins it), checked to be the very file judged
  * stale, removed, and the lock taken afresh. Any other lock is held. Release removes the lock
  * only while the path still holds this run's own file.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, linkSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { DbdoctorError } from '../core/errors.js';
@@ -41,6 +43,8 @@ export interface LockDeps {
   now?: () => Date;
   /** Whether a process with this pid exists on this host. */
   isAlive?: (pid: number) => boolean;
+  /** When the process with this pid started, or null where that cannot be told. */
+  startedAt?: (pid: number) => Date | null;
 }
 
 export function processIsAlive(pid: number): boolean {
@@ -51,6 +55,38 @@ export function processIsAlive(pid: number): boolean {
     // EPERM: it exists, it just belongs to someone else.
     return errorCode(err) === 'EPERM';
   }
+}
+
+/**
+ * When the process with this pid started, on Linux: its start in clock ticks since boot
+ * (/proc/<pid>/stat, field 22; USER_HZ, 100 a second on every architecture Node runs on) after the
+ * boot time (/proc/stat's btime, whole seconds). Null elsewhere, or when the process is gone or its
+ * entry cannot be read.
+ */
+export function processStartedAt(pid: number): Date | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    return Number.isFinite(ticks) && Number.isFinite(btime) && btime > 0 ? new Date(btime * 1000 + ticks * 10) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How much later than its lock's record a process may seem to have started and still be the
+ * lock's writer: the start is known to a second (btime), and a wall clock stepped forward since
+ * the lock was written moves the start read now by as much.
+ */
+const REUSE_SLACK_MS = 60_000;
+
+/** The lock's pid names a process that started after the lock was written: not its writer. */
+function pidReused(lock: LockInfo, startedAt: (pid: number) => Date | null): boolean {
+  const written = Date.parse(lock.started_at);
+  const started = startedAt(lock.pid);
+  return started !== null && Number.isFinite(written) && started.getTime() > written + REUSE_SLACK_MS;
 }
 
 /** A lock record is small; a bigger file is not one. */
@@ -186,13 +222,14 @@ export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
     token: randomUUID(),
   };
   const alive = deps.isAlive ?? processIsAlive;
+  const startedAt = deps.startedAt ?? processStartedAt;
   let mine: string | null = null;
   let tookOverFrom: LockInfo | null = null;
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       const found = readLock(path);
       if (found) {
-        if (found.info.host !== info.host || alive(found.info.pid)) throw lockedError(path, found.info);
+        if (found.info.host !== info.host || (alive(found.info.pid) && !pidReused(found.info, startedAt))) throw lockedError(path, found.info);
         if (found.uid !== effectiveUid()) throw lockedError(path, found.info, `, no longer running, but the lock belongs to uid ${found.uid}`);
         takeOver(path, found, info.token);
         tookOverFrom = found.info;

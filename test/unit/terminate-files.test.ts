@@ -1,13 +1,13 @@
 /** The lock file and the audit log, on a real file system (temporary directories). */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { DbdoctorError } from '../../src/core/errors.js';
 import { ExitCode } from '../../src/core/exit-codes.js';
 import { openAuditLog } from '../../src/ui/audit.js';
-import { acquireLock } from '../../src/ui/lockfile.js';
+import { acquireLock, processStartedAt } from '../../src/ui/lockfile.js';
 
 let dir: string;
 beforeEach(() => {
@@ -64,6 +64,43 @@ describe('lock file', () => {
     stale.release();
     expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(lock.info.token);
     lock.release();
+  });
+
+  test("the start of a process is read from the system on Linux (dbdoctor's own, to the second), and is null elsewhere or for no process", () => {
+    const started = processStartedAt(process.pid);
+    if (process.platform === 'linux') {
+      expect(started).not.toBeNull();
+      expect(Math.abs(started!.getTime() - (Date.now() - process.uptime() * 1000))).toBeLessThan(2000);
+    } else {
+      expect(started).toBeNull();
+    }
+    expect(processStartedAt(deadPid())).toBeNull();
+  });
+
+  test('a lock whose pid now names a process started after the lock was written (a reboot, a crash) is taken over on Linux; held elsewhere', () => {
+    const path = join(dir, 'terminate.lock');
+    // A live process that started now, named by a lock written an hour ago.
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      const pid = other.pid!;
+      const record = { pid, host: hostname(), started_at: new Date(Date.now() - 3_600_000).toISOString(), token: 'before-the-reboot' };
+      writeFileSync(path, JSON.stringify(record), { mode: 0o600 });
+      if (process.platform === 'linux') {
+        const lock = acquireLock(path);
+        expect(lock.tookOverFrom).toEqual(record);
+        lock.release();
+      } else {
+        expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+      }
+      // Written after that process started: it may be its writer, so the lock is held.
+      writeFileSync(path, JSON.stringify({ ...record, started_at: new Date().toISOString(), token: 'now' }), { mode: 0o600 });
+      expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+      // Within the slack (the start is known to a second, the clock may have been stepped): held.
+      writeFileSync(path, JSON.stringify({ ...record, started_at: new Date(Date.now() - 30_000).toISOString(), token: 'slack' }), { mode: 0o600 });
+      expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+    } finally {
+      other.kill();
+    }
   });
 
   test("a lock from another host is held (its pid cannot be checked from here)", () => {
