@@ -2,31 +2,43 @@
  * The lock file that keeps two terminate runs (say, overlapping cron jobs) from acting at once.
  *
  * A lock is a regular file owned by dbdoctor's user and holding one record {pid, host, started_at,
- * token}. It appears whole: the record is written and fsync'd to a new file beside it, which is
- * then hard-linked to the lock's path (link() fails when anything is there, so one run wins).
- * Anything else at the path (another file, a symbolic link, a directory, a device, a FIFO) was not
- * written by dbdoctor: it is refused as a usage error before anything happens, and never removed.
+ * token}, with the writer's boot_id and start_ticks where the system tells them. It appears
+ * whole: the record is written and fsync'd to a new file beside it, which is then hard-linked to
+ * the lock's path (link() fails when anything is there, so one run wins). Anything else at the
+ * path (another file, a symbolic link, a directory, a device, a FIFO) was not written by dbdoctor:
+ * it is refused as a usage error before anything happens, and never removed.
  *
  * A lock whose holder is a dead process on this host, written by this user, is stale and taken
- * over, and so is one whose pid now names a process that started after the lock was written (a
- * reboot or a crash, then the pid given to another process; Linux tells a process's start, other
- * systems keep such a lock held as before): renamed aside (atomic: one of several runs wins it), checked to be the very file judged
- * stale, removed, and the lock taken afresh. Any other lock is held. Release removes the lock
- * only while the path still holds this run's own file.
+ * over, and so is one whose writer is gone though its pid is alive: where /proc shows this
+ * process's own pid namespace (Linux), a record of another boot, or whose pid now names a process
+ * that started at another tick, was left by a run that ended (killed, or the machine rebooted)
+ * and its pid given to another process. Neither reading depends on the wall clock. Elsewhere, and
+ * for a record without them, a live pid holds the lock as before. A stale lock is renamed aside
+ * (atomic: one of several runs wins it), checked to be the very file judged stale, removed, and
+ * the lock taken afresh. Any other lock is held. Release removes the lock only while the path
+ * still holds this run's own file.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { DbdoctorError } from '../core/errors.js';
 import { ExitCode } from '../core/exit-codes.js';
 import { effectiveUid, errorCode, FileProblem, openRegular, readCapped, unlinkQuietly, writeWhole } from './files.js';
 
-export interface LockInfo {
+export interface LockInfo extends Partial<ProcessIdentity> {
   pid: number;
   host: string;
   started_at: string;
   token: string;
+}
+
+/** What tells a process apart from a later one given the same pid: its boot, and its start within it. */
+export interface ProcessIdentity {
+  /** /proc/sys/kernel/random/boot_id: new at every boot. */
+  boot_id: string;
+  /** /proc/<pid>/stat's start time (field 22): clock ticks since boot, the same for the life of the process. */
+  start_ticks: number;
 }
 
 export interface HeldLock {
@@ -43,8 +55,8 @@ export interface LockDeps {
   now?: () => Date;
   /** Whether a process with this pid exists on this host. */
   isAlive?: (pid: number) => boolean;
-  /** When the process with this pid started, or null where that cannot be told. */
-  startedAt?: (pid: number) => Date | null;
+  /** The identity of the process with this pid, or null where it cannot be told. */
+  identity?: (pid: number) => ProcessIdentity | null;
 }
 
 export function processIsAlive(pid: number): boolean {
@@ -58,35 +70,32 @@ export function processIsAlive(pid: number): boolean {
 }
 
 /**
- * When the process with this pid started, on Linux: its start in clock ticks since boot
- * (/proc/<pid>/stat, field 22; USER_HZ, 100 a second on every architecture Node runs on) after the
- * boot time (/proc/stat's btime, whole seconds). Null elsewhere, or when the process is gone or its
- * entry cannot be read.
+ * The identity of the process with this pid (Linux), or null: where /proc is not there, where it
+ * shows another pid namespace than this process's (a pid there would name another process; seen
+ * under `unshare --pid`), where it hides other users' processes, or when the process is gone.
  */
-export function processStartedAt(pid: number): Date | null {
+export function processIdentity(pid: number): ProcessIdentity | null {
   try {
+    if (readlinkSync('/proc/self') !== String(process.pid)) return null;
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
     const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
-    return Number.isFinite(ticks) && Number.isFinite(btime) && btime > 0 ? new Date(btime * 1000 + ticks * 10) : null;
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return Number.isSafeInteger(ticks) && ticks > 0 && bootId !== '' ? { boot_id: bootId, start_ticks: ticks } : null;
   } catch {
     return null;
   }
 }
 
 /**
- * How much later than its lock's record a process may seem to have started and still be the
- * lock's writer: the start is known to a second (btime), and a wall clock stepped forward since
- * the lock was written moves the start read now by as much.
+ * Whether the lock's writer is gone though its pid is alive: the record was written in another
+ * boot, or its pid now names a process that started at another tick. False when the record or
+ * this system cannot tell.
  */
-const REUSE_SLACK_MS = 60_000;
-
-/** The lock's pid names a process that started after the lock was written: not its writer. */
-function pidReused(lock: LockInfo, startedAt: (pid: number) => Date | null): boolean {
-  const written = Date.parse(lock.started_at);
-  const started = startedAt(lock.pid);
-  return started !== null && Number.isFinite(written) && started.getTime() > written + REUSE_SLACK_MS;
+function pidReused(lock: LockInfo, identity: (pid: number) => ProcessIdentity | null): boolean {
+  if (lock.boot_id === undefined || lock.start_ticks === undefined) return false;
+  const now = identity(lock.pid);
+  return now !== null && (now.boot_id !== lock.boot_id || now.start_ticks !== lock.start_ticks);
 }
 
 /** A lock record is small; a bigger file is not one. */
@@ -100,13 +109,19 @@ interface FoundLock {
   uid: number;
 }
 
-/** Exactly the record acquireLock writes (these four fields, nothing else), or null. */
+/**
+ * Exactly a record acquireLock writes (these four fields, and the writer's identity where it could
+ * tell it: nothing else), or null.
+ */
 function parseRecord(text: string): LockInfo | null {
   try {
     const v = JSON.parse(text) as LockInfo;
-    const shape = Object.keys(v).sort().join() === 'host,pid,started_at,token';
-    const valid = Number.isSafeInteger(v.pid) && v.pid > 0 && typeof v.started_at === 'string' && [v.host, v.token].every((x) => typeof x === 'string' && x !== '');
-    return shape && valid ? { pid: v.pid, host: v.host, started_at: v.started_at, token: v.token } : null;
+    const keys = Object.keys(v).sort().join();
+    const base = Number.isSafeInteger(v.pid) && v.pid > 0 && typeof v.started_at === 'string' && [v.host, v.token].every((x) => typeof x === 'string' && x !== '');
+    const info = { pid: v.pid, host: v.host, started_at: v.started_at, token: v.token };
+    if (keys === 'host,pid,started_at,token') return base ? info : null;
+    const identified = typeof v.boot_id === 'string' && v.boot_id !== '' && Number.isSafeInteger(v.start_ticks) && (v.start_ticks ?? 0) > 0;
+    return keys === 'boot_id,host,pid,start_ticks,started_at,token' && base && identified ? { ...info, boot_id: v.boot_id, start_ticks: v.start_ticks } : null;
   } catch {
     return null; // not JSON, or null
   }
@@ -215,22 +230,26 @@ function takeOver(path: string, stale: FoundLock, token: string): void {
 
 /** Takes the lock, or throws LOCKED (held) or USAGE (not a lock). Bounded: a few attempts, no waiting. */
 export function acquireLock(path: string, deps: LockDeps = {}): HeldLock {
+  const pid = deps.pid ?? process.pid;
+  const identity = deps.identity ?? processIdentity;
   const info: LockInfo = {
-    pid: deps.pid ?? process.pid,
+    pid,
     host: deps.host ?? hostname(),
     started_at: (deps.now?.() ?? new Date()).toISOString(),
     token: randomUUID(),
+    ...identity(pid),
   };
   const alive = deps.isAlive ?? processIsAlive;
-  const startedAt = deps.startedAt ?? processStartedAt;
   let mine: string | null = null;
   let tookOverFrom: LockInfo | null = null;
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       const found = readLock(path);
       if (found) {
-        if (found.info.host !== info.host || (alive(found.info.pid) && !pidReused(found.info, startedAt))) throw lockedError(path, found.info);
-        if (found.uid !== effectiveUid()) throw lockedError(path, found.info, `, no longer running, but the lock belongs to uid ${found.uid}`);
+        if (found.info.host !== info.host) throw lockedError(path, found.info);
+        const gone = !alive(found.info.pid) ? 'no longer running' : pidReused(found.info, identity) ? 'ended: its pid now names another process' : null;
+        if (gone === null) throw lockedError(path, found.info);
+        if (found.uid !== effectiveUid()) throw lockedError(path, found.info, `, ${gone}, but the lock belongs to uid ${found.uid}`);
         takeOver(path, found, info.token);
         tookOverFrom = found.info;
         continue;

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { DbdoctorError } from '../../src/core/errors.js';
 import { ExitCode } from '../../src/core/exit-codes.js';
 import { openAuditLog } from '../../src/ui/audit.js';
-import { acquireLock, processStartedAt } from '../../src/ui/lockfile.js';
+import { acquireLock, processIdentity } from '../../src/ui/lockfile.js';
 
 let dir: string;
 beforeEach(() => {
@@ -66,38 +66,74 @@ describe('lock file', () => {
     lock.release();
   });
 
-  test("the start of a process is read from the system on Linux (dbdoctor's own, to the second), and is null elsewhere or for no process", () => {
-    const started = processStartedAt(process.pid);
-    if (process.platform === 'linux') {
-      expect(started).not.toBeNull();
-      expect(Math.abs(started!.getTime() - (Date.now() - process.uptime() * 1000))).toBeLessThan(2000);
-    } else {
-      expect(started).toBeNull();
+  const linux = process.platform === 'linux';
+  const ticksNow = () => Math.round(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 100);
+
+  test("a process's identity is read from /proc on Linux (its boot, its start in ticks, a name with ') (' in it), and is null elsewhere or for no process", async () => {
+    const own = processIdentity(process.pid);
+    // A name that ends its field with ') (' inside: the start must still be field 22.
+    const named = spawn(process.execPath, ['-e', "process.title = 'x) (y z) w'; setTimeout(() => {}, 30000)"], { stdio: 'ignore' });
+    try {
+      if (!linux) {
+        expect(own).toBeNull();
+        return;
+      }
+      expect(own).toEqual({ boot_id: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), start_ticks: expect.any(Number) });
+      expect(processIdentity(process.pid)).toEqual(own);
+      // between this process's start and now, to the tick
+      expect(Math.abs(own!.start_ticks - (ticksNow() - Math.round(process.uptime() * 100)))).toBeLessThan(200);
+      const deadline = Date.now() + 10_000;
+      while (!readFileSync(`/proc/${named.pid}/comm`, 'utf8').includes(') (') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(readFileSync(`/proc/${named.pid}/comm`, 'utf8')).toContain(') (');
+      const theirs = processIdentity(named.pid!);
+      expect(theirs?.boot_id).toBe(own!.boot_id);
+      expect(theirs!.start_ticks).toBeGreaterThanOrEqual(own!.start_ticks);
+      expect(theirs!.start_ticks).toBeLessThanOrEqual(ticksNow() + 1);
+    } finally {
+      named.kill();
     }
-    expect(processStartedAt(deadPid())).toBeNull();
+    expect(processIdentity(deadPid())).toBeNull();
   });
 
-  test('a lock whose pid now names a process started after the lock was written (a reboot, a crash) is taken over on Linux; held elsewhere', () => {
+  test('a lock records its writer\'s identity where it can tell it', () => {
     const path = join(dir, 'terminate.lock');
-    // A live process that started now, named by a lock written an hour ago.
+    const lock = acquireLock(path);
+    const record = JSON.parse(readFileSync(path, 'utf8'));
+    if (linux) expect(record).toMatchObject({ pid: process.pid, ...processIdentity(process.pid) });
+    else expect(Object.keys(record).sort()).toEqual(['host', 'pid', 'started_at', 'token']);
+    lock.release();
+  });
+
+  test('a lock whose live pid now names another process (another boot, another start) is taken over on Linux; one whose writer may still run is held', () => {
+    const path = join(dir, 'terminate.lock');
+    // A live process: the lock's pid, as after a reboot or a crash when the pid went to another process.
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
     try {
       const pid = other.pid!;
-      const record = { pid, host: hostname(), started_at: new Date(Date.now() - 3_600_000).toISOString(), token: 'before-the-reboot' };
-      writeFileSync(path, JSON.stringify(record), { mode: 0o600 });
-      if (process.platform === 'linux') {
+      const base = { pid, host: hostname(), started_at: new Date().toISOString() };
+      const theirs = processIdentity(pid);
+      const write = (record: object) => writeFileSync(path, JSON.stringify(record), { mode: 0o600 });
+      const takenOver = (record: Record<string, unknown>) => {
+        write(record);
         const lock = acquireLock(path);
         expect(lock.tookOverFrom).toEqual(record);
         lock.release();
-      } else {
+      };
+      if (linux) {
+        expect(theirs).not.toBeNull();
+        takenOver({ ...base, token: 'other-start', boot_id: theirs!.boot_id, start_ticks: theirs!.start_ticks - 1 });
+        takenOver({ ...base, token: 'other-boot', boot_id: '00000000-0000-0000-0000-000000000000', start_ticks: theirs!.start_ticks });
+        // Its writer, exactly: held.
+        write({ ...base, token: 'same', ...theirs });
         expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
       }
-      // Written after that process started: it may be its writer, so the lock is held.
-      writeFileSync(path, JSON.stringify({ ...record, started_at: new Date().toISOString(), token: 'now' }), { mode: 0o600 });
+      // A record without the writer's identity (older dbdoctor, or a system that cannot tell): a live pid holds it.
+      write({ ...base, token: 'no-identity' });
       expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
-      // Within the slack (the start is known to a second, the clock may have been stepped): held.
-      writeFileSync(path, JSON.stringify({ ...record, started_at: new Date(Date.now() - 30_000).toISOString(), token: 'slack' }), { mode: 0o600 });
-      expect(lockedCode(() => acquireLock(path))).toBe(ExitCode.LOCKED);
+      // Where this system cannot tell a process's identity, a live pid holds the lock whatever the record says.
+      write({ ...base, token: 'cannot-tell', boot_id: 'b', start_ticks: 1 });
+      expect(lockedCode(() => acquireLock(path, { identity: () => null }))).toBe(ExitCode.LOCKED);
+      expect(other.exitCode).toBeNull();
     } finally {
       other.kill();
     }
@@ -111,7 +147,13 @@ describe('lock file', () => {
 
   test('a file that is not a lock record is refused (usage), however old, and left as it was', () => {
     const path = join(dir, 'terminate.lock');
-    for (const content of ['', '{ half a rec', JSON.stringify({ pid: 1, host: 'h', started_at: 'x', token: 't', extra: 1 }), 'x'.repeat(10_000)]) {
+    const malformed = [
+      JSON.stringify({ pid: 1, host: 'h', started_at: 'x', token: 't', extra: 1 }),
+      JSON.stringify({ pid: 1, host: 'h', started_at: 'x', token: 't', boot_id: '', start_ticks: 5 }),
+      JSON.stringify({ pid: 1, host: 'h', started_at: 'x', token: 't', boot_id: 'b', start_ticks: 1.5 }),
+      JSON.stringify({ pid: 1, host: 'h', started_at: 'x', token: 't', boot_id: 'b' }),
+    ];
+    for (const content of ['', '{ half a rec', ...malformed, 'x'.repeat(10_000)]) {
       writeFileSync(path, content);
       expect(lockedCode(() => acquireLock(path, { now: () => new Date(Date.now() + 3_600_000) }))).toBe(ExitCode.USAGE);
       expect(readFileSync(path, 'utf8')).toBe(content);
