@@ -317,10 +317,20 @@ describe('stopped from outside (cron\'s timeout, a service manager, a closed ter
         reject: false,
         timeout: 60_000,
       });
-      // The intents are on record before any signal is sent; the exit wait follows.
+      // The signal comes while dbdoctor waits for the stopped one: the quick one has exited, and
+      // dbdoctor's session waits server-side for a backend's termination (still so 300 ms later,
+      // past the statement that saw the quick one go).
+      const waiting = async () =>
+        (await alive(s, [quick])).length === 0 &&
+        (await s.sql("SELECT 1 FROM pg_stat_activity WHERE application_name = 'dbdoctor' AND wait_event = 'BackendTermination'")).length === 1;
+      const settled = async () => {
+        if (!existsSync(audit) || !(await waiting())) return false;
+        await pause(300);
+        return waiting();
+      };
       const deadline = Date.now() + 30_000;
-      while (!(existsSync(audit) && auditLines(audit).filter((l) => l.event === 'intent').length === 2) && Date.now() < deadline) await pause(50);
-      await pause(500);
+      while (!(await settled()) && Date.now() < deadline) await pause(50);
+      expect(auditLines(audit).filter((l) => l.event === 'intent')).toHaveLength(2);
       child.kill(sig);
       const r = await child;
       expectNoStackTrace({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
