@@ -170,7 +170,7 @@ function reportError(err: unknown, ctx: CommandContext, debug: boolean): ExitCod
  * Parses argv and runs the command against this output and environment; returns the exit code
  * without touching the process's (the tests run the bad-input table through here, in-process).
  */
-export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv): Promise<ExitCodeValue> {
+export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv, hooks: RunHooks = {}): Promise<ExitCodeValue> {
   const controller = new AbortController();
   const ctx: CommandContext = { output, env, signal: controller.signal, version: pkg.version, exitCode: ExitCode.OK, json: false, argv: argv.slice(2), notices: new Set() };
   let interrupts = 0;
@@ -180,6 +180,29 @@ export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv
     if (interrupts > 1) process.exit(ExitCode.INTERRUPTED);
   };
   process.on('SIGINT', onSigint);
+  // SIGTERM and SIGHUP, for a command that opts in (CommandContext.stopOnSignals): the first as a
+  // first Ctrl-C; the same signal again has Node's default (the handlers are gone, so it ends the
+  // process, or goes to whoever else listens: the demo's teardown, a prompt's).
+  let stoppedBy: NodeJS.Signals | null = null;
+  const offStop = () => {
+    process.off('SIGTERM', onStop);
+    process.off('SIGHUP', onStop);
+  };
+  function onStop(sig: NodeJS.Signals): void {
+    if (stoppedBy === null) {
+      stoppedBy = sig;
+      hooks.stopped?.(sig);
+      controller.abort();
+      return;
+    }
+    offStop();
+    process.kill(process.pid, sig);
+  }
+  ctx.stopOnSignals = () => {
+    process.on('SIGTERM', onStop);
+    process.on('SIGHUP', onStop);
+    return offStop;
+  };
   const debug = argv.includes('--debug');
   let code: ExitCodeValue;
   try {
@@ -199,13 +222,23 @@ export async function run(argv: string[], output: Output, env: NodeJS.ProcessEnv
     code = controller.signal.aborted ? reportError(new InterruptedError(), ctx, debug) : reportError(err, ctx, debug);
   } finally {
     process.off('SIGINT', onSigint);
+    offStop();
   }
   return code;
 }
 
+export interface RunHooks {
+  /** A SIGTERM or SIGHUP stopped the command (one that opted in). */
+  stopped?: (signal: NodeJS.Signals) => void;
+}
+
 /** The entry point: runs argv with the process's streams and environment, and sets the exit status. */
 export async function main(argv: string[], output: Output = processOutput()): Promise<ExitCodeValue> {
-  const code = await run(argv, output, process.env);
+  let hungUp = false;
+  const code = await run(argv, output, process.env, { stopped: (sig) => (hungUp = sig === 'SIGHUP') });
   process.exitCode = code;
+  // The terminal is gone: end by the signal, now that the run has cleaned up. Exiting normally
+  // would have Node give the dead terminal its modes back, which aborts the process (SIGABRT).
+  if (hungUp) process.kill(process.pid, 'SIGHUP');
   return code;
 }

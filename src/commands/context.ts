@@ -25,6 +25,13 @@ export interface CommandContext {
   argv?: readonly string[];
   /** Warnings already given in this run (shared by the steps the guide runs), to give each once. */
   notices?: Set<string>;
+  /**
+   * Opts in to SIGTERM and SIGHUP stopping the command as a first Ctrl-C does (`signal` aborts;
+   * the same signal again ends the process at once); returns the function that opts out. For a
+   * command that must finish what it started (terminate: the outcome lines of a batch whose
+   * intents are on record). Others keep Node's default, or their own handlers.
+   */
+  stopOnSignals?: () => () => void;
 }
 
 export interface ConnectionCliOptions extends ConnectionFlags {

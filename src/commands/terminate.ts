@@ -108,6 +108,12 @@ function osUserName(): string {
   }
 }
 
+/**
+ * The longest one server-side wait for an exit (awaitExits): short, so that the exits of the
+ * others are seen while a session that cannot exit is waited for.
+ */
+const EXIT_POLL_MS = 250;
+
 /** Keeps pg_terminate_backend's wait under dbdoctor's own statement_timeout. */
 function terminateTimeout(o: TerminateOptions): number {
   const statementTimeout = o.session.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
@@ -164,19 +170,21 @@ async function oneByOne(c: ActContext, p: PlannedSession, kind: SignalKind, afte
 
 /**
  * Waits for the batch's terminated sessions to exit, all at once: each step is a fresh statement
- * that lists those still there and waits server-side (up to what is left of the timeout) for one
- * of them. Bounded: every step either sees one more exit or uses up the time left. The first step
- * only lists (most sessions exit at once), and each exit goes into `out` as it is seen: a session
- * that cannot exit holds up the statement that waits for it, and the exits listed with it, so
- * without that first step an interruption there left exits that had happened unconfirmed.
+ * that lists those still there and waits server-side for one of them, up to EXIT_POLL_MS (or what
+ * is left of the timeout). The first step only lists (most sessions exit at once). Each exit goes
+ * into `out` as it is seen: a session that cannot exit holds up the statement that waits for it,
+ * and with it the list of the others, so the waits are short and an exit is on record within
+ * EXIT_POLL_MS even when an interruption comes while a stuck session is waited for. Bounded: every
+ * step sees an exit or waits its share of the time left.
  */
 async function awaitExits(c: ActContext, sent: PlannedSession[], afterCancel: boolean, out: Map<number, Attempt>): Promise<void> {
   let pending = sent;
-  const deadline = Date.now() + terminateTimeout(c.options);
+  const timeout = terminateTimeout(c.options);
+  const deadline = Date.now() + timeout;
   try {
-    for (let step = 0; pending.length > 0 && step <= sent.length + 50; step++) {
+    for (let step = 0; pending.length > 0 && step <= sent.length + Math.ceil(timeout / EXIT_POLL_MS) + 50; step++) {
       const left = deadline - Date.now();
-      const still = await stillThere(c.session, pending, step === 0 ? 0 : Math.max(left, 0));
+      const still = await stillThere(c.session, pending, step === 0 ? 0 : Math.min(Math.max(left, 0), EXIT_POLL_MS));
       for (const p of pending) if (!still.has(p.pid)) out.set(p.pid, { ...exitConfirmed(afterCancel), fatal: false });
       pending = pending.filter((p) => still.has(p.pid));
       if (left <= 0) break;
@@ -560,24 +568,26 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
     .option('--json', 'one JSON document on stdout (the plan and questions, if any, go to stderr)')
     .action(async (opts: TerminateCliOptions) => {
       ctx.json = Boolean(opts.json);
-      const stop = stopOnSignals(ctx.signal);
+      // SIGTERM (cron's `timeout`, a service manager) and SIGHUP (the terminal closed) stop it as a
+      // first Ctrl-C does: a batch whose intents are on record gets its outcome lines, no later
+      // batch starts, exit 130. Node's default ended the process between intents and outcomes.
+      const optOut = ctx.stopOnSignals?.() ?? (() => undefined);
       try {
-        const signal = stop.signal;
         const target = targetFrom(opts, ctx);
         refuseConsole(target, 'terminate');
-        const options = terminateOptionsFrom(opts, ctx.env, target, sessionOptions(opts, { ...ctx, signal }));
+        const options = terminateOptionsFrom(opts, ctx.env, target, sessionOptions(opts, ctx));
         const { output } = ctx;
         const interactive = output.stdinIsTTY && output.stderrIsTTY;
         let planShown = false;
         const report = await runTerminate(options, {
-          prompter: interactive ? inquirerPrompter({ signal }) : null,
+          prompter: interactive ? inquirerPrompter({ signal: ctx.signal }) : null,
           showPlan: (plan) => {
             planShown = true;
             // With --json, stdout is the document: the plan goes with the questions, to stderr.
             if (opts.json) output.err(renderPlan(plan, output.errStyle, output.columns));
             else output.out(renderPlan(plan, output.style, output.columns));
           },
-          signal,
+          signal: ctx.signal,
           version: ctx.version,
           progress: createProgress(output, ctx.json),
         });
@@ -587,29 +597,7 @@ export function terminateCommand(program: Command, ctx: CommandContext): void {
         for (const line of terminateNotices(report, { summaryShown })) output.err(line);
         ctx.exitCode = report.exit_code;
       } finally {
-        stop.dispose();
+        optOut();
       }
     });
-}
-
-/**
- * SIGTERM or SIGHUP while `terminate` runs (cron's `timeout`, a service manager stopping the job,
- * the terminal closed) stops it as a first Ctrl-C does: a batch whose intents are on record is
- * signalled, its exits awaited and its outcome lines written, no later batch starts, and the run
- * exits 130. Without this, Node's default for either signal ended the process at once, between a
- * batch's intent lines and its outcomes. Each is taken once: the same signal again has Node's
- * default, and ends the process at once (as a second Ctrl-C does).
- */
-function stopOnSignals(outer: AbortSignal): { signal: AbortSignal; dispose(): void } {
-  const local = new AbortController();
-  const onSignal = () => local.abort();
-  process.once('SIGTERM', onSignal);
-  process.once('SIGHUP', onSignal);
-  return {
-    signal: AbortSignal.any([outer, local.signal]),
-    dispose: () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGHUP', onSignal);
-    },
-  };
 }

@@ -28,7 +28,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.NOT_CONFIRMED, 'NOT CONFIRMED: nothing was done (no --yes without a TTY, answered No, or plan over --max)'],
   [ExitCode.USAGE, 'usage error: a bad flag or value (a lock file, audit log or config path that is not a regular file dbdoctor may use included)'],
   [ExitCode.INTERNAL, 'internal error: a bug (stack trace with --debug)'],
-  [ExitCode.INTERRUPTED, 'interrupted (Ctrl-C; during terminate, SIGTERM or SIGHUP too)'],
+  [ExitCode.INTERRUPTED, "interrupted (Ctrl-C; SIGTERM too during terminate and watch's screen)"],
 ];
 
 export type Severity = 'ok' | 'info' | 'warning' | 'critical' | 'unknown';

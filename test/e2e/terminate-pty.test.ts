@@ -2,7 +2,7 @@
  * The interactive flow end to end: the real binary in a real pseudo-terminal, the checkbox and
  * the confirmation driven by the test, against real sessions on a real server.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -98,6 +98,27 @@ describe('terminate on a terminal', () => {
       const after = await runCli(['terminate', '-d', s.url(), '--app', 'pty-ctrlc', '--yes'], { env: { XDG_STATE_HOME: home } });
       expect(after.exitCode).toBe(0);
       expect(await alive(s, leak.pids)).toEqual([]);
+    } finally {
+      pty.kill();
+      await leak.release();
+    }
+  });
+
+  test('SIGTERM at the prompt (a prompt library re-sends a signal nobody else handles): exit 130, nothing terminated, the lock released', async () => {
+    const s = server();
+    const leak = await idleInTransaction(s, 1, { app: 'pty-sigterm', user: 'app_user' });
+    const home = stateHome();
+    const pty = runInPty(['terminate', '-d', s.url(), '--app', 'pty-sigterm'], { env: { XDG_STATE_HOME: home } });
+    try {
+      await pty.waitFor(/Sessions to terminate/);
+      // dbdoctor is script's child (script runs `exec node ...` in the terminal).
+      const pid = Number(readFileSync(`/proc/${pty.child.pid}/task/${pty.child.pid}/children`, 'utf8').trim().split(' ')[0]);
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('terminate');
+      process.kill(pid, 'SIGTERM');
+      expect(await pty.exit).toBe(130);
+      expect(await alive(s, leak.pids)).toEqual(leak.pids);
+      expect(await dbdoctorSessionsLeft(s)).toBe(0);
+      expect(existsSync(join(home, 'dbdoctor', 'terminate.lock'))).toBe(false);
     } finally {
       pty.kill();
       await leak.release();
