@@ -326,14 +326,16 @@ describe('stopped from outside (cron\'s timeout, a service manager, a closed ter
         reject: false,
         timeout: 60_000,
       });
-      // The signal comes while dbdoctor waits for the stopped one: the quick one has exited, and
-      // dbdoctor's session waits server-side for a backend's termination (still so 300 ms later).
+      // The signal comes while dbdoctor waits for the stopped one, once the quick one has been
+      // gone long enough to be seen: a wait statement that began before it went lists it, and
+      // returns up to 250 ms later; the next one, which lists it gone, returns 250 ms after that.
+      // So: gone, and dbdoctor still waiting for a termination 1 s later.
       const waiting = async () =>
         (await alive(s, [quick])).length === 0 &&
         (await s.sql("SELECT 1 FROM pg_stat_activity WHERE application_name = 'dbdoctor' AND wait_event = 'BackendTermination'")).length === 1;
       const settled = async () => {
         if (!existsSync(audit) || !(await waiting())) return false;
-        await pause(300);
+        await pause(1000);
         return waiting();
       };
       const deadline = Date.now() + 30_000;
