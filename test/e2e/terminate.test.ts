@@ -364,16 +364,7 @@ describe('stopped from outside (cron\'s timeout, a service manager, a closed ter
       await idle.release();
     }
     // Its pending SIGTERM ends the stopped backend once it runs again.
-    await expect(waitUntilGone(s, slow)).resolves.toBe(true);
+    await waitFor(s, 'SELECT pid FROM pg_stat_activity WHERE pid = $1', [slow], (rows) => rows.length === 0, 20_000);
     expect(await dbdoctorSessionsLeft(s)).toBe(0);
   }, 90_000);
 });
-
-async function waitUntilGone(s: ReturnType<typeof server>, pid: number): Promise<boolean> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if ((await alive(s, [pid])).length === 0) return true;
-    await pause(100);
-  }
-  return false;
-}
